@@ -1,0 +1,87 @@
+#pragma once
+// L2 (market-by-price) book of one instrument in integer ticks and lots.
+//
+// Integrity policy (each case has a counter in BookCounters):
+// - negative size, unknown side, non-positive price (unless allowed), or a sequence number below
+//   the last applied one: the event is rejected and the book is unchanged;
+// - delete of an absent level: applied as a no-op and counted (`delete_absent`);
+// - crossed book at the end of a message (kLast): counted (`crossed`); with `prune_crossed` the
+//   newest information wins: levels of the opposite side at or through the price of the side
+//   updated last are removed (counted in `crossed_pruned_levels`), otherwise the book is kept
+//   crossed as the venue sent it (auction pre-opens).
+// Crossing is only checked at message boundaries because venues send the bid and ask changes of
+// one atomic update one after another.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "book/book_status.hpp"
+#include "book/price_ladder.hpp"
+#include "common/events.hpp"
+
+namespace bot4::book {
+
+struct L2BookConfig {
+  uint32_t window_ticks = 1u << 17;  // dense range of interest, power of two
+  bool prune_crossed = true;
+  bool allow_nonpositive_prices = false;
+};
+
+class L2Book {
+ public:
+  explicit L2Book(L2BookConfig config = {});
+
+  // Applies one event. The inline fast path handles the common case; everything else goes
+  // through the out-of-line slow path.
+  BookStatus apply(const BookEvent& ev);
+
+  // Applies a batch. When `record_at` is given (sorted, ascending event indices), the top of
+  // book after each of those events is written to `tops` (one entry per index).
+  void apply_batch(const BookEvent* events, size_t n, const int64_t* record_at = nullptr,
+                   size_t n_record = 0, TopOfBook* tops = nullptr);
+
+  // Direct level write used by the L3 book and the market generator: no checks, no counters.
+  void set_level(Side side, int64_t price, int64_t qty);
+
+  int64_t best_bid() const { return best_bid_; }
+  int64_t best_ask() const { return best_ask_; }
+  int64_t best_bid_qty() const { return best_bid_ == kNoBidPrice ? 0 : bids_.get(best_bid_); }
+  int64_t best_ask_qty() const { return best_ask_ == kNoAskPrice ? 0 : asks_.get(best_ask_); }
+  TopOfBook top() const;
+  int64_t qty_at(Side side, int64_t price) const;
+  uint64_t level_count(Side side) const;
+  bool crossed() const {
+    return best_bid_ != kNoBidPrice && best_ask_ != kNoAskPrice && best_bid_ >= best_ask_;
+  }
+
+  // Fills up to n (price, qty) pairs from the touch outward into `out` (2*n int64); returns the
+  // number of levels written.
+  size_t depth(Side side, size_t n, int64_t* out) const;
+  // Same, into a buffer owned by the book (one per side, overwritten by the next call); lets
+  // Python see the depth as a view without a copy.
+  const int64_t* depth_view(Side side, size_t n, size_t& levels);
+
+  void clear();
+  const BookCounters& counters() const { return counters_; }
+  void reset_counters() { counters_ = {}; }
+  const L2BookConfig& config() const { return config_; }
+  int64_t last_seq() const { return last_seq_; }
+
+ private:
+  BookStatus apply_checked(const BookEvent& ev);
+  void on_bid_removed(int64_t price);
+  void on_ask_removed(int64_t price);
+  void end_of_message(Side last_side);
+  void maybe_recenter();
+
+  L2BookConfig config_;
+  PriceLadder bids_;
+  PriceLadder asks_;
+  int64_t best_bid_ = kNoBidPrice;
+  int64_t best_ask_ = kNoAskPrice;
+  int64_t last_seq_ = INT64_MIN;
+  BookCounters counters_;
+  std::vector<int64_t> depth_buffer_[2];
+};
+
+}  // namespace bot4::book

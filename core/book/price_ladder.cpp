@@ -1,0 +1,152 @@
+#include "book/price_ladder.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <stdexcept>
+
+namespace bot4::book {
+
+PriceLadder::PriceLadder(uint32_t window_ticks)
+    : window_(window_ticks),
+      qty_(window_ticks, 0),
+      occupied_(window_ticks / 64, 0),
+      summary_((window_ticks / 64 + 63) / 64, 0) {
+  if (window_ticks < 64 || !std::has_single_bit(window_ticks)) {
+    throw std::invalid_argument("window_ticks must be a power of two >= 64");
+  }
+}
+
+int64_t PriceLadder::set_far(int64_t price, int64_t qty) {
+  auto it = far_.find(price);
+  const int64_t old = it == far_.end() ? 0 : it->second;
+  if (qty == 0) {
+    if (it != far_.end()) {
+      far_.erase(it);
+      --level_count_;
+    }
+  } else if (it == far_.end()) {
+    far_.emplace(price, qty);
+    ++level_count_;
+  } else {
+    it->second = qty;
+  }
+  return old;
+}
+
+int64_t PriceLadder::dense_highest_at_or_below(uint64_t idx) const {
+  uint64_t w = idx >> 6;
+  const unsigned shift = 63 - static_cast<unsigned>(idx & 63);
+  uint64_t word = (occupied_[w] << shift) >> shift;  // keep bits 0..idx&63
+  if (word != 0) return base_ + static_cast<int64_t>((w << 6) + 63 - std::countl_zero(word));
+  // Search lower words through the summary bitmap.
+  if (w == 0) return kNoBidPrice;
+  uint64_t prev = w - 1;
+  uint64_t s = prev >> 6;
+  const unsigned sshift = 63 - static_cast<unsigned>(prev & 63);
+  uint64_t sword = (summary_[s] << sshift) >> sshift;
+  while (true) {
+    if (sword != 0) {
+      const uint64_t wi = (s << 6) + 63 - std::countl_zero(sword);
+      const uint64_t bits = occupied_[wi];
+      return base_ + static_cast<int64_t>((wi << 6) + 63 - std::countl_zero(bits));
+    }
+    if (s == 0) return kNoBidPrice;
+    --s;
+    sword = summary_[s];
+  }
+}
+
+int64_t PriceLadder::dense_lowest_at_or_above(uint64_t idx) const {
+  uint64_t w = idx >> 6;
+  uint64_t word = occupied_[w] >> (idx & 63) << (idx & 63);  // keep bits idx&63..63
+  if (word != 0) return base_ + static_cast<int64_t>((w << 6) + std::countr_zero(word));
+  const uint64_t n_words = occupied_.size();
+  uint64_t next = w + 1;
+  if (next >= n_words) return kNoAskPrice;
+  uint64_t s = next >> 6;
+  uint64_t sword = summary_[s] >> (next & 63) << (next & 63);
+  while (true) {
+    if (sword != 0) {
+      const uint64_t wi = (s << 6) + std::countr_zero(sword);
+      const uint64_t bits = occupied_[wi];
+      return base_ + static_cast<int64_t>((wi << 6) + std::countr_zero(bits));
+    }
+    ++s;
+    if (s >= summary_.size()) return kNoAskPrice;
+    sword = summary_[s];
+  }
+}
+
+int64_t PriceLadder::highest_at_or_below(int64_t p) const {
+  if (level_count_ == 0) return kNoBidPrice;
+  int64_t best = kNoBidPrice;
+  if (p >= base_) {
+    const int64_t top = base_ + static_cast<int64_t>(window_) - 1;
+    best = dense_highest_at_or_below(static_cast<uint64_t>((p < top ? p : top) - base_));
+  }
+  if (!far_.empty()) {
+    auto it = far_.upper_bound(p);
+    if (it != far_.begin()) {
+      const int64_t far_price = std::prev(it)->first;
+      if (far_price > best) best = far_price;
+    }
+  }
+  return best;
+}
+
+int64_t PriceLadder::lowest_at_or_above(int64_t p) const {
+  if (level_count_ == 0) return kNoAskPrice;
+  int64_t best = kNoAskPrice;
+  const int64_t top = base_ + static_cast<int64_t>(window_) - 1;
+  if (p <= top) {
+    best = dense_lowest_at_or_above(static_cast<uint64_t>((p > base_ ? p : base_) - base_));
+  }
+  if (!far_.empty()) {
+    auto it = far_.lower_bound(p);
+    if (it != far_.end() && it->first < best) best = it->first;
+  }
+  return best;
+}
+
+void PriceLadder::rebase(int64_t new_base) {
+  if (!anchored_) {
+    anchored_ = true;
+    base_ = new_base;
+    return;
+  }
+  if (new_base == base_) return;
+  // Spill every dense level into the far map, then pull back those inside the new window.
+  for (size_t w = 0; w < occupied_.size(); ++w) {
+    uint64_t bits = occupied_[w];
+    while (bits != 0) {
+      const unsigned b = static_cast<unsigned>(std::countr_zero(bits));
+      bits &= bits - 1;
+      const uint64_t idx = (w << 6) + b;
+      far_.emplace(base_ + static_cast<int64_t>(idx), qty_[idx]);
+      qty_[idx] = 0;
+    }
+    occupied_[w] = 0;
+  }
+  std::fill(summary_.begin(), summary_.end(), 0);
+  base_ = new_base;
+  const int64_t end = base_ + static_cast<int64_t>(window_);
+  for (auto it = far_.lower_bound(base_); it != far_.end() && it->first < end;) {
+    const uint64_t idx = static_cast<uint64_t>(it->first - base_);
+    qty_[idx] = it->second;
+    occupied_[idx >> 6] |= uint64_t{1} << (idx & 63);
+    summary_[idx >> 12] |= uint64_t{1} << ((idx >> 6) & 63);
+    it = far_.erase(it);
+  }
+}
+
+void PriceLadder::clear() {
+  std::fill(qty_.begin(), qty_.end(), 0);
+  std::fill(occupied_.begin(), occupied_.end(), 0);
+  std::fill(summary_.begin(), summary_.end(), 0);
+  far_.clear();
+  level_count_ = 0;
+  anchored_ = false;
+  base_ = 0;
+}
+
+}  // namespace bot4::book

@@ -1,0 +1,85 @@
+#pragma once
+// One side of an L2 book: a dense array of level sizes over a power-of-two window of ticks
+// (the range of interest around the touch) with a two-level occupancy bitmap for fast
+// next-level search, plus an ordered map for levels that fall outside the window. Both halves
+// together always hold the exact side; the window only decides which half is fast.
+#include <bit>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "common/types.hpp"
+
+namespace bot4::book {
+
+class PriceLadder {
+ public:
+  explicit PriceLadder(uint32_t window_ticks);
+
+  bool anchored() const { return anchored_; }
+  int64_t base() const { return base_; }
+  uint32_t window() const { return window_; }
+  uint64_t level_count() const { return level_count_; }
+  bool empty() const { return level_count_ == 0; }
+
+  // Sets the absolute size at `price` (0 deletes). Returns the previous size.
+  inline int64_t set(int64_t price, int64_t qty);
+  inline int64_t get(int64_t price) const;
+
+  // Highest occupied price <= p, or kNoBidPrice. Lowest occupied price >= p, or kNoAskPrice.
+  int64_t highest_at_or_below(int64_t p) const;
+  int64_t lowest_at_or_above(int64_t p) const;
+
+  // Moves the window so that it starts at `new_base`; levels keep their sizes.
+  void rebase(int64_t new_base);
+  void clear();
+
+ private:
+  int64_t set_far(int64_t price, int64_t qty);
+  int64_t dense_highest_at_or_below(uint64_t idx) const;
+  int64_t dense_lowest_at_or_above(uint64_t idx) const;
+
+  uint32_t window_;
+  bool anchored_ = false;
+  int64_t base_ = 0;
+  uint64_t level_count_ = 0;
+  std::vector<int64_t> qty_;         // window_ entries
+  std::vector<uint64_t> occupied_;   // window_/64 words, bit = level present
+  std::vector<uint64_t> summary_;    // occupied_.size()/64 words (rounded up), bit = word != 0
+  std::map<int64_t, int64_t> far_;   // levels outside [base_, base_ + window_)
+};
+
+inline int64_t PriceLadder::set(int64_t price, int64_t qty) {
+  if (!anchored_) [[unlikely]] {
+    anchored_ = true;
+    base_ = price - static_cast<int64_t>(window_ / 2);
+  }
+  const uint64_t idx = static_cast<uint64_t>(price - base_);
+  if (idx >= window_) [[unlikely]] return set_far(price, qty);
+  const int64_t old = qty_[idx];
+  qty_[idx] = qty;
+  if ((old == 0) != (qty == 0)) {
+    const uint64_t w = idx >> 6;
+    const uint64_t bit = uint64_t{1} << (idx & 63);
+    if (qty != 0) {
+      occupied_[w] |= bit;
+      summary_[w >> 6] |= uint64_t{1} << (w & 63);
+      ++level_count_;
+    } else {
+      occupied_[w] &= ~bit;
+      if (occupied_[w] == 0) summary_[w >> 6] &= ~(uint64_t{1} << (w & 63));
+      --level_count_;
+    }
+  }
+  return old;
+}
+
+inline int64_t PriceLadder::get(int64_t price) const {
+  if (!anchored_) return 0;
+  const uint64_t idx = static_cast<uint64_t>(price - base_);
+  if (idx < window_) return qty_[idx];
+  auto it = far_.find(price);
+  return it == far_.end() ? 0 : it->second;
+}
+
+}  // namespace bot4::book

@@ -1,0 +1,19 @@
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace bot4::ext {
+void bind_common(py::module_& m);
+void bind_simd(py::module_& m);
+void bind_book(py::module_& m);
+}  // namespace bot4::ext
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "bot4 native core";
+  m.attr("__version__") = BOT4_VERSION;
+  m.attr("build_type") = BOT4_BUILD_TYPE;
+  m.attr("compiler") = BOT4_COMPILER;
+  bot4::ext::bind_common(m);
+  bot4::ext::bind_simd(m);
+  bot4::ext::bind_book(m);
+}
