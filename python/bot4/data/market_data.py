@@ -1,0 +1,79 @@
+"""The normalised output of every loader and of the built-in market generator."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot4.events import BBO_EVENT, BOOK_EVENT, ORDER_EVENT, TRADE_EVENT
+from bot4.instrument import InstrumentSpec
+
+log = logging.getLogger("bot4.data")
+
+
+@dataclass
+class RejectionLog:
+    """Counted rejections by reason, with the first offending line kept as a sample.
+
+    Nothing a loader drops vanishes: every dropped row lands here with its reason.
+    """
+
+    counts: Counter = field(default_factory=Counter)
+    samples: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # reason -> (file, line, text)
+
+    def reject(self, reason: str, source: str = "", line_no: int = 0, text: str = "") -> None:
+        self.counts[reason] += 1
+        if reason not in self.samples:
+            self.samples[reason] = (source, line_no, text[:200])
+            log.warning("rejected (%s) at %s:%d: %s", reason, source, line_no, text[:200])
+
+    def merge(self, other: "RejectionLog") -> None:
+        self.counts.update(other.counts)
+        for reason, sample in other.samples.items():
+            self.samples.setdefault(reason, sample)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+@dataclass
+class MarketData:
+    """Event arrays of one or more instruments, in receive order within each array.
+
+    book:   BOOK_EVENT  L2 level changes (absolute sizes), kLast on the last record of a message
+    orders: ORDER_EVENT L3 order events (empty for L2 sources)
+    trades: TRADE_EVENT public trades
+    bbo:    BBO_EVENT   the venue's own top of book, kept as a check stream (may be empty)
+    """
+
+    specs: dict[int, InstrumentSpec]
+    book: np.ndarray = field(default_factory=lambda: np.zeros(0, BOOK_EVENT))
+    orders: np.ndarray = field(default_factory=lambda: np.zeros(0, ORDER_EVENT))
+    trades: np.ndarray = field(default_factory=lambda: np.zeros(0, TRADE_EVENT))
+    bbo: np.ndarray = field(default_factory=lambda: np.zeros(0, BBO_EVENT))
+    rejections: RejectionLog = field(default_factory=RejectionLog)
+    sequence_gaps: int = 0
+    sources: list[str] = field(default_factory=list)
+    venue: str = ""
+
+    @property
+    def spec(self) -> InstrumentSpec:
+        """The single instrument's spec (error if there are several)."""
+        if len(self.specs) != 1:
+            raise ValueError(f"{len(self.specs)} instruments in this data; use .specs")
+        return next(iter(self.specs.values()))
+
+    @property
+    def level(self) -> str:
+        return "L3" if len(self.orders) else "L2"
+
+    @property
+    def level_changes(self) -> int:
+        return int(len(self.book))
