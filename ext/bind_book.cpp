@@ -163,7 +163,8 @@ void bind_book(py::module_& m) {
               py::gil_scoped_release release;
               timed = self.apply_batch_timed(data, n, latency.mutable_data());
             }
-            return latency[py::slice(0, static_cast<py::ssize_t>(timed), 1)];
+            if (timed != messages) latency.resize({static_cast<py::ssize_t>(timed)}, false);
+            return latency;
           },
           py::arg("events"), "Apply and return the per-message latency in ns (int64 array).")
       .def("counters", [](const BookSet& self) { return counters_dict(self.counters()); })

@@ -59,6 +59,8 @@ class DecimalGrid:
         return -units if negative else units
 
     def _to_units_slow(self, text: str) -> int:
+        if not isinstance(text, str) or not text.isascii():
+            raise DecimalParseError(f"{text!r} is not an ASCII decimal number")
         try:
             value = Decimal(text.strip())
         except (InvalidOperation, AttributeError) as exc:
