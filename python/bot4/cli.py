@@ -27,6 +27,81 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SEED = 7
+DEFAULT_SIM_EVENTS = 1_000_000
+
+
+def _load_stream(args: argparse.Namespace):
+    """The data named on the command line, or the embedded default market stream."""
+    import time
+
+    from bot4.data import load
+
+    start = time.perf_counter()
+    if args.data:
+        data = load(args.data, venue=args.venue, progress=not args.json)
+        label = ", ".join(args.data)
+    else:
+        from bot4.sim import generate
+
+        data = generate(seed=args.seed, n_events=args.events)
+        label = (f"embedded default market stream (simulator calibrated on Binance USD-M BTCUSDT, "
+                 f"seed {args.seed}, {args.events:,} events)")
+    return data, label, time.perf_counter() - start
+
+
+def _print_replay(result, label: str) -> None:
+    from bot4.replay import ReplayResult  # noqa: F401  (for the reader: result's type)
+
+    print(f"replayed      {label}")
+    print(f"book level    {result.level}")
+    print(f"events        {result.events:,}  ({result.messages:,} book messages)")
+    print(f"level changes {result.level_changes:,}")
+    if result.order_events:
+        print(f"order events  {result.order_events:,}")
+    print(f"trades        {result.trades:,}")
+    if result.rejected:
+        print("rejections    " + ", ".join(f"{k}={v:,}" for k, v in result.rejected.items()))
+    else:
+        print("rejections    none")
+    print(f"sequence gaps {result.sequence_gaps}")
+    print(f"final bid/ask {result.final_bid} x {result.final_bid_qty} / "
+          f"{result.final_ask} x {result.final_ask_qty}")
+    if result.bbo is not None:
+        pct = 100.0 * result.bbo.matched / result.bbo.checked if result.bbo.checked else 0.0
+        print(f"bbo checked   {result.bbo.checked:,}, matched {result.bbo.matched:,} ({pct:.2f}%), "
+              f"prices matched {result.bbo.price_matched:,}")
+        if result.bbo.first_mismatch:
+            print(f"first bbo mismatch {result.bbo.first_mismatch}")
+    print(f"load seconds  {result.load_seconds:.3f}")
+    print(f"book seconds  {result.seconds:.4f}  ({result.rate / 1e6:.1f} M events/s)")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from bot4.replay import replay
+
+    data, label, load_seconds = _load_stream(args)
+    result = replay(data, check_bbo=args.check_bbo, load_seconds=load_seconds)
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        _print_replay(result, label)
+    return 0
+
+
+def _add_stream_args(p: argparse.ArgumentParser) -> None:
+    from bot4.data import VENUES
+
+    p.add_argument("--data", nargs="+", metavar="PATH",
+                   help="recording(s); several files are one recording, replayed in the order given. "
+                        "Default: the embedded market simulator stream")
+    p.add_argument("--venue", choices=VENUES, help="data format (default: guessed from the file)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulator seed (no --data)")
+    p.add_argument("--events", type=int, default=DEFAULT_SIM_EVENTS,
+                   help="simulator events to generate (no --data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot4", description="bot4 trading platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="version, compiler, build type and SIMD levels")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("replay", help="rebuild order books from a recording or the default stream")
+    _add_stream_args(p)
+    p.add_argument("--check-bbo", action="store_true",
+                   help="compare the rebuilt top of book with the venue's own (Binance bookTicker)")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("demo", help="the main job (for now: replay the default stream with checks)")
+    _add_stream_args(p)
+    p.set_defaults(func=_cmd_replay, check_bbo=True)
     return parser
 
 

@@ -1,0 +1,62 @@
+"""Venue loaders: decode each format once into bot4's event arrays (MarketData)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot4.data.market_data import MarketData, RejectionLog
+from bot4.errors import DataError
+
+VENUES = ("binance-usdm", "binance-coinm", "binance-spot", "tardis", "lobster", "databento-mbo")
+
+
+def guess_venue(path: str | Path) -> str:
+    """Best guess of a file's format from its name and first line."""
+    name = Path(path).name.lower()
+    if name.endswith(".dbn.zst") or name.endswith(".dbn"):
+        return "databento-mbo"
+    if "_message_" in name and name.endswith(".csv"):
+        return "lobster"
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        return "tardis"
+    return "binance"
+
+
+def load(paths: str | Path | list, venue: str | None = None, progress: bool = False) -> MarketData:
+    """Load one recording (several paths = one continuous recording, in the order given)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.exists():
+            raise DataError(f"no such file: {p}")
+    if venue is None:
+        kinds = {guess_venue(p) for p in paths}
+        if len(kinds) != 1:
+            raise DataError(f"cannot replay a mix of formats together: {sorted(kinds)}")
+        venue = kinds.pop()
+    if venue == "binance" or venue.startswith("binance-"):
+        from bot4.data.binance import load_binance
+
+        market = None if venue == "binance" else venue.split("-", 1)[1]
+        return load_binance(paths, market=market, progress=progress)
+    if venue == "tardis":
+        from bot4.data.tardis import load_tardis
+
+        return load_tardis(paths, progress=progress)
+    if venue == "lobster":
+        from bot4.data.lobster import load_lobster
+
+        if len(paths) != 1:
+            raise DataError("lobster takes one message file (its orderbook file is found beside it)")
+        return load_lobster(paths[0])
+    if venue == "databento-mbo":
+        from bot4.data.databento_mbo import load_databento_mbo
+
+        if len(paths) != 1:
+            raise DataError("databento-mbo takes one .dbn.zst file")
+        return load_databento_mbo(paths[0], progress=progress)
+    raise DataError(f"unknown venue {venue!r}; expected one of {', '.join(VENUES)}")
+
+
+__all__ = ["MarketData", "RejectionLog", "VENUES", "guess_venue", "load"]

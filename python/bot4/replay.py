@@ -1,0 +1,180 @@
+"""Rebuild books from event arrays with the core, and check them against the venue's own top of
+book where the data carries one."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot4 import _core
+from bot4.data.market_data import MarketData
+from bot4.events import FLAG_LAST, NO_ASK_PRICE, NO_BID_PRICE
+
+
+@dataclass
+class BboCheck:
+    checked: int = 0
+    matched: int = 0          # price and size on both sides equal
+    price_matched: int = 0    # prices on both sides equal
+    first_mismatch: dict | None = None
+
+
+@dataclass
+class ReplayResult:
+    source: str
+    level: str
+    events: int
+    messages: int
+    level_changes: int
+    order_events: int
+    trades: int
+    rejected: dict[str, int]
+    sequence_gaps: int
+    bbo: BboCheck | None
+    final_bid: str | None
+    final_ask: str | None
+    final_bid_qty: str | None
+    final_ask_qty: str | None
+    seconds: float
+    load_seconds: float
+    book_counters: dict = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_json(self) -> dict:
+        return {
+            "source": self.source,
+            "level": self.level,
+            "events": self.events,
+            "messages": self.messages,
+            "level_changes": self.level_changes,
+            "order_events": self.order_events,
+            "trades": self.trades,
+            "rejected": self.rejected,
+            "sequence_gaps": self.sequence_gaps,
+            "bbo_checked": self.bbo.checked if self.bbo else 0,
+            "bbo_matched": self.bbo.matched if self.bbo else 0,
+            "bbo_price_matched": self.bbo.price_matched if self.bbo else 0,
+            "final_bid": self.final_bid,
+            "final_ask": self.final_ask,
+            "final_bid_qty": self.final_bid_qty,
+            "final_ask_qty": self.final_ask_qty,
+            "seconds": round(self.seconds, 6),
+            "load_seconds": round(self.load_seconds, 6),
+            "events_per_second": round(self.rate),
+        }
+
+
+def bbo_check_positions(book: np.ndarray, bbo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each BBO record whose update id equals a book message's final id (same instrument),
+    the index of that message's last event. Returns (bbo indices, event positions), sorted by
+    event position."""
+    bbo_idx: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    last = np.flatnonzero(book["flags"] & FLAG_LAST)
+    for instrument in np.unique(bbo["instrument"]):
+        ends = last[book["instrument"][last] == instrument]
+        mine = np.flatnonzero(bbo["instrument"] == instrument)
+        if len(ends) == 0 or len(mine) == 0:
+            continue
+        end_seq = book["seq"][ends]
+        order = np.argsort(end_seq, kind="stable")
+        # The last message carrying a given id is the state the venue's BBO refers to.
+        k = np.searchsorted(end_seq[order], bbo["seq"][mine], side="right") - 1
+        ok = (k >= 0)
+        ok[ok] = end_seq[order][k[ok]] == bbo["seq"][mine][ok]
+        bbo_idx.append(mine[ok])
+        positions.append(ends[order][k[ok]])
+    if not positions:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    b = np.concatenate(bbo_idx)
+    p = np.concatenate(positions).astype(np.int64)
+    order = np.argsort(p, kind="stable")
+    return b[order], p[order]
+
+
+def _compare_bbo(tops: np.ndarray, bbo: np.ndarray) -> BboCheck:
+    prices = (tops["bid_price"] == bbo["bid_price"]) & (tops["ask_price"] == bbo["ask_price"])
+    sizes = (tops["bid_qty"] == bbo["bid_qty"]) & (tops["ask_qty"] == bbo["ask_qty"])
+    full = prices & sizes
+    check = BboCheck(checked=int(len(bbo)), matched=int(full.sum()), price_matched=int(prices.sum()))
+    bad = np.flatnonzero(~full)
+    if len(bad):
+        i = int(bad[0])
+        check.first_mismatch = {
+            "update_id": int(bbo["seq"][i]),
+            "book": [int(v) for v in tops[i].tolist()],
+            "venue": [int(bbo["bid_price"][i]), int(bbo["bid_qty"][i]), int(bbo["ask_price"][i]),
+                      int(bbo["ask_qty"][i])],
+        }
+    return check
+
+
+def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
+           window_ticks: int = 1 << 17) -> ReplayResult:
+    """Rebuild every instrument's book from `data` in the core (GIL released)."""
+    from bot4.data.l3 import make_l3_books  # L3 data goes through the L3 book
+
+    l3 = len(data.orders) > 0
+    tops = None
+    bbo_rows = np.zeros(0, np.int64)
+    start = time.perf_counter()
+    if l3:
+        books = make_l3_books(data)
+        books.apply(data.orders)
+        counters = books.counters()
+        top_of = books.top_of
+    else:
+        books = _core.book.BookSet()
+        for instrument in data.specs:
+            books.add(instrument, window_ticks=window_ticks)
+        if check_bbo and len(data.bbo):
+            bbo_rows, positions = bbo_check_positions(data.book, data.bbo)
+            tops = books.apply(data.book, positions)
+        else:
+            books.apply(data.book)
+        counters = books.counters()
+
+        def top_of(instrument):
+            return books.book(instrument).top()
+    seconds = time.perf_counter() - start
+
+    bbo = _compare_bbo(tops, data.bbo[bbo_rows]) if tops is not None else (
+        BboCheck() if check_bbo else None)
+    rejected = dict(data.rejections.counts)
+    for status, count in counters["by_status"].items():
+        if count and status not in ("ok",):
+            rejected[f"book_{status}"] = rejected.get(f"book_{status}", 0) + count
+    final = {}
+    if len(data.specs) == 1:
+        instrument, spec = next(iter(data.specs.items()))
+        bid, bid_qty, ask, ask_qty = top_of(instrument)
+        final = {
+            "final_bid": None if bid == NO_BID_PRICE else spec.price_str(bid),
+            "final_ask": None if ask == NO_ASK_PRICE else spec.price_str(ask),
+            "final_bid_qty": None if bid == NO_BID_PRICE else spec.qty_str(bid_qty),
+            "final_ask_qty": None if ask == NO_ASK_PRICE else spec.qty_str(ask_qty),
+        }
+    return ReplayResult(
+        source=", ".join(data.sources) or "(memory)",
+        level=data.level,
+        events=int(len(data.book) + len(data.orders) + len(data.trades)),
+        messages=int(counters["messages"]),
+        level_changes=int(len(data.book)),
+        order_events=int(len(data.orders)),
+        trades=int(len(data.trades)),
+        rejected=dict(sorted(rejected.items())),
+        sequence_gaps=int(data.sequence_gaps),
+        bbo=bbo,
+        final_bid=final.get("final_bid"),
+        final_ask=final.get("final_ask"),
+        final_bid_qty=final.get("final_bid_qty"),
+        final_ask_qty=final.get("final_ask_qty"),
+        seconds=seconds,
+        load_seconds=load_seconds,
+        book_counters=counters,
+    )
