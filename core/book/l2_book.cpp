@@ -31,36 +31,41 @@ BookStatus L2Book::apply_checked(const BookEvent& ev) {
   if (ev.qty < 0) [[unlikely]] return BookStatus::NegativeQty;
   if (ev.price <= 0 && !config_.allow_nonpositive_prices) [[unlikely]] return BookStatus::BadPrice;
   if (ev.price == kNoBidPrice || ev.price == kNoAskPrice) [[unlikely]] return BookStatus::BadPrice;
-  BookStatus status = BookStatus::Ok;
+  if (ev.side > static_cast<uint8_t>(Side::Ask)) [[unlikely]] return BookStatus::BadSide;
+  last_seq_ = ev.seq;
+  // Common case first: a level changes without moving the touch. The rare cases (new best,
+  // best removed, delete of an absent level) are tested together so that the usual event takes
+  // one predictable branch.
   if (ev.side == static_cast<uint8_t>(Side::Bid)) {
     const int64_t old = bids_.set(ev.price, ev.qty);
-    if (ev.qty != 0) {
-      if (ev.price > best_bid_) {
+    const bool improves = (ev.qty != 0) & (ev.price > best_bid_);
+    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_bid_));
+    if (improves | special) [[unlikely]] {
+      if (improves) {
         best_bid_ = ev.price;
         maybe_recenter();
+      } else if (old == 0) {
+        return BookStatus::DeleteAbsent;
+      } else {
+        on_bid_removed(ev.price);
       }
-    } else if (old == 0) {
-      status = BookStatus::DeleteAbsent;
-    } else if (ev.price == best_bid_) {
-      on_bid_removed(ev.price);
     }
-  } else if (ev.side == static_cast<uint8_t>(Side::Ask)) {
+  } else {
     const int64_t old = asks_.set(ev.price, ev.qty);
-    if (ev.qty != 0) {
-      if (ev.price < best_ask_) {
+    const bool improves = (ev.qty != 0) & (ev.price < best_ask_);
+    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_ask_));
+    if (improves | special) [[unlikely]] {
+      if (improves) {
         best_ask_ = ev.price;
         maybe_recenter();
+      } else if (old == 0) {
+        return BookStatus::DeleteAbsent;
+      } else {
+        on_ask_removed(ev.price);
       }
-    } else if (old == 0) {
-      status = BookStatus::DeleteAbsent;
-    } else if (ev.price == best_ask_) {
-      on_ask_removed(ev.price);
     }
-  } else [[unlikely]] {
-    return BookStatus::BadSide;
   }
-  last_seq_ = ev.seq;
-  return status;
+  return BookStatus::Ok;
 }
 
 void L2Book::on_bid_removed(int64_t price) {

@@ -17,18 +17,16 @@ PriceLadder::PriceLadder(uint32_t window_ticks)
 }
 
 int64_t PriceLadder::set_far(int64_t price, int64_t qty) {
-  auto it = far_.find(price);
-  const int64_t old = it == far_.end() ? 0 : it->second;
-  if (qty == 0) {
-    if (it != far_.end()) {
-      far_.erase(it);
+  const int64_t old = far_.set(price, qty);
+  if ((old == 0) != (qty == 0)) {
+    uint64_t& bucket = price < base_ ? far_below_ : far_above_;
+    if (qty != 0) {
+      ++bucket;
+      ++level_count_;
+    } else {
+      --bucket;
       --level_count_;
     }
-  } else if (it == far_.end()) {
-    far_.emplace(price, qty);
-    ++level_count_;
-  } else {
-    it->second = qty;
   }
   return old;
 }
@@ -80,16 +78,12 @@ int64_t PriceLadder::dense_lowest_at_or_above(uint64_t idx) const {
 int64_t PriceLadder::highest_at_or_below(int64_t p) const {
   if (level_count_ == 0) return kNoBidPrice;
   int64_t best = kNoBidPrice;
-  if (p >= base_) {
-    const int64_t top = base_ + static_cast<int64_t>(window_) - 1;
-    best = dense_highest_at_or_below(static_cast<uint64_t>((p < top ? p : top) - base_));
-  }
-  if (!far_.empty()) {
-    auto it = far_.upper_bound(p);
-    if (it != far_.begin()) {
-      const int64_t far_price = std::prev(it)->first;
-      if (far_price > best) best = far_price;
-    }
+  const int64_t top = base_ + static_cast<int64_t>(window_) - 1;
+  if (p >= base_) best = dense_highest_at_or_below(static_cast<uint64_t>((p < top ? p : top) - base_));
+  // Far levels under the window cannot beat a dense hit; those over it only matter for p > top.
+  if (!far_.empty() && (best == kNoBidPrice || (p > top && far_above_ > 0))) {
+    const int64_t far = far_.highest_at_or_below(p);
+    if (far > best) best = far;
   }
   return best;
 }
@@ -98,12 +92,10 @@ int64_t PriceLadder::lowest_at_or_above(int64_t p) const {
   if (level_count_ == 0) return kNoAskPrice;
   int64_t best = kNoAskPrice;
   const int64_t top = base_ + static_cast<int64_t>(window_) - 1;
-  if (p <= top) {
-    best = dense_lowest_at_or_above(static_cast<uint64_t>((p > base_ ? p : base_) - base_));
-  }
-  if (!far_.empty()) {
-    auto it = far_.lower_bound(p);
-    if (it != far_.end() && it->first < best) best = it->first;
+  if (p <= top) best = dense_lowest_at_or_above(static_cast<uint64_t>((p > base_ ? p : base_) - base_));
+  if (!far_.empty() && (best == kNoAskPrice || (p < base_ && far_below_ > 0))) {
+    const int64_t far = far_.lowest_at_or_above(p);
+    if (far < best) best = far;
   }
   return best;
 }
@@ -122,7 +114,7 @@ void PriceLadder::rebase(int64_t new_base) {
       const unsigned b = static_cast<unsigned>(std::countr_zero(bits));
       bits &= bits - 1;
       const uint64_t idx = (w << 6) + b;
-      far_.emplace(base_ + static_cast<int64_t>(idx), qty_[idx]);
+      far_.set(base_ + static_cast<int64_t>(idx), qty_[idx]);
       qty_[idx] = 0;
     }
     occupied_[w] = 0;
@@ -130,12 +122,23 @@ void PriceLadder::rebase(int64_t new_base) {
   std::fill(summary_.begin(), summary_.end(), 0);
   base_ = new_base;
   const int64_t end = base_ + static_cast<int64_t>(window_);
-  for (auto it = far_.lower_bound(base_); it != far_.end() && it->first < end;) {
-    const uint64_t idx = static_cast<uint64_t>(it->first - base_);
-    qty_[idx] = it->second;
+  std::vector<std::pair<int64_t, int64_t>> inside;
+  far_below_ = far_above_ = 0;
+  far_.for_each([&](int64_t price, int64_t qty) {
+    if (price >= base_ && price < end) {
+      inside.emplace_back(price, qty);
+    } else if (price < base_) {
+      ++far_below_;
+    } else {
+      ++far_above_;
+    }
+  });
+  for (const auto& [price, qty] : inside) {
+    far_.set(price, 0);
+    const uint64_t idx = static_cast<uint64_t>(price - base_);
+    qty_[idx] = qty;
     occupied_[idx >> 6] |= uint64_t{1} << (idx & 63);
     summary_[idx >> 12] |= uint64_t{1} << ((idx >> 6) & 63);
-    it = far_.erase(it);
   }
 }
 
@@ -144,6 +147,7 @@ void PriceLadder::clear() {
   std::fill(occupied_.begin(), occupied_.end(), 0);
   std::fill(summary_.begin(), summary_.end(), 0);
   far_.clear();
+  far_below_ = far_above_ = 0;
   level_count_ = 0;
   anchored_ = false;
   base_ = 0;

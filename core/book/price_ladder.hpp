@@ -1,13 +1,13 @@
 #pragma once
 // One side of an L2 book: a dense array of level sizes over a power-of-two window of ticks
 // (the range of interest around the touch) with a two-level occupancy bitmap for fast
-// next-level search, plus an ordered map for levels that fall outside the window. Both halves
+// next-level search, plus a hash map (FarLevels) for levels that fall outside the window. Both halves
 // together always hold the exact side; the window only decides which half is fast.
 #include <bit>
 #include <cstdint>
-#include <map>
 #include <vector>
 
+#include "book/far_levels.hpp"
 #include "common/types.hpp"
 
 namespace bot4::book {
@@ -46,7 +46,9 @@ class PriceLadder {
   std::vector<int64_t> qty_;         // window_ entries
   std::vector<uint64_t> occupied_;   // window_/64 words, bit = level present
   std::vector<uint64_t> summary_;    // occupied_.size()/64 words (rounded up), bit = word != 0
-  std::map<int64_t, int64_t> far_;   // levels outside [base_, base_ + window_)
+  FarLevels far_;                    // levels outside [base_, base_ + window_)
+  uint64_t far_below_ = 0;           // far levels under base_
+  uint64_t far_above_ = 0;           // far levels at or over base_ + window_
 };
 
 inline int64_t PriceLadder::set(int64_t price, int64_t qty) {
@@ -58,19 +60,16 @@ inline int64_t PriceLadder::set(int64_t price, int64_t qty) {
   if (idx >= window_) [[unlikely]] return set_far(price, qty);
   const int64_t old = qty_[idx];
   qty_[idx] = qty;
-  if ((old == 0) != (qty == 0)) {
-    const uint64_t w = idx >> 6;
-    const uint64_t bit = uint64_t{1} << (idx & 63);
-    if (qty != 0) {
-      occupied_[w] |= bit;
-      summary_[w >> 6] |= uint64_t{1} << (w & 63);
-      ++level_count_;
-    } else {
-      occupied_[w] &= ~bit;
-      if (occupied_[w] == 0) summary_[w >> 6] &= ~(uint64_t{1} << (w & 63));
-      --level_count_;
-    }
-  }
+  // Branch-free occupancy update: whether a level appears or disappears is data-dependent and
+  // mispredicts often on real feeds.
+  const uint64_t was = old != 0;
+  const uint64_t now = qty != 0;
+  const uint64_t w = idx >> 6;
+  const uint64_t word = occupied_[w] ^ ((was ^ now) << (idx & 63));
+  occupied_[w] = word;
+  uint64_t& summary = summary_[w >> 6];
+  summary = (summary & ~(uint64_t{1} << (w & 63))) | (uint64_t{word != 0} << (w & 63));
+  level_count_ += now - was;
   return old;
 }
 
@@ -78,8 +77,7 @@ inline int64_t PriceLadder::get(int64_t price) const {
   if (!anchored_) return 0;
   const uint64_t idx = static_cast<uint64_t>(price - base_);
   if (idx < window_) return qty_[idx];
-  auto it = far_.find(price);
-  return it == far_.end() ? 0 : it->second;
+  return far_.empty() ? 0 : far_.get(price);
 }
 
 }  // namespace bot4::book
