@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot4.perf import PerfManifest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REFERENCE_FILE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
+
+
+@pytest.fixture(scope="session")
+def reference_data():
+    from bot4.data import load
+
+    assert REFERENCE_FILE.exists(), f"reference recording missing: {REFERENCE_FILE}"
+    return load(REFERENCE_FILE)
+
+
+@pytest.fixture(scope="session")
+def book_manifest():
+    manifest = PerfManifest(name="book_replay")
+    yield manifest
+    path = manifest.write(PERF_DIR / "book_replay.json")
+    print(f"\nperf manifest written to {path}")

@@ -1,0 +1,55 @@
+"""Perf manifests: latency percentiles per stage, with the machine and build they ran on."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PERCENTILES = (50.0, 95.0, 99.0, 99.9)
+
+
+def latency_summary(samples_ns: np.ndarray) -> dict[str, float]:
+    """p50/p95/p99/p99.9, mean and count of a latency sample in ns."""
+    samples = np.asarray(samples_ns, dtype=np.float64)
+    if samples.size == 0:
+        return {"count": 0}
+    p50, p95, p99, p999 = np.percentile(samples, PERCENTILES)
+    return {"count": int(samples.size), "mean": float(samples.mean()), "p50": float(p50),
+            "p95": float(p95), "p99": float(p99), "p999": float(p999)}
+
+
+@dataclass
+class PerfManifest:
+    """One run's measurements: per-stage latency percentiles and throughput figures."""
+
+    name: str
+    stages: dict[str, dict] = field(default_factory=dict)
+    throughput: dict[str, dict] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def add_latency(self, stage: str, samples_ns: np.ndarray, unit: str = "ns") -> dict:
+        summary = latency_summary(samples_ns)
+        summary["unit"] = unit
+        self.stages[stage] = summary
+        return summary
+
+    def add_throughput(self, name: str, items: int, seconds: float, unit: str = "items/s") -> float:
+        rate = items / seconds if seconds > 0 else float("inf")
+        self.throughput[name] = {"items": int(items), "seconds": seconds, "rate": rate, "unit": unit}
+        return rate
+
+    def as_dict(self) -> dict:
+        from bot4.info import build_info
+
+        return {"name": self.name, "created_unix": time.time(), "machine": build_info(),
+                "stages": self.stages, "throughput": self.throughput, "notes": self.notes}
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(), indent=2))
+        return path
