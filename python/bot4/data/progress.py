@@ -1,0 +1,110 @@
+"""Reading recorded files for the loaders: progress over compressed bytes, gzip-or-plain line
+iteration that survives a truncated or corrupt tail.
+
+`iter_lines` decompresses with zlib directly (not gzip.GzipFile) so that a file cut off mid-stream
+still yields every complete line decoded before the damage; the damage itself is reported once
+through the `on_damage` callback with the number of the first line that could not be read.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+
+def byte_progress(paths: Sequence[Path], enabled: bool, desc: str):
+    """A tqdm bar over the on-disk (compressed) bytes of `paths`, on stderr; a no-op when disabled."""
+    if not enabled:
+        return _NoProgress()
+    total = sum(p.stat().st_size for p in paths)
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def iter_lines(path: Path, bar,
+               on_damage: Callable[[str, int, str], None]) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line bytes without the newline) of a gzip or plain text file.
+
+    Multi-member gzip files are read through. If the gzip stream ends early (truncated) or is
+    corrupt, every complete line before the damage is yielded, the incomplete tail is dropped and
+    `on_damage(kind, line_no, text)` is called once with kind "truncated_file" or "corrupt_file".
+    A trailing CR is stripped.
+    """
+    with open(path, "rb") as raw:
+        head = raw.read(2)
+        raw.seek(0)
+        gz = head == GZIP_MAGIC
+        dec = zlib.decompressobj(wbits=31) if gz else None
+        tail = b""
+        line_no = 0
+        damage: str | None = None
+        while True:
+            chunk = raw.read(CHUNK)
+            if not chunk:
+                break
+            bar.update(len(chunk))
+            if dec is not None:
+                backup = dec.copy()
+                parts: list[bytes] = []
+                try:
+                    dec = _inflate(dec, chunk, parts)
+                except zlib.error:
+                    # Redo this chunk in small pieces to keep what precedes the damage.
+                    parts = []
+                    try:
+                        for i in range(0, len(chunk), 4096):
+                            backup = _inflate(backup, chunk[i:i + 4096], parts)
+                    except zlib.error:
+                        pass
+                    damage = "corrupt_file"
+                out = b"".join(parts)
+            else:
+                out = chunk
+            data = tail + out if tail else out
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                line_no += 1
+                yield line_no, line[:-1] if line.endswith(b"\r") else line
+            if damage is not None:
+                break
+        if damage is None and dec is not None and not dec.eof:
+            damage = "truncated_file"
+        if damage is not None:
+            on_damage(damage, line_no + 1, tail[:200].decode("utf-8", "replace"))
+        elif tail:
+            line_no += 1
+            yield line_no, tail[:-1] if tail.endswith(b"\r") else tail
+
+
+def _inflate(dec, data: bytes, parts: list[bytes]):
+    """Feed `data` to a gzip decompressor, starting new members as they come; output appended to
+    `parts` as it is produced. Returns the decompressor of the current member."""
+    parts.append(dec.decompress(data))
+    while dec.eof and dec.unused_data:
+        rest = dec.unused_data
+        if not rest.startswith(GZIP_MAGIC):
+            if rest.strip(b"\x00"):
+                raise zlib.error("trailing garbage after gzip member")
+            break  # zero padding after the last member
+        dec = zlib.decompressobj(wbits=31)
+        parts.append(dec.decompress(rest))
+    return dec

@@ -1,0 +1,459 @@
+"""Tardis.dev "downloadable CSV" files -> MarketData.
+
+The kind of each file is told by its header (plain or gzip, any mix of kinds in one load):
+
+* ``incremental_book_L2`` (exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount)
+  -> ``book``: one BOOK_EVENT per row, ``amount`` the new absolute level size (0 deletes).
+  Consecutive rows of one symbol sharing (timestamp, local_timestamp, is_snapshot) are one
+  message: FLAG_LAST on its last record. ``is_snapshot=true`` rows carry FLAG_SNAPSHOT, and the
+  first row of a run of snapshot rows (at the start of the symbol's data or after non-snapshot
+  rows) carries FLAG_CLEAR: the book is reset there, as Tardis asks on reconnection snapshots.
+  Tardis gives no update ids: ``seq`` is the message's ordinal in the load.
+* ``trades`` (exchange,symbol,timestamp,local_timestamp,id,side,price,amount) -> ``trades``.
+  ``side`` is the aggressor (buy -> BID, sell -> ASK, anything Tardis marks unknown -> NO_SIDE).
+  ``seq`` is the numeric trade id when the file's ids are integers; when they are not (BitMEX
+  uuids) it is the row's ordinal in the load, so order is kept. FLAG_LAST on each.
+* ``quotes`` (exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount)
+  -> ``bbo``; an empty side gets the NO_BID_PRICE / NO_ASK_PRICE sentinel and size 0.
+* ``book_snapshot_N`` (asks[i].price, asks[i].amount, bids[i].price, bids[i].amount, ...) -> ``book``:
+  each row is one message, a full top-N snapshot (FLAG_SNAPSHOT on all records, FLAG_CLEAR on
+  the first, bids then asks from the touch out).
+
+Timestamps: ``timestamp`` (exchange, µs) -> ts_exchange ns, ``local_timestamp`` (Tardis receive
+time, µs) -> ts_local ns.
+
+Instrument specs: pass ``spec`` (one InstrumentSpec, for files of that symbol) or a dict
+symbol -> spec. Rows of a symbol without a spec are rejected as ``unknown_symbol``. With
+``spec=None`` the grid is inferred per symbol in a first pass over the files: tick = 10^-d where d
+is the largest number of decimals written in any price of that symbol (trailing zeros ignored),
+lot likewise from the amounts. That is the finest decimal grid the data is written on, not
+necessarily the venue's real tick (Deribit BTC-PERPETUAL writes 6421.5 and 6422: inferred tick
+0.1, real tick 0.5); every value is exact on it. Inferred instrument ids are 1, 2, ... in order of
+first appearance in the load.
+
+Bad rows never raise; each is counted in ``rejections`` with its first sample: ``malformed_row``
+(wrong number of fields, bad is_snapshot), ``bad_timestamp``, ``bad_side``, ``bad_number``,
+``off_grid``, ``negative_qty``, ``nonpositive_price``, ``bad_id`` (non-integer id in a file whose
+ids are integers), ``unknown_symbol``, ``truncated_file`` / ``corrupt_file``. A bad row is dropped
+alone; the rest of its message is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+
+from bot4.data.binance import _as_paths
+from bot4.data.market_data import MarketData, RejectionLog, log
+from bot4.data.progress import _NoProgress, byte_progress, iter_lines
+from bot4.errors import DataError, DecimalParseError, OffGridError
+from bot4.events import ASK, BBO_EVENT, BID, BOOK_EVENT, FLAG_CLEAR, FLAG_LAST, FLAG_SNAPSHOT, \
+    NO_ASK_PRICE, NO_BID_PRICE, NO_SIDE, TRADE_EVENT
+from bot4.instrument import InstrumentSpec
+
+_US = 1000
+_INT64_LIMIT = 1 << 62
+_CACHE_CAP = 1 << 20
+
+_BASE = ["exchange", "symbol", "timestamp", "local_timestamp"]
+KINDS = {
+    "incremental_book_L2": _BASE + ["is_snapshot", "side", "price", "amount"],
+    "trades": _BASE + ["id", "side", "price", "amount"],
+    "quotes": _BASE + ["ask_amount", "ask_price", "bid_price", "bid_amount"],
+}
+_SNAPSHOT_COL = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
+_AGGRESSOR = {"buy": BID, "sell": ASK, "unknown": NO_SIDE, "": NO_SIDE}
+_BOOK_SIDE = {"bid": BID, "ask": ASK}
+
+
+def _header_kind(header: list[str]) -> str:
+    for kind, cols in KINDS.items():
+        if header == cols:
+            return kind
+    if header[:4] == _BASE and len(header) > 4 and all(_SNAPSHOT_COL.match(c) for c in header[4:]):
+        return "book_snapshot"
+    raise DataError(f"not a Tardis CSV kind read here (incremental_book_L2, trades, quotes, "
+                    f"book_snapshot_N); header: {','.join(header)[:200]}")
+
+
+def _split(line: bytes) -> list[str]:
+    text = line.decode("utf-8", "replace")
+    if '"' in text:
+        return next(csv.reader([text]))
+    return text.split(",")
+
+
+def _decimals(text: str) -> int | None:
+    """Decimal places needed to write `text` exactly (None if it is not a finite decimal)."""
+    s = text.strip()
+    if "e" in s or "E" in s:
+        try:
+            d = Decimal(s)
+        except (InvalidOperation, ArithmeticError):
+            return None
+        if not d.is_finite():
+            return None
+        return max(0, -d.normalize().as_tuple().exponent) if d else 0
+    _, dot, frac = s.partition(".")
+    return len(frac.rstrip("0")) if dot else 0
+
+
+def _step(decimals: int) -> str:
+    return "1" if decimals <= 0 else "0." + "0" * (decimals - 1) + "1"
+
+
+class _Sym:
+    __slots__ = ("spec", "iid", "pgrid", "qgrid", "pcache", "qcache", "in_snapshot")
+
+    def __init__(self, spec: InstrumentSpec):
+        self.spec = spec
+        self.iid = spec.instrument_id
+        self.pgrid = spec.price_grid
+        self.qgrid = spec.qty_grid
+        self.pcache: dict[str, int] = {}
+        self.qcache: dict[str, int] = {}
+        self.in_snapshot = False
+
+    def price(self, text: str) -> int | str:
+        v = self.pcache.get(text)
+        if v is not None:
+            return v
+        v = self._value(text, self.pgrid)
+        if isinstance(v, int):
+            if v <= 0:
+                return "nonpositive_price"
+            if len(self.pcache) >= _CACHE_CAP:
+                self.pcache.clear()
+            self.pcache[text] = v
+        return v
+
+    def qty(self, text: str) -> int | str:
+        v = self.qcache.get(text)
+        if v is not None:
+            return v
+        v = self._value(text, self.qgrid)
+        if isinstance(v, int):
+            if v < 0:
+                return "negative_qty"
+            if len(self.qcache) >= _CACHE_CAP:
+                self.qcache.clear()
+            self.qcache[text] = v
+        return v
+
+    @staticmethod
+    def _value(text: str, grid) -> int | str:
+        try:
+            v = grid.to_units(text)
+        except OffGridError:
+            return "off_grid"
+        except (DecimalParseError, ValueError, TypeError, ArithmeticError):
+            return "bad_number"
+        return v if -_INT64_LIMIT < v < _INT64_LIMIT else "bad_number"
+
+
+class _Reader:
+    def __init__(self, specs: dict[str, InstrumentSpec]):
+        self.rejections = RejectionLog()
+        self.syms = {name: _Sym(s) for name, s in specs.items()}
+        self.venue = ""
+        self.msg_seq = 0
+        self.row_seq = 0
+        # book, columnar
+        self.b_price: list[int] = []
+        self.b_qty: list[int] = []
+        self.b_side = bytearray()
+        self.m_n: list[int] = []
+        self.m_tsx: list[int] = []
+        self.m_tsl: list[int] = []
+        self.m_seq: list[int] = []
+        self.m_iid: list[int] = []
+        self.m_flags: list[int] = []
+        self.m_clear: list[bool] = []
+        self.trades: list[tuple] = []
+        self.bbo: list[tuple] = []
+
+    def reject(self, reason: str, source: str, line_no: int, text) -> None:
+        if isinstance(text, bytes):
+            text = text[:200].decode("utf-8", "replace")
+        self.rejections.reject(reason, source, line_no, text)
+
+    # --- book message plumbing ---
+
+    def _open_message(self, tsx: int, tsl: int, iid: int, flags: int, clear: bool) -> None:
+        self.m_n.append(0)
+        self.m_tsx.append(tsx)
+        self.m_tsl.append(tsl)
+        self.m_seq.append(self.msg_seq)
+        self.msg_seq += 1
+        self.m_iid.append(iid)
+        self.m_flags.append(flags)
+        self.m_clear.append(clear)
+
+    def _add_level(self, side: int, price: int, qty: int) -> None:
+        self.b_price.append(price)
+        self.b_qty.append(qty)
+        self.b_side.append(side)
+        self.m_n[-1] += 1
+
+    def book_array(self) -> np.ndarray:
+        total = len(self.b_price)
+        out = np.zeros(total, BOOK_EVENT)
+        if total == 0:
+            return out
+        n = np.array(self.m_n, dtype=np.int64)
+        keep = n > 0
+        n = n[keep]
+        ends = np.cumsum(n) - 1
+        starts = ends - n + 1
+
+        def col(values, dtype):
+            return np.repeat(np.array(values, dtype=dtype)[keep], n)
+
+        out["ts_exchange"] = col(self.m_tsx, np.int64)
+        out["ts_local"] = col(self.m_tsl, np.int64)
+        out["seq"] = col(self.m_seq, np.int64)
+        out["instrument"] = col(self.m_iid, np.uint32)
+        out["price"] = np.array(self.b_price, dtype=np.int64)
+        out["qty"] = np.array(self.b_qty, dtype=np.int64)
+        out["side"] = np.frombuffer(bytes(self.b_side), dtype=np.uint8)
+        flags = col(self.m_flags, np.uint8)
+        flags[ends] |= FLAG_LAST
+        flags[starts[np.array(self.m_clear, dtype=bool)[keep]]] |= FLAG_CLEAR
+        out["flags"] = flags
+        return out
+
+    # --- rows ---
+
+    def _common(self, f: list[str], ncols: int, source: str, line_no: int, line: bytes):
+        """(sym state, ts_exchange ns, ts_local ns) or None after counting the rejection."""
+        if len(f) != ncols:
+            self.reject("malformed_row", source, line_no, line)
+            return None
+        sym = self.syms.get(f[1])
+        if sym is None:
+            self.reject("unknown_symbol", source, line_no, line)
+            return None
+        try:
+            tsx = int(f[2]) * _US
+            tsl = int(f[3]) * _US
+        except ValueError:
+            self.reject("bad_timestamp", source, line_no, line)
+            return None
+        if not self.venue:
+            self.venue = f[0]
+        return sym, tsx, tsl
+
+    def read(self, path: Path, kind: str, header: list[str], bar) -> None:
+        source = str(path)
+        lines = iter_lines(path, bar, lambda k, n, t: self.reject(k, source, n, t))
+        next(lines, None)  # header
+        getattr(self, "_read_" + kind)(lines, header, source)
+
+    def _read_incremental_book_L2(self, lines, header, source) -> None:
+        key = None
+        for line_no, line in lines:
+            f = _split(line)
+            common = self._common(f, 8, source, line_no, line)
+            if common is None:
+                continue
+            sym, tsx, tsl = common
+            snap_text = f[4]
+            if snap_text == "true":
+                is_snap = True
+            elif snap_text == "false":
+                is_snap = False
+            else:
+                self.reject("malformed_row", source, line_no, line)
+                continue
+            side = _BOOK_SIDE.get(f[5])
+            if side is None:
+                self.reject("bad_side", source, line_no, line)
+                continue
+            row_key = (f[1], tsx, tsl, is_snap)
+            if row_key != key:
+                key = row_key
+                clear = is_snap and not sym.in_snapshot
+                sym.in_snapshot = is_snap
+                self._open_message(tsx, tsl, sym.iid, FLAG_SNAPSHOT if is_snap else 0, clear)
+            price = sym.price(f[6])
+            qty = sym.qty(f[7])
+            if isinstance(price, str) or isinstance(qty, str):
+                self.reject(price if isinstance(price, str) else qty, source, line_no, line)
+                continue
+            self._add_level(side, price, qty)
+
+    def _read_trades(self, lines, header, source) -> None:
+        numeric_ids: bool | None = None
+        for line_no, line in lines:
+            f = _split(line)
+            common = self._common(f, 8, source, line_no, line)
+            if common is None:
+                continue
+            sym, tsx, tsl = common
+            row_seq = self.row_seq
+            self.row_seq += 1
+            if numeric_ids is None:
+                numeric_ids = f[4].isdigit()
+            if numeric_ids:
+                if not f[4].isdigit():
+                    self.reject("bad_id", source, line_no, line)
+                    continue
+                seq = int(f[4])
+            else:
+                seq = row_seq
+            aggressor = _AGGRESSOR.get(f[5])
+            if aggressor is None:
+                self.reject("bad_side", source, line_no, line)
+                continue
+            price = sym.price(f[6])
+            qty = sym.qty(f[7])
+            if isinstance(price, str) or isinstance(qty, str):
+                self.reject(price if isinstance(price, str) else qty, source, line_no, line)
+                continue
+            self.trades.append((tsx, tsl, seq, price, qty, sym.iid, aggressor, FLAG_LAST, 0))
+
+    def _read_quotes(self, lines, header, source) -> None:
+        for line_no, line in lines:
+            f = _split(line)
+            common = self._common(f, 8, source, line_no, line)
+            if common is None:
+                continue
+            sym, tsx, tsl = common
+            seq = self.row_seq
+            self.row_seq += 1
+            ask_qty, ask_price, bid_price, bid_qty = f[4], f[5], f[6], f[7]
+            values = []
+            for p_text, q_text, none in ((bid_price, bid_qty, NO_BID_PRICE),
+                                         (ask_price, ask_qty, NO_ASK_PRICE)):
+                if p_text == "":
+                    values += [none, 0]
+                    continue
+                p, q = sym.price(p_text), sym.qty(q_text or "0")
+                bad = p if isinstance(p, str) else q if isinstance(q, str) else None
+                if bad is not None:
+                    self.reject(bad, source, line_no, line)
+                    break
+                values += [p, q]
+            else:
+                self.bbo.append((tsx, tsl, seq, values[0], values[1], values[2], values[3], sym.iid,
+                                 FLAG_LAST, 0, 0))
+
+    def _read_book_snapshot(self, lines, header, source) -> None:
+        columns = {}
+        for i, name in enumerate(header[4:], start=4):
+            m = _SNAPSHOT_COL.match(name)
+            columns[(m.group(1), int(m.group(2)), m.group(3))] = i
+        depth = 1 + max(level for _, level, _ in columns)
+        pairs = [(BID if side == "bids" else ASK, columns[(side, i, "price")],
+                  columns[(side, i, "amount")])
+                 for side in ("bids", "asks") for i in range(depth)
+                 if (side, i, "price") in columns and (side, i, "amount") in columns]
+        for line_no, line in lines:
+            f = _split(line)
+            common = self._common(f, len(header), source, line_no, line)
+            if common is None:
+                continue
+            sym, tsx, tsl = common
+            self._open_message(tsx, tsl, sym.iid, FLAG_SNAPSHOT, True)
+            for side, pi, qi in pairs:
+                if f[pi] == "":
+                    continue
+                price, qty = sym.price(f[pi]), sym.qty(f[qi])
+                if isinstance(price, str) or isinstance(qty, str):
+                    self.reject(price if isinstance(price, str) else qty, source, line_no, line)
+                    continue
+                self._add_level(side, price, qty)
+
+
+def _read_header(path: Path) -> list[str]:
+    for _, line in iter_lines(path, _NoProgress(), lambda *a: None):
+        return _split(line.lstrip(b"\xef\xbb\xbf"))
+    raise DataError(f"empty file: {path}")
+
+
+def _price_amount_columns(kind: str, header: list[str]) -> tuple[list[int], list[int]]:
+    if kind in ("incremental_book_L2", "trades"):
+        return [6], [7]
+    if kind == "quotes":
+        return [5, 6], [4, 7]
+    prices = [i for i, c in enumerate(header) if c.endswith(".price")]
+    amounts = [i for i, c in enumerate(header) if c.endswith(".amount")]
+    return prices, amounts
+
+
+def infer_specs(paths: str | Path | Sequence[str | Path], progress=None) -> dict[str, InstrumentSpec]:
+    """Per symbol, the finest decimal grids its prices and amounts are written on (see module doc)."""
+    files = _as_paths(paths)
+    bar = progress or _NoProgress()
+    found: dict[str, list] = {}  # symbol -> [exchange, price decimals, amount decimals]
+    for path in files:
+        header = _read_header(path)
+        kind = _header_kind(header)
+        pcols, qcols = _price_amount_columns(kind, header)
+        first = True
+        for _, line in iter_lines(path, bar, lambda *a: None):
+            if first:
+                first = False
+                continue
+            f = _split(line)
+            if len(f) != len(header):
+                continue
+            entry = found.get(f[1])
+            if entry is None:
+                entry = found[f[1]] = [f[0], 0, 0]
+            for cols, slot in ((pcols, 1), (qcols, 2)):
+                for i in cols:
+                    d = _decimals(f[i]) if f[i] else 0
+                    if d is not None and d > entry[slot]:
+                        entry[slot] = d
+    return {symbol: InstrumentSpec(instrument_id=i, symbol=symbol, venue=exchange,
+                                   tick_size=_step(pd), lot_size=_step(qd))
+            for i, (symbol, (exchange, pd, qd)) in enumerate(found.items(), start=1)}
+
+
+def load_tardis(paths: str | Path | Sequence[str | Path],
+                spec: InstrumentSpec | dict[str, InstrumentSpec] | None = None,
+                progress: bool = False) -> MarketData:
+    """Load Tardis CSV files (incremental_book_L2, trades, quotes, book_snapshot_N; plain or .gz).
+
+    spec: the instrument (or a dict symbol -> spec); None infers the grid from the data (see the
+    module docstring). progress: tqdm bar over the compressed bytes read, on stderr.
+    """
+    started = time.perf_counter()
+    files = _as_paths(paths)
+    headers = [_read_header(p) for p in files]
+    kinds = [_header_kind(h) for h in headers]
+    passes = files * (2 if spec is None else 1)
+    bar = byte_progress(passes, progress, "tardis")
+    try:
+        if spec is None:
+            specs = infer_specs(files, bar)
+        elif isinstance(spec, InstrumentSpec):
+            specs = {spec.symbol: spec}
+        else:
+            specs = dict(spec)
+        reader = _Reader(specs)
+        for path, kind, header in zip(files, kinds, headers):
+            reader.read(path, kind, header, bar)
+    finally:
+        bar.close()
+    data = MarketData(
+        specs={s.instrument_id: s for s in specs.values()},
+        book=reader.book_array(),
+        trades=np.array(reader.trades, dtype=TRADE_EVENT) if reader.trades else np.zeros(0, TRADE_EVENT),
+        bbo=np.array(reader.bbo, dtype=BBO_EVENT) if reader.bbo else np.zeros(0, BBO_EVENT),
+        rejections=reader.rejections,
+        sequence_gaps=0,
+        sources=[str(p) for p in files],
+        venue=reader.venue,
+    )
+    log.info("loaded %s (%s): %d book events, %d trades, %d quotes, rejections %s in %.2fs",
+             ", ".join(data.sources), ", ".join(kinds), len(data.book), len(data.trades),
+             len(data.bbo), reader.rejections.as_dict(), time.perf_counter() - started)
+    return data
