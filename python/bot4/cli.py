@@ -64,6 +64,8 @@ def _print_replay(result, label: str) -> None:
         print("rejections    " + ", ".join(f"{k}={v:,}" for k, v in result.rejected.items()))
     else:
         print("rejections    none")
+    if result.notices:
+        print("notices       " + ", ".join(f"{k}={v:,}" for k, v in result.notices.items()))
     print(f"sequence gaps {result.sequence_gaps}")
     print(f"final bid/ask {result.final_bid} x {result.final_bid_qty} / "
           f"{result.final_ask} x {result.final_ask_qty}")
@@ -74,7 +76,7 @@ def _print_replay(result, label: str) -> None:
         if result.bbo.first_mismatch:
             print(f"first bbo mismatch {result.bbo.first_mismatch}")
     print(f"load seconds  {result.load_seconds:.3f}")
-    print(f"book seconds  {result.seconds:.4f}  ({result.rate / 1e6:.1f} M events/s)")
+    print(f"book seconds  {result.seconds:.4f}  ({result.rate / 1e6:.1f} M book events/s)")
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

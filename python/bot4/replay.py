@@ -13,6 +13,10 @@ from bot4.data.market_data import MarketData
 from bot4.events import FLAG_LAST, NO_ASK_PRICE, NO_BID_PRICE
 
 
+# Book statuses that are counted but do not drop the event (see core/book/l2_book.hpp).
+NOTICE_STATUSES = frozenset({"delete_absent", "crossed"})
+
+
 @dataclass
 class BboCheck:
     checked: int = 0
@@ -31,6 +35,7 @@ class ReplayResult:
     order_events: int
     trades: int
     rejected: dict[str, int]
+    notices: dict[str, int]     # applied but noteworthy: delete of an absent level, crossed book
     sequence_gaps: int
     bbo: BboCheck | None
     final_bid: str | None
@@ -43,7 +48,9 @@ class ReplayResult:
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("inf")
+        """Book events (level changes, or order events for L3) applied per second."""
+        applied = self.order_events if self.order_events else self.level_changes
+        return applied / self.seconds if self.seconds > 0 else float("inf")
 
     def as_json(self) -> dict:
         return {
@@ -55,6 +62,7 @@ class ReplayResult:
             "order_events": self.order_events,
             "trades": self.trades,
             "rejected": self.rejected,
+            "notices": self.notices,
             "sequence_gaps": self.sequence_gaps,
             "bbo_checked": self.bbo.checked if self.bbo else 0,
             "bbo_matched": self.bbo.matched if self.bbo else 0,
@@ -65,7 +73,7 @@ class ReplayResult:
             "final_ask_qty": self.final_ask_qty,
             "seconds": round(self.seconds, 6),
             "load_seconds": round(self.load_seconds, 6),
-            "events_per_second": round(self.rate),
+            "book_events_per_second": round(self.rate),
         }
 
 
@@ -114,41 +122,52 @@ def _compare_bbo(tops: np.ndarray, bbo: np.ndarray) -> BboCheck:
     return check
 
 
-def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
-           window_ticks: int = 1 << 17) -> ReplayResult:
-    """Rebuild every instrument's book from `data` in the core (GIL released)."""
-    from bot4.data.l3 import make_l3_books  # L3 data goes through the L3 book
-
-    l3 = len(data.orders) > 0
-    tops = None
-    bbo_rows = np.zeros(0, np.int64)
-    start = time.perf_counter()
-    if l3:
-        books = make_l3_books(data)
-        books.apply(data.orders)
-        counters = books.counters()
-        top_of = books.top_of
+def build_books(data: MarketData, window_ticks: int = 1 << 17):
+    """Empty core books for every instrument in `data`: L3 books when it carries order events
+    (their L2 view is aggregated from the orders), L2 books otherwise."""
+    if len(data.orders):
+        books = _core.book.L3BookSet()
     else:
         books = _core.book.BookSet()
-        for instrument in data.specs:
-            books.add(instrument, window_ticks=window_ticks)
-        if check_bbo and len(data.bbo):
-            bbo_rows, positions = bbo_check_positions(data.book, data.bbo)
-            tops = books.apply(data.book, positions)
-        else:
-            books.apply(data.book)
-        counters = books.counters()
+    for instrument in data.specs:
+        books.add(instrument, window_ticks=window_ticks)
+    return books
 
-        def top_of(instrument):
-            return books.book(instrument).top()
+
+def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
+           window_ticks: int = 1 << 17) -> ReplayResult:
+    """Rebuild every instrument's book from `data` in the core (GIL released). L3 data is
+    rebuilt from its order events; L2 data from its level changes, optionally checking the top
+    of book against the venue's own at every update id the two share."""
+    events = data.orders if len(data.orders) else data.book
+    tops = None
+    bbo_rows = positions = np.zeros(0, np.int64)
+    check = check_bbo and len(data.bbo) > 0 and not len(data.orders)
+    if check:
+        bbo_rows, positions = bbo_check_positions(data.book, data.bbo)
+    books = build_books(data, window_ticks)
+    start = time.perf_counter()
+    if check:
+        tops = books.apply(events, positions)
+    else:
+        books.apply(events)
     seconds = time.perf_counter() - start
+    counters = books.counters()
+
+    def top_of(instrument):
+        return books.book(instrument).top()
 
     bbo = _compare_bbo(tops, data.bbo[bbo_rows]) if tops is not None else (
         BboCheck() if check_bbo else None)
     rejected = dict(data.rejections.counts)
+    notices = {}
     for status, count in counters["by_status"].items():
-        if count and status not in ("ok",):
-            rejected[f"book_{status}"] = rejected.get(f"book_{status}", 0) + count
+        if not count or status == "ok":
+            continue
+        if status in NOTICE_STATUSES:
+            notices[status] = count
+        else:
+            rejected[f"book_{status}"] = count
     final = {}
     if len(data.specs) == 1:
         instrument, spec = next(iter(data.specs.items()))
@@ -168,6 +187,7 @@ def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
         order_events=int(len(data.orders)),
         trades=int(len(data.trades)),
         rejected=dict(sorted(rejected.items())),
+        notices=notices,
         sequence_gaps=int(data.sequence_gaps),
         bbo=bbo,
         final_bid=final.get("final_bid"),

@@ -28,7 +28,7 @@ class RejectionLog:
         self.counts[reason] += 1
         if reason not in self.samples:
             self.samples[reason] = (source, line_no, text[:200])
-            log.warning("rejected (%s) at %s:%d: %s", reason, source, line_no, text[:200])
+            log.info("rejected (%s) at %s:%d: %s", reason, source, line_no, text[:200])
 
     def merge(self, other: "RejectionLog") -> None:
         self.counts.update(other.counts)
