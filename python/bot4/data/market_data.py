@@ -77,3 +77,45 @@ class MarketData:
     @property
     def level_changes(self) -> int:
         return int(len(self.book))
+
+
+def _merge_arrays(arrays: list[np.ndarray]) -> np.ndarray:
+    """Interleave several event arrays by receive time, keeping each array's own order.
+
+    The key is the running maximum of ts_local: a recording's ts_local can step back (diffs
+    buffered before a snapshot are applied after it), and its order must survive the merge.
+    """
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return np.zeros(0, BOOK_EVENT)
+    if len(arrays) == 1:
+        return arrays[0].copy()
+    keys = np.concatenate([np.maximum.accumulate(a["ts_local"]) for a in arrays])
+    order = np.argsort(keys, kind="stable")
+    return np.concatenate(arrays)[order]
+
+
+def merge(datasets: list[MarketData]) -> MarketData:
+    """One MarketData holding several instruments' streams, interleaved by receive time."""
+    specs: dict[int, InstrumentSpec] = {}
+    for data in datasets:
+        for instrument, spec in data.specs.items():
+            if instrument in specs and specs[instrument] != spec:
+                raise ValueError(f"instrument id {instrument} has two different specs")
+            specs[instrument] = spec
+    rejections = RejectionLog()
+    for data in datasets:
+        rejections.merge(data.rejections)
+    merged = MarketData(
+        specs=specs,
+        rejections=rejections,
+        sequence_gaps=sum(d.sequence_gaps for d in datasets),
+        sources=[s for d in datasets for s in d.sources],
+        venue=",".join(sorted({d.venue for d in datasets if d.venue})),
+    )
+    for name, dtype in (("book", BOOK_EVENT), ("orders", ORDER_EVENT), ("trades", TRADE_EVENT),
+                        ("bbo", BBO_EVENT)):
+        parts = [getattr(d, name) for d in datasets]
+        merged_part = _merge_arrays(parts)
+        setattr(merged, name, merged_part if len(merged_part) else np.zeros(0, dtype))
+    return merged
