@@ -62,6 +62,7 @@ class MarketData:
     sequence_gaps: int = 0
     sources: list[str] = field(default_factory=list)
     venue: str = ""
+    stats: dict = field(default_factory=dict)  # loader-specific counters (lines read, seeds, ...)
 
     @property
     def spec(self) -> InstrumentSpec:
