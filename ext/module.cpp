@@ -6,6 +6,7 @@ namespace bot4::ext {
 void bind_common(py::module_& m);
 void bind_simd(py::module_& m);
 void bind_book(py::module_& m);
+void bind_sim(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   bot4::ext::bind_common(m);
   bot4::ext::bind_simd(m);
   bot4::ext::bind_book(m);
+  bot4::ext::bind_sim(m);
 }

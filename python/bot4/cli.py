@@ -7,6 +7,9 @@ import json
 import sys
 
 from bot4.errors import Bot4Error
+from bot4.sim.generate import DEFAULT_EVENTS as DEFAULT_SIM_EVENTS
+from bot4.sim.cli import _add_sim_commands
+from bot4.sim.generate import DEFAULT_SEED
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -27,8 +30,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_SEED = 7
-DEFAULT_SIM_EVENTS = 1_000_000
 
 
 def _load_stream(args: argparse.Namespace):
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job (for now: replay the default stream with checks)")
     _add_stream_args(p)
     p.set_defaults(func=_cmd_replay, check_bbo=True)
+    _add_sim_commands(sub)
     return parser
 
 
