@@ -51,7 +51,7 @@ def _load_stream(args: argparse.Namespace):
     return data, label, time.perf_counter() - start
 
 
-def _print_replay(result, label: str) -> None:
+def _print_replay(result, label: str, args_check_bbo: bool = False) -> None:
     from bot4.replay import ReplayResult  # noqa: F401  (for the reader: result's type)
 
     print(f"replayed      {label}")
@@ -76,6 +76,11 @@ def _print_replay(result, label: str) -> None:
               f"prices matched {result.bbo.price_matched:,}")
         if result.bbo.first_mismatch:
             print(f"first bbo mismatch {result.bbo.first_mismatch}")
+    elif args_check_bbo:
+        print("bbo checked   n/a (this data carries no venue top-of-book stream to check against)")
+    if result.l2_l3_consistent is not None:
+        print(f"L2 vs L3 book {'consistent' if result.l2_l3_consistent else 'INCONSISTENT'} "
+              "(level changes and order events rebuild the same book)")
     print(f"load seconds  {result.load_seconds:.3f}")
     print(f"book seconds  {result.seconds:.4f}  ({result.rate / 1e6:.1f} M book events/s)")
 
@@ -88,7 +93,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_json()))
     else:
-        _print_replay(result, label)
+        _print_replay(result, label, args.check_bbo)
     return 0
 
 

@@ -45,6 +45,7 @@ class ReplayResult:
     seconds: float
     load_seconds: float
     book_counters: dict = field(default_factory=dict)
+    l2_l3_consistent: bool | None = None  # None when the data has only one of the two
 
     @property
     def rate(self) -> float:
@@ -74,6 +75,7 @@ class ReplayResult:
             "seconds": round(self.seconds, 6),
             "load_seconds": round(self.load_seconds, 6),
             "book_events_per_second": round(self.rate),
+            "l2_l3_consistent": self.l2_l3_consistent,
         }
 
 
@@ -157,8 +159,19 @@ def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
     def top_of(instrument):
         return books.book(instrument).top()
 
-    bbo = _compare_bbo(tops, data.bbo[bbo_rows]) if tops is not None else (
-        BboCheck() if check_bbo else None)
+    # Streams that carry both L3 order events and L2 level changes (the built-in simulator) must
+    # describe one book: rebuild the L2 side too and compare.
+    l2_l3_consistent = None
+    if len(data.orders) and len(data.book):
+        l2_books = build_books(MarketData(specs=data.specs, book=data.book), window_ticks)
+        l2_books.apply(data.book)
+        l2_l3_consistent = all(l2_books.book(i).top() == top_of(i) and
+                               np.array_equal(l2_books.book(i).depth("bid", 50), books.book(i).l2_depth("bid", 50)) and
+                               np.array_equal(l2_books.book(i).depth("ask", 50), books.book(i).l2_depth("ask", 50))
+                               for i in data.specs)
+
+    # No venue top-of-book stream (or L3 data): nothing to check against, reported as None.
+    bbo = _compare_bbo(tops, data.bbo[bbo_rows]) if tops is not None else None
     rejected = dict(data.rejections.counts)
     notices = {}
     for status, count in counters["by_status"].items():
@@ -197,4 +210,5 @@ def replay(data: MarketData, check_bbo: bool = False, load_seconds: float = 0.0,
         seconds=seconds,
         load_seconds=load_seconds,
         book_counters=counters,
+        l2_l3_consistent=l2_l3_consistent,
     )

@@ -88,3 +88,20 @@ def test_replay_l3_lobster(venue_args):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["level"] == "L3" and result["order_events"] > 900
+
+
+def test_replay_without_data_uses_the_embedded_stream():
+    out = run_cli("replay", "--events", "20000", "--seed", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["source"].startswith("bot4-sim seed=3")
+    assert result["level"] == "L3" and result["rejected"] == {}
+    assert result["l2_l3_consistent"] is True
+    assert result["final_bid"] is not None and float(result["final_bid"]) < float(result["final_ask"])
+
+
+def test_demo_runs_on_the_embedded_stream_and_says_so():
+    out = run_cli("demo", "--events", "20000")
+    assert out.returncode == 0, out.stderr
+    assert "embedded default market stream" in out.stdout
+    assert "L2 vs L3 book consistent" in out.stdout
