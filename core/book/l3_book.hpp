@@ -188,41 +188,4 @@ class L3Book {
   BookCounters counters_;
 };
 
-// L3 books of several instruments fed from one event batch: a book per instrument id.
-class L3BookSet {
- public:
-  // Registers an instrument; re-registering an id replaces its book.
-  L3Book& add(InstrumentId id, L3BookConfig config = {});
-  L3Book* find(InstrumentId id);
-  const L3Book* find(InstrumentId id) const;
-  std::vector<InstrumentId> instruments() const { return ids_; }
-
-  BookStatus apply(const OrderEvent& ev);
-  // As L3Book::apply_batch; each recorded top is that of the recorded event's instrument.
-  void apply_batch(const OrderEvent* events, size_t n, const int64_t* record_at = nullptr,
-                   size_t n_record = 0, TopOfBook* tops = nullptr);
-  void apply_batch_statuses(const OrderEvent* events, size_t n, uint8_t* statuses);
-
-  // Counters summed over every book, plus events for unregistered instruments.
-  BookCounters counters() const;
-  void reset_counters();
-
- private:
-  L3Book* lookup(InstrumentId id) {
-    if (id == cached_id_ && cached_ != nullptr) return cached_;
-    L3Book* book = find(id);
-    if (book != nullptr) {
-      cached_id_ = id;
-      cached_ = book;
-    }
-    return book;
-  }
-
-  std::vector<InstrumentId> ids_;
-  std::vector<std::unique_ptr<L3Book>> books_;
-  InstrumentId cached_id_ = 0;
-  L3Book* cached_ = nullptr;
-  BookCounters orphan_counters_;
-};
-
 }  // namespace bot4::book
