@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "book/batch_apply.hpp"
 #include "book/l2_book.hpp"
 #include "book/l3_book.hpp"
 
@@ -53,19 +54,14 @@ class InstrumentBooks {
   void apply_batch(const Event* events, size_t n, const int64_t* record_at = nullptr,
                    size_t n_record = 0, TopOfBook* tops = nullptr) {
     constexpr TopOfBook kEmpty{kNoBidPrice, 0, kNoAskPrice, 0};
-    size_t i = 0;
-    for (size_t r = 0; r < n_record; ++r) {
-      const int64_t target = record_at[r];
-      if (target < 0 || n == 0) {
-        tops[r] = kEmpty;
-        continue;
-      }
-      const size_t last = static_cast<size_t>(target) < n ? static_cast<size_t>(target) : n - 1;
-      for (; i <= last; ++i) apply(events[i]);
-      const Book* book = lookup(events[last].instrument);
-      tops[r] = book != nullptr ? book->top() : kEmpty;
-    }
-    for (; i < n; ++i) apply(events[i]);
+    apply_recording_tops(
+        n, record_at, n_record, tops, [&](size_t i) { apply(events[i]); },
+        [&](int64_t target) {
+          if (target < 0 || n == 0) return kEmpty;
+          const size_t last = static_cast<size_t>(target) < n ? static_cast<size_t>(target) : n - 1;
+          const Book* book = lookup(events[last].instrument);
+          return book != nullptr ? book->top() : kEmpty;
+        });
   }
 
   void apply_batch_statuses(const Event* events, size_t n, uint8_t* statuses) {

@@ -1,5 +1,7 @@
 #include "book/l2_book.hpp"
 
+#include "book/batch_apply.hpp"
+
 namespace bot4::book {
 
 L2Book::L2Book(L2BookConfig config)
@@ -119,18 +121,9 @@ void L2Book::end_of_message(Side last_side) {
 
 void L2Book::apply_batch(const BookEvent* events, size_t n, const int64_t* record_at,
                          size_t n_record, TopOfBook* tops) {
-  size_t i = 0;
-  for (size_t r = 0; r < n_record; ++r) {
-    const int64_t target = record_at[r];
-    if (target < 0) {
-      tops[r] = top();
-      continue;
-    }
-    const size_t stop = static_cast<size_t>(target) + 1 < n ? static_cast<size_t>(target) + 1 : n;
-    for (; i < stop; ++i) apply(events[i]);
-    tops[r] = top();
-  }
-  for (; i < n; ++i) apply(events[i]);
+  apply_recording_tops(
+      n, record_at, n_record, tops, [&](size_t i) { apply(events[i]); },
+      [&](int64_t) { return top(); });
 }
 
 void L2Book::set_level(Side side, int64_t price, int64_t qty) {

@@ -1,5 +1,7 @@
 #include "book/l3_book.hpp"
 
+#include "book/batch_apply.hpp"
+
 #include <algorithm>
 #include <bit>
 
@@ -263,18 +265,9 @@ uint32_t L3Book::new_node() {
 
 void L3Book::apply_batch(const OrderEvent* events, size_t n, const int64_t* record_at,
                          size_t n_record, TopOfBook* tops) {
-  size_t i = 0;
-  for (size_t r = 0; r < n_record; ++r) {
-    const int64_t target = record_at[r];
-    if (target < 0) {
-      tops[r] = top();
-      continue;
-    }
-    const size_t stop = static_cast<size_t>(target) + 1 < n ? static_cast<size_t>(target) + 1 : n;
-    for (; i < stop; ++i) apply(events[i]);
-    tops[r] = top();
-  }
-  for (; i < n; ++i) apply(events[i]);
+  apply_recording_tops(
+      n, record_at, n_record, tops, [&](size_t i) { apply(events[i]); },
+      [&](int64_t) { return top(); });
 }
 
 void L3Book::apply_batch_statuses(const OrderEvent* events, size_t n, uint8_t* statuses) {

@@ -73,10 +73,11 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MarketData, RejectionLog, log
 from bot4.data.progress import _NoProgress, byte_progress, iter_lines
 from bot4.errors import ConfigError, DataError, DecimalParseError, OffGridError
-from bot4.events import ASK, BBO_EVENT, BID, BOOK_EVENT, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC, \
+from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_RESYNC, \
     FLAG_SNAPSHOT, TRADE_EVENT
 from bot4.instrument import InstrumentSpec
 
@@ -294,17 +295,7 @@ class BinanceLoader:
         self.symbols: dict[str, _Symbol] = {}
         self.pending_snapshots: list[tuple] = []
         self.last_exchange_ns = 0
-        # book output, columnar: per level and per message
-        self.b_price: list[int] = []
-        self.b_qty: list[int] = []
-        self.b_side = bytearray()
-        self.m_n: list[int] = []
-        self.m_tsx: list[int] = []
-        self.m_tsl: list[int] = []
-        self.m_seq: list[int] = []
-        self.m_iid: list[int] = []
-        self.m_flags: list[int] = []
-        self.m_clear: list[bool] = []
+        self.book = BookColumns()
         self.trades: list[tuple] = []
         self.bbo: list[tuple] = []
 
@@ -326,7 +317,7 @@ class BinanceLoader:
         self._finish()
         data = MarketData(
             specs={s.iid: s.spec for s in self.symbols.values()},
-            book=self._book_array(),
+            book=self.book.to_array(),
             trades=np.array(self.trades, dtype=TRADE_EVENT) if self.trades else np.zeros(0, TRADE_EVENT),
             bbo=np.array(self.bbo, dtype=BBO_EVENT) if self.bbo else np.zeros(0, BBO_EVENT),
             rejections=self.rejections,
@@ -514,18 +505,8 @@ class BinanceLoader:
         n = len(diff.prices)
         if n == 0:
             return
-        self.b_price.extend(diff.prices)
-        self.b_qty.extend(diff.qtys)
-        side = self.b_side
-        side.extend(bytes(diff.nb))
-        side.extend(b"\x01" * (n - diff.nb))
-        self.m_n.append(n)
-        self.m_tsx.append(diff.tsx)
-        self.m_tsl.append(diff.tsl)
-        self.m_seq.append(diff.u)
-        self.m_iid.append(state.iid)
-        self.m_flags.append(flags)
-        self.m_clear.append(False)
+        self.book.add_message(diff.tsx, diff.tsl, diff.u, state.iid, flags, False, diff.prices,
+                              diff.qtys, diff.nb)
 
     def _on_snapshot(self, snap: _Snapshot, tsl: int, source: str, line_no: int, line) -> None:
         if snap.symbol is not None:
@@ -547,19 +528,10 @@ class BinanceLoader:
         qtys: list[int] = []
         nb = self._levels(state, snap.bids, "bid", prices, qtys, source, line_no)
         self._levels(state, snap.asks, "ask", prices, qtys, source, line_no)
-        n = len(prices)
-        self.b_price.extend(prices)
-        self.b_qty.extend(qtys)
-        self.b_side.extend(bytes(nb))
-        self.b_side.extend(b"\x01" * (n - nb))
-        if n:  # (a snapshot without a single valid level cannot carry FLAG_CLEAR: counted)
-            self.m_n.append(n)
-            self.m_tsx.append(self._exchange_ns(snap.T, snap.E, tsl))
-            self.m_tsl.append(tsl)
-            self.m_seq.append(snap.lastUpdateId)
-            self.m_iid.append(state.iid)
-            self.m_flags.append(FLAG_SNAPSHOT | (FLAG_RESYNC if state.after_gap else 0))
-            self.m_clear.append(True)
+        if prices:  # (a snapshot without a single valid level cannot carry FLAG_CLEAR: counted)
+            self.book.add_message(self._exchange_ns(snap.T, snap.E, tsl), tsl, snap.lastUpdateId,
+                                  state.iid, FLAG_SNAPSHOT | (FLAG_RESYNC if state.after_gap else 0),
+                                  True, prices, qtys, nb)
         else:
             self._reject("empty_snapshot", source, line_no, line)
         state.live = True
@@ -621,27 +593,6 @@ class BinanceLoader:
             for diff in state.buffer:
                 self._reject("awaiting_snapshot", diff.source, diff.line_no, diff.text or "")
             state.buffer.clear()
-
-    def _book_array(self) -> np.ndarray:
-        total = len(self.b_price)
-        out = np.zeros(total, BOOK_EVENT)
-        if total == 0:
-            return out
-        n = np.array(self.m_n, dtype=np.int64)
-        ends = np.cumsum(n) - 1
-        starts = ends - n + 1
-        out["ts_exchange"] = np.repeat(np.array(self.m_tsx, dtype=np.int64), n)
-        out["ts_local"] = np.repeat(np.array(self.m_tsl, dtype=np.int64), n)
-        out["seq"] = np.repeat(np.array(self.m_seq, dtype=np.int64), n)
-        out["price"] = np.array(self.b_price, dtype=np.int64)
-        out["qty"] = np.array(self.b_qty, dtype=np.int64)
-        out["instrument"] = np.repeat(np.array(self.m_iid, dtype=np.uint32), n)
-        out["side"] = np.frombuffer(bytes(self.b_side), dtype=np.uint8)
-        flags = np.repeat(np.array(self.m_flags, dtype=np.uint8), n)
-        flags[ends] |= FLAG_LAST
-        flags[starts[np.array(self.m_clear, dtype=bool)]] |= FLAG_CLEAR
-        out["flags"] = flags
-        return out
 
 
 def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:

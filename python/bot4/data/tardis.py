@@ -50,10 +50,11 @@ from pathlib import Path
 import numpy as np
 
 from bot4.data.binance import _as_paths
+from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MarketData, RejectionLog, log
 from bot4.data.progress import _NoProgress, byte_progress, iter_lines
 from bot4.errors import DataError, DecimalParseError, OffGridError
-from bot4.events import ASK, BBO_EVENT, BID, BOOK_EVENT, FLAG_CLEAR, FLAG_LAST, FLAG_SNAPSHOT, \
+from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_SNAPSHOT, \
     NO_ASK_PRICE, NO_BID_PRICE, NO_SIDE, TRADE_EVENT
 from bot4.instrument import InstrumentSpec
 
@@ -164,17 +165,7 @@ class _Reader:
         self.venue = ""
         self.msg_seq = 0
         self.row_seq = 0
-        # book, columnar
-        self.b_price: list[int] = []
-        self.b_qty: list[int] = []
-        self.b_side = bytearray()
-        self.m_n: list[int] = []
-        self.m_tsx: list[int] = []
-        self.m_tsl: list[int] = []
-        self.m_seq: list[int] = []
-        self.m_iid: list[int] = []
-        self.m_flags: list[int] = []
-        self.m_clear: list[bool] = []
+        self.book = BookColumns()
         self.trades: list[tuple] = []
         self.bbo: list[tuple] = []
 
@@ -186,47 +177,8 @@ class _Reader:
     # --- book message plumbing ---
 
     def _open_message(self, tsx: int, tsl: int, iid: int, flags: int, clear: bool) -> None:
-        self.m_n.append(0)
-        self.m_tsx.append(tsx)
-        self.m_tsl.append(tsl)
-        self.m_seq.append(self.msg_seq)
+        self.book.open_message(tsx, tsl, self.msg_seq, iid, flags, clear)
         self.msg_seq += 1
-        self.m_iid.append(iid)
-        self.m_flags.append(flags)
-        self.m_clear.append(clear)
-
-    def _add_level(self, side: int, price: int, qty: int) -> None:
-        self.b_price.append(price)
-        self.b_qty.append(qty)
-        self.b_side.append(side)
-        self.m_n[-1] += 1
-
-    def book_array(self) -> np.ndarray:
-        total = len(self.b_price)
-        out = np.zeros(total, BOOK_EVENT)
-        if total == 0:
-            return out
-        n = np.array(self.m_n, dtype=np.int64)
-        keep = n > 0
-        n = n[keep]
-        ends = np.cumsum(n) - 1
-        starts = ends - n + 1
-
-        def col(values, dtype):
-            return np.repeat(np.array(values, dtype=dtype)[keep], n)
-
-        out["ts_exchange"] = col(self.m_tsx, np.int64)
-        out["ts_local"] = col(self.m_tsl, np.int64)
-        out["seq"] = col(self.m_seq, np.int64)
-        out["instrument"] = col(self.m_iid, np.uint32)
-        out["price"] = np.array(self.b_price, dtype=np.int64)
-        out["qty"] = np.array(self.b_qty, dtype=np.int64)
-        out["side"] = np.frombuffer(bytes(self.b_side), dtype=np.uint8)
-        flags = col(self.m_flags, np.uint8)
-        flags[ends] |= FLAG_LAST
-        flags[starts[np.array(self.m_clear, dtype=bool)[keep]]] |= FLAG_CLEAR
-        out["flags"] = flags
-        return out
 
     # --- rows ---
 
@@ -286,7 +238,7 @@ class _Reader:
             if isinstance(price, str) or isinstance(qty, str):
                 self.reject(price if isinstance(price, str) else qty, source, line_no, line)
                 continue
-            self._add_level(side, price, qty)
+            self.book.add_level(side, price, qty)
 
     def _read_trades(self, lines, header, source) -> None:
         numeric_ids: bool | None = None
@@ -368,7 +320,7 @@ class _Reader:
                 if isinstance(price, str) or isinstance(qty, str):
                     self.reject(price if isinstance(price, str) else qty, source, line_no, line)
                     continue
-                self._add_level(side, price, qty)
+                self.book.add_level(side, price, qty)
 
 
 def _read_header(path: Path) -> list[str]:
@@ -445,7 +397,7 @@ def load_tardis(paths: str | Path | Sequence[str | Path],
         bar.close()
     data = MarketData(
         specs={s.instrument_id: s for s in specs.values()},
-        book=reader.book_array(),
+        book=reader.book.to_array(),
         trades=np.array(reader.trades, dtype=TRADE_EVENT) if reader.trades else np.zeros(0, TRADE_EVENT),
         bbo=np.array(reader.bbo, dtype=BBO_EVENT) if reader.bbo else np.zeros(0, BBO_EVENT),
         rejections=reader.rejections,
