@@ -7,6 +7,8 @@ void bind_common(py::module_& m);
 void bind_simd(py::module_& m);
 void bind_book(py::module_& m);
 void bind_sim(py::module_& m);
+void bind_features(py::module_& m);
+void bind_kernels(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -18,4 +20,7 @@ PYBIND11_MODULE(_core, m) {
   bot4::ext::bind_simd(m);
   bot4::ext::bind_book(m);
   bot4::ext::bind_sim(m);
+  py::module_ features = m.def_submodule("features", "feature engine and windowed kernels");
+  bot4::ext::bind_features(features);
+  bot4::ext::bind_kernels(features);
 }

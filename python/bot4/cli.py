@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_args(p)
     p.set_defaults(func=_cmd_replay, check_bbo=True)
     _add_sim_commands(sub)
+    from bot4.features.cli import add_features_command
+
+    add_features_command(sub, _add_stream_args)
     return parser
 
 

@@ -1,0 +1,363 @@
+#include "features/feature_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace bot4::features {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+int64_t elapsed_ns(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
+constexpr int kTradedSlots = 8;
+}  // namespace
+
+struct FeatureEngine::Instrument {
+  Instrument(const InstrumentSetup& s, const FeatureConfig& c)
+      : setup(s),
+        l3(s.l3 ? std::make_unique<book::L3Book>() : nullptr),
+        book_state(c, s.tick_size),
+        flow(c),
+        queue(c, s.l3),
+        liquidity(c, s.tick_size, s.lot_size),
+        volatility(c),
+        window(c),
+        technical(c),
+        returns(static_cast<size_t>(c.window)) {}
+
+  const book::L2Book& book() const { return l3 ? l3->l2() : l2; }
+
+  InstrumentSetup setup;
+  book::L2Book l2;
+  std::unique_ptr<book::L3Book> l3;
+  BookSnapshot snap;
+  BookSnapshot prev;
+  bool have_prev = false;
+  bool started = false;
+  BookStateFeatures book_state;
+  OrderFlowFeatures flow;
+  QueueFeatures queue;
+  LiquidityFeatures liquidity;
+  VolatilityFeatures volatility;
+  WindowFeatures window;
+  TechnicalFeatures technical;
+  SampleWindow returns;
+  double last_sample_mid = kNaN;
+  int64_t events_since_row = 0;
+  // L2 cancel inference: volume traded at recent prices, per side, not yet matched to a decrease.
+  int64_t traded_price[2][kTradedSlots] = {};
+  int64_t traded_qty[2][kTradedSlots] = {};
+  int traded_next[2] = {0, 0};
+};
+
+FeatureEngine::FeatureEngine(FeatureConfig config)
+    : config_(std::move(config)), kernels_(&active_window_kernels()) {
+  config_.depth_levels = std::clamp(config_.depth_levels, 1, kMaxDepthLevels);
+}
+
+FeatureEngine::~FeatureEngine() = default;
+
+bool FeatureEngine::add_instrument(const InstrumentSetup& setup, std::string& error) {
+  for (const auto& inst : instruments_) {
+    if (inst->setup.id == setup.id) {
+      error = "instrument " + std::to_string(setup.id) + " is already registered";
+      return false;
+    }
+  }
+  if (!(setup.tick_size > 0) || !(setup.lot_size > 0)) {
+    error = "tick_size and lot_size must be positive";
+    return false;
+  }
+  instruments_.push_back(std::make_unique<Instrument>(setup, config_));
+  cached_ = nullptr;
+  return true;
+}
+
+FeatureEngine::Instrument* FeatureEngine::lookup(InstrumentId id) {
+  if (cached_ != nullptr && cached_->setup.id == id) return cached_;
+  for (auto& inst : instruments_) {
+    if (inst->setup.id == id) {
+      cached_ = inst.get();
+      return cached_;
+    }
+  }
+  return nullptr;
+}
+
+size_t FeatureEngine::row_bound(const BookEvent* book, size_t n_book, const OrderEvent* orders,
+                                size_t n_orders, const TradeEvent* trades, size_t n_trades) const {
+  switch (config_.decision_mode) {
+    case DecisionMode::None:
+      return 0;
+    case DecisionMode::EveryBookMessage:
+    case DecisionMode::EveryNEvents: {
+      size_t n = 0;
+      for (size_t i = 0; i < n_book; ++i) n += (book[i].flags & event_flag::kLast) != 0;
+      for (size_t i = 0; i < n_orders; ++i) n += (orders[i].flags & event_flag::kLast) != 0;
+      return n;
+    }
+    case DecisionMode::TimeGrid: {
+      int64_t lo = INT64_MAX, hi = INT64_MIN;
+      auto span = [&](int64_t t) {
+        lo = std::min(lo, t);
+        hi = std::max(hi, t);
+      };
+      for (size_t i = 0; i < n_book; ++i) span(book[i].ts_local);
+      for (size_t i = 0; i < n_orders; ++i) span(orders[i].ts_local);
+      for (size_t i = 0; i < n_trades; ++i) span(trades[i].ts_local);
+      if (lo > hi) return 0;
+      if (next_grid_ != INT64_MIN) lo = std::min(lo, next_grid_);
+      const auto per = static_cast<size_t>((hi - lo) / config_.decision_interval_ns + 2);
+      return per * instruments_.size();
+    }
+  }
+  return 0;
+}
+
+void FeatureEngine::clear_rows() {
+  matrix_.clear();
+  timestamps_.clear();
+  row_instruments_.clear();
+}
+
+void FeatureEngine::write_row(Instrument& inst, int64_t t) {
+  const auto start = row_ns_ != nullptr ? Clock::now() : Clock::time_point{};
+  const size_t r = timestamps_.size();
+  matrix_.resize((r + 1) * kFeatureCount);
+  double* row = matrix_.data() + r * kFeatureCount;
+  const double mid = inst.snap.two_sided() ? inst.snap.mid() : kNaN;
+  inst.liquidity.advance(t, mid, true);
+  inst.book_state.write(inst.snap, row);
+  inst.flow.write(t, row);
+  inst.queue.write(t, row);
+  inst.liquidity.write(*kernels_, row);
+  inst.volatility.write(inst.returns, row);
+  if (force_window_) inst.window.invalidate();
+  inst.window.write(*kernels_, inst.returns, row);
+  inst.technical.write(t, mid, row);
+  timestamps_.push_back(t);
+  row_instruments_.push_back(inst.setup.id);
+  inst.events_since_row = 0;
+  ++counters_.rows;
+  if (row_ns_ != nullptr) row_ns_->push_back(elapsed_ns(start));
+}
+
+void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {
+  const double mid = inst.snap.mid();
+  const bool has_return = std::isfinite(inst.last_sample_mid);
+  const double r = has_return ? std::log(mid / inst.last_sample_mid) * config_.return_scale : kNaN;
+  if (has_return) {
+    inst.returns.push(r);
+    inst.liquidity.on_sample(r);
+  }
+  inst.volatility.on_sample(mid, has_return, r);
+  inst.technical.on_sample(mid);
+  inst.book_state.on_sample(inst.snap);
+  inst.last_sample_mid = mid;
+  ++counters_.samples;
+}
+
+void FeatureEngine::advance(int64_t t) {
+  if (config_.sample_interval_ns > 0) {
+    if (next_sample_ == INT64_MIN) next_sample_ = (t / config_.sample_interval_ns + 1) * config_.sample_interval_ns;
+    while (next_sample_ < t) {
+      for (auto& inst : instruments_)
+        if (inst->started && inst->snap.two_sided()) take_sample(*inst, next_sample_);
+      next_sample_ += config_.sample_interval_ns;
+    }
+  }
+  if (config_.decision_mode == DecisionMode::TimeGrid) {
+    if (next_grid_ == INT64_MIN) next_grid_ = (t / config_.decision_interval_ns + 1) * config_.decision_interval_ns;
+    while (next_grid_ < t) {
+      for (auto& inst : instruments_)
+        if (inst->started) write_row(*inst, next_grid_);
+      next_grid_ += config_.decision_interval_ns;
+    }
+  }
+}
+
+void FeatureEngine::message_end(Instrument& inst, int64_t t) {
+  ++counters_.messages;
+  inst.snap.capture(inst.book(), config_.depth_levels, t);
+  inst.queue.on_message(inst.snap, inst.l3.get());
+  if (inst.snap.two_sided()) {
+    if (inst.have_prev) inst.flow.on_message(inst.prev, inst.snap);
+    inst.prev = inst.snap;
+    inst.have_prev = true;
+    if (config_.sample_interval_ns == 0) take_sample(inst, t);
+  } else {
+    ++counters_.one_sided_or_crossed;
+    inst.have_prev = false;  // OFI skips crossed, locked and one-sided states
+  }
+  if (config_.decision_mode == DecisionMode::EveryBookMessage) {
+    write_row(inst, t);
+  } else if (config_.decision_mode == DecisionMode::EveryNEvents &&
+             inst.events_since_row >= config_.decision_every_n) {
+    write_row(inst, t);
+  }
+}
+
+void FeatureEngine::on_book(const BookEvent& ev, int64_t t) {
+  ++counters_.book_events;
+  Instrument* inst = lookup(ev.instrument);
+  if (inst == nullptr) {
+    ++counters_.unknown_instrument;
+    return;
+  }
+  if (inst->l3) {
+    ++counters_.book_ignored_l3;
+    return;
+  }
+  if (!inst->started) {
+    inst->started = true;
+    inst->flow.start(t);
+    inst->technical.start(t);
+  }
+  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
+  inst->liquidity.advance(t, mid, false);
+  ++inst->events_since_row;
+  const bool counted = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) == 0 &&
+                       (ev.side == static_cast<uint8_t>(Side::Bid) || ev.side == static_cast<uint8_t>(Side::Ask));
+  const int64_t before = counted ? inst->l2.qty_at(static_cast<Side>(ev.side), ev.price) : 0;
+  const book::BookStatus status = inst->l2.apply(ev);
+  if (status <= book::BookStatus::Crossed) {  // applied (Ok, DeleteAbsent, Crossed)
+    if (counted) {
+      inst->flow.on_order_message(t);
+      int64_t decrease = before - ev.qty;
+      if (decrease > 0) {
+        const int side = ev.side;
+        for (int k = 0; k < kTradedSlots && decrease > 0; ++k) {
+          if (inst->traded_price[side][k] == ev.price && inst->traded_qty[side][k] > 0) {
+            const int64_t take = std::min(decrease, inst->traded_qty[side][k]);
+            inst->traded_qty[side][k] -= take;
+            decrease -= take;
+          }
+        }
+        if (decrease > 0) inst->flow.on_cancel(t);
+      }
+    }
+  } else {
+    ++counters_.book_rejected;
+  }
+  if (ev.flags & event_flag::kLast) message_end(*inst, t);
+}
+
+void FeatureEngine::on_order(const OrderEvent& ev, int64_t t) {
+  ++counters_.order_events;
+  Instrument* inst = lookup(ev.instrument);
+  if (inst == nullptr) {
+    ++counters_.unknown_instrument;
+    return;
+  }
+  if (!inst->l3) {
+    ++counters_.orders_ignored_l2;
+    return;
+  }
+  if (!inst->started) {
+    inst->started = true;
+    inst->flow.start(t);
+    inst->technical.start(t);
+  }
+  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
+  inst->liquidity.advance(t, mid, false);
+  ++inst->events_since_row;
+  const book::BookStatus status = inst->l3->apply(ev);
+  if (status <= book::BookStatus::Crossed) {
+    inst->queue.on_order_event(ev);
+    const auto action = static_cast<OrderAction>(ev.action);
+    if ((ev.flags & event_flag::kSnapshot) == 0 && action != OrderAction::Execute &&
+        action != OrderAction::Clear) {
+      inst->flow.on_order_message(t);
+      if (action == OrderAction::Cancel || (action == OrderAction::Modify && ev.qty == 0))
+        inst->flow.on_cancel(t);
+    }
+  } else {
+    ++counters_.book_rejected;
+  }
+  if (ev.flags & event_flag::kLast) message_end(*inst, t);
+}
+
+void FeatureEngine::on_trade(const TradeEvent& ev, int64_t t) {
+  ++counters_.trade_events;
+  Instrument* inst = lookup(ev.instrument);
+  if (inst == nullptr) {
+    ++counters_.unknown_instrument;
+    return;
+  }
+  if (!inst->started) {
+    inst->started = true;
+    inst->flow.start(t);
+    inst->technical.start(t);
+  }
+  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
+  inst->liquidity.advance(t, mid, false);
+  ++inst->events_since_row;
+  if (ev.qty <= 0 || ev.price <= 0) {
+    ++counters_.trades_rejected;
+    return;
+  }
+  inst->flow.on_trade(t, ev.aggressor, ev.qty);
+  inst->queue.on_trade(ev.price, ev.aggressor, ev.qty);
+  inst->liquidity.on_trade(t, ev.price, ev.qty, ev.aggressor, mid);
+  inst->technical.on_trade(t, ev.price, ev.qty);
+  // A buyer lifts asks, a seller hits bids: remember the volume so the matching size decrease is
+  // not mistaken for a cancel.
+  const int side = ev.aggressor == static_cast<uint8_t>(Side::Bid)   ? 1
+                   : ev.aggressor == static_cast<uint8_t>(Side::Ask) ? 0
+                                                                     : -1;
+  if (side >= 0 && !inst->l3) {
+    for (int k = 0; k < kTradedSlots; ++k) {
+      if (inst->traded_price[side][k] == ev.price) {
+        inst->traded_qty[side][k] += ev.qty;
+        return;
+      }
+    }
+    const int slot = inst->traded_next[side];
+    inst->traded_price[side][slot] = ev.price;
+    inst->traded_qty[side][slot] = ev.qty;
+    inst->traded_next[side] = (slot + 1) % kTradedSlots;
+  }
+}
+
+void FeatureEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders,
+                        size_t n_orders, const TradeEvent* trades, size_t n_trades,
+                        std::vector<int64_t>* row_ns, std::vector<int64_t>* event_ns) {
+  kernels_ = &active_window_kernels();  // dispatch once per batch
+  row_ns_ = row_ns;
+  const size_t bound = row_bound(book, n_book, orders, n_orders, trades, n_trades);
+  matrix_.reserve((timestamps_.size() + bound) * kFeatureCount);
+  timestamps_.reserve(timestamps_.size() + bound);
+  row_instruments_.reserve(row_instruments_.size() + bound);
+
+  size_t ib = 0, io = 0, it = 0;
+  int64_t kb = key_book_, ko = key_orders_, kt = key_trades_;
+  auto peek = [](int64_t running, int64_t ts) { return std::max(running, ts); };
+  while (ib < n_book || io < n_orders || it < n_trades) {
+    const int64_t cb = ib < n_book ? peek(kb, book[ib].ts_local) : INT64_MAX;
+    const int64_t co = io < n_orders ? peek(ko, orders[io].ts_local) : INT64_MAX;
+    const int64_t ct = it < n_trades ? peek(kt, trades[it].ts_local) : INT64_MAX;
+    const auto start = event_ns != nullptr ? Clock::now() : Clock::time_point{};
+    if (ib < n_book && cb <= co && cb <= ct) {
+      kb = cb;
+      advance(cb);
+      on_book(book[ib++], cb);
+    } else if (io < n_orders && co <= ct) {
+      ko = co;
+      advance(co);
+      on_order(orders[io++], co);
+    } else {
+      kt = ct;
+      advance(ct);
+      on_trade(trades[it++], ct);
+    }
+    if (event_ns != nullptr) event_ns->push_back(elapsed_ns(start));
+  }
+  key_book_ = kb;
+  key_orders_ = ko;
+  key_trades_ = kt;
+  row_ns_ = nullptr;
+}
+
+}  // namespace bot4::features

@@ -1,0 +1,171 @@
+#include "features/liquidity_features.hpp"
+
+#include <cmath>
+
+#include "features/book_snapshot.hpp"
+#include "features/feature_catalog.hpp"
+
+namespace bot4::features {
+
+double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+void VpinBuckets::add_bar(double volume, double buy_fraction) {
+  double remaining = volume;
+  while (remaining > 0) {
+    const double take = std::min(remaining, bucket_ - fill_);
+    fill_ += take;
+    buy_ += take * buy_fraction;
+    sell_ += take * (1.0 - buy_fraction);
+    remaining -= take;
+    // Compare with a relative tolerance so a bucket filled by float splits still completes.
+    if (fill_ >= bucket_ * (1.0 - 1e-12)) {
+      imbalance_.push(std::fabs(sell_ - buy_));
+      fill_ = buy_ = sell_ = 0;
+    }
+  }
+}
+
+double VpinBuckets::vpin() const {
+  if (!imbalance_.full()) return __builtin_nan("");
+  const double* v = imbalance_.data();
+  double sum = 0;
+  for (int i = 0; i < n_; ++i) sum += v[i];
+  return sum / (static_cast<double>(n_) * bucket_);
+}
+
+LiquidityFeatures::LiquidityFeatures(const FeatureConfig& config, double tick_size, double lot_size)
+    : config_(config),
+      notional_per_tick_lot_(tick_size * lot_size),
+      alpha_(1.0 - std::exp2(-1.0 / config.spread_halflife_trades)),
+      sample_return_(static_cast<size_t>(config.liquidity_samples)),
+      sample_signed_(static_cast<size_t>(config.liquidity_samples)),
+      sample_notional_(static_cast<size_t>(config.liquidity_samples)),
+      trade_dp_(static_cast<size_t>(config.roll_trades)),
+      bar_dp_(static_cast<size_t>(config.vpin_sigma_bars)) {
+  if (config.vpin_bucket_lots > 0) {
+    vpin_storage_ = VpinBuckets(static_cast<double>(config.vpin_bucket_lots), config.vpin_buckets);
+    vpin_ = &vpin_storage_;
+  }
+}
+
+namespace {
+double ewm(double prev, double x, double alpha) { return std::isnan(prev) ? x : prev + alpha * (x - prev); }
+}  // namespace
+
+void LiquidityFeatures::close_bar(double mid) {
+  if (vpin_ == nullptr && first_t_ != INT64_MIN &&
+      (bar_index_ + 1) * config_.vpin_bar_ns >= first_t_ + config_.vpin_auto_ns) {
+    vpin_storage_ = VpinBuckets(std::max(auto_volume_ / 10.0, 1.0), config_.vpin_buckets);
+    vpin_ = &vpin_storage_;
+  }
+  const double dp = mid - bar_open_mid_;
+  if (std::isfinite(dp)) {
+    if (vpin_ != nullptr && bar_dp_.full() && bar_volume_ > 0) {
+      const double* x = bar_dp_.data();
+      const size_t n = bar_dp_.size();
+      double mean = 0;
+      for (size_t i = 0; i < n; ++i) mean += x[i];
+      mean /= static_cast<double>(n);
+      double ss = 0;
+      for (size_t i = 0; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
+      const double sigma = std::sqrt(ss / static_cast<double>(n - 1));
+      if (sigma > 0) vpin_->add_bar(bar_volume_, normal_cdf(dp / sigma));
+    }
+    bar_dp_.push(dp);
+  }
+  if (std::isfinite(mid)) bar_open_mid_ = mid;
+  bar_volume_ = 0;
+}
+
+void LiquidityFeatures::advance(int64_t t, double mid, bool inclusive) {
+  if (first_t_ == INT64_MIN) {
+    first_t_ = t;
+    bar_index_ = t / config_.vpin_bar_ns;
+  }
+  const int64_t bar = t / config_.vpin_bar_ns;
+  if (bar > bar_index_) {
+    close_bar(mid);
+    bar_index_ = bar;
+  }
+  while (!pending_.empty()) {
+    const Pending& p = pending_.front();
+    const int64_t due = p.t + config_.realised_horizon_ns;
+    if (inclusive ? due > t : due >= t) break;
+    if (std::isfinite(mid)) {
+      realised_ewm_ = ewm(realised_ewm_, 2.0 * p.q * (p.price - mid) / p.mid * 1e4, alpha_);
+      impact_ewm_ = ewm(impact_ewm_, 2.0 * p.q * (mid - p.mid) / p.mid * 1e4, alpha_);
+    }
+    pending_.pop();
+  }
+}
+
+void LiquidityFeatures::on_trade(int64_t t, int64_t price, int64_t qty, uint8_t aggressor, double mid) {
+  const double notional = static_cast<double>(price) * static_cast<double>(qty) * notional_per_tick_lot_;
+  const double q = aggressor == static_cast<uint8_t>(Side::Bid)   ? 1.0
+                   : aggressor == static_cast<uint8_t>(Side::Ask) ? -1.0
+                                                                  : 0.0;
+  interval_signed_ += q * static_cast<double>(qty);
+  interval_notional_ += notional;
+  bar_volume_ += static_cast<double>(qty);
+  if (first_t_ != INT64_MIN && t < first_t_ + config_.vpin_auto_ns) auto_volume_ += static_cast<double>(qty);
+  if (last_trade_price_ != INT64_MIN) trade_dp_.push(static_cast<double>(price - last_trade_price_));
+  last_trade_price_ = price;
+  if (q != 0.0 && std::isfinite(mid) && mid > 0) {
+    effective_last_ = 2.0 * q * (static_cast<double>(price) - mid) / mid * 1e4;
+    effective_ewm_ = ewm(effective_ewm_, effective_last_, alpha_);
+    pending_.push(Pending{t, q, static_cast<double>(price), mid});
+  }
+}
+
+void LiquidityFeatures::on_sample(double return_bp) {
+  sample_return_.push(return_bp);
+  sample_signed_.push(interval_signed_);
+  sample_notional_.push(interval_notional_);
+  interval_signed_ = 0;
+  interval_notional_ = 0;
+}
+
+void LiquidityFeatures::write(const WindowKernels& kernels, double* row) {
+  if (sample_return_.full()) {
+    const size_t n = sample_return_.size();
+    row[f_kyle_lambda] = kernels.ols_slope(sample_signed_.data(), sample_return_.data(), n);
+    const double* r = sample_return_.data();
+    const double* v = sample_notional_.data();
+    double sum = 0;
+    int count = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (v[i] > 0) {
+        sum += std::fabs(r[i]) / v[i] * 1e6;
+        ++count;
+      }
+    }
+    row[f_amihud] = count > 0 ? sum / count : kNaN;
+  } else {
+    row[f_kyle_lambda] = kNaN;
+    row[f_amihud] = kNaN;
+  }
+  if (trade_dp_.full()) {
+    const double* dp = trade_dp_.data();
+    const size_t m = trade_dp_.size() - 1;  // pairs (dp_t, dp_{t-1})
+    double mx = 0, my = 0;
+    for (size_t i = 0; i < m; ++i) {
+      mx += dp[i + 1];
+      my += dp[i];
+    }
+    mx /= static_cast<double>(m);
+    my /= static_cast<double>(m);
+    double cov = 0;
+    for (size_t i = 0; i < m; ++i) cov += (dp[i + 1] - mx) * (dp[i] - my);
+    cov /= static_cast<double>(m - 1);
+    row[f_roll_spread] = cov < 0 ? 2.0 * std::sqrt(-cov) : kNaN;
+  } else {
+    row[f_roll_spread] = kNaN;
+  }
+  row[f_effective_spread] = effective_last_;
+  row[f_effective_spread_ewm] = effective_ewm_;
+  row[f_realised_spread_ewm] = realised_ewm_;
+  row[f_price_impact_ewm] = impact_ewm_;
+  row[f_vpin] = vpin_ != nullptr ? vpin_->vpin() : kNaN;
+}
+
+}  // namespace bot4::features

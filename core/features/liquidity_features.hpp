@@ -1,0 +1,78 @@
+#pragma once
+// Liquidity and impact family: Kyle's lambda, Amihud, Roll, effective / realised spread and price
+// impact, and BVC-VPIN. Realised spread and impact use the mid D after each trade, so a trade
+// only contributes once t + D has passed (matured); VPIN only changes when a bucket completes.
+#include <cstdint>
+
+#include "features/feature_config.hpp"
+#include "features/rolling.hpp"
+#include "features/window_kernels.hpp"
+
+namespace bot4::features {
+
+// Standard normal CDF.
+double normal_cdf(double x);
+
+// BVC volume buckets: bars (volume, buy fraction) are cut into buckets of `bucket` lots, a bar
+// straddling a boundary split proportionally with its buy fraction.
+class VpinBuckets {
+ public:
+  VpinBuckets(double bucket, int n_buckets) : bucket_(bucket), n_(n_buckets), imbalance_(n_buckets) {}
+  void add_bar(double volume, double buy_fraction);
+  double vpin() const;  // NaN until n buckets completed
+  double bucket() const { return bucket_; }
+
+ private:
+  double bucket_;
+  int n_;
+  double fill_ = 0, buy_ = 0, sell_ = 0;
+  SampleWindow imbalance_;  // |V_sell - V_buy| of the last n completed buckets
+};
+
+class LiquidityFeatures {
+ public:
+  LiquidityFeatures(const FeatureConfig& config, double tick_size, double lot_size);
+  // Advances time to `t` (before an event at t is applied, or at a row at t): matures trades with
+  // t_i + D < t (strictly, for events) or <= t (rows) using the mid as of then, closes VPIN bars.
+  void advance(int64_t t, double mid, bool inclusive);
+  // A trade at price (ticks) with the prevailing mid (ticks, NaN if the book is not two-sided).
+  void on_trade(int64_t t, int64_t price, int64_t qty, uint8_t aggressor, double mid);
+  // A return sample (bp) closing the current sample interval.
+  void on_sample(double return_bp);
+  void write(const WindowKernels& kernels, double* row);
+
+ private:
+  struct Pending {
+    int64_t t;
+    double q;
+    double price;
+    double mid;
+  };
+  void close_bar(double mid);
+
+  const FeatureConfig& config_;
+  double notional_per_tick_lot_;
+  double alpha_;  // EWMA weight per trade
+  // per sample interval
+  double interval_signed_ = 0, interval_notional_ = 0;
+  SampleWindow sample_return_, sample_signed_, sample_notional_;
+  // Roll
+  SampleWindow trade_dp_;
+  int64_t last_trade_price_ = INT64_MIN;
+  // spreads
+  double effective_last_ = kNaNValue(), effective_ewm_ = kNaNValue();
+  double realised_ewm_ = kNaNValue(), impact_ewm_ = kNaNValue();
+  Fifo<Pending> pending_;
+  // VPIN
+  int64_t first_t_ = INT64_MIN;
+  int64_t bar_index_ = INT64_MIN;
+  double bar_volume_ = 0;
+  double bar_open_mid_ = kNaNValue();  // mid at the previous bar close
+  double auto_volume_ = 0;
+  SampleWindow bar_dp_;
+  VpinBuckets* vpin_ = nullptr;
+  VpinBuckets vpin_storage_{1.0, 1};
+  static constexpr double kNaNValue() { return __builtin_nan(""); }
+};
+
+}  // namespace bot4::features

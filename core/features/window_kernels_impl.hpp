@@ -1,0 +1,1015 @@
+// The windowed kernels of window_kernels.hpp, written once for a vector of BOT4_LANES doubles.
+//
+// Included by exactly one translation unit per instruction set, which defines BOT4_LANES (1, 4
+// or 8) and BOT4_KERNEL_NS (the namespace the table lands in) before including it. Everything
+// here has internal linkage: the same inline helper compiled with -mavx512f in one file and for
+// baseline x86-64 in another must never be merged by the linker (an ODR-merged copy could run
+// AVX-512 code on a CPU without it). For the same reason nothing below calls a std:: template
+// with a body; libm calls (log, sqrt) are plain external functions and are safe.
+//
+// Reproducibility across levels: every sum goes through csum(), which always uses eight partial
+// sums (element i into partial i % 8) combined in one fixed tree, whatever the vector width, and
+// cmake/isa.cmake compiles the three files with -ffp-contract=off (no implicit a*b+c -> FMA where
+// the ISA has one), so elementwise arithmetic rounds identically at every width. Kernels whose only cross-lane
+// operations are csum, max/min and counting therefore return bit-identical results at every
+// level; the ones with prefix sums (hurst_rs, dfa) differ in the last bits only.
+#if !defined(BOT4_LANES) || !defined(BOT4_KERNEL_NS)
+#error "define BOT4_LANES and BOT4_KERNEL_NS before including window_kernels_impl.hpp"
+#endif
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "features/window_kernels.hpp"
+#include "features/window_kernels_tables.hpp"
+
+namespace bot4::features::BOT4_KERNEL_NS {
+namespace {
+
+constexpr int L = BOT4_LANES;
+static_assert(L == 1 || L == 4 || L == 8, "BOT4_LANES must be 1, 4 or 8");
+
+constexpr double kNaN = __builtin_nan("");
+// Slack after every stack buffer: vector loops run up to a whole word of 64 lanes past the end
+// and read (never use) those lanes, so no loop needs a scalar tail.
+constexpr size_t kPad = 128;
+constexpr size_t kBuf = kMaxWindow + kPad;
+constexpr size_t kWords = (kMaxWindow + 63) / 64 + 4;
+
+// ------------------------------------------------------------------------------------------
+// The vector layer. L == 1 is a plain double so the scalar build is ordinary scalar code.
+#if BOT4_LANES == 1
+using vd = double;
+using vi = long long;
+inline vd vload(const double* p) { return *p; }
+inline void vstore(double* p, vd v) { *p = v; }
+inline vd splat(double a) { return a; }
+inline double lane(vd v, int) { return v; }
+inline vd iota() { return 0.0; }
+inline vi lt(vd a, vd b) { return -static_cast<long long>(a < b); }
+inline vi gt(vd a, vd b) { return -static_cast<long long>(a > b); }
+inline vd sel(vi m, vd a, vd b) { return m ? a : b; }
+inline vd vabs(vd a) { return __builtin_fabs(a); }
+inline vi as_int(vd a) { return __builtin_bit_cast(long long, a); }
+inline vd as_double(vi a) { return __builtin_bit_cast(double, a); }
+inline vd vsqrt(vd a) { return __builtin_sqrt(a); }
+inline unsigned bits_lt(vd a, vd b) { return a < b; }
+inline unsigned bits_le(vd a, vd b) { return a <= b; }
+inline unsigned bits_ne(vd a, vd b) { return a != b; }
+inline double hmax(vd v) { return v; }
+inline double hmin(vd v) { return v; }
+inline vd scan(vd v) { return v; }
+inline vd bcast_last(vd v) { return v; }
+inline vd reverse(vd v) { return v; }
+inline vd gather(const double* p, size_t) { return *p; }
+inline void set_lane(vd& v, int, double a) { v = a; }
+#else
+typedef double vd __attribute__((vector_size(8 * BOT4_LANES)));
+typedef long long vi __attribute__((vector_size(8 * BOT4_LANES)));
+
+inline vd vload(const double* p) {
+  vd v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void vstore(double* p, vd v) { __builtin_memcpy(p, &v, sizeof v); }
+inline vd splat(double a) { return vd{} + a; }
+inline double lane(vd v, int i) { return v[i]; }
+template <size_t... I>
+constexpr vd iota_impl(std::index_sequence<I...>) { return vd{static_cast<double>(I)...}; }
+inline vd iota() { return iota_impl(std::make_index_sequence<L>{}); }
+inline vi lt(vd a, vd b) { return a < b; }
+inline vi gt(vd a, vd b) { return a > b; }
+inline vd sel(vi m, vd a, vd b) { return m ? a : b; }
+inline vi as_int(vd a) { return reinterpret_cast<vi>(a); }
+inline vd as_double(vi a) { return reinterpret_cast<vd>(a); }
+inline vd vabs(vd a) { return as_double(as_int(a) & 0x7fffffffffffffffLL); }
+
+// Lane shuffles with masks fixed at compile time.
+template <size_t... I, typename F>
+constexpr vi mask_impl(std::index_sequence<I...>, F f) { return vi{f(static_cast<int>(I))...}; }
+template <typename F>
+constexpr vi make_mask(F f) { return mask_impl(std::make_index_sequence<L>{}, f); }
+
+inline vd reverse(vd v) {
+  constexpr vi m = make_mask([](int i) -> long long { return L - 1 - i; });
+  return __builtin_shuffle(v, m);
+}
+inline vd bcast_last(vd v) {
+  constexpr vi m = make_mask([](int) -> long long { return L - 1; });
+  return __builtin_shuffle(v, m);
+}
+template <int S>
+inline vd shift_up(vd v) {  // lane i <- lane i - S, zeros shifted in
+  constexpr vi m = make_mask([](int i) -> long long { return i >= S ? i - S : L; });
+  return __builtin_shuffle(v, vd{}, m);
+}
+// Inclusive prefix sum within the vector (log2 L steps).
+inline vd scan(vd v) {
+  v += shift_up<1>(v);
+  v += shift_up<2>(v);
+  if constexpr (L == 8) v += shift_up<4>(v);
+  return v;
+}
+template <int S>
+inline vd swap_halves(vd v) {  // lane i <- lane i ^ S
+  constexpr vi m = make_mask([](int i) -> long long { return i ^ S; });
+  return __builtin_shuffle(v, m);
+}
+inline double hmax(vd v) {
+  if constexpr (L == 8) v = sel(v > swap_halves<4>(v), v, swap_halves<4>(v));
+  v = sel(v > swap_halves<2>(v), v, swap_halves<2>(v));
+  v = sel(v > swap_halves<1>(v), v, swap_halves<1>(v));
+  return v[0];
+}
+inline double hmin(vd v) {
+  if constexpr (L == 8) v = sel(v < swap_halves<4>(v), v, swap_halves<4>(v));
+  v = sel(v < swap_halves<2>(v), v, swap_halves<2>(v));
+  v = sel(v < swap_halves<1>(v), v, swap_halves<1>(v));
+  return v[0];
+}
+inline vd gather(const double* p, size_t stride) {
+  vd v;
+  for (int l = 0; l < L; ++l) v[l] = p[l * stride];
+  return v;
+}
+inline void set_lane(vd& v, int l, double a) { v[l] = a; }
+#if BOT4_LANES == 4
+inline vd vsqrt(vd a) { return reinterpret_cast<vd>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(a))); }
+inline unsigned bits_lt(vd a, vd b) {
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(reinterpret_cast<__m256d>(a),
+                                                                reinterpret_cast<__m256d>(b), _CMP_LT_OQ)));
+}
+inline unsigned bits_le(vd a, vd b) {
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(reinterpret_cast<__m256d>(a),
+                                                                reinterpret_cast<__m256d>(b), _CMP_LE_OQ)));
+}
+inline unsigned bits_ne(vd a, vd b) {
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(reinterpret_cast<__m256d>(a),
+                                                                reinterpret_cast<__m256d>(b), _CMP_NEQ_UQ)));
+}
+#else
+inline vd vsqrt(vd a) { return reinterpret_cast<vd>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(a))); }
+inline unsigned bits_lt(vd a, vd b) {
+  return _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b), _CMP_LT_OQ);
+}
+inline unsigned bits_le(vd a, vd b) {
+  return _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b), _CMP_LE_OQ);
+}
+inline unsigned bits_ne(vd a, vd b) {
+  return _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b), _CMP_NEQ_UQ);
+}
+#endif
+#endif
+
+inline vd vmax(vd a, vd b) { return sel(gt(a, b), a, b); }
+inline vd vmin(vd a, vd b) { return sel(lt(a, b), a, b); }
+// Lanes at or past `count` become 0 (a select, so NaN or garbage there cannot leak).
+inline vd keep_first(vd v, size_t count) {
+  if (count >= static_cast<size_t>(L)) return v;
+  return sel(lt(iota(), splat(static_cast<double>(count))), v, splat(0.0));
+}
+
+inline int popcount(uint64_t w) { return __builtin_popcountll(w); }
+
+// Sum of f(i) over i in [0, n), f(i) returning the vector of elements i .. i+L-1. Fixed order:
+// eight partial sums, partial k holding the elements i with i % 8 == k, combined as
+// ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)) -- exactly what one 8-lane vector reduced by halving
+// does, so every width produces the same bits. f is called in increasing i, so it may carry
+// state (running prefix sums) or store what it computed.
+template <typename F>
+inline double csum(size_t n, F&& f) {
+  constexpr int U = 8 / L;
+  vd acc[U];
+  for (int u = 0; u < U; ++u) acc[u] = splat(0.0);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < U; ++u) acc[u] += f(i + static_cast<size_t>(u * L));
+  if (i < n) {
+    for (int u = 0; u < U; ++u) {
+      const size_t j = i + static_cast<size_t>(u * L);
+      if (j < n) acc[u] += keep_first(f(j), n - j);
+    }
+  }
+  double s[8];
+  for (int u = 0; u < U; ++u) vstore(s + u * L, acc[u]);
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+// Copies x[0..n) into buf and fills kPad slots after it with `pad`.
+inline void copy_padded(const double* x, size_t n, double* buf, double pad) {
+  size_t i = 0;
+  for (; i + L <= n; i += L) vstore(buf + i, vload(x + i));
+  for (; i < n; ++i) buf[i] = x[i];
+  for (size_t k = 0; k < kPad; ++k) buf[n + k] = pad;
+}
+
+inline double mean_of(const double* buf, size_t n) {
+  return csum(n, [&](size_t i) { return vload(buf + i); }) / static_cast<double>(n);
+}
+
+// Population variance sum: sum (x - mean)^2.
+inline double centered_ss(const double* buf, size_t n, double mean) {
+  const vd mu = splat(mean);
+  return csum(n, [&](size_t i) {
+    const vd d = vload(buf + i) - mu;
+    return d * d;
+  });
+}
+
+// Bit t of out = (buf[t] != buf[t-1]) for t in [1, n); bit 0 is 0. buf needs kPad slack.
+inline void change_bits(const double* buf, size_t n, uint64_t* out) {
+  const size_t words = (n + 63) / 64;
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t bits = 0;
+    for (int b = 0; b < 64; b += L) {
+      const size_t t = w * 64 + static_cast<size_t>(b);
+      if (t == 0) {
+        // t = 0 has no predecessor; compare lanes 1.. against their left neighbour only.
+        uint64_t lanes = bits_ne(vload(buf + 1), vload(buf));
+        bits |= lanes << 1;
+        if constexpr (L == 1) bits &= ~uint64_t{1};
+        continue;
+      }
+      bits |= static_cast<uint64_t>(bits_ne(vload(buf + t), vload(buf + t - 1))) << b;
+    }
+    if (w == words - 1 && n % 64) bits &= (uint64_t{1} << (n % 64)) - 1;
+    out[w] = bits;
+  }
+  out[0] &= ~uint64_t{1};
+  for (size_t w = words; w < words + 2; ++w) out[w] = 0;
+}
+
+// Any bit set in [lo, hi)?
+inline bool any_bit(const uint64_t* bits, size_t lo, size_t hi) {
+  while (lo < hi) {
+    const size_t w = lo / 64, b = lo % 64;
+    const size_t take = (hi - lo < 64 - b) ? hi - lo : 64 - b;
+    const uint64_t mask = (take == 64 ? ~uint64_t{0} : ((uint64_t{1} << take) - 1)) << b;
+    if (bits[w] & mask) return true;
+    lo += take;
+  }
+  return false;
+}
+
+// Bits [64 w + k, 64 w + k + 64) of a bit string stored in words (zero words after the end).
+inline uint64_t bits_from(const uint64_t* e, size_t w, size_t k) {
+  const size_t q = w + k / 64, r = k % 64;
+  return r == 0 ? e[q] : (e[q] >> r) | (e[q + 1] << (64 - r));
+}
+
+inline uint64_t low_bits(size_t count_in_word) {
+  return count_in_word >= 64 ? ~uint64_t{0} : (uint64_t{1} << count_in_word) - 1;
+}
+
+// log2 of x > 0 (finite) per lane, accurate to about 1 ulp: x = 2^k m with m in [sqrt(1/2),
+// sqrt(2)), log(m) = log(1+f) from the classic s = f/(2+f) series with minimax coefficients
+// (fdlibm's e_log constants). Written with integer bit operations only, so it is the same
+// elementwise function at every vector width and needs no libm call per bin.
+inline vd vlog2(vd x) {
+  const vi tiny = lt(x, splat(0x1p-1022));
+  x = sel(tiny, x * splat(0x1p54), x);
+  const vi bits = as_int(x);
+  const vi biased = (bits >> 52) & 0x7ff;
+  vd m = as_double((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+  const vi big = gt(m, splat(1.4142135623730951));
+  m = sel(big, m * splat(0.5), m);
+  // The biased exponent (0..2047) as a double, exactly: the 2^52 trick needs no int->fp convert.
+  vd k = as_double(biased | 0x4330000000000000LL) - splat(0x1p52);
+  k = k - splat(1023.0) + sel(big, splat(1.0), splat(0.0)) - sel(tiny, splat(54.0), splat(0.0));
+  const vd f = m - splat(1.0);
+  const vd s = f / (splat(2.0) + f);
+  const vd z = s * s;
+  const vd w = z * z;
+  const vd t1 = w * (splat(3.999999999940941908e-01) +
+                     w * (splat(2.222219843214978396e-01) + w * splat(1.531383769920937332e-01)));
+  const vd t2 = z * (splat(6.666666666666735130e-01) +
+                     w * (splat(2.857142874366239149e-01) +
+                          w * (splat(1.818357216161805012e-01) + w * splat(1.479819860511658591e-01))));
+  const vd hfsq = splat(0.5) * f * f;
+  const vd ln1pf = f - (hfsq - s * (hfsq + (t2 + t1)));
+  return k + ln1pf * splat(1.4426950408889634);
+}
+
+// Shannon entropy in bits of integer counts c[0..k) summing to total, from the log2 table.
+inline double entropy_bits(const uint32_t* counts, size_t k, size_t total) {
+  const double* lg = tables().log2_int;
+  const double lt_ = lg[total];
+  const double inv = 1.0 / static_cast<double>(total);
+  double h = 0.0;
+  for (size_t i = 0; i < k; ++i) {
+    const uint32_t c = counts[i];
+    if (c) h += (static_cast<double>(c) * inv) * (lt_ - lg[c]);
+  }
+  return h;
+}
+
+// ------------------------------------------------------------------------------------------
+// acf: statsmodels.tsa.stattools.acf (biased).
+double acf(const double* x, size_t n, size_t lag) {
+  if (n < 2 || n > kMaxWindow || lag >= n) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  const double mean = mean_of(xb, n);
+  alignas(64) double d[kBuf];
+  const vd mu = splat(mean);
+  const double var0 = csum(n, [&](size_t i) {
+    const vd v = vload(xb + i) - mu;
+    vstore(d + i, v);
+    return v * v;
+  });
+  if (!(var0 > 0.0) || !std::isfinite(var0)) return kNaN;
+  for (size_t k = 0; k < kPad; ++k) d[n + k] = 0.0;
+  const double c = csum(n - lag, [&](size_t i) { return vload(d + i) * vload(d + i + lag); });
+  return c / var0;
+}
+
+// c3: mean over t of x[t+2 lag] * x[t+lag] * x[t] (tsfresh's product order).
+double c3(const double* x, size_t n, size_t lag) {
+  if (n > kMaxWindow || 2 * lag >= n) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  const size_t m = n - 2 * lag;
+  const double s = csum(m, [&](size_t i) {
+    return (vload(xb + i + 2 * lag) * vload(xb + i + lag)) * vload(xb + i);
+  });
+  const double r = s / static_cast<double>(m);
+  return std::isfinite(r) ? r : kNaN;
+}
+
+// cid_ce(normalize=True): sqrt(sum of squared differences of the z-scored series).
+double cid_ce(const double* x, size_t n) {
+  if (n < 2 || n > kMaxWindow) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  const double mean = mean_of(xb, n);
+  const double sd = std::sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  if (!(sd > 0.0) || !std::isfinite(sd)) return kNaN;
+  const double ss = csum(n - 1, [&](size_t i) {
+    const vd d = vload(xb + i + 1) - vload(xb + i);
+    return d * d;
+  });
+  const double r = std::sqrt(ss) / sd;
+  return std::isfinite(r) ? r : kNaN;
+}
+
+// OLS slope of y on x with intercept, centred two-pass sums.
+double ols_slope(const double* x, const double* y, size_t n) {
+  if (n < 2 || n > kMaxWindow) return kNaN;
+  alignas(64) double xb[kBuf];
+  alignas(64) double yb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  copy_padded(y, n, yb, 0.0);
+  const vd mx = splat(mean_of(xb, n));
+  const vd my = splat(mean_of(yb, n));
+  const double sxx = csum(n, [&](size_t i) {
+    const vd d = vload(xb + i) - mx;
+    return d * d;
+  });
+  const double sxy = csum(n, [&](size_t i) { return (vload(xb + i) - mx) * (vload(yb + i) - my); });
+  if (!(sxx > 0.0) || !std::isfinite(sxx) || !std::isfinite(sxy)) return kNaN;
+  return sxy / sxx;
+}
+
+// ------------------------------------------------------------------------------------------
+// hurst_rs: nolds.hurst_rs(fit='poly', corrected=False, unbiased=True) with nvals =
+// hurst_nvals(n). Chunks are split within the window as nolds does (floor(n / c) chunks from
+// the start, the rest dropped).
+double hurst_rs(const double* x, size_t n) {
+  if (n > kMaxWindow || n < 32) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  uint64_t chg[kWords];
+  change_bits(xb, n, chg);
+  double lx[16], ly[16];
+  size_t k = 0;
+  for (size_t c = 8; c <= n / 2; c *= 2) {
+    const size_t chunks = n / c;
+    double rs_sum = 0.0;
+    size_t used = 0;
+    for (size_t q = 0; q < chunks; ++q) {
+      const double* seq = xb + q * c;
+      // nolds drops chunks with zero range; mathematically that is a constant chunk, and
+      // testing that exactly keeps rounding noise of a constant chunk out of the mean.
+      if (!any_bit(chg, q * c + 1, q * c + c)) continue;
+      const vd mu = splat(csum(c, [&](size_t i) { return vload(seq + i); }) / static_cast<double>(c));
+      vd carry = splat(0.0);
+      vd hi = splat(-__builtin_inf()), lo = splat(__builtin_inf());
+      const double ss = csum(c, [&](size_t i) {
+        const vd dev = vload(seq + i) - mu;
+        const vd y = scan(dev) + carry;
+        carry = bcast_last(y);
+        hi = vmax(hi, y);
+        lo = vmin(lo, y);
+        return dev * dev;
+      });
+      const double r = hmax(hi) - hmin(lo);
+      if (!(r != 0.0)) continue;
+      const double s = std::sqrt(ss / static_cast<double>(c - 1));
+      rs_sum += r / s;
+      ++used;
+    }
+    if (used == 0) continue;
+    lx[k] = std::log(static_cast<double>(c));
+    ly[k] = std::log(rs_sum / static_cast<double>(used));
+    ++k;
+  }
+  if (k < 2) return kNaN;
+  double mx = 0.0, my = 0.0;
+  for (size_t i = 0; i < k; ++i) mx += lx[i], my += ly[i];
+  mx /= static_cast<double>(k);
+  my /= static_cast<double>(k);
+  double sxx = 0.0, sxy = 0.0;
+  for (size_t i = 0; i < k; ++i) {
+    sxx += (lx[i] - mx) * (lx[i] - mx);
+    sxy += (lx[i] - mx) * (ly[i] - my);
+  }
+  const double h = sxy / sxx;
+  return std::isfinite(h) ? h : kNaN;
+}
+
+// ------------------------------------------------------------------------------------------
+// dfa: antropy.detrended_fluctuation. Its nvals rule (nolds' logarithmic_n(4, 0.1 N, 1.2)) and
+// its regression (with the 1e-9 added to the denominator) are reproduced exactly; each lane
+// handles one chunk, so a chunk's sums run in the same order as antropy's loops.
+constexpr double kDfaEpsilon = 1e-9;
+
+size_t dfa_nvals(size_t n, size_t* out) {
+  const double max_n = 0.1 * static_cast<double>(n);
+  const long max_i = static_cast<long>(std::floor(std::log(1.0 * max_n / 4.0) / std::log(1.2)));
+  size_t k = 0;
+  out[k++] = 4;
+  for (long i = 0; i <= max_i; ++i) {
+    const size_t v = static_cast<size_t>(std::floor(4.0 * std::pow(1.2, static_cast<double>(i))));
+    if (v > out[k - 1]) out[k++] = v;
+  }
+  return k;
+}
+
+double dfa(const double* x, size_t n) {
+  if (n > kMaxWindow || n < 8) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  uint64_t chg[kWords];
+  change_bits(xb, n, chg);
+  if (!any_bit(chg, 1, n)) return kNaN;  // constant window
+  const double mean = mean_of(xb, n);
+  if (!std::isfinite(mean)) return kNaN;
+  // walk = cumsum(x - mean)
+  alignas(64) double walk[kBuf];
+  {
+    const vd mu = splat(mean);
+    vd carry = splat(0.0);
+    size_t i = 0;
+    for (; i < n; i += L) {
+      const vd y = scan(vload(xb + i) - mu) + carry;
+      carry = bcast_last(y);
+      vstore(walk + i, y);
+    }
+  }
+  size_t nvals[64];
+  const size_t nv_count = dfa_nvals(n, nvals);
+  double lx[64], ly[64];
+  size_t k = 0;
+  alignas(64) double fl[kBuf];
+  alignas(64) vd tmp[kMaxWindow / 8 + 8];
+  for (size_t a = 0; a < nv_count; ++a) {
+    const size_t nv = nvals[a];
+    const size_t chunks = n / nv;
+    if (chunks == 0) return kNaN;  // antropy: mean of no fluctuations is NaN, and so is alpha
+    const double dn = static_cast<double>(nv);
+    double sx = 0.0, sx2 = 0.0;
+    for (size_t t = 0; t < nv; ++t) {
+      sx += static_cast<double>(t);
+      sx2 += static_cast<double>(t) * static_cast<double>(t);
+    }
+    const vd den = splat(dn * sx2 - sx * sx + kDfaEpsilon);
+    const vd vsx = splat(sx), vdn = splat(dn), vmean_t = splat(sx / dn);
+    for (size_t q0 = 0; q0 < chunks; q0 += L) {
+      const double* base = walk + q0 * nv;
+      const bool full = q0 + L <= chunks;
+      vd sy = splat(0.0), sty = splat(0.0);
+      for (size_t t = 0; t < nv; ++t) {
+        vd v;
+        if (full) {
+          v = gather(base + t, nv);
+        } else {
+          // lanes past the last chunk repeat it; their results land in fl's slack
+          v = splat(0.0);
+          for (int l = 0; l < L; ++l) {
+            const size_t q = (q0 + static_cast<size_t>(l) < chunks) ? q0 + static_cast<size_t>(l) : chunks - 1;
+            set_lane(v, l, walk[q * nv + t]);
+          }
+        }
+        tmp[t] = v;
+        sy += v;
+        sty += splat(static_cast<double>(t)) * v;
+      }
+      const vd slope = (vdn * sty - vsx * sy) / den;
+      const vd intercept = sy / vdn - slope * vmean_t;
+      vd rss = splat(0.0);
+      for (size_t t = 0; t < nv; ++t) {
+        const vd r = tmp[t] - (intercept + slope * splat(static_cast<double>(t)));
+        rss += r * r;
+      }
+      vstore(fl + q0, rss / vdn);
+    }
+    double f = std::sqrt(csum(chunks, [&](size_t i) { return vload(fl + i); }) / static_cast<double>(chunks));
+    // F(nv) is exactly zero when every chunk of the walk is a straight line, i.e. x is constant
+    // inside every chunk; antropy drops exact zeros, and rounding would hide them, so test it.
+    bool straight = true;
+    for (size_t q = 0; q < chunks && straight; ++q)
+      if (any_bit(chg, q * nv + 1, q * nv + nv)) straight = false;
+    if (straight || f == 0.0) continue;
+    if (!std::isfinite(f)) return kNaN;
+    lx[k] = std::log(static_cast<double>(nv));
+    ly[k] = std::log(f);
+    ++k;
+  }
+  if (k < 2) return kNaN;
+  // antropy's _linear_regression, epsilon included
+  double sx2 = 0.0, sx = 0.0, sy = 0.0, sxy = 0.0;
+  for (size_t i = 0; i < k; ++i) {
+    sx2 += lx[i] * lx[i];
+    sx += lx[i];
+    sxy += lx[i] * ly[i];
+    sy += ly[i];
+  }
+  const double dk = static_cast<double>(k);
+  const double alpha = (dk * sxy - sx * sy) / (dk * sx2 - sx * sx + kDfaEpsilon);
+  return std::isfinite(alpha) ? alpha : kNaN;
+}
+
+// ------------------------------------------------------------------------------------------
+// sample_entropy: antropy.sample_entropy (Chebyshev, r = 0.2 std(ddof=0), match when
+// |difference| < r). Template pairs (i, i + d), i + d <= N - m - 1, as in antropy's loop.
+// For each shift d the comparisons e_t = |x_t - x_{t+d}| < r become a bit string (one vector
+// compare yields L bits); a pair of length-m templates matches when m consecutive bits are set,
+// which is an AND of shifted words, and the matches are counted with popcount.
+double sample_entropy(const double* x, size_t n, int order) {
+  if (order < 1 || n > kMaxWindow) return kNaN;
+  const size_t m = static_cast<size_t>(order);
+  if (n < m + 2) return kNaN;
+  const size_t templates = n - m;  // starts 0 .. n-m-1
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, __builtin_nan(""));
+  const double mean = mean_of(xb, n);
+  const double r = 0.2 * std::sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  if (!(r > 0.0) || !std::isfinite(r)) return kNaN;
+  const vd vr = splat(r);
+  uint64_t e[2 * kWords];  // shifted reads reach m / 64 + 1 words past the data
+  uint64_t a_count = 0, b_count = 0;
+  for (size_t d = 1; d < templates; ++d) {
+    const size_t limit = n - d;  // e_t defined for t < limit; lanes past it read NaN -> 0
+    const size_t words = (limit + 63) / 64;
+    for (size_t w = 0; w < words; ++w) {
+      uint64_t bits = 0;
+      const double* p = xb + w * 64;
+      for (int b = 0; b < 64; b += L)
+        bits |= static_cast<uint64_t>(bits_lt(vabs(vload(p + b) - vload(p + b + d)), vr)) << b;
+      e[w] = bits;
+    }
+    for (size_t w = words; w < words + m / 64 + 2; ++w) e[w] = 0;
+    const size_t pairs = templates - d;  // i in [0, pairs)
+    const size_t pw = (pairs + 63) / 64;
+    for (size_t w = 0; w < pw; ++w) {
+      uint64_t bm = e[w];
+      for (size_t j = 1; j < m; ++j) bm &= bits_from(e, w, j);
+      const uint64_t valid = low_bits(pairs - w * 64);
+      bm &= valid;
+      b_count += static_cast<uint64_t>(popcount(bm));
+      a_count += static_cast<uint64_t>(popcount(bm & bits_from(e, w, m)));
+    }
+  }
+  if (a_count == 0 || b_count == 0) return kNaN;
+  return -std::log(static_cast<double>(a_count) / static_cast<double>(b_count));
+}
+
+// ------------------------------------------------------------------------------------------
+// perm_entropy: antropy.perm_entropy(normalize=True). Ordinal patterns are the stable argsort
+// of each embedded vector: x_a precedes x_b (a < b) iff x_a <= x_b.
+//
+// order <= 4: each pairwise comparison is a bit plane over the windows (L bits per vector
+// compare); the count of a pattern is the popcount of the AND of its plane literals.
+// order >= 5: each window's Lehmer code (inversion counts weighted by factorials) is built in
+// lanes, then counted in a histogram (order <= 6) or by sorting the codes.
+constexpr int kMaxPermOrder = 10;
+
+struct PlanePatterns {
+  int count = 0;
+  uint8_t keys[24] = {};  // bit p set: pair p must hold x_a <= x_b
+};
+
+constexpr PlanePatterns make_patterns(int d) {
+  PlanePatterns out;
+  int perm[4] = {0, 1, 2, 3};
+  // enumerate permutations in lexicographic order (next_permutation by hand: constexpr, no std)
+  while (true) {
+    // perm[i] = rank of position i
+    uint8_t key = 0;
+    int p = 0;
+    for (int a = 0; a < d; ++a)
+      for (int b = a + 1; b < d; ++b, ++p)
+        if (perm[a] < perm[b]) key = static_cast<uint8_t>(key | (1u << p));
+    out.keys[out.count++] = key;
+    int i = d - 2;
+    while (i >= 0 && perm[i] >= perm[i + 1]) --i;
+    if (i < 0) break;
+    int j = d - 1;
+    while (perm[j] <= perm[i]) --j;
+    int t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+    for (int lo = i + 1, hi = d - 1; lo < hi; ++lo, --hi) {
+      t = perm[lo];
+      perm[lo] = perm[hi];
+      perm[hi] = t;
+    }
+  }
+  return out;
+}
+constexpr PlanePatterns kPatterns2 = make_patterns(2);
+constexpr PlanePatterns kPatterns3 = make_patterns(3);
+constexpr PlanePatterns kPatterns4 = make_patterns(4);
+
+double finish_perm_entropy(const uint32_t* counts, size_t k, size_t total, int order) {
+  double h = entropy_bits(counts, k, total) / tables().log2_factorial[order];
+  if (h < 0.0) h = 0.0;
+  if (h > 1.0) h = 1.0;
+  return h;
+}
+
+double perm_entropy_planes(const double* xb, size_t windows, int order, size_t delay) {
+  const int pairs = order * (order - 1) / 2;
+  const size_t words = (windows + 63) / 64;
+  uint64_t planes[6][kWords];
+  int p = 0;
+  for (int a = 0; a < order; ++a) {
+    for (int b = a + 1; b < order; ++b, ++p) {
+      const double* pa = xb + static_cast<size_t>(a) * delay;
+      const double* pb = xb + static_cast<size_t>(b) * delay;
+      for (size_t w = 0; w < words; ++w) {
+        uint64_t bits = 0;
+        for (int s = 0; s < 64; s += L)
+          bits |= static_cast<uint64_t>(bits_le(vload(pa + w * 64 + s), vload(pb + w * 64 + s))) << s;
+        planes[p][w] = bits;
+      }
+    }
+  }
+  const PlanePatterns& pat = order == 2 ? kPatterns2 : order == 3 ? kPatterns3 : kPatterns4;
+  uint32_t counts[24] = {};
+  for (size_t w = 0; w < words; ++w) {
+    const uint64_t valid = low_bits(windows - w * 64);
+    for (int c = 0; c < pat.count; ++c) {
+      uint64_t acc = valid;
+      for (int q = 0; q < pairs; ++q) acc &= ((pat.keys[c] >> q) & 1) ? planes[q][w] : ~planes[q][w];
+      counts[c] += static_cast<uint32_t>(popcount(acc));
+    }
+  }
+  return finish_perm_entropy(counts, static_cast<size_t>(pat.count), windows, order);
+}
+
+void sort_doubles(double* a, size_t n) {  // heapsort: no allocation, no std template
+  auto sift = [&](size_t root, size_t end) {
+    while (2 * root + 1 < end) {
+      size_t child = 2 * root + 1;
+      if (child + 1 < end && a[child] < a[child + 1]) ++child;
+      if (!(a[root] < a[child])) return;
+      const double t = a[root];
+      a[root] = a[child];
+      a[child] = t;
+      root = child;
+    }
+  };
+  for (size_t start = n / 2; start-- > 0;) sift(start, n);
+  for (size_t end = n; end > 1; --end) {
+    const double t = a[0];
+    a[0] = a[end - 1];
+    a[end - 1] = t;
+    sift(0, end - 1);
+  }
+}
+
+double perm_entropy_lehmer(const double* xb, size_t windows, int order, size_t delay) {
+  alignas(64) double codes[kBuf];
+  const double* fact = tables().factorial;
+  for (size_t t = 0; t < windows; t += L) {
+    vd code = splat(0.0);
+    for (int a = 0; a < order; ++a) {
+      const vd xa = vload(xb + t + static_cast<size_t>(a) * delay);
+      const vd weight = splat(fact[order - 1 - a]);
+      for (int b = a + 1; b < order; ++b)
+        code += sel(lt(vload(xb + t + static_cast<size_t>(b) * delay), xa), weight, splat(0.0));
+    }
+    vstore(codes + t, code);
+  }
+  uint32_t counts[kBuf];
+  size_t bins = 0;
+  if (order <= 6) {
+    const size_t k = static_cast<size_t>(fact[order]);
+    uint32_t hist[720];
+    for (size_t i = 0; i < k; ++i) hist[i] = 0;
+    for (size_t t = 0; t < windows; ++t) ++hist[static_cast<size_t>(codes[t])];
+    for (size_t i = 0; i < k; ++i)
+      if (hist[i]) counts[bins++] = hist[i];
+  } else {
+    sort_doubles(codes, windows);
+    size_t run = 1;
+    for (size_t t = 1; t <= windows; ++t) {
+      if (t < windows && codes[t] == codes[t - 1]) {
+        ++run;
+      } else {
+        counts[bins++] = static_cast<uint32_t>(run);
+        run = 1;
+      }
+    }
+  }
+  return finish_perm_entropy(counts, bins, windows, order);
+}
+
+double perm_entropy(const double* x, size_t n, int order, int delay) {
+  if (order < 2 || order > kMaxPermOrder || delay < 1 || n > kMaxWindow) return kNaN;
+  const size_t span = static_cast<size_t>(order - 1) * static_cast<size_t>(delay);
+  if (span >= n) return kNaN;
+  const size_t windows = n - span;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, __builtin_nan(""));
+  // a NaN has no order (antropy returns NaN for it); an infinity poisons the same test
+  if (!std::isfinite(csum(n, [&](size_t i) { return vload(xb + i) * splat(0.0); }))) return kNaN;
+  if (order <= 4) return perm_entropy_planes(xb, windows, order, static_cast<size_t>(delay));
+  return perm_entropy_lehmer(xb, windows, order, static_cast<size_t>(delay));
+}
+
+// ------------------------------------------------------------------------------------------
+// spectral_entropy: antropy.spectral_entropy(sf=1, method='fft', normalize=True), i.e. the
+// one-sided scipy periodogram (constant detrend, boxcar; DC and Nyquist single, the other bins
+// doubled; the 1/(fs n) scale cancels) -> p = P / sum P -> -sum p log2 p / log2(n/2 + 1).
+//
+// The real FFT of n points is one complex FFT of M = n/2 points on z_j = x_2j + i x_2j+1
+// (radix-2, decimation in time: bit-reversed input, natural output), then the usual split
+// X_k = E_k + w^k O_k. Butterfly stages with half-size H >= L run on contiguous vectors; the
+// first log2 L stages (H < L) act inside pairs of vectors through fixed shuffles.
+struct FftWork {
+  alignas(64) double re[kMaxWindow / 2 + kPad];
+  alignas(64) double im[kMaxWindow / 2 + kPad];
+};
+
+inline void butterfly(vd ar, vd ai, vd br, vd bi, vd wr, vd wi, vd& ur, vd& ui, vd& vr, vd& vi_) {
+  const vd tr = br * wr - bi * wi;
+  const vd ti = br * wi + bi * wr;
+  ur = ar + tr;
+  ui = ai + ti;
+  vr = ar - tr;
+  vi_ = ai - ti;
+}
+
+void fft_stage_contiguous(FftWork& w, size_t m, size_t h) {
+  const double* twr = tables().tw_re + h;
+  const double* twi = tables().tw_im + h;
+  for (size_t s = 0; s < m; s += 2 * h) {
+    for (size_t j = 0; j < h; j += L) {
+      vd ur, ui, vr, vi_;
+      butterfly(vload(w.re + s + j), vload(w.im + s + j), vload(w.re + s + j + h), vload(w.im + s + j + h),
+                vload(twr + j), vload(twi + j), ur, ui, vr, vi_);
+      vstore(w.re + s + j, ur);
+      vstore(w.im + s + j, ui);
+      vstore(w.re + s + j + h, vr);
+      vstore(w.im + s + j + h, vi_);
+    }
+  }
+}
+
+void fft_stage_scalar(FftWork& w, size_t m, size_t h) {
+  const double* twr = tables().tw_re + h;
+  const double* twi = tables().tw_im + h;
+  for (size_t s = 0; s < m; s += 2 * h) {
+    for (size_t j = 0; j < h; ++j) {
+      const double br = w.re[s + j + h], bi = w.im[s + j + h];
+      const double tr = br * twr[j] - bi * twi[j];
+      const double ti = br * twi[j] + bi * twr[j];
+      const double ar = w.re[s + j], ai = w.im[s + j];
+      w.re[s + j] = ar + tr;
+      w.im[s + j] = ai + ti;
+      w.re[s + j + h] = ar - tr;
+      w.im[s + j + h] = ai - ti;
+    }
+  }
+}
+
+#if BOT4_LANES > 1
+// A stage with half-size H < L on 2L consecutive points held in two vectors: the butterfly
+// "top" elements (position p with p % 2H < H, in order) and their partners p + H are gathered
+// into U and V by shuffles, combined, and put back.
+template <int H>
+void fft_stage_small(FftWork& w, size_t m) {
+  constexpr vi mu = make_mask([](int l) -> long long { return (l / H) * 2 * H + l % H; });
+  constexpr vi mv = make_mask([](int l) -> long long { return (l / H) * 2 * H + l % H + H; });
+  // position p of the 2L block comes from U lane or V lane (V lanes are indices L..2L-1)
+  constexpr vi ma = make_mask([](int i) -> long long {
+    const int blk = i / (2 * H), r = i % (2 * H);
+    return r < H ? blk * H + r : L + blk * H + (r - H);
+  });
+  constexpr vi mb = make_mask([](int i) -> long long {
+    const int p = i + L, blk = p / (2 * H), r = p % (2 * H);
+    return r < H ? blk * H + r : L + blk * H + (r - H);
+  });
+  vd wr, wi;
+  for (int l = 0; l < L; ++l) {
+    wr[l] = tables().tw_re[H + l % H];
+    wi[l] = tables().tw_im[H + l % H];
+  }
+  for (size_t s = 0; s < m; s += 2 * L) {
+    const vd ar = vload(w.re + s), br = vload(w.re + s + L);
+    const vd ai = vload(w.im + s), bi = vload(w.im + s + L);
+    vd ur, ui, vr, vi_;
+    butterfly(__builtin_shuffle(ar, br, mu), __builtin_shuffle(ai, bi, mu), __builtin_shuffle(ar, br, mv),
+              __builtin_shuffle(ai, bi, mv), wr, wi, ur, ui, vr, vi_);
+    vstore(w.re + s, __builtin_shuffle(ur, vr, ma));
+    vstore(w.re + s + L, __builtin_shuffle(ur, vr, mb));
+    vstore(w.im + s, __builtin_shuffle(ui, vi_, ma));
+    vstore(w.im + s + L, __builtin_shuffle(ui, vi_, mb));
+  }
+}
+#endif
+
+// In-place forward complex FFT of m = 2^lm points whose input is already bit-reversed.
+void fft_dit(FftWork& w, size_t m) {
+  size_t h = 1;
+#if BOT4_LANES > 1
+  if (m >= 2 * static_cast<size_t>(L)) {
+    fft_stage_small<1>(w, m);
+    fft_stage_small<2>(w, m);
+    if constexpr (L == 8) fft_stage_small<4>(w, m);
+    h = L;
+  }
+#endif
+  for (; h < m; h *= 2) {
+    if (h >= static_cast<size_t>(L)) fft_stage_contiguous(w, m, h);
+    else fft_stage_scalar(w, m, h);
+  }
+}
+
+double spectral_entropy(const double* x, size_t n) {
+  if (n < 4 || n > kMaxWindow || (n & (n - 1)) != 0) return kNaN;
+  alignas(64) double xb[kBuf];
+  copy_padded(x, n, xb, 0.0);
+  const double mean = mean_of(xb, n);
+  const double var = centered_ss(xb, n, mean);
+  if (!(var > 0.0) || !std::isfinite(var)) return kNaN;
+  const size_t m = n / 2;
+  int lm = 0;
+  while ((size_t{1} << lm) < m) ++lm;
+  const uint16_t* rev = tables().bitrev10;
+  const int shift = 10 - lm;
+  FftWork w;
+  for (size_t j = 0; j < m; ++j) {
+    const size_t r = static_cast<size_t>(rev[j] >> shift);
+    w.re[r] = xb[2 * j] - mean;
+    w.im[r] = xb[2 * j + 1] - mean;
+  }
+  fft_dit(w, m);
+  w.re[m] = w.re[0];
+  w.im[m] = w.im[0];
+  // one-sided periodogram, bins 0..m
+  alignas(64) double pw[kMaxWindow / 2 + kPad];
+  const double* twr = tables().tw_re + m;  // exp(-2 pi i k / n), k < m
+  const double* twi = tables().tw_im + m;
+  const vd half = splat(0.5), two = splat(2.0);
+  auto bins = [&](size_t k, vd zr, vd zi, vd cr, vd ci, vd wr, vd wi) {
+    // cr, ci: conj(Z[m - k]) lanes
+    const vd er = half * (zr + cr), ei = half * (zi + ci);
+    const vd orr = half * (zi - ci), oi = -(half * (zr - cr));
+    const vd xr = er + (wr * orr - wi * oi);
+    const vd xi = ei + (wr * oi + wi * orr);
+    vstore(pw + k, two * (xr * xr + xi * xi));
+  };
+  if (m >= static_cast<size_t>(L)) {
+    for (size_t k = 0; k < m; k += L) {
+      const size_t c = m - k - (L - 1);
+      bins(k, vload(w.re + k), vload(w.im + k), reverse(vload(w.re + c)), -reverse(vload(w.im + c)),
+           vload(twr + k), vload(twi + k));
+    }
+  } else {
+    for (size_t k = 0; k < m; ++k) {
+      const double zr = w.re[k], zi = w.im[k], cr = w.re[m - k], ci = -w.im[m - k];
+      const double er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
+      const double orr = 0.5 * (zi - ci), oi = -(0.5 * (zr - cr));
+      const double xr = er + (twr[k] * orr - twi[k] * oi);
+      const double xi = ei + (twr[k] * oi + twi[k] * orr);
+      pw[k] = 2.0 * (xr * xr + xi * xi);
+    }
+  }
+  // DC and Nyquist are not doubled: X_0 = Re Z0 + Im Z0, X_{n/2} = Re Z0 - Im Z0.
+  pw[0] = (w.re[0] + w.im[0]) * (w.re[0] + w.im[0]);
+  pw[m] = (w.re[0] - w.im[0]) * (w.re[0] - w.im[0]);
+  for (size_t k = m + 1; k <= m + 8; ++k) pw[k] = 0.0;
+  const size_t nb = m + 1;
+  const double total = csum(nb, [&](size_t k) { return vload(pw + k); });
+  if (!(total > 0.0) || !std::isfinite(total)) return kNaN;
+  const vd inv = splat(1.0 / total);
+  const double h = csum(nb, [&](size_t k) {
+    const vd p = vload(pw + k) * inv;
+    const vi pos = gt(p, splat(0.0));
+    // lanes with p == 0 (or the slack past nb) take log2(1) = 0 and contribute 0
+    const vd safe = sel(pos, p, splat(1.0));
+    return sel(pos, p * vlog2(safe), splat(0.0));
+  });
+  return -h / tables().log2_int[nb];
+}
+
+// ------------------------------------------------------------------------------------------
+// wavelet_energies: pywt.wavedec(x, 'db2', mode='periodization', level=levels). At each level
+// (input length N, M = N/2 outputs) pywt computes out[o] = sum_j f[j] x[(2o + 2 - j) mod N];
+// with E = even samples and O = odd samples that is f0 E[o+1] + f1 O[o] + f2 E[o] + f3 O[o-1],
+// i.e. four contiguous vector loads once E carries E[0] at its end and O carries O[M-1] in front.
+// Filter taps as pywt stores them (Wavelet('db2').dec_lo / dec_hi).
+constexpr double kLo[4] = {-0.12940952255126037, 0.2241438680420134, 0.8365163037378079, 0.48296291314453416};
+constexpr double kHi[4] = {-0.48296291314453416, 0.8365163037378079, -0.2241438680420134, -0.12940952255126037};
+
+#if BOT4_LANES > 1
+inline void deinterleave(vd a, vd b, vd& even, vd& odd) {
+  constexpr vi me = make_mask([](int l) -> long long { return 2 * l; });
+  constexpr vi mo = make_mask([](int l) -> long long { return 2 * l + 1; });
+  even = __builtin_shuffle(a, b, me);
+  odd = __builtin_shuffle(a, b, mo);
+}
+#endif
+
+void wavelet_energies(const double* x, size_t n, int levels, double* out) {
+  const size_t outs = levels >= 0 ? static_cast<size_t>(levels) + 1 : 0;
+  for (size_t i = 0; i < outs; ++i) out[i] = kNaN;
+  if (levels < 1 || levels > 10 || n > kMaxWindow) return;
+  const size_t block = size_t{1} << levels;
+  if (n < block || n % block != 0) return;
+  alignas(64) double cur[kBuf];
+  alignas(64) double ev[kBuf / 2 + kPad];
+  alignas(64) double od[kBuf / 2 + kPad];  // od[0] = O[M-1], od[1 + o] = O[o]
+  copy_padded(x, n, cur, 0.0);
+  double energy[12];
+  size_t len = n;
+  for (int lev = 0; lev < levels; ++lev) {
+    const size_t m = len / 2;
+    size_t o = 0;
+#if BOT4_LANES > 1
+    for (; o + L <= m; o += L) {
+      vd e, d;
+      deinterleave(vload(cur + 2 * o), vload(cur + 2 * o + L), e, d);
+      vstore(ev + o, e);
+      vstore(od + 1 + o, d);
+    }
+#endif
+    for (; o < m; ++o) {
+      ev[o] = cur[2 * o];
+      od[1 + o] = cur[2 * o + 1];
+    }
+    ev[m] = ev[0];
+    od[0] = od[m];
+    for (size_t k = 1; k <= static_cast<size_t>(L) + 1; ++k) ev[m + k] = od[m + k] = 0.0;
+    const vd f0 = splat(kLo[0]), f1 = splat(kLo[1]), f2 = splat(kLo[2]), f3 = splat(kLo[3]);
+    const vd g0 = splat(kHi[0]), g1 = splat(kHi[1]), g2 = splat(kHi[2]), g3 = splat(kHi[3]);
+    energy[lev] = csum(m, [&](size_t i) {
+      const vd e1 = vload(ev + i + 1), o0 = vload(od + i + 1), e0 = vload(ev + i), om = vload(od + i);
+      vstore(cur + i, ((f0 * e1 + f1 * o0) + f2 * e0) + f3 * om);
+      const vd dcoef = ((g0 * e1 + g1 * o0) + g2 * e0) + g3 * om;
+      return dcoef * dcoef;
+    });
+    len = m;
+    for (size_t k = 0; k < kPad; ++k) cur[len + k] = 0.0;
+  }
+  const double approx = csum(len, [&](size_t i) {
+    const vd a = vload(cur + i);
+    return a * a;
+  });
+  double total = 0.0;
+  for (int lev = 0; lev < levels; ++lev) total += energy[lev];
+  total += approx;
+  if (!(total > 0.0) || !std::isfinite(total)) return;
+  for (int lev = 0; lev < levels; ++lev) out[lev] = energy[lev] / total;
+  out[levels] = approx / total;
+}
+
+}  // namespace
+
+const WindowKernels& table() {
+  static constexpr WindowKernels kTable{
+      static_cast<simd::SimdLevel>(L == 1 ? 0 : L == 4 ? 1 : 2),
+      &acf,
+      &c3,
+      &cid_ce,
+      &hurst_rs,
+      &dfa,
+      &sample_entropy,
+      &perm_entropy,
+      &spectral_entropy,
+      &wavelet_energies,
+      &ols_slope,
+  };
+  return kTable;
+}
+
+}  // namespace bot4::features::BOT4_KERNEL_NS

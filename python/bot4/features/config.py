@@ -1,0 +1,67 @@
+"""Feature-engine configuration: a frozen msgspec Struct mirroring core/features/feature_config.hpp.
+
+Units: times in ns on the engine clock (the running maximum of ts_local), counts in events or
+samples, sizes in lots. Unknown fields are rejected, both here and in the core.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class MicropriceTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Stoikov micro-price adjustment g(I, S) in ticks (see bot4.features.microprice)."""
+
+    n_spreads: int        # rows: spread 1..n_spreads ticks
+    n_imbalance: int      # columns: equal-width imbalance buckets over [0, 1]
+    g: list[float]        # row-major, n_spreads * n_imbalance values
+
+
+class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    decision: Literal["message", "events", "time", "none"] = "message"  # when rows are written
+    decision_every_n: int = 100                    # events between rows (decision="events")
+    decision_interval_ns: int = 100_000_000        # grid step (decision="time"), ns
+    sample_interval_ns: int = 0                    # 0: a return sample per book message; else grid, ns
+    window: int = 128                              # samples in the windowed kernels (power of two)
+    return_scale: float = 1e4                      # returns kept in basis points
+    depth_levels: int = 10                         # levels for depth imbalance, slope, MLOFI
+    flow_window_ns: int = 1_000_000_000            # OFI / trade flow / OTR window, ns
+    cancel_window_ns: int = 100_000_000            # cancel-burst window W, ns
+    cancel_baseline_ns: int = 10_000_000_000       # baseline window before W, ns
+    cancel_burst_z: float = 3.0                    # z threshold
+    cancel_burst_min: int = 5                      # minimum cancels in W for a burst
+    queue_probabilistic: bool = False              # L2 queue model: power-law instead of risk-averse
+    queue_power: float = 2.0                       # n in f(x) = x^n
+    liquidity_samples: int = 50                    # Kyle / Amihud window, samples
+    roll_trades: int = 100                         # Roll window, trade price changes
+    spread_halflife_trades: float = 50.0           # EWMA half-life of spreads, trades
+    realised_horizon_ns: int = 1_000_000_000       # D of realised spread / impact, ns
+    vpin_bar_ns: int = 1_000_000_000               # BVC bar, ns
+    vpin_bucket_lots: int = 0                      # V in lots; 0 = volume of the first vpin_auto_ns / 10
+    vpin_auto_ns: int = 60_000_000_000             # ns
+    vpin_buckets: int = 50                         # n
+    vpin_sigma_bars: int = 50                      # trailing bars for sigma(dP)
+    ewma_lambda: float = 0.94                      # EWMA volatility decay per sample
+    range_samples: int = 50                        # Parkinson window, samples
+    garch_omega: float = 0.05                      # bp^2
+    garch_alpha: float = 0.08
+    garch_beta: float = 0.90
+    garch_backcast: int = 75                       # samples before the GARCH filter starts
+    rsi_period: int = 14                           # samples
+    bollinger_period: int = 20                     # samples
+    vwap_window_ns: int = 60_000_000_000           # ns
+    microprice: MicropriceTable | None = None      # None: micro-price features are NaN
+
+    def to_core(self) -> dict:
+        out = msgspec.structs.asdict(self)
+        if self.microprice is None:
+            out.pop("microprice")
+        else:
+            out["microprice"] = msgspec.structs.asdict(self.microprice)
+        return out
+
+    @classmethod
+    def from_toml(cls, text: str | bytes) -> "FeatureConfig":
+        return msgspec.toml.decode(text, type=cls)

@@ -1,0 +1,159 @@
+"""`compute`: feature rows from event arrays through the core FeatureEngine.
+
+The core merges the book, order and trade streams by availability time (the running maximum of
+each stream's ts_local) and writes a row at every decision point. Here the streams are cut into
+chunks at common times so a progress bar can move; the engine keeps its state across chunks, so
+the rows are identical to one call over the whole input (a test checks it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot4 import _core
+from bot4.data.market_data import MarketData
+from bot4.events import BOOK_EVENT, ORDER_EVENT, TRADE_EVENT
+from bot4.features.config import FeatureConfig
+
+
+@dataclass
+class FeatureSet:
+    timestamps: np.ndarray     # int64 ns, engine clock of each row
+    matrix: np.ndarray         # float64 (rows, features); NaN where a feature is undefined
+    names: list[str]
+    valid: np.ndarray          # bool (rows, features): finite value
+    instruments: np.ndarray    # uint32 instrument id of each row
+    counters: dict = field(default_factory=dict)
+    kernel_level: str = ""
+    seconds: float = 0.0
+
+    def column(self, name: str) -> np.ndarray:
+        return self.matrix[:, self.names.index(name)]
+
+    def summary(self) -> dict:
+        return {
+            "rows": int(self.matrix.shape[0]),
+            "features": len(self.names),
+            "valid_fraction": float(self.valid.mean()) if self.valid.size else 0.0,
+            "kernel_level": self.kernel_level,
+            "seconds": round(self.seconds, 3),
+            "counters": self.counters,
+        }
+
+
+def catalog() -> list[dict]:
+    """Name, family, unit, window and one-line definition of every feature, in column order."""
+    keys = ("name", "family", "unit", "window", "definition")
+    return [dict(zip(keys, entry)) for entry in _core.features.catalog()]
+
+
+def feature_names() -> list[str]:
+    return [entry[0] for entry in _core.features.catalog()]
+
+
+def _empty(dtype) -> np.ndarray:
+    return np.zeros(0, dtype)
+
+
+def _availability(a: np.ndarray) -> np.ndarray:
+    return np.maximum.accumulate(a["ts_local"]) if len(a) else np.zeros(0, np.int64)
+
+
+def make_engine(data: MarketData, config: FeatureConfig | None = None):
+    """A core FeatureEngine with every instrument of `data` registered (L3 when it has orders)."""
+    config = config or FeatureConfig()
+    engine = _core.features.FeatureEngine(config.to_core())
+    l3_ids = set(np.unique(data.orders["instrument"]).tolist()) if len(data.orders) else set()
+    for iid, spec in data.specs.items():
+        engine.add_instrument(int(iid), tick_size=float(spec.tick_size), lot_size=float(spec.lot_size),
+                              l3=int(iid) in l3_ids)
+    return engine
+
+
+def compute(events: MarketData, config: FeatureConfig | None = None, *, progress: bool = False,
+            chunks: int = 50) -> FeatureSet:
+    """Feature rows for `events` (a MarketData from bot4.data.load or the simulator)."""
+    if not isinstance(events, MarketData):
+        raise TypeError("compute() takes a MarketData (bot4.data.load, bot4.sim.generate)")
+    config = config or FeatureConfig()
+    engine = make_engine(events, config)
+    book = np.ascontiguousarray(events.book) if len(events.book) else _empty(BOOK_EVENT)
+    orders = np.ascontiguousarray(events.orders) if len(events.orders) else _empty(ORDER_EVENT)
+    trades = np.ascontiguousarray(events.trades) if len(events.trades) else _empty(TRADE_EVENT)
+    keys = [_availability(a) for a in (book, orders, trades)]
+    last = max((int(k[-1]) for k in keys if len(k)), default=0)
+    first = min((int(k[0]) for k in keys if len(k)), default=0)
+    cuts = np.linspace(first, last, max(chunks, 1) + 1)[1:].astype(np.int64)
+    cuts[-1] = last
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        import sys
+        bar = tqdm(total=len(book) + len(orders) + len(trades), unit="ev", unit_scale=True,
+                   desc="features", file=sys.stderr, leave=False, dynamic_ncols=True)
+    pos = [0, 0, 0]
+    for cut in cuts:
+        ends = [int(np.searchsorted(k, cut, side="right")) for k in keys]
+        engine.run(book[pos[0]:ends[0]], orders[pos[1]:ends[1]], trades[pos[2]:ends[2]])
+        if bar is not None:
+            bar.update(sum(e - p for e, p in zip(ends, pos)))
+        pos = ends
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    matrix = np.array(engine.matrix)
+    return FeatureSet(
+        timestamps=np.array(engine.timestamps),
+        matrix=matrix,
+        names=feature_names(),
+        valid=np.isfinite(matrix),
+        instruments=np.array(engine.instruments),
+        counters=engine.counters,
+        kernel_level=engine.kernel_level,
+        seconds=seconds,
+    )
+
+
+def save(features: FeatureSet, path) -> None:
+    """Writes .npz (numpy) or .parquet (pyarrow, one column per feature)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix == ".npz":
+        np.savez_compressed(path, timestamps=features.timestamps, matrix=features.matrix,
+                            names=np.array(features.names), valid=features.valid,
+                            instruments=features.instruments)
+    elif path.suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RuntimeError("writing .parquet needs pyarrow (pip install pyarrow), or use .npz") from exc
+        columns = {"timestamp": features.timestamps, "instrument": features.instruments}
+        for i, name in enumerate(features.names):
+            columns[name] = features.matrix[:, i]
+        pq.write_table(pa.table(columns), path)
+    else:
+        raise ValueError(f"unsupported output format '{path.suffix}': use .npz or .parquet")
+
+
+def catalog_markdown() -> str:
+    """The catalogue as a Markdown table (docs/features.md is this text; a test keeps it so)."""
+    lines = [
+        "# Feature catalogue",
+        "",
+        "Generated from the core catalogue (`bot4.features.catalog()`, core/features/feature_catalog.hpp).",
+        "Column order is the order of the feature matrix. Windows name the `FeatureConfig` field that",
+        "sets them. A value that is undefined (warm-up, empty side, too few samples) is NaN and its",
+        "validity flag is false.",
+        "",
+        "| # | name | family | unit | window | definition |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, f in enumerate(catalog()):
+        lines.append(f"| {i} | `{f['name']}` | {f['family']} | {f['unit']} | {f['window']} | {f['definition']} |")
+    return "\n".join(lines) + "\n"
