@@ -10,7 +10,7 @@ namespace bot4::features {
 BookStateFeatures::BookStateFeatures(const FeatureConfig& config, double tick_size)
     : config_(config), tick_size_(tick_size), micro_(11) {}
 
-double BookStateFeatures::microprice(const BookSnapshot& snap) const {
+double BookStateFeatures::microprice_adjustment(const BookSnapshot& snap) const {
   const MicropriceTable& table = config_.microprice;
   if (table.n_spreads <= 0 || table.n_imbalance <= 0 || !snap.two_sided()) return kNaN;
   const int64_t spread = snap.spread();
@@ -19,7 +19,11 @@ double BookStateFeatures::microprice(const BookSnapshot& snap) const {
   const double qa = static_cast<double>(snap.ask_qty[0]);
   const double imbalance = qb / (qb + qa);
   const int bucket = std::min(static_cast<int>(imbalance * table.n_imbalance), table.n_imbalance - 1);
-  return snap.mid() + table.g[static_cast<size_t>((spread - 1) * table.n_imbalance + bucket)];
+  return table.g[static_cast<size_t>((spread - 1) * table.n_imbalance + bucket)];
+}
+
+double BookStateFeatures::microprice(const BookSnapshot& snap) const {
+  return snap.mid() + microprice_adjustment(snap);
 }
 
 void BookStateFeatures::on_sample(const BookSnapshot& snap) { micro_.push(microprice(snap)); }
@@ -59,8 +63,8 @@ void BookStateFeatures::write(const BookSnapshot& snap, double* row) const {
     row[f_mid_ticks] = mid;
     row[f_mid_price] = mid * tick_size_;
     row[f_weighted_mid_offset] = imbalance * ask + (1.0 - imbalance) * bid - mid;
-    const double micro = microprice(snap);
-    row[f_microprice_offset] = micro - mid;
+    // g itself, not (mid + g) - mid, which would round g to the ulp of the mid (~1e-10 ticks).
+    row[f_microprice_offset] = microprice_adjustment(snap);
     const size_t have = micro_.size();
     row[f_microprice_momentum_1] = have >= 2 ? micro_.ago(0) - micro_.ago(1) : kNaN;
     row[f_microprice_momentum_10] = have >= 11 ? micro_.ago(0) - micro_.ago(10) : kNaN;

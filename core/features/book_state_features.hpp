@@ -12,6 +12,8 @@ class BookStateFeatures {
   BookStateFeatures(const FeatureConfig& config, double tick_size);
   // Micro-price of a two-sided snapshot (NaN without a table or outside it).
   double microprice(const BookSnapshot& snap) const;
+  // g(I, spread) of the table, i.e. micro-price - mid (NaN where microprice() is NaN).
+  double microprice_adjustment(const BookSnapshot& snap) const;
   // Called at each return sample (two-sided book) to feed the momentum features.
   void on_sample(const BookSnapshot& snap);
   void write(const BookSnapshot& snap, double* row) const;

@@ -151,6 +151,8 @@ void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {
   if (has_return) {
     inst.returns.push(r);
     inst.liquidity.on_sample(r);
+  } else {
+    inst.liquidity.start_interval();
   }
   inst.volatility.on_sample(mid, has_return, r);
   inst.technical.on_sample(mid);
@@ -160,19 +162,25 @@ void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {
 }
 
 void FeatureEngine::advance(int64_t t) {
-  if (config_.sample_interval_ns > 0) {
-    if (next_sample_ == INT64_MIN) next_sample_ = (t / config_.sample_interval_ns + 1) * config_.sample_interval_ns;
-    while (next_sample_ < t) {
+  const bool sampling = config_.sample_interval_ns > 0;
+  const bool grid = config_.decision_mode == DecisionMode::TimeGrid;
+  if (sampling && next_sample_ == INT64_MIN)
+    next_sample_ = (t / config_.sample_interval_ns + 1) * config_.sample_interval_ns;
+  if (grid && next_grid_ == INT64_MIN)
+    next_grid_ = (t / config_.decision_interval_ns + 1) * config_.decision_interval_ns;
+  // Both grids step in time order (a sample before a row on ties), so a row at g never sees a
+  // sample dated after g, whatever the timing of the next event.
+  while (true) {
+    const int64_t sample_at = sampling && next_sample_ < t ? next_sample_ : INT64_MAX;
+    const int64_t row_at = grid && next_grid_ < t ? next_grid_ : INT64_MAX;
+    if (sample_at == INT64_MAX && row_at == INT64_MAX) break;
+    if (sample_at <= row_at) {
       for (auto& inst : instruments_)
-        if (inst->started && inst->snap.two_sided()) take_sample(*inst, next_sample_);
+        if (inst->started && inst->snap.two_sided()) take_sample(*inst, sample_at);
       next_sample_ += config_.sample_interval_ns;
-    }
-  }
-  if (config_.decision_mode == DecisionMode::TimeGrid) {
-    if (next_grid_ == INT64_MIN) next_grid_ = (t / config_.decision_interval_ns + 1) * config_.decision_interval_ns;
-    while (next_grid_ < t) {
+    } else {
       for (auto& inst : instruments_)
-        if (inst->started) write_row(*inst, next_grid_);
+        if (inst->started) write_row(*inst, row_at);
       next_grid_ += config_.decision_interval_ns;
     }
   }
@@ -294,7 +302,10 @@ void FeatureEngine::on_trade(const TradeEvent& ev, int64_t t) {
   const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
   inst->liquidity.advance(t, mid, false);
   ++inst->events_since_row;
-  if (ev.qty <= 0 || ev.price <= 0) {
+  // Sizes and prices beyond 2^40 lots/ticks cannot come from a venue and would overflow the
+  // exact integer sums (price x qty) downstream.
+  constexpr int64_t kMaxTradeValue = int64_t{1} << 40;
+  if (ev.qty <= 0 || ev.price <= 0 || ev.qty >= kMaxTradeValue || ev.price >= kMaxTradeValue) {
     ++counters_.trades_rejected;
     return;
   }

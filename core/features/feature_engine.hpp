@@ -46,7 +46,7 @@ struct EngineCounters {
   uint64_t trade_events = 0;
   uint64_t unknown_instrument = 0;
   uint64_t book_rejected = 0;       // rejected by the book's integrity checks
-  uint64_t trades_rejected = 0;     // non-positive price or size
+  uint64_t trades_rejected = 0;     // non-positive or out-of-range (>= 2^40) price or size
   uint64_t book_ignored_l3 = 0;     // BOOK_EVENTs of an L3 instrument
   uint64_t orders_ignored_l2 = 0;   // ORDER_EVENTs of an L2 instrument
   uint64_t messages = 0;

@@ -21,6 +21,16 @@ void VpinBuckets::add_bar(double volume, double buy_fraction) {
     if (fill_ >= bucket_ * (1.0 - 1e-12)) {
       imbalance_.push(std::fabs(sell_ - buy_));
       fill_ = buy_ = sell_ = 0;
+      // The whole buckets inside the rest of this bar all have the same imbalance and only the
+      // last n are ever read: push at most n of them instead of looping once per bucket (a
+      // single huge trade would otherwise cost O(volume / bucket) and can hang the engine).
+      if (remaining > 2.0 * bucket_) {
+        const double whole = std::floor(remaining / bucket_) - 1.0;  // the loop finishes the tail
+        const double same = std::fabs(bucket_ * (1.0 - buy_fraction) - bucket_ * buy_fraction);
+        const double pushes = std::min(whole, static_cast<double>(n_));
+        for (int i = 0; i < static_cast<int>(pushes); ++i) imbalance_.push(same);
+        remaining -= whole * bucket_;
+      }
     }
   }
 }
@@ -145,19 +155,41 @@ void LiquidityFeatures::write(const WindowKernels& kernels, double* row) {
     row[f_amihud] = kNaN;
   }
   if (trade_dp_.full()) {
+    // The price changes are whole ticks, so the covariance is computed exactly in integers:
+    // m (m - 1) cov = m sum(x y) - sum(x) sum(y). A floating-point centred sum turns an exact 0
+    // (e.g. a window of mostly unchanged prices) into +-1e-18 and a spurious 1e-9-tick spread.
+    // (Changes beyond 2^31 ticks, only seen on garbage input, would overflow the 128-bit sums:
+    // those windows use the floating-point centred sum.)
     const double* dp = trade_dp_.data();
     const size_t m = trade_dp_.size() - 1;  // pairs (dp_t, dp_{t-1})
-    double mx = 0, my = 0;
-    for (size_t i = 0; i < m; ++i) {
-      mx += dp[i + 1];
-      my += dp[i];
+    const double md = static_cast<double>(m);
+    bool small = true;
+    for (size_t i = 0; i <= m; ++i) small = small && std::fabs(dp[i]) <= 2147483648.0;
+    if (small) {
+      __int128 sx = 0, sy = 0, sxy = 0;
+      for (size_t i = 0; i < m; ++i) {
+        const auto x = static_cast<__int128>(static_cast<int64_t>(dp[i + 1]));
+        const auto y = static_cast<__int128>(static_cast<int64_t>(dp[i]));
+        sx += x;
+        sy += y;
+        sxy += x * y;
+      }
+      const __int128 num = static_cast<__int128>(m) * sxy - sx * sy;
+      const double cov = static_cast<double>(num) / (md * (md - 1.0));
+      row[f_roll_spread] = num < 0 ? 2.0 * std::sqrt(-cov) : kNaN;
+    } else {
+      double mx = 0, my = 0;
+      for (size_t i = 0; i < m; ++i) {
+        mx += dp[i + 1];
+        my += dp[i];
+      }
+      mx /= md;
+      my /= md;
+      double cov = 0;
+      for (size_t i = 0; i < m; ++i) cov += (dp[i + 1] - mx) * (dp[i] - my);
+      cov /= md - 1.0;
+      row[f_roll_spread] = cov < 0 ? 2.0 * std::sqrt(-cov) : kNaN;
     }
-    mx /= static_cast<double>(m);
-    my /= static_cast<double>(m);
-    double cov = 0;
-    for (size_t i = 0; i < m; ++i) cov += (dp[i + 1] - mx) * (dp[i] - my);
-    cov /= static_cast<double>(m - 1);
-    row[f_roll_spread] = cov < 0 ? 2.0 * std::sqrt(-cov) : kNaN;
   } else {
     row[f_roll_spread] = kNaN;
   }

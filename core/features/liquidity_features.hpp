@@ -39,6 +39,8 @@ class LiquidityFeatures {
   void on_trade(int64_t t, int64_t price, int64_t qty, uint8_t aggressor, double mid);
   // A return sample (bp) closing the current sample interval.
   void on_sample(double return_bp);
+  // The first sample has no return: trades before it belong to no interval.
+  void start_interval() { interval_signed_ = interval_notional_ = 0; }
   void write(const WindowKernels& kernels, double* row);
 
  private:

@@ -121,8 +121,11 @@ void OrderFlowFeatures::write(int64_t t, double* row) {
   }
   const double recent = static_cast<double>(cancels_pushed_ - recent_begin_);
   const double baseline = static_cast<double>(recent_begin_ - cancels_popped_);
-  const double rate = baseline / (static_cast<double>(config_.cancel_baseline_ns) * 1e-9);
-  const double expected = rate * static_cast<double>(config_.cancel_window_ns) * 1e-9;
+  // Integer counts and ns windows: form the products first so each value is rounded once and an
+  // expected count that equals C_W gives z = 0 exactly (1e-9 is not a binary fraction).
+  const double rate = baseline * 1e9 / static_cast<double>(config_.cancel_baseline_ns);
+  const double expected = baseline * static_cast<double>(config_.cancel_window_ns) /
+                          static_cast<double>(config_.cancel_baseline_ns);
   row[f_cancel_count] = recent;
   row[f_cancel_rate_baseline] = rate;
   const double z = expected > 0 ? (recent - expected) / std::sqrt(expected) : kNaN;

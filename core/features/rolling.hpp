@@ -46,17 +46,17 @@ class Fifo {
   size_t size_ = 0;
 };
 
-// Sum of N int64 components over the events in (t - window, t].
-template <size_t N>
+// Sum of N integer components over the events in (t - window, t].
+template <size_t N, typename V = int64_t>
 class TimeWindowSum {
  public:
   struct Entry {
     int64_t t;
-    int64_t v[N];
+    V v[N];
   };
   explicit TimeWindowSum(int64_t window_ns = 0) : window_(window_ns) {}
   void set_window(int64_t window_ns) { window_ = window_ns; }
-  void add(int64_t t, const int64_t* v) {
+  void add(int64_t t, const V* v) {
     Entry e;
     e.t = t;
     for (size_t i = 0; i < N; ++i) {
@@ -73,7 +73,7 @@ class TimeWindowSum {
       entries_.pop();
     }
   }
-  int64_t sum(size_t i) const { return sum_[i]; }
+  V sum(size_t i) const { return sum_[i]; }
   size_t count() const { return entries_.size(); }
   void clear() {
     entries_.clear();
@@ -83,7 +83,7 @@ class TimeWindowSum {
  private:
   int64_t window_;
   Fifo<Entry> entries_;
-  int64_t sum_[N] = {};
+  V sum_[N] = {};
 };
 
 // The last `capacity` doubles, oldest first, kept contiguous (double-written ring) so a kernel

@@ -41,7 +41,7 @@ void TechnicalFeatures::on_sample(double mid) {
 }
 
 void TechnicalFeatures::on_trade(int64_t t, int64_t price, int64_t qty) {
-  const int64_t v[2] = {price * qty, qty};
+  const __int128 v[2] = {static_cast<__int128>(price) * qty, qty};
   vwap_.add(t, v);
 }
 
@@ -70,7 +70,9 @@ void TechnicalFeatures::write(int64_t t, double mid, double* row) {
   const bool full = start_t_ != INT64_MIN && t - start_t_ >= config_.vwap_window_ns;
   if (full && vwap_.sum(1) > 0 && std::isfinite(mid)) {
     const double vwap = static_cast<double>(vwap_.sum(0)) / static_cast<double>(vwap_.sum(1));
-    row[f_vwap_deviation] = (mid - vwap) / vwap * 1e4;
+    // Prices are positive, so vwap > 0 unless the int64 price x qty sums overflowed on absurd
+    // input (e.g. 2^62 ticks x 2^40 lots wraps to 0): NaN then, never an infinity.
+    row[f_vwap_deviation] = vwap > 0 ? (mid - vwap) / vwap * 1e4 : kNaN;
   } else {
     row[f_vwap_deviation] = kNaN;
   }

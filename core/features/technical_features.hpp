@@ -26,7 +26,7 @@ class TechnicalFeatures {
   double gain_sum_ = 0, loss_sum_ = 0;  // first `period` changes, then Wilder averages
   double avg_gain_ = 0, avg_loss_ = 0;
   SampleWindow boll_;
-  TimeWindowSum<2> vwap_;  // sum price*qty (ticks*lots), sum qty
+  TimeWindowSum<2, __int128> vwap_;  // sum price*qty (ticks*lots), sum qty; exact
 };
 
 }  // namespace bot4::features

@@ -23,6 +23,13 @@
 //                    out[0..L) = E(d1..dL) / E_total and out[L] = E(a_L) / E_total, with
 //                    E_total the energy of all coefficients; n divisible by 2^L
 //   ols_slope        OLS slope of y on x with intercept (numpy.polyfit(x, y, 1)[0])
+//
+// Where a reference returns a rounding accident or an infinity the kernels return NaN: a window
+// whose values are all equal (for every kernel that divides by a spread; c3, perm_entropy and
+// wavelet_energies of a non-zero constant stay defined), sample entropy with no (m+1)-matches,
+// dfa with fewer than two usable scales. Limits: n <= kMaxWindow; hurst_rs needs n >= 32 (two
+// scales), spectral_entropy a power of two n >= 4, perm_entropy 2 <= order <= 10,
+// wavelet_energies 1 <= levels <= 10. Every level returns the same bits as the scalar build.
 #include <cstddef>
 
 #include "simd/simd_level.hpp"

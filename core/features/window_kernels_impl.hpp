@@ -4,25 +4,24 @@
 // or 8) and BOT4_KERNEL_NS (the namespace the table lands in) before including it. Everything
 // here has internal linkage: the same inline helper compiled with -mavx512f in one file and for
 // baseline x86-64 in another must never be merged by the linker (an ODR-merged copy could run
-// AVX-512 code on a CPU without it). For the same reason nothing below calls a std:: template
-// with a body; libm calls (log, sqrt) are plain external functions and are safe.
+// AVX-512 code on a CPU without it). For the same reason nothing below calls an inline std::
+// function; compiler builtins expand in place and libm's log is a plain external function.
 //
-// Reproducibility across levels: every sum goes through csum(), which always uses eight partial
-// sums (element i into partial i % 8) combined in one fixed tree, whatever the vector width, and
-// cmake/isa.cmake compiles the three files with -ffp-contract=off (no implicit a*b+c -> FMA where
-// the ISA has one), so elementwise arithmetic rounds identically at every width. Kernels whose only cross-lane
-// operations are csum, max/min and counting therefore return bit-identical results at every
-// level; the ones with prefix sums (hurst_rs, dfa) differ in the last bits only.
+// Reproducibility across levels: every kernel returns the same bits at every width. Sums go
+// through csum() (always eight partial sums, element i into partial i % 8, combined in one fixed
+// tree), prefix sums through the 8-block Hillis-Steele association of scan8_lanes/prefix_sum8,
+// per-chunk statistics run one chunk per lane in the scalar order, the FFT and logarithms are
+// elementwise with shared tables, and cmake/isa.cmake compiles these files with
+// -ffp-contract=off (no implicit a*b+c -> FMA where the ISA has one). The test suite compares
+// the levels exactly.
 #if !defined(BOT4_LANES) || !defined(BOT4_KERNEL_NS)
 #error "define BOT4_LANES and BOT4_KERNEL_NS before including window_kernels_impl.hpp"
 #endif
 
 #include <immintrin.h>
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <utility>
 
 #include "features/window_kernels.hpp"
@@ -35,8 +34,10 @@ constexpr int L = BOT4_LANES;
 static_assert(L == 1 || L == 4 || L == 8, "BOT4_LANES must be 1, 4 or 8");
 
 constexpr double kNaN = __builtin_nan("");
-// Slack after every stack buffer: vector loops run up to a whole word of 64 lanes past the end
-// and read (never use) those lanes, so no loop needs a scalar tail.
+inline bool finite(double v) { return __builtin_isfinite(v); }
+// Capacity past kMaxWindow in every stack buffer: loops run whole vectors (and the bit-string
+// kernels whole 64-bit words) past the end, reading padding they then mask, so none needs a
+// scalar tail. copy_padded fills kVecPad or kWordPad of it.
 constexpr size_t kPad = 128;
 constexpr size_t kBuf = kMaxWindow + kPad;
 constexpr size_t kWords = (kMaxWindow + 63) / 64 + 4;
@@ -49,7 +50,6 @@ using vi = long long;
 inline vd vload(const double* p) { return *p; }
 inline void vstore(double* p, vd v) { *p = v; }
 inline vd splat(double a) { return a; }
-inline double lane(vd v, int) { return v; }
 inline vd iota() { return 0.0; }
 inline vi lt(vd a, vd b) { return -static_cast<long long>(a < b); }
 inline vi gt(vd a, vd b) { return -static_cast<long long>(a > b); }
@@ -61,13 +61,10 @@ inline vd vsqrt(vd a) { return __builtin_sqrt(a); }
 inline unsigned bits_lt(vd a, vd b) { return a < b; }
 inline unsigned bits_le(vd a, vd b) { return a <= b; }
 inline unsigned bits_ne(vd a, vd b) { return a != b; }
-inline double hmax(vd v) { return v; }
-inline double hmin(vd v) { return v; }
 inline vd scan(vd v) { return v; }
 inline vd bcast_last(vd v) { return v; }
 inline vd reverse(vd v) { return v; }
-inline vd gather(const double* p, size_t) { return *p; }
-inline void set_lane(vd& v, int, double a) { v = a; }
+inline void transpose(vd*) {}
 #else
 typedef double vd __attribute__((vector_size(8 * BOT4_LANES)));
 typedef long long vi __attribute__((vector_size(8 * BOT4_LANES)));
@@ -79,7 +76,6 @@ inline vd vload(const double* p) {
 }
 inline void vstore(double* p, vd v) { __builtin_memcpy(p, &v, sizeof v); }
 inline vd splat(double a) { return vd{} + a; }
-inline double lane(vd v, int i) { return v[i]; }
 template <size_t... I>
 constexpr vd iota_impl(std::index_sequence<I...>) { return vd{static_cast<double>(I)...}; }
 inline vd iota() { return iota_impl(std::make_index_sequence<L>{}); }
@@ -116,29 +112,24 @@ inline vd scan(vd v) {
   if constexpr (L == 8) v += shift_up<4>(v);
   return v;
 }
-template <int S>
-inline vd swap_halves(vd v) {  // lane i <- lane i ^ S
-  constexpr vi m = make_mask([](int i) -> long long { return i ^ S; });
-  return __builtin_shuffle(v, m);
+// In-place transpose of the L x L block held in r[0..L): log2 L rounds, each swapping the
+// off-diagonal g-blocks of the vector pairs (i, i + g).
+template <int G>
+inline void transpose_round(vd* r) {
+  constexpr vi ma = make_mask([](int l) -> long long { return (l & G) ? L + (l - G) : l; });
+  constexpr vi mb = make_mask([](int l) -> long long { return (l & G) ? L + l : l + G; });
+  for (int i = 0; i < L; ++i) {
+    if (i & G) continue;
+    const vd a = r[i], b = r[i + G];
+    r[i] = __builtin_shuffle(a, b, ma);
+    r[i + G] = __builtin_shuffle(a, b, mb);
+  }
 }
-inline double hmax(vd v) {
-  if constexpr (L == 8) v = sel(v > swap_halves<4>(v), v, swap_halves<4>(v));
-  v = sel(v > swap_halves<2>(v), v, swap_halves<2>(v));
-  v = sel(v > swap_halves<1>(v), v, swap_halves<1>(v));
-  return v[0];
+inline void transpose(vd* r) {
+  transpose_round<1>(r);
+  transpose_round<2>(r);
+  if constexpr (L == 8) transpose_round<4>(r);
 }
-inline double hmin(vd v) {
-  if constexpr (L == 8) v = sel(v < swap_halves<4>(v), v, swap_halves<4>(v));
-  v = sel(v < swap_halves<2>(v), v, swap_halves<2>(v));
-  v = sel(v < swap_halves<1>(v), v, swap_halves<1>(v));
-  return v[0];
-}
-inline vd gather(const double* p, size_t stride) {
-  vd v;
-  for (int l = 0; l < L; ++l) v[l] = p[l * stride];
-  return v;
-}
-inline void set_lane(vd& v, int l, double a) { v[l] = a; }
 #if BOT4_LANES == 4
 inline vd vsqrt(vd a) { return reinterpret_cast<vd>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(a))); }
 inline unsigned bits_lt(vd a, vd b) {
@@ -154,7 +145,12 @@ inline unsigned bits_ne(vd a, vd b) {
                                                                 reinterpret_cast<__m256d>(b), _CMP_NEQ_UQ)));
 }
 #else
-inline vd vsqrt(vd a) { return reinterpret_cast<vd>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(a))); }
+inline vd vsqrt(vd a) {
+  // the masked form with a defined pass-through keeps GCC 12 from warning about
+  // _mm512_undefined_pd inside _mm512_sqrt_pd
+  const __m512d v = reinterpret_cast<__m512d>(a);
+  return reinterpret_cast<vd>(_mm512_mask_sqrt_pd(v, static_cast<__mmask8>(0xff), v));
+}
 inline unsigned bits_lt(vd a, vd b) {
   return _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b), _CMP_LT_OQ);
 }
@@ -169,13 +165,71 @@ inline unsigned bits_ne(vd a, vd b) {
 
 inline vd vmax(vd a, vd b) { return sel(gt(a, b), a, b); }
 inline vd vmin(vd a, vd b) { return sel(lt(a, b), a, b); }
+// Canonical inclusive prefix sum of 8 consecutive values: the Hillis-Steele association an
+// 8-lane vector computes (add the value 1, then 2, then 4 places back; zeros shifted in), plus a
+// running carry. d[j] here are independent sequences per lane (one chunk per lane), so this is
+// the same arithmetic whatever L is; the wide form for one sequence is prefix_sum8 below.
+inline void scan8_lanes(const vd* d, vd& carry, vd* y) {
+  const vd z = splat(0.0);
+  vd a[8], b[8];
+  a[0] = d[0] + z;
+  for (int j = 1; j < 8; ++j) a[j] = d[j] + d[j - 1];
+  b[0] = a[0] + z;
+  b[1] = a[1] + z;
+  for (int j = 2; j < 8; ++j) b[j] = a[j] + a[j - 2];
+  for (int j = 0; j < 4; ++j) y[j] = (b[j] + z) + carry;
+  for (int j = 4; j < 8; ++j) y[j] = (b[j] + b[j - 4]) + carry;
+  carry = y[7];
+}
+
+// Inclusive prefix sum of in[0..n8) (n8 a multiple of 8) in blocks of 8 with the association of
+// scan8_lanes, so every width writes the same bits.
+inline void prefix_sum8(const double* in, double* out, size_t n8) {
+#if BOT4_LANES == 8
+  vd carry = splat(0.0);
+  for (size_t i = 0; i < n8; i += 8) {
+    const vd y = scan(vload(in + i)) + carry;
+    carry = bcast_last(y);
+    vstore(out + i, y);
+  }
+#elif BOT4_LANES == 4
+  constexpr vi m1 = {3, 4, 5, 6};
+  constexpr vi m2 = {2, 3, 4, 5};
+  vd carry = splat(0.0);
+  const vd z = splat(0.0);
+  for (size_t i = 0; i < n8; i += 8) {
+    const vd lo = vload(in + i), hi = vload(in + i + 4);
+    const vd lo1 = lo + shift_up<1>(lo), hi1 = hi + __builtin_shuffle(lo, hi, m1);
+    const vd lo2 = lo1 + shift_up<2>(lo1), hi2 = hi1 + __builtin_shuffle(lo1, hi1, m2);
+    const vd ylo = (lo2 + z) + carry, yhi = (hi2 + lo2) + carry;
+    carry = bcast_last(yhi);
+    vstore(out + i, ylo);
+    vstore(out + i + 4, yhi);
+  }
+#else
+  double carry = 0.0;
+  for (size_t i = 0; i < n8; i += 8) scan8_lanes(in + i, carry, out + i);
+#endif
+}
+
 // Lanes at or past `count` become 0 (a select, so NaN or garbage there cannot leak).
 inline vd keep_first(vd v, size_t count) {
   if (count >= static_cast<size_t>(L)) return v;
   return sel(lt(iota(), splat(static_cast<double>(count))), v, splat(0.0));
 }
 
+#if BOT4_LANES == 1
+// Baseline x86-64 has no POPCNT instruction and __builtin_popcountll would become a libgcc
+// call; the inline bit-twiddling count is what a portable scalar build does best.
+inline int popcount(uint64_t w) {
+  w = w - ((w >> 1) & 0x5555555555555555ULL);
+  w = (w & 0x3333333333333333ULL) + ((w >> 2) & 0x3333333333333333ULL);
+  w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((w * 0x0101010101010101ULL) >> 56);
+}
+#else
 inline int popcount(uint64_t w) { return __builtin_popcountll(w); }
+#endif
 
 // Sum of f(i) over i in [0, n), f(i) returning the vector of elements i .. i+L-1. Fixed order:
 // eight partial sums, partial k holding the elements i with i % 8 == k, combined as
@@ -201,12 +255,16 @@ inline double csum(size_t n, F&& f) {
   return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-// Copies x[0..n) into buf and fills kPad slots after it with `pad`.
-inline void copy_padded(const double* x, size_t n, double* buf, double pad) {
+// Copies x[0..n) into buf and fills `pad_count` slots after it with `pad`. Vector loops read a
+// little past n (and mask what they read); the bit-string kernels read up to a word of 64 past.
+constexpr size_t kVecPad = 16;
+constexpr size_t kWordPad = 64 + 16;
+inline void copy_padded(const double* x, size_t n, double* buf, double pad, size_t pad_count) {
   size_t i = 0;
   for (; i + L <= n; i += L) vstore(buf + i, vload(x + i));
   for (; i < n; ++i) buf[i] = x[i];
-  for (size_t k = 0; k < kPad; ++k) buf[n + k] = pad;
+  const vd p = splat(pad);
+  for (size_t k = 0; k < pad_count; k += L) vstore(buf + n + k, p);
 }
 
 inline double mean_of(const double* buf, size_t n) {
@@ -222,7 +280,19 @@ inline double centered_ss(const double* buf, size_t n, double mean) {
   });
 }
 
-// Bit t of out = (buf[t] != buf[t-1]) for t in [1, n); bit 0 is 0. buf needs kPad slack.
+// True when buf[0..n) holds one value (NaN never equals, so a NaN makes it false). A constant
+// window must be recognised exactly: its mean can round off the value, leaving a variance of
+// rounding noise instead of 0.
+inline bool all_equal(const double* buf, size_t n) {
+  const vd first = splat(buf[0]);
+  unsigned any = 0;
+  size_t i = 0;
+  for (; i + L <= n; i += L) any |= bits_ne(vload(buf + i), first);
+  for (; i < n; ++i) any |= buf[i] != buf[0];
+  return any == 0;
+}
+
+// Bit t of out = (buf[t] != buf[t-1]) for t in [1, n); bit 0 is 0. buf needs kWordPad slack.
 inline void change_bits(const double* buf, size_t n, uint64_t* out) {
   const size_t words = (n + 63) / 64;
   for (size_t w = 0; w < words; ++w) {
@@ -314,7 +384,8 @@ inline double entropy_bits(const uint32_t* counts, size_t k, size_t total) {
 double acf(const double* x, size_t n, size_t lag) {
   if (n < 2 || n > kMaxWindow || lag >= n) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kVecPad);
+  if (all_equal(xb, n)) return kNaN;
   const double mean = mean_of(xb, n);
   alignas(64) double d[kBuf];
   const vd mu = splat(mean);
@@ -323,8 +394,8 @@ double acf(const double* x, size_t n, size_t lag) {
     vstore(d + i, v);
     return v * v;
   });
-  if (!(var0 > 0.0) || !std::isfinite(var0)) return kNaN;
-  for (size_t k = 0; k < kPad; ++k) d[n + k] = 0.0;
+  if (!(var0 > 0.0) || !finite(var0)) return kNaN;
+  for (size_t k = 0; k < kVecPad; ++k) d[n + k] = 0.0;
   const double c = csum(n - lag, [&](size_t i) { return vload(d + i) * vload(d + i + lag); });
   return c / var0;
 }
@@ -333,29 +404,30 @@ double acf(const double* x, size_t n, size_t lag) {
 double c3(const double* x, size_t n, size_t lag) {
   if (n > kMaxWindow || 2 * lag >= n) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kVecPad);
   const size_t m = n - 2 * lag;
   const double s = csum(m, [&](size_t i) {
     return (vload(xb + i + 2 * lag) * vload(xb + i + lag)) * vload(xb + i);
   });
   const double r = s / static_cast<double>(m);
-  return std::isfinite(r) ? r : kNaN;
+  return finite(r) ? r : kNaN;
 }
 
 // cid_ce(normalize=True): sqrt(sum of squared differences of the z-scored series).
 double cid_ce(const double* x, size_t n) {
   if (n < 2 || n > kMaxWindow) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kVecPad);
+  if (all_equal(xb, n)) return kNaN;
   const double mean = mean_of(xb, n);
-  const double sd = std::sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
-  if (!(sd > 0.0) || !std::isfinite(sd)) return kNaN;
+  const double sd = __builtin_sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  if (!(sd > 0.0) || !finite(sd)) return kNaN;
   const double ss = csum(n - 1, [&](size_t i) {
     const vd d = vload(xb + i + 1) - vload(xb + i);
     return d * d;
   });
-  const double r = std::sqrt(ss) / sd;
-  return std::isfinite(r) ? r : kNaN;
+  const double r = __builtin_sqrt(ss) / sd;
+  return finite(r) ? r : kNaN;
 }
 
 // OLS slope of y on x with intercept, centred two-pass sums.
@@ -363,8 +435,9 @@ double ols_slope(const double* x, const double* y, size_t n) {
   if (n < 2 || n > kMaxWindow) return kNaN;
   alignas(64) double xb[kBuf];
   alignas(64) double yb[kBuf];
-  copy_padded(x, n, xb, 0.0);
-  copy_padded(y, n, yb, 0.0);
+  copy_padded(x, n, xb, 0.0, kVecPad);
+  copy_padded(y, n, yb, 0.0, kVecPad);
+  if (all_equal(xb, n)) return kNaN;
   const vd mx = splat(mean_of(xb, n));
   const vd my = splat(mean_of(yb, n));
   const double sxx = csum(n, [&](size_t i) {
@@ -372,54 +445,112 @@ double ols_slope(const double* x, const double* y, size_t n) {
     return d * d;
   });
   const double sxy = csum(n, [&](size_t i) { return (vload(xb + i) - mx) * (vload(yb + i) - my); });
-  if (!(sxx > 0.0) || !std::isfinite(sxx) || !std::isfinite(sxy)) return kNaN;
+  if (!(sxx > 0.0) || !finite(sxx) || !finite(sxy)) return kNaN;
   return sxy / sxx;
+}
+
+// ------------------------------------------------------------------------------------------
+// Per-chunk statistics (hurst_rs, dfa) run one chunk per lane: L chunks of `len` samples at
+// base + q * len are transposed into tile[t] = (sample t of each chunk), so each lane sums its
+// chunk in the same order the scalar build does, and every level returns the same bits.
+// Lanes past the last chunk repeat it; callers ignore them.
+inline void load_chunk_tile(const double* base, size_t len, size_t q0, size_t chunks, vd* tile) {
+  for (size_t t0 = 0; t0 < len; t0 += L) {
+    vd rows[L];
+    for (int l = 0; l < L; ++l) {
+      const size_t q = q0 + static_cast<size_t>(l) < chunks ? q0 + static_cast<size_t>(l) : chunks - 1;
+      rows[l] = vload(base + q * len + t0);
+    }
+    transpose(rows);
+    for (int l = 0; l < L; ++l) tile[t0 + static_cast<size_t>(l)] = rows[l];
+  }
+}
+
+// Natural log of k values (k <= 64) through vlog2, identical at every width.
+inline void log_values(const double* v, double* out, size_t k) {
+  alignas(64) double tmp[64 + 8];
+  for (size_t i = 0; i < k; ++i) tmp[i] = v[i];
+  for (size_t i = k; i < k + L; ++i) tmp[i] = 1.0;
+  for (size_t i = 0; i < k; i += L) vstore(tmp + i, vlog2(vload(tmp + i)) * splat(0.6931471805599453));
+  // vlog2 assumes a positive finite argument; anything else has no logarithm here
+  for (size_t i = 0; i < k; ++i) out[i] = (v[i] > 0.0 && v[i] < __builtin_inf()) ? tmp[i] : kNaN;
 }
 
 // ------------------------------------------------------------------------------------------
 // hurst_rs: nolds.hurst_rs(fit='poly', corrected=False, unbiased=True) with nvals =
 // hurst_nvals(n). Chunks are split within the window as nolds does (floor(n / c) chunks from
-// the start, the rest dropped).
+// the start, the rest dropped). Per chunk: Y = cumsum(x - mean), R = max Y - min Y,
+// S = std(ddof=1); (R/S)_c is the mean of R/S over the chunks with R != 0.
 double hurst_rs(const double* x, size_t n) {
   if (n > kMaxWindow || n < 32) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kWordPad);
   uint64_t chg[kWords];
   change_bits(xb, n, chg);
-  double lx[16], ly[16];
+  double lx[16], rs[16];
   size_t k = 0;
+  alignas(64) vd tile[kMaxWindow / 2 + 8];
+  alignas(64) double rs_chunk[kMaxWindow / 8 + 8], r_chunk[kMaxWindow / 8 + 8], ss_chunk[kMaxWindow / 8 + 8];
   for (size_t c = 8; c <= n / 2; c *= 2) {
     const size_t chunks = n / c;
+    const vd inv_c = splat(1.0 / static_cast<double>(c));
+    const vd inv_c1 = splat(1.0 / static_cast<double>(c - 1));
+    for (size_t q0 = 0; q0 < chunks; q0 += L) {
+      load_chunk_tile(xb, c, q0, chunks, tile);
+      // c is a multiple of 8. Four partial sums for the mean, and Y in four segments of c/4
+      // samples run as independent chains: segment k's running sum starts at 0 and its max and
+      // min are shifted by the total of the segments before it (rounding is monotonic, so the
+      // max of shifted values is the shifted max). Same association at every width.
+      const size_t seg = c / 4;
+      vd s4[4] = {splat(0.0), splat(0.0), splat(0.0), splat(0.0)};
+      for (size_t t = 0; t < c; t += 4)
+        for (int j = 0; j < 4; ++j) s4[j] += tile[t + static_cast<size_t>(j)];
+      const vd mean = ((s4[0] + s4[1]) + (s4[2] + s4[3])) * inv_c;
+      vd y[4], h[4], l[4];
+      vd ss = splat(0.0);
+      for (int j = 0; j < 4; ++j) {
+        y[j] = splat(0.0);
+        h[j] = splat(-__builtin_inf());
+        l[j] = splat(__builtin_inf());
+      }
+      for (size_t t = 0; t < seg; ++t) {
+        vd d2[4];
+        for (int j = 0; j < 4; ++j) {
+          const vd dev = tile[static_cast<size_t>(j) * seg + t] - mean;
+          y[j] += dev;
+          h[j] = vmax(h[j], y[j]);
+          l[j] = vmin(l[j], y[j]);
+          d2[j] = dev * dev;
+        }
+        ss += (d2[0] + d2[1]) + (d2[2] + d2[3]);  // one chain, few live registers
+      }
+      const vd off1 = y[0], off2 = off1 + y[1], off3 = off2 + y[2];
+      const vd hi = vmax(vmax(h[0], off1 + h[1]), vmax(off2 + h[2], off3 + h[3]));
+      const vd lo = vmin(vmin(l[0], off1 + l[1]), vmin(off2 + l[2], off3 + l[3]));
+      // R and the sum of squares only; the square root and division run below over all
+      // chunks at once, off the per-chunk dependency chains
+      vstore(r_chunk + q0, hi - lo);
+      vstore(ss_chunk + q0, ss);
+    }
+    for (size_t q = 0; q < chunks; q += L)
+      vstore(rs_chunk + q, vload(r_chunk + q) / vsqrt(vload(ss_chunk + q) * inv_c1));
     double rs_sum = 0.0;
     size_t used = 0;
     for (size_t q = 0; q < chunks; ++q) {
-      const double* seq = xb + q * c;
-      // nolds drops chunks with zero range; mathematically that is a constant chunk, and
-      // testing that exactly keeps rounding noise of a constant chunk out of the mean.
-      if (!any_bit(chg, q * c + 1, q * c + c)) continue;
-      const vd mu = splat(csum(c, [&](size_t i) { return vload(seq + i); }) / static_cast<double>(c));
-      vd carry = splat(0.0);
-      vd hi = splat(-__builtin_inf()), lo = splat(__builtin_inf());
-      const double ss = csum(c, [&](size_t i) {
-        const vd dev = vload(seq + i) - mu;
-        const vd y = scan(dev) + carry;
-        carry = bcast_last(y);
-        hi = vmax(hi, y);
-        lo = vmin(lo, y);
-        return dev * dev;
-      });
-      const double r = hmax(hi) - hmin(lo);
-      if (!(r != 0.0)) continue;
-      const double s = std::sqrt(ss / static_cast<double>(c - 1));
-      rs_sum += r / s;
+      // nolds drops chunks with R == 0, i.e. constant chunks; test constancy on x itself so
+      // that the rounding noise of a constant chunk's R cannot count
+      if (!(r_chunk[q] != 0.0) || !any_bit(chg, q * c + 1, q * c + c)) continue;
+      rs_sum += rs_chunk[q];
       ++used;
     }
     if (used == 0) continue;
-    lx[k] = std::log(static_cast<double>(c));
-    ly[k] = std::log(rs_sum / static_cast<double>(used));
+    lx[k] = tables().ln_int[c];
+    rs[k] = rs_sum / static_cast<double>(used);
     ++k;
   }
   if (k < 2) return kNaN;
+  double ly[16];
+  log_values(rs, ly, k);
   double mx = 0.0, my = 0.0;
   for (size_t i = 0; i < k; ++i) mx += lx[i], my += ly[i];
   mx /= static_cast<double>(k);
@@ -430,58 +561,65 @@ double hurst_rs(const double* x, size_t n) {
     sxy += (lx[i] - mx) * (ly[i] - my);
   }
   const double h = sxy / sxx;
-  return std::isfinite(h) ? h : kNaN;
+  return finite(h) ? h : kNaN;
 }
 
 // ------------------------------------------------------------------------------------------
-// dfa: antropy.detrended_fluctuation. Its nvals rule (nolds' logarithmic_n(4, 0.1 N, 1.2)) and
-// its regression (with the 1e-9 added to the denominator) are reproduced exactly; each lane
-// handles one chunk, so a chunk's sums run in the same order as antropy's loops.
+// dfa: antropy.detrended_fluctuation. Its scales (tables().dfa_nvals, nolds' logarithmic_n(4,
+// 0.1 N, 1.2)) and its regression (the 1e-9 added to the denominator) are reproduced exactly;
+// one chunk per lane, so a chunk's sums run in antropy's order.
 constexpr double kDfaEpsilon = 1e-9;
+constexpr int kDfaGroup = L == 8 ? 1 : L == 4 ? 2 : 4;  // vectors of chunks in flight
 
-size_t dfa_nvals(size_t n, size_t* out) {
-  const double max_n = 0.1 * static_cast<double>(n);
-  const long max_i = static_cast<long>(std::floor(std::log(1.0 * max_n / 4.0) / std::log(1.2)));
-  size_t k = 0;
-  out[k++] = 4;
-  for (long i = 0; i <= max_i; ++i) {
-    const size_t v = static_cast<size_t>(std::floor(4.0 * std::pow(1.2, static_cast<double>(i))));
-    if (v > out[k - 1]) out[k++] = v;
+// Does x change between two samples of the same chunk (x[t] != x[t-1] with t % len != 0) for
+// some t < limit? If not, every chunk of the walk is a straight line and F(len) is exactly 0.
+inline bool has_interior_change(const uint64_t* chg, size_t len, size_t limit) {
+  const size_t words = (limit + 63) / 64;
+  for (size_t w = 0; w < words; ++w) {
+    uint64_t bits = chg[w];
+    if (w == words - 1 && limit % 64) bits &= (uint64_t{1} << (limit % 64)) - 1;
+    while (bits) {
+      const auto t = static_cast<uint32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+      if (t % static_cast<uint32_t>(len) != 0) return true;
+      bits &= bits - 1;
+    }
   }
-  return k;
+  return false;
 }
 
 double dfa(const double* x, size_t n) {
   if (n > kMaxWindow || n < 8) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kWordPad);
   uint64_t chg[kWords];
   change_bits(xb, n, chg);
   if (!any_bit(chg, 1, n)) return kNaN;  // constant window
   const double mean = mean_of(xb, n);
-  if (!std::isfinite(mean)) return kNaN;
-  // walk = cumsum(x - mean)
-  alignas(64) double walk[kBuf];
+  if (!finite(mean)) return kNaN;
+  alignas(64) double walk[kBuf];  // cumsum(x - mean)
   {
+    alignas(64) double dev[kBuf];
+    const size_t n8 = (n + 7) / 8 * 8;
     const vd mu = splat(mean);
-    vd carry = splat(0.0);
-    size_t i = 0;
-    for (; i < n; i += L) {
-      const vd y = scan(vload(xb + i) - mu) + carry;
-      carry = bcast_last(y);
-      vstore(walk + i, y);
-    }
+    for (size_t i = 0; i < n8; i += L) vstore(dev + i, keep_first(vload(xb + i) - mu, n - (i < n ? i : n)));
+    prefix_sum8(dev, walk, n8);
+    for (size_t i = n8; i < n + kVecPad; ++i) walk[i] = 0.0;
   }
-  size_t nvals[64];
-  const size_t nv_count = dfa_nvals(n, nvals);
-  double lx[64], ly[64];
+  const WindowKernelTables& tab = tables();
+  const uint16_t* nvals = tab.dfa_nvals[n];
+  const size_t nv_count = tab.dfa_nvals_count[n];
+  double lx[WindowKernelTables::kMaxDfaScales], fv[WindowKernelTables::kMaxDfaScales];
   size_t k = 0;
   alignas(64) double fl[kBuf];
-  alignas(64) vd tmp[kMaxWindow / 8 + 8];
+#if BOT4_LANES > 1
+  alignas(64) vd tile[kDfaGroup][kMaxWindow / 8 + 16];
+#endif
   for (size_t a = 0; a < nv_count; ++a) {
     const size_t nv = nvals[a];
     const size_t chunks = n / nv;
-    if (chunks == 0) return kNaN;  // antropy: mean of no fluctuations is NaN, and so is alpha
+    if (chunks == 0) return kNaN;  // antropy: the mean of no fluctuations is NaN, so is alpha
+    // antropy drops F(n) == 0; rounding would hide an exact zero, so test it on x itself
+    if (!has_interior_change(chg, nv, chunks * nv)) continue;
     const double dn = static_cast<double>(nv);
     double sx = 0.0, sx2 = 0.0;
     for (size_t t = 0; t < nv; ++t) {
@@ -490,48 +628,57 @@ double dfa(const double* x, size_t n) {
     }
     const vd den = splat(dn * sx2 - sx * sx + kDfaEpsilon);
     const vd vsx = splat(sx), vdn = splat(dn), vmean_t = splat(sx / dn);
-    for (size_t q0 = 0; q0 < chunks; q0 += L) {
-      const double* base = walk + q0 * nv;
-      const bool full = q0 + L <= chunks;
-      vd sy = splat(0.0), sty = splat(0.0);
+    for (size_t q0 = 0; q0 < chunks; q0 += kDfaGroup * L) {
+      // kDfaGroup interleaved vectors of chunks: independent chains for the out-of-order core
+      const vd* tp[kDfaGroup];
+      for (int u = 0; u < kDfaGroup; ++u) {
+        const size_t qu = q0 + static_cast<size_t>(u * L);
+        const size_t qc = qu < chunks ? qu : chunks - 1;
+#if BOT4_LANES == 1
+        tp[u] = walk + qc * nv;  // one chunk per lane: its samples are already contiguous
+#else
+        load_chunk_tile(walk, nv, qc, chunks, tile[u]);
+        tp[u] = tile[u];
+#endif
+      }
+      vd sy[kDfaGroup], sty[kDfaGroup];
+      for (int u = 0; u < kDfaGroup; ++u) sy[u] = sty[u] = splat(0.0);
+      vd tt = splat(0.0);
       for (size_t t = 0; t < nv; ++t) {
-        vd v;
-        if (full) {
-          v = gather(base + t, nv);
-        } else {
-          // lanes past the last chunk repeat it; their results land in fl's slack
-          v = splat(0.0);
-          for (int l = 0; l < L; ++l) {
-            const size_t q = (q0 + static_cast<size_t>(l) < chunks) ? q0 + static_cast<size_t>(l) : chunks - 1;
-            set_lane(v, l, walk[q * nv + t]);
-          }
+        for (int u = 0; u < kDfaGroup; ++u) {
+          sy[u] += tp[u][t];
+          sty[u] += tt * tp[u][t];
         }
-        tmp[t] = v;
-        sy += v;
-        sty += splat(static_cast<double>(t)) * v;
+        tt += splat(1.0);
       }
-      const vd slope = (vdn * sty - vsx * sy) / den;
-      const vd intercept = sy / vdn - slope * vmean_t;
-      vd rss = splat(0.0);
+      vd slope[kDfaGroup], intercept[kDfaGroup], rss[kDfaGroup];
+      for (int u = 0; u < kDfaGroup; ++u) {
+        slope[u] = (vdn * sty[u] - vsx * sy[u]) / den;
+        intercept[u] = sy[u] / vdn - slope[u] * vmean_t;
+        rss[u] = splat(0.0);
+      }
+      tt = splat(0.0);
       for (size_t t = 0; t < nv; ++t) {
-        const vd r = tmp[t] - (intercept + slope * splat(static_cast<double>(t)));
-        rss += r * r;
+        for (int u = 0; u < kDfaGroup; ++u) {
+          const vd r = tp[u][t] - (intercept[u] + slope[u] * tt);
+          rss[u] += r * r;
+        }
+        tt += splat(1.0);
       }
-      vstore(fl + q0, rss / vdn);
+      for (int u = 0; u < kDfaGroup; ++u) vstore(fl + q0 + static_cast<size_t>(u * L), rss[u] / vdn);
     }
-    double f = std::sqrt(csum(chunks, [&](size_t i) { return vload(fl + i); }) / static_cast<double>(chunks));
-    // F(nv) is exactly zero when every chunk of the walk is a straight line, i.e. x is constant
-    // inside every chunk; antropy drops exact zeros, and rounding would hide them, so test it.
-    bool straight = true;
-    for (size_t q = 0; q < chunks && straight; ++q)
-      if (any_bit(chg, q * nv + 1, q * nv + nv)) straight = false;
-    if (straight || f == 0.0) continue;
-    if (!std::isfinite(f)) return kNaN;
-    lx[k] = std::log(static_cast<double>(nv));
-    ly[k] = std::log(f);
+    double total = 0.0;
+    for (size_t q = 0; q < chunks; ++q) total += fl[q];
+    const double f = __builtin_sqrt(total / static_cast<double>(chunks));
+    if (f == 0.0) continue;
+    if (!finite(f)) return kNaN;
+    lx[k] = tab.ln_int[nv];
+    fv[k] = f;
     ++k;
   }
   if (k < 2) return kNaN;
+  double ly[WindowKernelTables::kMaxDfaScales];
+  log_values(fv, ly, k);
   // antropy's _linear_regression, epsilon included
   double sx2 = 0.0, sx = 0.0, sy = 0.0, sxy = 0.0;
   for (size_t i = 0; i < k; ++i) {
@@ -542,7 +689,7 @@ double dfa(const double* x, size_t n) {
   }
   const double dk = static_cast<double>(k);
   const double alpha = (dk * sxy - sx * sy) / (dk * sx2 - sx * sx + kDfaEpsilon);
-  return std::isfinite(alpha) ? alpha : kNaN;
+  return finite(alpha) ? alpha : kNaN;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -551,43 +698,95 @@ double dfa(const double* x, size_t n) {
 // For each shift d the comparisons e_t = |x_t - x_{t+d}| < r become a bit string (one vector
 // compare yields L bits); a pair of length-m templates matches when m consecutive bits are set,
 // which is an AND of shifted words, and the matches are counted with popcount.
+
+// Bits t in [0, 64) of |p[t] - q[t]| < r.
+inline uint64_t close_word(const double* p, const double* q, vd vr) {
+#if BOT4_LANES == 8
+  // eight compare masks straight into one 64-bit mask register, no round trip through GPRs
+  __mmask16 k16[4];
+  for (int j = 0; j < 4; ++j) {
+    const __mmask16 lo = static_cast<__mmask16>(bits_lt(vabs(vload(p + 16 * j) - vload(q + 16 * j)), vr));
+    const __mmask16 hi = static_cast<__mmask16>(bits_lt(vabs(vload(p + 16 * j + 8) - vload(q + 16 * j + 8)), vr));
+    k16[j] = _mm512_kunpackb(hi, lo);
+  }
+  const __mmask32 lo32 = _mm512_kunpackw(k16[1], k16[0]);
+  const __mmask32 hi32 = _mm512_kunpackw(k16[3], k16[2]);
+  return _cvtmask64_u64(_mm512_kunpackd(hi32, lo32));
+#else
+  uint64_t bits = 0;
+  for (int b = 0; b < 64; b += L)
+    bits |= static_cast<uint64_t>(bits_lt(vabs(vload(p + b) - vload(q + b)), vr)) << b;
+  return bits;
+#endif
+}
+
+// Mask of the bits of word w below bit position `end` (all, some or none of them).
+inline uint64_t bits_below(size_t end, size_t w) {
+  if (end <= w * 64) return 0;
+  return low_bits(end - w * 64);
+}
+
+// A and B counts for template length m. Bits past the last pair (i = templates - d - 1) vanish
+// on their own because e_t = 0 for t >= n - d, except one: the length-m match starting at
+// i = templates - d, which has no (m+1)-th sample and which antropy does not count in B; the
+// B mask stops just before it.
+template <int kM>
+void sampen_counts(const double* xb, size_t n, size_t m_runtime, vd vr, uint64_t& a, uint64_t& b) {
+  const size_t m = kM > 0 ? static_cast<size_t>(kM) : m_runtime;
+  const size_t templates = n - m;  // starts 0 .. n-m-1
+  if constexpr (kM > 0) {
+    // m < 64: a word's shifted neighbours need only the next word, so the bit string streams
+    // through two registers
+    for (size_t d = 1; d < templates; ++d) {
+      const size_t words = (n - d + 63) / 64;
+      const size_t last = templates - d;
+      uint64_t cur = close_word(xb, xb + d, vr);
+      for (size_t w = 0; w < words; ++w) {
+        const uint64_t nxt = w + 1 < words ? close_word(xb + (w + 1) * 64, xb + (w + 1) * 64 + d, vr) : 0;
+        uint64_t bm = cur;
+        for (int j = 1; j < kM; ++j) bm &= (cur >> j) | (nxt << (64 - j));
+        const uint64_t am = bm & ((cur >> kM) | (nxt << (64 - kM)));
+        b += static_cast<uint64_t>(popcount(bm & bits_below(last, w)));
+        a += static_cast<uint64_t>(popcount(am));
+        cur = nxt;
+      }
+    }
+  } else {
+    uint64_t e[2 * kWords];  // shifted reads reach m / 64 + 1 words past the data
+    for (size_t d = 1; d < templates; ++d) {
+      const size_t words = (n - d + 63) / 64;
+      for (size_t w = 0; w < words; ++w) e[w] = close_word(xb + w * 64, xb + w * 64 + d, vr);
+      for (size_t w = words; w < words + m / 64 + 2; ++w) e[w] = 0;
+      const size_t last = templates - d;
+      for (size_t w = 0; w < words; ++w) {
+        uint64_t bm = e[w];
+        for (size_t j = 1; j < m; ++j) bm &= bits_from(e, w, j);
+        b += static_cast<uint64_t>(popcount(bm & bits_below(last, w)));
+        a += static_cast<uint64_t>(popcount(bm & bits_from(e, w, m)));
+      }
+    }
+  }
+}
+
 double sample_entropy(const double* x, size_t n, int order) {
   if (order < 1 || n > kMaxWindow) return kNaN;
   const size_t m = static_cast<size_t>(order);
   if (n < m + 2) return kNaN;
-  const size_t templates = n - m;  // starts 0 .. n-m-1
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, __builtin_nan(""));
+  copy_padded(x, n, xb, __builtin_nan(""), kWordPad);
+  if (all_equal(xb, n)) return kNaN;
   const double mean = mean_of(xb, n);
-  const double r = 0.2 * std::sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
-  if (!(r > 0.0) || !std::isfinite(r)) return kNaN;
-  const vd vr = splat(r);
-  uint64_t e[2 * kWords];  // shifted reads reach m / 64 + 1 words past the data
+  const double r = 0.2 * __builtin_sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  if (!(r > 0.0) || !finite(r)) return kNaN;
   uint64_t a_count = 0, b_count = 0;
-  for (size_t d = 1; d < templates; ++d) {
-    const size_t limit = n - d;  // e_t defined for t < limit; lanes past it read NaN -> 0
-    const size_t words = (limit + 63) / 64;
-    for (size_t w = 0; w < words; ++w) {
-      uint64_t bits = 0;
-      const double* p = xb + w * 64;
-      for (int b = 0; b < 64; b += L)
-        bits |= static_cast<uint64_t>(bits_lt(vabs(vload(p + b) - vload(p + b + d)), vr)) << b;
-      e[w] = bits;
-    }
-    for (size_t w = words; w < words + m / 64 + 2; ++w) e[w] = 0;
-    const size_t pairs = templates - d;  // i in [0, pairs)
-    const size_t pw = (pairs + 63) / 64;
-    for (size_t w = 0; w < pw; ++w) {
-      uint64_t bm = e[w];
-      for (size_t j = 1; j < m; ++j) bm &= bits_from(e, w, j);
-      const uint64_t valid = low_bits(pairs - w * 64);
-      bm &= valid;
-      b_count += static_cast<uint64_t>(popcount(bm));
-      a_count += static_cast<uint64_t>(popcount(bm & bits_from(e, w, m)));
-    }
+  switch (m) {
+    case 1: sampen_counts<1>(xb, n, m, splat(r), a_count, b_count); break;
+    case 2: sampen_counts<2>(xb, n, m, splat(r), a_count, b_count); break;
+    case 3: sampen_counts<3>(xb, n, m, splat(r), a_count, b_count); break;
+    default: sampen_counts<0>(xb, n, m, splat(r), a_count, b_count); break;
   }
   if (a_count == 0 || b_count == 0) return kNaN;
-  return -std::log(static_cast<double>(a_count) / static_cast<double>(b_count));
+  return -__builtin_log(static_cast<double>(a_count) / static_cast<double>(b_count));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -600,32 +799,39 @@ double sample_entropy(const double* x, size_t n, int order) {
 // lanes, then counted in a histogram (order <= 6) or by sorting the codes.
 constexpr int kMaxPermOrder = 10;
 
+// The literals of a pattern, split into the comparisons among the first order-1 positions
+// ("head": pairs (a, b), b < order-1, in lexicographic order) and those against the last
+// position ("tail": pairs (a, order-1)). Each pattern's count is popcount(head[ia] & tail[ib]),
+// with head[] / tail[] the ANDs of every literal combination, shared by all patterns.
 struct PlanePatterns {
   int count = 0;
-  uint8_t keys[24] = {};  // bit p set: pair p must hold x_a <= x_b
+  uint8_t head[24] = {};  // bit i: head pair i must hold x_a <= x_b
+  uint8_t tail[24] = {};  // bit a: x_a <= x_last
 };
 
 constexpr PlanePatterns make_patterns(int d) {
   PlanePatterns out;
-  int perm[4] = {0, 1, 2, 3};
-  // enumerate permutations in lexicographic order (next_permutation by hand: constexpr, no std)
+  int perm[4] = {0, 1, 2, 3};  // perm[i] = rank of position i; lexicographic enumeration
   while (true) {
-    // perm[i] = rank of position i
-    uint8_t key = 0;
-    int p = 0;
-    for (int a = 0; a < d; ++a)
-      for (int b = a + 1; b < d; ++b, ++p)
-        if (perm[a] < perm[b]) key = static_cast<uint8_t>(key | (1u << p));
-    out.keys[out.count++] = key;
-    int i = d - 2;
-    while (i >= 0 && perm[i] >= perm[i + 1]) --i;
-    if (i < 0) break;
+    uint8_t head = 0, tail = 0;
+    int i = 0;
+    for (int b = 1; b < d - 1; ++b)  // (0,1), (0,2), (1,2): pairs ordered by b, then a
+      for (int a = 0; a < b; ++a, ++i)
+        if (perm[a] < perm[b]) head = static_cast<uint8_t>(head | (1u << i));
+    for (int a = 0; a < d - 1; ++a)
+      if (perm[a] < perm[d - 1]) tail = static_cast<uint8_t>(tail | (1u << a));
+    out.head[out.count] = head;
+    out.tail[out.count] = tail;
+    ++out.count;
+    int k = d - 2;
+    while (k >= 0 && perm[k] >= perm[k + 1]) --k;
+    if (k < 0) break;
     int j = d - 1;
-    while (perm[j] <= perm[i]) --j;
-    int t = perm[i];
-    perm[i] = perm[j];
+    while (perm[j] <= perm[k]) --j;
+    int t = perm[k];
+    perm[k] = perm[j];
     perm[j] = t;
-    for (int lo = i + 1, hi = d - 1; lo < hi; ++lo, --hi) {
+    for (int lo = k + 1, hi = d - 1; lo < hi; ++lo, --hi) {
       t = perm[lo];
       perm[lo] = perm[hi];
       perm[hi] = t;
@@ -644,32 +850,54 @@ double finish_perm_entropy(const uint32_t* counts, size_t k, size_t total, int o
   return h;
 }
 
-double perm_entropy_planes(const double* xb, size_t windows, int order, size_t delay) {
-  const int pairs = order * (order - 1) / 2;
-  const size_t words = (windows + 63) / 64;
-  uint64_t planes[6][kWords];
-  int p = 0;
-  for (int a = 0; a < order; ++a) {
-    for (int b = a + 1; b < order; ++b, ++p) {
-      const double* pa = xb + static_cast<size_t>(a) * delay;
-      const double* pb = xb + static_cast<size_t>(b) * delay;
-      for (size_t w = 0; w < words; ++w) {
-        uint64_t bits = 0;
-        for (int s = 0; s < 64; s += L)
-          bits |= static_cast<uint64_t>(bits_le(vload(pa + w * 64 + s), vload(pb + w * 64 + s))) << s;
-        planes[p][w] = bits;
-      }
+// Bits t in [0, 64) of p[t] <= q[t].
+inline uint64_t le_word(const double* p, const double* q) {
+  uint64_t bits = 0;
+  for (int s = 0; s < 64; s += L) bits |= static_cast<uint64_t>(bits_le(vload(p + s), vload(q + s))) << s;
+  return bits;
+}
+
+// All ANDs of `k` literals (literal i is plane[i] or its complement, chosen by bit i of the
+// combination), each also ANDed with `base`.
+inline void literal_products(const uint64_t* plane, int k, uint64_t base, uint64_t* out) {
+  out[0] = base;
+  for (int i = 0; i < k; ++i) {
+    const int half = 1 << i;
+    for (int c = half - 1; c >= 0; --c) {
+      out[c | half] = out[c] & plane[i];
+      out[c] = out[c] & ~plane[i];
     }
   }
+}
+
+double perm_entropy_planes(const double* xb, size_t windows, int order, size_t delay) {
+  // x_a <= x_b for positions a < b of the window at t is Q_k[t + a delay], k = b - a, with
+  // Q_k[s] = x_s <= x_{s + k delay}: order-1 compared bit strings, every other pair a shift.
+  uint64_t q[3][2 * kWords + 2];
+  for (int k = 1; k < order; ++k) {
+    const size_t span = windows + static_cast<size_t>(order - 1 - k) * delay;  // s < span needed
+    const size_t words = (span + 63) / 64;
+    const size_t kd = static_cast<size_t>(k) * delay;
+    for (size_t w = 0; w < words; ++w) q[k - 1][w] = le_word(xb + w * 64, xb + w * 64 + kd);
+    for (size_t w = words; w < words + 2; ++w) q[k - 1][w] = 0;
+  }
   const PlanePatterns& pat = order == 2 ? kPatterns2 : order == 3 ? kPatterns3 : kPatterns4;
+  const int n_head = (order - 1) * (order - 2) / 2, n_tail = order - 1;
   uint32_t counts[24] = {};
+  const size_t words = (windows + 63) / 64;
   for (size_t w = 0; w < words; ++w) {
-    const uint64_t valid = low_bits(windows - w * 64);
-    for (int c = 0; c < pat.count; ++c) {
-      uint64_t acc = valid;
-      for (int q = 0; q < pairs; ++q) acc &= ((pat.keys[c] >> q) & 1) ? planes[q][w] : ~planes[q][w];
-      counts[c] += static_cast<uint32_t>(popcount(acc));
-    }
+    uint64_t head_plane[3], tail_plane[3];
+    int i = 0;
+    for (int b = 1; b < order - 1; ++b)
+      for (int a = 0; a < b; ++a, ++i)
+        head_plane[i] = bits_from(q[b - a - 1], w, static_cast<size_t>(a) * delay);
+    for (int a = 0; a < order - 1; ++a)
+      tail_plane[a] = bits_from(q[order - 1 - a - 1], w, static_cast<size_t>(a) * delay);
+    uint64_t head[8], tail[8];
+    literal_products(head_plane, n_head, low_bits(windows - w * 64), head);
+    literal_products(tail_plane, n_tail, ~uint64_t{0}, tail);
+    for (int c = 0; c < pat.count; ++c)
+      counts[c] += static_cast<uint32_t>(popcount(head[pat.head[c]] & tail[pat.tail[c]]));
   }
   return finish_perm_entropy(counts, static_cast<size_t>(pat.count), windows, order);
 }
@@ -738,9 +966,9 @@ double perm_entropy(const double* x, size_t n, int order, int delay) {
   if (span >= n) return kNaN;
   const size_t windows = n - span;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, __builtin_nan(""));
+  copy_padded(x, n, xb, __builtin_nan(""), kWordPad);
   // a NaN has no order (antropy returns NaN for it); an infinity poisons the same test
-  if (!std::isfinite(csum(n, [&](size_t i) { return vload(xb + i) * splat(0.0); }))) return kNaN;
+  if (!finite(csum(n, [&](size_t i) { return vload(xb + i) * splat(0.0); }))) return kNaN;
   if (order <= 4) return perm_entropy_planes(xb, windows, order, static_cast<size_t>(delay));
   return perm_entropy_lehmer(xb, windows, order, static_cast<size_t>(delay));
 }
@@ -768,9 +996,9 @@ inline void butterfly(vd ar, vd ai, vd br, vd bi, vd wr, vd wi, vd& ur, vd& ui, 
   vi_ = ai - ti;
 }
 
-void fft_stage_contiguous(FftWork& w, size_t m, size_t h) {
-  const double* twr = tables().tw_re + h;
-  const double* twi = tables().tw_im + h;
+void fft_stage_contiguous(const WindowKernelTables& tab, FftWork& w, size_t m, size_t h) {
+  const double* twr = tab.tw_re + h;
+  const double* twi = tab.tw_im + h;
   for (size_t s = 0; s < m; s += 2 * h) {
     for (size_t j = 0; j < h; j += L) {
       vd ur, ui, vr, vi_;
@@ -784,9 +1012,9 @@ void fft_stage_contiguous(FftWork& w, size_t m, size_t h) {
   }
 }
 
-void fft_stage_scalar(FftWork& w, size_t m, size_t h) {
-  const double* twr = tables().tw_re + h;
-  const double* twi = tables().tw_im + h;
+void fft_stage_scalar(const WindowKernelTables& tab, FftWork& w, size_t m, size_t h) {
+  const double* twr = tab.tw_re + h;
+  const double* twi = tab.tw_im + h;
   for (size_t s = 0; s < m; s += 2 * h) {
     for (size_t j = 0; j < h; ++j) {
       const double br = w.re[s + j + h], bi = w.im[s + j + h];
@@ -806,7 +1034,7 @@ void fft_stage_scalar(FftWork& w, size_t m, size_t h) {
 // "top" elements (position p with p % 2H < H, in order) and their partners p + H are gathered
 // into U and V by shuffles, combined, and put back.
 template <int H>
-void fft_stage_small(FftWork& w, size_t m) {
+void fft_stage_small(const WindowKernelTables& tab, FftWork& w, size_t m) {
   constexpr vi mu = make_mask([](int l) -> long long { return (l / H) * 2 * H + l % H; });
   constexpr vi mv = make_mask([](int l) -> long long { return (l / H) * 2 * H + l % H + H; });
   // position p of the 2L block comes from U lane or V lane (V lanes are indices L..2L-1)
@@ -820,8 +1048,8 @@ void fft_stage_small(FftWork& w, size_t m) {
   });
   vd wr, wi;
   for (int l = 0; l < L; ++l) {
-    wr[l] = tables().tw_re[H + l % H];
-    wi[l] = tables().tw_im[H + l % H];
+    wr[l] = tab.tw_re[H + l % H];
+    wi[l] = tab.tw_im[H + l % H];
   }
   for (size_t s = 0; s < m; s += 2 * L) {
     const vd ar = vload(w.re + s), br = vload(w.re + s + L);
@@ -838,47 +1066,52 @@ void fft_stage_small(FftWork& w, size_t m) {
 #endif
 
 // In-place forward complex FFT of m = 2^lm points whose input is already bit-reversed.
-void fft_dit(FftWork& w, size_t m) {
+void fft_dit(const WindowKernelTables& tab, FftWork& w, size_t m) {
   size_t h = 1;
 #if BOT4_LANES > 1
   if (m >= 2 * static_cast<size_t>(L)) {
-    fft_stage_small<1>(w, m);
-    fft_stage_small<2>(w, m);
-    if constexpr (L == 8) fft_stage_small<4>(w, m);
+    fft_stage_small<1>(tab, w, m);
+    fft_stage_small<2>(tab, w, m);
+    if constexpr (L == 8) fft_stage_small<4>(tab, w, m);
     h = L;
   }
 #endif
   for (; h < m; h *= 2) {
-    if (h >= static_cast<size_t>(L)) fft_stage_contiguous(w, m, h);
-    else fft_stage_scalar(w, m, h);
+    if (h >= static_cast<size_t>(L)) fft_stage_contiguous(tab, w, m, h);
+    else fft_stage_scalar(tab, w, m, h);
   }
 }
 
 double spectral_entropy(const double* x, size_t n) {
   if (n < 4 || n > kMaxWindow || (n & (n - 1)) != 0) return kNaN;
   alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0);
+  copy_padded(x, n, xb, 0.0, kVecPad);
+  if (all_equal(xb, n)) return kNaN;
   const double mean = mean_of(xb, n);
   const double var = centered_ss(xb, n, mean);
-  if (!(var > 0.0) || !std::isfinite(var)) return kNaN;
+  if (!(var > 0.0) || !finite(var)) return kNaN;
+  // The periodogram's scale cancels in p = P / sum P; working on unit-variance data keeps |X|^2
+  // inside the double range for any finite input.
+  const double scale = 1.0 / __builtin_sqrt(var / static_cast<double>(n));
   const size_t m = n / 2;
   int lm = 0;
   while ((size_t{1} << lm) < m) ++lm;
-  const uint16_t* rev = tables().bitrev10;
+  const WindowKernelTables& tab = tables();
+  const uint16_t* rev = tab.bitrev10;
   const int shift = 10 - lm;
   FftWork w;
   for (size_t j = 0; j < m; ++j) {
     const size_t r = static_cast<size_t>(rev[j] >> shift);
-    w.re[r] = xb[2 * j] - mean;
-    w.im[r] = xb[2 * j + 1] - mean;
+    w.re[r] = (xb[2 * j] - mean) * scale;
+    w.im[r] = (xb[2 * j + 1] - mean) * scale;
   }
-  fft_dit(w, m);
+  fft_dit(tab, w, m);
   w.re[m] = w.re[0];
   w.im[m] = w.im[0];
   // one-sided periodogram, bins 0..m
   alignas(64) double pw[kMaxWindow / 2 + kPad];
-  const double* twr = tables().tw_re + m;  // exp(-2 pi i k / n), k < m
-  const double* twi = tables().tw_im + m;
+  const double* twr = tab.tw_re + m;  // exp(-2 pi i k / n), k < m
+  const double* twi = tab.tw_im + m;
   const vd half = splat(0.5), two = splat(2.0);
   auto bins = [&](size_t k, vd zr, vd zi, vd cr, vd ci, vd wr, vd wi) {
     // cr, ci: conj(Z[m - k]) lanes
@@ -910,7 +1143,7 @@ double spectral_entropy(const double* x, size_t n) {
   for (size_t k = m + 1; k <= m + 8; ++k) pw[k] = 0.0;
   const size_t nb = m + 1;
   const double total = csum(nb, [&](size_t k) { return vload(pw + k); });
-  if (!(total > 0.0) || !std::isfinite(total)) return kNaN;
+  if (!(total > 0.0) || !finite(total)) return kNaN;
   const vd inv = splat(1.0 / total);
   const double h = csum(nb, [&](size_t k) {
     const vd p = vload(pw + k) * inv;
@@ -919,7 +1152,7 @@ double spectral_entropy(const double* x, size_t n) {
     const vd safe = sel(pos, p, splat(1.0));
     return sel(pos, p * vlog2(safe), splat(0.0));
   });
-  return -h / tables().log2_int[nb];
+  return -h / tab.log2_int[nb];
 }
 
 // ------------------------------------------------------------------------------------------
@@ -949,7 +1182,7 @@ void wavelet_energies(const double* x, size_t n, int levels, double* out) {
   alignas(64) double cur[kBuf];
   alignas(64) double ev[kBuf / 2 + kPad];
   alignas(64) double od[kBuf / 2 + kPad];  // od[0] = O[M-1], od[1 + o] = O[o]
-  copy_padded(x, n, cur, 0.0);
+  copy_padded(x, n, cur, 0.0, kVecPad);
   double energy[12];
   size_t len = n;
   for (int lev = 0; lev < levels; ++lev) {
@@ -979,7 +1212,7 @@ void wavelet_energies(const double* x, size_t n, int levels, double* out) {
       return dcoef * dcoef;
     });
     len = m;
-    for (size_t k = 0; k < kPad; ++k) cur[len + k] = 0.0;
+    for (size_t k = 0; k < kVecPad; ++k) cur[len + k] = 0.0;
   }
   const double approx = csum(len, [&](size_t i) {
     const vd a = vload(cur + i);
@@ -988,7 +1221,7 @@ void wavelet_energies(const double* x, size_t n, int levels, double* out) {
   double total = 0.0;
   for (int lev = 0; lev < levels; ++lev) total += energy[lev];
   total += approx;
-  if (!(total > 0.0) || !std::isfinite(total)) return;
+  if (!(total > 0.0) || !finite(total)) return;
   for (int lev = 0; lev < levels; ++lev) out[lev] = energy[lev] / total;
   out[levels] = approx / total;
 }

@@ -16,6 +16,12 @@ struct WindowKernelTables {
   double log2_int[kMaxWindow + 2];    // log2(k), k >= 1
   double factorial[16];               // k!
   double log2_factorial[16];          // log2(k!)
+  double ln_int[kMaxWindow + 2];      // natural log(k), k >= 1
+  // antropy's DFA scales for a window of n: nolds' logarithmic_n(4, 0.1 n, 1.2), computed with
+  // the same floating-point steps as antropy (libm log and pow), once for every n.
+  static constexpr int kMaxDfaScales = 32;
+  uint16_t dfa_nvals[kMaxWindow + 1][kMaxDfaScales];
+  uint8_t dfa_nvals_count[kMaxWindow + 1];
 };
 
 const WindowKernelTables& tables();

@@ -17,10 +17,11 @@ Design (deliberately different from the engine's streaming updates):
    interpolating the cumulative buy volume at bucket boundaries.
 
 State visible to a row: a row is identified by its *cut* c (the number of merged events applied
-before it) and its time t. Rows at cut c come before the event at position c; for ordering
-between rows and the per-event maturation / bar-closing steps we use the stamp 2c for a row and
-2e + 1 for the "advance" step of the event at position e (which happens before that event is
-applied, after any row with cut e).
+before it) and its time t. Rows at cut c come before the event at position c (several time-grid
+rows can share a cut). To order rows against the per-event steps (trade maturation and VPIN bar
+closes happen in an "advance" step just before an event is applied) every step gets an integer
+stamp with S = rows + 2: row r at cut c -> c S + 1 + r; the advance of event e -> (e + 1) S - 1
+(after every row with cut e, before every row with cut e + 1).
 
 Only single-instrument input is supported (that is all the tests need).
 """
@@ -32,15 +33,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from bot4.events import (
+    ACTION_ADD,
+    ACTION_CANCEL,
+    ACTION_CLEAR,
+    ACTION_EXECUTE,
+    ACTION_MODIFY,
+    ASK,
+    BID,
+    FLAG_CLEAR,
+    FLAG_LAST,
+    FLAG_SNAPSHOT,
+)
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 from scipy.special import ndtr
 from sortedcontainers import SortedDict
-
-from bot4.events import (
-    ACTION_ADD, ACTION_CANCEL, ACTION_CLEAR, ACTION_EXECUTE, ACTION_MODIFY, ASK, BID, FLAG_CLEAR,
-    FLAG_LAST, FLAG_SNAPSHOT,
-)
 
 DEPTH = 10
 I64_MIN = np.iinfo(np.int64).min
@@ -196,12 +204,10 @@ class RefL3Book:
             if ph is not None:
                 ph[2] = 0
 
-    def apply(self, ev) -> bool:
-        action, flags, seq = int(ev["action"]), int(ev["flags"]), int(ev["seq"])
+    def apply(self, action, flags, seq, oid, side, price, qty) -> bool:
         snapshot = bool(flags & FLAG_SNAPSHOT)
         if self.last_seq is not None and seq < self.last_seq and not (flags & (FLAG_SNAPSHOT | FLAG_CLEAR)):
             return False
-        oid, side, price, qty = int(ev["order_id"]), int(ev["side"]), int(ev["price"]), int(ev["qty"])
         if action == ACTION_ADD:
             if side not in (0, 1) or qty <= 0 or price <= 0 or price == I64_MAX:
                 return False
@@ -320,26 +326,29 @@ def replay(data, instrument: int | None = None) -> Replay:
         inst &= stream != 1
     key, stream, index = key[inst], stream[inst], index[inst]
     n = len(key)
+    # plain Python columns: indexing numpy records one at a time is the slow part of a loop
+    B = {f: book[f].tolist() for f in ("side", "price", "qty", "flags", "seq")} if len(book) else {}
+    O = ({f: orders[f].tolist() for f in ("action", "flags", "seq", "order_id", "side", "price", "qty")}
+         if len(orders) else {})
+    T = {f: trades[f].tolist() for f in ("price", "qty", "aggressor")} if len(trades) else {}
+    stream_l, index_l, key_l = stream.tolist(), index.tolist(), key.tolist()
 
     msg_pos, msgs = [], []
     tr = []
     om_pos, cx_pos = [], []
-    is_msg_end = np.zeros(n, bool)
+    is_msg_end = [False] * n
     counters = {"trades_rejected": 0, "book_rejected": 0, "messages": 0, "one_sided_or_crossed": 0}
     snap_mid = math.nan
     traded = ({}, {})   # per book side: price -> remembered traded qty (insertion-ordered, <= 8)
     l2 = RefL2Book()
     lb = RefL3Book() if l3 else None
-    q_active = np.zeros((n, 2), bool) if l3 else None
-    q_front = np.zeros((n, 2)) if l3 else None
-    q_joined = np.zeros((n, 2), np.int64) if l3 else None
+    q_state = []   # L3: (active, front, joined) per side after every event
     life_price = [None, None]   # for the L3 phantom: the current life's price per side
 
     for pos in range(n):
-        s, i, t = stream[pos], index[pos], int(key[pos])
+        s, i, t = stream_l[pos], index_l[pos], key_l[pos]
         if s == 2:
-            ev = trades[i]
-            price, qty, aggr = int(ev["price"]), int(ev["qty"]), int(ev["aggressor"])
+            price, qty, aggr = T["price"][i], T["qty"][i], T["aggressor"][i]
             if qty <= 0 or price <= 0:
                 counters["trades_rejected"] += 1
             else:
@@ -354,11 +363,10 @@ def replay(data, instrument: int | None = None) -> Replay:
                             del mem[next(iter(mem))]
                         mem[price] = qty
         elif s == 0:
-            ev = book[i]
-            side, price, qty, flags = int(ev["side"]), int(ev["price"]), int(ev["qty"]), int(ev["flags"])
+            side, price, qty, flags = B["side"][i], B["price"][i], B["qty"][i], B["flags"][i]
             counted = not (flags & (FLAG_SNAPSHOT | FLAG_CLEAR)) and side in (0, 1)
             before = l2.qty(side, price) if counted else 0
-            if l2.apply(side, price, qty, int(ev["seq"]), flags):
+            if l2.apply(side, price, qty, B["seq"][i], flags):
                 if counted:
                     om_pos.append(pos)
                     dec = before - qty
@@ -375,12 +383,11 @@ def replay(data, instrument: int | None = None) -> Replay:
             if flags & FLAG_LAST:
                 is_msg_end[pos] = True
         else:
-            ev = orders[i]
-            flags, action = int(ev["flags"]), int(ev["action"])
-            if lb.apply(ev):
+            flags, action = O["flags"][i], O["action"][i]
+            if lb.apply(action, flags, O["seq"][i], O["order_id"][i], O["side"][i], O["price"][i], O["qty"][i]):
                 if not (flags & FLAG_SNAPSHOT) and action not in (ACTION_EXECUTE, ACTION_CLEAR):
                     om_pos.append(pos)
-                    if action == ACTION_CANCEL or (action == ACTION_MODIFY and int(ev["qty"]) == 0):
+                    if action == ACTION_CANCEL or (action == ACTION_MODIFY and O["qty"][i] == 0):
                         cx_pos.append(pos)
             else:
                 counters["book_rejected"] += 1
@@ -408,14 +415,17 @@ def replay(data, instrument: int | None = None) -> Replay:
                         lb.join(side, cur)
                         lb.phantom[side].append(t)  # join time
         if l3:
-            for side in (0, 1):
-                ph = lb.phantom[side]
-                if ph is not None:
-                    q_active[pos, side] = True
-                    q_front[pos, side] = ph[2]
-                    q_joined[pos, side] = ph[3]
+            b_, a_ = lb.phantom
+            q_state.append((b_ is not None, b_[2] if b_ else 0, b_[3] if b_ else 0,
+                            a_ is not None, a_[2] if a_ else 0, a_[3] if a_ else 0))
 
     m = len(msgs)
+    q_active = q_front = q_joined = None
+    if l3:
+        q = np.array(q_state, dtype=np.int64).reshape(n, 6)
+        q_active = q[:, [0, 3]].astype(bool)
+        q_front = q[:, [1, 4]].astype(float)
+        q_joined = q[:, [2, 5]]
     bid_px = np.full((m, DEPTH), I64_MIN, np.int64)
     ask_px = np.full((m, DEPTH), I64_MAX, np.int64)
     bid_qty = np.zeros((m, DEPTH), np.int64)
@@ -440,7 +450,7 @@ def replay(data, instrument: int | None = None) -> Replay:
         tr_aggr=tr_arr["aggr"], tr_mid=tr_arr["mid"],
         om_pos=om, om_key=key[om] if len(om) else np.zeros(0, np.int64),
         cx_pos=cx, cx_key=key[cx] if len(cx) else np.zeros(0, np.int64),
-        is_msg_end=is_msg_end, l3_queue_active=q_active, l3_queue_front=q_front,
+        is_msg_end=np.array(is_msg_end, bool), l3_queue_active=q_active, l3_queue_front=q_front,
         l3_queue_joined=q_joined, counters=counters,
     )
 
@@ -455,8 +465,15 @@ class Rows:
     t: np.ndarray     # row time (engine clock)
 
     @property
+    def S(self):
+        return len(self.cut) + 2
+
+    @property
     def stamp(self):
-        return 2 * self.cut
+        return self.cut * self.S + 1 + np.arange(len(self.cut))
+
+    def event_stamp(self, e):
+        return (np.asarray(e) + 1) * self.S - 1
 
 
 def decision_rows(rep: Replay, cfg) -> Rows:
@@ -522,16 +539,18 @@ def _ewm(x, alpha):
     return pd.Series(x, dtype=float).ewm(alpha=alpha, adjust=False).mean().to_numpy()
 
 
-def _windows_ok(n_have, n_need):
-    return n_have >= n_need
-
-
 # ------------------------------------------------------------------------------------------------
 # the features
 # ------------------------------------------------------------------------------------------------
 
 def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
-             lot_size: float = 1.0) -> tuple[Rows, dict[str, np.ndarray]]:
+             lot_size: float = 1.0, engine_sample_order: bool = False) -> tuple[Rows, dict[str, np.ndarray]]:
+    """All streaming columns at the decision rows of `cfg` (or the given rows).
+
+    engine_sample_order: diagnosis only. With a sample grid and a time grid, let a row see every
+    grid sample taken before it in processing order even when the sample is dated after the row
+    (what the engine did when this was written); the spec value is False.
+    """
     rows = decision_rows(rep, cfg) if rows is None else rows
     out: dict[str, np.ndarray] = {}
     R = len(rows.cut)
@@ -565,7 +584,7 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     ba = ask_px[s2, 0].astype(float)
     qb = bid_q[s2, 0].astype(float)
     qa = ask_q[s2, 0].astype(float)
-    nan = np.full(R, np.nan)
+    np.full(R, np.nan)
     mid = np.where(row_two, 0.5 * (bb + ba), np.nan)
     out["spread_ticks"] = np.where(row_two, ba - bb, np.nan)
     out["mid_ticks"] = mid
@@ -574,9 +593,9 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
         imb = qb / (qb + qa)
         out["weighted_mid_offset"] = np.where(row_two, imb * ba + (1 - imb) * bb - mid, np.nan)
         out["queue_imbalance_l1"] = np.where(row_two, (qb - qa) / (qb + qa), np.nan)
-    out["microprice_offset"] = nan.copy()
-    out["microprice_momentum_1"] = nan.copy()
-    out["microprice_momentum_10"] = nan.copy()
+    g_msg = microprice_table_lookup(cfg.microprice, two, rep.ask_px[:, 0] - rep.bid_px[:, 0],
+                                    rep.bid_qty[:, 0], rep.ask_qty[:, 0])
+    out["microprice_offset"] = np.where(row_two, _take(g_msg, si), np.nan)
     cb = np.cumsum(bid_q, axis=1).astype(float)
     ca = np.cumsum(ask_q, axis=1).astype(float)
     for k in range(2, 11):
@@ -585,15 +604,17 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
             v = (cb[s2, k - 1] - ca[s2, k - 1]) / (cb[s2, k - 1] + ca[s2, k - 1])
         out[f"depth_imbalance_{k}"] = np.where(ok, v, np.nan)
     for name, px, cum, cnt in (("book_slope_bid", bid_px, cb, nb), ("book_slope_ask", ask_px, ca, na)):
-        res = np.full(R, np.nan)
-        for r in np.flatnonzero(row_two & (cnt[s2] >= 3)):
-            j, k = s2[r], cnt[s2[r]]
-            x = np.abs(px[j, :k].astype(float) - mid[r])
-            y = cum[j, :k]
-            xc = x - x.mean()
-            den = float(np.dot(xc, xc))
-            res[r] = float(np.dot(xc, y - y.mean())) / den if den > 0 else np.nan
-        out[name] = res
+        # centred OLS slope over the occupied levels of each row (masked, vectorised)
+        k = cnt[s2].astype(float)
+        mask = lvl[None, :] < cnt[s2][:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = np.where(mask, np.abs(px[s2].astype(float) - mid[:, None]), 0.0)
+            y = np.where(mask, cum[s2], 0.0)
+            xc = np.where(mask, x - x.sum(axis=1, keepdims=True) / k[:, None], 0.0)
+            yc = np.where(mask, y - y.sum(axis=1, keepdims=True) / k[:, None], 0.0)
+            den = np.sum(xc * xc, axis=1)
+            slope = np.sum(xc * yc, axis=1) / den
+        out[name] = np.where(row_two & (k >= 3) & (den > 0), slope, np.nan)
     out["depth_bid"] = np.where(has & (nb[s2] > 0), bid_q[s2].sum(axis=1), np.nan)
     out["depth_ask"] = np.where(has & (na[s2] > 0), ask_q[s2].sum(axis=1), np.nan)
 
@@ -655,8 +676,8 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     age = rows.t - rep.first_key
     out["cancel_count"] = np.where(age >= Wc, recent, np.nan)
     cfull = age >= Wc + B
-    rate = base / (B * 1e-9)
-    expected = rate * (Wc * 1e-9)
+    rate = base * 1e9 / B            # cancels per second
+    expected = base * Wc / B         # lambda W, in cancels
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(expected > 0, (recent - expected) / np.sqrt(expected), np.nan)
     burst = (recent >= cfg.cancel_burst_min) & ((expected == 0) | (z >= cfg.cancel_burst_z))
@@ -708,7 +729,8 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     if cfg.sample_interval_ns == 0:
         samp_pos = rep.msg_pos[two]          # a sample at every two-sided message end
         samp_mid = msg_mid[two]
-        samp_stamp = 2 * samp_pos + 1        # before the row of the same message end (cut pos+1)
+        samp_g = g_msg[two]
+        samp_stamp = rows.event_stamp(samp_pos)   # before the row of the same message end (cut pos+1)
     else:
         step = cfg.sample_interval_ns
         g0 = (rep.first_key // step + 1) * step if rep.n else 0
@@ -717,18 +739,27 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
         gm = mid_at(gcut)
         okg = np.isfinite(gm)
         samp_pos, samp_mid = gcut[okg] - 1, gm[okg]
+        samp_g = _take(g_msg, snap_at(gcut[okg]))
         # a grid sample at s belongs before any row at time >= s with the same cut
-        samp_stamp = 2 * gcut[okg]
+        samp_stamp = gcut[okg] * rows.S    # taken before any row with the same cut
         samp_time = grid[okg]
     S = len(samp_mid)
     if cfg.sample_interval_ns == 0:
         ns = np.searchsorted(samp_stamp, rows.stamp, side="right")   # samples seen by each row
     else:
-        # samples with stamp <= row stamp and time <= row time (the spec: state as of s <= t)
-        ns = np.array([int(np.count_nonzero((samp_stamp <= st) & (samp_time <= tt)))
-                       for st, tt in zip(rows.stamp, rows.t)], np.int64) if S else np.zeros(R, np.int64)
+        # samples taken before the row *and* dated s <= t (the state as of s <= t); both keys are
+        # monotone, so the count is the smaller of the two counts
+        ns = np.searchsorted(samp_stamp, rows.stamp, side="right")
+        if not engine_sample_order:
+            ns = np.minimum(ns, np.searchsorted(samp_time, rows.t, side="right"))
     rets = np.log(samp_mid[1:] / samp_mid[:-1]) * cfg.return_scale if S > 1 else np.zeros(0)
     nr = np.maximum(ns - 1, 0)     # returns seen
+
+    # ---- micro-price momentum: micro-price at the latest sample minus k samples before ----
+    micro = samp_mid + samp_g
+    for k_ in (1, 10):
+        now, ago = _take(micro, ns - 1), _take(micro, ns - 1 - k_)
+        out[f"microprice_momentum_{k_}"] = np.where(row_two & (ns - 1 - k_ >= 0), now - ago, np.nan)
 
     # ---- volatility ----
     out["log_return"] = _take(rets, nr - 1)
@@ -779,6 +810,7 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     else:
         isv = inot = np.zeros(0)
     kyle = np.full(len(rets), np.nan)
+    kyle_scale = np.full(len(rets), np.nan)   # sum |xc yc| / sum xc^2: the slope's rounding scale
     amihud = np.full(len(rets), np.nan)
     if len(rets) >= L:
         X = sliding_window_view(isv, L)
@@ -786,7 +818,9 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
         Xc = X - X.mean(axis=1, keepdims=True)
         den = np.sum(Xc * Xc, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            kyle[L - 1:] = np.where(den > 0, np.sum(Xc * (Y - Y.mean(axis=1, keepdims=True)), axis=1) / den, np.nan)
+            Yc = Y - Y.mean(axis=1, keepdims=True)
+            kyle[L - 1:] = np.where(den > 0, np.sum(Xc * Yc, axis=1) / den, np.nan)
+            kyle_scale[L - 1:] = np.where(den > 0, np.sum(np.abs(Xc * Yc), axis=1) / den, np.nan)
         Nt = sliding_window_view(inot, L)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(Nt > 0, np.abs(Y) / Nt * 1e6, 0.0)
@@ -794,6 +828,7 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
         with np.errstate(invalid="ignore", divide="ignore"):
             amihud[L - 1:] = np.where(cnt > 0, ratio.sum(axis=1) / cnt, np.nan)
     out["kyle_lambda"] = _take(kyle, nr - 1)
+    out["_kyle_scale"] = _take(kyle_scale, nr - 1)
     out["amihud"] = _take(amihud, nr - 1)
 
     # ---- Roll ----
@@ -807,7 +842,7 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
         # exact integer covariance * m (m - 1): m sum(xy) - sum(x) sum(y)
         num = m_ * np.sum(x * y, axis=1) - np.sum(x, axis=1) * np.sum(y, axis=1)
         cov = num / (m_ * (m_ - 1))
-        roll[Rt - 1:] = np.where(num < 0, 2 * np.sqrt(-cov), np.nan)
+        roll[Rt - 1:] = np.where(num < 0, 2 * np.sqrt(np.maximum(-cov, 0.0)), np.nan)
     ntr_row = _count_before(rep.tr_pos, rows.cut)
     out["roll_spread"] = _take(roll, ntr_row - 2)
 
@@ -825,8 +860,8 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     e_first = np.maximum(ep + 1, np.searchsorted(rep.key, due, side="right"))        # event position
     r_first = np.maximum(np.searchsorted(rows.cut, ep, side="right"),
                          np.searchsorted(rows.t, due, side="left"))                   # row index
-    ev_stamp = np.where(e_first < rep.n, 2 * e_first + 1, np.iinfo(np.int64).max)
-    row_stamp = np.where(r_first < R, 2 * rows.cut[np.minimum(r_first, R - 1)] if R else 0,
+    ev_stamp = np.where(e_first < rep.n, rows.event_stamp(e_first), np.iinfo(np.int64).max)
+    row_stamp = np.where(r_first < R, rows.stamp[np.minimum(r_first, R - 1)] if R else 0,
                          np.iinfo(np.int64).max)
     mat_stamp = np.minimum(ev_stamp, row_stamp)
     mat_cut = np.where(ev_stamp <= row_stamp, e_first, rows.cut[np.minimum(r_first, max(R - 1, 0))] if R else 0)
@@ -843,7 +878,23 @@ def features(rep: Replay, cfg, rows: Rows | None = None, tick_size: float = 1.0,
     # ---- VPIN ----
     out["vpin"] = vpin_rows(rep, cfg, rows, mid_at)
 
+    out["_returns_seen"] = nr        # bookkeeping for the tests, not a feature
     return rows, out
+
+
+def microprice_table_lookup(table, two, spread, qb, qa):
+    """g(I, spread) per snapshot from a Stoikov table (NaN without a table, off the table or when
+    the book is not two-sided). Bucket = min(floor(I n), n - 1) over equal-width buckets of [0, 1]."""
+    out = np.full(len(two), np.nan)
+    if table is None or table.n_spreads <= 0 or table.n_imbalance <= 0:
+        return out
+    g = np.asarray(table.g, float).reshape(table.n_spreads, table.n_imbalance)
+    ok = two & (spread >= 1) & (spread <= table.n_spreads)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imb = qb.astype(float) / (qb.astype(float) + qa.astype(float))
+    bucket = np.minimum(np.floor(np.where(ok, imb, 0) * table.n_imbalance).astype(np.int64), table.n_imbalance - 1)
+    out[ok] = g[spread[ok] - 1, bucket[ok]]
+    return out
 
 
 def _rolling(x, n, fn):
@@ -885,7 +936,7 @@ def l2_queue(rep: Replay, probabilistic=False, power=2.0):
     front = np.zeros((n, 2))
     joined = np.zeros((n, 2), np.int64)
     pos = np.zeros(n, np.int64)
-    st = [dict(active=False, price=None, front=0.0, level=0, traded=0, joined=0) for _ in range(2)]
+    st = [{"active": False, "price": None, "front": 0.0, "level": 0, "traded": 0, "joined": 0} for _ in range(2)]
     for k, (p, kind, j) in enumerate(ev):
         pos[k] = p
         if kind == 1:
@@ -922,7 +973,7 @@ def queue_step(front, prev, new, traded, probabilistic=False, power=2.0):
     if not probabilistic or chg < 0:
         return min(front, new)
     back = prev - front
-    f = lambda x: max(x, 0.0) ** power  # noqa: E731  (x^n on the non-negative part)
+    f = lambda x: max(x, 0.0) ** power
     den = f(back) + f(front)
     prob = f(back) / den if den > 0 else 0.5
     return min(front - (1 - prob) * chg + min(back - prob * chg, 0.0), new)
@@ -974,6 +1025,43 @@ def garch_next_variance(r, omega, alpha, beta, backcast_n):
     return out
 
 
+def bvc_buckets(volumes, buy_fraction, V, keep_last=None):
+    """Volume buckets of size V from classified bars (METHODS 4.4): a bar straddling a boundary
+    is split proportionally with its buy fraction. Returns (|V_sell - V_buy| per completed bucket, index of the bar
+    that completes it).
+
+    keep_last=n drops the buckets followed by >= n later buckets completed by the same bar: no
+    n-bucket window seen after any bar close can contain them (a single huge trade can complete
+    billions of buckets)."""
+    volumes = np.asarray(volumes, float)
+    C = np.concatenate([[0.0], np.cumsum(volumes)])
+    # bucket k completes when the cumulative volume reaches k V, up to 1e-12 V (the fill of one
+    # bucket may fall short by rounding)
+    through = np.floor(C[1:] / V + 1e-12).astype(np.int64)   # buckets completed after bar j
+    ks, bars = [], []
+    prev = 0
+    for j, cur in enumerate(through):
+        lo = prev + 1 if keep_last is None else max(prev + 1, cur - keep_last + 1)
+        ks.append(np.arange(lo, cur + 1))
+        bars.append(np.full(max(cur - lo + 1, 0), j))
+        prev = max(prev, cur)
+    k = np.concatenate(ks) if ks else np.zeros(0, np.int64)
+    done_bar = np.concatenate(bars) if bars else np.zeros(0, np.int64)
+    # buy volume of bucket k = sum over the bars overlapping [(k-1) V, k V] of overlap x fraction
+    # (overlaps, not differences of the cumulative buy volume, which lose the small buckets of a
+    # huge bar to cancellation)
+    frac = np.asarray(buy_fraction, float)
+    buy = np.zeros(len(k))
+    for i, kk in enumerate(k):
+        lo_v, hi_v = (kk - 1) * V, kk * V
+        j0 = max(int(np.searchsorted(C, lo_v, side="right")) - 1, 0)
+        j1 = min(int(np.searchsorted(C, hi_v, side="left")), len(volumes))
+        lo = np.maximum(C[j0:j1], lo_v)
+        hi = np.minimum(C[j0 + 1:j1 + 1], hi_v)
+        buy[i] = float(np.sum(np.maximum(hi - lo, 0.0) * frac[j0:j1]))
+    return np.abs(V - 2 * buy), done_bar
+
+
 def vpin_rows(rep: Replay, cfg, rows: Rows, mid_at):
     """BVC-VPIN on vpin_bar_ns bars of the key clock, evaluated at the rows."""
     R = len(rows.cut)
@@ -982,7 +1070,7 @@ def vpin_rows(rep: Replay, cfg, rows: Rows, mid_at):
         return res
     bar = cfg.vpin_bar_ns
     # "advance" calls in order: every event (before it is applied) and every row
-    c_stamp = np.concatenate([2 * np.arange(rep.n) + 1, rows.stamp])
+    c_stamp = np.concatenate([rows.event_stamp(np.arange(rep.n)), rows.stamp])
     c_time = np.concatenate([rep.key, rows.t])
     c_cut = np.concatenate([np.arange(rep.n), rows.cut])
     order = np.lexsort((c_time, c_stamp))
@@ -1021,18 +1109,11 @@ def vpin_rows(rep: Replay, cfg, rows: Rows, mid_at):
     st = np.array([x[0] for x in bars], np.int64)
     vols = np.array([x[1] for x in bars])
     frac = np.array([x[2] for x in bars])
-    C = np.concatenate([[0.0], np.cumsum(vols)])
-    Bc = np.concatenate([[0.0], np.cumsum(vols * frac)])
-    n_buckets = int(math.floor(C[-1] / V + 1e-9))
     n = cfg.vpin_buckets
-    if n_buckets < n:
+    imb, done_bar = bvc_buckets(vols, frac, V, keep_last=n)
+    if len(imb) < n:
         return res
-    edges = np.arange(n_buckets + 1) * V
-    buy = np.diff(np.interp(edges, C, Bc))
-    imb = np.abs(V - 2 * buy)
-    # bucket k (1-based) completes with the first bar whose cumulative volume reaches k V
-    done_bar = np.searchsorted(C[1:], edges[1:] * (1 - 1e-12), side="left")
-    done_stamp = st[np.minimum(done_bar, len(st) - 1)]
+    done_stamp = st[done_bar]
     vp = np.convolve(imb, np.ones(n), mode="valid") / (n * V)   # vp[j]: buckets j..j+n-1
     k_done = np.searchsorted(done_stamp, rows.stamp, side="right")   # buckets complete at the row
     ok = k_done >= n

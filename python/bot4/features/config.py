@@ -19,6 +19,12 @@ class MicropriceTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     g: list[float]        # row-major, n_spreads * n_imbalance values
 
 
+def _default_microprice() -> "MicropriceTable":
+    from bot4.features.microprice import default_microprice
+
+    return default_microprice()
+
+
 class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     decision: Literal["message", "events", "time", "none"] = "message"  # when rows are written
     decision_every_n: int = 100                    # events between rows (decision="events")
@@ -52,7 +58,9 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     rsi_period: int = 14                           # samples
     bollinger_period: int = 20                     # samples
     vwap_window_ns: int = 60_000_000_000           # ns
-    microprice: MicropriceTable | None = None      # None: micro-price features are NaN
+    # g(I, S) table; default: fitted on the embedded simulator stream (never on the data being
+    # featurised); None: micro-price features are NaN.
+    microprice: MicropriceTable | None = msgspec.field(default_factory=_default_microprice)
 
     def to_core(self) -> dict:
         out = msgspec.structs.asdict(self)
