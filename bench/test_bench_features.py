@@ -14,7 +14,7 @@ import pytest
 
 from bot4 import _core
 from bot4.features import FeatureConfig, compute, make_engine
-from bot4.perf import PerfManifest, latency_summary
+from bot4.perf import PerfManifest
 
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot4 import _core
 from bot4.data import load
-from bot4.events import BOOK_EVENT, FLAG_LAST, ORDER_EVENT, TRADE_EVENT
+from bot4.events import FLAG_LAST, ORDER_EVENT, TRADE_EVENT
 from bot4.features import FeatureConfig, catalog, catalog_markdown, compute, make_engine
 from bot4.sim import generate
 
