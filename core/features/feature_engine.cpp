@@ -28,6 +28,7 @@ struct FeatureEngine::Instrument {
         returns(static_cast<size_t>(c.window)) {}
 
   const book::L2Book& book() const { return l3 ? l3->l2() : l2; }
+  double mid() const { return snap.two_sided() ? snap.mid() : kNaN; }
 
   InstrumentSetup setup;
   book::L2Book l2;
@@ -127,7 +128,7 @@ void FeatureEngine::write_row(Instrument& inst, int64_t t) {
   const size_t r = timestamps_.size();
   matrix_.resize((r + 1) * kFeatureCount);
   double* row = matrix_.data() + r * kFeatureCount;
-  const double mid = inst.snap.two_sided() ? inst.snap.mid() : kNaN;
+  const double mid = inst.mid();
   inst.liquidity.advance(t, mid, true);
   inst.book_state.write(inst.snap, row);
   inst.flow.write(t, row);
@@ -207,25 +208,34 @@ void FeatureEngine::message_end(Instrument& inst, int64_t t) {
   }
 }
 
-void FeatureEngine::on_book(const BookEvent& ev, int64_t t) {
-  ++counters_.book_events;
-  Instrument* inst = lookup(ev.instrument);
+FeatureEngine::Instrument* FeatureEngine::begin_event(InstrumentId id, int64_t t, StreamKind kind) {
+  Instrument* inst = lookup(id);
   if (inst == nullptr) {
     ++counters_.unknown_instrument;
-    return;
+    return nullptr;
   }
-  if (inst->l3) {
+  if (kind == StreamKind::Book && inst->l3) {
     ++counters_.book_ignored_l3;
-    return;
+    return nullptr;
+  }
+  if (kind == StreamKind::Orders && !inst->l3) {
+    ++counters_.orders_ignored_l2;
+    return nullptr;
   }
   if (!inst->started) {
     inst->started = true;
     inst->flow.start(t);
     inst->technical.start(t);
   }
-  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
-  inst->liquidity.advance(t, mid, false);
+  inst->liquidity.advance(t, inst->mid(), false);
   ++inst->events_since_row;
+  return inst;
+}
+
+void FeatureEngine::on_book(const BookEvent& ev, int64_t t) {
+  ++counters_.book_events;
+  Instrument* inst = begin_event(ev.instrument, t, StreamKind::Book);
+  if (inst == nullptr) return;
   const bool counted = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) == 0 &&
                        (ev.side == static_cast<uint8_t>(Side::Bid) || ev.side == static_cast<uint8_t>(Side::Ask));
   const int64_t before = counted ? inst->l2.qty_at(static_cast<Side>(ev.side), ev.price) : 0;
@@ -254,23 +264,8 @@ void FeatureEngine::on_book(const BookEvent& ev, int64_t t) {
 
 void FeatureEngine::on_order(const OrderEvent& ev, int64_t t) {
   ++counters_.order_events;
-  Instrument* inst = lookup(ev.instrument);
-  if (inst == nullptr) {
-    ++counters_.unknown_instrument;
-    return;
-  }
-  if (!inst->l3) {
-    ++counters_.orders_ignored_l2;
-    return;
-  }
-  if (!inst->started) {
-    inst->started = true;
-    inst->flow.start(t);
-    inst->technical.start(t);
-  }
-  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
-  inst->liquidity.advance(t, mid, false);
-  ++inst->events_since_row;
+  Instrument* inst = begin_event(ev.instrument, t, StreamKind::Orders);
+  if (inst == nullptr) return;
   const book::BookStatus status = inst->l3->apply(ev);
   if (status <= book::BookStatus::Crossed) {
     inst->queue.on_order_event(ev);
@@ -289,19 +284,9 @@ void FeatureEngine::on_order(const OrderEvent& ev, int64_t t) {
 
 void FeatureEngine::on_trade(const TradeEvent& ev, int64_t t) {
   ++counters_.trade_events;
-  Instrument* inst = lookup(ev.instrument);
-  if (inst == nullptr) {
-    ++counters_.unknown_instrument;
-    return;
-  }
-  if (!inst->started) {
-    inst->started = true;
-    inst->flow.start(t);
-    inst->technical.start(t);
-  }
-  const double mid = inst->snap.two_sided() ? inst->snap.mid() : kNaN;
-  inst->liquidity.advance(t, mid, false);
-  ++inst->events_since_row;
+  Instrument* inst = begin_event(ev.instrument, t, StreamKind::Trades);
+  if (inst == nullptr) return;
+  const double mid = inst->mid();
   // Sizes and prices beyond 2^40 lots/ticks cannot come from a venue and would overflow the
   // exact integer sums (price x qty) downstream.
   constexpr int64_t kMaxTradeValue = int64_t{1} << 40;

@@ -93,7 +93,11 @@ class FeatureEngine {
 
  private:
   struct Instrument;
+  enum class StreamKind { Book, Orders, Trades };
   Instrument* lookup(InstrumentId id);
+  // Common start of every event: the instrument (nullptr when the event is counted and skipped),
+  // started and advanced to t.
+  Instrument* begin_event(InstrumentId id, int64_t t, StreamKind kind);
   void advance(int64_t t);                     // time grids and maturations before an event at t
   void message_end(Instrument& inst, int64_t t);
   void take_sample(Instrument& inst, int64_t t);
