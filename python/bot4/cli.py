@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     from bot4.features.cli import add_features_command
 
     add_features_command(sub, _add_stream_args)
+    from bot4.research.cli import add_train_command
+    add_train_command(sub, _add_stream_args)
     return parser
 
 

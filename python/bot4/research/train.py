@@ -1,0 +1,243 @@
+"""Train a direction classifier: XGBoost on the train slice, isotonic calibration on the calibration
+slice, metrics on the test slice, ONNX export with a JSON sidecar (METHODS.md §3, §12).
+
+Artefacts in out_dir:
+  model.onnx  the XGBoost classifier (onnxmltools convert_xgboost, opset 15, input 'input' float32
+              [N, n_features], outputs 'label' and 'probabilities' [N, 2]).
+  model.json  the sidecar: format "bot4-model/1", SHA-256 of model.onnx, feature names in column
+              order, label definition, time spans of the slices, test metrics, the isotonic
+              breakpoint table applied after the raw probability, model parameters and versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from bot4.research.calibration import IsotonicTable, brier, ece, fit_isotonic, log_loss, mce, reliability_curve
+from bot4.research.dataset import SLICES, Dataset, build_dataset
+
+SIDECAR_FORMAT = "bot4-model/1"
+MODEL_FILE = "model.onnx"
+SIDECAR_FILE = "model.json"
+ONNX_OPSET = 15          # onnxmltools 1.16 refuses > 15 for XGBoost (METHODS.md §12)
+INPUT_NAME = "input"
+
+
+class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # model (XGBClassifier)
+    n_estimators: int = 500             # boosting rounds = trees (binary: one tree per round)
+    max_depth: int = 6                  # maximum tree depth, levels below the root
+    learning_rate: float = 0.05         # shrinkage applied to each tree's output, log-odds units
+    subsample: float = 0.8              # fraction of training rows sampled per tree, (0, 1]
+    colsample_bytree: float = 0.8       # fraction of feature columns sampled per tree, (0, 1]
+    min_child_weight: float = 1.0       # minimum hessian sum in a leaf (≈ rows when p ≈ 0.5, ×4)
+    reg_lambda: float = 1.0             # L2 penalty on leaf weights, log-odds units squared
+    tree_method: str = "hist"           # xgboost split finder ('hist': histogram of max_bin bins)
+    max_bin: int = 256                  # histogram bins per feature (tree_method='hist')
+    n_jobs: int = 2                     # xgboost threads
+    seed: int = 0                       # xgboost random_state (row / column sampling)
+    # label (bot4.research.labels.forward_labels)
+    horizon: int = 100                  # label horizon, in horizon_unit (feature rows or ns)
+    horizon_unit: str = "events"        # "events" (feature rows) or "ns"
+    dead_zone_bp: float = 0.5           # |forward return| below this, in basis points, is unlabelled
+    # split and metrics
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / calibration / test, of rows
+    ece_bins: int = 10                  # equal-width bins for ECE, MCE and the reliability curve
+
+    def model_params(self) -> dict:
+        return {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
+                "learning_rate": self.learning_rate, "subsample": self.subsample,
+                "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
+                "reg_lambda": self.reg_lambda, "tree_method": self.tree_method, "max_bin": self.max_bin,
+                "random_state": self.seed, "n_jobs": self.n_jobs}
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    sidecar_path: Path
+    sidecar: dict
+    metrics: dict
+    calibration: IsotonicTable
+    dataset: Dataset
+    classifier: object = None           # the fitted xgboost.XGBClassifier
+    seconds: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"rows": {name: int(getattr(self.dataset, name).size) for name in SLICES},
+                "feature_rows": self.dataset.n_feature_rows, "gaps_rows": list(self.dataset.gaps),
+                "spans": self.sidecar["spans"], "metrics": self.metrics, "parity": self.sidecar["parity"],
+                "model": str(self.model_path), "sidecar": str(self.sidecar_path),
+                "sha256": self.sidecar["sha256"], "seconds": self.seconds,
+                "trained_on": self.sidecar["trained_on"]}
+
+
+def _finite(x):
+    """JSON-safe float: None for NaN / inf."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def evaluate(y, p, n_bins: int = 10) -> dict:
+    """AUC, Brier, log loss, ECE, MCE and the reliability curve (with counts) of probabilities p."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if y.size == 0:
+        return {"rows": 0}
+    auc = roc_auc_score(y, p) if 0 < y.sum() < y.size else float("nan")
+    mean_p, mean_y, count = reliability_curve(y, p, n_bins)
+    return {"rows": int(y.size), "auc": _finite(auc), "brier": _finite(brier(y, p)),
+            "log_loss": _finite(log_loss(y, p)), "ece": _finite(ece(y, p, n_bins)),
+            "mce": _finite(mce(y, p, n_bins)), "ece_bins": int(n_bins),
+            "reliability": {"mean_p": [float(v) for v in mean_p], "mean_y": [float(v) for v in mean_y],
+                            "count": [int(v) for v in count]}}
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxmltools
+    import onnxruntime
+    import xgboost
+
+    import bot4
+    return {"xgboost": xgboost.__version__, "onnx": onnx.__version__,
+            "onnxmltools": onnxmltools.__version__, "onnxruntime": onnxruntime.__version__,
+            "bot4": bot4.__version__}
+
+
+def export_onnx(classifier, n_features: int) -> bytes:
+    """The classifier as ONNX bytes (onnxmltools, opset 15, float32 input named 'input')."""
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    onx = convert_xgboost(classifier, initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+                          target_opset=ONNX_OPSET)
+    return onx.SerializeToString()
+
+
+def onnx_proba(model: bytes | str | Path, X) -> np.ndarray:
+    """P(class 1) from onnxruntime (Python), one intra-op thread."""
+    import onnxruntime as ort
+
+    if isinstance(model, (str, Path)):
+        model = Path(model).read_bytes()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    out = sess.run(["probabilities"], {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})[0]
+    return np.asarray(out)[:, 1]
+
+
+class _Stages:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool = True, *,
+          feature_config=None, source: str = "", dataset: Dataset | None = None) -> TrainResult:
+    """Fit, calibrate, evaluate and export. `data` is MarketData (or None with `dataset`)."""
+    from xgboost import XGBClassifier
+
+    config = config or TrainConfig()
+    stage = _Stages(progress)
+    seconds = {}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t = time.perf_counter()
+    if dataset is None:
+        stage("features and labels")
+        dataset = build_dataset(data, feature_config, horizon=config.horizon,
+                                horizon_unit=config.horizon_unit, dead_zone_bp=config.dead_zone_bp,
+                                fractions=config.fractions, progress=progress)
+    seconds["dataset"] = time.perf_counter() - t
+    ds = dataset
+    sizes = {name: int(getattr(ds, name).size) for name in SLICES}
+    stage(f"rows train {sizes['train']:,} / calibration {sizes['calibration']:,} / test {sizes['test']:,} "
+          f"({ds.X.shape[1]} features, purge gaps {ds.gaps[0]} and {ds.gaps[1]} rows)")
+    for name, n in sizes.items():
+        if n == 0:
+            raise ValueError(f"the {name} slice has no labelled rows; use more data or a shorter horizon")
+    X_tr, y_tr = ds.part("train")
+    if np.unique(y_tr).size < 2:
+        raise ValueError("the train slice has a single label class; use more data")
+
+    t = time.perf_counter()
+    stage(f"fitting xgboost {config.n_estimators} trees, depth {config.max_depth}")
+    clf = XGBClassifier(objective="binary:logistic", eval_metric="logloss", **config.model_params())
+    clf.fit(X_tr, y_tr)
+    seconds["fit"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stage("isotonic calibration")
+    X_cal, y_cal = ds.part("calibration")
+    p_cal = clf.predict_proba(X_cal)[:, 1]
+    table = fit_isotonic(p_cal, y_cal)
+    X_te, y_te = ds.part("test")
+    p_raw = clf.predict_proba(X_te)[:, 1].astype(np.float64)
+    p_cal_te = table.apply(p_raw)
+    metrics = {"test": {"raw": evaluate(y_te, p_raw, config.ece_bins),
+                        "calibrated": evaluate(y_te, p_cal_te, config.ece_bins),
+                        "base_rate": float(np.mean(y_te))},
+               "calibration_slice": {"raw": evaluate(y_cal, p_cal, config.ece_bins)},
+               "train_base_rate": float(np.mean(y_tr))}
+    seconds["calibrate_evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stage("exporting ONNX")
+    onnx_bytes = export_onnx(clf, ds.X.shape[1])
+    model_path = out / MODEL_FILE
+    model_path.write_bytes(onnx_bytes)
+    p_onnx = onnx_proba(onnx_bytes, X_te)
+    delta = np.abs(p_onnx.astype(np.float64) - p_raw)
+    parity = {"rows": int(delta.size), "max_abs_diff": float(delta.max()),
+              "mean_abs_diff": float(delta.mean()),
+              "reference": "xgboost predict_proba vs onnxruntime (Python) on the test slice"}
+    seconds["export"] = time.perf_counter() - t
+
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "model_file": MODEL_FILE,
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        "feature_names": list(ds.names),
+        "n_features": int(ds.X.shape[1]),
+        "input": {"name": INPUT_NAME, "dtype": "float32", "missing": "NaN"},
+        "output": {"name": "probabilities", "column": 1,
+                   "meaning": "raw P(label = 1); apply 'calibration' (linear interpolation between "
+                              "breakpoints, clipped outside) for the calibrated probability"},
+        "label": dict(ds.label),
+        "spans": {name: list(ds.spans[name]) for name in SLICES},
+        "split": {"fractions": list(config.fractions), "feature_rows": ds.n_feature_rows,
+                  "gaps_rows": [int(g) for g in ds.gaps], "row_ranges": ds.row_ranges(),
+                  "instrument": int(ds.instrument)},
+        "metrics": metrics,
+        "parity": parity,
+        "calibration": table.to_dict(),   # isotonic breakpoints (x: raw p, y: calibrated p)
+        "model": {"kind": "xgboost", "objective": "binary:logistic", "opset": ONNX_OPSET,
+                  **config.model_params()},
+        "versions": _versions(),
+        "trained_on": source,
+    }
+    sidecar_path = out / SIDECAR_FILE
+    sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    seconds["total"] = time.perf_counter() - stage.t0
+    seconds = {k: round(v, 3) for k, v in seconds.items()}
+    stage(f"wrote {model_path} ({len(onnx_bytes):,} bytes) and {sidecar_path}")
+    return TrainResult(model_path=model_path, sidecar_path=sidecar_path, sidecar=sidecar, metrics=metrics,
+                       calibration=table, dataset=ds, classifier=clf, seconds=seconds)
