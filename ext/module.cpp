@@ -9,6 +9,8 @@ void bind_book(py::module_& m);
 void bind_sim(py::module_& m);
 void bind_features(py::module_& m);
 void bind_kernels(py::module_& m);
+void bind_inference(py::module_& m);
+void bind_ort(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +25,7 @@ PYBIND11_MODULE(_core, m) {
   py::module_ features = m.def_submodule("features", "feature engine and windowed kernels");
   bot4::ext::bind_features(features);
   bot4::ext::bind_kernels(features);
+  py::module_ inference = m.def_submodule("inference", "model loading and inference (tree path, ONNX Runtime)");
+  bot4::ext::bind_inference(inference);
+  bot4::ext::bind_ort(m);
 }

@@ -23,3 +23,8 @@ class DecimalParseError(Bot4Error, ValueError):
 
 class ConfigError(Bot4Error, ValueError):
     """Invalid configuration or command-line choice."""
+
+
+class ModelError(Bot4Error):
+    """A model that cannot be loaded or run: corrupt or tampered file, feature mismatch,
+    unsupported operator, runtime failure."""
