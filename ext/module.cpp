@@ -11,6 +11,8 @@ void bind_features(py::module_& m);
 void bind_kernels(py::module_& m);
 void bind_inference(py::module_& m);
 void bind_ort(py::module_& m);
+void bind_risk(py::module_& m);
+void bind_orders(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -28,4 +30,8 @@ PYBIND11_MODULE(_core, m) {
   py::module_ inference = m.def_submodule("inference", "model loading and inference (tree path, ONNX Runtime)");
   bot4::ext::bind_inference(inference);
   bot4::ext::bind_ort(m);
+  py::module_ risk = m.def_submodule("risk", "position sizing, pre-trade checks and kill switch");
+  bot4::ext::bind_risk(risk);
+  py::module_ orders = m.def_submodule("orders", "order state machine, brackets, STP, idempotent submission");
+  bot4::ext::bind_orders(orders);
 }
