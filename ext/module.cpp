@@ -13,6 +13,7 @@ void bind_inference(py::module_& m);
 void bind_ort(py::module_& m);
 void bind_risk(py::module_& m);
 void bind_orders(py::module_& m);
+void bind_engine(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -34,4 +35,6 @@ PYBIND11_MODULE(_core, m) {
   bot4::ext::bind_risk(risk);
   py::module_ orders = m.def_submodule("orders", "order state machine, brackets, STP, idempotent submission");
   bot4::ext::bind_orders(orders);
+  py::module_ engine = m.def_submodule("engine", "one-call backtest: trading engine and venue simulator");
+  bot4::ext::bind_engine(engine);
 }

@@ -125,9 +125,15 @@ void FeatureEngine::clear_rows() {
 
 void FeatureEngine::write_row(Instrument& inst, int64_t t) {
   const auto start = row_ns_ != nullptr ? Clock::now() : Clock::time_point{};
-  const size_t r = timestamps_.size();
-  matrix_.resize((r + 1) * kFeatureCount);
-  double* row = matrix_.data() + r * kFeatureCount;
+  double* row;
+  if (keep_rows_) {
+    const size_t r = timestamps_.size();
+    matrix_.resize((r + 1) * kFeatureCount);
+    row = matrix_.data() + r * kFeatureCount;
+  } else {
+    scratch_row_.resize(kFeatureCount);
+    row = scratch_row_.data();
+  }
   const double mid = inst.mid();
   inst.liquidity.advance(t, mid, true);
   inst.book_state.write(inst.snap, row);
@@ -138,11 +144,14 @@ void FeatureEngine::write_row(Instrument& inst, int64_t t) {
   if (force_window_) inst.window.invalidate();
   inst.window.write(*kernels_, inst.returns, row);
   inst.technical.write(t, mid, row);
-  timestamps_.push_back(t);
-  row_instruments_.push_back(inst.setup.id);
+  if (keep_rows_) {
+    timestamps_.push_back(t);
+    row_instruments_.push_back(inst.setup.id);
+  }
   inst.events_since_row = 0;
   ++counters_.rows;
   if (row_ns_ != nullptr) row_ns_->push_back(elapsed_ns(start));
+  if (sink_) sink_(inst.setup.id, t, row);
 }
 
 void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {

@@ -10,8 +10,10 @@
 // Book-driven features update at message ends (kLast): records inside a message are
 // half-applied venue updates. L3 instruments take their book from ORDER_EVENTs (book events for
 // them are ignored and counted); L2 instruments from BOOK_EVENTs.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,6 +79,33 @@ class FeatureEngine {
            const TradeEvent* trades, size_t n_trades, std::vector<int64_t>* row_ns = nullptr,
            std::vector<int64_t>* event_ns = nullptr);
 
+  // Streaming hook (the trading engine drives the engine one event at a time). Each call does
+  // exactly what run() does for that event: key = running max of the stream's ts_local, advance
+  // the grids to the key, then apply the event. Call prepare_streaming() once first.
+  using RowSink = std::function<void(InstrumentId, int64_t t, const double* row)>;
+  void prepare_streaming() { kernels_ = &active_window_kernels(); }
+  // Called at the end of every written row. With keep_rows = false rows are written into a
+  // scratch buffer (the matrix, timestamps and row instruments stay empty).
+  void set_row_sink(RowSink sink, bool keep_rows = true) {
+    sink_ = std::move(sink);
+    keep_rows_ = keep_rows;
+  }
+  void process(const BookEvent& ev) {
+    key_book_ = std::max(key_book_, ev.ts_local);
+    advance(key_book_);
+    on_book(ev, key_book_);
+  }
+  void process(const OrderEvent& ev) {
+    key_orders_ = std::max(key_orders_, ev.ts_local);
+    advance(key_orders_);
+    on_order(ev, key_orders_);
+  }
+  void process(const TradeEvent& ev) {
+    key_trades_ = std::max(key_trades_, ev.ts_local);
+    advance(key_trades_);
+    on_trade(ev, key_trades_);
+  }
+
   // Recompute the windowed kernels at every row (instead of once per new sample).
   void set_force_window_recompute(bool on) { force_window_ = on; }
 
@@ -117,6 +146,9 @@ class FeatureEngine {
   int64_t key_trades_ = INT64_MIN;
   bool force_window_ = false;
   std::vector<int64_t>* row_ns_ = nullptr;
+  RowSink sink_;
+  bool keep_rows_ = true;
+  std::vector<double> scratch_row_;
   std::vector<double> matrix_;
   std::vector<int64_t> timestamps_;
   std::vector<uint32_t> row_instruments_;

@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare the rebuilt top of book with the venue's own (Binance bookTicker)")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("demo", help="the main job (for now: replay the default stream with checks)")
-    _add_stream_args(p)
-    p.set_defaults(func=_cmd_replay, check_bbo=True)
+    from bot4.report.cli import add_backtest_commands
+
+    add_backtest_commands(sub, _add_stream_args)
     _add_sim_commands(sub)
     from bot4.features.cli import add_features_command
 

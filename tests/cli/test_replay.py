@@ -100,8 +100,9 @@ def test_replay_without_data_uses_the_embedded_stream():
     assert result["final_bid"] is not None and float(result["final_bid"]) < float(result["final_ask"])
 
 
-def test_demo_runs_on_the_embedded_stream_and_says_so():
-    out = run_cli("demo", "--events", "20000")
+def test_replay_text_on_the_embedded_stream_says_so():
+    # (was `bot4 demo` before the demo became the train → backtest → report pipeline)
+    out = run_cli("replay", "--events", "20000", "--check-bbo")
     assert out.returncode == 0, out.stderr
     assert "embedded default market stream" in out.stdout
     assert "L2 vs L3 book consistent" in out.stdout

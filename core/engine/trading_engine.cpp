@@ -1,0 +1,453 @@
+#include "engine/trading_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <unordered_map>
+
+#include "features/feature_engine.hpp"
+#include "risk/kill_switch.hpp"
+#include "risk/position_sizer.hpp"
+#include "risk/pre_trade_checks.hpp"
+
+namespace bot4::engine {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+inline int64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+sim::SimOrderType to_sim(orders::OrderType t) {
+  switch (t) {
+    case orders::OrderType::Market: return sim::SimOrderType::Market;
+    case orders::OrderType::Stop: return sim::SimOrderType::Stop;
+    default: return sim::SimOrderType::Limit;
+  }
+}
+}  // namespace
+
+const char* stage_name(int s) {
+  static const char* names[] = {"features", "model", "strategy_risk", "orders", "sim", "tick_to_decision"};
+  return s >= 0 && s < kStageCount ? names[s] : "?";
+}
+
+struct TradingEngine::Impl {
+  EngineConfig cfg;
+  inference::Model* model;
+  features::FeatureEngine fe;
+  risk::PositionSizer sizer;
+  risk::KillSwitch kill;
+  risk::PreTradeChecks checks;
+  orders::OrderManager om;
+  sim::VenueSimulator venue;
+  EngineResult* out = nullptr;
+
+  // row hand-off from the feature sink
+  bool have_row = false;
+  int64_t row_t = 0;
+  std::vector<float> row_f;
+
+  // accounting (exact integers: ticks x lots)
+  int64_t position = 0;
+  __int128 cost = 0;       // signed cost basis of the open position, ticks*lots
+  __int128 realised = 0;   // ticks*lots
+  double fees = 0.0;
+  double peak = 0.0;
+  double max_dd = 0.0;
+
+  // strategy state
+  uint64_t next_client = 1;
+  OrderId entry_id = 0;   // working (or last) entry
+  int64_t entry_sent_ts = 0;
+  int64_t last_entry_ts = INT64_MIN / 2;
+  bool closing = false;           // kill-switch close in flight
+  std::unordered_map<OrderId, uint64_t> ptc_key;  // order id -> pre-trade check id
+  std::vector<sim::SimResponse> responses;
+
+  Impl(const EngineConfig& c, inference::Model* m)
+      : cfg(c), model(m), fe(c.features), sizer(c.sizing), kill(c.kill_switch), checks(c.pre_trade, &kill),
+        om(make_om(c)), venue(make_sim(c)) {}
+
+  static orders::OrderManagerConfig make_om(const EngineConfig& c) {
+    orders::OrderManagerConfig o;
+    o.stp = c.stp;
+    o.stop_distance_ticks = c.strategy.stop_ticks;
+    o.target_distance_ticks = c.strategy.target_ticks;
+    return o;
+  }
+  static sim::SimConfig make_sim(const EngineConfig& c) {
+    sim::SimConfig s = c.sim;
+    s.tick_size = c.tick_size;
+    s.lot_size = c.lot_size;
+    return s;
+  }
+
+  double q(__int128 v) const { return static_cast<double>(v) * cfg.tick_size * cfg.lot_size; }
+
+  void account_fill(Side side, int64_t price, int64_t qty, double fee) {
+    const int64_t signed_q = side == Side::Bid ? qty : -qty;
+    fees += fee;
+    if (position == 0 || (position > 0) == (signed_q > 0)) {
+      cost += static_cast<__int128>(price) * signed_q;
+      position += signed_q;
+      return;
+    }
+    const int64_t closing_q = std::min(std::abs(signed_q), std::abs(position));
+    // average cost of the closed part: cost * closing / |position|
+    const __int128 closed_cost = cost * closing_q / std::abs(position);
+    const int64_t dir = position > 0 ? 1 : -1;
+    realised += static_cast<__int128>(price) * closing_q * dir - closed_cost;
+    cost -= closed_cost;
+    position += signed_q;
+    if (position == 0) cost = 0;
+    if ((position > 0) != (dir > 0) && position != 0) {  // flipped
+      cost = static_cast<__int128>(price) * position;
+    }
+  }
+
+  // Forwards the order manager's pending events to the venue / pre-trade checks and records them.
+  void forward_events(int64_t now) {
+    auto events = om.drain_events();
+    for (const auto& e : events) {
+      const auto kind = static_cast<orders::OrderEventKind>(e.kind);
+      const orders::Order* o = om.find(e.order_id);
+      OrderRec r{now, e.order_id, e.price_ticks, e.qty_lots, e.filled_lots, e.side,
+                 static_cast<uint8_t>(o ? o->type : orders::OrderType::Limit), e.state, e.kind, e.role, e.reason, 0};
+      out->orders.push_back(r);
+      switch (kind) {
+        case orders::OrderEventKind::New: {
+          if (o == nullptr) break;
+          if (o->role == orders::OrderRole::StopLeg || o->role == orders::OrderRole::TargetLeg) {
+            // Protective legs reduce the position; they are tracked by the checks but never refused.
+            risk::OrderIntent ri{e.order_id, o->side, o->qty_lots, mark_price(o->side, o->price_ticks), mid_ticks(), now};
+            if (checks.check(ri) == risk::RejectReason::Ok) ptc_key[e.order_id] = e.order_id;
+            else ++out->counters.leg_risk_bypass;
+          }
+          sim::SimRequest req;
+          req.kind = sim::SimRequestKind::New;
+          req.id = e.order_id;
+          req.side = o->side;
+          req.type = to_sim(o->type);
+          req.price = o->price_ticks;
+          req.qty = o->qty_lots;
+          venue.send(req, now);
+          break;
+        }
+        case orders::OrderEventKind::Cancel:
+        case orders::OrderEventKind::Reject: {
+          auto it = ptc_key.find(e.order_id);
+          if (it != ptc_key.end()) {
+            checks.on_cancel(it->second);
+            ptc_key.erase(it);
+          }
+          if (kind == orders::OrderEventKind::Cancel) {
+            sim::SimRequest req;
+            req.kind = sim::SimRequestKind::Cancel;
+            req.id = e.order_id;
+            venue.send(req, now);
+          }
+          break;
+        }
+        case orders::OrderEventKind::Replace: {
+          if (o == nullptr) break;
+          sim::SimRequest req;
+          req.kind = sim::SimRequestKind::Replace;
+          req.id = e.order_id;
+          req.side = o->side;
+          req.type = to_sim(o->type);
+          req.price = o->price_ticks;
+          req.qty = o->qty_lots;
+          venue.send(req, now);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+
+  int64_t mid_ticks() const {
+    const auto& b = venue.book();
+    if (b.best_bid() == kNoBidPrice || b.best_ask() == kNoAskPrice) return 0;
+    return (b.best_bid() + b.best_ask()) / 2;
+  }
+  int64_t mark_price(Side, int64_t price) const { return price > 0 ? price : mid_ticks(); }
+
+  void deliver(int64_t now) {
+    venue.poll(now, responses);
+    if (responses.empty()) return;
+    for (const auto& s : responses) {
+      orders::Reason r = orders::Reason::Ok;
+      auto it = ptc_key.find(s.id);
+      switch (s.kind) {
+        case sim::SimResponseKind::Ack:
+          r = om.on_ack(s.id, s.local_ts);
+          if (it != ptc_key.end()) checks.on_ack(it->second);
+          break;
+        case sim::SimResponseKind::Fill: {
+          const orders::Order* o = om.find(s.id);
+          // A venue fill is real whatever the local state: account it, then tell the manager.
+          account_fill(s.side, s.price, s.qty, s.fee);
+          if (it != ptc_key.end()) checks.on_fill(it->second, s.qty);
+          else checks.set_position(position);
+          r = om.on_fill(s.id, s.qty, s.price, s.local_ts);
+          out->fills.push_back(FillRec{s.local_ts, s.id, s.price, s.qty, s.fee, static_cast<uint8_t>(s.side),
+                                       static_cast<uint8_t>(s.maker),
+                                       static_cast<uint8_t>(o ? o->role : orders::OrderRole::Single),
+                                       static_cast<uint8_t>(r == orders::Reason::Ok), 0});
+          if (checks.position() != position) checks.set_position(position);
+          if (o != nullptr && !o->working() && it != ptc_key.end()) ptc_key.erase(it);
+          break;
+        }
+        case sim::SimResponseKind::Expire:
+          r = om.on_expire(s.id, s.local_ts);
+          if (it != ptc_key.end()) {
+            checks.on_cancel(it->second);
+            ptc_key.erase(it);
+          }
+          break;
+        case sim::SimResponseKind::Reject:
+          r = om.on_reject(s.id, s.local_ts);
+          if (it != ptc_key.end()) {
+            checks.on_venue_reject(it->second);
+            ptc_key.erase(it);
+          }
+          break;
+        case sim::SimResponseKind::Cancelled:
+          break;  // the manager cancelled locally already
+      }
+      if (r != orders::Reason::Ok) ++out->counters.om_event_rejections;
+    }
+    forward_events(now);
+  }
+
+  bool entry_working() const {
+    if (entry_id == 0) return false;
+    const orders::Order* o = om.find(entry_id);
+    return o != nullptr && o->working();
+  }
+  bool any_working() const {
+    // entry or legs still open at the manager
+    if (entry_working()) return true;
+    if (entry_id != 0) {
+      const orders::BracketLegs* g = om.bracket(entry_id);
+      if (g != nullptr) {
+        for (OrderId id : {g->stop, g->target}) {
+          const orders::Order* o = id ? om.find(id) : nullptr;
+          if (o != nullptr && o->working()) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  // The decision at one feature row; returns (target, action).
+  std::pair<int8_t, int8_t> decide(double p, int64_t now) {
+    const double thr = cfg.strategy.long_threshold;
+    int8_t target = 0;
+    if (std::isfinite(p)) target = p >= thr ? 1 : (p <= 1.0 - thr ? -1 : 0);
+    const auto& b = venue.book();
+    const bool two_sided = b.best_bid() != kNoBidPrice && b.best_ask() != kNoAskPrice && b.best_bid() < b.best_ask();
+    const int64_t mid = two_sided ? (b.best_bid() + b.best_ask()) / 2 : 0;
+
+    // Kill switch: equity check, then cancel all + reduce-only close once.
+    const double eq = cfg.strategy.equity + current_equity(mid);
+    const bool was = kill.tripped();
+    kill.on_equity(eq);
+    if (kill.tripped() && !was) ++out->counters.kill_switch_trips;
+    if (kill.take_cancel_all()) {
+      om.cancel_all(now);
+      forward_events(now);
+      closing = false;
+    }
+    if (kill.tripped()) {
+      if (position != 0 && !closing && two_sided) {
+        const Side side = position > 0 ? Side::Ask : Side::Bid;
+        const int64_t qty = std::abs(position);
+        const uint64_t cid = next_client++;
+        risk::OrderIntent ri{cid | (uint64_t{1} << 62), side, qty, side == Side::Bid ? b.best_ask() : b.best_bid(), mid, now};
+        if (checks.check(ri) == risk::RejectReason::Ok) {
+          orders::OrderIntent oi;
+          oi.kind = orders::IntentKind::Market;
+          oi.client_id = cid;
+          oi.side = side;
+          oi.qty_lots = qty;
+          oi.reduce_only = true;
+          const auto res = om.submit(oi, now);
+          if (res.status == orders::Reason::Ok) {
+            ptc_key[res.order_id] = ri.order_id;
+            closing = true;
+            ++out->counters.kill_switch_closes;
+          } else {
+            checks.on_cancel(ri.order_id);
+          }
+        }
+        return {target, 3};
+      }
+      return {target, 0};
+    }
+
+    // Entry management.
+    if (entry_working()) {
+      const orders::Order* o = om.find(entry_id);
+      const int8_t dir = o->side == Side::Bid ? 1 : -1;
+      const bool stale = cfg.strategy.order_ttl_ns > 0 && now - entry_sent_ts >= cfg.strategy.order_ttl_ns;
+      if (o->filled_lots == 0 && (stale || target != dir)) {
+        om.on_cancel(entry_id, now);  // local cancel request: forwarded to the venue below
+        ++out->counters.entry_cancels;
+        return {target, 2};
+      }
+      return {target, 0};
+    }
+    if (target == 0 || position != 0 || any_working() || !two_sided) {
+      if (!two_sided) ++out->counters.no_book;
+      return {target, 0};
+    }
+    if (now - last_entry_ts < cfg.strategy.min_gap_ns) return {target, 0};
+
+    const Side side = target > 0 ? Side::Bid : Side::Ask;
+    const int64_t touch = side == Side::Bid ? (cfg.strategy.market_entry ? b.best_ask() : b.best_bid())
+                                            : (cfg.strategy.market_entry ? b.best_bid() : b.best_ask());
+    int64_t qty = cfg.strategy.fixed_qty_lots;
+    if (qty <= 0) {
+      risk::SizingInput in;
+      in.p = p;
+      in.current_vol = cfg.strategy.current_vol;
+      const risk::SizeResult sr = sizer.size(in);
+      const double price_q = static_cast<double>(touch) * cfg.tick_size;
+      qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(std::abs(sr.size), eq, price_q, cfg.lot_size) : 0;
+      const int64_t cap = cfg.strategy.max_qty_lots > 0 ? cfg.strategy.max_qty_lots : cfg.pre_trade.max_position_lots;
+      qty = std::min(qty, cap);
+    }
+    if (qty <= 0) {
+      ++out->counters.size_zero;
+      return {target, 0};
+    }
+    const uint64_t cid = next_client++;
+    const uint64_t key = cid | (uint64_t{1} << 62);
+    risk::OrderIntent ri{key, side, qty, touch, mid, now};
+    const risk::RejectReason rr = checks.check(ri);
+    if (rr != risk::RejectReason::Ok) return {target, 4};
+    kill.on_accept();
+    orders::OrderIntent oi;
+    oi.kind = orders::IntentKind::Bracket;
+    oi.client_id = cid;
+    oi.side = side;
+    oi.price_ticks = touch;
+    oi.qty_lots = qty;
+    oi.entry_type = cfg.strategy.market_entry ? orders::OrderType::Market : orders::OrderType::Limit;
+    const auto res = om.submit(oi, now);
+    if (res.status != orders::Reason::Ok || res.order_id == 0) {
+      checks.on_cancel(key);
+      ++out->counters.om_rejected;
+      return {target, 4};
+    }
+    ptc_key[res.order_id] = key;
+    entry_id = res.order_id;
+    entry_sent_ts = now;
+    last_entry_ts = now;
+    ++out->counters.entries;
+    return {target, 1};
+  }
+
+  double current_equity(int64_t mid) const {
+    const double unreal = position != 0 && mid > 0 ? q(static_cast<__int128>(mid) * position - cost) : 0.0;
+    return q(realised) + unreal - fees;
+  }
+};
+
+TradingEngine::TradingEngine(const EngineConfig& cfg, inference::Model* model)
+    : impl_(std::make_unique<Impl>(cfg, model)) {}
+TradingEngine::~TradingEngine() = default;
+
+bool TradingEngine::run(const BookEvent* book, size_t n_book, const TradeEvent* trades, size_t n_trades,
+                        EngineResult& out, std::string& error) {
+  Impl& m = *impl_;
+  if (m.model == nullptr || m.model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
+    error = "model input width does not match the feature engine's columns";
+    return false;
+  }
+  features::InstrumentSetup setup;
+  setup.id = m.cfg.instrument;
+  setup.tick_size = m.cfg.tick_size;
+  setup.lot_size = m.cfg.lot_size;
+  if (!m.fe.add_instrument(setup, error)) return false;
+  m.out = &out;
+  m.row_f.resize(features::FeatureEngine::columns());
+  m.fe.prepare_streaming();
+  m.fe.set_row_sink(
+      [&m](InstrumentId, int64_t t, const double* row) {
+        for (size_t i = 0; i < m.row_f.size(); ++i) m.row_f[i] = static_cast<float>(row[i]);
+        m.have_row = true;
+        m.row_t = t;
+      },
+      false);
+  const size_t expect = n_book / 4 + 16;
+  out.decisions.reserve(expect);
+  out.equity.reserve(expect);
+  for (auto& v : out.latency_ns) v.reserve(expect);
+
+  size_t ib = 0, it = 0;
+  int64_t kb = INT64_MIN, kt = INT64_MIN;
+  while (ib < n_book || it < n_trades) {
+    const int64_t cb = ib < n_book ? std::max(kb, book[ib].ts_local) : INT64_MAX;
+    const int64_t ct = it < n_trades ? std::max(kt, trades[it].ts_local) : INT64_MAX;
+    const auto t0 = Clock::now();
+    int64_t now;
+    const bool is_book = ib < n_book && cb <= ct;
+    if (is_book) {
+      now = kb = cb;
+      m.deliver(now);
+      m.venue.on_book(book[ib]);
+    } else {
+      now = kt = ct;
+      m.deliver(now);
+      m.venue.on_trade(trades[it]);
+    }
+    const auto t1 = Clock::now();
+    m.have_row = false;
+    if (is_book) {
+      m.fe.process(book[ib++]);
+      ++out.counters.book_events;
+    } else {
+      m.fe.process(trades[it++]);
+      ++out.counters.trade_events;
+    }
+    const auto t2 = Clock::now();
+    if (!m.have_row) continue;
+    ++out.counters.decisions;
+    const double p = m.model->predict_one(m.row_f.data());
+    if (!std::isfinite(p)) ++out.counters.nan_predictions;
+    const auto t3 = Clock::now();
+    const auto [target, action] = m.decide(p, now);
+    const auto t4 = Clock::now();
+    m.forward_events(now);
+    const auto t5 = Clock::now();
+    out.latency_ns[kSim].push_back(ns_between(t0, t1));
+    out.latency_ns[kFeatures].push_back(ns_between(t1, t2));
+    out.latency_ns[kModel].push_back(ns_between(t2, t3));
+    out.latency_ns[kStrategyRisk].push_back(ns_between(t3, t4));
+    out.latency_ns[kOrders].push_back(ns_between(t4, t5));
+    out.latency_ns[kTickToDecision].push_back(ns_between(t1, t5));
+    const int64_t mid = m.mid_ticks();
+    out.decisions.push_back(DecisionRec{now, p, target, action, 0, 0, m.position});
+    const double unreal = m.position != 0 && mid > 0 ? m.q(static_cast<__int128>(mid) * m.position - m.cost) : 0.0;
+    const double real = m.q(m.realised);
+    const double eq = real + unreal - m.fees;
+    out.equity.push_back(EquityRec{now, m.position, real, unreal, m.fees, eq});
+    m.peak = std::max(m.peak, eq);
+    m.max_dd = std::max(m.max_dd, m.peak - eq);
+  }
+  // Drain what is still due (responses in flight at the end are delivered at their time).
+  m.deliver(INT64_MAX);
+  for (size_t i = 0; i < risk::kRejectReasonCount && i < out.rejections.size(); ++i)
+    out.rejections[i] = m.checks.count(static_cast<risk::RejectReason>(i));
+  const auto& oc = m.om.state_machine().counters();
+  for (size_t i = 0; i < oc.size() && i < out.order_reasons.size(); ++i) out.order_reasons[i] = oc[i];
+  out.sim = m.venue.counters();
+  out.max_drawdown = m.max_dd;
+  out.kill_reason = static_cast<int>(m.kill.reason());
+  return true;
+}
+
+}  // namespace bot4::engine

@@ -1,0 +1,23 @@
+#pragma once
+// Maker/taker fees in basis points of the fill notional (quote units). Negative = rebate.
+#include <cstdint>
+
+namespace bot4::sim {
+
+struct FeeConfig {
+  double maker_bps = 2.0;  // bps of notional for resting (maker) fills
+  double taker_bps = 5.0;  // bps of notional for aggressive (taker) fills
+};
+
+class FeeModel {
+ public:
+  explicit FeeModel(const FeeConfig& cfg = {}) : cfg_(cfg) {}
+  // Fee in quote units for a fill of qty lots at price ticks.
+  double fee(int64_t price_ticks, int64_t qty_lots, bool maker, double tick_size, double lot_size) const;
+  const FeeConfig& config() const { return cfg_; }
+
+ private:
+  FeeConfig cfg_;
+};
+
+}  // namespace bot4::sim

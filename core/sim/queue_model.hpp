@@ -1,0 +1,41 @@
+#pragma once
+// L2 queue-ahead models (METHODS.md §4.13). `front` is the quantity (lots) ahead of our resting
+// order at its level. Risk-averse (default): front moves only on trades at the level and is
+// capped by the level size. Probabilistic: a size decrease not explained by trades is split
+// between the queue ahead and behind with prob = f(back) / (f(back) + f(front)), f(x) = x^n
+// (power) or log(1 + x).
+#include <cstdint>
+
+namespace bot4::sim {
+
+enum class QueueModelKind : uint8_t { RiskAverse = 0, PowerProb = 1, LogProb = 2 };
+
+struct QueueModelConfig {
+  QueueModelKind kind = QueueModelKind::RiskAverse;
+  double power = 2.0;  // n of f(x) = x^n (PowerProb)
+};
+
+struct QueuePosition {
+  double front = 0.0;      // lots ahead of us
+  double cum_trade = 0.0;  // traded at the level since the last level change, lots
+};
+
+class QueueModel {
+ public:
+  explicit QueueModel(const QueueModelConfig& cfg = {}) : cfg_(cfg) {}
+  const QueueModelConfig& config() const { return cfg_; }
+  // Our order joins the back of a level of `level_qty` lots.
+  void on_entry(QueuePosition& q, int64_t level_qty) const;
+  // A trade of `qty` lots at our level.
+  void on_trade(QueuePosition& q, int64_t qty) const;
+  // The level's size changed prev -> next (lots).
+  void on_level_change(QueuePosition& q, int64_t prev, int64_t next) const;
+  // Lots of ours that executed (floor(-front)); 0 while front >= 0. Resets front to 0 after.
+  int64_t take_fill(QueuePosition& q) const;
+  double prob(double front, double back) const;
+
+ private:
+  QueueModelConfig cfg_;
+};
+
+}  // namespace bot4::sim

@@ -1,0 +1,183 @@
+"""Cut a MarketData in time: a training part, a purge gap, and a trading part that starts from a
+synthesised snapshot of the book at its first instant (so the engine starts on the true book)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot4.data.market_data import MarketData, RejectionLog
+from bot4.events import (ACTION_ADD, ASK, BID, BOOK_EVENT, FLAG_CLEAR, FLAG_LAST, FLAG_SNAPSHOT,
+                         ORDER_EVENT)
+
+
+@dataclass
+class Split:
+    train: MarketData
+    trade: MarketData
+    cut_ns: int            # training events have receive time (running max of ts_local) < cut_ns
+    start_ns: int          # trading events have receive time >= start_ns = cut_ns + gap_ns
+    gap_ns: int
+    train_events: int
+    trade_events: int
+    gap_events: int
+
+    def as_json(self) -> dict:
+        return {"cut_ns": int(self.cut_ns), "start_ns": int(self.start_ns), "gap_ns": int(self.gap_ns),
+                "train_events": int(self.train_events), "trade_events": int(self.trade_events),
+                "gap_events": int(self.gap_events)}
+
+
+def _keys(a: np.ndarray) -> np.ndarray:
+    """Receive-time key: running maximum of ts_local (a recording's ts_local can step back)."""
+    if len(a) == 0:
+        return np.zeros(0, np.int64)
+    return np.maximum.accumulate(a["ts_local"])
+
+
+def event_count(data: MarketData) -> int:
+    return int(len(data.book) + len(data.orders) + len(data.trades))
+
+
+def time_at_fraction(data: MarketData, fraction: float) -> int:
+    """The receive time by which `fraction` of the book, order and trade events have arrived."""
+    keys = np.concatenate([_keys(data.book), _keys(data.orders), _keys(data.trades)])
+    if keys.size == 0:
+        raise ValueError("no events to split")
+    keys.sort()
+    return int(keys[min(int(fraction * keys.size), keys.size - 1)])
+
+
+def _first_message_boundary(book: np.ndarray, i: int) -> int:
+    """First index >= i that starts a book message (the record before it carries FLAG_LAST)."""
+    n = len(book)
+    while 0 < i < n and not (book["flags"][i - 1] & FLAG_LAST):
+        i += 1
+    return i
+
+
+def _l2_snapshot(data: MarketData, book: np.ndarray, ts: int) -> np.ndarray:
+    """The L2 book after `book`, as one snapshot message per instrument stamped at ts."""
+    from bot4 import _core
+
+    books = _core.book.BookSet()
+    for instrument in data.specs:
+        books.add(instrument, window_ticks=1 << 17)
+    if len(book):
+        books.apply(book)
+    parts = []
+    for instrument in data.specs:
+        b = books.book(instrument)
+        rows = []
+        for side, name in ((BID, "bid"), (ASK, "ask")):
+            n = b.level_count(name)
+            if n:
+                depth = np.asarray(b.depth(name, n)).reshape(-1, 2)
+                for price, qty in depth:
+                    if qty > 0:
+                        rows.append((side, int(price), int(qty)))
+        if not rows:
+            continue
+        snap = np.zeros(len(rows), BOOK_EVENT)
+        snap["ts_local"] = ts
+        snap["ts_exchange"] = ts
+        snap["instrument"] = instrument
+        snap["side"] = [r[0] for r in rows]
+        snap["price"] = [r[1] for r in rows]
+        snap["qty"] = [r[2] for r in rows]
+        snap["flags"] = FLAG_SNAPSHOT
+        snap["flags"][0] |= FLAG_CLEAR
+        snap["flags"][-1] |= FLAG_LAST
+        parts.append(snap)
+    return np.concatenate(parts) if parts else np.zeros(0, BOOK_EVENT)
+
+
+def _l3_snapshot(data: MarketData, orders: np.ndarray, ts: int) -> np.ndarray:
+    """Every resting order after `orders`, as ADD events stamped at ts (queue order kept)."""
+    from bot4 import _core
+
+    books = _core.book.L3BookSet()
+    for instrument in data.specs:
+        books.add(instrument, window_ticks=1 << 17)
+    if len(orders):
+        books.apply(orders)
+    recs = []
+    for instrument in data.specs:
+        b = books.book(instrument)
+        for side, name in ((BID, "bid"), (ASK, "ask")):
+            n = b.level_count(name)
+            if not n:
+                continue
+            depth = np.asarray(b.l2_depth(name, n)).reshape(-1, 2)
+            for price, _ in depth:
+                for order_id, qty in b.level_orders(name, int(price)):
+                    recs.append((instrument, side, int(price), int(order_id), int(qty)))
+    snap = np.zeros(len(recs), ORDER_EVENT)
+    if recs:
+        snap["ts_local"] = ts
+        snap["ts_exchange"] = ts
+        snap["instrument"] = [r[0] for r in recs]
+        snap["side"] = [r[1] for r in recs]
+        snap["price"] = [r[2] for r in recs]
+        snap["order_id"] = [r[3] for r in recs]
+        snap["qty"] = [r[4] for r in recs]
+        snap["action"] = ACTION_ADD
+        snap["flags"] = FLAG_SNAPSHOT
+        snap["flags"][-1] |= FLAG_LAST
+    return snap
+
+
+def _part(data: MarketData, book, orders, trades, bbo, note: str) -> MarketData:
+    return MarketData(specs=dict(data.specs), book=book, orders=orders, trades=trades, bbo=bbo,
+                      rejections=RejectionLog(), sequence_gaps=0,
+                      sources=[f"{s} ({note})" for s in data.sources], venue=data.venue,
+                      stats={"part": note})
+
+
+def split_by_time(data: MarketData, train_fraction: float = 0.5, gap_ns: int = 0) -> Split:
+    """Training part: events before the time by which `train_fraction` of events arrived; trading
+    part: events from cut + gap_ns on, preceded by a snapshot of the book (L2 and, for L3 data,
+    every resting order) as it stood at its start."""
+    cut = time_at_fraction(data, train_fraction)
+    start = cut + max(int(gap_ns), 0)
+    kb, ko, kt, kq = _keys(data.book), _keys(data.orders), _keys(data.trades), _keys(data.bbo)
+    ib_cut = _first_message_boundary(data.book, int(np.searchsorted(kb, cut, "left")))
+    ib_start = _first_message_boundary(data.book, int(np.searchsorted(kb, start, "left")))
+    io_cut, io_start = (int(np.searchsorted(ko, t, "left")) for t in (cut, start))
+    it_cut, it_start = (int(np.searchsorted(kt, t, "left")) for t in (cut, start))
+    iq_cut, iq_start = (int(np.searchsorted(kq, t, "left")) for t in (cut, start))
+    train = _part(data, data.book[:ib_cut].copy(), data.orders[:io_cut].copy(),
+                  data.trades[:it_cut].copy(), data.bbo[:iq_cut].copy(), "train part")
+    if ib_start < len(data.book):
+        snap_ts = int(data.book["ts_local"][ib_start])
+    else:
+        snap_ts = start
+    book_snap = _l2_snapshot(data, data.book[:ib_start], snap_ts) if len(data.book) else data.book[:0]
+    order_snap = _l3_snapshot(data, data.orders[:io_start], snap_ts) if len(data.orders) else data.orders[:0]
+    trade = _part(data, np.concatenate([book_snap, data.book[ib_start:]]),
+                  np.concatenate([order_snap, data.orders[io_start:]]),
+                  data.trades[it_start:].copy(), data.bbo[iq_start:].copy(), "trade part")
+    n_train = event_count(train)
+    n_trade = len(data.book) - ib_start + len(data.orders) - io_start + len(data.trades) - it_start
+    return Split(train=train, trade=trade, cut_ns=cut, start_ns=start, gap_ns=start - cut,
+                 train_events=n_train, trade_events=int(n_trade),
+                 gap_events=int(event_count(data) - n_train - n_trade))
+
+
+def purge_gap_ns(data: MarketData, cut_ns: int, horizon: int, horizon_unit: str,
+                 decision_interval_ns: int = 0) -> int:
+    """A purge gap at least one label horizon long, in ns after the cut.
+
+    Horizon in ns: that many ns. Horizon in feature rows: rows are at most one per event (message
+    decisions) or one per decision_interval_ns (time grid), so the gap is the larger of the time
+    spanned by the next `horizon` events after the cut and horizon × decision_interval_ns.
+    """
+    if horizon_unit == "ns":
+        return int(horizon)
+    keys = np.concatenate([_keys(data.book), _keys(data.orders), _keys(data.trades)])
+    keys.sort()
+    i = int(np.searchsorted(keys, cut_ns, "left"))
+    j = min(i + int(horizon), keys.size - 1)
+    span = int(keys[j] - cut_ns) if keys.size else 0
+    return max(span, int(horizon) * int(decision_interval_ns), 1)
