@@ -131,44 +131,43 @@ bool read_int64s(Cursor& c, uint32_t wire, std::vector<int64_t>& out, const char
   return true;
 }
 
-bool read_floats(Cursor& c, uint32_t wire, std::vector<float>& out, const char* name) {
-  uint32_t bits = 0;
-  float f = 0.0f;
-  if (wire == kFixed32) {
-    if (!c.fixed32(bits)) return false;
-    std::memcpy(&f, &bits, 4);
-    out.push_back(f);
+// Repeated float / double fields arrive either one fixed-width value per tag or packed.
+template <typename T>
+bool read_fixed(Cursor& c, uint32_t wire, std::vector<T>& out, const char* name) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8);
+  constexpr uint32_t kWire = sizeof(T) == 4 ? kFixed32 : kFixed64;
+  if (wire == kWire) {
+    T value{};
+    if constexpr (sizeof(T) == 4) {
+      uint32_t bits = 0;
+      if (!c.fixed32(bits)) return false;
+      std::memcpy(&value, &bits, 4);
+    } else {
+      uint64_t bits = 0;
+      if (!c.fixed64(bits)) return false;
+      std::memcpy(&value, &bits, 8);
+    }
+    out.push_back(value);
     return true;
   }
   if (wire != kLen) return c.expect(wire, kLen, name);
   Cursor sub{};
   if (!c.length_delimited(sub, c.message)) return false;
   const size_t n = static_cast<size_t>(sub.end - sub.p);
-  if (n % 4 != 0) return sub.fail(std::string("packed ") + name + " length not a multiple of 4");
+  if (n % sizeof(T) != 0)
+    return sub.fail(std::string("packed ") + name + " length not a multiple of " + std::to_string(sizeof(T)));
   const size_t old = out.size();
-  out.resize(old + n / 4);
+  out.resize(old + n / sizeof(T));
   if (n) std::memcpy(out.data() + old, sub.p, n);
   return true;
 }
 
+bool read_floats(Cursor& c, uint32_t wire, std::vector<float>& out, const char* name) {
+  return read_fixed(c, wire, out, name);
+}
+
 bool read_doubles(Cursor& c, uint32_t wire, std::vector<double>& out, const char* name) {
-  uint64_t bits = 0;
-  double d = 0.0;
-  if (wire == kFixed64) {
-    if (!c.fixed64(bits)) return false;
-    std::memcpy(&d, &bits, 8);
-    out.push_back(d);
-    return true;
-  }
-  if (wire != kLen) return c.expect(wire, kLen, name);
-  Cursor sub{};
-  if (!c.length_delimited(sub, c.message)) return false;
-  const size_t n = static_cast<size_t>(sub.end - sub.p);
-  if (n % 8 != 0) return sub.fail(std::string("packed ") + name + " length not a multiple of 8");
-  const size_t old = out.size();
-  out.resize(old + n / 8);
-  if (n) std::memcpy(out.data() + old, sub.p, n);
-  return true;
+  return read_fixed(c, wire, out, name);
 }
 
 bool read_int(Cursor& c, uint32_t wire, int64_t& out, const char* name) {
