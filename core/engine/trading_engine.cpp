@@ -173,6 +173,16 @@ struct TradingEngine::Impl {
   }
   int64_t mark_price(Side, int64_t price) const { return price > 0 ? price : mid_ticks(); }
 
+  // The order left the venue: its pre-trade exposure goes (a venue reject also feeds the kill
+  // switch's reject streak).
+  template <typename It>
+  void release_checks(It it, bool venue_reject) {
+    if (it == ptc_key.end()) return;
+    if (venue_reject) checks.on_venue_reject(it->second);
+    else checks.on_cancel(it->second);
+    ptc_key.erase(it);
+  }
+
   void deliver(int64_t now) {
     venue.poll(now, responses);
     if (responses.empty()) return;
@@ -201,17 +211,11 @@ struct TradingEngine::Impl {
         }
         case sim::SimResponseKind::Expire:
           r = om.on_expire(s.id, s.local_ts);
-          if (it != ptc_key.end()) {
-            checks.on_cancel(it->second);
-            ptc_key.erase(it);
-          }
+          release_checks(it, /*venue_reject=*/false);
           break;
         case sim::SimResponseKind::Reject:
           r = om.on_reject(s.id, s.local_ts);
-          if (it != ptc_key.end()) {
-            checks.on_venue_reject(it->second);
-            ptc_key.erase(it);
-          }
+          release_checks(it, /*venue_reject=*/true);
           break;
         case sim::SimResponseKind::Cancelled:
           break;  // the manager cancelled locally already

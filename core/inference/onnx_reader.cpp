@@ -1,6 +1,7 @@
 #include "inference/onnx_reader.hpp"
 
 #include <cstring>
+#include <optional>
 
 namespace bot4::inference {
 
@@ -183,231 +184,162 @@ bool read_string(Cursor& c, uint32_t wire, std::string& out, const char* name) {
   return c.bytes(out);
 }
 
-bool parse_tensor(Cursor c, OnnxTensor& t) {
+// Walks the fields of one message: `read(field, wire)` reads the fields it knows and returns
+// std::nullopt for the others, which are skipped.
+template <typename Read>
+bool for_each_field(Cursor& c, Read&& read) {
   uint32_t field = 0, wire = 0;
   while (!c.done()) {
     if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    switch (field) {
-      case 1: ok = read_int64s(c, wire, t.dims, "dims"); break;
-      case 2: {
-        int64_t v = 0;
-        ok = read_int(c, wire, v, "data_type");
-        t.data_type = static_cast<int32_t>(v);
-        break;
-      }
-      case 4: ok = read_floats(c, wire, t.float_data, "float_data"); break;
-      case 7: ok = read_int64s(c, wire, t.int64_data, "int64_data"); break;
-      case 8: ok = read_string(c, wire, t.name, "name"); break;
-      case 9: ok = read_string(c, wire, t.raw_data, "raw_data"); break;
-      case 10: ok = read_doubles(c, wire, t.double_data, "double_data"); break;
-      default: ok = c.skip(wire);
-    }
-    if (!ok) return false;
+    const std::optional<bool> ok = read(field, wire);
+    if (ok ? !*ok : !c.skip(wire)) return false;
   }
   return true;
+}
+
+// A length-delimited sub-message handed to `parse`.
+template <typename Parse>
+bool read_message(Cursor& c, uint32_t wire, const char* field_name, const char* message, Parse&& parse) {
+  Cursor sub{};
+  return c.expect(wire, kLen, field_name) && c.length_delimited(sub, message) && parse(sub);
+}
+
+bool read_int32(Cursor& c, uint32_t wire, int32_t& out, const char* name) {
+  int64_t v = 0;
+  const bool ok = read_int(c, wire, v, name);
+  out = static_cast<int32_t>(v);
+  return ok;
+}
+
+bool parse_tensor(Cursor c, OnnxTensor& t) {
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    switch (field) {
+      case 1: return read_int64s(c, wire, t.dims, "dims");
+      case 2: return read_int32(c, wire, t.data_type, "data_type");
+      case 4: return read_floats(c, wire, t.float_data, "float_data");
+      case 7: return read_int64s(c, wire, t.int64_data, "int64_data");
+      case 8: return read_string(c, wire, t.name, "name");
+      case 9: return read_string(c, wire, t.raw_data, "raw_data");
+      case 10: return read_doubles(c, wire, t.double_data, "double_data");
+      default: return std::nullopt;
+    }
+  });
 }
 
 bool parse_attribute(Cursor c, OnnxAttribute& a) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
     switch (field) {
-      case 1: ok = read_string(c, wire, a.name, "name"); break;
+      case 1: return read_string(c, wire, a.name, "name");
       case 2: {
-        if (!(ok = c.expect(wire, kFixed32, "f"))) break;
+        if (!c.expect(wire, kFixed32, "f")) return false;
         uint32_t bits = 0;
-        ok = c.fixed32(bits);
+        const bool ok = c.fixed32(bits);
         std::memcpy(&a.f, &bits, 4);
-        break;
+        return ok;
       }
-      case 3: ok = read_int(c, wire, a.i, "i"); break;
-      case 4: ok = read_string(c, wire, a.s, "s"); break;
-      case 5: {
-        if (!(ok = c.expect(wire, kLen, "t"))) break;
-        Cursor sub{};
-        ok = c.length_delimited(sub, "TensorProto") && parse_tensor(sub, a.t);
-        a.has_tensor = ok;
-        break;
-      }
+      case 3: return read_int(c, wire, a.i, "i");
+      case 4: return read_string(c, wire, a.s, "s");
+      case 5:
+        a.has_tensor = read_message(c, wire, "t", "TensorProto", [&](Cursor sub) { return parse_tensor(sub, a.t); });
+        return a.has_tensor;
       case 6:
       case 11:
         a.has_subgraph = true;
-        ok = c.skip(wire);
-        break;
-      case 7: ok = read_floats(c, wire, a.floats, "floats"); break;
-      case 8: ok = read_int64s(c, wire, a.ints, "ints"); break;
-      case 9: {
-        std::string s;
-        ok = read_string(c, wire, s, "strings");
-        a.strings.push_back(std::move(s));
-        break;
-      }
-      case 20: {
-        int64_t v = 0;
-        ok = read_int(c, wire, v, "type");
-        a.type = static_cast<int32_t>(v);
-        break;
-      }
-      default: ok = c.skip(wire);
+        return std::nullopt;
+      case 7: return read_floats(c, wire, a.floats, "floats");
+      case 8: return read_int64s(c, wire, a.ints, "ints");
+      case 9: return read_string(c, wire, a.strings.emplace_back(), "strings");
+      case 20: return read_int32(c, wire, a.type, "type");
+      default: return std::nullopt;
     }
-    if (!ok) return false;
-  }
-  return true;
+  });
 }
 
 bool parse_node(Cursor c, OnnxNode& n) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
     switch (field) {
-      case 1: ok = read_string(c, wire, n.inputs.emplace_back(), "input"); break;
-      case 2: ok = read_string(c, wire, n.outputs.emplace_back(), "output"); break;
-      case 3: ok = read_string(c, wire, n.name, "name"); break;
-      case 4: ok = read_string(c, wire, n.op_type, "op_type"); break;
-      case 5: {
-        if (!(ok = c.expect(wire, kLen, "attribute"))) break;
-        Cursor sub{};
-        ok = c.length_delimited(sub, "AttributeProto") && parse_attribute(sub, n.attributes.emplace_back());
-        break;
-      }
-      case 7: ok = read_string(c, wire, n.domain, "domain"); break;
-      default: ok = c.skip(wire);
+      case 1: return read_string(c, wire, n.inputs.emplace_back(), "input");
+      case 2: return read_string(c, wire, n.outputs.emplace_back(), "output");
+      case 3: return read_string(c, wire, n.name, "name");
+      case 4: return read_string(c, wire, n.op_type, "op_type");
+      case 5:
+        return read_message(c, wire, "attribute", "AttributeProto",
+                            [&](Cursor sub) { return parse_attribute(sub, n.attributes.emplace_back()); });
+      case 7: return read_string(c, wire, n.domain, "domain");
+      default: return std::nullopt;
     }
-    if (!ok) return false;
-  }
-  return true;
+  });
 }
 
 bool parse_dimension(Cursor c, int64_t& dim) {
-  uint32_t field = 0, wire = 0;
-  dim = -1;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) ok = read_int(c, wire, dim, "dim_value");
-    else ok = c.skip(wire);  // dim_param (symbolic) and denotation leave dim at -1
-    if (!ok) return false;
-  }
-  return true;
+  dim = -1;  // dim_param (symbolic) and denotation leave it at -1
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field == 1) return read_int(c, wire, dim, "dim_value");
+    return std::nullopt;
+  });
 }
 
 bool parse_shape(Cursor c, OnnxValueInfo& v) {
-  uint32_t field = 0, wire = 0;
   v.has_shape = true;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) {
-      Cursor sub{};
-      ok = c.expect(wire, kLen, "dim") && c.length_delimited(sub, "TensorShapeProto.Dimension") &&
-           parse_dimension(sub, v.dims.emplace_back());
-    } else {
-      ok = c.skip(wire);
-    }
-    if (!ok) return false;
-  }
-  return true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field != 1) return std::nullopt;
+    return read_message(c, wire, "dim", "TensorShapeProto.Dimension",
+                        [&](Cursor sub) { return parse_dimension(sub, v.dims.emplace_back()); });
+  });
 }
 
 bool parse_tensor_type(Cursor c, OnnxValueInfo& v) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) {
-      int64_t e = 0;
-      ok = read_int(c, wire, e, "elem_type");
-      v.elem_type = static_cast<int32_t>(e);
-    } else if (field == 2) {
-      Cursor sub{};
-      ok = c.expect(wire, kLen, "shape") && c.length_delimited(sub, "TensorShapeProto") && parse_shape(sub, v);
-    } else {
-      ok = c.skip(wire);
-    }
-    if (!ok) return false;
-  }
-  return true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field == 1) return read_int32(c, wire, v.elem_type, "elem_type");
+    if (field == 2)
+      return read_message(c, wire, "shape", "TensorShapeProto", [&](Cursor sub) { return parse_shape(sub, v); });
+    return std::nullopt;
+  });
 }
 
 bool parse_type(Cursor c, OnnxValueInfo& v) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) {  // tensor_type; sequences/maps (ZipMap outputs) are skipped
-      Cursor sub{};
-      ok = c.expect(wire, kLen, "tensor_type") && c.length_delimited(sub, "TypeProto.Tensor") &&
-           parse_tensor_type(sub, v);
-    } else {
-      ok = c.skip(wire);
-    }
-    if (!ok) return false;
-  }
-  return true;
+  // tensor_type only; sequences and maps (ZipMap outputs) are skipped
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field != 1) return std::nullopt;
+    return read_message(c, wire, "tensor_type", "TypeProto.Tensor",
+                        [&](Cursor sub) { return parse_tensor_type(sub, v); });
+  });
 }
 
 bool parse_value_info(Cursor c, OnnxValueInfo& v) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) {
-      ok = read_string(c, wire, v.name, "name");
-    } else if (field == 2) {
-      Cursor sub{};
-      ok = c.expect(wire, kLen, "type") && c.length_delimited(sub, "TypeProto") && parse_type(sub, v);
-    } else {
-      ok = c.skip(wire);
-    }
-    if (!ok) return false;
-  }
-  return true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field == 1) return read_string(c, wire, v.name, "name");
+    if (field == 2) return read_message(c, wire, "type", "TypeProto", [&](Cursor sub) { return parse_type(sub, v); });
+    return std::nullopt;
+  });
 }
 
 bool parse_graph(Cursor c, OnnxGraph& g) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    Cursor sub{};
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
     switch (field) {
       case 1:
-        ok = c.expect(wire, kLen, "node") && c.length_delimited(sub, "NodeProto") && parse_node(sub, g.nodes.emplace_back());
-        break;
-      case 2: ok = read_string(c, wire, g.name, "name"); break;
+        return read_message(c, wire, "node", "NodeProto", [&](Cursor sub) { return parse_node(sub, g.nodes.emplace_back()); });
+      case 2: return read_string(c, wire, g.name, "name");
       case 5:
-        ok = c.expect(wire, kLen, "initializer") && c.length_delimited(sub, "TensorProto") &&
-             parse_tensor(sub, g.initializers.emplace_back());
-        break;
+        return read_message(c, wire, "initializer", "TensorProto",
+                            [&](Cursor sub) { return parse_tensor(sub, g.initializers.emplace_back()); });
       case 11:
-        ok = c.expect(wire, kLen, "input") && c.length_delimited(sub, "ValueInfoProto") &&
-             parse_value_info(sub, g.inputs.emplace_back());
-        break;
+        return read_message(c, wire, "input", "ValueInfoProto",
+                            [&](Cursor sub) { return parse_value_info(sub, g.inputs.emplace_back()); });
       case 12:
-        ok = c.expect(wire, kLen, "output") && c.length_delimited(sub, "ValueInfoProto") &&
-             parse_value_info(sub, g.outputs.emplace_back());
-        break;
-      default: ok = c.skip(wire);
+        return read_message(c, wire, "output", "ValueInfoProto",
+                            [&](Cursor sub) { return parse_value_info(sub, g.outputs.emplace_back()); });
+      default: return std::nullopt;
     }
-    if (!ok) return false;
-  }
-  return true;
+  });
 }
 
 bool parse_opset(Cursor c, OnnxOpset& o) {
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    if (field == 1) ok = read_string(c, wire, o.domain, "domain");
-    else if (field == 2) ok = read_int(c, wire, o.version, "version");
-    else ok = c.skip(wire);
-    if (!ok) return false;
-  }
-  return true;
+  return for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
+    if (field == 1) return read_string(c, wire, o.domain, "domain");
+    if (field == 2) return read_int(c, wire, o.version, "version");
+    return std::nullopt;
+  });
 }
 
 }  // namespace
@@ -420,27 +352,21 @@ bool parse_onnx_model(const void* data, size_t size, OnnxModel& out, std::string
   }
   const auto* bytes = static_cast<const uint8_t*>(data);
   Cursor c{bytes, bytes, bytes + size, "ModelProto", &error};
-  uint32_t field = 0, wire = 0;
-  while (!c.done()) {
-    if (!c.tag(field, wire)) return false;
-    bool ok = true;
-    Cursor sub{};
+  const bool parsed = for_each_field(c, [&](uint32_t field, uint32_t wire) -> std::optional<bool> {
     switch (field) {
-      case 1: ok = read_int(c, wire, out.ir_version, "ir_version"); break;
+      case 1: return read_int(c, wire, out.ir_version, "ir_version");
       case 7:
         // A second graph record would merge in protobuf; onnx never writes one, so refuse it.
         if (out.has_graph) return c.fail("duplicate graph");
-        ok = c.expect(wire, kLen, "graph") && c.length_delimited(sub, "GraphProto") && parse_graph(sub, out.graph);
-        out.has_graph = ok;
-        break;
+        out.has_graph = read_message(c, wire, "graph", "GraphProto", [&](Cursor sub) { return parse_graph(sub, out.graph); });
+        return out.has_graph;
       case 8:
-        ok = c.expect(wire, kLen, "opset_import") && c.length_delimited(sub, "OperatorSetIdProto") &&
-             parse_opset(sub, out.opsets.emplace_back());
-        break;
-      default: ok = c.skip(wire);
+        return read_message(c, wire, "opset_import", "OperatorSetIdProto",
+                            [&](Cursor sub) { return parse_opset(sub, out.opsets.emplace_back()); });
+      default: return std::nullopt;
     }
-    if (!ok) return false;
-  }
+  });
+  if (!parsed) return false;
   if (!out.has_graph) {
     error = "corrupt ONNX model: no graph (ModelProto.graph missing)";
     return false;
