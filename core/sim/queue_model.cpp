@@ -10,8 +10,8 @@ void QueueModel::on_entry(QueuePosition& q, int64_t level_qty) const {
   q.cum_trade = 0.0;
 }
 
-void QueueModel::on_trade(QueuePosition& q, int64_t qty) const {
-  q.front -= static_cast<double>(qty);
+void QueueModel::on_trade(QueuePosition& q, int64_t qty, int64_t own_ahead) const {
+  q.front -= static_cast<double>(qty - std::min(std::max<int64_t>(own_ahead, 0), qty));
   q.cum_trade += static_cast<double>(qty);
 }
 

@@ -26,8 +26,11 @@ class QueueModel {
   const QueueModelConfig& config() const { return cfg_; }
   // Our order joins the back of a level of `level_qty` lots.
   void on_entry(QueuePosition& q, int64_t level_qty) const;
-  // A trade of `qty` lots at our level.
-  void on_trade(QueuePosition& q, int64_t qty) const;
+  // A trade of `qty` lots at our level, of which `own_ahead` lots filled our own orders ahead of
+  // this one at the level (they are not in `front`, which counts replayed lots only): front moves
+  // by qty - own_ahead; the whole print counts for the level-change accounting (the replayed level
+  // drops by qty).
+  void on_trade(QueuePosition& q, int64_t qty, int64_t own_ahead = 0) const;
   // The level's size changed prev -> next (lots).
   void on_level_change(QueuePosition& q, int64_t prev, int64_t next) const;
   // Lots of ours that executed (floor(-front)); 0 while front >= 0. Resets front to 0 after.

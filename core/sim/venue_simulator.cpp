@@ -5,7 +5,19 @@
 namespace bot4::sim {
 
 VenueSimulator::VenueSimulator(const SimConfig& cfg)
-    : cfg_(cfg), queue_(cfg.queue), latency_(cfg.latency), fees_(cfg.fees) {}
+    : cfg_(cfg), queue_(cfg.queue), latency_(cfg.latency), fees_(cfg.fees) {
+  resolve_mode(cfg.mode);
+}
+
+void VenueSimulator::resolve_mode(SimMode m) {
+  if (mode_ != SimMode::Auto || m == SimMode::Auto) return;
+  mode_ = m;
+  if (m != SimMode::L3) return;
+  tracker_ = std::make_unique<L3QueueTracker>(cfg_.l3);
+  // Orders that rested before any data (empty book) join the L3 queues now.
+  for (const auto& w : orders_)
+    if (w.type == SimOrderType::Limit) tracker_->join(w.id, w.side, w.price);
+}
 
 void VenueSimulator::send(SimRequest r, int64_t sent_local) {
   r.arrival = latency_.venue_arrival(sent_local);
@@ -30,7 +42,7 @@ void VenueSimulator::respond(SimResponseKind kind, const Working& w, int64_t ven
   s.price = w.price;
   s.qty = w.qty;
   s.venue_ts = venue_ts;
-  s.local_ts = latency_.local_receipt(venue_ts);
+  s.local_ts = receipt(venue_ts);
   responses_.push_back(s);
 }
 
@@ -46,7 +58,7 @@ void VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker, in
   s.maker = maker;
   s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size);
   s.venue_ts = venue_ts;
-  s.local_ts = latency_.local_receipt(venue_ts);
+  s.local_ts = receipt(venue_ts);
   responses_.push_back(s);
   ++counters_.fills;
   ++(maker ? counters_.maker_fills : counters_.taker_fills);
@@ -55,15 +67,17 @@ void VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker, in
 int64_t VenueSimulator::walk(Side side, int64_t qty, int64_t limit,
                              std::vector<std::pair<int64_t, int64_t>>& out) const {
   out.clear();
+  const book::L2Book& b = view();
   const Side book_side = side == Side::Bid ? Side::Ask : Side::Bid;
-  size_t levels = book_.level_count(book_side);
+  size_t levels = b.level_count(book_side);
   levels = std::min<size_t>(levels, 1000);
   depth_.resize(2 * std::max<size_t>(levels, 1));
-  const size_t n = book_.depth(book_side, levels, depth_.data());
+  const size_t n = b.depth(book_side, levels, depth_.data());
   int64_t left = qty;
   for (size_t i = 0; i < n && left > 0; ++i) {
-    const int64_t px = depth_[2 * i], q = depth_[2 * i + 1];
+    const int64_t px = depth_[2 * i];
     if (limit > 0 && (side == Side::Bid ? px > limit : px < limit)) break;
+    const int64_t q = consumed_.available(book_side, px, depth_[2 * i + 1]);  // 0: all ours already
     const int64_t take = std::min(left, q);
     if (take > 0) out.emplace_back(px, take);
     left -= take;
@@ -71,10 +85,42 @@ int64_t VenueSimulator::walk(Side side, int64_t qty, int64_t limit,
   return qty - left;
 }
 
+int64_t VenueSimulator::effective_best(Side side) const {
+  const book::L2Book& b = view();
+  const int64_t best = side == Side::Bid ? b.best_bid() : b.best_ask();
+  const int64_t none = side == Side::Bid ? kNoBidPrice : kNoAskPrice;
+  if (consumed_.empty() || best == none || consumed_.available(side, best, side == Side::Bid ? b.best_bid_qty() : b.best_ask_qty()) > 0)
+    return best;
+  size_t levels = std::min<size_t>(b.level_count(side), 1000);
+  depth_.resize(2 * std::max<size_t>(levels, 1));
+  const size_t n = b.depth(side, levels, depth_.data());
+  for (size_t i = 0; i < n; ++i)
+    if (consumed_.available(side, depth_[2 * i], depth_[2 * i + 1]) > 0) return depth_[2 * i];
+  return none;
+}
+
 void VenueSimulator::execute_taker(Working& w, int64_t limit, int64_t venue_ts) {
   thread_local std::vector<std::pair<int64_t, int64_t>> legs;
   walk(w.side, w.open(), limit, legs);
-  for (const auto& [px, q] : legs) fill(w, px, q, false, venue_ts);
+  const Side book_side = w.side == Side::Bid ? Side::Ask : Side::Bid;
+  for (const auto& [px, q] : legs) {
+    fill(w, px, q, false, venue_ts);
+    consumed_.add(book_side, px, q);
+  }
+}
+
+void VenueSimulator::join_queue(Working& w) {
+  w.priority = ++priority_;
+  if (tracker_) tracker_->join(w.id, w.side, w.price);
+  else queue_.on_entry(w.queue, view().qty_at(w.side, w.price));
+}
+
+double VenueSimulator::queue_ahead(uint64_t id) const {
+  for (const auto& w : orders_) {
+    if (w.id != id || w.type != SimOrderType::Limit || w.open() <= 0) continue;
+    return tracker_ ? static_cast<double>(tracker_->queue_ahead(id)) : w.queue.front;
+  }
+  return -1.0;
 }
 
 void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
@@ -93,10 +139,10 @@ void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
     const bool requeue = w.type == SimOrderType::Limit && (r.price != w.price || r.qty > w.qty);
     w.qty = std::max(r.qty, w.filled);
     w.price = r.price;
-    if (requeue) queue_.on_entry(w.queue, book_.qty_at(w.side, w.price));
+    if (requeue) join_queue(w);
     return;
   }
-  Working w{r.id, r.side, r.type, r.price, r.qty, 0, {}};
+  Working w{r.id, r.side, r.type, r.price, r.qty, 0, {}, 0};
   if (r.qty <= 0) {
     ++counters_.rejects;
     respond(SimResponseKind::Reject, w, venue_ts);
@@ -104,7 +150,8 @@ void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
   }
   respond(SimResponseKind::Ack, w, venue_ts);
   if (r.type == SimOrderType::Market) {
-    const bool empty = r.side == Side::Bid ? book_.best_ask() == kNoAskPrice : book_.best_bid() == kNoBidPrice;
+    const bool empty = r.side == Side::Bid ? effective_best(Side::Ask) == kNoAskPrice
+                                           : effective_best(Side::Bid) == kNoBidPrice;
     if (empty) {
       ++counters_.rejects;
       respond(SimResponseKind::Expire, w, venue_ts);
@@ -118,23 +165,50 @@ void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
     return;
   }
   if (r.type == SimOrderType::Limit) {
-    const bool marketable = r.side == Side::Bid ? (book_.best_ask() != kNoAskPrice && r.price >= book_.best_ask())
-                                                : (book_.best_bid() != kNoBidPrice && r.price <= book_.best_bid());
+    const int64_t opp = effective_best(r.side == Side::Bid ? Side::Ask : Side::Bid);
+    const bool marketable = r.side == Side::Bid ? (opp != kNoAskPrice && r.price >= opp)
+                                                : (opp != kNoBidPrice && r.price <= opp);
     if (marketable) execute_taker(w, r.price, venue_ts);
     if (w.open() <= 0) return;
-    queue_.on_entry(w.queue, book_.qty_at(w.side, w.price));
+    join_queue(w);
   }
   orders_.push_back(w);
 }
 
+void VenueSimulator::fill_crossed(int64_t venue_ts) {
+  if (orders_.empty()) return;
+  // The opposite side moved through a resting order: it would have traded (maker, at our price).
+  const int64_t ask = effective_best(Side::Ask), bid = effective_best(Side::Bid);
+  bool any = false;
+  for (auto& w : orders_) {
+    if (w.type != SimOrderType::Limit || w.open() <= 0) continue;
+    const bool through = w.side == Side::Bid ? (ask != kNoAskPrice && ask <= w.price)
+                                             : (bid != kNoBidPrice && bid >= w.price);
+    if (through) {
+      fill(w, w.price, w.open(), true, venue_ts);
+      any = true;
+    }
+  }
+  if (any) erase_done();
+}
+
 void VenueSimulator::on_book(const BookEvent& ev) {
+  latency_.observe(ev.ts_exchange, ev.ts_local);
+  resolve_mode(SimMode::L2);
+  if (mode_ != SimMode::L2) {
+    ++counters_.ignored_events;
+    return;
+  }
   activate(ev.ts_exchange);
   const auto side = static_cast<Side>(ev.side);
-  const bool level = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) == 0 &&
-                     (side == Side::Bid || side == Side::Ask);
+  const bool whole = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) != 0;
+  const bool level = !whole && (side == Side::Bid || side == Side::Ask);
   int64_t prev = 0;
   if (level && !orders_.empty()) prev = book_.qty_at(side, ev.price);
   if (book_.apply(ev) > book::BookStatus::Crossed) ++counters_.book_rejected;
+  // The feed's new size is authoritative from now on (see consumed_liquidity.hpp).
+  if (whole) consumed_.clear();
+  else if (level) consumed_.reset(side, ev.price);
   if (orders_.empty()) return;
   if (level) {
     const int64_t next = book_.qty_at(side, ev.price);
@@ -142,64 +216,104 @@ void VenueSimulator::on_book(const BookEvent& ev) {
       if (w.type == SimOrderType::Limit && w.side == side && w.price == ev.price)
         queue_.on_level_change(w.queue, prev, next);
   }
-  if (ev.flags & event_flag::kLast) {
-    // The opposite side moved through a resting order: it would have traded (maker, at our price).
-    bool any = false;
-    for (auto& w : orders_) {
-      if (w.type != SimOrderType::Limit || w.open() <= 0) continue;
-      const bool through = w.side == Side::Bid ? (book_.best_ask() != kNoAskPrice && book_.best_ask() <= w.price)
-                                               : (book_.best_bid() != kNoBidPrice && book_.best_bid() >= w.price);
-      if (through) {
-        fill(w, w.price, w.open(), true, ev.ts_exchange);
-        any = true;
-      }
-    }
-    if (any) erase_done();
+  if (ev.flags & event_flag::kLast) fill_crossed(ev.ts_exchange);
+}
+
+void VenueSimulator::on_order(const OrderEvent& ev) {
+  latency_.observe(ev.ts_exchange, ev.ts_local);
+  resolve_mode(SimMode::L3);
+  if (mode_ != SimMode::L3) {
+    ++counters_.ignored_events;
+    return;
   }
+  activate(ev.ts_exchange);
+  ++counters_.order_events;
+  if (book::is_rejection(tracker_->apply(ev))) ++counters_.book_rejected;
+  if (!consumed_.empty()) {
+    if (tracker_->last_cleared()) {
+      consumed_.clear();
+    } else {
+      Side sides[2];
+      int64_t prices[2];
+      const size_t n = tracker_->touched(sides, prices);
+      for (size_t i = 0; i < n; ++i) consumed_.reset(sides[i], prices[i]);
+    }
+  }
+  if (ev.flags & event_flag::kLast) fill_crossed(ev.ts_exchange);
 }
 
 void VenueSimulator::on_trade(const TradeEvent& ev) {
+  latency_.observe(ev.ts_exchange, ev.ts_local);
   activate(ev.ts_exchange);
   if (orders_.empty() || ev.qty <= 0) return;
   bool any = false;
+  // Resting limits hit by the print: a seller-initiated print hits bids, a buyer-initiated one
+  // lifts asks (an unknown aggressor both). The print's qty is shared per level by our orders in
+  // their own FIFO order.
+  thread_local std::vector<size_t> hit;
+  hit.clear();
   for (size_t i = 0; i < orders_.size(); ++i) {
-    Working& w = orders_[i];
-    if (w.open() <= 0) continue;
-    if (w.type == SimOrderType::Stop) {
-      const bool hit = w.side == Side::Bid ? ev.price >= w.price : ev.price <= w.price;
-      if (!hit) continue;
-      ++counters_.stops_triggered;
-      execute_taker(w, 0, ev.ts_exchange);
-      if (w.open() > 0) {
-        ++counters_.market_expired;
-        respond(SimResponseKind::Expire, w, ev.ts_exchange);
-        w.qty = w.filled;
-      }
-      any = true;
-      continue;
-    }
-    // Limit: a seller-initiated print hits bids, a buyer-initiated one lifts asks.
+    const Working& w = orders_[i];
+    if (w.type != SimOrderType::Limit || w.open() <= 0) continue;
     const bool hits_us = w.side == Side::Bid ? ev.aggressor != static_cast<uint8_t>(Side::Bid) && ev.price <= w.price
                                              : ev.aggressor != static_cast<uint8_t>(Side::Ask) && ev.price >= w.price;
-    if (!hits_us) continue;
+    if (hits_us) hit.push_back(i);
+  }
+  std::sort(hit.begin(), hit.end(), [&](size_t a, size_t b) {
+    const Working &x = orders_[a], &y = orders_[b];
+    if (x.side != y.side) return x.side < y.side;
+    if (x.price != y.price) return x.price < y.price;
+    return x.priority < y.priority;
+  });
+  int64_t budget = 0;
+  for (size_t k = 0; k < hit.size(); ++k) {
+    Working& w = orders_[hit[k]];
+    if (k == 0 || orders_[hit[k - 1]].side != w.side || orders_[hit[k - 1]].price != w.price) budget = ev.qty;
     int64_t q = 0;
     if (ev.price != w.price) {
-      q = std::min(w.open(), ev.qty);  // traded through our level
+      q = std::min(w.open(), budget);  // traded through our level
+    } else if (tracker_) {
+      q = std::min(w.open(), tracker_->on_trade(w.id, budget, ev.ts_exchange));
     } else {
-      queue_.on_trade(w.queue, ev.qty);
-      q = std::min(w.open(), queue_.take_fill(w.queue));
+      queue_.on_trade(w.queue, ev.qty, ev.qty - budget);
+      q = std::min({w.open(), queue_.take_fill(w.queue), budget});
     }
     if (q > 0) {
       fill(w, w.price, q, true, ev.ts_exchange);
+      budget -= q;
       any = true;
     }
+  }
+  // Stops trigger when a print is at or through the stop, then execute as market (taker).
+  for (auto& w : orders_) {
+    if (w.type != SimOrderType::Stop || w.open() <= 0) continue;
+    const bool trig = w.side == Side::Bid ? ev.price >= w.price : ev.price <= w.price;
+    if (!trig) continue;
+    ++counters_.stops_triggered;
+    execute_taker(w, 0, ev.ts_exchange);
+    if (w.open() > 0) {
+      ++counters_.market_expired;
+      respond(SimResponseKind::Expire, w, ev.ts_exchange);
+      w.qty = w.filled;
+    }
+    any = true;
   }
   if (any) erase_done();
 }
 
 void VenueSimulator::erase_done() {
+  if (tracker_)
+    for (const auto& w : orders_)
+      if (w.open() <= 0 && w.type == SimOrderType::Limit) tracker_->leave(w.id);
   orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const Working& w) { return w.open() <= 0; }),
                 orders_.end());
+}
+
+int64_t VenueSimulator::receipt(int64_t venue_ts) {
+  // One ordered channel: a response is never received before one the venue sent earlier (the
+  // learned clock offset only falls, which could otherwise reorder an ack and its fill).
+  last_receipt_ = std::max(last_receipt_, latency_.local_receipt(venue_ts));
+  return last_receipt_;
 }
 
 void VenueSimulator::poll(int64_t now, std::vector<SimResponse>& out) {

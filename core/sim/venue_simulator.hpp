@@ -10,15 +10,40 @@
 //  - Stop orders trigger when a trade prints at or through the stop, then execute as market.
 //  - Every venue event (ack, fill, expire, reject) is queued for the caller with the local time
 //    at which it is received (venue time + response latency).
-// Own fills do not consume the replayed book (the next book update overwrites it).
+//
+// Own fills consume replayed liquidity:
+//  - Taker: lots our takers took at a level are kept in a per-level overlay (ConsumedLiquidity)
+//    and subtracted from the replayed size by later walks, marketability and crossing tests until
+//    the replay next updates that level (then the feed's size is authoritative again; see
+//    consumed_liquidity.hpp); a level fully consumed is skipped.
+//  - Maker: a public print of q lots is shared by our resting orders in their own FIFO order
+//    (per level, by the time each joined the level): if it filled x lots of one of ours, q - x
+//    lots are left for our other orders at that level behind it (and a print through our price
+//    likewise gives at most q lots to all our orders at one level).
+//
+// Two venue modes (SimConfig::mode):
+//  - L2 (market-by-price): on_book(BookEvent) + on_trade; queue position estimated by QueueModel.
+//  - L3 (market-by-order): on_order(OrderEvent) + on_trade; the simulator keeps its own L3Book
+//    (L3QueueTracker) and the queue ahead of each resting limit is exact; takers walk the L3
+//    book's aggregated L2 view; fills at our price come from trade prints after the exact queue
+//    ahead is gone (l3_queue_tracker.hpp explains the netting of a print with its book records).
+//  - Auto (default): the first market-data stream seen decides (the first on_book -> L2, the first
+//    on_order -> L3) and stays; events of the other stream are then ignored and counted
+//    (SimCounters::ignored_events). Trades are used in both modes.
+//  Market data must come in exchange order: requests due by an event's ts_exchange are applied
+//  before it. In L3 mode a print and the order events of the same match share ts_exchange and
+//  may come in either order.
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "book/l2_book.hpp"
 #include "common/events.hpp"
 #include "common/types.hpp"
+#include "sim/consumed_liquidity.hpp"
 #include "sim/fee_model.hpp"
+#include "sim/l3_queue_tracker.hpp"
 #include "sim/latency_model.hpp"
 #include "sim/queue_model.hpp"
 
@@ -59,8 +84,12 @@ struct SimCounters {
   uint64_t market_expired = 0;   // market remainder with no liquidity left
   uint64_t rejects = 0;          // e.g. market order into an empty side
   uint64_t unknown_cancel = 0;   // cancel/replace for an order no longer at the venue
-  uint64_t book_rejected = 0;
+  uint64_t book_rejected = 0;    // replayed book (L2) or order (L3) events the book rejected
+  uint64_t order_events = 0;     // L3 order events applied (or offered)
+  uint64_t ignored_events = 0;   // market data of the other mode (BookEvent in L3, OrderEvent in L2)
 };
+
+enum class SimMode : uint8_t { Auto = 0, L2 = 1, L3 = 2 };
 
 struct SimConfig {
   QueueModelConfig queue;
@@ -68,6 +97,8 @@ struct SimConfig {
   FeeConfig fees;
   double tick_size = 1.0;
   double lot_size = 1.0;
+  SimMode mode = SimMode::Auto;  // L2 / L3 venue; Auto: the first stream seen (on_book / on_order)
+  book::L3BookConfig l3;         // the L3 book kept in L3 mode
 };
 
 class VenueSimulator {
@@ -81,17 +112,30 @@ class VenueSimulator {
   // Market data (exchange clock = ev.ts_exchange). Requests due by then are applied first.
   void on_book(const BookEvent& ev);
   void on_trade(const TradeEvent& ev);
+  // L3 market data (exchange clock = ev.ts_exchange). Requests due by then are applied first.
+  void on_order(const OrderEvent& ev);
 
   // Responses received by local time `now` (moved into `out`, which is cleared first).
   void poll(int64_t now, std::vector<SimResponse>& out);
   bool has_pending_responses() const { return !responses_.empty(); }
 
-  const book::L2Book& book() const { return book_; }
+  // The replayed book: the L2Book in L2 mode, the L3 book's aggregated view in L3 mode (without
+  // the consumed-by-us overlay).
+  const book::L2Book& book() const { return tracker_ ? tracker_->book().l2() : book_; }
+  // The L3 book (L3 mode only; nullptr otherwise).
+  const book::L3Book* l3_book() const { return tracker_ ? &tracker_->book() : nullptr; }
+  SimMode mode() const { return mode_; }
+  // Lots ahead of our resting limit `id`: exact in L3 mode, the QueueModel estimate in L2 mode;
+  // -1 if the order is not resting at the venue.
+  double queue_ahead(uint64_t id) const;
+  // Lots our takers consumed at (side, price) since the replay last updated that level.
+  int64_t consumed(Side side, int64_t price) const { return consumed_.consumed(side, price); }
   const SimCounters& counters() const { return counters_; }
   size_t resting() const { return orders_.size(); }
   const QueueModel& queue_model() const { return queue_; }
-  // Walks the current book for a taker order (exposed for tests): fills into `out` (price, qty)
-  // pairs, returns the lots filled. limit = 0 means no limit (market).
+  // Walks the current book (minus what our takers already consumed) for a taker order (exposed
+  // for tests): fills into `out` (price, qty) pairs, returns the lots filled. limit = 0 means no
+  // limit (market). Does not consume.
   int64_t walk(Side side, int64_t qty, int64_t limit, std::vector<std::pair<int64_t, int64_t>>& out) const;
 
  private:
@@ -103,24 +147,37 @@ class VenueSimulator {
     int64_t qty;
     int64_t filled;
     QueuePosition queue;
+    uint64_t priority;  // own FIFO order at a level (set on entry and on a requeue)
     int64_t open() const { return qty - filled; }
   };
   void apply(const SimRequest& r, int64_t venue_ts);
   void execute_taker(Working& w, int64_t limit, int64_t venue_ts);  // walks, fills; w.filled updated
   void fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts);
   void respond(SimResponseKind kind, const Working& w, int64_t venue_ts);
+  int64_t receipt(int64_t venue_ts);  // local receipt time of a response sent at venue_ts
   void erase_done();
+  void resolve_mode(SimMode m);
+  void join_queue(Working& w);
+  // Best price of `side` with liquidity left after the overlay (kNoBid/AskPrice when none).
+  int64_t effective_best(Side side) const;
+  void fill_crossed(int64_t venue_ts);  // resting limits the book moved through fill as maker
+  const book::L2Book& view() const { return book(); }
 
   SimConfig cfg_;
   QueueModel queue_;
   LatencyModel latency_;
   FeeModel fees_;
   book::L2Book book_;
+  std::unique_ptr<L3QueueTracker> tracker_;  // created when the mode resolves to L3
+  SimMode mode_ = SimMode::Auto;
+  ConsumedLiquidity consumed_;
+  uint64_t priority_ = 0;
   std::deque<SimRequest> requests_;
   std::deque<SimResponse> responses_;
   std::vector<Working> orders_;  // working at the venue (resting limits and untriggered stops)
   mutable std::vector<int64_t> depth_;
   SimCounters counters_;
+  int64_t last_receipt_ = INT64_MIN;
 };
 
 }  // namespace bot4::sim
