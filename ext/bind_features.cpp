@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "buffers.hpp"
+#include "feature_config_dict.hpp"
 #include "features/feature_catalog.hpp"
 #include "features/feature_engine.hpp"
 #include "simd/simd_level.hpp"
@@ -27,8 +28,9 @@ DecisionMode parse_mode(const std::string& mode) {
   throw py::value_error("decision mode must be 'message', 'events', 'time' or 'none', got '" + mode + "'");
 }
 
-// Fills a FeatureConfig from a dict; an unknown key is an error, never ignored.
-FeatureConfig config_from_dict(const py::dict& d) {
+}  // namespace
+
+FeatureConfig feature_config_from_dict(const py::dict& d) {
   FeatureConfig c;
   for (auto item : d) {
     const auto key = item.first.cast<std::string>();
@@ -96,6 +98,8 @@ FeatureConfig config_from_dict(const py::dict& d) {
   return c;
 }
 
+namespace {
+
 py::dict counters_dict(const features::EngineCounters& c) {
   py::dict d;
   d["book_events"] = c.book_events;
@@ -138,7 +142,7 @@ void bind_features(py::module_& f) {
       .def(py::init([](const py::dict& config) {
              const auto& active = simd::active_level();
              if (!active.ok) throw py::value_error(active.error);
-             return std::make_unique<FeatureEngine>(config_from_dict(config));
+             return std::make_unique<FeatureEngine>(feature_config_from_dict(config));
            }),
            py::arg("config") = py::dict())
       .def("add_instrument",

@@ -1,10 +1,10 @@
 #include "engine/trading_engine.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <unordered_map>
 
+#include "common/cycle_clock.hpp"
 #include "features/feature_engine.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/position_sizer.hpp"
@@ -13,10 +13,6 @@
 namespace bot4::engine {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-inline int64_t ns_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
-}
 sim::SimOrderType to_sim(orders::OrderType t) {
   switch (t) {
     case orders::OrderType::Market: return sim::SimOrderType::Market;
@@ -45,6 +41,9 @@ struct TradingEngine::Impl {
   // row hand-off from the feature sink
   bool have_row = false;
   int64_t row_t = 0;
+  double row_vol_bp = 0.0;  // ewma_vol of the row, bp per return sample
+  double row_vpin = 0.0;
+  int64_t first_ts = INT64_MIN;
   std::vector<float> row_f;
 
   // accounting (exact integers: ticks x lots)
@@ -62,6 +61,7 @@ struct TradingEngine::Impl {
   int64_t last_entry_ts = INT64_MIN / 2;
   bool closing = false;           // kill-switch close in flight
   std::unordered_map<OrderId, uint64_t> ptc_key;  // order id -> pre-trade check id
+  std::unordered_map<OrderId, int64_t> sent_at;   // order id -> local send time (until acked)
   std::vector<sim::SimResponse> responses;
 
   Impl(const EngineConfig& c, inference::Model* m)
@@ -123,6 +123,7 @@ struct TradingEngine::Impl {
             if (checks.check(ri) == risk::RejectReason::Ok) ptc_key[e.order_id] = e.order_id;
             else ++out->counters.leg_risk_bypass;
           }
+          sent_at[e.order_id] = now;
           sim::SimRequest req;
           req.kind = sim::SimRequestKind::New;
           req.id = e.order_id;
@@ -166,6 +167,17 @@ struct TradingEngine::Impl {
     }
   }
 
+  // Latency trigger of the kill switch: each order's send-to-ack round trip as the simulated
+  // venue defines it. Not the machine's own compute time, which would make a backtest
+  // irreproducible, and not the recording's ts_local - ts_exchange, which on real feeds carries a
+  // clock offset and exchange-side batching (BTCUSDT: -1.27 s offset, up to 94 ms above its
+  // running minimum) rather than our latency.
+  void note_latency(int64_t ns) {
+    const bool was = kill.tripped();
+    kill.on_latency(ns);
+    if (!was && kill.tripped()) ++out->counters.kill_switch_trips;
+  }
+
   int64_t mid_ticks() const {
     const auto& b = venue.book();
     if (b.best_bid() == kNoBidPrice || b.best_ask() == kNoAskPrice) return 0;
@@ -193,6 +205,10 @@ struct TradingEngine::Impl {
         case sim::SimResponseKind::Ack:
           r = om.on_ack(s.id, s.local_ts);
           if (it != ptc_key.end()) checks.on_ack(it->second);
+          if (auto st = sent_at.find(s.id); st != sent_at.end()) {
+            note_latency(s.local_ts - st->second);
+            sent_at.erase(st);
+          }
           break;
         case sim::SimResponseKind::Fill: {
           const orders::Order* o = om.find(s.id);
@@ -201,7 +217,11 @@ struct TradingEngine::Impl {
           if (it != ptc_key.end()) checks.on_fill(it->second, s.qty);
           else checks.set_position(position);
           r = om.on_fill(s.id, s.qty, s.price, s.local_ts);
-          out->fills.push_back(FillRec{s.local_ts, s.id, s.price, s.qty, s.fee, static_cast<uint8_t>(s.side),
+          // Recorded when the engine applies it: the venue handles a market event when the engine
+          // receives it, so a fill it causes can carry a receipt time (venue time + offset +
+          // response latency) earlier than the event that produced it was seen here.
+          const int64_t applied = now == INT64_MAX ? s.local_ts : std::max(s.local_ts, now);
+          out->fills.push_back(FillRec{applied, s.id, s.price, s.qty, s.fee, static_cast<uint8_t>(s.side),
                                        static_cast<uint8_t>(s.maker),
                                        static_cast<uint8_t>(o ? o->role : orders::OrderRole::Single),
                                        static_cast<uint8_t>(r == orders::Reason::Ok), 0});
@@ -210,10 +230,12 @@ struct TradingEngine::Impl {
           break;
         }
         case sim::SimResponseKind::Expire:
+          sent_at.erase(s.id);
           r = om.on_expire(s.id, s.local_ts);
           release_checks(it, /*venue_reject=*/false);
           break;
         case sim::SimResponseKind::Reject:
+          sent_at.erase(s.id);
           r = om.on_reject(s.id, s.local_ts);
           release_checks(it, /*venue_reject=*/true);
           break;
@@ -316,7 +338,13 @@ struct TradingEngine::Impl {
     if (qty <= 0) {
       risk::SizingInput in;
       in.p = p;
-      in.current_vol = cfg.strategy.current_vol;
+      in.current_vol = period_vol(now);
+      if (!(in.current_vol > 0.0)) {
+        ++out->counters.vol_unknown;
+        return {target, 0};
+      }
+      in.crisis_regime = cfg.strategy.crisis_vpin > 0.0 && row_vpin >= cfg.strategy.crisis_vpin;
+      if (in.crisis_regime) ++out->counters.crisis_entries;
       const risk::SizeResult sr = sizer.size(in);
       const double price_q = static_cast<double>(touch) * cfg.tick_size;
       qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(std::abs(sr.size), eq, price_q, cfg.lot_size) : 0;
@@ -354,6 +382,53 @@ struct TradingEngine::Impl {
     return {target, 1};
   }
 
+  // One decision on the row just written: model -> strategy/risk -> orders, with the stage stamps
+  // (counter ticks) t0 (event in, before the venue), t1 (before features), t2 (row written).
+  void decision(int64_t now, uint64_t t0, uint64_t t1, uint64_t t2) {
+    ++out->counters.decisions;
+    const double p = model->predict_one(row_f.data());
+    if (!std::isfinite(p)) ++out->counters.nan_predictions;
+    const uint64_t t3 = cycle_now();
+    const auto [target, action] = decide(p, now);
+    const uint64_t t4 = cycle_now();
+    forward_events(now);
+    const uint64_t t5 = cycle_now();
+    auto& lat = out->latency_ns;
+    lat[kSim].push_back(static_cast<int64_t>(t1 - t0));
+    lat[kFeatures].push_back(static_cast<int64_t>(t2 - t1));
+    lat[kModel].push_back(static_cast<int64_t>(t3 - t2));
+    lat[kStrategyRisk].push_back(static_cast<int64_t>(t4 - t3));
+    lat[kOrders].push_back(static_cast<int64_t>(t5 - t4));
+    lat[kTickToDecision].push_back(static_cast<int64_t>(t5 - t1));
+    const int64_t mid = mid_ticks();
+    out->decisions.push_back(DecisionRec{now, p, target, action, 0, 0, position});
+    const double unreal = position != 0 && mid > 0 ? q(static_cast<__int128>(mid) * position - cost) : 0.0;
+    const double real = q(realised);
+    const double eq = real + unreal - fees;
+    out->equity.push_back(EquityRec{now, position, real, unreal, fees, eq});
+    peak = std::max(peak, eq);
+    max_dd = std::max(max_dd, peak - eq);
+  }
+
+  // The sizer's sigma per period from the row's per-sample volatility (see the header); NaN while
+  // the features have no volatility yet.
+  double period_vol(int64_t now) const {
+    if (!cfg.strategy.vol_from_features) return cfg.strategy.current_vol;
+    constexpr double kYearNs = 365.25 * 86400.0 * 1e9;
+    const double sigma_sample = row_vol_bp / cfg.features.return_scale;
+    if (!(sigma_sample > 0.0) || !std::isfinite(sigma_sample)) return std::nan("");
+    double samples_per_year;
+    if (cfg.features.sample_interval_ns > 0) {
+      samples_per_year = kYearNs / static_cast<double>(cfg.features.sample_interval_ns);
+    } else {
+      const double samples = static_cast<double>(fe.counters().samples);
+      const double elapsed = static_cast<double>(now - first_ts);
+      if (samples < 2.0 || elapsed <= 0.0) return std::nan("");
+      samples_per_year = samples / elapsed * kYearNs;
+    }
+    return sigma_sample * std::sqrt(samples_per_year / cfg.sizing.periods_per_year);
+  }
+
   double current_equity(int64_t mid) const {
     const double unreal = position != 0 && mid > 0 ? q(static_cast<__int128>(mid) * position - cost) : 0.0;
     return q(realised) + unreal - fees;
@@ -366,15 +441,26 @@ TradingEngine::~TradingEngine() = default;
 
 bool TradingEngine::run(const BookEvent* book, size_t n_book, const TradeEvent* trades, size_t n_trades,
                         EngineResult& out, std::string& error) {
+  return run(book, n_book, nullptr, 0, trades, n_trades, out, error);
+}
+
+bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                        const TradeEvent* trades, size_t n_trades, EngineResult& out, std::string& error) {
   Impl& m = *impl_;
   if (m.model == nullptr || m.model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
     error = "model input width does not match the feature engine's columns";
+    return false;
+  }
+  const bool l3 = n_orders > 0;
+  if (l3 && n_book > 0) {
+    error = "give either L2 book events or L3 order events, not both (one venue mode per run)";
     return false;
   }
   features::InstrumentSetup setup;
   setup.id = m.cfg.instrument;
   setup.tick_size = m.cfg.tick_size;
   setup.lot_size = m.cfg.lot_size;
+  setup.l3 = l3;
   if (!m.fe.add_instrument(setup, error)) return false;
   m.out = &out;
   m.row_f.resize(features::FeatureEngine::columns());
@@ -384,64 +470,90 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const TradeEvent* 
         for (size_t i = 0; i < m.row_f.size(); ++i) m.row_f[i] = static_cast<float>(row[i]);
         m.have_row = true;
         m.row_t = t;
+        m.row_vol_bp = row[features::f_ewma_vol];
+        m.row_vpin = row[features::f_vpin];
       },
       false);
-  const size_t expect = n_book / 4 + 16;
+  const size_t expect = (n_book + n_orders) / 4 + 16;
   out.decisions.reserve(expect);
   out.equity.reserve(expect);
   for (auto& v : out.latency_ns) v.reserve(expect);
 
-  size_t ib = 0, it = 0;
-  int64_t kb = INT64_MIN, kt = INT64_MIN;
-  while (ib < n_book || it < n_trades) {
+  CycleCalibration cal;
+  cal.start();
+  // Streams merged as the feature engine merges them: by each stream's running max of ts_local,
+  // ties book < orders < trades.
+  enum : int { kBook = 0, kOrders = 1, kTrades = 2 };
+  size_t ib = 0, io = 0, it = 0;
+  int64_t kb = INT64_MIN, ko = INT64_MIN, kt = INT64_MIN;
+  while (ib < n_book || io < n_orders || it < n_trades) {
     const int64_t cb = ib < n_book ? std::max(kb, book[ib].ts_local) : INT64_MAX;
+    const int64_t co = io < n_orders ? std::max(ko, orders[io].ts_local) : INT64_MAX;
     const int64_t ct = it < n_trades ? std::max(kt, trades[it].ts_local) : INT64_MAX;
-    const auto t0 = Clock::now();
+    int kind;
     int64_t now;
-    const bool is_book = ib < n_book && cb <= ct;
-    if (is_book) {
-      now = kb = cb;
-      m.deliver(now);
-      m.venue.on_book(book[ib]);
+    if (ib < n_book && cb <= co && cb <= ct) {
+      kind = kBook;
+      now = cb;
+    } else if (io < n_orders && co <= ct) {
+      kind = kOrders;
+      now = co;
     } else {
-      now = kt = ct;
-      m.deliver(now);
+      kind = kTrades;
+      now = ct;
+    }
+    if (m.first_ts == INT64_MIN) m.first_ts = now;
+    // Timer work due before this event (grid samples, their window kernels, time-grid rows): a
+    // live system does it when the timer fires, before the tick arrives, so it is timed apart.
+    if (m.fe.timer_due(now)) {
+      m.have_row = false;
+      const uint64_t a = cycle_now();
+      m.fe.on_timer(now);
+      const uint64_t b = cycle_now();
+      out.timer_ns.push_back(static_cast<int64_t>(b - a));
+      if (m.have_row) {  // a time-grid row: decide at its grid time
+        m.deliver(m.row_t);
+        m.decision(m.row_t, a, a, a);
+      }
+    }
+    // Only events that can end in a decision are timestamped (a message end): the clock read is a
+    // large part of the per-event cost otherwise.
+    const bool timed = kind == kBook ? m.fe.may_write_row(book[ib].flags)
+                                     : kind == kOrders && m.fe.may_write_row(orders[io].flags);
+    const uint64_t t0 = timed ? cycle_now() : 0;
+    m.deliver(now);
+    if (kind == kBook) {
+      kb = cb;
+      m.venue.on_book(book[ib]);
+    } else if (kind == kOrders) {
+      ko = co;
+      m.venue.on_order(orders[io]);
+    } else {
+      kt = ct;
       m.venue.on_trade(trades[it]);
     }
-    const auto t1 = Clock::now();
+    const uint64_t t1 = timed ? cycle_now() : 0;
     m.have_row = false;
-    if (is_book) {
+    if (kind == kBook) {
       m.fe.process(book[ib++]);
       ++out.counters.book_events;
+    } else if (kind == kOrders) {
+      m.fe.process(orders[io++]);
+      ++out.counters.order_events;
     } else {
       m.fe.process(trades[it++]);
       ++out.counters.trade_events;
     }
-    const auto t2 = Clock::now();
-    if (!m.have_row) continue;
-    ++out.counters.decisions;
-    const double p = m.model->predict_one(m.row_f.data());
-    if (!std::isfinite(p)) ++out.counters.nan_predictions;
-    const auto t3 = Clock::now();
-    const auto [target, action] = m.decide(p, now);
-    const auto t4 = Clock::now();
-    m.forward_events(now);
-    const auto t5 = Clock::now();
-    out.latency_ns[kSim].push_back(ns_between(t0, t1));
-    out.latency_ns[kFeatures].push_back(ns_between(t1, t2));
-    out.latency_ns[kModel].push_back(ns_between(t2, t3));
-    out.latency_ns[kStrategyRisk].push_back(ns_between(t3, t4));
-    out.latency_ns[kOrders].push_back(ns_between(t4, t5));
-    out.latency_ns[kTickToDecision].push_back(ns_between(t1, t5));
-    const int64_t mid = m.mid_ticks();
-    out.decisions.push_back(DecisionRec{now, p, target, action, 0, 0, m.position});
-    const double unreal = m.position != 0 && mid > 0 ? m.q(static_cast<__int128>(mid) * m.position - m.cost) : 0.0;
-    const double real = m.q(m.realised);
-    const double eq = real + unreal - m.fees;
-    out.equity.push_back(EquityRec{now, m.position, real, unreal, m.fees, eq});
-    m.peak = std::max(m.peak, eq);
-    m.max_dd = std::max(m.max_dd, m.peak - eq);
+    if (m.have_row) {
+      const uint64_t t2 = cycle_now();
+      m.decision(now, timed ? t0 : t2, timed ? t1 : t2, t2);
+    }
   }
+  cal.finish();
+  // Stamps were counter ticks: convert every latency record to ns with the run's calibration.
+  for (auto& v : out.latency_ns)
+    for (auto& x : v) x = cal.ns(static_cast<uint64_t>(x));
+  for (auto& x : out.timer_ns) x = cal.ns(static_cast<uint64_t>(x));
   // Drain what is still due (responses in flight at the end are delivered at their time).
   m.deliver(INT64_MAX);
   for (size_t i = 0; i < risk::kRejectReasonCount && i < out.rejections.size(); ++i)

@@ -1,12 +1,15 @@
 #pragma once
-// TradingEngine: the whole hot path of a backtest, one instrument (L2), no Python per event.
+// TradingEngine: the whole hot path of a backtest, one instrument (L2 or L3), no Python per event.
 //   market event -> venue simulator (exchange clock) -> FeatureEngine (row at every book
 //   message end by default) -> Model::predict_one -> strategy rule (threshold on p) -> sizer +
 //   pre-trade checks (+ kill switch) -> OrderManager (bracket entries) -> venue requests (after
 //   the entry latency); venue responses (acks, fills) come back after the response latency and
 //   are fed to the OrderManager and the pre-trade checks.
-// Strategy: p >= long_threshold -> target long, p <= 1 - long_threshold -> short, else flat. An
-// entry is sent only when flat with no working order; exits are the bracket legs (stop, target)
+// Strategy: p >= long_threshold -> target long, p <= 1 - long_threshold -> short, else flat. The
+// sizer's current volatility is the row's ewma_vol (bp per return sample) scaled to the sizer's
+// period (one calendar year / periods_per_year): sigma_period = sigma_sample * sqrt(samples per
+// period), samples per period from the sample grid (or the observed sample rate without one); the
+// regime flag is VPIN >= crisis_vpin. An entry is sent only when flat with no working order; exits are the bracket legs (stop, target)
 // or, on a kill-switch trip, cancel all + a reduce-only market close. An unfilled entry older
 // than order_ttl_ns (or facing a flat/opposite target) is cancelled.
 #include <array>
@@ -31,7 +34,9 @@ struct StrategyConfig {
   int64_t target_ticks = 30;         // take-profit distance from entry fill VWAP, ticks
   int64_t order_ttl_ns = 5'000'000'000;  // cancel an unfilled entry after this (0 = GTC), ns
   double equity = 100'000.0;         // starting equity, quote units
-  double current_vol = 0.02;         // per-period return stdev fed to the sizer (periods_per_year)
+  bool vol_from_features = true;     // sizer's current vol from the row's ewma_vol (else current_vol)
+  double current_vol = 0.02;         // per-period return stdev fed to the sizer when not from features
+  double crisis_vpin = 0.0;          // regime flag: crisis when the row's VPIN >= this (0 = off), ratio
   int64_t fixed_qty_lots = 0;        // > 0: fixed entry size, lots (bypasses the sizer)
   int64_t max_qty_lots = 0;          // > 0: cap on the sized entry, lots (else max_position_lots)
   int64_t min_gap_ns = 0;            // minimum time between entries, ns
@@ -99,6 +104,7 @@ const char* stage_name(int s);
 
 struct EngineCounters {
   uint64_t book_events = 0;
+  uint64_t order_events = 0;
   uint64_t trade_events = 0;
   uint64_t decisions = 0;
   uint64_t nan_predictions = 0;
@@ -111,6 +117,8 @@ struct EngineCounters {
   uint64_t kill_switch_closes = 0;
   uint64_t leg_risk_bypass = 0;    // protective legs the pre-trade checks would have refused
   uint64_t no_book = 0;            // decisions without a two-sided book
+  uint64_t vol_unknown = 0;        // entry skipped: the features' volatility is not defined yet
+  uint64_t crisis_entries = 0;     // entries sized under the crisis regime flag
 };
 
 struct EngineResult {
@@ -118,7 +126,8 @@ struct EngineResult {
   std::vector<OrderRec> orders;
   std::vector<FillRec> fills;
   std::vector<EquityRec> equity;
-  std::array<std::vector<int64_t>, kStageCount> latency_ns;
+  std::array<std::vector<int64_t>, kStageCount> latency_ns;  // one value per decision, ns
+  std::vector<int64_t> timer_ns;  // one value per timer firing (grid samples + window kernels), ns
   std::array<uint64_t, 16> rejections{};  // risk::RejectReason counts
   std::array<uint64_t, 16> order_reasons{};  // orders::Reason counts
   EngineCounters counters;
@@ -131,9 +140,12 @@ class TradingEngine {
  public:
   TradingEngine(const EngineConfig& cfg, inference::Model* model);
   ~TradingEngine();
-  // Runs the streams (book, trades; each in receive order) to the end. One run per engine.
+  // Runs the streams (each in receive order) to the end. One run per engine. L2 (book events)
+  // or L3 (order events: exact queue positions at the venue), never both; trades in both.
   bool run(const BookEvent* book, size_t n_book, const TradeEvent* trades, size_t n_trades,
            EngineResult& out, std::string& error);
+  bool run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+           const TradeEvent* trades, size_t n_trades, EngineResult& out, std::string& error);
 
  private:
   struct Impl;

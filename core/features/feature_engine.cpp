@@ -196,6 +196,13 @@ void FeatureEngine::advance(int64_t t) {
   }
 }
 
+void FeatureEngine::on_timer(int64_t t) {
+  advance(t);
+  if (force_window_) return;
+  for (auto& inst : instruments_)
+    if (inst->started) inst->window.refresh(*kernels_, inst->returns);
+}
+
 void FeatureEngine::message_end(Instrument& inst, int64_t t) {
   ++counters_.messages;
   inst.snap.capture(inst.book(), config_.depth_levels, t);

@@ -106,6 +106,24 @@ class FeatureEngine {
     on_trade(ev, key_trades_);
   }
 
+  // Timer work due by engine time t, done before the event keyed t is processed, as a live
+  // system's sample-grid timer would do it at the grid time itself: samples (and time-grid rows)
+  // dated before t, then the windowed kernels of instruments that got a new sample. process() of
+  // the event keyed t then finds the grids advanced and the kernels cached, so the row it writes
+  // is bit-identical to run()'s. Cheap when nothing is due; timer_due() tells without doing it.
+  bool timer_due(int64_t t) const {
+    return (config_.sample_interval_ns > 0 && next_sample_ < t) ||
+           (config_.decision_mode == DecisionMode::TimeGrid && next_grid_ < t);
+  }
+  void on_timer(int64_t t);
+  // Whether processing this event can write a row (its message end in the message / N-events
+  // modes); lets a caller skip timestamping the events that cannot lead to a decision.
+  // `flags` of a book or order event.
+  bool may_write_row(uint8_t flags) const {
+    return (flags & event_flag::kLast) != 0 && (config_.decision_mode == DecisionMode::EveryBookMessage ||
+                                                config_.decision_mode == DecisionMode::EveryNEvents);
+  }
+
   // Recompute the windowed kernels at every row (instead of once per new sample).
   void set_force_window_recompute(bool on) { force_window_ = on; }
 

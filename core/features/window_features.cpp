@@ -4,8 +4,9 @@
 
 namespace bot4::features {
 
-void WindowFeatures::write(const WindowKernels& k, const SampleWindow& returns, double* row) {
-  if (returns.count() != cached_count_) {
+bool WindowFeatures::refresh(const WindowKernels& k, const SampleWindow& returns) {
+  if (returns.count() == cached_count_) return false;
+  {
     cached_count_ = returns.count();
     double* c = cache_;
     if (!returns.full()) {
@@ -29,6 +30,11 @@ void WindowFeatures::write(const WindowKernels& k, const SampleWindow& returns, 
       k.wavelet_energies(x, n, kWaveletLevels, &c[f_wavelet_d1 - f_acf_1]);
     }
   }
+  return true;
+}
+
+void WindowFeatures::write(const WindowKernels& k, const SampleWindow& returns, double* row) {
+  refresh(k, returns);
   for (int i = 0; i < kColumns; ++i) row[f_acf_1 + i] = cache_[i];
 }
 

@@ -17,6 +17,9 @@ class WindowFeatures {
  public:
   explicit WindowFeatures(const FeatureConfig& config) : config_(config) {}
   void write(const WindowKernels& kernels, const SampleWindow& returns, double* row);
+  // Recomputes the cached kernel values when a sample arrived since the last call (what write()
+  // does first); lets a timer do the work ahead of the next row. True when it recomputed.
+  bool refresh(const WindowKernels& kernels, const SampleWindow& returns);
   // Forces recomputation at the next row (benchmarks of the full row cost).
   void invalidate() { cached_count_ = UINT64_MAX; }
 

@@ -7,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
 
 REFERENCE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 REQUIRED = ("events", "decisions", "orders", "fills", "rejections", "pnl", "max_drawdown", "latency_ns",

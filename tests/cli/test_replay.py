@@ -4,15 +4,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bot4.data import load
 from bot4.data.market_data import merge
 from bot4.replay import replay
 
-from conftest import SHARED_DATA
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
 
 BINANCE = SHARED_DATA / "binance_hftbacktest"
 

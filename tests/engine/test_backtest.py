@@ -9,7 +9,7 @@ import pytest
 from bot4 import _core
 from bot4.events import BOOK_EVENT, TRADE_EVENT
 
-DATA = Path("/work/shared/data/binance_hftbacktest/usdm/btcusdt_20240808.gz")
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 
 
 # ---------------------------------------------------------------- simulator units

@@ -13,14 +13,13 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
-
 from bot4 import _core
 from bot4.data import load
 from bot4.events import FLAG_LAST, ORDER_EVENT, TRADE_EVENT
 from bot4.features import FeatureConfig, catalog, catalog_markdown, compute, make_engine
 from bot4.sim import generate
 
-from conftest import SHARED_DATA
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
 
 REFERENCE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"

@@ -13,9 +13,12 @@ from bot4 import _core
 
 #: Stages of the per-decision latency record (ns), in pipeline order.
 STAGES = ("features", "model", "strategy_risk", "orders", "sim", "tick_to_decision")
+#: latency_ns also holds "timer": one value per timer firing (grid samples + window kernels, done
+#: before the next event arrives, as a live timer would), not one per decision.
 
 ORDER_TYPES = ("limit", "market", "stop")
-ORDER_STATES = ("new", "acknowledged", "partially_filled", "filled", "cancelled", "rejected", "expired")
+ORDER_STATES = ("new", "acknowledged", "partially_filled", "filled", "cancelled", "rejected", "expired",
+                "pending_cancel")
 ORDER_EVENT_KINDS = ("new", "ack", "fill", "cancel", "reject", "replace", "expire")
 ORDER_ROLES = ("single", "entry", "stop", "target")
 
@@ -24,9 +27,10 @@ def default_config() -> dict:
     """Engine config sections with their defaults (units in core/engine/trading_engine.hpp)."""
     return {
         "strategy": {"long_threshold": 0.55, "market_entry": False, "stop_ticks": 20, "target_ticks": 30,
-                     "order_ttl_ns": 5_000_000_000, "equity": 100_000.0, "current_vol": 0.02,
+                     "order_ttl_ns": 5_000_000_000, "equity": 100_000.0, "vol_from_features": True,
+                     "current_vol": 0.02, "crisis_vpin": 0.0,
                      "fixed_qty_lots": 0, "max_qty_lots": 0, "min_gap_ns": 0},
-        "sim": {"entry_latency_ns": 100_000, "response_latency_ns": 100_000, "maker_bps": 2.0,
+        "sim": {"entry_latency_ns": 100_000, "response_latency_ns": 100_000, "align_clocks": True, "maker_bps": 2.0,
                 "taker_bps": 5.0, "queue_model": "risk_averse", "queue_power": 2.0},
     }
 
@@ -36,7 +40,8 @@ def engine_config(config=None) -> dict:
     if config is None:
         return default_config()
     if isinstance(config, dict):
-        return {k: dict(v) for k, v in config.items() if v is not None}
+        return {k: (v if k == "features" and not isinstance(v, dict) else dict(v))
+                for k, v in config.items() if v is not None}
     # bot4.config.risk.Config (TOML): risk sections as is, strategy mapped onto the engine's rule.
     out = dict(config.to_core_dict())
     s = config.strategy
@@ -106,6 +111,38 @@ def _load_data(data):
     return data
 
 
+#: FeatureConfig fields that choose *when* rows are written, not what a feature means: a backtest
+#: may decide at other points than the training rows (e.g. every book message vs a time grid).
+DECISION_FIELDS = ("decision", "decision_every_n", "decision_interval_ns")
+
+
+def features_section(given, trained) -> dict:
+    """The engine's feature config: the one the model was trained with (`trained`, from its
+    sidecar), deciding at every book message unless `given` (FeatureConfig or dict) says
+    otherwise. `given` may change only the decision fields: any other difference is a train/serve
+    skew and raises ValueError naming the fields."""
+    import msgspec
+
+    from bot4.features import FeatureConfig
+
+    if isinstance(given, dict):
+        try:
+            given = msgspec.convert(given, FeatureConfig)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"features: {exc}") from exc
+    if given is not None and trained is not None:
+        diff = [f for f in FeatureConfig.__struct_fields__
+                if f not in DECISION_FIELDS and getattr(given, f) != getattr(trained, f)]
+        if diff:
+            raise ValueError("the feature config differs from the one the model was trained with in "
+                             f"{', '.join(diff)} (model: {[getattr(trained, f) for f in diff]}, given: "
+                             f"{[getattr(given, f) for f in diff]}); only {', '.join(DECISION_FIELDS)} may change")
+    if given is None:
+        # Models without a recorded config were trained with FeatureConfig()'s feature definitions.
+        given = msgspec.structs.replace(trained or FeatureConfig(), decision="message")
+    return given.to_core()
+
+
 def run(data, model, config=None, progress: bool = True) -> BacktestResult:
     """Backtest `data` (MarketData or a path) with `model` (model directory, LoadedModel or
     _core.inference.Model) under `config` (None, dict of sections, or bot4.config.risk.Config)."""
@@ -116,18 +153,22 @@ def run(data, model, config=None, progress: bool = True) -> BacktestResult:
     if spec is None:
         raise ValueError(f"{len(data.specs)} instruments in this data: the backtest trades one")
     cfg = engine_config(config)
+    cfg["features"] = features_section(cfg.get("features"), getattr(loaded, "feature_config", None))
     cfg.setdefault("sim", {})
     cfg["sim"] = dict(cfg["sim"], instrument=int(spec.instrument_id))
     tick, lot = float(spec.tick_size), float(spec.lot_size)
-    book = np.ascontiguousarray(data.book)
     trades = np.ascontiguousarray(data.trades)
-    n_events = int(book.size + trades.size)
+    orders = np.ascontiguousarray(data.orders) if data.orders.size else None
+    # L3 data (order events) runs the venue in L3 mode with exact queue positions; an L2 book
+    # derived alongside it is not replayed a second time.
+    book = np.ascontiguousarray(data.book) if orders is None else np.ascontiguousarray(data.book[:0])
+    n_events = int(book.size + trades.size + (orders.size if orders is not None else 0))
     if progress:
-        print(f"backtest: {n_events:,} events ({book.size:,} book, {trades.size:,} trades)...",
-              file=sys.stderr, flush=True)
+        what = f"{orders.size:,} L3 order" if orders is not None else f"{book.size:,} book"
+        print(f"backtest: {n_events:,} events ({what}, {trades.size:,} trades)...", file=sys.stderr, flush=True)
     eng = _core.engine.TradingEngine(cfg, core_model, tick, lot)
     t0 = time.perf_counter()
-    out = eng.run(book, trades)
+    out = eng.run(book, trades, orders)
     seconds = time.perf_counter() - t0
     equity = out["equity"]
     pnl = float(equity["equity"][-1]) if equity.size else 0.0

@@ -73,3 +73,16 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     @classmethod
     def from_toml(cls, text: str | bytes) -> "FeatureConfig":
         return msgspec.toml.decode(text, type=cls)
+
+
+#: Return-sample grid of the train -> backtest default: returns sampled every 100 ms, so the
+#: volatility/window/technical families see regular returns and the windowed kernels run once per
+#: grid step on a timer, off the tick-to-decision path (a sample per book message would put them
+#: on it at every message).
+TRADING_SAMPLE_INTERVAL_NS = 100_000_000
+
+
+def trading_config(**overrides) -> FeatureConfig:
+    """The FeatureConfig `bot4 train`, `bot4 demo` and `bot4.research.train` use by default:
+    FeatureConfig() with a 100 ms return-sample grid (`overrides` replace fields)."""
+    return FeatureConfig(**{"sample_interval_ns": TRADING_SAMPLE_INTERVAL_NS, **overrides})

@@ -66,6 +66,22 @@ class LoadedModel:
         return self._core.max_depth
 
     @property
+    def feature_config(self):
+        """The bot4.features.FeatureConfig the model was trained with (None when the sidecar
+        predates recording it)."""
+        fc = self.sidecar.get("features")
+        if fc is None:
+            return None
+        import msgspec
+
+        from bot4.features import FeatureConfig
+
+        try:
+            return msgspec.convert(fc, FeatureConfig)
+        except msgspec.ValidationError as exc:
+            raise ModelError(f"model.json 'features' is not a valid FeatureConfig: {exc}") from exc
+
+    @property
     def feature_names(self) -> list[str]:
         return list(self.sidecar.get("feature_names", []))
 

@@ -34,12 +34,12 @@ def _train_config(args: argparse.Namespace):
 
 
 def _feature_config(embedded: bool):
-    from bot4.features import FeatureConfig
+    from bot4.features import trading_config
     from bot4.research.cli import SIM_DECISION_INTERVAL_NS
 
     if embedded:   # same choice as `bot4 train` on the embedded stream: a 100 ms decision grid
-        return FeatureConfig(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
-    return FeatureConfig()
+        return trading_config(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
+    return trading_config()
 
 
 def run_pipeline(data, label: str, args: argparse.Namespace, progress: bool) -> dict:

@@ -11,14 +11,15 @@ from bot4.errors import ConfigError
 
 # Simulator streams are L3: every order message is a decision point under decision="message",
 # which gives one row per event. On the embedded stream, rows are written on a 100 ms grid instead
-# (1M events -> ~196k rows, ~5.8 s of features). Recordings keep FeatureConfig's default.
+# (1M events -> ~196k rows, ~5.8 s of features). Recordings keep a row per book message. Both
+# sample returns on the 100 ms grid of bot4.features.trading_config().
 SIM_DECISION_INTERVAL_NS = 100_000_000
 
 
 def _feature_config(args: argparse.Namespace):
     import msgspec
 
-    from bot4.features import FeatureConfig
+    from bot4.features import FeatureConfig, trading_config
 
     if args.config:
         try:
@@ -26,8 +27,8 @@ def _feature_config(args: argparse.Namespace):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ConfigError(f"{args.config}: {exc}") from exc
     if not args.data:
-        return FeatureConfig(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
-    return FeatureConfig()
+        return trading_config(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
+    return trading_config()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

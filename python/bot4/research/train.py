@@ -154,7 +154,11 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
     """Fit, calibrate, evaluate and export. `data` is MarketData (or None with `dataset`)."""
     from xgboost import XGBClassifier
 
+    from bot4.features import FeatureConfig, trading_config
+
     config = config or TrainConfig()
+    if dataset is None:
+        feature_config = feature_config if feature_config is not None else trading_config()
     stage = _Stages(progress)
     seconds = {}
     out = Path(out_dir)
@@ -234,6 +238,9 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
         "versions": _versions(),
         "trained_on": source,
     }
+    if isinstance(feature_config, FeatureConfig):
+        # what the backtest must compute for this model (bot4.backtest.run refuses a different one)
+        sidecar["features"] = msgspec.to_builtins(feature_config)
     sidecar_path = out / SIDECAR_FILE
     sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True, allow_nan=False) + "\n")
     seconds["total"] = time.perf_counter() - stage.t0
