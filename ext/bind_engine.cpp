@@ -9,6 +9,7 @@
 #include <string>
 
 #include "buffers.hpp"
+#include "feature_config_dict.hpp"
 #include "engine/trading_engine.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/pre_trade_checks.hpp"
@@ -29,7 +30,8 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
   static const std::map<std::string, std::map<std::string, Setter>> table = {
       {"strategy", {F(strategy, long_threshold), F(strategy, market_entry), F(strategy, stop_ticks),
                     F(strategy, target_ticks), F(strategy, order_ttl_ns), F(strategy, equity),
-                    F(strategy, current_vol), F(strategy, fixed_qty_lots), F(strategy, max_qty_lots),
+                    F(strategy, current_vol), F(strategy, vol_from_features), F(strategy, crisis_vpin),
+                    F(strategy, fixed_qty_lots), F(strategy, max_qty_lots),
                     F(strategy, min_gap_ns)}},
       {"sizing", {F(sizing, kelly_fraction), F(sizing, payoff_ratio), F(sizing, edge_threshold),
                   F(sizing, target_vol), F(sizing, periods_per_year), F(sizing, max_vol_scale),
@@ -43,6 +45,7 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
                        F(kill_switch, max_latency_ns)}},
       {"sim", {{"entry_latency_ns", [](EngineConfig& c, const py::handle& v) { c.sim.latency.entry_ns = v.cast<int64_t>(); }},
                {"response_latency_ns", [](EngineConfig& c, const py::handle& v) { c.sim.latency.response_ns = v.cast<int64_t>(); }},
+               {"align_clocks", [](EngineConfig& c, const py::handle& v) { c.sim.latency.align_clocks = v.cast<bool>(); }},
                {"maker_bps", [](EngineConfig& c, const py::handle& v) { c.sim.fees.maker_bps = v.cast<double>(); }},
                {"taker_bps", [](EngineConfig& c, const py::handle& v) { c.sim.fees.taker_bps = v.cast<double>(); }},
                {"queue_power", [](EngineConfig& c, const py::handle& v) { c.sim.queue.power = v.cast<double>(); }},
@@ -65,6 +68,10 @@ EngineConfig config_from_dict(const py::dict& d) {
   const auto& table = setters();
   for (auto item : d) {
     const auto section = item.first.cast<std::string>();
+    if (section == "features") {  // the model's FeatureConfig (train/serve parity)
+      if (!item.second.is_none()) c.features = feature_config_from_dict(item.second.cast<py::dict>());
+      continue;
+    }
     auto st = table.find(section);
     if (st == table.end()) throw py::value_error("unknown engine config section: " + section);
     if (item.second.is_none()) continue;
@@ -139,19 +146,25 @@ class PyTradingEngine {
     model_obj_ = core;
   }
 
-  py::dict run(const py::array& book, const py::array& trades) {
+  py::dict run(const py::array& book, const py::array& trades, const py::object& orders) {
     if (used_) throw py::value_error("TradingEngine.run can be called once per engine");
     used_ = true;
-    size_t nb = 0, nt = 0;
+    size_t nb = 0, nt = 0, no = 0;
     const auto* b = record_buffer<BookEvent>(book, "BOOK_EVENT", nb);
     const auto* t = record_buffer<TradeEvent>(trades, "TRADE_EVENT", nt);
+    const OrderEvent* o = nullptr;
+    py::array orders_arr;
+    if (!orders.is_none()) {
+      orders_arr = orders.cast<py::array>();
+      o = record_buffer<OrderEvent>(orders_arr, "ORDER_EVENT", no);
+    }
     engine::EngineResult r;
     std::string error;
     bool ok;
     {
       py::gil_scoped_release release;
       engine::TradingEngine eng(cfg_, model_);
-      ok = eng.run(b, nb, t, nt, r, error);
+      ok = eng.run(b, nb, o, no, t, nt, r, error);
     }
     if (!ok) throw py::value_error(error);
     using engine::DecisionRec;
@@ -179,6 +192,9 @@ class PyTradingEngine {
       if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(int64_t));
       lat[engine::stage_name(s)] = a;
     }
+    py::array_t<int64_t> timer(r.timer_ns.size());
+    if (!r.timer_ns.empty()) std::memcpy(timer.mutable_data(), r.timer_ns.data(), r.timer_ns.size() * sizeof(int64_t));
+    lat["timer"] = timer;
     out["latency_ns"] = lat;
     py::dict rej;
     for (size_t i = 1; i < risk::kRejectReasonCount; ++i)
@@ -191,6 +207,7 @@ class PyTradingEngine {
     const auto& c = r.counters;
     py::dict cnt;
     cnt["book_events"] = c.book_events;
+    cnt["order_events"] = c.order_events;
     cnt["trade_events"] = c.trade_events;
     cnt["decisions"] = c.decisions;
     cnt["nan_predictions"] = c.nan_predictions;
@@ -203,6 +220,8 @@ class PyTradingEngine {
     cnt["kill_switch_closes"] = c.kill_switch_closes;
     cnt["leg_risk_bypass"] = c.leg_risk_bypass;
     cnt["no_book"] = c.no_book;
+    cnt["vol_unknown"] = c.vol_unknown;
+    cnt["crisis_entries"] = c.crisis_entries;
     cnt["sim_requests"] = r.sim.requests;
     cnt["sim_fills"] = r.sim.fills;
     cnt["sim_maker_fills"] = r.sim.maker_fills;
@@ -233,7 +252,7 @@ void bind_engine(py::module_& m) {
   py::class_<PyTradingEngine>(m, "TradingEngine", "One-call backtest: book -> features -> model -> strategy -> risk -> orders -> venue simulator")
       .def(py::init<const py::dict&, py::object, double, double>(), py::arg("config"), py::arg("model"),
            py::arg("tick_size"), py::arg("lot_size"))
-      .def("run", &PyTradingEngine::run, py::arg("book"), py::arg("trades"))
+      .def("run", &PyTradingEngine::run, py::arg("book"), py::arg("trades"), py::arg("orders") = py::none())
       .def_property_readonly("config", &PyTradingEngine::config);
 
   // Simulator pieces for unit tests.
@@ -253,45 +272,132 @@ void bind_engine(py::module_& m) {
     return f.fee(price, qty, maker, tick, lot);
   }, py::arg("price"), py::arg("qty"), py::arg("maker"), py::arg("tick_size"), py::arg("lot_size"),
      py::arg("maker_bps") = 2.0, py::arg("taker_bps") = 5.0);
-  m.def("simulate_orders", [](const py::array& book, const py::array& trades, const py::list& requests,
-                              double maker_bps, double taker_bps, int64_t latency_ns) {
-    // Replays book then trades (merged by ts_exchange) after sending the requests at t=0: each
-    // request a tuple (id, side 0/1, type 0 limit/1 market/2 stop, price, qty). Returns fills
-    // as a list of (id, price, qty, maker, fee) and the simulator counters.
-    size_t nb = 0, nt = 0;
-    const auto* b = record_buffer<BookEvent>(book, "BOOK_EVENT", nb);
-    const auto* t = record_buffer<TradeEvent>(trades, "TRADE_EVENT", nt);
+  m.def("simulate_orders", [](const py::object& book, const py::object& trades, const py::list& requests,
+                              double maker_bps, double taker_bps, int64_t latency_ns, const py::object& orders,
+                              const std::string& mode, int64_t response_latency_ns, const std::string& queue_model,
+                              double queue_power, const py::object& trace_id, bool details, bool trades_first) {
+    // Replays BOOK_EVENT, ORDER_EVENT and TRADE_EVENT arrays merged by ts_exchange (ties: book,
+    // then order events, then trades, or trades first with trades_first; each stream in its own
+    // order) through one VenueSimulator.
+    // Each request is a tuple (id, side 0/1, type 0 limit/1 market/2 stop, price, qty
+    // [, send_ts local ns = 0 [, kind 0 new/1 cancel/2 replace]]), sent in send_ts order.
+    // Returns the fills as a list of (id, price, qty, maker, fee); with details=True a dict:
+    // fills (id, price, qty, maker, fee, venue_ts), responses (kind, id, price, qty, venue_ts,
+    // local_ts), counters, mode, and, with trace_id, the queue ahead of that order after every
+    // market event (trace_stream 0 book / 1 order / 2 trade, trace_index, trace_ahead; -1 when
+    // the order is not resting).
+    size_t nb = 0, nt = 0, no = 0;
+    const BookEvent* b = nullptr;
+    const TradeEvent* t = nullptr;
+    const OrderEvent* o = nullptr;
+    if (!book.is_none()) b = record_buffer<BookEvent>(book.cast<py::array>(), "BOOK_EVENT", nb);
+    if (!trades.is_none()) t = record_buffer<TradeEvent>(trades.cast<py::array>(), "TRADE_EVENT", nt);
+    if (!orders.is_none()) o = record_buffer<OrderEvent>(orders.cast<py::array>(), "ORDER_EVENT", no);
     sim::SimConfig sc;
     sc.fees = {maker_bps, taker_bps};
-    sc.latency = {latency_ns, 0};
+    sc.latency = {latency_ns, response_latency_ns};
+    if (mode == "auto") sc.mode = sim::SimMode::Auto;
+    else if (mode == "l2") sc.mode = sim::SimMode::L2;
+    else if (mode == "l3") sc.mode = sim::SimMode::L3;
+    else throw py::value_error("mode: expected auto, l2 or l3, got " + mode);
+    if (queue_model == "risk_averse") sc.queue.kind = sim::QueueModelKind::RiskAverse;
+    else if (queue_model == "power") sc.queue.kind = sim::QueueModelKind::PowerProb;
+    else if (queue_model == "log") sc.queue.kind = sim::QueueModelKind::LogProb;
+    else throw py::value_error("queue_model: expected risk_averse, power or log, got " + queue_model);
+    sc.queue.power = queue_power;
     sim::VenueSimulator v(sc);
-    size_t ib = 0, it = 0;
-    // book first up to the first request time handled by arrival ordering
-    std::vector<sim::SimRequest> reqs;
+    std::vector<std::pair<int64_t, sim::SimRequest>> reqs;
     for (auto r : requests) {
       auto tup = r.cast<py::tuple>();
+      if (tup.size() < 5) throw py::value_error("a request is (id, side, type, price, qty[, send_ts[, kind]])");
       sim::SimRequest q;
       q.id = tup[0].cast<uint64_t>();
       q.side = static_cast<Side>(tup[1].cast<int>());
       q.type = static_cast<sim::SimOrderType>(tup[2].cast<int>());
       q.price = tup[3].cast<int64_t>();
       q.qty = tup[4].cast<int64_t>();
-      q.kind = sim::SimRequestKind::New;
-      v.send(q, tup.size() > 5 ? tup[5].cast<int64_t>() : 0);
+      const int kind = tup.size() > 6 ? tup[6].cast<int>() : 0;
+      if (kind < 0 || kind > 2) throw py::value_error("request kind: expected 0 new, 1 cancel or 2 replace");
+      q.kind = static_cast<sim::SimRequestKind>(kind);
+      reqs.emplace_back(tup.size() > 5 ? tup[5].cast<int64_t>() : 0, q);
     }
-    while (ib < nb || it < nt) {
-      if (it >= nt || (ib < nb && b[ib].ts_exchange <= t[it].ts_exchange)) v.on_book(b[ib++]);
-      else v.on_trade(t[it++]);
+    std::stable_sort(reqs.begin(), reqs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [sent, q] : reqs) v.send(q, sent);
+    const bool tracing = !trace_id.is_none();
+    const uint64_t tid = tracing ? trace_id.cast<uint64_t>() : 0;
+    std::vector<uint8_t> tr_stream;
+    std::vector<int64_t> tr_index;
+    std::vector<double> tr_ahead;
+    {
+      py::gil_scoped_release release;
+      size_t ib = 0, io = 0, it = 0;
+      while (ib < nb || io < no || it < nt) {
+        const int64_t tb = ib < nb ? b[ib].ts_exchange : INT64_MAX;
+        const int64_t to = io < no ? o[io].ts_exchange : INT64_MAX;
+        const int64_t tt = it < nt ? t[it].ts_exchange : INT64_MAX;
+        uint8_t stream;
+        int64_t index;
+        if (ib < nb && tb <= to && (trades_first ? tb < tt : tb <= tt)) {
+          stream = 0, index = static_cast<int64_t>(ib);
+          v.on_book(b[ib++]);
+        } else if (io < no && (trades_first ? to < tt : to <= tt)) {
+          stream = 1, index = static_cast<int64_t>(io);
+          v.on_order(o[io++]);
+        } else {
+          stream = 2, index = static_cast<int64_t>(it);
+          v.on_trade(t[it++]);
+        }
+        if (tracing) {
+          tr_stream.push_back(stream);
+          tr_index.push_back(index);
+          tr_ahead.push_back(v.queue_ahead(tid));
+        }
+      }
+      v.activate(INT64_MAX);
     }
-    v.activate(INT64_MAX);
     std::vector<sim::SimResponse> resp;
     v.poll(INT64_MAX, resp);
     py::list fills;
     for (const auto& s : resp)
-      if (s.kind == sim::SimResponseKind::Fill) fills.append(py::make_tuple(s.id, s.price, s.qty, s.maker, s.fee));
-    return fills;
+      if (s.kind == sim::SimResponseKind::Fill) {
+        if (details) fills.append(py::make_tuple(s.id, s.price, s.qty, s.maker, s.fee, s.venue_ts));
+        else fills.append(py::make_tuple(s.id, s.price, s.qty, s.maker, s.fee));
+      }
+    if (!details) return py::object(fills);
+    static const char* kKinds[] = {"ack", "fill", "expire", "reject", "cancelled"};
+    py::list responses;
+    for (const auto& s : resp)
+      responses.append(py::make_tuple(kKinds[static_cast<int>(s.kind)], s.id, s.price, s.qty, s.venue_ts, s.local_ts));
+    const auto& c = v.counters();
+    py::dict cnt;
+    cnt["requests"] = c.requests;
+    cnt["fills"] = c.fills;
+    cnt["maker_fills"] = c.maker_fills;
+    cnt["taker_fills"] = c.taker_fills;
+    cnt["stops_triggered"] = c.stops_triggered;
+    cnt["market_expired"] = c.market_expired;
+    cnt["rejects"] = c.rejects;
+    cnt["unknown_cancel"] = c.unknown_cancel;
+    cnt["book_rejected"] = c.book_rejected;
+    cnt["order_events"] = c.order_events;
+    cnt["ignored_events"] = c.ignored_events;
+    py::dict out;
+    out["fills"] = fills;
+    out["responses"] = responses;
+    out["counters"] = cnt;
+    out["mode"] = v.mode() == sim::SimMode::L3 ? "l3" : v.mode() == sim::SimMode::L2 ? "l2" : "auto";
+    out["resting"] = v.resting();
+    if (tracing) {
+      out["trace_stream"] = py::array_t<uint8_t>(static_cast<py::ssize_t>(tr_stream.size()), tr_stream.data());
+      out["trace_index"] = py::array_t<int64_t>(static_cast<py::ssize_t>(tr_index.size()), tr_index.data());
+      out["trace_ahead"] = py::array_t<double>(static_cast<py::ssize_t>(tr_ahead.size()), tr_ahead.data());
+    }
+    return py::object(out);
   }, py::arg("book"), py::arg("trades"), py::arg("requests"), py::arg("maker_bps") = 2.0,
-     py::arg("taker_bps") = 5.0, py::arg("latency_ns") = 0);
+     py::arg("taker_bps") = 5.0, py::arg("latency_ns") = 0, py::kw_only(), py::arg("orders") = py::none(),
+     py::arg("mode") = "auto", py::arg("response_latency_ns") = 0, py::arg("queue_model") = "risk_averse",
+     py::arg("queue_power") = 2.0, py::arg("trace_id") = py::none(), py::arg("details") = false,
+     py::arg("trades_first") = false);
 }
 
 }  // namespace bot4::ext
