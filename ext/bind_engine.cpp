@@ -31,7 +31,7 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
       {"strategy", {F(strategy, long_threshold), F(strategy, market_entry), F(strategy, stop_ticks),
                     F(strategy, target_ticks), F(strategy, order_ttl_ns), F(strategy, equity),
                     F(strategy, current_vol), F(strategy, vol_from_features), F(strategy, crisis_vpin),
-                    F(strategy, fixed_qty_lots), F(strategy, max_qty_lots),
+                    F(strategy, fixed_qty_lots), F(strategy, exit_on_flip), F(strategy, exit_threshold), F(strategy, max_qty_lots),
                     F(strategy, min_gap_ns)}},
       {"sizing", {F(sizing, kelly_fraction), F(sizing, payoff_ratio), F(sizing, edge_threshold),
                   F(sizing, target_vol), F(sizing, periods_per_year), F(sizing, max_vol_scale),
@@ -178,7 +178,8 @@ class PyTradingEngine {
     out["orders"] = to_numpy(r.orders, {FLD(OrderRec, ts, "<i8"), FLD(OrderRec, id, "<u8"), FLD(OrderRec, side, "u1"),
                                         FLD(OrderRec, price, "<i8"), FLD(OrderRec, qty, "<i8"), FLD(OrderRec, filled, "<i8"),
                                         FLD(OrderRec, type, "u1"), FLD(OrderRec, status, "u1"), FLD(OrderRec, kind, "u1"),
-                                        FLD(OrderRec, role, "u1"), FLD(OrderRec, reason, "u1")});
+                                        FLD(OrderRec, role, "u1"), FLD(OrderRec, reason, "u1"),
+                                        FLD(OrderRec, flags, "<u2")});
     out["fills"] = to_numpy(r.fills, {FLD(FillRec, ts, "<i8"), FLD(FillRec, id, "<u8"), FLD(FillRec, side, "u1"),
                                       FLD(FillRec, price, "<i8"), FLD(FillRec, qty, "<i8"), FLD(FillRec, fee, "<f8"),
                                       FLD(FillRec, maker, "u1"), FLD(FillRec, role, "u1"), FLD(FillRec, accepted, "u1")});
@@ -218,6 +219,9 @@ class PyTradingEngine {
     cnt["om_event_rejections"] = c.om_event_rejections;
     cnt["kill_switch_trips"] = c.kill_switch_trips;
     cnt["kill_switch_closes"] = c.kill_switch_closes;
+    cnt["exits"] = c.exits;
+    cnt["orphan_closes"] = c.orphan_closes;
+    cnt["closes"] = c.closes;
     cnt["leg_risk_bypass"] = c.leg_risk_bypass;
     cnt["no_book"] = c.no_book;
     cnt["vol_unknown"] = c.vol_unknown;
@@ -230,6 +234,7 @@ class PyTradingEngine {
     cnt["sim_market_expired"] = r.sim.market_expired;
     cnt["sim_rejects"] = r.sim.rejects;
     cnt["sim_unknown_cancel"] = r.sim.unknown_cancel;
+    cnt["sim_reduce_only_expired"] = r.sim.reduce_only_expired;
     cnt["sim_book_rejected"] = r.sim.book_rejected;
     out["counters"] = cnt;
     out["max_drawdown"] = r.max_drawdown;

@@ -59,7 +59,8 @@ struct TradingEngine::Impl {
   OrderId entry_id = 0;   // working (or last) entry
   int64_t entry_sent_ts = 0;
   int64_t last_entry_ts = INT64_MIN / 2;
-  bool closing = false;           // kill-switch close in flight
+  bool flattening = false;        // cancelling everything / closing the position (see start_flatten)
+  OrderId close_id = 0;           // the reduce-only market close in flight
   std::unordered_map<OrderId, uint64_t> ptc_key;  // order id -> pre-trade check id
   std::unordered_map<OrderId, int64_t> sent_at;   // order id -> local send time (until acked)
   std::vector<sim::SimResponse> responses;
@@ -73,6 +74,7 @@ struct TradingEngine::Impl {
     o.stp = c.stp;
     o.stop_distance_ticks = c.strategy.stop_ticks;
     o.target_distance_ticks = c.strategy.target_ticks;
+    o.confirm_cancels = true;
     return o;
   }
   static sim::SimConfig make_sim(const EngineConfig& c) {
@@ -113,16 +115,21 @@ struct TradingEngine::Impl {
       const orders::Order* o = om.find(e.order_id);
       OrderRec r{now, e.order_id, e.price_ticks, e.qty_lots, e.filled_lots, e.side,
                  static_cast<uint8_t>(o ? o->type : orders::OrderType::Limit), e.state, e.kind, e.role, e.reason, 0};
+      if (kind == orders::OrderEventKind::New && o != nullptr &&
+          (o->role == orders::OrderRole::StopLeg || o->role == orders::OrderRole::TargetLeg)) {
+        // Protective legs reduce the position; they are tracked by the checks but never refused.
+        risk::OrderIntent ri{e.order_id, o->side, o->qty_lots, mark_price(o->side, o->price_ticks), mid_ticks(), now};
+        if (checks.check(ri) == risk::RejectReason::Ok) {
+          ptc_key[e.order_id] = e.order_id;
+        } else {
+          ++out->counters.leg_risk_bypass;
+          r.flags |= kOrderRiskExempt;
+        }
+      }
       out->orders.push_back(r);
       switch (kind) {
         case orders::OrderEventKind::New: {
           if (o == nullptr) break;
-          if (o->role == orders::OrderRole::StopLeg || o->role == orders::OrderRole::TargetLeg) {
-            // Protective legs reduce the position; they are tracked by the checks but never refused.
-            risk::OrderIntent ri{e.order_id, o->side, o->qty_lots, mark_price(o->side, o->price_ticks), mid_ticks(), now};
-            if (checks.check(ri) == risk::RejectReason::Ok) ptc_key[e.order_id] = e.order_id;
-            else ++out->counters.leg_risk_bypass;
-          }
           sent_at[e.order_id] = now;
           sim::SimRequest req;
           req.kind = sim::SimRequestKind::New;
@@ -131,21 +138,25 @@ struct TradingEngine::Impl {
           req.type = to_sim(o->type);
           req.price = o->price_ticks;
           req.qty = o->qty_lots;
+          req.reduce_only = o->reduce_only;
           venue.send(req, now);
           break;
         }
         case orders::OrderEventKind::Cancel:
+          if (static_cast<orders::OrderState>(e.state) == orders::OrderState::PendingCancel) {
+            // A cancel request: the order stays at the venue (and in the exposure) until confirmed.
+            sim::SimRequest req;
+            req.kind = sim::SimRequestKind::Cancel;
+            req.id = e.order_id;
+            venue.send(req, now);
+            break;
+          }
+          [[fallthrough]];  // cancelled for good (confirmed, or never sent): exposure goes
         case orders::OrderEventKind::Reject: {
           auto it = ptc_key.find(e.order_id);
           if (it != ptc_key.end()) {
             checks.on_cancel(it->second);
             ptc_key.erase(it);
-          }
-          if (kind == orders::OrderEventKind::Cancel) {
-            sim::SimRequest req;
-            req.kind = sim::SimRequestKind::Cancel;
-            req.id = e.order_id;
-            venue.send(req, now);
           }
           break;
         }
@@ -240,7 +251,9 @@ struct TradingEngine::Impl {
           release_checks(it, /*venue_reject=*/true);
           break;
         case sim::SimResponseKind::Cancelled:
-          break;  // the manager cancelled locally already
+          sent_at.erase(s.id);
+          r = om.on_cancel(s.id, s.local_ts);  // confirmation: the Cancel event releases the exposure
+          break;
       }
       if (r != orders::Reason::Ok) ++out->counters.om_event_rejections;
     }
@@ -267,6 +280,52 @@ struct TradingEngine::Impl {
     return false;
   }
 
+  // Flattening: cancel every working order (pending until the venue confirms, so no leg can fill
+  // behind our back), then, with nothing working, close what is left with a reduce-only market
+  // order; repeat until flat (late fills of cancelled orders are real and may leave a residue).
+  // The kill switch flattens for good; an exit signal flattens and then trading resumes.
+  void start_flatten(int64_t now) {
+    flattening = true;
+    om.cancel_all(now);
+    forward_events(now);
+  }
+  // One step; returns the decision action (3 = close sent, 0 = waiting).
+  int8_t flatten_step(int64_t now, bool two_sided, int64_t mid) {
+    if (close_id != 0) {
+      const orders::Order* c = om.find(close_id);
+      if (c != nullptr && c->working()) return 0;  // the close is in flight
+      close_id = 0;
+    }
+    if (position == 0) {
+      if (om.live_orders() == 0) flattening = kill.tripped();  // done (a tripped switch stays armed)
+      return 0;
+    }
+    if (om.live_orders() != 0 || !two_sided) return 0;  // cancels not confirmed yet / no book
+    const auto& b = venue.book();
+    const Side side = position > 0 ? Side::Ask : Side::Bid;
+    const int64_t qty = std::abs(position);
+    const uint64_t cid = next_client++;
+    risk::OrderIntent ri{cid | (uint64_t{1} << 62), side, qty, side == Side::Bid ? b.best_ask() : b.best_bid(), mid, now};
+    if (checks.check(ri) != risk::RejectReason::Ok) return 4;
+    orders::OrderIntent oi;
+    oi.kind = orders::IntentKind::Market;
+    oi.client_id = cid;
+    oi.side = side;
+    oi.qty_lots = qty;
+    oi.reduce_only = true;
+    const auto res = om.submit(oi, now);
+    if (res.status != orders::Reason::Ok || res.order_id == 0) {
+      checks.on_cancel(ri.order_id);
+      ++out->counters.om_rejected;
+      return 4;
+    }
+    ptc_key[res.order_id] = ri.order_id;
+    close_id = res.order_id;
+    ++out->counters.closes;
+    if (kill.tripped()) ++out->counters.kill_switch_closes;
+    return 3;
+  }
+
   // The decision at one feature row; returns (target, action).
   std::pair<int8_t, int8_t> decide(double p, int64_t now) {
     const double thr = cfg.strategy.long_threshold;
@@ -276,54 +335,45 @@ struct TradingEngine::Impl {
     const bool two_sided = b.best_bid() != kNoBidPrice && b.best_ask() != kNoAskPrice && b.best_bid() < b.best_ask();
     const int64_t mid = two_sided ? (b.best_bid() + b.best_ask()) / 2 : 0;
 
-    // Kill switch: equity check, then cancel all + reduce-only close once.
+    // Kill switch: equity check; once tripped, flatten for good (cancel all, then close).
     const double eq = cfg.strategy.equity + current_equity(mid);
     const bool was = kill.tripped();
     kill.on_equity(eq);
     if (kill.tripped() && !was) ++out->counters.kill_switch_trips;
-    if (kill.take_cancel_all()) {
-      om.cancel_all(now);
-      forward_events(now);
-      closing = false;
-    }
-    if (kill.tripped()) {
-      if (position != 0 && !closing && two_sided) {
-        const Side side = position > 0 ? Side::Ask : Side::Bid;
-        const int64_t qty = std::abs(position);
-        const uint64_t cid = next_client++;
-        risk::OrderIntent ri{cid | (uint64_t{1} << 62), side, qty, side == Side::Bid ? b.best_ask() : b.best_bid(), mid, now};
-        if (checks.check(ri) == risk::RejectReason::Ok) {
-          orders::OrderIntent oi;
-          oi.kind = orders::IntentKind::Market;
-          oi.client_id = cid;
-          oi.side = side;
-          oi.qty_lots = qty;
-          oi.reduce_only = true;
-          const auto res = om.submit(oi, now);
-          if (res.status == orders::Reason::Ok) {
-            ptc_key[res.order_id] = ri.order_id;
-            closing = true;
-            ++out->counters.kill_switch_closes;
-          } else {
-            checks.on_cancel(ri.order_id);
-          }
-        }
-        return {target, 3};
+    if (kill.take_cancel_all()) start_flatten(now);
+    // Exit signal on an open position: the model turned against it (flip), or no longer backs it
+    // (probability on its side below exit_threshold).
+    if (!flattening && position != 0 && std::isfinite(p)) {
+      const int8_t dir = position > 0 ? 1 : -1;
+      const double p_side = dir > 0 ? p : 1.0 - p;
+      const bool flip = cfg.strategy.exit_on_flip && target == -dir;
+      const bool weak = cfg.strategy.exit_threshold > 0.0 && p_side < cfg.strategy.exit_threshold;
+      if (flip || weak) {
+        ++out->counters.exits;
+        start_flatten(now);
       }
-      return {target, 0};
     }
+    if (flattening) return {target, flatten_step(now, two_sided, mid)};
 
     // Entry management.
     if (entry_working()) {
       const orders::Order* o = om.find(entry_id);
+      if (o->state == orders::OrderState::PendingCancel) return {target, 0};  // awaiting the venue
       const int8_t dir = o->side == Side::Bid ? 1 : -1;
       const bool stale = cfg.strategy.order_ttl_ns > 0 && now - entry_sent_ts >= cfg.strategy.order_ttl_ns;
       if (o->filled_lots == 0 && (stale || target != dir)) {
-        om.on_cancel(entry_id, now);  // local cancel request: forwarded to the venue below
+        om.request_cancel(entry_id, now);  // pending until the venue confirms (fills may still come)
         ++out->counters.entry_cancels;
         return {target, 2};
       }
       return {target, 0};
+    }
+    // A position nothing protects any more (a fill raced a cancel after its bracket ended, or a
+    // residue of a close) is flattened rather than left open.
+    if (position != 0 && !any_working() && om.live_orders() == 0) {
+      ++out->counters.orphan_closes;
+      start_flatten(now);
+      return {target, flatten_step(now, two_sided, mid)};
     }
     if (target == 0 || position != 0 || any_working() || !two_sided) {
       if (!two_sided) ++out->counters.no_book;

@@ -40,6 +40,8 @@ struct StrategyConfig {
   int64_t fixed_qty_lots = 0;        // > 0: fixed entry size, lots (bypasses the sizer)
   int64_t max_qty_lots = 0;          // > 0: cap on the sized entry, lots (else max_position_lots)
   int64_t min_gap_ns = 0;            // minimum time between entries, ns
+  bool exit_on_flip = true;          // flatten an open position when the target turns against it
+  double exit_threshold = 0.0;       // flatten when P(position's side) < this (0 = off), probability
 };
 
 struct EngineConfig {
@@ -76,8 +78,9 @@ struct OrderRec {
   uint8_t kind;    // orders::OrderEventKind
   uint8_t role;    // orders::OrderRole
   uint8_t reason;  // orders::Reason
-  uint16_t pad;
+  uint16_t flags;  // kOrderRiskExempt: a protective leg sent although the pre-trade checks refused it
 };
+inline constexpr uint16_t kOrderRiskExempt = 1;
 struct FillRec {
   int64_t ts;       // local receipt time
   uint64_t id;
@@ -114,7 +117,10 @@ struct EngineCounters {
   uint64_t om_rejected = 0;        // order manager refused a submission
   uint64_t om_event_rejections = 0;  // venue responses the order manager refused (counted reasons)
   uint64_t kill_switch_trips = 0;
-  uint64_t kill_switch_closes = 0;
+  uint64_t kill_switch_closes = 0;  // closes sent while the kill switch is tripped
+  uint64_t exits = 0;              // exit signals (flip or exit_threshold) that started a flatten
+  uint64_t orphan_closes = 0;      // flattens of a position no working order protected
+  uint64_t closes = 0;             // reduce-only market closes sent (any reason)
   uint64_t leg_risk_bypass = 0;    // protective legs the pre-trade checks would have refused
   uint64_t no_book = 0;            // decisions without a two-sided book
   uint64_t vol_unknown = 0;        // entry skipped: the features' volatility is not defined yet

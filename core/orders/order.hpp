@@ -16,12 +16,17 @@ enum class OrderState : uint8_t {
   Cancelled = 4,
   Rejected = 5,
   Expired = 6,
+  // Cancel requested, not yet confirmed by the venue. Still working: fills keep arriving (and are
+  // accounted) until the venue confirms (-> Cancelled) or the order fills completely (-> Filled).
+  // Appended so the numeric values above stay stable.
+  PendingCancel = 7,
 };
 
 enum class OrderType : uint8_t { Limit = 0, Market = 1, Stop = 2 };
 
-// Role inside a contingent group; Single means a standalone order.
-enum class OrderRole : uint8_t { Single = 0, Entry = 1, StopLeg = 2, TargetLeg = 3 };
+// Role inside a contingent group; Single means a standalone order. StopLeg / TargetLeg are a
+// bracket's protective (reduce-only) legs; OCO / OTO members are not protective.
+enum class OrderRole : uint8_t { Single = 0, Entry = 1, StopLeg = 2, TargetLeg = 3, OcoLeg = 4, OtoParent = 5, OtoChild = 6 };
 
 enum class OrderEventKind : uint8_t { New = 0, Ack = 1, Fill = 2, Cancel = 3, Reject = 4, Replace = 5, Expire = 6 };
 
@@ -37,6 +42,7 @@ enum class Reason : uint8_t {
   SelfTrade,          // refused by self-trade prevention
   ReduceOnly,         // reduce-only order that would grow or flip the position
   DuplicateClientId,  // resubmission inside the TTL: original result returned (counted, not an error)
+  CancelPending,      // cancel requested again while the first request is unconfirmed (counted, not re-sent)
   Count
 };
 
@@ -64,9 +70,15 @@ struct Order {
   uint64_t group_id = 0;       // contingent group (bracket), 0 if none
   OrderId parent_id = 0;       // OTO parent (the entry) for legs
   OrderId oco_peer_id = 0;     // the other OCO leg
+  bool acked = false;          // the venue acknowledged it (tells a late reject/ack from a stray one)
+  bool held = false;           // created locally but held back (not sent) by self-trade prevention;
+                               // no venue event can refer to it until it is released (emits New)
 
   int64_t open_lots() const { return qty_lots - filled_lots; }
   bool working() const { return !is_terminal(state); }
+  // Working and not being cancelled: may be resized/repriced, counts for self-trade prevention
+  // (when not held).
+  bool active() const { return working() && state != OrderState::PendingCancel; }
 };
 
 }  // namespace bot4::orders

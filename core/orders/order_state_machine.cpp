@@ -4,21 +4,27 @@ namespace bot4::orders {
 
 Reason OrderStateMachine::check(const Order& o, OrderEventKind kind, int64_t fill_qty) {
   if (is_terminal(o.state)) return Reason::ClosedOrder;
+  const bool pending = o.state == OrderState::PendingCancel;
+  const bool never_acked_unfilled = !o.acked && o.filled_lots == 0;
   switch (kind) {
     case OrderEventKind::Ack:
-      return o.state == OrderState::New ? Reason::Ok : Reason::IllegalTransition;
+      if (o.state == OrderState::New) return Reason::Ok;
+      return pending && !o.acked ? Reason::Ok : Reason::IllegalTransition;
     case OrderEventKind::Reject:
       // A venue rejects a request, never an order it already accepted.
-      return o.state == OrderState::New ? Reason::Ok : Reason::IllegalTransition;
+      if (o.state == OrderState::New) return Reason::Ok;
+      return pending && never_acked_unfilled ? Reason::Ok : Reason::IllegalTransition;
     case OrderEventKind::Expire:
-      return o.state == OrderState::New ? Reason::IllegalTransition : Reason::Ok;
+      if (o.state == OrderState::New) return Reason::IllegalTransition;
+      return pending && never_acked_unfilled ? Reason::IllegalTransition : Reason::Ok;
     case OrderEventKind::Fill:
       // A fill may arrive before its ack (venues often skip the ack for immediate fills).
       if (fill_qty <= 0) return Reason::BadQuantity;
       if (fill_qty > o.open_lots()) return Reason::Overfill;
       return Reason::Ok;
-    case OrderEventKind::Cancel:
     case OrderEventKind::Replace:
+      return pending ? Reason::IllegalTransition : Reason::Ok;
+    case OrderEventKind::Cancel:
     case OrderEventKind::New:
       return Reason::Ok;
   }
@@ -49,7 +55,8 @@ void OrderStateMachine::emit_new(const Order& o, Timestamp ts) {
 
 Reason OrderStateMachine::ack(Order& o, Timestamp ts) {
   if (Reason r = check(o, OrderEventKind::Ack); r != Reason::Ok) return count(r);
-  o.state = OrderState::Acknowledged;
+  o.acked = true;
+  if (o.state == OrderState::New) o.state = OrderState::Acknowledged;  // PendingCancel stays pending
   emit(o, OrderEventKind::Ack, o.price_ticks, o.qty_lots, ts, Reason::Ok);
   return Reason::Ok;
 }
@@ -58,7 +65,8 @@ Reason OrderStateMachine::fill(Order& o, int64_t qty, int64_t price, Timestamp t
   if (Reason r = check(o, OrderEventKind::Fill, qty); r != Reason::Ok) return count(r);
   o.filled_lots += qty;
   o.fill_notional += qty * price;
-  o.state = o.filled_lots == o.qty_lots ? OrderState::Filled : OrderState::PartiallyFilled;
+  if (o.filled_lots == o.qty_lots) o.state = OrderState::Filled;
+  else if (o.state != OrderState::PendingCancel) o.state = OrderState::PartiallyFilled;
   emit(o, OrderEventKind::Fill, price, qty, ts, Reason::Ok);
   return Reason::Ok;
 }
@@ -66,6 +74,14 @@ Reason OrderStateMachine::fill(Order& o, int64_t qty, int64_t price, Timestamp t
 Reason OrderStateMachine::cancel(Order& o, Timestamp ts, Reason why) {
   if (Reason r = check(o, OrderEventKind::Cancel); r != Reason::Ok) return count(r);
   o.state = OrderState::Cancelled;
+  emit(o, OrderEventKind::Cancel, o.price_ticks, o.qty_lots, ts, why);
+  return Reason::Ok;
+}
+
+Reason OrderStateMachine::request_cancel(Order& o, Timestamp ts, Reason why) {
+  if (Reason r = check(o, OrderEventKind::Cancel); r != Reason::Ok) return count(r);
+  if (o.state == OrderState::PendingCancel) return count(Reason::CancelPending);
+  o.state = OrderState::PendingCancel;
   emit(o, OrderEventKind::Cancel, o.price_ticks, o.qty_lots, ts, why);
   return Reason::Ok;
 }
@@ -107,6 +123,7 @@ const char* reason_name(Reason r) {
     case Reason::SelfTrade: return "self_trade";
     case Reason::ReduceOnly: return "reduce_only";
     case Reason::DuplicateClientId: return "duplicate_client_id";
+    case Reason::CancelPending: return "cancel_pending";
     case Reason::Count: break;
   }
   return "?";

@@ -1,8 +1,23 @@
 #pragma once
-// The order lifecycle: New -> Acknowledged -> PartiallyFilled -> Filled / Cancelled / Rejected /
-// Expired. Only legal transitions are applied; anything else comes back as a Reason and is
-// counted, so a stray venue message can never corrupt an order. Every applied transition emits
-// one OrderEvent with a strictly increasing sequence number.
+// The order lifecycle. Only legal transitions are applied; anything else comes back as a Reason
+// and is counted, so a stray venue message can never corrupt an order. Every applied transition
+// emits one OrderEvent with a strictly increasing sequence number.
+//
+//   New --ack--> Acknowledged --fill--> PartiallyFilled --fill (complete)--> Filled
+//   New --reject--> Rejected            (a venue rejects a request, never an accepted order)
+//   Acknowledged / PartiallyFilled --expire--> Expired
+//   any working state --cancel (venue confirmation or unsolicited venue cancel)--> Cancelled
+//   New / Acknowledged / PartiallyFilled --request_cancel--> PendingCancel   (emits Cancel once)
+//   PendingCancel --fill--> PendingCancel (partial) | Filled (complete: the fill won the race)
+//   PendingCancel --cancel (confirmation)--> Cancelled
+//   PendingCancel --ack--> PendingCancel     (only if never acked: the ack was in flight)
+//   PendingCancel --reject--> Rejected       (only if never acked and nothing filled)
+//   PendingCancel --expire--> Expired        (only if acked or partly filled)
+//   PendingCancel --request_cancel--> counted CancelPending, no event (nothing is re-sent)
+//   PendingCancel --replace--> IllegalTransition (a cancelling order is never amended)
+// A Cancel event with state PendingCancel is a request to forward to the venue; a Cancel event
+// with state Cancelled reports that the order is gone (confirmed, unsolicited, or an order that
+// was never sent) and must not be forwarded.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -39,7 +54,10 @@ class OrderStateMachine {
   // recorded on the emitted event (e.g. SelfTrade on an STP cancel).
   Reason ack(Order& o, Timestamp ts);
   Reason fill(Order& o, int64_t qty, int64_t price, Timestamp ts);
+  // Terminal cancel (venue confirmation, unsolicited venue cancel, or an order never sent).
   Reason cancel(Order& o, Timestamp ts, Reason why = Reason::Ok);
+  // Cancel request: -> PendingCancel and one Cancel event; a repeat is counted (CancelPending).
+  Reason request_cancel(Order& o, Timestamp ts, Reason why = Reason::Ok);
   Reason reject(Order& o, Timestamp ts, Reason why = Reason::Ok);
   Reason expire(Order& o, Timestamp ts);
   // Resize/reprice a working order; new qty must stay >= filled.

@@ -46,22 +46,37 @@ void VenueSimulator::respond(SimResponseKind kind, const Working& w, int64_t ven
   responses_.push_back(s);
 }
 
-void VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts) {
-  if (qty <= 0) return;
-  w.filled += qty;
-  SimResponse s;
-  s.kind = SimResponseKind::Fill;
-  s.id = w.id;
-  s.side = w.side;
-  s.price = price;
-  s.qty = qty;
-  s.maker = maker;
-  s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size);
-  s.venue_ts = venue_ts;
-  s.local_ts = receipt(venue_ts);
-  responses_.push_back(s);
-  ++counters_.fills;
-  ++(maker ? counters_.maker_fills : counters_.taker_fills);
+int64_t VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts) {
+  // Reduce-only (as venues enforce it): never fills past a flat position; an order with no room
+  // left is expired (Binance expires such orders rather than letting them open a position).
+  int64_t room = INT64_MAX;
+  if (w.reduce_only) {
+    room = w.side == Side::Bid ? std::max<int64_t>(0, -position_) : std::max<int64_t>(0, position_);
+    qty = std::min(qty, room);
+  }
+  if (qty > 0) {
+    w.filled += qty;
+    position_ += w.side == Side::Bid ? qty : -qty;
+    SimResponse s;
+    s.kind = SimResponseKind::Fill;
+    s.id = w.id;
+    s.side = w.side;
+    s.price = price;
+    s.qty = qty;
+    s.maker = maker;
+    s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size);
+    s.venue_ts = venue_ts;
+    s.local_ts = receipt(venue_ts);
+    responses_.push_back(s);
+    ++counters_.fills;
+    ++(maker ? counters_.maker_fills : counters_.taker_fills);
+  }
+  if (w.reduce_only && w.open() > 0 && room - std::max<int64_t>(qty, 0) <= 0) {
+    ++counters_.reduce_only_expired;
+    respond(SimResponseKind::Expire, w, venue_ts);
+    w.qty = w.filled;  // removed by erase_done
+  }
+  return std::max<int64_t>(qty, 0);
 }
 
 int64_t VenueSimulator::walk(Side side, int64_t qty, int64_t limit,
@@ -104,8 +119,9 @@ void VenueSimulator::execute_taker(Working& w, int64_t limit, int64_t venue_ts) 
   walk(w.side, w.open(), limit, legs);
   const Side book_side = w.side == Side::Bid ? Side::Ask : Side::Bid;
   for (const auto& [px, q] : legs) {
-    fill(w, px, q, false, venue_ts);
-    consumed_.add(book_side, px, q);
+    const int64_t got = fill(w, px, q, false, venue_ts);
+    consumed_.add(book_side, px, got);
+    if (w.open() <= 0) break;
   }
 }
 
@@ -142,7 +158,7 @@ void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
     if (requeue) join_queue(w);
     return;
   }
-  Working w{r.id, r.side, r.type, r.price, r.qty, 0, {}, 0};
+  Working w{r.id, r.side, r.type, r.price, r.qty, 0, {}, 0, r.reduce_only};
   if (r.qty <= 0) {
     ++counters_.rejects;
     respond(SimResponseKind::Reject, w, venue_ts);
@@ -279,8 +295,7 @@ void VenueSimulator::on_trade(const TradeEvent& ev) {
       q = std::min({w.open(), queue_.take_fill(w.queue), budget});
     }
     if (q > 0) {
-      fill(w, w.price, q, true, ev.ts_exchange);
-      budget -= q;
+      budget -= fill(w, w.price, q, true, ev.ts_exchange);
       any = true;
     }
   }

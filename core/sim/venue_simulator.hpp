@@ -61,6 +61,7 @@ struct SimRequest {
   int64_t price = 0;  // limit or stop trigger, ticks
   int64_t qty = 0;    // total qty, lots (Replace: new total qty)
   int64_t arrival = 0;  // venue (exchange) time
+  bool reduce_only = false;  // fills never take the venue position past flat (expired instead)
 };
 
 struct SimResponse {
@@ -83,6 +84,7 @@ struct SimCounters {
   uint64_t stops_triggered = 0;
   uint64_t market_expired = 0;   // market remainder with no liquidity left
   uint64_t rejects = 0;          // e.g. market order into an empty side
+  uint64_t reduce_only_expired = 0;  // reduce-only orders expired with no position left to reduce
   uint64_t unknown_cancel = 0;   // cancel/replace for an order no longer at the venue
   uint64_t book_rejected = 0;    // replayed book (L2) or order (L3) events the book rejected
   uint64_t order_events = 0;     // L3 order events applied (or offered)
@@ -148,11 +150,13 @@ class VenueSimulator {
     int64_t filled;
     QueuePosition queue;
     uint64_t priority;  // own FIFO order at a level (set on entry and on a requeue)
+    bool reduce_only = false;
     int64_t open() const { return qty - filled; }
   };
   void apply(const SimRequest& r, int64_t venue_ts);
   void execute_taker(Working& w, int64_t limit, int64_t venue_ts);  // walks, fills; w.filled updated
-  void fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts);
+  // Fills up to qty (less for a reduce-only order near flat); returns the lots filled.
+  int64_t fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts);
   void respond(SimResponseKind kind, const Working& w, int64_t venue_ts);
   int64_t receipt(int64_t venue_ts);  // local receipt time of a response sent at venue_ts
   void erase_done();
@@ -178,6 +182,7 @@ class VenueSimulator {
   mutable std::vector<int64_t> depth_;
   SimCounters counters_;
   int64_t last_receipt_ = INT64_MIN;
+  int64_t position_ = 0;  // our position at the venue (sum of own fills), lots
 };
 
 }  // namespace bot4::sim

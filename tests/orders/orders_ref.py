@@ -22,4 +22,5 @@ def crosses(a, b):
     return buy["price"] >= sell["price"]
 
 
-WORKING = {"new", "acknowledged", "partially_filled"}
+WORKING = {"new", "acknowledged", "partially_filled"}      # active: may be resized, counts for STP
+LIVE = WORKING | {"pending_cancel"}                        # not terminal: fills still arrive

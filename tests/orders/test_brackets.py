@@ -62,13 +62,15 @@ def test_oco_leg_fill_reduces_peer_and_stops_entry():
     m.on_fill(e, 6, 100)
     g = m.legs(e)
     assert m.on_fill(g["target"], 2, 105) == "ok"
-    assert m.order_state(e) == "cancelled"     # exit started: no more entering
+    assert m.order_state(e) == "pending_cancel"  # exit started: no more entering (venue to confirm)
     assert m.order(g["stop"])["qty"] == 4       # peer reduced by the same quantity
     assert m.position == 4
     assert m.on_fill(g["stop"], 5, 95) == "overfill"   # more than the open 4
     assert m.counters()["overfill"] == 1
     assert m.on_fill(g["stop"], 4, 95) == "ok"
     assert m.order_state(g["stop"]) == "filled"
+    assert m.order_state(g["target"]) == "pending_cancel"
+    assert m.on_cancel(g["target"]) == "ok"      # the venue confirms
     assert m.order_state(g["target"]) == "cancelled"
     assert m.position == 0
     assert m.on_fill(g["target"], 1, 105) == "closed_order"
@@ -170,14 +172,14 @@ def test_stp_cancel_resting():
     m, rest = stp("cancel_resting")
     r = m.submit_limit(2, "buy", 101, 3)
     assert r["status"] == "ok" and m.order_state(r["order_id"]) == "new"
-    assert m.order_state(rest) == "cancelled"
+    assert m.order_state(rest) == "pending_cancel"
 
 
 def test_stp_cancel_both():
     m, rest = stp("cancel_both")
     r = m.submit_market(2, "buy", 3)
     assert r["status"] == "self_trade"
-    assert m.order_state(rest) == "cancelled"
+    assert m.order_state(rest) == "pending_cancel"
 
 
 def test_stp_decrement_both():
@@ -193,7 +195,7 @@ def test_stp_decrement_both_partial():
     r = m.submit_limit(2, "buy", 100, 8)
     assert r["status"] == "ok"
     assert m.order(r["order_id"])["qty"] == 3
-    assert m.order_state(rest) == "cancelled"
+    assert m.order_state(rest) == "pending_cancel"
 
 
 def test_stp_never_touches_protective_legs():
@@ -211,7 +213,7 @@ def test_target_leg_cancels_crossing_own_order():
     buy = m.submit_limit(5, "buy", 105, 1)["order_id"]      # own resting buy high up
     e = bracket(m, qty=2, price=100)
     m.on_fill(e, 1, 100)                                     # target sell at 101 would hit 105
-    assert m.order_state(buy) == "cancelled"
+    assert m.order_state(buy) == "pending_cancel"
     assert m.order_state(e) == "partially_filled"            # entry remainder at 100 < 101: no cross
 
 
@@ -219,5 +221,5 @@ def test_target_leg_cancels_own_entry_remainder_it_would_cross():
     m = orders.OrderManager({"target_distance_ticks": 1, "stop_distance_ticks": 1})
     e = bracket(m, qty=2, price=105)
     m.on_fill(e, 1, 100)              # price improvement: target at 101 <= entry limit 105
-    assert m.order_state(e) == "cancelled"
+    assert m.order_state(e) == "pending_cancel"
     assert m.order(m.legs(e)["target"])["qty"] == 1

@@ -121,4 +121,6 @@ def test_cancel_all():
     b = new_limit(m, 2, "sell", 110, 1)
     m.on_fill(a, 1, 100)
     assert m.cancel_all() == 1
-    assert m.order_state(b) == "cancelled" and m.order_state(a) == "filled"
+    assert m.order_state(b) == "pending_cancel" and m.order_state(a) == "filled"
+    assert m.cancel_all() == 0                       # nothing active left to cancel
+    assert m.on_cancel(b) == "ok" and m.order_state(b) == "cancelled"

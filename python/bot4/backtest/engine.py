@@ -29,7 +29,8 @@ def default_config() -> dict:
         "strategy": {"long_threshold": 0.55, "market_entry": False, "stop_ticks": 20, "target_ticks": 30,
                      "order_ttl_ns": 5_000_000_000, "equity": 100_000.0, "vol_from_features": True,
                      "current_vol": 0.02, "crisis_vpin": 0.0,
-                     "fixed_qty_lots": 0, "max_qty_lots": 0, "min_gap_ns": 0},
+                     "fixed_qty_lots": 0, "max_qty_lots": 0, "min_gap_ns": 0, "exit_on_flip": True,
+                     "exit_threshold": 0.0},
         "sim": {"entry_latency_ns": 100_000, "response_latency_ns": 100_000, "align_clocks": True, "maker_bps": 2.0,
                 "taker_bps": 5.0, "queue_model": "risk_averse", "queue_power": 2.0},
     }
@@ -45,7 +46,8 @@ def engine_config(config=None) -> dict:
     # bot4.config.risk.Config (TOML): risk sections as is, strategy mapped onto the engine's rule.
     out = dict(config.to_core_dict())
     s = config.strategy
-    out["strategy"] = {"long_threshold": float(s.entry_probability), "stop_ticks": int(s.stop_ticks),
+    out["strategy"] = {"long_threshold": float(s.entry_probability), "exit_threshold": float(s.exit_probability),
+                       "stop_ticks": int(s.stop_ticks),
                        "target_ticks": int(s.target_ticks), "order_ttl_ns": int(s.order_ttl_ns),
                        "equity": float(s.equity)}
     return out
