@@ -49,7 +49,9 @@ def engine_config(config=None) -> dict:
     out["strategy"] = {"long_threshold": float(s.entry_probability), "exit_threshold": float(s.exit_probability),
                        "stop_ticks": int(s.stop_ticks),
                        "target_ticks": int(s.target_ticks), "order_ttl_ns": int(s.order_ttl_ns),
-                       "equity": float(s.equity)}
+                       "equity": float(s.equity), "market_entry": bool(s.market_entry),
+                       "exit_on_flip": bool(s.exit_on_flip), "vol_from_features": bool(s.vol_from_features),
+                       "crisis_vpin": float(s.crisis_vpin)}
     return out
 
 

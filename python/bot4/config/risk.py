@@ -94,6 +94,13 @@ class StrategyConfig(msgspec.Struct, **_STRUCT):
     target_ticks: _i(1, desc="take-profit distance from entry VWAP, ticks") = 30  # ticks
     order_ttl_ns: _i(0, desc="cancel an unfilled entry after this, ns (0 = GTC)") = 5_000_000_000  # ns
     equity: _f(gt=0.0, desc="starting equity, quote currency") = 100_000.0  # quote currency
+    market_entry: Annotated[bool, msgspec.Meta(
+        description="entries by market order (else a limit at the touch), flag")] = False
+    exit_on_flip: Annotated[bool, msgspec.Meta(
+        description="flatten when the model's target turns against the position, flag")] = True
+    vol_from_features: Annotated[bool, msgspec.Meta(
+        description="sizer volatility from the features' ewma_vol scaled to the period, flag")] = True
+    crisis_vpin: _f(0.0, 1.0, desc="crisis regime when VPIN >= this (0 = off), ratio") = 0.0  # ratio
 
     def __post_init__(self) -> None:
         if self.exit_probability > self.entry_probability:
