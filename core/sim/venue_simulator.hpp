@@ -117,6 +117,21 @@ class VenueSimulator {
   // L3 market data (exchange clock = ev.ts_exchange). Requests due by then are applied first.
   void on_order(const OrderEvent& ev);
 
+  // Feed mode (the trading engine's): the venue reads the recording itself and processes it in
+  // exchange-time order, ahead of the strategy, which receives each event only at its ts_local.
+  // So a fill reaches the strategy at venue time + offset + response latency even when the
+  // public data that caused it arrives later, as on a real venue. The clock offset is then
+  // learned only from the events the strategy has received (observe()), never from the venue's
+  // look-ahead, and the on_* calls above are the feed's (do not call them in feed mode).
+  void attach_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                   const TradeEvent* trades, size_t n_trades);
+  // Processes every feed event with exchange time <= t, then the requests due by t.
+  void advance_feed(int64_t t);
+  // The strategy received a market event (learns the local - exchange clock offset).
+  void observe(int64_t ts_exchange, int64_t ts_local) { latency_.observe(ts_exchange, ts_local); }
+  // Exchange time of local time `local` by the learned offset.
+  int64_t exchange_time(int64_t local) const { return local - latency_.offset(); }
+
   // Responses received by local time `now` (moved into `out`, which is cleared first).
   void poll(int64_t now, std::vector<SimResponse>& out);
   bool has_pending_responses() const { return !responses_.empty(); }
@@ -158,7 +173,8 @@ class VenueSimulator {
   // Fills up to qty (less for a reduce-only order near flat); returns the lots filled.
   int64_t fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts);
   void respond(SimResponseKind kind, const Working& w, int64_t venue_ts);
-  int64_t receipt(int64_t venue_ts);  // local receipt time of a response sent at venue_ts
+  int64_t receipt(int64_t venue_ts);
+  void consume_print(const TradeEvent& ev);  // levels a public print traded through or at  // local receipt time of a response sent at venue_ts
   void erase_done();
   void resolve_mode(SimMode m);
   void join_queue(Working& w);
@@ -174,6 +190,15 @@ class VenueSimulator {
   book::L2Book book_;
   std::unique_ptr<L3QueueTracker> tracker_;  // created when the mode resolves to L3
   SimMode mode_ = SimMode::Auto;
+  struct Feed {
+    bool attached = false;
+    const BookEvent* book = nullptr;
+    const OrderEvent* orders = nullptr;
+    const TradeEvent* trades = nullptr;
+    size_t n_book = 0, n_orders = 0, n_trades = 0;
+    size_t ib = 0, io = 0, it = 0;
+    int64_t kb = INT64_MIN, ko = INT64_MIN, kt = INT64_MIN;
+  } feed_;
   ConsumedLiquidity consumed_;
   uint64_t priority_ = 0;
   std::deque<SimRequest> requests_;

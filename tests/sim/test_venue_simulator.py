@@ -378,3 +378,19 @@ def test_es_fills_with_trades_are_maker_at_our_price_after_the_queue(es):
     waiting = ahead[resting][-1]
     hits = t[(t["ts_exchange"] == first) & (t["price"] <= price) & (t["aggressor"] != BID)]
     assert len(hits) and (hits["price"].min() < price or hits["qty"].sum() > waiting)
+
+
+def test_a_print_consumes_the_levels_it_traded_through():
+    # a buyer-initiated print at 101 x 2: 100 was emptied (traded through) and 101 lost 2 lots;
+    # until the feed updates them, our market buy finds 101 x 1, then 102
+    b = book(*ASKS, (50, BID, 97, 1))
+    t = trades((10, 101, 2, BID))
+    res = sim(b, t, [(1, BID, MARKET, 0, 4, 20)], details=True)
+    assert fills_of(res, 1) == [(1, 101, 1, False), (1, 102, 3, False)]
+    # a feed update of 100 after the print makes it available again
+    b2 = book(*ASKS, (15, ASK, 100, 2), (50, BID, 97, 1))
+    res = sim(b2, t, [(1, BID, MARKET, 0, 4, 20)], details=True)
+    assert fills_of(res, 1) == [(1, 100, 2, False), (1, 101, 1, False), (1, 102, 1, False)]
+    # an unknown aggressor consumes nothing
+    res = sim(b, trades((10, 101, 2, NO_SIDE)), [(1, BID, MARKET, 0, 4, 20)], details=True)
+    assert fills_of(res, 1) == [(1, 100, 2, False), (1, 101, 2, False)]
