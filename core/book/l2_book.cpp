@@ -21,7 +21,7 @@ BookStatus L2Book::apply(const BookEvent& ev) {
   return status;
 }
 
-BookStatus L2Book::apply_checked(const BookEvent& ev) {
+inline BookStatus L2Book::apply_checked(const BookEvent& ev) {
   if (ev.flags & event_flag::kClear) [[unlikely]] {
     bids_.clear();
     asks_.clear();
@@ -40,6 +40,7 @@ BookStatus L2Book::apply_checked(const BookEvent& ev) {
   // one predictable branch.
   if (ev.side == static_cast<uint8_t>(Side::Bid)) {
     const int64_t old = bids_.set(ev.price, ev.qty);
+    last_prev_qty_ = old;
     const bool improves = (ev.qty != 0) & (ev.price > best_bid_);
     const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_bid_));
     if (improves | special) [[unlikely]] {
@@ -54,6 +55,7 @@ BookStatus L2Book::apply_checked(const BookEvent& ev) {
     }
   } else {
     const int64_t old = asks_.set(ev.price, ev.qty);
+    last_prev_qty_ = old;
     const bool improves = (ev.qty != 0) & (ev.price < best_ask_);
     const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_ask_));
     if (improves | special) [[unlikely]] {

@@ -49,6 +49,9 @@ class L2Book {
   int64_t best_ask_qty() const { return best_ask_ == kNoAskPrice ? 0 : asks_.get(best_ask_); }
   TopOfBook top() const;
   int64_t qty_at(Side side, int64_t price) const;
+  // Size the level held before the last event that apply() accepted changed it (what qty_at
+  // returned just before that apply); saves callers a second ladder lookup.
+  int64_t last_prev_qty() const { return last_prev_qty_; }
   uint64_t level_count(Side side) const;
   bool crossed() const {
     return best_bid_ != kNoBidPrice && best_ask_ != kNoAskPrice && best_bid_ >= best_ask_;
@@ -80,6 +83,7 @@ class L2Book {
   int64_t best_bid_ = kNoBidPrice;
   int64_t best_ask_ = kNoAskPrice;
   int64_t last_seq_ = INT64_MIN;
+  int64_t last_prev_qty_ = 0;
   BookCounters counters_;
   std::vector<int64_t> depth_buffer_[2];
 };

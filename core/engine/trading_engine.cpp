@@ -37,6 +37,7 @@ struct TradingEngine::Impl {
   orders::OrderManager om;
   sim::VenueSimulator venue;
   EngineResult* out = nullptr;
+  const book::L2Book* view = nullptr;  // the feature engine's book of the instrument
 
   // row hand-off from the feature sink
   bool have_row = false;
@@ -189,8 +190,12 @@ struct TradingEngine::Impl {
     if (!was && kill.tripped()) ++out->counters.kill_switch_trips;
   }
 
+  // The book as the strategy knows it: the feature engine's, built from the events received so
+  // far (the venue's own book runs ahead on the exchange clock and is not ours to look at).
+  const book::L2Book& local_book() const { return *view; }
+
   int64_t mid_ticks() const {
-    const auto& b = venue.book();
+    const auto& b = local_book();
     if (b.best_bid() == kNoBidPrice || b.best_ask() == kNoAskPrice) return 0;
     return (b.best_bid() + b.best_ask()) / 2;
   }
@@ -301,7 +306,7 @@ struct TradingEngine::Impl {
       return 0;
     }
     if (om.live_orders() != 0 || !two_sided) return 0;  // cancels not confirmed yet / no book
-    const auto& b = venue.book();
+    const auto& b = local_book();
     const Side side = position > 0 ? Side::Ask : Side::Bid;
     const int64_t qty = std::abs(position);
     const uint64_t cid = next_client++;
@@ -331,7 +336,7 @@ struct TradingEngine::Impl {
     const double thr = cfg.strategy.long_threshold;
     int8_t target = 0;
     if (std::isfinite(p)) target = p >= thr ? 1 : (p <= 1.0 - thr ? -1 : 0);
-    const auto& b = venue.book();
+    const auto& b = local_book();
     const bool two_sided = b.best_bid() != kNoBidPrice && b.best_ask() != kNoAskPrice && b.best_bid() < b.best_ask();
     const int64_t mid = two_sided ? (b.best_bid() + b.best_ask()) / 2 : 0;
 
@@ -512,6 +517,8 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
   setup.lot_size = m.cfg.lot_size;
   setup.l3 = l3;
   if (!m.fe.add_instrument(setup, error)) return false;
+  m.view = m.fe.book_view(setup.id);
+  m.venue.attach_feed(book, n_book, orders, n_orders, trades, n_trades);
   m.out = &out;
   m.row_f.resize(features::FeatureEngine::columns());
   m.fe.prepare_streaming();
@@ -562,6 +569,7 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
       const uint64_t b = cycle_now();
       out.timer_ns.push_back(static_cast<int64_t>(b - a));
       if (m.have_row) {  // a time-grid row: decide at its grid time
+        m.venue.advance_feed(m.venue.exchange_time(m.row_t));
         m.deliver(m.row_t);
         m.decision(m.row_t, a, a, a);
       }
@@ -571,17 +579,20 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
     const bool timed = kind == kBook ? m.fe.may_write_row(book[ib].flags)
                                      : kind == kOrders && m.fe.may_write_row(orders[io].flags);
     const uint64_t t0 = timed ? cycle_now() : 0;
-    m.deliver(now);
+    // The venue runs ahead on the exchange clock (it has seen everything up to the exchange time
+    // of our local now); then the responses due by now reach us.
     if (kind == kBook) {
       kb = cb;
-      m.venue.on_book(book[ib]);
+      m.venue.observe(book[ib].ts_exchange, book[ib].ts_local);
     } else if (kind == kOrders) {
       ko = co;
-      m.venue.on_order(orders[io]);
+      m.venue.observe(orders[io].ts_exchange, orders[io].ts_local);
     } else {
       kt = ct;
-      m.venue.on_trade(trades[it]);
+      m.venue.observe(trades[it].ts_exchange, trades[it].ts_local);
     }
+    m.venue.advance_feed(m.venue.exchange_time(now));
+    m.deliver(now);
     const uint64_t t1 = timed ? cycle_now() : 0;
     m.have_row = false;
     if (kind == kBook) {
@@ -605,6 +616,7 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
     for (auto& x : v) x = cal.ns(static_cast<uint64_t>(x));
   for (auto& x : out.timer_ns) x = cal.ns(static_cast<uint64_t>(x));
   // Drain what is still due (responses in flight at the end are delivered at their time).
+  m.venue.advance_feed(INT64_MAX);
   m.deliver(INT64_MAX);
   for (size_t i = 0; i < risk::kRejectReasonCount && i < out.rejections.size(); ++i)
     out.rejections[i] = m.checks.count(static_cast<risk::RejectReason>(i));

@@ -76,7 +76,7 @@ bool FeatureEngine::add_instrument(const InstrumentSetup& setup, std::string& er
   return true;
 }
 
-FeatureEngine::Instrument* FeatureEngine::lookup(InstrumentId id) {
+inline FeatureEngine::Instrument* FeatureEngine::lookup(InstrumentId id) {
   if (cached_ != nullptr && cached_->setup.id == id) return cached_;
   for (auto& inst : instruments_) {
     if (inst->setup.id == id) {
@@ -115,6 +115,12 @@ size_t FeatureEngine::row_bound(const BookEvent* book, size_t n_book, const Orde
     }
   }
   return 0;
+}
+
+const book::L2Book* FeatureEngine::book_view(InstrumentId id) const {
+  for (const auto& inst : instruments_)
+    if (inst->setup.id == id) return &inst->book();
+  return nullptr;
 }
 
 void FeatureEngine::clear_rows() {
@@ -171,7 +177,7 @@ void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {
   ++counters_.samples;
 }
 
-void FeatureEngine::advance(int64_t t) {
+void FeatureEngine::advance_grids(int64_t t) {
   const bool sampling = config_.sample_interval_ns > 0;
   const bool grid = config_.decision_mode == DecisionMode::TimeGrid;
   if (sampling && next_sample_ == INT64_MIN)
@@ -224,7 +230,7 @@ void FeatureEngine::message_end(Instrument& inst, int64_t t) {
   }
 }
 
-FeatureEngine::Instrument* FeatureEngine::begin_event(InstrumentId id, int64_t t, StreamKind kind) {
+inline FeatureEngine::Instrument* FeatureEngine::begin_event(InstrumentId id, int64_t t, StreamKind kind) {
   Instrument* inst = lookup(id);
   if (inst == nullptr) {
     ++counters_.unknown_instrument;
@@ -243,7 +249,7 @@ FeatureEngine::Instrument* FeatureEngine::begin_event(InstrumentId id, int64_t t
     inst->flow.start(t);
     inst->technical.start(t);
   }
-  inst->liquidity.advance(t, inst->mid(), false);
+  if (inst->liquidity.advance_due(t, false)) inst->liquidity.advance(t, inst->mid(), false);
   ++inst->events_since_row;
   return inst;
 }
@@ -254,12 +260,12 @@ void FeatureEngine::on_book(const BookEvent& ev, int64_t t) {
   if (inst == nullptr) return;
   const bool counted = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) == 0 &&
                        (ev.side == static_cast<uint8_t>(Side::Bid) || ev.side == static_cast<uint8_t>(Side::Ask));
-  const int64_t before = counted ? inst->l2.qty_at(static_cast<Side>(ev.side), ev.price) : 0;
   const book::BookStatus status = inst->l2.apply(ev);
   if (status <= book::BookStatus::Crossed) {  // applied (Ok, DeleteAbsent, Crossed)
     if (counted) {
       inst->flow.on_order_message(t);
-      int64_t decrease = before - ev.qty;
+      // the level's size before this event (an accepted event without kClear set it)
+      int64_t decrease = inst->l2.last_prev_qty() - ev.qty;
       if (decrease > 0) {
         const int side = ev.side;
         for (int k = 0; k < kTradedSlots && decrease > 0; ++k) {

@@ -124,6 +124,11 @@ class FeatureEngine {
                                                 config_.decision_mode == DecisionMode::EveryNEvents);
   }
 
+  // The engine's book of an instrument as of the last processed event (the L3 book's aggregated
+  // view for an L3 instrument); nullptr for an unknown id. What a strategy may look at: the
+  // state the events it has received describe.
+  const book::L2Book* book_view(InstrumentId id) const;
+
   // Recompute the windowed kernels at every row (instead of once per new sample).
   void set_force_window_recompute(bool on) { force_window_ = on; }
 
@@ -145,7 +150,16 @@ class FeatureEngine {
   // Common start of every event: the instrument (nullptr when the event is counted and skipped),
   // started and advanced to t.
   Instrument* begin_event(InstrumentId id, int64_t t, StreamKind kind);
-  void advance(int64_t t);                     // time grids and maturations before an event at t
+  // Time grids and maturations before an event at t. The check runs inline (the trading engine
+  // calls on_timer() first, so it is nearly always idle); the work is out of line.
+  void advance(int64_t t) {
+    const bool sample_idle = config_.sample_interval_ns <= 0 || (next_sample_ != INT64_MIN && !(next_sample_ < t));
+    const bool grid_idle = config_.decision_mode != DecisionMode::TimeGrid ||
+                           (next_grid_ != INT64_MIN && !(next_grid_ < t));
+    if (sample_idle && grid_idle) return;
+    advance_grids(t);
+  }
+  void advance_grids(int64_t t);
   void message_end(Instrument& inst, int64_t t);
   void take_sample(Instrument& inst, int64_t t);
   void write_row(Instrument& inst, int64_t t);

@@ -87,15 +87,24 @@ void LiquidityFeatures::close_bar(double mid) {
   bar_volume_ = 0;
 }
 
+void LiquidityFeatures::set_bar_index(int64_t bar) {
+  bar_index_ = bar;
+  const int64_t ns = config_.vpin_bar_ns;
+  bar_end_ = bar >= 0 && bar < INT64_MAX / ns - 1 ? (bar + 1) * ns : INT64_MIN;
+}
+
 void LiquidityFeatures::advance(int64_t t, double mid, bool inclusive) {
-  if (first_t_ == INT64_MIN) {
+  if (first_t_ == INT64_MIN) [[unlikely]] {
     first_t_ = t;
-    bar_index_ = t / config_.vpin_bar_ns;
+    set_bar_index(t / config_.vpin_bar_ns);
   }
-  const int64_t bar = t / config_.vpin_bar_ns;
-  if (bar > bar_index_) {
-    close_bar(mid);
-    bar_index_ = bar;
+  // t in [0, bar_end_) is still in the current bar (bar_end_ = INT64_MIN: always divide)
+  if (!(t >= 0 && t < bar_end_)) {
+    const int64_t bar = t / config_.vpin_bar_ns;
+    if (bar > bar_index_) {
+      close_bar(mid);
+      set_bar_index(bar);
+    }
   }
   while (!pending_.empty()) {
     const Pending& p = pending_.front();
@@ -118,7 +127,25 @@ void LiquidityFeatures::on_trade(int64_t t, int64_t price, int64_t qty, uint8_t 
   interval_notional_ += notional;
   bar_volume_ += static_cast<double>(qty);
   if (first_t_ != INT64_MIN && t < first_t_ + config_.vpin_auto_ns) auto_volume_ += static_cast<double>(qty);
-  if (last_trade_price_ != INT64_MIN) trade_dp_.push(static_cast<double>(price - last_trade_price_));
+  if (last_trade_price_ != INT64_MIN) {
+    // price and last price are in (0, 2^40): the change is exact as a double and as an int64
+    const int64_t d = price - last_trade_price_;
+    const size_t cap = trade_dp_.capacity();
+    size_t size = trade_dp_.size();
+    const double newest = size > 0 ? trade_dp_.data()[size - 1] : 0.0;
+    if (size == cap) {  // the oldest change leaves the window
+      const double* old = trade_dp_.data();
+      const auto o = static_cast<int64_t>(old[0]);
+      roll_sum_ -= o;
+      roll_big_ -= (o > kRollSmall || o < -kRollSmall);
+      if (cap >= 2) roll_sxy_ -= static_cast<__int128>(o) * static_cast<int64_t>(old[1]);
+      --size;
+    }
+    if (size > 0) roll_sxy_ += static_cast<__int128>(static_cast<int64_t>(newest)) * d;
+    roll_sum_ += d;
+    roll_big_ += (d > kRollSmall || d < -kRollSmall);
+    trade_dp_.push(static_cast<double>(d));
+  }
   last_trade_price_ = price;
   if (q != 0.0 && std::isfinite(mid) && mid > 0) {
     effective_last_ = 2.0 * q * (static_cast<double>(price) - mid) / mid * 1e4;
@@ -137,19 +164,24 @@ void LiquidityFeatures::on_sample(double return_bp) {
 
 void LiquidityFeatures::write(const WindowKernels& kernels, double* row) {
   if (sample_return_.full()) {
-    const size_t n = sample_return_.size();
-    row[f_kyle_lambda] = kernels.ols_slope(sample_signed_.data(), sample_return_.data(), n);
-    const double* r = sample_return_.data();
-    const double* v = sample_notional_.data();
-    double sum = 0;
-    int count = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (v[i] > 0) {
-        sum += std::fabs(r[i]) / v[i] * 1e6;
-        ++count;
+    if (sample_return_.count() != liq_cached_count_) {
+      liq_cached_count_ = sample_return_.count();
+      const size_t n = sample_return_.size();
+      kyle_cached_ = kernels.ols_slope(sample_signed_.data(), sample_return_.data(), n);
+      const double* r = sample_return_.data();
+      const double* v = sample_notional_.data();
+      double sum = 0;
+      int count = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (v[i] > 0) {
+          sum += std::fabs(r[i]) / v[i] * 1e6;
+          ++count;
+        }
       }
+      amihud_cached_ = count > 0 ? sum / count : kNaN;
     }
-    row[f_amihud] = count > 0 ? sum / count : kNaN;
+    row[f_kyle_lambda] = kyle_cached_;
+    row[f_amihud] = amihud_cached_;
   } else {
     row[f_kyle_lambda] = kNaN;
     row[f_amihud] = kNaN;
@@ -159,22 +191,15 @@ void LiquidityFeatures::write(const WindowKernels& kernels, double* row) {
     // m (m - 1) cov = m sum(x y) - sum(x) sum(y). A floating-point centred sum turns an exact 0
     // (e.g. a window of mostly unchanged prices) into +-1e-18 and a spurious 1e-9-tick spread.
     // (Changes beyond 2^31 ticks, only seen on garbage input, would overflow the 128-bit sums:
-    // those windows use the floating-point centred sum.)
+    // those windows use the floating-point centred sum.) The integer sums are kept up to date
+    // by on_trade: sum(x) leaves out the oldest change, sum(y) the newest.
     const double* dp = trade_dp_.data();
     const size_t m = trade_dp_.size() - 1;  // pairs (dp_t, dp_{t-1})
     const double md = static_cast<double>(m);
-    bool small = true;
-    for (size_t i = 0; i <= m; ++i) small = small && std::fabs(dp[i]) <= 2147483648.0;
-    if (small) {
-      __int128 sx = 0, sy = 0, sxy = 0;
-      for (size_t i = 0; i < m; ++i) {
-        const auto x = static_cast<__int128>(static_cast<int64_t>(dp[i + 1]));
-        const auto y = static_cast<__int128>(static_cast<int64_t>(dp[i]));
-        sx += x;
-        sy += y;
-        sxy += x * y;
-      }
-      const __int128 num = static_cast<__int128>(m) * sxy - sx * sy;
+    if (roll_big_ == 0) {
+      const __int128 sx = roll_sum_ - static_cast<int64_t>(dp[0]);
+      const __int128 sy = roll_sum_ - static_cast<int64_t>(dp[m]);
+      const __int128 num = static_cast<__int128>(m) * roll_sxy_ - sx * sy;
       const double cov = static_cast<double>(num) / (md * (md - 1.0));
       row[f_roll_spread] = num < 0 ? 2.0 * std::sqrt(-cov) : kNaN;
     } else {

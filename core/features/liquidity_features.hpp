@@ -35,6 +35,14 @@ class LiquidityFeatures {
   // Advances time to `t` (before an event at t is applied, or at a row at t): matures trades with
   // t_i + D < t (strictly, for events) or <= t (rows) using the mid as of then, closes VPIN bars.
   void advance(int64_t t, double mid, bool inclusive);
+  // False when advance(t, ., inclusive) would do nothing (no bar closes, no trade matures), so a
+  // caller can skip it and the mid it needs.
+  bool advance_due(int64_t t, bool inclusive) const {
+    if (first_t_ == INT64_MIN || !(t >= 0 && t < bar_end_)) return true;
+    if (pending_.empty()) return false;
+    const int64_t due = pending_.front().t + config_.realised_horizon_ns;
+    return inclusive ? due <= t : due < t;
+  }
   // A trade at price (ticks) with the prevailing mid (ticks, NaN if the book is not two-sided).
   void on_trade(int64_t t, int64_t price, int64_t qty, uint8_t aggressor, double mid);
   // A return sample (bp) closing the current sample interval.
@@ -51,6 +59,7 @@ class LiquidityFeatures {
     double mid;
   };
   void close_bar(double mid);
+  void set_bar_index(int64_t bar);
 
   const FeatureConfig& config_;
   double notional_per_tick_lot_;
@@ -58,9 +67,19 @@ class LiquidityFeatures {
   // per sample interval
   double interval_signed_ = 0, interval_notional_ = 0;
   SampleWindow sample_return_, sample_signed_, sample_notional_;
+  // Kyle lambda and Amihud only change when a sample arrives: computed at the first row after
+  // one (same arithmetic), reused until the next (keyed by the sample count).
+  uint64_t liq_cached_count_ = UINT64_MAX;
+  double kyle_cached_ = kNaNValue(), amihud_cached_ = kNaNValue();
   // Roll
   SampleWindow trade_dp_;
   int64_t last_trade_price_ = INT64_MIN;
+  // Exact integer sums over the Roll window, kept as trades arrive (integer sums do not depend on
+  // the order of the additions, so they equal the per-row loop's): the sum of the price changes,
+  // the sum of the products of neighbours, and how many changes exceed 2^31 ticks in magnitude
+  // (those windows take the floating-point path).
+  __int128 roll_sum_ = 0, roll_sxy_ = 0;
+  int roll_big_ = 0;
   // spreads
   double effective_last_ = kNaNValue(), effective_ewm_ = kNaNValue();
   double realised_ewm_ = kNaNValue(), impact_ewm_ = kNaNValue();
@@ -68,6 +87,7 @@ class LiquidityFeatures {
   // VPIN
   int64_t first_t_ = INT64_MIN;
   int64_t bar_index_ = INT64_MIN;
+  int64_t bar_end_ = INT64_MIN;  // first t of the next bar when bar_index_ >= 0, else INT64_MIN
   double bar_volume_ = 0;
   double bar_open_mid_ = kNaNValue();  // mid at the previous bar close
   double auto_volume_ = 0;
@@ -75,6 +95,7 @@ class LiquidityFeatures {
   VpinBuckets* vpin_ = nullptr;
   VpinBuckets vpin_storage_{1.0, 1};
   static constexpr double kNaNValue() { return __builtin_nan(""); }
+  static constexpr int64_t kRollSmall = int64_t{1} << 31;
 };
 
 }  // namespace bot4::features

@@ -51,12 +51,12 @@ void OrderFlowFeatures::on_trade(int64_t t, uint8_t aggressor, int64_t qty) {
   if (aggressor == static_cast<uint8_t>(Side::Bid)) sign = 1;
   if (aggressor == static_cast<uint8_t>(Side::Ask)) sign = -1;
   const int64_t v[3] = {sign * qty, qty, 1};
-  trades_.add(t, v);
+  trades_.add_merged(t, v);  // only the sums are read
 }
 
 void OrderFlowFeatures::on_order_message(int64_t t) {
   const int64_t one = 1;
-  orders_.add(t, &one);
+  orders_.add_merged(t, &one);  // only the sum is read
 }
 
 void OrderFlowFeatures::on_cancel(int64_t t) {

@@ -23,6 +23,7 @@ class Fifo {
   const T& operator[](size_t i) const { return buf_[(head_ + i) & mask_]; }
   T& operator[](size_t i) { return buf_[(head_ + i) & mask_]; }
   const T& back() const { return buf_[(head_ + size_ - 1) & mask_]; }
+  T& back() { return buf_[(head_ + size_ - 1) & mask_]; }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   void clear() { head_ = size_ = 0; }
@@ -64,6 +65,19 @@ class TimeWindowSum {
       sum_[i] += v[i];
     }
     entries_.push(e);
+  }
+  // Same sums as add(); an event at the time of the newest entry is folded into it (entries with
+  // equal times expire together, so only count() can tell the difference).
+  void add_merged(int64_t t, const V* v) {
+    if (!entries_.empty() && entries_.back().t == t) {
+      Entry& e = entries_.back();
+      for (size_t i = 0; i < N; ++i) {
+        e.v[i] += v[i];
+        sum_[i] += v[i];
+      }
+      return;
+    }
+    add(t, v);
   }
   // Drops entries at or before now - window.
   void expire(int64_t now) {

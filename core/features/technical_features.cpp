@@ -54,15 +54,19 @@ void TechnicalFeatures::write(int64_t t, double mid, double* row) {
     row[f_rsi] = kNaN;
   }
   if (boll_.full()) {
-    const double* m = boll_.data();
-    const size_t n = boll_.size();
-    double mean = 0;
-    for (size_t i = 0; i < n; ++i) mean += m[i];
-    mean /= static_cast<double>(n);
-    double ss = 0;
-    for (size_t i = 0; i < n; ++i) ss += (m[i] - mean) * (m[i] - mean);
-    const double sd = std::sqrt(ss / static_cast<double>(n));
-    row[f_bollinger_z] = sd > 0 ? (m[n - 1] - mean) / sd : kNaN;
+    if (boll_.count() != boll_count_) {
+      boll_count_ = boll_.count();
+      const double* m = boll_.data();
+      const size_t n = boll_.size();
+      double mean = 0;
+      for (size_t i = 0; i < n; ++i) mean += m[i];
+      mean /= static_cast<double>(n);
+      double ss = 0;
+      for (size_t i = 0; i < n; ++i) ss += (m[i] - mean) * (m[i] - mean);
+      const double sd = std::sqrt(ss / static_cast<double>(n));
+      boll_cached_ = sd > 0 ? (m[n - 1] - mean) / sd : kNaN;
+    }
+    row[f_bollinger_z] = boll_cached_;
   } else {
     row[f_bollinger_z] = kNaN;
   }

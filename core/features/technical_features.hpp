@@ -26,6 +26,8 @@ class TechnicalFeatures {
   double gain_sum_ = 0, loss_sum_ = 0;  // first `period` changes, then Wilder averages
   double avg_gain_ = 0, avg_loss_ = 0;
   SampleWindow boll_;
+  uint64_t boll_count_ = UINT64_MAX;  // Bollinger z computed at the first row after a sample
+  double boll_cached_ = 0;
   TimeWindowSum<2, __int128> vwap_;  // sum price*qty (ticks*lots), sum qty; exact
 };
 

@@ -48,21 +48,29 @@ void VolatilityFeatures::write(const SampleWindow& returns, double* row) const {
   row[f_log_return] = last_return_;
   row[f_ewma_vol] = std::isnan(ewma_var_) ? kNaN : std::sqrt(ewma_var_);
   if (returns.full()) {
-    const double* r = returns.data();
-    double ss = 0;
-    for (size_t i = 0; i < returns.size(); ++i) ss += r[i] * r[i];
-    row[f_realized_vol] = std::sqrt(ss);
+    if (returns.count() != realized_count_) {
+      realized_count_ = returns.count();
+      const double* r = returns.data();
+      double ss = 0;
+      for (size_t i = 0; i < returns.size(); ++i) ss += r[i] * r[i];
+      realized_cached_ = std::sqrt(ss);
+    }
+    row[f_realized_vol] = realized_cached_;
   } else {
     row[f_realized_vol] = kNaN;
   }
   if (mids_.full()) {
-    const double* m = mids_.data();
-    double hi = m[0], lo = m[0];
-    for (size_t i = 1; i < mids_.size(); ++i) {
-      hi = std::max(hi, m[i]);
-      lo = std::min(lo, m[i]);
+    if (mids_.count() != range_count_) {
+      range_count_ = mids_.count();
+      const double* m = mids_.data();
+      double hi = m[0], lo = m[0];
+      for (size_t i = 1; i < mids_.size(); ++i) {
+        hi = std::max(hi, m[i]);
+        lo = std::min(lo, m[i]);
+      }
+      parkinson_cached_ = std::log(hi / lo) / std::sqrt(4.0 * std::log(2.0)) * 1e4;
     }
-    row[f_parkinson_vol] = std::log(hi / lo) / std::sqrt(4.0 * std::log(2.0)) * 1e4;
+    row[f_parkinson_vol] = parkinson_cached_;
   } else {
     row[f_parkinson_vol] = kNaN;
   }

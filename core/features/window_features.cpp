@@ -14,20 +14,24 @@ bool WindowFeatures::refresh(const WindowKernels& k, const SampleWindow& returns
     } else {
       const double* x = returns.data();
       const size_t n = returns.size();
-      c[f_acf_1 - f_acf_1] = k.acf(x, n, 1);
-      c[f_acf_2 - f_acf_1] = k.acf(x, n, 2);
-      c[f_acf_5 - f_acf_1] = k.acf(x, n, 5);
-      c[f_acf_10 - f_acf_1] = k.acf(x, n, 10);
-      c[f_c3_1 - f_acf_1] = k.c3(x, n, 1);
-      c[f_c3_2 - f_acf_1] = k.c3(x, n, 2);
-      c[f_cid_ce - f_acf_1] = k.cid_ce(x, n);
-      c[f_hurst_rs - f_acf_1] = k.hurst_rs(x, n);
-      c[f_dfa_alpha - f_acf_1] = k.dfa(x, n);
-      c[f_sample_entropy - f_acf_1] = k.sample_entropy(x, n, 2);
-      c[f_perm_entropy_3 - f_acf_1] = k.perm_entropy(x, n, 3, 1);
-      c[f_perm_entropy_4 - f_acf_1] = k.perm_entropy(x, n, 4, 1);
-      c[f_spectral_entropy - f_acf_1] = k.spectral_entropy(x, n);
-      k.wavelet_energies(x, n, kWaveletLevels, &c[f_wavelet_d1 - f_acf_1]);
+      // one call for the whole family: the kernels share their common first steps
+      static constexpr WindowBlockParams kParams{{1, 2, 5, 10}, {1, 2}, 2, {3, 4}, 1, kWaveletLevels};
+      WindowBlockOut o;
+      k.window_block(x, n, kParams, o);
+      c[f_acf_1 - f_acf_1] = o.acf[0];
+      c[f_acf_2 - f_acf_1] = o.acf[1];
+      c[f_acf_5 - f_acf_1] = o.acf[2];
+      c[f_acf_10 - f_acf_1] = o.acf[3];
+      c[f_c3_1 - f_acf_1] = o.c3[0];
+      c[f_c3_2 - f_acf_1] = o.c3[1];
+      c[f_cid_ce - f_acf_1] = o.cid_ce;
+      c[f_hurst_rs - f_acf_1] = o.hurst_rs;
+      c[f_dfa_alpha - f_acf_1] = o.dfa;
+      c[f_sample_entropy - f_acf_1] = o.sample_entropy;
+      c[f_perm_entropy_3 - f_acf_1] = o.perm_entropy[0];
+      c[f_perm_entropy_4 - f_acf_1] = o.perm_entropy[1];
+      c[f_spectral_entropy - f_acf_1] = o.spectral_entropy;
+      for (int i = 0; i <= kWaveletLevels; ++i) c[f_wavelet_d1 - f_acf_1 + i] = o.wavelet[i];
     }
   }
   return true;

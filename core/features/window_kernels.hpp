@@ -38,6 +38,26 @@ namespace bot4::features {
 
 inline constexpr size_t kMaxWindow = 1024;  // largest window any kernel accepts
 
+// window_block: the window family's kernels on one window in one call, sharing what they
+// compute first (padded copies, mean, deviations, change bits); each value equals the
+// single-kernel call's bit for bit.
+struct WindowBlockParams {
+  size_t acf_lags[4];
+  size_t c3_lags[2];
+  int sample_entropy_order;
+  int perm_orders[2];
+  int perm_delay;
+  int wavelet_levels;  // out.wavelet gets wavelet_levels + 1 values (<= 11)
+};
+struct WindowBlockOut {
+  double acf[4];
+  double c3[2];
+  double cid_ce, hurst_rs, dfa, sample_entropy;
+  double perm_entropy[2];
+  double spectral_entropy;
+  double wavelet[12];
+};
+
 struct WindowKernels {
   simd::SimdLevel level;
   double (*acf)(const double* x, size_t n, size_t lag);
@@ -51,6 +71,7 @@ struct WindowKernels {
   // Writes levels + 1 values to out (NaN-filled when undefined).
   void (*wavelet_energies)(const double* x, size_t n, int levels, double* out);
   double (*ols_slope)(const double* x, const double* y, size_t n);
+  void (*window_block)(const double* x, size_t n, const WindowBlockParams& params, WindowBlockOut& out);
 };
 
 // The kernels compiled for `level` (which the CPU must offer).

@@ -380,31 +380,110 @@ inline double entropy_bits(const uint32_t* counts, size_t k, size_t total) {
 }
 
 // ------------------------------------------------------------------------------------------
+// What several kernels compute first from the same window -- the padded copies, the constancy
+// test, the mean, the deviations and their sum of squares, the change bits -- made once on
+// demand and shared: window_block() runs every kernel of the window family on one Prep, each
+// single-kernel entry point on its own. Every value is the very computation the kernel did
+// itself (same function, same order), and a kernel reads its copy only where the data is (or
+// masks what it reads past n), so the results do not depend on which kernels shared them.
+// Needs n <= kMaxWindow.
+struct Prep {
+  Prep(const double* x_, size_t n_) : x(x_), n(n_) {}
+  // x, then kWordPad zeros / NaNs
+  const double* zero_padded() {
+    if (!have_z) {
+      copy_padded(x, n, z, 0.0, kWordPad);
+      have_z = true;
+    }
+    return z;
+  }
+  const double* nan_padded() {
+    if (!have_q) {
+      copy_padded(x, n, q, __builtin_nan(""), kWordPad);
+      have_q = true;
+    }
+    return q;
+  }
+  // Either copy, for kernels that never use the padding unmasked.
+  const double* any_padded() { return have_z ? z : have_q ? q : zero_padded(); }
+  bool constant() {
+    if (eq < 0) eq = all_equal(any_padded(), n) ? 1 : 0;
+    return eq != 0;
+  }
+  double mean() {
+    if (!have_mean) {
+      mean_ = mean_of(any_padded(), n);
+      have_mean = true;
+    }
+    return mean_;
+  }
+  // sum (x - mean)^2, storing the deviations (then kVecPad zeros) in dev
+  double css() {
+    if (!have_dev) {
+      const double* b = any_padded();
+      const vd mu = splat(mean());
+      css_ = csum(n, [&](size_t i) {
+        const vd v = vload(b + i) - mu;
+        vstore(dev + i, v);
+        return v * v;
+      });
+      for (size_t k = 0; k < kVecPad; ++k) dev[n + k] = 0.0;
+      have_dev = true;
+    }
+    return css_;
+  }
+  // change_bits of the window (needs the kWordPad slack of a padded copy)
+  const uint64_t* changes() {
+    if (!have_chg) {
+      change_bits(zero_padded(), n, chg);
+      have_chg = true;
+    }
+    return chg;
+  }
+  // no NaN or infinity in the window
+  bool all_finite() {
+    if (fin < 0) {
+      const double* b = any_padded();
+      fin = finite(csum(n, [&](size_t i) { return vload(b + i) * splat(0.0); })) ? 1 : 0;
+    }
+    return fin != 0;
+  }
+
+  const double* x;
+  size_t n;
+  bool have_z = false, have_q = false, have_mean = false, have_dev = false, have_chg = false;
+  int eq = -1, fin = -1;
+  double mean_ = 0.0, css_ = 0.0;
+  alignas(64) double z[kBuf];
+  alignas(64) double q[kBuf];
+  alignas(64) double dev[kBuf];
+  uint64_t chg[kWords];
+};
+
+// ------------------------------------------------------------------------------------------
 // acf: statsmodels.tsa.stattools.acf (biased).
-double acf(const double* x, size_t n, size_t lag) {
+double acf_impl(Prep& p, size_t lag) {
+  const size_t n = p.n;
   if (n < 2 || n > kMaxWindow || lag >= n) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kVecPad);
-  if (all_equal(xb, n)) return kNaN;
-  const double mean = mean_of(xb, n);
-  alignas(64) double d[kBuf];
-  const vd mu = splat(mean);
-  const double var0 = csum(n, [&](size_t i) {
-    const vd v = vload(xb + i) - mu;
-    vstore(d + i, v);
-    return v * v;
-  });
+  if (p.constant()) return kNaN;
+  const double var0 = p.css();
   if (!(var0 > 0.0) || !finite(var0)) return kNaN;
-  for (size_t k = 0; k < kVecPad; ++k) d[n + k] = 0.0;
+  const double* d = p.dev;
   const double c = csum(n - lag, [&](size_t i) { return vload(d + i) * vload(d + i + lag); });
   return c / var0;
 }
 
+double acf(const double* x, size_t n, size_t lag) {
+  if (n < 2 || n > kMaxWindow || lag >= n) return kNaN;
+  Prep p(x, n);
+  return acf_impl(p, lag);
+}
+
 // c3: mean over t of x[t+2 lag] * x[t+lag] * x[t] (tsfresh's product order).
-double c3(const double* x, size_t n, size_t lag) {
+double c3_impl(Prep& p, size_t lag) {
+  const size_t n = p.n;
   if (n > kMaxWindow || 2 * lag >= n) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kVecPad);
+  const double* xb = p.any_padded();
   const size_t m = n - 2 * lag;
   const double s = csum(m, [&](size_t i) {
     return (vload(xb + i + 2 * lag) * vload(xb + i + lag)) * vload(xb + i);
@@ -413,14 +492,19 @@ double c3(const double* x, size_t n, size_t lag) {
   return finite(r) ? r : kNaN;
 }
 
+double c3(const double* x, size_t n, size_t lag) {
+  if (n > kMaxWindow || 2 * lag >= n) return kNaN;
+  Prep p(x, n);
+  return c3_impl(p, lag);
+}
+
 // cid_ce(normalize=True): sqrt(sum of squared differences of the z-scored series).
-double cid_ce(const double* x, size_t n) {
+double cid_ce_impl(Prep& p) {
+  const size_t n = p.n;
   if (n < 2 || n > kMaxWindow) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kVecPad);
-  if (all_equal(xb, n)) return kNaN;
-  const double mean = mean_of(xb, n);
-  const double sd = __builtin_sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  if (p.constant()) return kNaN;
+  const double* xb = p.any_padded();
+  const double sd = __builtin_sqrt(p.css() / static_cast<double>(n));
   if (!(sd > 0.0) || !finite(sd)) return kNaN;
   const double ss = csum(n - 1, [&](size_t i) {
     const vd d = vload(xb + i + 1) - vload(xb + i);
@@ -428,6 +512,12 @@ double cid_ce(const double* x, size_t n) {
   });
   const double r = __builtin_sqrt(ss) / sd;
   return finite(r) ? r : kNaN;
+}
+
+double cid_ce(const double* x, size_t n) {
+  if (n < 2 || n > kMaxWindow) return kNaN;
+  Prep p(x, n);
+  return cid_ce_impl(p);
 }
 
 // OLS slope of y on x with intercept, centred two-pass sums.
@@ -481,12 +571,11 @@ inline void log_values(const double* v, double* out, size_t k) {
 // hurst_nvals(n). Chunks are split within the window as nolds does (floor(n / c) chunks from
 // the start, the rest dropped). Per chunk: Y = cumsum(x - mean), R = max Y - min Y,
 // S = std(ddof=1); (R/S)_c is the mean of R/S over the chunks with R != 0.
-double hurst_rs(const double* x, size_t n) {
+double hurst_rs_impl(Prep& p) {
+  const size_t n = p.n;
   if (n > kMaxWindow || n < 32) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kWordPad);
-  uint64_t chg[kWords];
-  change_bits(xb, n, chg);
+  const double* xb = p.zero_padded();
+  const uint64_t* chg = p.changes();
   double lx[16], rs[16];
   size_t k = 0;
   alignas(64) vd tile[kMaxWindow / 2 + 8];
@@ -495,6 +584,64 @@ double hurst_rs(const double* x, size_t n) {
     const size_t chunks = n / c;
     const vd inv_c = splat(1.0 / static_cast<double>(c));
     const vd inv_c1 = splat(1.0 / static_cast<double>(c - 1));
+#if BOT4_LANES > 1
+    if (chunks < static_cast<size_t>(L) && (c / 4) % static_cast<size_t>(L) == 0) {
+      // Fewer chunks than lanes: one chunk per lane would leave lanes idle, so a lane holds one
+      // of the four segments of a chunk instead (L / 4 chunks per vector). Every chunk's sums
+      // keep the association below: the partial sums s4[j] are lane j of the chunk, and the
+      // pairings ((a0 + a1) + (a2 + a3)) are formed by swapping neighbouring lanes, then pairs
+      // (IEEE addition commutes exactly, so every lane of a chunk gets the same bits).
+      constexpr size_t P = static_cast<size_t>(L) / 4;
+      constexpr vi swap1 = make_mask([](int i) -> long long { return i ^ 1; });
+      constexpr vi swap2 = make_mask([](int i) -> long long { return i ^ 2; });
+      const size_t seg = c / 4;
+      for (size_t q0 = 0; q0 < chunks; q0 += P) {
+        vd s4 = splat(0.0);
+        const double* c0 = xb + q0 * c;
+#if BOT4_LANES == 8
+        const double* c1 = xb + (q0 + 1 < chunks ? q0 + 1 : chunks - 1) * c;
+        for (size_t t = 0; t < c; t += 4)
+          s4 += reinterpret_cast<vd>(
+              _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_loadu_pd(c0 + t)), _mm256_loadu_pd(c1 + t), 1));
+#else
+        for (size_t t = 0; t < c; t += 4) s4 += vload(c0 + t);
+#endif
+        const vd pair = s4 + __builtin_shuffle(s4, swap1);
+        const vd mean = (pair + __builtin_shuffle(pair, swap2)) * inv_c;
+        // rows r = 4 pc + j are the consecutive segments from chunk q0 on
+        const size_t rows = (chunks - q0) * 4 < static_cast<size_t>(L) ? (chunks - q0) * 4 : static_cast<size_t>(L);
+        load_chunk_tile(xb + q0 * c, seg, 0, rows, tile);
+        vd y = splat(0.0), h = splat(-__builtin_inf()), l = splat(__builtin_inf()), ss = splat(0.0);
+        for (size_t t = 0; t < seg; ++t) {
+          const vd dev = tile[t] - mean;
+          y += dev;
+          h = vmax(h, y);
+          l = vmin(l, y);
+          const vd d2 = dev * dev;
+          const vd e = d2 + __builtin_shuffle(d2, swap1);
+          ss += e + __builtin_shuffle(e, swap2);
+        }
+        alignas(64) double ya[L], ha[L], la[L], sa[L];
+        vstore(ya, y);
+        vstore(ha, h);
+        vstore(la, l);
+        vstore(sa, ss);
+        auto mx = [](double a, double b) { return a > b ? a : b; };
+        auto mn = [](double a, double b) { return a < b ? a : b; };
+        for (size_t pc = 0; pc < P && q0 + pc < chunks; ++pc) {
+          const double* yy = ya + 4 * pc;
+          const double* hh = ha + 4 * pc;
+          const double* ll = la + 4 * pc;
+          const double off1 = yy[0], off2 = off1 + yy[1], off3 = off2 + yy[2];
+          const double hi = mx(mx(hh[0], off1 + hh[1]), mx(off2 + hh[2], off3 + hh[3]));
+          const double lo = mn(mn(ll[0], off1 + ll[1]), mn(off2 + ll[2], off3 + ll[3]));
+          r_chunk[q0 + pc] = hi - lo;
+          ss_chunk[q0 + pc] = sa[4 * pc];
+        }
+      }
+      for (size_t q = chunks; q < static_cast<size_t>(L); ++q) r_chunk[q] = ss_chunk[q] = 1.0;  // unread lanes
+    } else
+#endif
     for (size_t q0 = 0; q0 < chunks; q0 += L) {
       load_chunk_tile(xb, c, q0, chunks, tile);
       // c is a multiple of 8. Four partial sums for the mean, and Y in four segments of c/4
@@ -564,12 +711,18 @@ double hurst_rs(const double* x, size_t n) {
   return finite(h) ? h : kNaN;
 }
 
+double hurst_rs(const double* x, size_t n) {
+  if (n > kMaxWindow || n < 32) return kNaN;
+  Prep p(x, n);
+  return hurst_rs_impl(p);
+}
+
 // ------------------------------------------------------------------------------------------
 // dfa: antropy.detrended_fluctuation. Its scales (tables().dfa_nvals, nolds' logarithmic_n(4,
 // 0.1 N, 1.2)) and its regression (the 1e-9 added to the denominator) are reproduced exactly;
 // one chunk per lane, so a chunk's sums run in antropy's order.
 constexpr double kDfaEpsilon = 1e-9;
-constexpr int kDfaGroup = L == 8 ? 1 : L == 4 ? 2 : 4;  // vectors of chunks in flight
+constexpr int kDfaGroup = L == 8 ? 2 : L == 4 ? 2 : 4;  // vectors of chunks in flight
 
 // Does x change between two samples of the same chunk (x[t] != x[t-1] with t % len != 0) for
 // some t < limit? If not, every chunk of the walk is a straight line and F(len) is exactly 0.
@@ -587,14 +740,13 @@ inline bool has_interior_change(const uint64_t* chg, size_t len, size_t limit) {
   return false;
 }
 
-double dfa(const double* x, size_t n) {
+double dfa_impl(Prep& p) {
+  const size_t n = p.n;
   if (n > kMaxWindow || n < 8) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kWordPad);
-  uint64_t chg[kWords];
-  change_bits(xb, n, chg);
+  const double* xb = p.zero_padded();
+  const uint64_t* chg = p.changes();
   if (!any_bit(chg, 1, n)) return kNaN;  // constant window
-  const double mean = mean_of(xb, n);
+  const double mean = p.mean();
   if (!finite(mean)) return kNaN;
   alignas(64) double walk[kBuf];  // cumsum(x - mean)
   {
@@ -610,7 +762,16 @@ double dfa(const double* x, size_t n) {
   const size_t nv_count = tab.dfa_nvals_count[n];
   double lx[WindowKernelTables::kMaxDfaScales], fv[WindowKernelTables::kMaxDfaScales];
   size_t k = 0;
-  alignas(64) double fl[kBuf];
+  // F^2 per chunk of every scale, one block per scale (rounded up to whole groups): the
+  // scales' vector work runs first, then their serial sums, which are independent chains the
+  // core overlaps instead of waiting on one after each scale. The scales are distinct integers
+  // >= 4, so the chunks of all scales number at most n (1/4 + 1/5 + ... + 1/35) < 2.3 n.
+  struct Scale {
+    size_t nv, chunks, off;
+  };
+  Scale scales[WindowKernelTables::kMaxDfaScales];
+  size_t n_scales = 0, fl_off = 0;
+  alignas(64) double fl_all[3 * kMaxWindow + WindowKernelTables::kMaxDfaScales * kDfaGroup * L];
 #if BOT4_LANES > 1
   alignas(64) vd tile[kDfaGroup][kMaxWindow / 8 + 16];
 #endif
@@ -621,6 +782,7 @@ double dfa(const double* x, size_t n) {
     // antropy drops F(n) == 0; rounding would hide an exact zero, so test it on x itself
     if (!has_interior_change(chg, nv, chunks * nv)) continue;
     const double dn = static_cast<double>(nv);
+    double* fl = fl_all + fl_off;
     double sx = 0.0, sx2 = 0.0;
     for (size_t t = 0; t < nv; ++t) {
       sx += static_cast<double>(t);
@@ -667,12 +829,19 @@ double dfa(const double* x, size_t n) {
       }
       for (int u = 0; u < kDfaGroup; ++u) vstore(fl + q0 + static_cast<size_t>(u * L), rss[u] / vdn);
     }
+    scales[n_scales++] = Scale{nv, chunks, fl_off};
+    constexpr size_t kGroup = static_cast<size_t>(kDfaGroup * L);
+    fl_off += (chunks + kGroup - 1) / kGroup * kGroup;
+  }
+  for (size_t a = 0; a < n_scales; ++a) {
+    const double* fl = fl_all + scales[a].off;
+    const size_t chunks = scales[a].chunks;
     double total = 0.0;
     for (size_t q = 0; q < chunks; ++q) total += fl[q];
     const double f = __builtin_sqrt(total / static_cast<double>(chunks));
     if (f == 0.0) continue;
     if (!finite(f)) return kNaN;
-    lx[k] = tab.ln_int[nv];
+    lx[k] = tab.ln_int[scales[a].nv];
     fv[k] = f;
     ++k;
   }
@@ -690,6 +859,12 @@ double dfa(const double* x, size_t n) {
   const double dk = static_cast<double>(k);
   const double alpha = (dk * sxy - sx * sy) / (dk * sx2 - sx * sx + kDfaEpsilon);
   return finite(alpha) ? alpha : kNaN;
+}
+
+double dfa(const double* x, size_t n) {
+  if (n > kMaxWindow || n < 8) return kNaN;
+  Prep p(x, n);
+  return dfa_impl(p);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -720,6 +895,15 @@ inline uint64_t close_word(const double* p, const double* q, vd vr) {
 #endif
 }
 
+// Bits t in [0, L * nvec) of |p[t] - q[t]| < r, higher bits 0 (nvec <= 64 / L): the last word
+// of a shift, whose tail bits are 0 anyway (they compare against the NaN padding).
+inline uint64_t close_word_n(const double* p, const double* q, vd vr, size_t nvec) {
+  uint64_t bits = 0;
+  for (size_t j = 0; j < nvec; ++j)
+    bits |= static_cast<uint64_t>(bits_lt(vabs(vload(p + j * L) - vload(q + j * L)), vr)) << (j * L);
+  return bits;
+}
+
 // Mask of the bits of word w below bit position `end` (all, some or none of them).
 inline uint64_t bits_below(size_t end, size_t w) {
   if (end <= w * 64) return 0;
@@ -738,11 +922,19 @@ void sampen_counts(const double* xb, size_t n, size_t m_runtime, vd vr, uint64_t
     // m < 64: a word's shifted neighbours need only the next word, so the bit string streams
     // through two registers
     for (size_t d = 1; d < templates; ++d) {
-      const size_t words = (n - d + 63) / 64;
+      // bits t >= n - d compare against the NaN padding and are 0: the last word only computes
+      // the vectors that hold bits below n - d
+      const size_t valid = n - d;
+      const size_t words = (valid + 63) / 64;
       const size_t last = templates - d;
-      uint64_t cur = close_word(xb, xb + d, vr);
+      auto word = [&](size_t w) {
+        const size_t rem = valid - w * 64;
+        return rem >= 64 ? close_word(xb + w * 64, xb + w * 64 + d, vr)
+                         : close_word_n(xb + w * 64, xb + w * 64 + d, vr, (rem + L - 1) / L);
+      };
+      uint64_t cur = word(0);
       for (size_t w = 0; w < words; ++w) {
-        const uint64_t nxt = w + 1 < words ? close_word(xb + (w + 1) * 64, xb + (w + 1) * 64 + d, vr) : 0;
+        const uint64_t nxt = w + 1 < words ? word(w + 1) : 0;
         uint64_t bm = cur;
         for (int j = 1; j < kM; ++j) bm &= (cur >> j) | (nxt << (64 - j));
         const uint64_t am = bm & ((cur >> kM) | (nxt << (64 - kM)));
@@ -768,15 +960,14 @@ void sampen_counts(const double* xb, size_t n, size_t m_runtime, vd vr, uint64_t
   }
 }
 
-double sample_entropy(const double* x, size_t n, int order) {
+double sample_entropy_impl(Prep& p, int order) {
+  const size_t n = p.n;
   if (order < 1 || n > kMaxWindow) return kNaN;
   const size_t m = static_cast<size_t>(order);
   if (n < m + 2) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, __builtin_nan(""), kWordPad);
-  if (all_equal(xb, n)) return kNaN;
-  const double mean = mean_of(xb, n);
-  const double r = 0.2 * __builtin_sqrt(centered_ss(xb, n, mean) / static_cast<double>(n));
+  const double* xb = p.nan_padded();  // the match bits past the pairs rely on the NaN padding
+  if (p.constant()) return kNaN;
+  const double r = 0.2 * __builtin_sqrt(p.css() / static_cast<double>(n));
   if (!(r > 0.0) || !finite(r)) return kNaN;
   uint64_t a_count = 0, b_count = 0;
   switch (m) {
@@ -787,6 +978,13 @@ double sample_entropy(const double* x, size_t n, int order) {
   }
   if (a_count == 0 || b_count == 0) return kNaN;
   return -__builtin_log(static_cast<double>(a_count) / static_cast<double>(b_count));
+}
+
+double sample_entropy(const double* x, size_t n, int order) {
+  if (order < 1 || n > kMaxWindow) return kNaN;
+  if (n < static_cast<size_t>(order) + 2) return kNaN;
+  Prep p(x, n);
+  return sample_entropy_impl(p, order);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -960,17 +1158,24 @@ double perm_entropy_lehmer(const double* xb, size_t windows, int order, size_t d
   return finish_perm_entropy(counts, bins, windows, order);
 }
 
-double perm_entropy(const double* x, size_t n, int order, int delay) {
+double perm_entropy_impl(Prep& p, int order, int delay) {
+  const size_t n = p.n;
   if (order < 2 || order > kMaxPermOrder || delay < 1 || n > kMaxWindow) return kNaN;
   const size_t span = static_cast<size_t>(order - 1) * static_cast<size_t>(delay);
   if (span >= n) return kNaN;
   const size_t windows = n - span;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, __builtin_nan(""), kWordPad);
+  const double* xb = p.nan_padded();
   // a NaN has no order (antropy returns NaN for it); an infinity poisons the same test
-  if (!finite(csum(n, [&](size_t i) { return vload(xb + i) * splat(0.0); }))) return kNaN;
+  if (!p.all_finite()) return kNaN;
   if (order <= 4) return perm_entropy_planes(xb, windows, order, static_cast<size_t>(delay));
   return perm_entropy_lehmer(xb, windows, order, static_cast<size_t>(delay));
+}
+
+double perm_entropy(const double* x, size_t n, int order, int delay) {
+  if (order < 2 || order > kMaxPermOrder || delay < 1 || n > kMaxWindow) return kNaN;
+  if (static_cast<size_t>(order - 1) * static_cast<size_t>(delay) >= n) return kNaN;
+  Prep p(x, n);
+  return perm_entropy_impl(p, order, delay);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1082,13 +1287,13 @@ void fft_dit(const WindowKernelTables& tab, FftWork& w, size_t m) {
   }
 }
 
-double spectral_entropy(const double* x, size_t n) {
+double spectral_entropy_impl(Prep& p) {
+  const size_t n = p.n;
   if (n < 4 || n > kMaxWindow || (n & (n - 1)) != 0) return kNaN;
-  alignas(64) double xb[kBuf];
-  copy_padded(x, n, xb, 0.0, kVecPad);
-  if (all_equal(xb, n)) return kNaN;
-  const double mean = mean_of(xb, n);
-  const double var = centered_ss(xb, n, mean);
+  if (p.constant()) return kNaN;
+  const double* xb = p.any_padded();
+  const double mean = p.mean();
+  const double var = p.css();
   if (!(var > 0.0) || !finite(var)) return kNaN;
   // The periodogram's scale cancels in p = P / sum P; working on unit-variance data keeps |X|^2
   // inside the double range for any finite input.
@@ -1153,6 +1358,12 @@ double spectral_entropy(const double* x, size_t n) {
     return sel(pos, p * vlog2(safe), splat(0.0));
   });
   return -h / tab.log2_int[nb];
+}
+
+double spectral_entropy(const double* x, size_t n) {
+  if (n < 4 || n > kMaxWindow || (n & (n - 1)) != 0) return kNaN;
+  Prep p(x, n);
+  return spectral_entropy_impl(p);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1226,6 +1437,29 @@ void wavelet_energies(const double* x, size_t n, int levels, double* out) {
   out[levels] = approx / total;
 }
 
+// Every kernel of the window family on one window, sharing the Prep: the same values as the
+// single-kernel calls.
+void window_block(const double* x, size_t n, const WindowBlockParams& prm, WindowBlockOut& out) {
+  if (n > kMaxWindow) {
+    for (int i = 0; i < 4; ++i) out.acf[i] = kNaN;
+    out.c3[0] = out.c3[1] = kNaN;
+    out.cid_ce = out.hurst_rs = out.dfa = out.sample_entropy = kNaN;
+    out.perm_entropy[0] = out.perm_entropy[1] = out.spectral_entropy = kNaN;
+    wavelet_energies(x, n, prm.wavelet_levels, out.wavelet);
+    return;
+  }
+  Prep p(x, n);
+  for (int i = 0; i < 4; ++i) out.acf[i] = acf_impl(p, prm.acf_lags[i]);
+  for (int i = 0; i < 2; ++i) out.c3[i] = c3_impl(p, prm.c3_lags[i]);
+  out.cid_ce = cid_ce_impl(p);
+  out.hurst_rs = hurst_rs_impl(p);
+  out.dfa = dfa_impl(p);
+  out.sample_entropy = sample_entropy_impl(p, prm.sample_entropy_order);
+  for (int i = 0; i < 2; ++i) out.perm_entropy[i] = perm_entropy_impl(p, prm.perm_orders[i], prm.perm_delay);
+  out.spectral_entropy = spectral_entropy_impl(p);
+  wavelet_energies(x, n, prm.wavelet_levels, out.wavelet);
+}
+
 }  // namespace
 
 const WindowKernels& table() {
@@ -1241,6 +1475,7 @@ const WindowKernels& table() {
       &spectral_entropy,
       &wavelet_energies,
       &ols_slope,
+      &window_block,
   };
   return kTable;
 }
