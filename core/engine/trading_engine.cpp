@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/cycle_clock.hpp"
+#include "common/stream_merge.hpp"
 #include "features/feature_engine.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/position_sizer.hpp"
@@ -538,27 +539,10 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
 
   CycleCalibration cal;
   cal.start();
-  // Streams merged as the feature engine merges them: by each stream's running max of ts_local,
-  // ties book < orders < trades.
-  enum : int { kBook = 0, kOrders = 1, kTrades = 2 };
-  size_t ib = 0, io = 0, it = 0;
-  int64_t kb = INT64_MIN, ko = INT64_MIN, kt = INT64_MIN;
-  while (ib < n_book || io < n_orders || it < n_trades) {
-    const int64_t cb = ib < n_book ? std::max(kb, book[ib].ts_local) : INT64_MAX;
-    const int64_t co = io < n_orders ? std::max(ko, orders[io].ts_local) : INT64_MAX;
-    const int64_t ct = it < n_trades ? std::max(kt, trades[it].ts_local) : INT64_MAX;
-    int kind;
-    int64_t now;
-    if (ib < n_book && cb <= co && cb <= ct) {
-      kind = kBook;
-      now = cb;
-    } else if (io < n_orders && co <= ct) {
-      kind = kOrders;
-      now = co;
-    } else {
-      kind = kTrades;
-      now = ct;
-    }
+  // Streams merged as the feature engine merges them (on the local clock).
+  StreamMerge merge(book, n_book, orders, n_orders, trades, n_trades, StreamMerge::Stamp::Local);
+  int64_t now;
+  for (StreamMerge::Kind kind; (kind = merge.peek(now)) != StreamMerge::kDone;) {
     if (m.first_ts == INT64_MIN) m.first_ts = now;
     // Timer work due before this event (grid samples, their window kernels, time-grid rows): a
     // live system does it when the timer fires, before the tick arrives, so it is timed apart.
@@ -576,33 +560,27 @@ bool TradingEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
     }
     // Only events that can end in a decision are timestamped (a message end): the clock read is a
     // large part of the per-event cost otherwise.
-    const bool timed = kind == kBook ? m.fe.may_write_row(book[ib].flags)
-                                     : kind == kOrders && m.fe.may_write_row(orders[io].flags);
+    const bool timed = kind == StreamMerge::kBook     ? m.fe.may_write_row(merge.book().flags)
+                       : kind == StreamMerge::kOrders ? m.fe.may_write_row(merge.order().flags)
+                                                      : false;
     const uint64_t t0 = timed ? cycle_now() : 0;
     // The venue runs ahead on the exchange clock (it has seen everything up to the exchange time
     // of our local now); then the responses due by now reach us.
-    if (kind == kBook) {
-      kb = cb;
-      m.venue.observe(book[ib].ts_exchange, book[ib].ts_local);
-    } else if (kind == kOrders) {
-      ko = co;
-      m.venue.observe(orders[io].ts_exchange, orders[io].ts_local);
-    } else {
-      kt = ct;
-      m.venue.observe(trades[it].ts_exchange, trades[it].ts_local);
-    }
+    if (kind == StreamMerge::kBook) m.venue.observe(merge.book().ts_exchange, merge.book().ts_local);
+    else if (kind == StreamMerge::kOrders) m.venue.observe(merge.order().ts_exchange, merge.order().ts_local);
+    else m.venue.observe(merge.trade().ts_exchange, merge.trade().ts_local);
     m.venue.advance_feed(m.venue.exchange_time(now));
     m.deliver(now);
     const uint64_t t1 = timed ? cycle_now() : 0;
     m.have_row = false;
-    if (kind == kBook) {
-      m.fe.process(book[ib++]);
+    if (kind == StreamMerge::kBook) {
+      m.fe.process(merge.pop_book(now));
       ++out.counters.book_events;
-    } else if (kind == kOrders) {
-      m.fe.process(orders[io++]);
+    } else if (kind == StreamMerge::kOrders) {
+      m.fe.process(merge.pop_order(now));
       ++out.counters.order_events;
     } else {
-      m.fe.process(trades[it++]);
+      m.fe.process(merge.pop_trade(now));
       ++out.counters.trade_events;
     }
     if (m.have_row) {

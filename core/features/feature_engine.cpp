@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/stream_merge.hpp"
+
 namespace bot4::features {
 
 namespace {
@@ -349,32 +351,20 @@ void FeatureEngine::run(const BookEvent* book, size_t n_book, const OrderEvent* 
   timestamps_.reserve(timestamps_.size() + bound);
   row_instruments_.reserve(row_instruments_.size() + bound);
 
-  size_t ib = 0, io = 0, it = 0;
-  int64_t kb = key_book_, ko = key_orders_, kt = key_trades_;
-  auto peek = [](int64_t running, int64_t ts) { return std::max(running, ts); };
-  while (ib < n_book || io < n_orders || it < n_trades) {
-    const int64_t cb = ib < n_book ? peek(kb, book[ib].ts_local) : INT64_MAX;
-    const int64_t co = io < n_orders ? peek(ko, orders[io].ts_local) : INT64_MAX;
-    const int64_t ct = it < n_trades ? peek(kt, trades[it].ts_local) : INT64_MAX;
+  StreamMerge merge(book, n_book, orders, n_orders, trades, n_trades, StreamMerge::Stamp::Local);
+  merge.set_keys(key_book_, key_orders_, key_trades_);
+  int64_t key;
+  for (StreamMerge::Kind kind; (kind = merge.peek(key)) != StreamMerge::kDone;) {
     const auto start = event_ns != nullptr ? Clock::now() : Clock::time_point{};
-    if (ib < n_book && cb <= co && cb <= ct) {
-      kb = cb;
-      advance(cb);
-      on_book(book[ib++], cb);
-    } else if (io < n_orders && co <= ct) {
-      ko = co;
-      advance(co);
-      on_order(orders[io++], co);
-    } else {
-      kt = ct;
-      advance(ct);
-      on_trade(trades[it++], ct);
-    }
+    advance(key);
+    if (kind == StreamMerge::kBook) on_book(merge.pop_book(key), key);
+    else if (kind == StreamMerge::kOrders) on_order(merge.pop_order(key), key);
+    else on_trade(merge.pop_trade(key), key);
     if (event_ns != nullptr) event_ns->push_back(elapsed_ns(start));
   }
-  key_book_ = kb;
-  key_orders_ = ko;
-  key_trades_ = kt;
+  key_book_ = merge.key_book();
+  key_orders_ = merge.key_orders();
+  key_trades_ = merge.key_trades();
   row_ns_ = nullptr;
 }
 

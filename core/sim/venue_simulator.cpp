@@ -209,7 +209,7 @@ void VenueSimulator::fill_crossed(int64_t venue_ts) {
 }
 
 void VenueSimulator::on_book(const BookEvent& ev) {
-  if (!feed_.attached) latency_.observe(ev.ts_exchange, ev.ts_local);
+  if (!feed_attached_) latency_.observe(ev.ts_exchange, ev.ts_local);
   resolve_mode(SimMode::L2);
   if (mode_ != SimMode::L2) {
     ++counters_.ignored_events;
@@ -238,7 +238,7 @@ void VenueSimulator::on_book(const BookEvent& ev) {
 }
 
 void VenueSimulator::on_order(const OrderEvent& ev) {
-  if (!feed_.attached) latency_.observe(ev.ts_exchange, ev.ts_local);
+  if (!feed_attached_) latency_.observe(ev.ts_exchange, ev.ts_local);
   resolve_mode(SimMode::L3);
   if (mode_ != SimMode::L3) {
     ++counters_.ignored_events;
@@ -264,7 +264,7 @@ void VenueSimulator::on_order(const OrderEvent& ev) {
 }
 
 void VenueSimulator::on_trade(const TradeEvent& ev) {
-  if (!feed_.attached) latency_.observe(ev.ts_exchange, ev.ts_local);
+  if (!feed_attached_) latency_.observe(ev.ts_exchange, ev.ts_local);
   activate(ev.ts_exchange);
   if (ev.qty <= 0) return;
   if (orders_.empty()) {
@@ -336,37 +336,16 @@ void VenueSimulator::erase_done() {
 
 void VenueSimulator::attach_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
                                  const TradeEvent* trades, size_t n_trades) {
-  feed_ = Feed{};
-  feed_.attached = true;
-  feed_.book = book;
-  feed_.n_book = n_book;
-  feed_.orders = orders;
-  feed_.n_orders = n_orders;
-  feed_.trades = trades;
-  feed_.n_trades = n_trades;
+  feed_ = StreamMerge(book, n_book, orders, n_orders, trades, n_trades, StreamMerge::Stamp::Exchange);
+  feed_attached_ = true;
 }
 
 void VenueSimulator::advance_feed(int64_t t) {
-  Feed& f = feed_;
-  // Merged by each stream's running maximum of ts_exchange (a stream's exchange stamps can
-  // step back slightly), ties book < orders < trades.
-  while (true) {
-    const int64_t kb = f.ib < f.n_book ? std::max(f.kb, f.book[f.ib].ts_exchange) : INT64_MAX;
-    const int64_t ko = f.io < f.n_orders ? std::max(f.ko, f.orders[f.io].ts_exchange) : INT64_MAX;
-    const int64_t kt = f.it < f.n_trades ? std::max(f.kt, f.trades[f.it].ts_exchange) : INT64_MAX;
-    if (kb <= ko && kb <= kt) {
-      if (kb > t || kb == INT64_MAX) break;
-      f.kb = kb;
-      on_book(f.book[f.ib++]);
-    } else if (ko <= kt) {
-      if (ko > t) break;
-      f.ko = ko;
-      on_order(f.orders[f.io++]);
-    } else {
-      if (kt > t) break;
-      f.kt = kt;
-      on_trade(f.trades[f.it++]);
-    }
+  int64_t key;
+  for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
+    if (kind == StreamMerge::kBook) on_book(feed_.pop_book(key));
+    else if (kind == StreamMerge::kOrders) on_order(feed_.pop_order(key));
+    else on_trade(feed_.pop_trade(key));
   }
   activate(t);
 }

@@ -40,6 +40,7 @@
 
 #include "book/l2_book.hpp"
 #include "common/events.hpp"
+#include "common/stream_merge.hpp"
 #include "common/types.hpp"
 #include "sim/consumed_liquidity.hpp"
 #include "sim/fee_model.hpp"
@@ -190,15 +191,8 @@ class VenueSimulator {
   book::L2Book book_;
   std::unique_ptr<L3QueueTracker> tracker_;  // created when the mode resolves to L3
   SimMode mode_ = SimMode::Auto;
-  struct Feed {
-    bool attached = false;
-    const BookEvent* book = nullptr;
-    const OrderEvent* orders = nullptr;
-    const TradeEvent* trades = nullptr;
-    size_t n_book = 0, n_orders = 0, n_trades = 0;
-    size_t ib = 0, io = 0, it = 0;
-    int64_t kb = INT64_MIN, ko = INT64_MIN, kt = INT64_MIN;
-  } feed_;
+  StreamMerge feed_;  // feed mode: the recording, merged on the exchange clock
+  bool feed_attached_ = false;
   ConsumedLiquidity consumed_;
   uint64_t priority_ = 0;
   std::deque<SimRequest> requests_;

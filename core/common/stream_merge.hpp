@@ -1,0 +1,89 @@
+#pragma once
+// The order in which one consumer sees the three event streams of a recording: each stream in its
+// own order, merged by the stream's running maximum of one clock (a stream's stamps can step back
+// a little; its running maximum never does), ties book < orders < trades. The feature engine and
+// the trading engine merge by ts_local (when the event reached us), the venue simulator by
+// ts_exchange (when it happened at the venue).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/events.hpp"
+
+namespace bot4 {
+
+class StreamMerge {
+ public:
+  enum Kind : uint8_t { kBook = 0, kOrders = 1, kTrades = 2, kDone = 3 };
+  enum class Stamp : uint8_t { Local, Exchange };
+
+  StreamMerge() = default;
+  StreamMerge(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+              const TradeEvent* trades, size_t n_trades, Stamp stamp)
+      : book_(book), orders_(orders), trades_(trades), nb_(n_book), no_(n_orders), nt_(n_trades),
+        exchange_(stamp == Stamp::Exchange) {}
+
+  // Running maxima carried over from an earlier batch of the same streams.
+  void set_keys(int64_t book, int64_t orders, int64_t trades) {
+    kb_ = book;
+    ko_ = orders;
+    kt_ = trades;
+  }
+  int64_t key_book() const { return kb_; }
+  int64_t key_orders() const { return ko_; }
+  int64_t key_trades() const { return kt_; }
+
+  // The next event's stream and merge key, without consuming it (kDone at the end).
+  Kind peek(int64_t& key) const {
+    const int64_t cb = ib_ < nb_ ? std::max(kb_, stamp(book_[ib_])) : INT64_MAX;
+    const int64_t co = io_ < no_ ? std::max(ko_, stamp(orders_[io_])) : INT64_MAX;
+    const int64_t ct = it_ < nt_ ? std::max(kt_, stamp(trades_[it_])) : INT64_MAX;
+    if (ib_ < nb_ && cb <= co && cb <= ct) {
+      key = cb;
+      return kBook;
+    }
+    if (io_ < no_ && co <= ct) {
+      key = co;
+      return kOrders;
+    }
+    if (it_ < nt_) {
+      key = ct;
+      return kTrades;
+    }
+    key = INT64_MAX;
+    return kDone;
+  }
+  // The next event of a stream (valid when peek() named that stream).
+  const BookEvent& book() const { return book_[ib_]; }
+  const OrderEvent& order() const { return orders_[io_]; }
+  const TradeEvent& trade() const { return trades_[it_]; }
+  // Consumes the event peek() named, with the key it returned.
+  const BookEvent& pop_book(int64_t key) {
+    kb_ = key;
+    return book_[ib_++];
+  }
+  const OrderEvent& pop_order(int64_t key) {
+    ko_ = key;
+    return orders_[io_++];
+  }
+  const TradeEvent& pop_trade(int64_t key) {
+    kt_ = key;
+    return trades_[it_++];
+  }
+
+ private:
+  template <typename Event>
+  int64_t stamp(const Event& e) const {
+    return exchange_ ? e.ts_exchange : e.ts_local;
+  }
+
+  const BookEvent* book_ = nullptr;
+  const OrderEvent* orders_ = nullptr;
+  const TradeEvent* trades_ = nullptr;
+  size_t nb_ = 0, no_ = 0, nt_ = 0;
+  size_t ib_ = 0, io_ = 0, it_ = 0;
+  int64_t kb_ = INT64_MIN, ko_ = INT64_MIN, kt_ = INT64_MIN;
+  bool exchange_ = false;
+};
+
+}  // namespace bot4
