@@ -146,3 +146,13 @@ def test_split_by_time_snapshots_the_book_at_the_trading_start(kind):
     rejected, top = _replay_top(split.trade)
     assert rejected == {}
     assert top == _replay_top(data)[1]
+
+
+def test_summary_counts_orders_sent_not_order_events():
+    result = fake_result(n=10)
+    rec = np.zeros(7, [("ts", "<i8"), ("id", "<u8"), ("kind", "u1")])
+    rec["kind"] = [0, 1, 2, 0, 1, 3, 2]           # two News, acks, fills, a cancel
+    result.orders = rec
+    s = summarize(result)
+    assert s["orders"] == 2 and s["order_events"] == 7
+    assert "orders        2  (7 order events)" in "\n".join(format_summary(s))

@@ -27,6 +27,12 @@ def _stage_percentiles(samples) -> dict:
     return {"count": int(a.size), "p50": float(p50), "p99": float(p99), "p999": float(p999)}
 
 
+def _orders_created(orders) -> int:
+    """Orders sent (New records); every order record counts when there is no event kind."""
+    names = getattr(getattr(orders, "dtype", None), "names", None) or ()
+    return int(np.count_nonzero(orders["kind"] == 0)) if "kind" in names else int(len(orders))
+
+
 def summarize(result) -> dict:
     """Headline figures of a BacktestResult (what the CLI prints and the report's table shows)."""
     seconds = float(getattr(result, "seconds", 0.0) or 0.0)
@@ -36,7 +42,8 @@ def summarize(result) -> dict:
         "seconds": seconds,
         "events_per_s": events / seconds if seconds > 0 else None,
         "decisions": int(len(result.decisions)),
-        "orders": int(len(result.orders)),
+        "orders": _orders_created(result.orders),
+        "order_events": int(len(result.orders)),
         "fills": int(len(result.fills)),
         "pnl": float(result.pnl),
         "max_drawdown": float(result.max_drawdown),
@@ -61,7 +68,7 @@ def format_summary(summary: dict) -> list[str]:
     lines = [f"events        {summary['events']:,} in {summary['seconds']:.3f} s"
              + (f"  ({rate / 1e6:.2f} M events/s)" if rate else ""),
              f"decisions     {summary['decisions']:,}",
-             f"orders        {summary['orders']:,}",
+             f"orders        {summary['orders']:,}  ({summary['order_events']:,} order events)",
              f"fills         {summary['fills']:,}",
              f"pnl           {summary['pnl']:,.4f}",
              f"max drawdown  {summary['max_drawdown']:,.4f}"]
@@ -271,7 +278,8 @@ def perf_manifest(result, name: str = "backtest", notes: dict | None = None) -> 
     for stage, samples in dict(result.latency_ns or {}).items():
         m.add_latency(stage, np.asarray(samples))
     m.add_throughput("events", int(result.events), float(result.seconds or 0.0), unit="events/s")
-    m.notes.update({"decisions": int(len(result.decisions)), "orders": int(len(result.orders)),
+    m.notes.update({"decisions": int(len(result.decisions)), "orders": _orders_created(result.orders),
+                    "order_events": int(len(result.orders)),
                     "fills": int(len(result.fills)), "pnl": float(result.pnl),
                     "max_drawdown": float(result.max_drawdown),
                     "rejections": {str(k): int(v) for k, v in dict(result.rejections or {}).items()}})
