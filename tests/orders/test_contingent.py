@@ -2,7 +2,7 @@
 across groups (held targets) and bounded memory: worked examples of issue 5."""
 import pytest
 
-from orders_ref import crosses, orders
+from orders_ref import orders
 
 
 def kinds(m):

@@ -4,7 +4,7 @@ expiries (including events for unknown, closed and evicted orders) against the i
 issue 5. Fills race cancels: a cancel-pending order keeps receiving legal venue fills."""
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, event, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orders_ref import LIVE, WORKING, crosses, fill_vwap_legs, orders
 

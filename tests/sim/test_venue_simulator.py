@@ -3,7 +3,6 @@ venue mode with exact queue position (hand-built MBO sequences and the ES MBO fi
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
