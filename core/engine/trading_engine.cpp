@@ -234,9 +234,8 @@ struct TradingEngine::Impl {
           if (it != ptc_key.end()) checks.on_fill(it->second, s.qty);
           else checks.set_position(position);
           r = om.on_fill(s.id, s.qty, s.price, s.local_ts);
-          // Recorded when the engine applies it: the venue handles a market event when the engine
-          // receives it, so a fill it causes can carry a receipt time (venue time + offset +
-          // response latency) earlier than the event that produced it was seen here.
+          // Recorded when the engine applies it: responses are delivered at the engine's events,
+          // so one received between two events is applied (and recorded) at the next.
           const int64_t applied = now == INT64_MAX ? s.local_ts : std::max(s.local_ts, now);
           out->fills.push_back(FillRec{applied, s.id, s.price, s.qty, s.fee, static_cast<uint8_t>(s.side),
                                        static_cast<uint8_t>(s.maker),
@@ -376,7 +375,7 @@ struct TradingEngine::Impl {
     }
     // A position nothing protects any more (a fill raced a cancel after its bracket ended, or a
     // residue of a close) is flattened rather than left open.
-    if (position != 0 && !any_working() && om.live_orders() == 0) {
+    if (position != 0 && om.live_orders() == 0) {
       ++out->counters.orphan_closes;
       start_flatten(now);
       return {target, flatten_step(now, two_sided, mid)};
