@@ -235,6 +235,7 @@ class PyTradingEngine {
     cnt["sim_rejects"] = r.sim.rejects;
     cnt["sim_unknown_cancel"] = r.sim.unknown_cancel;
     cnt["sim_reduce_only_expired"] = r.sim.reduce_only_expired;
+    cnt["sim_stp_expired"] = r.sim.stp_expired;
     cnt["sim_book_rejected"] = r.sim.book_rejected;
     out["counters"] = cnt;
     out["max_drawdown"] = r.max_drawdown;
@@ -386,6 +387,8 @@ void bind_engine(py::module_& m) {
     cnt["book_rejected"] = c.book_rejected;
     cnt["order_events"] = c.order_events;
     cnt["ignored_events"] = c.ignored_events;
+    cnt["stp_expired"] = c.stp_expired;
+    cnt["reduce_only_expired"] = c.reduce_only_expired;
     py::dict out;
     out["fills"] = fills;
     out["responses"] = responses;

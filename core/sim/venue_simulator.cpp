@@ -118,6 +118,21 @@ void VenueSimulator::execute_taker(Working& w, int64_t limit, int64_t venue_ts) 
   thread_local std::vector<std::pair<int64_t, int64_t>> legs;
   walk(w.side, w.open(), limit, legs);
   const Side book_side = w.side == Side::Bid ? Side::Ask : Side::Bid;
+  // Venue self-trade prevention (expire maker, like Binance's EXPIRE_MAKER): our taker never
+  // trades with our own resting order. One it would reach (at or better than the worst price of
+  // its walk; at an equal price our queue place is unknown, so it counts) is expired first. The
+  // order manager prevents such crossings at submission; a stop triggering into our own resting
+  // order (a bracket's entry remainder) is how they still arise.
+  if (!legs.empty()) {
+    const int64_t worst = legs.back().first;
+    for (auto& o : orders_) {
+      if (o.id == w.id || o.side == w.side || o.type != SimOrderType::Limit || o.open() <= 0) continue;
+      if (w.side == Side::Bid ? o.price > worst : o.price < worst) continue;
+      ++counters_.stp_expired;
+      respond(SimResponseKind::Expire, o, venue_ts);
+      o.qty = o.filled;  // removed by erase_done
+    }
+  }
   for (const auto& [px, q] : legs) {
     const int64_t got = fill(w, px, q, false, venue_ts);
     consumed_.add(book_side, px, got);

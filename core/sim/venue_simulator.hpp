@@ -85,6 +85,7 @@ struct SimCounters {
   uint64_t stops_triggered = 0;
   uint64_t market_expired = 0;   // market remainder with no liquidity left
   uint64_t rejects = 0;          // e.g. market order into an empty side
+  uint64_t stp_expired = 0;          // own resting orders expired so our taker would not trade with them
   uint64_t reduce_only_expired = 0;  // reduce-only orders expired with no position left to reduce
   uint64_t unknown_cancel = 0;   // cancel/replace for an order no longer at the venue
   uint64_t book_rejected = 0;    // replayed book (L2) or order (L3) events the book rejected

@@ -45,6 +45,7 @@ PENDING_CANCEL = 7   # core/orders (confirm_cancels): still fills, no longer siz
 K_NEW, K_ACK, K_FILL, K_CANCEL, K_REJECT, K_REPLACE, K_EXPIRE = range(7)
 SINGLE, ENTRY, STOP_LEG, TARGET_LEG = range(4)
 RISK_EXEMPT = 1   # OrderRec.flags: protective leg sent although the pre-trade checks refused it
+FILLED, EXPIRED = 3, 6   # order states
 LEGS = (STOP_LEG, TARGET_LEG)
 BUY = 0
 
@@ -240,7 +241,8 @@ class Replay:
         st_ = cfg["strategy"]
         self.stop_d, self.target_d = int(st_["stop_ticks"]), int(st_["target_ticks"])
         self.orders = {}            # id -> dict(side, type, role, price, qty, filled, status, notional, entry)
-        self.brackets = {}          # entry id -> [stop id, target id]
+        self.brackets = {}          # entry id -> [stop id, target id] (the current pair)
+        self.all_legs = {}          # entry id -> every leg it ever had (a fresh pair may replace spent legs)
         self.errors = []
         self.tops = None
 
@@ -257,15 +259,16 @@ class Replay:
     def working(self):
         return [o for o in self.orders.values() if o["status"] not in TERMINAL]
 
+    def exited(self, entry_id):
+        """Lots the bracket's legs (all it ever had) have closed."""
+        return sum(self.orders[lid]["filled"] for lid in self.all_legs.get(entry_id, ()))
+
     def open_of(self, entry_id):
-        e = self.orders[entry_id]
-        s, t = self.brackets[entry_id]
-        return e["filled"] - self.orders[s]["filled"] - self.orders[t]["filled"]
+        return self.orders[entry_id]["filled"] - self.exited(entry_id)
 
     def check_leg(self, o, where):
         e = self.orders[o["entry"]]
-        s_id, t_id = self.brackets[o["entry"]]
-        legs_filled = self.orders[s_id]["filled"] + self.orders[t_id]["filled"]
+        legs_filled = self.exited(o["entry"])
         if legs_filled > e["filled"]:
             self.err(f"{where}: OCO legs filled {legs_filled} > entry filled {e['filled']} (entry {o['entry']})")
         if o["status"] in TERMINAL or o["status"] == PENDING_CANCEL:
@@ -364,16 +367,20 @@ class Replay:
                         continue
                     legs = self.brackets.setdefault(e, [None, None])
                     slot = 0 if role == STOP_LEG else 1
-                    if legs[slot] is not None:
-                        self.err(f"ts={ts}: entry {e} got a second {'stop' if slot == 0 else 'target'} leg {oid}")
+                    # a fresh pair only replaces spent legs (terminal or cancel-pending), never live ones
+                    prev = self.orders.get(legs[slot]) if legs[slot] is not None else None
+                    if prev is not None and prev["status"] not in TERMINAL and prev["status"] != PENDING_CANCEL:
+                        self.err(f"ts={ts}: entry {e} got a second {'stop' if slot == 0 else 'target'} leg {oid} "
+                                 f"while leg {legs[slot]} is live")
                     legs[slot] = oid
+                    self.all_legs.setdefault(e, []).append(oid)
                     o["entry"] = e
                     # a leg the checks admitted took a token; one they refused is sent anyway
                     # (flag RISK_EXEMPT: refusing protection would leave the position open)
                     if not int(r["flags"]) & RISK_EXEMPT and not bucket.take(ts):
                         self.err(f"ts={ts}: leg {oid} admitted with an empty token bucket")
                     self.orders[oid] = o
-                    if legs[0] is not None and legs[1] is not None:
+                    if legs[0] is not None and legs[1] is not None and all(lid in self.orders for lid in legs):
                         for lid in legs:
                             self.check_leg(self.orders[lid], f"leg New ts={ts}")
                     continue
@@ -511,11 +518,23 @@ def test_orders_brackets_risk_stp(s):
     assert set(sent["ts"].tolist()) <= set(entries["ts"].tolist())
     assert np.count_nonzero(new["role"] == SINGLE) == res.counters["closes"]
 
-    # own fills never trade with each other: no buy and sell of ours on the same venue print
+    # own fills never trade with each other. A buy and a sell of ours at one time and price are
+    # only allowed when the earlier one (a resting order filled by a public print) left its order
+    # done -- filled, or expired by the venue's self-trade prevention -- before our taker traded
     f = res.fills
     for key in set(zip(f["ts"].tolist(), f["price"].tolist())):
-        sel = (f["ts"] == key[0]) & (f["price"] == key[1])
-        assert len(set(f["side"][sel].tolist())) == 1, f"own buy and sell filled together at {key}"
+        idx = np.flatnonzero((f["ts"] == key[0]) & (f["price"] == key[1]))
+        if len(set(f["side"][idx].tolist())) == 1:
+            continue
+        for j in idx:
+            if f["maker"][j]:
+                continue
+            for i in idx[idx < j]:
+                if f["side"][i] == f["side"][j]:
+                    continue
+                recs = rec[(rec["id"] == f["id"][i]) & (rec["ts"] == key[0])]
+                assert f["maker"][i] and recs.size and int(recs["status"][-1]) in (FILLED, EXPIRED), \
+                    f"own taker fill {int(f['id'][j])} traded while own order {int(f['id'][i])} was open at {key}"
     # fees as configured
     notional = f["price"] * res.tick_size * f["qty"] * res.lot_size
     bps = np.where(f["maker"] == 1, s["maker_bps"], s["taker_bps"])

@@ -393,3 +393,19 @@ def test_a_print_consumes_the_levels_it_traded_through():
     # an unknown aggressor consumes nothing
     res = sim(b, trades((10, 101, 2, NO_SIDE)), [(1, BID, MARKET, 0, 4, 20)], details=True)
     assert fills_of(res, 1) == [(1, 100, 2, False), (1, 101, 2, False)]
+
+
+def test_a_triggered_stop_never_trades_with_our_own_resting_order():
+    # our resting sell limit at 101 (behind 3 lots) and our buy stop at 100: a buyer's print at 100
+    # triggers the stop, whose market buy walks 100 x 2 then 101 -- where our own sell rests. The
+    # venue expires our sell first (expire maker) and the stop fills from the others' liquidity.
+    b = book(*ASKS, (50, BID, 97, 1))
+    t = trades((10, 100, 1, BID))
+    res = sim(b, t, [(1, ASK, LIMIT, 101, 2, 0), (2, BID, STOP, 100, 4, 0)], details=True)
+    assert res["counters"]["stp_expired"] == 1
+    assert fills_of(res, 1) == []                                   # never traded with the stop
+    assert [f[1] for f in fills_of(res, 2)] == [100, 101]          # public liquidity only
+    assert ("expire", 1) in [(r[0], r[1]) for r in res["responses"]]
+    # a stop whose walk stops short of our resting order leaves it alone
+    res = sim(b, t, [(1, ASK, LIMIT, 102, 2, 0), (2, BID, STOP, 100, 1, 0)], details=True)
+    assert res["counters"]["stp_expired"] == 0 and fills_of(res, 2) == [(2, 100, 1, False)]
