@@ -109,6 +109,19 @@ struct TradingEngine::Impl {
     }
   }
 
+  // The venue request for a New or Replace of order `o` (its current side, type, price, size).
+  static sim::SimRequest order_request(sim::SimRequestKind kind, const orders::Order& o) {
+    sim::SimRequest req;
+    req.kind = kind;
+    req.id = o.order_id;
+    req.side = o.side;
+    req.type = to_sim(o.type);
+    req.price = o.price_ticks;
+    req.qty = o.qty_lots;
+    req.reduce_only = o.reduce_only;
+    return req;
+  }
+
   // Forwards the order manager's pending events to the venue / pre-trade checks and records them.
   void forward_events(int64_t now) {
     auto events = om.drain_events();
@@ -133,15 +146,7 @@ struct TradingEngine::Impl {
         case orders::OrderEventKind::New: {
           if (o == nullptr) break;
           sent_at[e.order_id] = now;
-          sim::SimRequest req;
-          req.kind = sim::SimRequestKind::New;
-          req.id = e.order_id;
-          req.side = o->side;
-          req.type = to_sim(o->type);
-          req.price = o->price_ticks;
-          req.qty = o->qty_lots;
-          req.reduce_only = o->reduce_only;
-          venue.send(req, now);
+          venue.send(order_request(sim::SimRequestKind::New, *o), now);
           break;
         }
         case orders::OrderEventKind::Cancel:
@@ -164,14 +169,7 @@ struct TradingEngine::Impl {
         }
         case orders::OrderEventKind::Replace: {
           if (o == nullptr) break;
-          sim::SimRequest req;
-          req.kind = sim::SimRequestKind::Replace;
-          req.id = e.order_id;
-          req.side = o->side;
-          req.type = to_sim(o->type);
-          req.price = o->price_ticks;
-          req.qty = o->qty_lots;
-          venue.send(req, now);
+          venue.send(order_request(sim::SimRequestKind::Replace, *o), now);
           break;
         }
         default:

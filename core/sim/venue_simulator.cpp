@@ -34,7 +34,7 @@ void VenueSimulator::activate(int64_t venue_ts) {
   erase_done();
 }
 
-void VenueSimulator::respond(SimResponseKind kind, const Working& w, int64_t venue_ts) {
+SimResponse& VenueSimulator::respond(SimResponseKind kind, const Working& w, int64_t venue_ts) {
   SimResponse s;
   s.kind = kind;
   s.id = w.id;
@@ -44,6 +44,7 @@ void VenueSimulator::respond(SimResponseKind kind, const Working& w, int64_t ven
   s.venue_ts = venue_ts;
   s.local_ts = receipt(venue_ts);
   responses_.push_back(s);
+  return responses_.back();
 }
 
 int64_t VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts) {
@@ -57,17 +58,11 @@ int64_t VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker,
   if (qty > 0) {
     w.filled += qty;
     position_ += w.side == Side::Bid ? qty : -qty;
-    SimResponse s;
-    s.kind = SimResponseKind::Fill;
-    s.id = w.id;
-    s.side = w.side;
+    SimResponse& s = respond(SimResponseKind::Fill, w, venue_ts);
     s.price = price;
     s.qty = qty;
     s.maker = maker;
     s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size);
-    s.venue_ts = venue_ts;
-    s.local_ts = receipt(venue_ts);
-    responses_.push_back(s);
     ++counters_.fills;
     ++(maker ? counters_.maker_fills : counters_.taker_fills);
   }

@@ -174,7 +174,8 @@ class VenueSimulator {
   void execute_taker(Working& w, int64_t limit, int64_t venue_ts);  // walks, fills; w.filled updated
   // Fills up to qty (less for a reduce-only order near flat); returns the lots filled.
   int64_t fill(Working& w, int64_t price, int64_t qty, bool maker, int64_t venue_ts);
-  void respond(SimResponseKind kind, const Working& w, int64_t venue_ts);
+  // Queues a response about w (its price and size; a fill overrides them) and returns it.
+  SimResponse& respond(SimResponseKind kind, const Working& w, int64_t venue_ts);
   int64_t receipt(int64_t venue_ts);
   void consume_print(const TradeEvent& ev);  // levels a public print traded through or at  // local receipt time of a response sent at venue_ts
   void erase_done();

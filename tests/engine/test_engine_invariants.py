@@ -263,9 +263,6 @@ class Replay:
         """Lots the bracket's legs (all it ever had) have closed."""
         return sum(self.orders[lid]["filled"] for lid in self.all_legs.get(entry_id, ()))
 
-    def open_of(self, entry_id):
-        return self.orders[entry_id]["filled"] - self.exited(entry_id)
-
     def check_leg(self, o, where):
         e = self.orders[o["entry"]]
         legs_filled = self.exited(o["entry"])
