@@ -1,0 +1,31 @@
+"""The engine's full outputs stay bit-identical to the pinned ones (tests/engine/pinned/golden.json)
+unless a commit re-pins them on purpose (see pinned_outputs.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pinned_outputs as pinned
+
+GOLDEN = json.loads(pinned.GOLDEN.read_text())
+
+
+def _check(source: str) -> None:
+    got = pinned.digests(pinned.run_source(source))
+    want = GOLDEN[source]
+    for name in pinned.OUTPUTS:
+        assert got[name] == want[name], f"{source}: {name} changed"
+    assert got["counters"] == want["counters"]
+    assert got["pnl"] == want["pnl"]
+
+
+def test_embedded_stream_outputs_pinned():
+    _check("embedded")
+
+
+@pytest.mark.realdata
+def test_btcusdt_outputs_pinned():
+    if not pinned.REFERENCE.exists():
+        pytest.skip(f"reference recording missing: {pinned.REFERENCE}")
+    _check("btcusdt")
