@@ -69,8 +69,7 @@ def run_pipeline(data, label: str, args: argparse.Namespace, progress: bool) -> 
         embedded = not args.data
         fconf = _feature_config(embedded)
         cut = time_at_fraction(data, TRAIN_FRACTION)
-        interval = fconf.decision_interval_ns if fconf.decision == "time" else 0
-        gap = purge_gap_ns(data, cut, tconf.horizon, tconf.horizon_unit, interval)
+        gap = purge_gap_ns(data, cut, tconf.horizon, tconf.horizon_unit, fconf)
         split = split_by_time(data, TRAIN_FRACTION, gap)
         _say(progress, f"split         train {split.train_events:,} events, purge gap "
                        f"{split.gap_ns / 1e9:.3f} s ({split.gap_events:,} events), trade "

@@ -166,18 +166,33 @@ def split_by_time(data: MarketData, train_fraction: float = 0.5, gap_ns: int = 0
 
 
 def purge_gap_ns(data: MarketData, cut_ns: int, horizon: int, horizon_unit: str,
-                 decision_interval_ns: int = 0) -> int:
-    """A purge gap at least one label horizon long, in ns after the cut.
+                 feature_config=None) -> int:
+    """The purge gap after the cut, in ns, measured by label intervals (METHODS.md §1).
 
-    Horizon in ns: that many ns. Horizon in feature rows: rows are at most one per event (message
-    decisions) or one per decision_interval_ns (time grid), so the gap is the larger of the time
-    spanned by the next `horizon` events after the cut and horizon × decision_interval_ns.
+    A training row i (feature row time t_i < cut_ns) has the label window [t_i, t_end(i)], where
+    t_end is the time of the feature row `horizon` rows later (horizon_unit "events") or the first
+    row at or after t_i + horizon ("ns"), both taken on the feature rows of the whole stream, as
+    bot4.research.labels.forward_labels defines them. The gap makes the trading part start after
+    the last of these windows ends, so no label the model could be trained on shares an instant
+    with the trading part. Rows are those of `feature_config` (decision points), computed here on
+    the whole stream; features are causal, so the training part's own rows are a prefix of them.
     """
-    if horizon_unit == "ns":
-        return int(horizon)
-    keys = np.concatenate([_keys(data.book), _keys(data.orders), _keys(data.trades)])
-    keys.sort()
-    i = int(np.searchsorted(keys, cut_ns, "left"))
-    j = min(i + int(horizon), keys.size - 1)
-    span = int(keys[j] - cut_ns) if keys.size else 0
-    return max(span, int(horizon) * int(decision_interval_ns), 1)
+    from bot4.features import FeatureConfig, compute
+    from bot4.research.labels import forward_labels, label_end_index
+
+    fs = compute(data, feature_config or FeatureConfig())
+    ts_all = np.asarray(fs.timestamps, dtype=np.int64)
+    inst = np.asarray(fs.instruments)
+    last = max((int(_keys(a)[-1]) for a in (data.book, data.orders, data.trades) if len(a)), default=cut_ns)
+    end_max = int(cut_ns) - 1
+    for i in np.unique(inst):
+        ts = ts_all[inst == i]
+        train_rows = int(np.searchsorted(ts, cut_ns, "left"))
+        if train_rows == 0:
+            continue
+        _, end = forward_labels(ts, np.ones(ts.size), horizon, 0.0, horizon_unit)
+        idx = label_end_index(ts, end, horizon_unit)[:train_rows]
+        if np.any(idx >= ts.size):   # a window runs past the data: nothing after the cut is clean
+            return max(last - int(cut_ns) + 1, 1)
+        end_max = max(end_max, int(ts[idx].max()))
+    return max(end_max - int(cut_ns) + 1, 1)
