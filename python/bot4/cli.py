@@ -1,4 +1,5 @@
-"""The `bot4` command."""
+"""The `bot4` command. Every command is a library call; this module parses, checks arguments
+before any long work, prints, and turns mistakes into one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -6,10 +7,83 @@ import argparse
 import json
 import sys
 
-from bot4.errors import Bot4Error
-from bot4.sim.generate import DEFAULT_EVENTS as DEFAULT_SIM_EVENTS
+from bot4.errors import Bot4Error, InputError
 from bot4.sim.cli import _add_sim_commands
+from bot4.sim.generate import DEFAULT_EVENTS as DEFAULT_SIM_EVENTS
 from bot4.sim.generate import DEFAULT_SEED
+
+#: Library parameter names (InputError.param) -> the option a person types.
+OPTIONS = {"paths": "--data", "venue": "--venue", "n_events": "--events", "seed": "--seed",
+           "out_dir": "--out", "out": "--out", "model": "--model", "risk_config": "--risk-config",
+           "feature_config": "--feature-config", "params": "--params"}
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: what is wrong and where the help is (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def count(low: int = 1, high: int | None = None, what: str = "whole number"):
+    """argparse type: an integer in [low, high], refused with the allowed range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low:,}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:,}")
+        return value
+    parse.__name__ = "count"
+    return parse
+
+
+def amount(low: float = 0.0, strict: bool = False):
+    """argparse type: a finite float >= low (> low when strict)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low:g}, got {text}")
+        return value
+    parse.__name__ = "amount"
+    return parse
+
+
+class Renamed(argparse.Action):
+    """An option that was renamed or split: refused with a pointer to the new spelling."""
+
+    def __init__(self, option_strings, dest, pointer: str = "", **kwargs):
+        self.pointer = pointer
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is gone: {self.pointer}")
+
+
+def stream_from_args(args: argparse.Namespace):
+    """The market stream named by --data/--venue or the embedded one (--seed, --events)."""
+    from bot4.sources import load_stream
+
+    return load_stream(args.data, args.venue, seed=args.seed, n_events=args.events,
+                       progress=not args.quiet)
+
+
+def check_stream_args(args: argparse.Namespace) -> None:
+    """--data files before any long work (exists, a file, given once, the --venue's format)."""
+    from bot4.sources import check_sources
+
+    if args.data:
+        check_sources(args.data, args.venue)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -30,30 +104,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
-def _load_stream(args: argparse.Namespace):
-    """The data named on the command line, or the embedded default market stream."""
-    import time
-
-    from bot4.data import load
-
-    start = time.perf_counter()
-    if args.data:
-        data = load(args.data, venue=args.venue, progress=not args.json)
-        label = ", ".join(args.data)
-    else:
-        from bot4.sim import generate
-
-        data = generate(seed=args.seed, n_events=args.events)
-        label = (f"embedded default market stream (simulator calibrated on Binance USD-M BTCUSDT, "
-                 f"seed {args.seed}, {args.events:,} events)")
-    return data, label, time.perf_counter() - start
-
-
 def _print_replay(result, label: str, args_check_bbo: bool = False) -> None:
-    from bot4.replay import ReplayResult  # noqa: F401  (for the reader: result's type)
-
     print(f"replayed      {label}")
     print(f"book level    {result.level}")
     print(f"events        {result.events:,}  ({result.messages:,} book messages)")
@@ -88,12 +139,12 @@ def _print_replay(result, label: str, args_check_bbo: bool = False) -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from bot4.replay import replay
 
-    data, label, load_seconds = _load_stream(args)
-    result = replay(data, check_bbo=args.check_bbo, load_seconds=load_seconds)
+    stream = stream_from_args(args)
+    result = replay(stream.data, check_bbo=args.check_bbo, load_seconds=stream.load_seconds)
     if args.json:
         print(json.dumps(result.as_json()))
     else:
-        _print_replay(result, label, args.check_bbo)
+        _print_replay(result, stream.label, args.check_bbo)
     return 0
 
 
@@ -101,17 +152,23 @@ def _add_stream_args(p: argparse.ArgumentParser) -> None:
     from bot4.data import VENUES
 
     p.add_argument("--data", nargs="+", metavar="PATH",
-                   help="recording(s); several files are one recording, replayed in the order given. "
+                   help="recording(s); several files are one recording, read in the order given. "
                         "Default: the embedded market simulator stream")
-    p.add_argument("--venue", choices=VENUES, help="data format (default: guessed from the file)")
+    p.add_argument("--venue", choices=VENUES,
+                   help="data format (default: told from the file's content); checked against the file")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulator seed (no --data)")
-    p.add_argument("--events", type=int, default=DEFAULT_SIM_EVENTS,
-                   help="simulator events to generate (no --data)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--events", type=count(1), default=DEFAULT_SIM_EVENTS,
+                   help=f"simulator events to generate (no --data; default {DEFAULT_SIM_EVENTS:,})")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout "
+                   "(progress still goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bot4", description="bot4 trading platform")
+    from bot4 import __version__
+
+    parser = Parser(prog="bot4", description="bot4 trading platform")
+    parser.add_argument("--version", action="version", version=f"bot4 {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="version, compiler, build type and SIMD levels")
@@ -138,14 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _prog(args: argparse.Namespace | None) -> str:
+    parts = ["bot4"]
+    for attr in ("command", "sim_command", "config_command"):
+        if args is not None and getattr(args, attr, None):
+            parts.append(getattr(args, attr))
+    return " ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return args.func(args)
+    except InputError as exc:
+        print(f"{_prog(args)}: error: {exc.render(OPTIONS)}", file=sys.stderr)
+        return EXIT_USAGE
     except Bot4Error as exc:
-        print(f"bot4: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{_prog(args)}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Outputs are staged (bot4.outdir): whatever was being written has been removed.
+        print(f"\n{_prog(args)}: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

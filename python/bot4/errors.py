@@ -28,3 +28,30 @@ class ConfigError(Bot4Error, ValueError):
 class ModelError(Bot4Error):
     """A model that cannot be loaded or run: corrupt or tampered file, feature mismatch,
     unsupported operator, runtime failure."""
+
+
+class InputError(Bot4Error, ValueError):
+    """An argument a caller can fix: `param` names it, `problem` says what is wrong with it and
+    `fix` what to do instead (free text), or `suggest` gives the value to pass (param -> value;
+    None = leave that argument out). str() speaks in the library's parameter names; a command
+    line shows its own option names through `render`."""
+
+    def __init__(self, param: str, problem: str, fix: str = "", suggest: dict | None = None):
+        self.param, self.problem, self.fix, self.suggest = param, problem, fix, dict(suggest or {})
+        super().__init__(self.render())
+
+    def render(self, options: dict[str, str] | None = None) -> str:
+        """One line; `options` maps parameter names to command-line option names."""
+        def name(p: str) -> str:
+            return options.get(p, p) if options is not None else p
+
+        def value(p: str, v) -> str:
+            if options is not None:
+                return f"{name(p)} {v}"
+            return f"{p}={v!r}"
+
+        fixes = [self.fix] if self.fix else []
+        for p, v in self.suggest.items():
+            fixes.append(f"leave out {name(p)}" if v is None else f"pass {value(p, v)}")
+        text = f"{name(self.param)}: {self.problem}"
+        return text + ("; " + " or ".join(fixes) if fixes else "")

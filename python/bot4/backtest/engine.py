@@ -55,50 +55,7 @@ def engine_config(config=None) -> dict:
     return out
 
 
-@dataclass
-class BacktestResult:
-    events: int
-    decisions: np.ndarray          # ts, p, target, action, position
-    orders: np.ndarray             # ts, id, side, price, qty, filled, type, status, kind, role, reason
-    fills: np.ndarray              # ts, id, side, price (ticks), qty (lots), fee, maker, role, accepted
-    equity: np.ndarray             # ts, position, realised, unrealised, fees, equity (quote units)
-    latency_ns: dict               # stage -> int64 array (one value per decision)
-    counters: dict
-    rejections: dict               # pre-trade reason -> count
-    pnl: float
-    max_drawdown: float
-    seconds: float
-    tick_size: float = 1.0
-    lot_size: float = 1.0
-    order_rejections: dict = field(default_factory=dict)  # order-manager reason -> count
-    kill_reason: str = "none"
-    config: dict = field(default_factory=dict)
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else float("nan")
-
-    def latency_summary(self) -> dict:
-        out = {}
-        for stage, arr in self.latency_ns.items():
-            a = np.asarray(arr)
-            if a.size:
-                p50, p99, p999 = np.percentile(a, [50, 99, 99.9])
-                out[stage] = {"p50": float(p50), "p99": float(p99), "p999": float(p999)}
-            else:
-                out[stage] = {"p50": None, "p99": None, "p999": None}
-        return out
-
-    def as_json(self) -> dict:
-        return {"events": int(self.events), "decisions": int(self.decisions.size), "orders": int(self.n_orders),
-                "fills": int(self.fills.size), "rejections": {k: int(v) for k, v in self.rejections.items()},
-                "pnl": float(self.pnl), "max_drawdown": float(self.max_drawdown),
-                "latency_ns": self.latency_summary(), "seconds": float(self.seconds)}
-
-    @property
-    def n_orders(self) -> int:
-        """Orders created (New events)."""
-        return int(np.count_nonzero(self.orders["kind"] == 0)) if self.orders.size else 0
+from bot4.backtest.result import BacktestResult  # noqa: E402  (re-exported; the type lives there)
 
 
 def _load_model(model):

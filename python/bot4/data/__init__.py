@@ -7,7 +7,7 @@ from pathlib import Path
 from bot4.data.market_data import MarketData, RejectionLog
 from bot4.errors import DataError
 
-VENUES = ("binance-usdm", "binance-coinm", "binance-spot", "tardis", "lobster", "databento-mbo")
+VENUES = ("binance-usdm", "binance-coinm", "binance-spot", "tardis", "lobster", "databento-mbo", "bot4-sim")
 
 
 def guess_venue(path: str | Path) -> str:
@@ -15,6 +15,8 @@ def guess_venue(path: str | Path) -> str:
     name = Path(path).name.lower()
     if name.endswith(".dbn.zst") or name.endswith(".dbn"):
         return "databento-mbo"
+    if name.endswith(".npz"):
+        return "bot4-sim"
     if "_message_" in name and name.endswith(".csv"):
         return "lobster"
     if name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -28,6 +30,8 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
         paths = [paths]
     paths = [Path(p) for p in paths]
     for p in paths:
+        if p.is_dir():
+            raise DataError(f"{p} is a folder, not a recording file")
         if not p.exists():
             raise DataError(f"no such file: {p}")
     if venue is None:
@@ -50,6 +54,12 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
         if len(paths) != 1:
             raise DataError("lobster takes one message file (its orderbook file is found beside it)")
         return load_lobster(paths[0])
+    if venue == "bot4-sim":   # `bot4 sim generate` output
+        from bot4.sim.generate import load_npz
+
+        if len(paths) != 1:
+            raise DataError("bot4-sim takes one .npz file")
+        return load_npz(paths[0])
     if venue == "databento-mbo":
         from bot4.data.databento_mbo import load_databento_mbo
 

@@ -4,32 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from bot4.errors import ConfigError
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    import msgspec
-
-    from bot4.cli import _load_stream
+    from bot4.cli import check_stream_args, stream_from_args
     from bot4.features import FeatureConfig, compute, save
+    from bot4.outdir import check_new_file, staged_file
+    from bot4.report.cli import feature_config
 
-    out = Path(args.out)
-    if out.suffix not in (".npz", ".parquet"):
-        raise ConfigError(f"--out must end in .npz or .parquet, got '{out.name}'")
-    config = FeatureConfig()
-    if args.config:
-        try:
-            config = FeatureConfig.from_toml(Path(args.config).read_bytes())
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise ConfigError(f"{args.config}: {exc}") from exc
-    data, label, load_seconds = _load_stream(args)
+    # every argument is checked before the data is read
+    out = check_new_file(args.out, suffixes=(".npz", ".parquet"))
+    config = feature_config(args.feature_config) or FeatureConfig()
+    check_stream_args(args)
+    stream = stream_from_args(args)
+    data, label, load_seconds = stream.data, stream.label, stream.load_seconds
     try:
-        features = compute(data, config, progress=not args.json)
+        features = compute(data, config, progress=not args.quiet)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    save(features, out)
+    with staged_file(out) as tmp:   # replaced only when completely written
+        save(features, tmp)
     summary = features.summary()
     summary.update(source=label, out=str(out), load_seconds=round(load_seconds, 3),
                    events=int(len(data.book) + len(data.orders) + len(data.trades)))
@@ -48,8 +44,12 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 
 def add_features_command(sub, add_stream_args) -> None:
+    from bot4.cli import Renamed
+
     p = sub.add_parser("features", help="compute streaming and windowed features to .npz/.parquet")
     add_stream_args(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz or .parquet)")
-    p.add_argument("--config", metavar="FILE", help="feature config (TOML, fields of bot4.features.FeatureConfig)")
+    p.add_argument("--feature-config", metavar="FILE",
+                   help="feature config (TOML, fields of bot4.features.FeatureConfig); default FeatureConfig()")
+    p.add_argument("--config", action=Renamed, pointer="use --feature-config FILE for the feature TOML")
     p.set_defaults(func=_cmd_features)

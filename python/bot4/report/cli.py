@@ -1,119 +1,89 @@
-"""`bot4 backtest` and `bot4 demo`: train on the earlier part of a stream (or load --model), leave a
-purge gap, backtest the later part in the core engine, print a summary and write report.html and
-perf.json."""
+"""`bot4 backtest` and `bot4 demo`: bot4.pipeline.run_pipeline on the stream named on the command
+line, into a new run folder under --out, with a printed summary."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
-from bot4.errors import ConfigError
+from bot4.errors import Bot4Error, ConfigError, InputError
+from bot4.pipeline import TRAIN_FRACTION
 
 DEFAULT_OUT = "bot4-out"
-TRAIN_FRACTION = 0.5
+MAX_TREES = 100_000
+MAX_DEPTH = 12   # the core's tree evaluator (core/inference/tree_ensemble.hpp kMaxDepth)
 
 
-def _say(enabled: bool, msg: str) -> None:
-    if enabled:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace, extra: tuple[str, ...] = ()):
+    """TrainConfig from the model options given (the rest default)."""
     from bot4.research.train import TrainConfig
 
-    overrides = {k: v for k, v in (("n_estimators", args.trees), ("max_depth", args.depth),
-                                   ("horizon", args.horizon), ("horizon_unit", args.horizon_unit),
-                                   ("seed", args.model_seed)) if v is not None}
+    names = {"trees": "n_estimators", "depth": "max_depth", "horizon": "horizon",
+             "horizon_unit": "horizon_unit", "model_seed": "seed"} | {k: k for k in extra}
+    overrides = {field: getattr(args, opt) for opt, field in names.items() if getattr(args, opt) is not None}
     try:
         return TrainConfig(**overrides)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
 
 
-def _feature_config(embedded: bool):
-    from bot4.features import trading_config
-    from bot4.research.cli import SIM_DECISION_INTERVAL_NS
+def feature_config(path: str | None):
+    """FeatureConfig from --feature-config FILE, or None (the pipeline's default)."""
+    if path is None:
+        return None
+    import msgspec
 
-    if embedded:   # same choice as `bot4 train` on the embedded stream: a 100 ms decision grid
-        return trading_config(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
-    return trading_config()
+    from bot4.features import FeatureConfig
 
-
-def run_pipeline(data, label: str, args: argparse.Namespace, progress: bool) -> dict:
-    """Train (unless --model) → backtest → report. Returns everything the commands print."""
-    import bot4.backtest as backtest
-    from bot4.report.html import PERF_FILE, write_perf_manifest, write_report
-    from bot4.report.split import event_count, purge_gap_ns, split_by_time, time_at_fraction
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = None
-    if args.config:
-        from bot4.config import load_config
-
-        config = load_config(args.config)
-    run_info: dict = {"source": label, "total_events": event_count(data)}
-    seconds: dict = {}
-    if args.model:
-        model_dir = Path(args.model)
-        trade = data
-        run_info["model"] = str(model_dir)
-        run_info["trained"] = False
-    else:
-        from bot4.research.train import train
-
-        tconf = _train_config(args)
-        embedded = not args.data
-        fconf = _feature_config(embedded)
-        cut = time_at_fraction(data, TRAIN_FRACTION)
-        gap = purge_gap_ns(data, cut, tconf.horizon, tconf.horizon_unit, fconf)
-        split = split_by_time(data, TRAIN_FRACTION, gap)
-        _say(progress, f"split         train {split.train_events:,} events, purge gap "
-                       f"{split.gap_ns / 1e9:.3f} s ({split.gap_events:,} events), trade "
-                       f"{split.trade_events:,} events")
-        model_dir = out / "model"
-        t = time.perf_counter()
-        try:
-            train(split.train, tconf, model_dir, progress=progress, feature_config=fconf,
-                source=f"{label} (first {TRAIN_FRACTION:.0%} of events by time)")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        seconds["train"] = round(time.perf_counter() - t, 3)
-        trade = split.trade
-        run_info.update({"model": str(model_dir), "trained": True, "split": split.as_json(),
-                         "trees": tconf.n_estimators, "depth": tconf.max_depth,
-                         "horizon": f"{tconf.horizon} {tconf.horizon_unit}"})
-    sidecar_path = model_dir / "model.json"
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else None
-
-    _say(progress, f"backtesting   {event_count(trade):,} events with the model in {model_dir}")
-    t = time.perf_counter()
-    result = backtest.run(trade, str(model_dir), config=config, progress=progress)
-    seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
-
-    report = write_report(result, out, sidecar, title=f"bot4 backtest — {label}",
-                          extra={k: v for k, v in run_info.items() if k != "split"}
-                          | ({"split": json.dumps(run_info["split"])} if "split" in run_info else {}))
-    perf = write_perf_manifest(result, out / PERF_FILE, name="backtest",
-                               notes={"source": label, "run": run_info})
-    return {"result": result, "report": report, "perf": perf, "model": model_dir, "run": run_info,
-            "seconds": seconds}
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("feature_config", f"no such file: {p}", fix="name a feature config TOML file")
+    try:
+        return FeatureConfig.from_toml(p.read_bytes())
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InputError("feature_config", f"{p}: {exc}",
+                         fix="use the fields of bot4.features.FeatureConfig") from exc
 
 
-def _emit(out: dict, label: str, as_json: bool) -> None:
+def _risk_config(path: str | None):
+    if path is None:
+        return None
+    from bot4.config import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise InputError("risk_config", str(exc), fix=f"check it with `bot4 config check {path}`") from exc
+
+
+def _check_model(path: str | None) -> None:
+    if path is None:
+        return
+    from bot4.models import load
+
+    d = Path(path)
+    if not d.is_dir() or not (d / "model.json").is_file():
+        raise InputError("model", f"{d} is not a model folder (model.onnx + model.json)",
+                         fix="name a folder written by `bot4 train --out DIR` or a run's model/ folder")
+    try:
+        load(d)
+    except Bot4Error as exc:
+        raise InputError("model", str(exc), fix="retrain it or name another model folder") from exc
+
+
+def _emit(out, label: str, as_json: bool) -> None:
     from bot4.report.html import format_summary, summarize
 
-    result = out["result"]
+    result = out.result
     if as_json:
         doc = dict(result.as_json())
-        doc.update({"source": label, "report": str(out["report"]), "perf": str(out["perf"]),
-                    "model": str(out["model"]), "run": out["run"], "wall_seconds": out["seconds"]})
+        doc.update({"source": label, "out": str(out.out_dir), "report": str(out.report), "perf": str(out.perf),
+                    "model": str(out.model), "records": {k: str(v) for k, v in out.records.items()},
+                    "run": out.run, "wall_seconds": out.seconds})
         print(json.dumps(doc, default=float))
         return
-    run = out["run"]
+    run = out.run
     print(f"backtested    {label}")
     if run.get("trained"):
         sp = run["split"]
@@ -124,33 +94,63 @@ def _emit(out: dict, label: str, as_json: bool) -> None:
         print(f"model         {run['model']}")
     for line in format_summary(summarize(result)):
         print(line)
-    print(f"report        {out['report']}")
-    print(f"perf manifest {out['perf']}")
+    print(f"run folder    {out.out_dir}")
+    print(f"report        {out.report}")
+    print(f"perf manifest {out.perf}")
+    print("records       " + ", ".join(p.name for p in out.records.values()) + " (Parquet)")
     if run.get("trained"):
-        print(f"model files   {out['model']}/model.onnx, {out['model']}/model.json")
+        print(f"model files   {out.model}/model.onnx, {out.model}/model.json")
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from bot4.cli import _load_stream
+    from bot4.cli import check_stream_args, stream_from_args
+    from bot4.outdir import check_out_root, new_run_dir
+    from bot4.pipeline import run_pipeline
 
-    data, label, _ = _load_stream(args)
-    out = run_pipeline(data, label, args, progress=not args.json)
-    _emit(out, label, args.json)
+    # every argument is checked before the data is read or a model trained
+    root = check_out_root(args.out)
+    check_stream_args(args)
+    risk = _risk_config(args.risk_config)
+    features = feature_config(args.feature_config)
+    tconf = train_config(args) if args.model is None else None
+    _check_model(args.model)
+    stream = stream_from_args(args)
+    run_dir = new_run_dir(root, args.command)
+    out = run_pipeline(stream.data, run_dir, label=stream.label, model=args.model, train_config=tconf,
+                       feature_config=features, risk_config=risk, progress=not args.quiet)
+    _emit(out, stream.label, args.json)
     return 0
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + model.json); default: "
-                   f"train on the first {TRAIN_FRACTION * 100:.0f}%% of events by time, leave a purge gap, trade the rest")
-    p.add_argument("--config", metavar="FILE", help="risk and strategy config (TOML; `bot4 config check`)")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"output directory for report.html, perf.json and the trained model "
-                        f"(default ./{DEFAULT_OUT})")
-    p.add_argument("--trees", type=int, help="boosting rounds when training (default 500)")
-    p.add_argument("--depth", type=int, help="maximum tree depth when training (default 6)")
-    p.add_argument("--horizon", type=int, help="label horizon when training (default 100)")
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Training options shared by `bot4 train`, `bot4 backtest` and `bot4 demo`."""
+    from bot4.cli import count
+
+    p.add_argument("--trees", type=count(1, MAX_TREES), help="boosting rounds when training (default 500)")
+    p.add_argument("--depth", type=count(1, MAX_DEPTH),
+                   help=f"maximum tree depth when training, 1..{MAX_DEPTH} (default 6)")
+    p.add_argument("--horizon", type=count(1), help="label horizon in --horizon-unit (default 100)")
     p.add_argument("--horizon-unit", choices=("events", "ns"), help="feature rows or ns (default events)")
-    p.add_argument("--model-seed", type=int, help="xgboost random_state (default 0)")
+    p.add_argument("--model-seed", type=count(0), help="xgboost random_state (default 0)")
+    p.add_argument("--feature-config", metavar="FILE",
+                   help="feature config for training (TOML, fields of bot4.features.FeatureConfig); "
+                        "default: trading_config(), on a 100 ms decision grid for simulator streams")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from bot4.cli import Renamed
+
+    p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + model.json); default: "
+                   f"train on the first {TRAIN_FRACTION * 100:.0f}%% of events by time, leave a purge gap, "
+                   "trade the rest")
+    p.add_argument("--risk-config", metavar="FILE",
+                   help="risk and strategy config (TOML; check it with `bot4 config check FILE`)")
+    p.add_argument("--config", action=Renamed, pointer="use --risk-config FILE for the risk and strategy "
+                   "TOML (or --feature-config FILE for the training features)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="folder of runs: each run writes report.html, perf.json, orders/fills/decisions/"
+                        f"equity.parquet and model/ into a new DIR/<UTC time>-<command> (default ./{DEFAULT_OUT})")
+    add_model_args(p)
     p.set_defaults(func=_cmd_backtest)
 
 

@@ -5,54 +5,37 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from bot4.errors import ConfigError
 
-# Simulator streams are L3: every order message is a decision point under decision="message",
-# which gives one row per event. On the embedded stream, rows are written on a 100 ms grid instead
-# (1M events -> ~196k rows, ~5.8 s of features). Recordings keep a row per book message. Both
-# sample returns on the 100 ms grid of bot4.features.trading_config().
-SIM_DECISION_INTERVAL_NS = 100_000_000
-
-
-def _feature_config(args: argparse.Namespace):
-    import msgspec
-
-    from bot4.features import FeatureConfig, trading_config
-
-    if args.config:
-        try:
-            return FeatureConfig.from_toml(Path(args.config).read_bytes())
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise ConfigError(f"{args.config}: {exc}") from exc
-    if not args.data:
-        return trading_config(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
-    return trading_config()
-
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bot4.cli import _load_stream
-    from bot4.research.train import TrainConfig, train
+    from bot4.cli import check_stream_args, stream_from_args
+    from bot4.outdir import check_new_dir, staged_dir
+    from bot4.pipeline import default_feature_config
+    from bot4.report.cli import feature_config, train_config
+    from bot4.research.train import train
 
     started = time.perf_counter()
-    overrides = {k: v for k, v in (("n_estimators", args.trees), ("max_depth", args.depth),
-                                   ("horizon", args.horizon), ("horizon_unit", args.horizon_unit),
-                                   ("dead_zone_bp", args.dead_zone_bp), ("seed", args.model_seed))
-                 if v is not None}
+    # every argument is checked before the data is read
+    out = check_new_dir(args.out)
+    config = train_config(args, extra=("dead_zone_bp",))
+    features = feature_config(args.feature_config)
+    check_stream_args(args)
+    stream = stream_from_args(args)
+    data, label = stream.data, stream.label
+    if features is None:
+        features = default_feature_config(data)
     try:
-        config = TrainConfig(**overrides)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from exc
-    feature_config = _feature_config(args)
-    data, label, load_seconds = _load_stream(args)
-    try:
-        result = train(data, config, args.out, progress=not args.json, feature_config=feature_config,
-                       source=label)
+        # staged: an interrupted or failed fit leaves no (empty or partial) model folder
+        with staged_dir(out) as stage:
+            result = train(data, config, stage, progress=not args.quiet, feature_config=features,
+                           source=label)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     summary = result.summary()
-    summary["seconds"] = dict(summary["seconds"], load=round(load_seconds, 3),
+    summary["model"], summary["sidecar"] = str(out / result.model_path.name), str(out / result.sidecar_path.name)
+    summary["seconds"] = dict(summary["seconds"], load=round(stream.load_seconds, 3),
                               wall=round(time.perf_counter() - started, 3))
     if args.json:
         for part in ("raw", "calibrated"):
@@ -80,16 +63,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_train_command(sub, add_stream_args) -> None:
+    from bot4.cli import Renamed, amount
+    from bot4.report.cli import add_model_args
+
     p = sub.add_parser("train", help="train, calibrate and export (ONNX + sidecar) a direction model")
     add_stream_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (model.onnx, model.json)")
-    p.add_argument("--trees", type=int, help="boosting rounds (default 500)")
-    p.add_argument("--depth", type=int, help="maximum tree depth (default 6)")
-    p.add_argument("--horizon", type=int, help="label horizon in --horizon-unit (default 100)")
-    p.add_argument("--horizon-unit", choices=("events", "ns"), help="feature rows or ns (default events)")
-    p.add_argument("--dead-zone-bp", type=float, help="label dead zone, basis points (default 0.5)")
-    p.add_argument("--model-seed", type=int, help="xgboost random_state (default 0)")
-    p.add_argument("--config", metavar="FILE",
-                   help="feature config (TOML, fields of bot4.features.FeatureConfig); default: "
-                        "FeatureConfig() for --data, a 100 ms decision grid for the embedded stream")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="new (or empty) model folder: model.onnx, model.json; written when complete")
+    add_model_args(p)
+    p.add_argument("--dead-zone-bp", type=amount(0.0), help="label dead zone, basis points (default 0.5)")
+    p.add_argument("--config", action=Renamed, pointer="use --feature-config FILE for the feature TOML")
     p.set_defaults(func=_cmd_train)

@@ -23,8 +23,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from bot4.sim.calibrate import calibrate
     from bot4.data import load
 
+    from bot4.outdir import check_new_file, staged_file
+    from bot4.sources import check_sources
+
+    if args.out:
+        check_new_file(args.out, suffixes=(".json",))
+    check_sources([args.data])
     start = time.perf_counter()
-    data = load(args.data, progress=not args.json)
+    data = load(args.data, progress=True)
     params = calibrate(data, n_levels=args.levels, source_path=args.data)
     seconds = time.perf_counter() - start
     summary = {
@@ -42,7 +48,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         "out": args.out,
     }
     if args.out:
-        params.save(args.out)
+        with staged_file(args.out) as tmp:
+            params.save(tmp)
     else:
         sys.stdout.buffer.write(params.to_json())
     if args.json:
@@ -62,19 +69,28 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _load_params(path: str | None):
+    from bot4.errors import InputError
     from bot4.sim.params import MarketModelParams, default_params
 
-    return default_params() if path is None else MarketModelParams.load(path)
+    if path is None:
+        return default_params()
+    if not Path(path).is_file():
+        raise InputError("params", f"no such file: {path}", fix="name a file written by `bot4 sim calibrate --out`")
+    return MarketModelParams.load(path)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from bot4.outdir import check_new_file, staged_file
     from bot4.sim.generate import generate, save_npz
 
+    check_new_file(args.out, suffixes=(".npz",))
     params = _load_params(args.params)
+    _say(args, f"generating    {args.events:,} events (seed {args.seed})")
     start = time.perf_counter()
     data = generate(params, seed=args.seed, n_events=args.events, duration_s=args.duration)
     gen_seconds = time.perf_counter() - start
-    save_npz(data, args.out)
+    with staged_file(args.out) as tmp:
+        save_npz(data, tmp)
     counters = data.sim_counters
     book = data.book
     sim_seconds = (int(book["ts_exchange"][-1]) - int(book["ts_exchange"][0])) / 1e9 if len(book) else 0.0
@@ -108,8 +124,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from bot4.sim.facts import compare_facts, format_checks, stylised_facts
     from bot4.sim.generate import generate
 
+    from bot4.sources import check_sources
+
+    check_sources([args.data])
     params = _load_params(args.params)
-    real = stylised_facts(load(args.data, progress=not args.json))
+    real = stylised_facts(load(args.data, progress=True))
     sim = stylised_facts(generate(params, seed=args.seed, n_events=args.events))
     checks = compare_facts(real, sim)
     if args.json:
@@ -131,25 +150,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_sim_commands(sub: argparse._SubParsersAction) -> None:
     """Register `bot4 sim calibrate|generate|compare` on the top-level subparsers."""
+    from bot4.cli import amount, count
+
     sim = sub.add_parser("sim", help="the built-in market simulator: calibrate, generate, compare")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
 
     p = sim_sub.add_parser("calibrate", help="estimate simulator parameters from a recording")
     p.add_argument("--data", required=True, metavar="FILE", help="recording (e.g. a Binance .gz)")
     p.add_argument("--out", metavar="PARAMS.json", help="write the parameters here (default: stdout)")
-    p.add_argument("--levels", type=int, default=20, help="ticks modelled per side (default 20)")
+    p.add_argument("--levels", type=count(1, 1000), default=20, help="ticks modelled per side (default 20)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (needs --out)")
     p.set_defaults(func=_cmd_calibrate)
 
     p = sim_sub.add_parser("generate", help="generate the market stream into an .npz file")
     p.add_argument("--params", metavar="FILE", help="parameters JSON (default: the shipped default)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"PRNG seed (default {DEFAULT_SEED})")
-    p.add_argument("--events", type=int, default=DEFAULT_EVENTS,
+    p.add_argument("--events", type=count(1), default=DEFAULT_EVENTS,
                    help=f"atomic events to generate (default {DEFAULT_EVENTS:,})")
-    p.add_argument("--duration", type=float, metavar="SECONDS",
+    p.add_argument("--duration", type=amount(0.0, strict=True), metavar="SECONDS",
                    help="stop after this much simulated time")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz",
-                   help="output: arrays book, orders, trades and the instrument spec")
+                   help="output: arrays book, orders, trades and the instrument spec "
+                        "(read back by --data FILE.npz of every command)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_generate)
 
@@ -157,6 +179,6 @@ def _add_sim_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help="recording to compare with")
     p.add_argument("--params", metavar="FILE", help="parameters JSON (default: the shipped default)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--events", type=count(1), default=300_000, help="simulated events (default 300,000)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_compare)

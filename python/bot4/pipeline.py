@@ -1,0 +1,135 @@
+"""The whole demo pipeline as one library call: split the stream in time (training part, purge
+gap, trading part), train a model on the first part (or use a given one), backtest the trading
+part in the core engine, and write the report, perf manifest and the run's records."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot4.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot4.backtest.result import BacktestResult
+    from bot4.config.risk import Config
+    from bot4.data.market_data import MarketData
+    from bot4.features import FeatureConfig
+    from bot4.research.train import TrainConfig
+
+#: Share of events (by receive time) the model is trained on; the rest, after a purge gap, is traded.
+TRAIN_FRACTION = 0.5
+#: Decision grid for simulator streams (bot4-sim). They are L3: every order message is a decision
+#: point under decision="message", which gives one row per event; a 100 ms grid gives ~196k rows
+#: for 1M events (~5.8 s of features). Recordings keep a row per book message. Both sample
+#: returns on the 100 ms grid of bot4.features.trading_config().
+SIM_DECISION_INTERVAL_NS = 100_000_000
+MODEL_DIR = "model"
+
+
+def default_feature_config(data: MarketData) -> FeatureConfig:
+    """The feature config training uses unless told otherwise: trading_config(), on a 100 ms
+    decision grid for simulator streams."""
+    from bot4.features import trading_config
+
+    if data.venue == "bot4-sim":
+        return trading_config(decision="time", decision_interval_ns=SIM_DECISION_INTERVAL_NS)
+    return trading_config()
+
+
+@dataclass
+class PipelineResult:
+    """What run_pipeline produced; every path is inside `out_dir`."""
+    result: BacktestResult
+    out_dir: Path
+    report: Path                  # report.html
+    perf: Path                    # perf.json
+    model: Path                   # the model directory used (trained here: out_dir/model)
+    records: dict[str, Path]      # orders, fills, decisions, equity -> .parquet
+    run: dict[str, Any]           # source, split (train/gap/trade), model settings
+    seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", model: str | Path | None = None,
+                 train_config: TrainConfig | None = None, feature_config: FeatureConfig | None = None,
+                 risk_config: Config | None = None, train_fraction: float = TRAIN_FRACTION,
+                 progress: bool = True) -> PipelineResult:
+    """Train (unless `model`) → backtest → report, all files into the new folder `out_dir`.
+
+    data: the whole stream. Without `model`, the first `train_fraction` of events by receive time
+    trains a model (`train_config`, `feature_config`: default_feature_config(data)), a purge gap
+    at least one label horizon long follows, and the rest is traded from a snapshot of the book at
+    its first instant. With `model` (a model directory), the whole stream is traded.
+    risk_config: the risk and strategy config (bot4.config.load_config), default the engine's.
+    out_dir must not exist or be empty; the files are written into a temporary folder beside it
+    that is renamed to `out_dir` only when everything is written (deleted on error or Ctrl-C).
+    progress: one line per phase on stderr (and the trainer's and engine's own progress).
+    """
+    import bot4.backtest as backtest
+    from bot4.outdir import staged_dir
+    from bot4.report.html import PERF_FILE, write_perf_manifest, write_report
+    from bot4.report.split import event_count, purge_gap_ns, split_by_time, time_at_fraction
+
+    final = Path(out_dir)
+    run_info: dict[str, Any] = {"source": label, "total_events": event_count(data), "out": str(final)}
+    seconds: dict[str, float] = {}
+    with staged_dir(final) as stage:
+        if model is not None:
+            model_dir = Path(model)
+            final_model = model_dir
+            trade = data
+            run_info.update(model=str(model_dir), trained=False)
+        else:
+            from bot4.research.train import TrainConfig, train
+
+            tconf = train_config or TrainConfig()
+            fconf = feature_config if feature_config is not None else default_feature_config(data)
+            cut = time_at_fraction(data, train_fraction)
+            _say(progress, "purge gap     placing it after the training rows' label windows")
+            gap = purge_gap_ns(data, cut, tconf.horizon, tconf.horizon_unit, fconf)
+            split = split_by_time(data, train_fraction, gap)
+            _say(progress, f"split         train {split.train_events:,} events, purge gap "
+                           f"{split.gap_ns / 1e9:.3f} s ({split.gap_events:,} events), trade "
+                           f"{split.trade_events:,} events")
+            model_dir = stage / MODEL_DIR
+            final_model = final / MODEL_DIR
+            t = time.perf_counter()
+            try:
+                train(split.train, tconf, model_dir, progress=progress, feature_config=fconf,
+                      source=f"{label} (first {train_fraction:.0%} of events by time)")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+            seconds["train"] = round(time.perf_counter() - t, 3)
+            trade = split.trade
+            run_info.update({"model": str(final_model), "trained": True, "split": split.as_json(),
+                             "trees": tconf.n_estimators, "depth": tconf.max_depth,
+                             "horizon": f"{tconf.horizon} {tconf.horizon_unit}"})
+        sidecar_path = model_dir / "model.json"
+        sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else None
+
+        _say(progress, f"backtesting   {event_count(trade):,} events with the model in {final_model}")
+        t = time.perf_counter()
+        result = backtest.run(trade, str(model_dir), config=risk_config, progress=progress)
+        seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
+
+        t = time.perf_counter()
+        _say(progress, "writing       report.html, perf.json and the run's records (Parquet)")
+        extra = {k: v for k, v in run_info.items() if k != "split"}
+        if "split" in run_info:
+            extra["split"] = json.dumps(run_info["split"])
+        write_report(result, stage, sidecar, title=f"bot4 backtest — {label}", extra=extra)
+        write_perf_manifest(result, stage / PERF_FILE, name="backtest", notes={"source": label, "run": run_info})
+        records = {name: final / path.name for name, path in result.write_parquet(stage).items()}
+        seconds["write"] = round(time.perf_counter() - t, 3)
+    from bot4.report.html import REPORT_FILE
+
+    return PipelineResult(result=result, out_dir=final, report=final / REPORT_FILE, perf=final / PERF_FILE,
+                          model=final_model, records=records, run=run_info, seconds=seconds)
