@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_features_command(sub, _add_stream_args)
     from bot4.research.cli import add_train_command
     add_train_command(sub, _add_stream_args)
+    from bot4.research.validate_cli import add_validate_command
+    add_validate_command(sub, _add_stream_args)
     from bot4.config.cli import add_config_command
     add_config_command(sub)
     return parser

@@ -165,6 +165,35 @@ def split_by_time(data: MarketData, train_fraction: float = 0.5, gap_ns: int = 0
                  gap_events=int(event_count(data) - n_train - n_trade))
 
 
+def time_window(data: MarketData, start_ns: int, end_ns: int) -> MarketData:
+    """The events with receive time in [start_ns, end_ns), preceded by a snapshot of the book (L2
+    and, for L3 data, every resting order) as it stood at start_ns: a fold's test span traded
+    from the true book."""
+    if end_ns <= start_ns:
+        raise ValueError(f"empty time window [{start_ns}, {end_ns})")
+    kb, ko, kt, kq = _keys(data.book), _keys(data.orders), _keys(data.trades), _keys(data.bbo)
+    ib0 = _first_message_boundary(data.book, int(np.searchsorted(kb, start_ns, "left")))
+    ib1 = _first_message_boundary(data.book, int(np.searchsorted(kb, end_ns, "left")))
+    io0, io1 = (int(np.searchsorted(ko, t, "left")) for t in (start_ns, end_ns))
+    it0, it1 = (int(np.searchsorted(kt, t, "left")) for t in (start_ns, end_ns))
+    iq0, iq1 = (int(np.searchsorted(kq, t, "left")) for t in (start_ns, end_ns))
+    snap_ts = int(data.book["ts_local"][ib0]) if ib0 < len(data.book) else int(start_ns)
+    book_snap = _l2_snapshot(data, data.book[:ib0], snap_ts) if len(data.book) else data.book[:0]
+    order_snap = _l3_snapshot(data, data.orders[:io0], snap_ts) if len(data.orders) else data.orders[:0]
+    return _part(data, np.concatenate([book_snap, data.book[ib0:ib1]]),
+                 np.concatenate([order_snap, data.orders[io0:io1]]), data.trades[it0:it1].copy(),
+                 data.bbo[iq0:iq1].copy(), f"window [{int(start_ns)}, {int(end_ns)})")
+
+
+def truncate(data: MarketData, cut_ns: int) -> MarketData:
+    """The recording as it stood at cut_ns: every event received before it (a prefix)."""
+    kb, ko, kt, kq = _keys(data.book), _keys(data.orders), _keys(data.trades), _keys(data.bbo)
+    ib = _first_message_boundary(data.book, int(np.searchsorted(kb, cut_ns, "left")))
+    return _part(data, data.book[:ib].copy(), data.orders[:int(np.searchsorted(ko, cut_ns, "left"))].copy(),
+                 data.trades[:int(np.searchsorted(kt, cut_ns, "left"))].copy(),
+                 data.bbo[:int(np.searchsorted(kq, cut_ns, "left"))].copy(), f"before {int(cut_ns)}")
+
+
 def purge_gap_ns(data: MarketData, cut_ns: int, horizon: int, horizon_unit: str,
                  feature_config=None) -> int:
     """The purge gap after the cut, in ns, measured by label intervals (METHODS.md §1).
