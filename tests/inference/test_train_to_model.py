@@ -10,6 +10,7 @@ import pytest
 from bot4 import models
 from bot4.data import load
 from bot4.errors import ModelError
+from bot4.research.calibrators import fit_bounded_isotonic, fit_calibration
 from bot4.research.train import TrainConfig, onnx_proba, train
 
 from conftest import REFERENCE
@@ -34,12 +35,18 @@ def test_core_matches_xgboost_onnxruntime_and_isotonic(trained):
     raw = model.raw_proba(X)
     assert np.abs(raw - result.classifier.predict_proba(X)[:, 1]).max() <= 1e-6
     assert np.abs(raw - onnx_proba(out / "model.onnx", X)).max() <= 1e-6
-    # Calibration in the core equals sklearn's transform of the core's raw scores, with the
-    # isotonic fit the pipeline made (xgboost's scores on the calibration slice).
-    raw_cal = result.classifier.predict_proba(ds.X[ds.calibration])[:, 1]
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-        raw_cal.astype(np.float64), ds.y[ds.calibration])
-    assert np.abs(model.predict_proba(X) - iso.transform(raw.astype(np.float64))).max() <= 1e-12
+    # Calibration in the core equals the bounded map the pipeline chose and refits from
+    # xgboost's scores on the calibration slice (bot4.research.calibrators), applied to the
+    # core's raw scores; with the plain isotonic fit, that map is sklearn's transform.
+    raw_cal = result.classifier.predict_proba(ds.X[ds.calibration])[:, 1].astype(np.float64)
+    chosen = fit_calibration(result.sidecar["calibration_info"]["method"], raw_cal, ds.y[ds.calibration])
+    core_p = model.predict_proba(X)
+    assert np.abs(core_p - chosen.apply(raw.astype(np.float64))).max() <= 1e-12
+    assert core_p.min() > 0 and core_p.max() < 1
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw_cal, ds.y[ds.calibration])
+    plain = fit_bounded_isotonic(raw_cal, ds.y[ds.calibration], shrink_rows=0, eps=0)
+    q = np.linspace(0, 1, 1001)
+    assert np.abs(plain.apply(q) - iso.transform(q)).max() <= 1e-12
     assert model.predict_one(X[0]) == model.predict_proba(X[:1])[0]
 
 

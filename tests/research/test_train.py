@@ -133,19 +133,26 @@ def test_onnx_matches_xgboost_on_real_rows(trained):
     np.testing.assert_array_equal(label[~ambiguous], (p_xgb[~ambiguous] > 0.5).astype(np.int64))
 
 
-def test_isotonic_table_matches_sklearn(trained):
-    from sklearn.isotonic import IsotonicRegression
+def test_calibration_table_is_the_chosen_bounded_map(trained):
+    from bot4.research.calibrators import fit_calibration
 
     ds = trained.dataset
+    side = json.loads(trained.sidecar_path.read_text())
+    info = side["calibration_info"]
     X_cal, y_cal = ds.part("calibration")
     p_cal = trained.classifier.predict_proba(X_cal)[:, 1].astype(np.float64)  # fitted in float64
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p_cal, y_cal)
-    table = IsotonicTable.from_dict(json.loads(trained.sidecar_path.read_text())["calibration"])
-    X_te = ds.part("test")[0]
-    p_te = trained.classifier.predict_proba(X_te)[:, 1].astype(np.float64)
+    ref = fit_calibration(info["method"], p_cal, y_cal)
+    table = IsotonicTable.from_dict(side["calibration"])
+    np.testing.assert_allclose(table.x, ref.table.x, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(table.y, ref.table.y, atol=1e-12, rtol=0)
+    # bounded: no exact 0 or 1, at most half an observation of the calibration set from either end
+    eps = info["eps"]
+    assert eps == pytest.approx(1 / (2 * ds.calibration.size))
+    assert table.y.min() >= eps and table.y.max() <= 1 - eps
     grid = np.linspace(-0.1, 1.1, 2001)
-    for p in (p_te, p_cal.astype(np.float64), grid):
-        np.testing.assert_allclose(table.apply(p), iso.transform(p), atol=1e-12, rtol=0)
+    q = table.apply(grid)
+    assert np.all((q > 0) & (q < 1))
+    assert trained.metrics["test"]["calibrated"]["log_loss"] < 1.0
 
 
 def test_cli_train_on_embedded_stream(tmp_path):
@@ -174,9 +181,10 @@ def test_cli_train_rejects_bad_args(tmp_path, capsys):
 
     assert main(["train", "--events", "20000", "--trees", "5", "--horizon", "0",
                  "--out", str(tmp_path / "x"), "--json"]) == 2
-    assert "horizon must be a positive integer" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "--json"])  # --out is required
+    err = capsys.readouterr().err
+    assert "argument --horizon: must be at least 1, got 0" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "--json"]) == 2  # --out is required
+    assert "--out" in capsys.readouterr().err
 
 
 def test_dataset_ns_horizon_gap(ref_data):

@@ -5,8 +5,11 @@ Artefacts in out_dir:
   model.onnx  the XGBoost classifier (onnxmltools convert_xgboost, opset 15, input 'input' float32
               [N, n_features], outputs 'label' and 'probabilities' [N, 2]).
   model.json  the sidecar: format "bot4-model/1", SHA-256 of model.onnx, feature names in column
-              order, label definition, time spans of the slices, test metrics, the isotonic
-              breakpoint table applied after the raw probability, model parameters and versions.
+              order, label definition, time spans of the slices, test metrics, the calibration
+              breakpoint table applied after the raw probability (the bounded map chosen among
+              isotonic / Platt / beta, bot4.research.calibrators), the per-regime maps and the
+              regime model (research only: the core applies the pooled table), model parameters
+              and versions.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from bot4.research.calibration import IsotonicTable, brier, ece, fit_isotonic, log_loss, mce, reliability_curve
+from bot4.research.calibration import IsotonicTable, brier, ece, log_loss, mce, reliability_curve
+from bot4.research.calibrators import METHODS as CALIBRATION_METHODS
 from bot4.research.dataset import SLICES, Dataset, build_dataset
 
 SIDECAR_FORMAT = "bot4-model/1"
@@ -52,6 +56,20 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     # split and metrics
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / calibration / test, of rows
     ece_bins: int = 10                  # equal-width bins for ECE, MCE and the reliability curve
+    # calibration (bot4.research.calibrators, bot4.research.regime_calibration)
+    calibration: str = "auto"           # "auto" (chosen on validation) or isotonic / platt / beta
+    regime_kind: str = "vol"            # regimes the calibrator conditions on: none / vol /
+                                        # changepoint / vol+changepoint (bot4.research.regimes)
+    min_regime_class_rows: int = 200    # a regime gets its own map only with this many rows per class
+
+    def __post_init__(self):
+        if self.calibration not in ("auto", *CALIBRATION_METHODS):
+            raise ValueError(f"calibration must be 'auto' or one of {CALIBRATION_METHODS}, got {self.calibration!r}")
+        from bot4.research.regimes import REGIME_KINDS
+        if self.regime_kind not in ("none", *REGIME_KINDS):
+            raise ValueError(f"regime_kind must be 'none' or one of {REGIME_KINDS}, got {self.regime_kind!r}")
+        if self.min_regime_class_rows < 1:
+            raise ValueError(f"min_regime_class_rows must be >= 1, got {self.min_regime_class_rows!r}")
 
     def model_params(self) -> dict:
         return {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
@@ -71,6 +89,9 @@ class TrainResult:
     dataset: Dataset
     classifier: object = None           # the fitted xgboost.XGBClassifier
     seconds: dict = field(default_factory=dict)
+    regime_calibration: object = None   # bot4.research.regime_calibration.RegimeCalibration
+    regime_model: object = None         # bot4.research.regimes.RegimeModel (None without regimes)
+    regimes: np.ndarray | None = None   # regime id of every dataset row (-1 undefined)
 
     def summary(self) -> dict:
         return {"rows": {name: int(getattr(self.dataset, name).size) for name in SLICES},
@@ -149,6 +170,26 @@ class _Stages:
             print(f"[{time.perf_counter() - self.t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
+def _fit_progress(stage: _Stages, n_trees: int, every_s: float = 1.0):
+    """An xgboost callback printing trees fitted so far through `stage` about once a second
+    (the fit is otherwise silent for up to minutes)."""
+    from xgboost.callback import TrainingCallback
+
+    class FitProgress(TrainingCallback):
+        def __init__(self):
+            super().__init__()
+            self.last = time.perf_counter()
+
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            now = time.perf_counter()
+            if now - self.last >= every_s:
+                self.last = now
+                stage(f"fitting xgboost: {epoch + 1:,}/{n_trees:,} trees")
+            return False   # never stop early
+
+    return FitProgress()
+
+
 def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool = True, *,
           feature_config=None, source: str = "", dataset: Dataset | None = None) -> TrainResult:
     """Fit, calibrate, evaluate and export. `data` is MarketData (or None with `dataset`)."""
@@ -184,23 +225,37 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
 
     t = time.perf_counter()
     stage(f"fitting xgboost {config.n_estimators} trees, depth {config.max_depth}")
-    clf = XGBClassifier(objective="binary:logistic", eval_metric="logloss", **config.model_params())
+    callbacks = [_fit_progress(stage, config.n_estimators)] if progress else None
+    clf = XGBClassifier(objective="binary:logistic", eval_metric="logloss", callbacks=callbacks,
+                        **config.model_params())
     clf.fit(X_tr, y_tr)
     seconds["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    stage("isotonic calibration")
+    stage(f"calibration ({config.calibration}, regimes: {config.regime_kind})")
     X_cal, y_cal = ds.part("calibration")
-    p_cal = clf.predict_proba(X_cal)[:, 1]
-    table = fit_isotonic(p_cal, y_cal)
+    p_cal = clf.predict_proba(X_cal)[:, 1].astype(np.float64)
+    regime_model, regimes, regime_error = _fit_regimes(ds, config)
+    cal = _calibrate(ds, config, p_cal, y_cal, regimes)
+    table = cal.pooled.table
     X_te, y_te = ds.part("test")
     p_raw = clf.predict_proba(X_te)[:, 1].astype(np.float64)
-    p_cal_te = table.apply(p_raw)
+    p_cal_te = table.apply(p_raw)      # what the core applies
     metrics = {"test": {"raw": evaluate(y_te, p_raw, config.ece_bins),
                         "calibrated": evaluate(y_te, p_cal_te, config.ece_bins),
                         "base_rate": float(np.mean(y_te))},
                "calibration_slice": {"raw": evaluate(y_cal, p_cal, config.ece_bins)},
                "train_base_rate": float(np.mean(y_tr))}
+    if regimes is not None:
+        from bot4.research.regime_calibration import metrics_by_regime
+
+        reg_te = regimes[ds.test]
+        names = regime_model.names(config.regime_kind)
+        p_reg_te = cal.apply(p_raw, reg_te)
+        metrics["test"]["regime_calibrated"] = evaluate(y_te, p_reg_te, config.ece_bins)
+        metrics["test"]["by_regime"] = {
+            part: metrics_by_regime(y_te, p, reg_te, names, config.ece_bins)
+            for part, p in (("raw", p_raw), ("calibrated", p_cal_te), ("regime_calibrated", p_reg_te))}
     seconds["calibrate_evaluate"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -232,7 +287,13 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
                   "instrument": int(ds.instrument)},
         "metrics": metrics,
         "parity": parity,
-        "calibration": table.to_dict(),   # isotonic breakpoints (x: raw p, y: calibrated p)
+        "calibration": table.to_dict(),   # pooled map's breakpoints (x: raw p, y: calibrated p)
+        "calibration_info": {"method": cal.pooled.method, "eps": cal.pooled.eps, "rows": cal.pooled.rows,
+                             "params": cal.pooled.params, "selection": cal.selection["pooled"]},
+        "calibration_regimes": ({"applied_by": "research only (the core applies 'calibration')",
+                                 "regime_model": regime_model.to_dict(), "calibration": cal.to_dict()}
+                                if regime_model is not None else
+                                {"kind": config.regime_kind, "error": regime_error}),
         "model": {"kind": "xgboost", "objective": "binary:logistic", "opset": ONNX_OPSET,
                   **config.model_params()},
         "versions": _versions(),
@@ -247,4 +308,47 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
     seconds = {k: round(v, 3) for k, v in seconds.items()}
     stage(f"wrote {model_path} ({len(onnx_bytes):,} bytes) and {sidecar_path}")
     return TrainResult(model_path=model_path, sidecar_path=sidecar_path, sidecar=sidecar, metrics=metrics,
-                       calibration=table, dataset=ds, classifier=clf, seconds=seconds)
+                       calibration=table, dataset=ds, classifier=clf, seconds=seconds,
+                       regime_calibration=cal, regime_model=regime_model, regimes=regimes)
+
+
+def _fit_regimes(ds: Dataset, config: TrainConfig):
+    """(RegimeModel fitted on the train rows, regime id of every row, error) or (None, None, reason).
+
+    The mid of the labelled rows is the regime model's price series (unlabelled rows are not in the
+    dataset); the model only looks back, so labels of later rows use earlier rows only."""
+    if config.regime_kind == "none":
+        return None, None, "disabled"
+    from bot4.research.dataset import MID_COLUMN
+    from bot4.research.regimes import fit_regimes
+
+    mid = ds.X[:, ds.names.index(MID_COLUMN)].astype(np.float64)
+    tr = ds.train
+    try:
+        model = fit_regimes(ds.timestamps[tr], mid[tr])
+        return model, model.labels(ds.timestamps, mid, config.regime_kind), None
+    except ValueError as exc:   # too short or too flat a training window: pooled calibration only
+        return None, None, str(exc)
+
+
+def calibration_purge_rows(ds: Dataset, validation_fraction: float = 0.3) -> int:
+    """Calibration rows before the validation cut whose label window reaches the first validation
+    row (in feature rows for an events horizon, in ns otherwise): dropped from the fitting part."""
+    idx = ds.calibration
+    n = idx.size
+    cut = int(np.floor(n * (1 - validation_fraction)))
+    if cut <= 0 or cut >= n:
+        return 0
+    horizon = int(ds.label["horizon"])
+    pos = ds.rows[idx] if ds.label["unit"] == "events" else ds.timestamps[idx]
+    first = int(np.searchsorted(pos, pos[cut] - horizon, side="left"))
+    return cut - first
+
+
+def _calibrate(ds: Dataset, config: TrainConfig, p_cal, y_cal, regimes):
+    from bot4.research.regime_calibration import fit_regime_calibration
+
+    methods = CALIBRATION_METHODS if config.calibration == "auto" else (config.calibration,)
+    return fit_regime_calibration(p_cal, y_cal, None if regimes is None else regimes[ds.calibration],
+                                  methods=methods, min_per_class=config.min_regime_class_rows,
+                                  purge_rows=calibration_purge_rows(ds), kind=config.regime_kind)
