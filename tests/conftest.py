@@ -1,22 +1,10 @@
-"""Shared test fixtures.
+"""Shared test set-up. Recorded market data (BOT4_DATA, default ../shared/data): tests that read
+it are marked `realdata` or take the `shared_data` fixture; without it they are skipped with one
+summary line, or fail when BOT4_REQUIRE_DATA=1 (CI). See tests/recordings.py."""
 
-Real market data lives in ../shared/data beside the checkout (see its README.md). It is read in
-place, never copied. CI always has it, so a missing directory is an error, not a skip.
-"""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Path of ../shared/data; fails loudly when it is missing."""
-    if not (SHARED_DATA / "README.md").is_file():
-        pytest.fail(f"real market data not found at {SHARED_DATA} (expected ../shared/data beside "
-                    f"the checkout); the data tests need it", pytrace=False)
-    return SHARED_DATA
+from recordings import (  # noqa: F401  (pytest hooks and fixture, shared with bench/conftest.py)
+    pytest_collection_modifyitems,
+    pytest_report_header,
+    pytest_runtest_setup,
+    shared_data,
+)

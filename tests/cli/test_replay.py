@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,9 @@ from bot4.data import load
 from bot4.data.market_data import merge
 from bot4.replay import replay
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
+from recordings import data_path
 
-BINANCE = SHARED_DATA / "binance_hftbacktest"
+BINANCE = data_path("binance_hftbacktest")
 
 
 def run_cli(*args):
@@ -25,6 +24,7 @@ def run_cli(*args):
     return out
 
 
+@pytest.mark.realdata
 def test_replay_reference_file_json():
     out = run_cli("replay", "--data", BINANCE / "usdm" / "btcusdt_20240808.gz", "--check-bbo", "--json")
     assert out.returncode == 0, out.stderr
@@ -39,6 +39,7 @@ def test_replay_reference_file_json():
     assert (result["final_bid_qty"], result["final_ask_qty"]) == ("1.486", "0.981")
 
 
+@pytest.mark.realdata
 def test_replay_chains_continuation_files_in_the_order_given():
     out = run_cli("replay", "--data", BINANCE / "coinm" / "btcusd_perp_20240808.gz",
                   BINANCE / "coinm" / "btcusd_perp_20240809.gz", "--check-bbo", "--json")
@@ -48,6 +49,7 @@ def test_replay_chains_continuation_files_in_the_order_given():
     assert result["bbo_checked"] == result["bbo_matched"] > 1000
 
 
+@pytest.mark.realdata
 def test_replay_human_output_names_every_figure():
     out = run_cli("replay", "--data", BINANCE / "usdm" / "ethusdt_20240808.gz", "--check-bbo")
     assert out.returncode == 0, out.stderr
@@ -62,6 +64,7 @@ def test_replay_missing_file_is_a_clear_error(tmp_path):
     assert "no such file" in out.stderr
 
 
+@pytest.mark.realdata
 def test_several_instruments_in_one_batch_equal_their_separate_replays():
     btc = load(BINANCE / "usdm" / "btcusdt_20240808.gz")
     eth = load(BINANCE / "usdm" / "ethusdt_20240808.gz")
@@ -82,8 +85,9 @@ def test_several_instruments_in_one_batch_equal_their_separate_replays():
 
 
 @pytest.mark.parametrize("venue_args", [["--venue", "lobster"], []])
+@pytest.mark.realdata
 def test_replay_l3_lobster(venue_args):
-    path = SHARED_DATA / "lobster_aapl" / "AAPL_2012-06-21_34200000_57600000_message_10.csv"
+    path = data_path("lobster_aapl") / "AAPL_2012-06-21_34200000_57600000_message_10.csv"
     out = run_cli("replay", "--data", path, *venue_args, "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)

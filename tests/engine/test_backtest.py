@@ -1,15 +1,14 @@
 """End-to-end backtest on a real-data slice + venue simulator unit tests."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from bot4 import _core
 from bot4.events import BOOK_EVENT, TRADE_EVENT
+from recordings import BTCUSDT, data_path
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+DATA = data_path(*BTCUSDT)
 
 
 # ---------------------------------------------------------------- simulator units
@@ -68,7 +67,7 @@ def test_fees():
 
 # ---------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def backtest(tmp_path_factory):
+def backtest(tmp_path_factory, shared_data):
     assert DATA.exists(), f"reference recording missing: {DATA} (CI has ../shared beside the checkout)"
     from bot4.backtest import run
     from bot4.data import load
@@ -110,7 +109,8 @@ def test_position_is_cumulative_fills(backtest):
     res, _ = backtest
     f = res.fills
     signed = np.where(f["side"] == 0, f["qty"], -f["qty"])
-    assert int(signed.sum()) == int(res.equity["position"][-1]) or res.equity["ts"][-1] < f["ts"][-1]
+    # the last equity record holds every fill received by then (later ones arrive after it)
+    assert int(signed[f["ts"] <= res.equity["ts"][-1]].sum()) == int(res.equity["position"][-1])
     # at every decision, position equals the sum of the fills received up to then
     cum = np.cumsum(signed)
     idx = np.searchsorted(f["ts"], res.equity["ts"], side="right")
@@ -151,8 +151,10 @@ def test_oco_legs_never_exceed_entry_fill(backtest):
         elif role in (2, 3):
             open_qty -= int(f["qty"])
             assert open_qty >= 0, "a protective leg filled beyond the entry's filled quantity"
-    # protective leg quantities (New/Replace events) never exceed the open filled quantity
-    assert res.counters["om_event_rejections"] == sum(res.order_rejections.values()) or True
+    # the order manager accepts every venue response: engine and venue agree on each order's state
+    assert res.counters["om_event_rejections"] == 0, res.order_rejections
+    assert res.order_rejections.get("illegal_transition", 0) == 0
+    # protective legs never fill beyond the entry: the order manager would count an overfill
     assert res.order_rejections.get("overfill", 0) == 0
 
 
@@ -199,7 +201,8 @@ def test_no_self_trade(backtest):
         if key in seen:
             assert seen[key] == int(row["side"]), "own buy and sell filled at the same time and price"
         seen[key] = int(row["side"])
-    assert res.order_rejections.get("self_trade", 0) >= 0
+    # the check above means something only if we filled on both sides at least once
+    assert set(seen.values()) == {0, 1}, "the run needs buy and sell fills for this check"
 
 
 def test_fill_fees_and_flags(backtest):

@@ -24,7 +24,6 @@ is read back from the engine's internal state:
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,9 +33,9 @@ import hypothesis.strategies as st  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 
 from bot4 import _core  # noqa: E402
+from recordings import BTCUSDT, data_path  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-DATA = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+DATA = data_path(*BTCUSDT)
 
 # record enums (python/bot4/backtest/engine.py: ORDER_TYPES, ORDER_STATES, ORDER_EVENT_KINDS, ORDER_ROLES)
 LIMIT, MARKET, STOP = 0, 1, 2
@@ -66,7 +65,7 @@ _W = _World()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def world(tmp_path_factory):
+def world(tmp_path_factory, shared_data):
     assert DATA.exists(), f"reference recording missing: {DATA} (CI has ../shared beside the checkout)"
     from bot4.data import load
     from bot4.data.market_data import MarketData

@@ -8,18 +8,17 @@ travels with the model (sidecar) and a backtest refuses a different one.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance_hftbacktest" / "usdm" / \
-    "btcusdt_20240808.gz"
+from recordings import BTCUSDT, data_path
+
+DATA = data_path(*BTCUSDT)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, shared_data):
     assert DATA.exists(), f"reference recording missing: {DATA}"
     from bot4.data import load
     from bot4.data.market_data import MarketData

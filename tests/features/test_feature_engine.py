@@ -19,14 +19,14 @@ from bot4.events import FLAG_LAST, ORDER_EVENT, TRADE_EVENT
 from bot4.features import FeatureConfig, catalog, catalog_markdown, compute, make_engine
 from bot4.sim import generate
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
+from recordings import BTCUSDT, data_path
 
-REFERENCE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+REFERENCE = data_path(*BTCUSDT)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 
 
 @pytest.fixture(scope="module")
-def reference():
+def reference(shared_data):
     return load(REFERENCE, progress=False)
 
 
@@ -141,6 +141,7 @@ def test_l3_simulator_stream_queue_ahead_is_exact():
     assert np.all(ahead[ok] <= bid_qty[ok])
 
 
+@pytest.mark.realdata
 def test_features_cli_writes_npz_and_parquet(tmp_path):
     env = dict(os.environ)
     env.pop("BOT4_SIMD", None)

@@ -746,6 +746,7 @@ def test_time_row_does_not_depend_on_next_event_timing(btc_slice):
     assert not changed.any(), f"{changed.sum()} of {n} rows changed by a later ignored event"
 
 
+@pytest.mark.realdata   # the recordings' own orders are the reference (getfixturevalue hides the fixture)
 @pytest.mark.parametrize("dataset", ["esh4", "lobster"])
 def test_l3_queue_ahead_equals_a_real_order(request, dataset):
     """On L3 data the virtual order is a real order: whenever the best price of a side changes
@@ -852,6 +853,8 @@ def garbage_after(data: MarketData, tk: int, seed: int, horizon: int = 2_000) ->
 
 
 TRUNCATION_CASES = {
+    "sim_default": ("sim_l3", {}),
+    "sim_short_time_grid": ("sim_l3", dict(SHORT, decision="time", decision_interval_ns=100_000_000)),
     "btc_default": ("btc_slice", {}),
     "btc_short_time_grid": ("btc_slice", dict(SHORT, decision="time", decision_interval_ns=100_000_000)),
     "btc_short_sample_grid": ("btc_slice", dict(SHORT, sample_interval_ns=250_000_000)),
@@ -861,16 +864,31 @@ TRUNCATION_CASES = {
 
 
 @pytest.fixture(scope="module")
+def sim_l3():
+    """bot4's embedded simulator stream (L3, no recording needed), a few minutes of it."""
+    from bot4.sim import generate
+
+    return generate(seed=11, n_events=40_000)
+
+
+def _data_case(fixture, *rest, id=None):
+    """A parameter whose fixture reads a recording is realdata (getfixturevalue hides it)."""
+    marks = () if fixture.startswith("sim") else (pytest.mark.realdata,)
+    return pytest.param(fixture, *rest, marks=marks, id=id)
+
+
+@pytest.fixture(scope="module")
 def esh4_open(esh4):
     """The ESH4 snapshot, the pre-open and the first minutes after the 23:00 open."""
     return cut_at(esh4, int(ref.stream_keys(esh4.orders)[9_000 + 12_000]))
 
 
-@pytest.mark.parametrize("case", list(TRUNCATION_CASES))
-def test_truncation_invariance_every_feature(request, case):
+@pytest.mark.parametrize("fixture, case", [_data_case(fixture, case, id=case)
+                                           for case, (fixture, _) in TRUNCATION_CASES.items()])
+def test_truncation_invariance_every_feature(request, fixture, case):
     """METHODS 2(b): features(data)[t_k] == features(data cut at key <= t_k)[t_k], bit for bit,
     for all 88 columns, at ~20 checkpoints; and with everything after t_k replaced by garbage."""
-    fixture, kw = TRUNCATION_CASES[case]
+    _, kw = TRUNCATION_CASES[case]
     data = request.getfixturevalue(fixture)
     cfg = FeatureConfig(**kw)
     full = compute(data, cfg)
@@ -894,9 +912,11 @@ def test_truncation_invariance_every_feature(request, case):
         assert not np.isinf(noisy.matrix).any()
 
 
-@pytest.mark.parametrize("fixture, kw", [("btc_slice", {}),
-                                         ("btc_slice", dict(SHORT, decision="time")),
-                                         ("esh4_open", dict(SHORT))])
+@pytest.mark.parametrize("fixture, kw", [_data_case("sim_l3", {}),
+                                         _data_case("sim_l3", dict(SHORT, decision="time")),
+                                         _data_case("btc_slice", {}),
+                                         _data_case("btc_slice", dict(SHORT, decision="time")),
+                                         _data_case("esh4_open", dict(SHORT))])
 def test_one_chunk_equals_fifty_chunks(request, fixture, kw):
     data = request.getfixturevalue(fixture)
     cfg = FeatureConfig(**kw)

@@ -20,7 +20,8 @@ returns NaN instead (window_kernels.hpp: "undefined -> NaN, never an infinity"):
 - dfa on a window where some F(n) is mathematically zero (x constant inside every chunk of that
   size, common in sparse tick returns): the kernel drops that scale as antropy means to; antropy
   sees rounding noise (~1e-20) instead of 0 and fits its log, so the two differ. Such windows are
-  detected with the same criterion and only checked for being finite or NaN.
+  detected with the same criterion and compared with dfa_exact_zeros(), antropy's algorithm with
+  those scales dropped.
 """
 
 from __future__ import annotations
@@ -141,6 +142,37 @@ def dfa_degenerate(x) -> bool:
     return False
 
 
+def dfa_exact_zeros(x) -> float:
+    """antropy's DFA (fractal._dfa, same scales, regression and epsilon) with the scales whose
+    F(n) is mathematically zero (x constant inside every chunk) dropped, as its zero filter
+    intends: the reference for the windows dfa_degenerate() finds. NaN below two scales, as the
+    kernel does."""
+    from antropy.utils import _linear_regression, _log_n
+
+    x = np.asarray(x, dtype=np.float64)
+    n_total = len(x)
+    walk = np.cumsum(x - x.mean())
+    scales, flucts = [], []
+    for nv in _log_n(4, 0.1 * n_total, 1.2):
+        m = n_total // nv
+        if m and np.all(x[: m * nv].reshape(m, nv)[:, 1:] == x[: m * nv].reshape(m, nv)[:, :-1]):
+            continue
+        d = walk[: m * nv].reshape(m, nv)
+        t = np.arange(nv, dtype=np.float64)
+        rss = np.empty(m)
+        for i in range(m):
+            slope, intercept = _linear_regression(t, np.ascontiguousarray(d[i]))
+            rss[i] = np.sum((d[i] - (intercept + slope * t)) ** 2) / nv
+        f = np.sqrt(np.mean(rss))
+        if f != 0.0:
+            scales.append(nv)
+            flucts.append(f)
+    if len(flucts) < 2:
+        return math.nan
+    alpha, _ = _linear_regression(np.log(np.asarray(scales, dtype=np.float64)), np.log(np.asarray(flucts)))
+    return float(alpha)
+
+
 # ------------------------------------------------------------------------------------------
 # data
 
@@ -154,9 +186,26 @@ def real_returns(shared_data):
     """Log returns of the rebuilt mid at each message end of the reference recording (92% of
     them exactly zero: the mid only moves on some messages)."""
     from bot4.data import load
+
+    r = mid_returns(load(shared_data / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"))
+    assert len(r) > 5000 and (r == 0).mean() > 0.5
+    return r
+
+
+@pytest.fixture(scope="module")
+def sim_returns():
+    """The same on bot4's embedded simulator stream (no recording needed): also sparse, so the
+    degenerate-DFA windows occur here too."""
+    from bot4.sim import generate
+
+    r = mid_returns(generate(seed=7, n_events=60_000))
+    assert len(r) > 5000 and (r == 0).mean() > 0.3
+    return r
+
+
+def mid_returns(data):
     from bot4.events import FLAG_LAST, NO_ASK_PRICE, NO_BID_PRICE
 
-    data = load(shared_data / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz")
     books = _core.book.BookSet()
     for instrument in data.specs:
         books.add(instrument)
@@ -164,9 +213,7 @@ def real_returns(shared_data):
     tops = books.apply(data.book, ends)
     ok = (tops["bid_price"] != NO_BID_PRICE) & (tops["ask_price"] != NO_ASK_PRICE)
     mid = (tops["bid_price"][ok] + tops["ask_price"][ok]) / 2.0
-    r = np.diff(np.log(mid))
-    assert len(r) > 5000 and (r == 0).mean() > 0.5
-    return r
+    return np.diff(np.log(mid))
 
 
 def real_windows(r, n, step):
@@ -189,7 +236,11 @@ def check_against_reference(name, x, level="active"):
         assert np.isnan(got), "dfa with a single scale should give NaN"  # antropy: 0.0
         return
     if base_name(name) == "dfa" and dfa_degenerate(x):
-        assert np.isnan(got) or np.isfinite(got)
+        want = dfa_exact_zeros(x)
+        if np.isnan(want):
+            assert np.isnan(got), f"{name}: fewer than two non-zero scales should give NaN, got {got}"
+        else:
+            assert_matches(got, want, what=f"{name} (exact zero scales dropped) n={len(x)}")
         return
     want = np.asarray(want, dtype=np.float64)
     if base_name(name) == "sample_entropy" and np.isinf(want):
@@ -256,6 +307,26 @@ def test_real_return_windows_match_reference(name, n, real_returns):
     assert len(windows) > 50
     for x in windows:
         check_against_reference(name, x)
+
+
+@pytest.mark.parametrize("n", [64, 256])
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_sim_return_windows_match_reference(name, n, sim_returns):
+    windows = real_windows(sim_returns, n, step=211)
+    assert len(windows) > 20
+    for x in windows:
+        check_against_reference(name, x)
+
+
+def test_degenerate_dfa_windows_are_checked_against_the_exact_reference(sim_returns):
+    """The windows with a mathematically zero F(n) exist in tick returns and get a real check."""
+    windows = [x for x in real_windows(sim_returns, 128, step=13) if np.ptp(x) > 0 and dfa_degenerate(x)]
+    assert len(windows) >= 5
+    defined = 0
+    for x in windows:
+        check_against_reference("dfa", x)
+        defined += np.isfinite(F.kernel_dfa(x))
+    assert defined > 0
 
 
 def test_real_windows_are_mostly_defined(real_returns):

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recordings import BTCUSDT, data_path
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+REFERENCE = data_path(*BTCUSDT)
 HORIZON = 50  # label: sign of the mid change HORIZON feature rows ahead
 
 
 @pytest.fixture(scope="session")
-def feature_rows():
+def feature_rows(shared_data):
     """(X float32 [n, F], y int [n], names) on real BTCUSDT feature rows; NaN kept where undefined."""
     import bot4.data
     import bot4.features

@@ -12,14 +12,13 @@ from bot4.data import load
 from bot4.errors import ModelError
 from bot4.research.calibrators import fit_bounded_isotonic, fit_calibration
 from bot4.research.train import TrainConfig, onnx_proba, train
-
-from conftest import REFERENCE
+from recordings import BTCUSDT, data_path
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp("model")
-    result = train(load(REFERENCE, progress=False), TrainConfig(n_estimators=60, max_depth=5), out,
+    result = train(load(data_path(*BTCUSDT), progress=False), TrainConfig(n_estimators=60, max_depth=5), out,
                    progress=False)
     return result, out
 

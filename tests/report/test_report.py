@@ -7,13 +7,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot4.report import SECTIONS, format_summary, summarize, write_perf_manifest, write_report
 from bot4.report.split import purge_gap_ns, split_by_time, time_at_fraction
+from recordings import BTCUSDT, data_path
 
 
 @dataclass
@@ -121,9 +121,8 @@ def _replay_top(data):
     return r.rejected, (r.final_bid, r.final_ask)
 
 
-@pytest.mark.parametrize("kind", ["sim", "binance"])
+@pytest.mark.parametrize("kind", ["sim", pytest.param("binance", marks=pytest.mark.realdata)])
 def test_split_by_time_snapshots_the_book_at_the_trading_start(kind):
-    shared_data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     if kind == "sim":
         from bot4.sim import generate
 
@@ -131,7 +130,7 @@ def test_split_by_time_snapshots_the_book_at_the_trading_start(kind):
     else:
         from bot4.data import load
 
-        path = shared_data / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+        path = data_path(*BTCUSDT)
         data = load(str(path), progress=False)
     cut = time_at_fraction(data, 0.5)
     gap = purge_gap_ns(data, cut, 100, "events")
