@@ -6,14 +6,20 @@ from pathlib import Path
 import pytest
 
 from bot4.perf import PerfManifest
+from recordings import BTCUSDT, data_path
+from recordings import (  # noqa: F401  (recorded-data hooks and fixture, as in tests/conftest.py)
+    pytest_collection_modifyitems,
+    pytest_report_header,
+    pytest_runtest_setup,
+    shared_data,
+)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-REFERENCE_FILE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+REFERENCE_FILE = data_path(*BTCUSDT)
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 
 
 @pytest.fixture(scope="session")
-def reference_data():
+def reference_data(shared_data):
     from bot4.data import load
 
     assert REFERENCE_FILE.exists(), f"reference recording missing: {REFERENCE_FILE}"

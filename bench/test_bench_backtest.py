@@ -8,8 +8,9 @@ nautilus_trader (optional benchmark extra `bench`, which .ci/run installs just b
 benchmarks; skipped with a note when absent): a BacktestEngine with a strategy that reads the top
 of book on every delta, over the same L2 deltas, in the same run; its final book must equal bot4's.
 Figures → build/perf/backtest.json.
-Gates are generous (shared machines); the issue's targets are ≥ 40× nautilus' deltas/s and a
-tick-to-decision p99.9 ≤ 10 µs.
+Targets: ≥ 40× nautilus' deltas/s (the gate: same-run ratio ≥ SPEEDUP_GATE when nautilus is
+installed) and tick-to-decision p99.9 ≤ 10 µs, an absolute figure recorded in the manifest's
+targets (it depends on the machine's load), with the events/s.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from bot4.perf import PerfManifest
 
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 N_TREES, DEPTH = 500, 6
-MIN_EVENTS_PER_S = 1_000_000        # generous gate (target: >= 40 x 234k = 9.4 M/s)
-MAX_P999_NS = 200_000               # generous gate (target: 10 us)
+TARGET_SPEEDUP = 40.0               # vs nautilus' BacktestEngine on the same deltas, same run
+SPEEDUP_GATE = 20.0                 # measured 23-28x on 2-core VMs: the gate catches a 25% loss
+TARGET_P999_NS = 10_000             # tick-to-decision, recorded (not gated)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("bot4.backtest") is None,
                                 reason="bot4.backtest is not built yet")
@@ -79,8 +81,8 @@ def test_backtest_throughput_and_tick_to_decision(reference_data, model_dir, man
     print(f"\nbot4 backtest: {result.events:,} events in {wall:.3f} s = {rate / 1e6:.2f} M events/s; "
           f"tick_to_decision p50 {t2d.get('p50')} p99 {t2d.get('p99')} p99.9 {t2d.get('p999')} ns")
     assert result.events >= len(reference_data.book)
-    assert rate >= MIN_EVENTS_PER_S, rate
-    assert t2d.get("count", 0) > 0 and t2d["p999"] <= MAX_P999_NS, t2d
+    assert t2d.get("count", 0) > 0, t2d
+    manifest.add_target("tick_to_decision_p999_ns", t2d["p999"], TARGET_P999_NS, "lower")
 
 
 NAUTILUS_PIN = "nautilus_trader==1.221.0"   # keep in sync with pyproject.toml [bench] (.ci/run reads it there)
@@ -233,3 +235,5 @@ def test_nautilus_trader_same_deltas(reference_data, manifest):
     print(f"bot4 backtest: {ours_deltas / 1e6:.2f} M book deltas/s ({ours['rate'] / 1e6:.2f} M events/s) "
           f"vs nautilus {rate / 1e3:.0f} k deltas/s: bot4 is {speedup:.1f}x "
           f"({ours['rate'] / rate:.1f}x in events/s; target >= 40x)")
+    manifest.add_target("speedup_vs_nautilus_deltas_per_s", speedup, TARGET_SPEEDUP, "higher")
+    assert speedup >= SPEEDUP_GATE, f"bot4 only {speedup:.1f}x nautilus_trader in the same run"

@@ -1,6 +1,7 @@
 """Book replay of the reference BTCUSDT recording: core batch path, per-message path from
-Python, and a pure-Python dict book, measured in one run. Gates are generous (shared, noisy
-machines); the figures themselves go to the perf manifest and the closing notes."""
+Python, and a pure-Python dict book, measured in one run. The gate is the same-run ratio of the
+batch path to the pure-Python book (the 100 M/s target over a ~0.7 M/s dict book is ~140x); the
+absolute figures go to the perf manifest (build/perf/book_replay.json) beside their targets."""
 
 from __future__ import annotations
 
@@ -45,8 +46,7 @@ def test_batch_apply(benchmark, reference_data, book_manifest):
     rate = book_manifest.add_throughput("batch_apply", len(events), _median_seconds(benchmark),
                                         unit="level changes/s")
     benchmark.extra_info["level_changes_per_s"] = rate
-    # Target 100 M/s on these machines; the gate leaves room for noisy neighbours.
-    assert rate > 30e6
+    book_manifest.add_target("batch_apply_level_changes_per_s", rate, 100e6, "higher")
 
 
 def test_batch_apply_with_bbo_check(benchmark, reference_data, book_manifest):
@@ -134,7 +134,7 @@ def test_per_message_latency_in_core(reference_data, book_manifest):
     small = latency[sizes <= 16]
     book_manifest.add_latency("book_message_apply_le16_levels", small)
     book_manifest.notes["message_levels_p50_p99_p999"] = np.percentile(sizes, [50, 99, 99.9]).tolist()
-    assert summary["p50"] < 20_000
+    book_manifest.add_target("book_message_apply_p999_ns", summary["p999"], 2_000, "lower")
 
 
 def test_ratios(book_manifest):
@@ -147,4 +147,4 @@ def test_ratios(book_manifest):
         "batch_vs_per_message_python": t["batch_apply"]["rate"] / t["per_message_python"]["rate"],
     }
     book_manifest.notes["ratios"] = ratios
-    assert ratios["batch_vs_pure_python"] > 20
+    assert ratios["batch_vs_pure_python"] >= 100, ratios

@@ -1,8 +1,9 @@
 """Feature engine on the reference BTCUSDT recording: streaming update cost per event (no rows),
 full-row cost at every book message with the windowed kernels recomputed each row, and the whole
 `compute` throughput. Costs are measured inside the core (steady_clock around each event / row,
-~20 ns of clock overhead included in the per-event figure). Gates are generous; the figures go to
-the perf manifest and the closing notes."""
+~20 ns of clock overhead included in the per-event figure). These absolute figures go to the perf
+manifest (build/perf/features.json) beside their targets, ungated; the SIMD gate is the same-run
+kernel ratio in test_bench_kernels.py."""
 
 from __future__ import annotations
 
@@ -39,8 +40,7 @@ def test_streaming_update_cost(reference_data, manifest):
     assert len(ns) == len(reference_data.book) + len(reference_data.trades)
     summary = manifest.add_latency("streaming_update_per_event", ns)
     print(f"\nstreaming update per event: {summary}")
-    # Target: median <= 100 ns. Gate generous for shared machines.
-    assert summary["p50"] < 1000
+    manifest.add_target("streaming_update_per_event_p50_ns", summary["p50"], 100, "lower")
 
 
 def test_full_row_cost(reference_data, manifest):
@@ -57,8 +57,7 @@ def test_full_row_cost(reference_data, manifest):
     assert np.isfinite(warm[:, col]).mean() > 0.5
     summary = manifest.add_latency("feature_row_with_kernels", ns[len(ns) // 10:])
     print(f"\nfull feature row (kernels recomputed): {summary} on {engine.kernel_level}")
-    # Target: p99 <= 5 us.
-    assert summary["p99"] < 50_000
+    manifest.add_target("feature_row_with_kernels_p99_ns", summary["p99"], 5_000, "lower")
 
 
 def test_compute_throughput(benchmark, reference_data, manifest):
@@ -68,4 +67,3 @@ def test_compute_throughput(benchmark, reference_data, manifest):
     assert result.matrix.shape[1] == len(result.names) >= 80
     rate = manifest.add_throughput("compute_events", events, benchmark.stats.stats.median, unit="events/s")
     print(f"\ncompute(): {rate / 1e6:.2f} M events/s, {result.matrix.shape[0]:,} rows")
-    assert rate > 1e5

@@ -7,8 +7,9 @@
   xgboost inplace       Booster.inplace_predict, nthread=1, timed from Python
 
 plus the tree path's batch kernels at every SIMD level. Probabilities are checked to agree before
-anything is timed. Figures go to build/perf/inference.json. Gates are generous (shared machines);
-the issue's target is a bot4 tree-path batch-1 p50 <= 2.5 us.
+anything is timed. Figures go to build/perf/inference.json. The gate is the same-run ratio of the
+tree path to the best ONNX Runtime configuration (target over 6x, gated at 4x); the tree path's
+batch-1 p50 target (<= 2.5 us) is recorded in the manifest's targets, not gated.
 """
 
 from __future__ import annotations
@@ -148,7 +149,13 @@ def test_inference_latency(setup):
                            "target_tree_batch1_p50_us": 2.5})
     path = manifest.write(PERF_DIR / "inference.json")
     print(f"perf manifest written to {path}")
-    # Generous gates: the tree path must beat onnxruntime from Python by a wide margin and stay
-    # within 4x the 2.5 us target on a busy shared machine.
-    assert b1_tree["p50"] <= 10_000
-    assert b1_tree["p50"] * 3 <= b1_ortpy["p50"]
+    # Same-run gate: the tree path against the best ONNX Runtime configuration measured here
+    # (target over 6x; gated at 4x). The absolute 2.5 us target is recorded, not gated.
+    ort_p50 = [b1_ortpy["p50"]]
+    if "bot4 onnxruntime (C API)" in results:
+        ort_p50.append(latency_summary(results["bot4 onnxruntime (C API)"][0])["p50"])
+    speedup = min(ort_p50) / b1_tree["p50"]
+    manifest.add_target("tree_batch1_p50_ns", b1_tree["p50"], 2_500, "lower")
+    manifest.add_target("tree_vs_best_onnxruntime_batch1_p50", speedup, 6.0, "higher")
+    manifest.write(PERF_DIR / "inference.json")
+    assert speedup >= 4.0, f"tree path only {speedup:.2f}x the best ONNX Runtime batch-1 p50"

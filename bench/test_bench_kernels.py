@@ -2,8 +2,9 @@
 recording): scalar against every vector level in the same run, timed inside C++ with the GIL
 released (`_core.features.kernel_time_samples`: batches of calls lasting ~20 us each, per-call ns
 per batch). Results are checked to agree across levels before any figure is recorded. The
-speedups (scalar median / level median) go to build/perf/window_kernels.json; the gate only
-asserts that the best level is not slower than 0.8x scalar (shared, noisy machines)."""
+speedups (scalar median / level median) go to build/perf/window_kernels.json. Gates, all same-run
+ratios: no kernel slower than scalar at the best level (>= 0.9x, timer noise), and the sum over all
+kernels at or near the target (>= 4x on AVX2; gated at SUM_GATE per level)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ WINDOWS = 6          # windows timed per kernel and level; the figure is the med
 SAMPLES = 41         # timed batches per window
 LEVELS = F.kernel_levels()
 BEST = LEVELS[-1]
+TARGET_SUM_SPEEDUP = 4.0
+SUM_GATE = {"avx2": 3.0, "avx512": 3.5}   # measured 3.3x / 4.2x on the 2-core EPYC VMs
 
 # name -> (kernel_time name and keyword arguments, call returning the kernel's value at a level)
 KERNELS = {
@@ -98,9 +101,9 @@ def test_kernel_speedup(name, windows, manifest):
     speedups = {level: median_ns["scalar"] / median_ns[level] for level in LEVELS[1:]}
     manifest.notes["median_ns"][name] = median_ns
     manifest.notes["speedups"][name] = speedups
-    # Generous gate: vector code must never be a slowdown; the measured ratios are the result.
+    # vector code must never be a slowdown (0.9: timer noise on single kernels)
     if len(LEVELS) > 1:
-        assert speedups[BEST] > 0.8, f"{name}: {BEST} at {speedups[BEST]:.2f}x scalar"
+        assert speedups[BEST] >= 0.9, f"{name}: {BEST} at {speedups[BEST]:.2f}x scalar"
 
 
 def test_all_kernels_pytest_benchmark(benchmark, windows):
@@ -108,15 +111,16 @@ def test_all_kernels_pytest_benchmark(benchmark, windows):
     (includes the Python call overhead, unlike the C++ timings above)."""
     calls = [call for _, _, call in KERNELS.values()]
 
-    def run():
+    def run(level="active"):
         acc = 0.0
         for x in windows:
             for call in calls:
-                acc += float(np.sum(call(x, "active")))
+                acc += float(np.sum(call(x, level)))
         return acc
 
+    want = run("scalar")            # every level returns the scalar bits, so the sums agree exactly
     total = benchmark(run)
-    assert np.isfinite(total)
+    assert total == want, (total, want)
 
 
 def test_summary_table(manifest):
@@ -135,3 +139,7 @@ def test_summary_table(manifest):
                  "".join(f"{total['scalar'] / total[lv]:>10.2f}" for lv in LEVELS[1:]))
     manifest.notes["sum_ns"] = total
     print("\n" + "\n".join(lines))
+    for lv in LEVELS[1:]:
+        manifest.add_target(f"all_kernels_speedup_{lv}", total["scalar"] / total[lv], TARGET_SUM_SPEEDUP, "higher")
+    slow = {lv: round(total["scalar"] / total[lv], 2) for lv in LEVELS[1:] if total["scalar"] / total[lv] < SUM_GATE.get(lv, 1.0)}
+    assert not slow, f"sum of kernel medians vs scalar below the gate {SUM_GATE}: {slow}"

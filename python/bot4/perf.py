@@ -30,9 +30,10 @@ class PerfManifest:
     stages: dict[str, dict] = field(default_factory=dict)
     throughput: dict[str, dict] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
+    targets: dict[str, dict] = field(default_factory=dict)
 
     def add_latency(self, stage: str, samples_ns: np.ndarray, unit: str = "ns") -> dict:
-        summary = latency_summary(samples_ns)
+        summary: dict[str, object] = dict(latency_summary(samples_ns))
         summary["unit"] = unit
         self.stages[stage] = summary
         return summary
@@ -42,11 +43,23 @@ class PerfManifest:
         self.throughput[name] = {"items": int(items), "seconds": seconds, "rate": rate, "unit": unit}
         return rate
 
+    def add_target(self, name: str, measured: float, target: float, better: str) -> bool:
+        """Record an absolute figure beside its target (`better` is "lower" or "higher") and
+        return whether it is met. Absolute times depend on the machine and its load, so benchmarks
+        record them here rather than gate on them; their gates are ratios measured in one run."""
+        if better not in ("lower", "higher"):
+            raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
+        met = measured <= target if better == "lower" else measured >= target
+        self.targets[name] = {"measured": float(measured), "target": float(target), "better": better,
+                              "met": bool(met)}
+        return bool(met)
+
     def as_dict(self) -> dict:
         from bot4.info import build_info
 
         return {"name": self.name, "created_unix": time.time(), "machine": build_info(),
-                "stages": self.stages, "throughput": self.throughput, "notes": self.notes}
+                "stages": self.stages, "throughput": self.throughput, "targets": self.targets,
+                "notes": self.notes}
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)

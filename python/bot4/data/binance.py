@@ -586,7 +586,7 @@ class BinanceLoader:
     # -- end --
 
     def _finish(self) -> None:
-        for snap, _tsl, source, line_no, line in self.pending_snapshots:
+        for _snap, _tsl, source, line_no, line in self.pending_snapshots:
             self._reject("ambiguous_snapshot", source, line_no, line)
         self.pending_snapshots = []
         for state in self.symbols.values():

@@ -30,7 +30,7 @@ class RejectionLog:
             self.samples[reason] = (source, line_no, text[:200])
             log.info("rejected (%s) at %s:%d: %s", reason, source, line_no, text[:200])
 
-    def merge(self, other: "RejectionLog") -> None:
+    def merge(self, other: RejectionLog) -> None:
         self.counts.update(other.counts)
         for reason, sample in other.samples.items():
             self.samples.setdefault(reason, sample)

@@ -19,7 +19,7 @@ class MicropriceTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     g: list[float]        # row-major, n_spreads * n_imbalance values
 
 
-def _default_microprice() -> "MicropriceTable":
+def _default_microprice() -> MicropriceTable:
     from bot4.features.microprice import default_microprice
 
     return default_microprice()
@@ -71,7 +71,7 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         return out
 
     @classmethod
-    def from_toml(cls, text: str | bytes) -> "FeatureConfig":
+    def from_toml(cls, text: str | bytes) -> FeatureConfig:
         return msgspec.toml.decode(text, type=cls)
 
 

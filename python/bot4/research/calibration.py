@@ -38,7 +38,7 @@ class IsotonicTable:
         return {"x": self.x.tolist(), "y": self.y.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "IsotonicTable":
+    def from_dict(cls, d: dict) -> IsotonicTable:
         return cls(np.asarray(d["x"], dtype=np.float64), np.asarray(d["y"], dtype=np.float64))
 
 

@@ -61,7 +61,7 @@ class FittedCalibration:
                 **self.table.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FittedCalibration":
+    def from_dict(cls, d: dict) -> FittedCalibration:
         return cls(method=str(d["method"]), table=IsotonicTable.from_dict(d), eps=float(d["eps"]),
                    rows=int(d["rows"]), params=dict(d.get("params", {})))
 

@@ -147,7 +147,7 @@ class GarchT:
                 "backcast": self.backcast, "nobs": self.nobs, "converged": self.converged}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GarchT":
+    def from_dict(cls, d: dict) -> GarchT:
         return cls(**{k: d[k] for k in (*PARAM_NAMES, "mean", "loglikelihood", "backcast", "nobs",
                                         "converged")})
 

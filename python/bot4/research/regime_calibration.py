@@ -47,7 +47,7 @@ class RegimeCalibration:
                 "selection": {str(k): v for k, v in self.selection.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RegimeCalibration":
+    def from_dict(cls, d: dict) -> RegimeCalibration:
         return cls(pooled=FittedCalibration.from_dict(d["pooled"]),
                    per_regime={int(k): FittedCalibration.from_dict(v) for k, v in d.get("per_regime", {}).items()},
                    min_per_class=int(d.get("min_per_class", MIN_PER_CLASS)),

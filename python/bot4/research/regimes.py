@@ -141,7 +141,7 @@ class RegimeModel:
                 "cp_max_run": int(self.cp_max_run), "diagnostics": self.diagnostics}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RegimeModel":
+    def from_dict(cls, d: dict) -> RegimeModel:
         return cls(garch=GarchT.from_dict(d["garch"]), grid_ns=int(d["grid_ns"]),
                    vol_edges=np.asarray(d["vol_edges"], dtype=np.float64), cp_scale_bp=float(d["cp_scale_bp"]),
                    cp_lam=float(d["cp_lam"]), cp_prior=NormalGamma(**d["cp_prior"]),

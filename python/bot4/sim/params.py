@@ -173,7 +173,7 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         """Queue-size bins: empty, one per edge, and above the last edge."""
         return len(self.size_bin_edges) + 2
 
-    def validate(self) -> "MarketModelParams":
+    def validate(self) -> MarketModelParams:
         """Check shapes and ranges (the core re-checks everything); returns self."""
         K, nb, nq = self.n_levels, self.n_bins, len(self.quantile_probs)
         problems = []
@@ -247,7 +247,7 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             "latency_memory_ns": self.latency_memory_ns,
         }
 
-    def replace(self, **changes: Any) -> "MarketModelParams":
+    def replace(self, **changes: Any) -> MarketModelParams:
         """A copy with some fields changed (the struct is frozen)."""
         return msgspec.structs.replace(self, **changes)
 
@@ -262,7 +262,7 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         return path
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "MarketModelParams":
+    def from_json(cls, data: bytes | str) -> MarketModelParams:
         try:
             return msgspec.json.decode(data, type=cls).validate()
         except msgspec.ValidationError as exc:
@@ -271,7 +271,7 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             raise ConfigError(f"market model parameters are not valid JSON: {exc}") from exc
 
     @classmethod
-    def load(cls, path: str | Path) -> "MarketModelParams":
+    def load(cls, path: str | Path) -> MarketModelParams:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"no such parameter file: {path}")
