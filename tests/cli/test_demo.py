@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # as tests/conftest.py
+from recordings import BTCUSDT, data_path
 
-REFERENCE = SHARED_DATA / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+REFERENCE = data_path(*BTCUSDT)
 REQUIRED = ("events", "decisions", "orders", "fills", "rejections", "pnl", "max_drawdown", "latency_ns",
             "seconds")
 SMALL_MODEL = ("--trees", "30", "--depth", "3")
@@ -64,6 +64,7 @@ def test_demo_text_summary(tmp_path):
         assert needle in out.stdout, needle
 
 
+@pytest.mark.realdata
 def test_backtest_reference_file_json_then_reuse_the_model(tmp_path):
     first = tmp_path / "first"
     out = run_cli("backtest", "--data", REFERENCE, "--json", "--out", first, *SMALL_MODEL)
