@@ -139,6 +139,7 @@ def _print_replay(result, label: str, args_check_bbo: bool = False) -> None:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from bot4.replay import replay
 
+    check_stream_args(args)
     stream = stream_from_args(args)
     result = replay(stream.data, check_bbo=args.check_bbo, load_seconds=stream.load_seconds)
     if args.json:
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_command(sub, _add_stream_args)
     from bot4.config.cli import add_config_command
     add_config_command(sub)
+    from bot4.models.cli import add_models_command
+    add_models_command(sub)
     return parser
 
 
@@ -209,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:   # usage error (2; message printed), --help or --version (0)
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         return args.func(args)
     except InputError as exc:
         print(f"{_prog(args)}: error: {exc.render(OPTIONS)}", file=sys.stderr)

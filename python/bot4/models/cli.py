@@ -1,0 +1,239 @@
+"""`bot4 models ...`: the model registry and lifecycle (bot4.models.registry, .abtest, .rollback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from bot4.errors import ConfigError
+
+
+def _registry(args):
+    from bot4.models.registry import Registry
+
+    return Registry(args.registry)
+
+
+def _print(args, obj, lines) -> int:
+    if args.json:
+        print(json.dumps(obj, sort_keys=True))
+    else:
+        for line in lines:
+            print(line)
+    return 0
+
+
+def _fmt_metrics(m: dict) -> str:
+    keys = ("calibrated_auc", "calibrated_brier", "calibrated_log_loss", "calibrated_ece")
+    return "  ".join(f"{k.split('_', 1)[1]} {m[k]:.4f}" for k in keys if isinstance(m.get(k), (int, float)))
+
+
+def _cmd_register(args) -> int:
+    reg = _registry(args)
+    entry = reg.register(args.model_dir, data_files=args.data or (), parent=args.parent, note=args.note or "")
+    if args.promote:
+        reg.promote(entry.id, args.promote)
+    return _print(args, {"id": entry.id, "promoted": args.promote},
+                  [f"registered  {entry.id}", f"files       {', '.join(sorted(entry.files))}"]
+                  + ([f"promoted    {args.promote}"] if args.promote else []))
+
+
+def _cmd_list(args) -> int:
+    rows = _registry(args).list()
+    lines = []
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['id'][:12]}  CORRUPT: {r['error']}")
+            continue
+        alias = ",".join(r["aliases"]) or "-"
+        parent = (r["parent"] or "-")[:12]
+        lines.append(f"{r['id'][:12]}  {r['created']}  {alias:<20} parent {parent:<12}  {_fmt_metrics(r['metrics'])}"
+                     f"  {r['trained_on']}")
+    return _print(args, rows, lines or ["(no models registered)"])
+
+
+def _cmd_show(args) -> int:
+    entry = _registry(args).resolve(args.ref)
+    m = entry.manifest
+    lines = [f"id          {entry.id}", f"created     {entry.created}",
+             f"trained on  {entry.lineage.get('trained_on', '')}",
+             f"parent      {entry.lineage.get('parent') or '-'}",
+             f"code        {json.dumps(entry.lineage.get('code'))}"]
+    lines += [f"file        {name}  {meta['sha256']}  {meta['size']:,} bytes" for name, meta in sorted(entry.files.items())]
+    lines += [f"data        {d['path']}  {d['sha256']}" for d in entry.lineage.get("data", [])]
+    lines += [f"metric      {k} {v}" for k, v in sorted(entry.metrics.items())]
+    lines.append("verified    every file's SHA-256 matches")
+    return _print(args, m, lines)
+
+
+def _cmd_promote(args) -> int:
+    entry = _registry(args).promote(args.ref, args.alias)
+    return _print(args, {"alias": args.alias, "id": entry.id}, [f"{args.alias} -> {entry.id}"])
+
+
+def _read_json(path: str, what: str):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{what} {path}: {exc}") from exc
+
+
+def _cmd_rollback(args) -> int:
+    reg = _registry(args)
+    if args.metrics:
+        import msgspec
+
+        from bot4.models.rollback import RollbackPolicy, evaluate_rollback
+
+        record = _read_json(args.metrics, "metrics record")
+        try:
+            policy = (msgspec.convert(_read_json(args.policy, "rollback policy"), RollbackPolicy)
+                      if args.policy else RollbackPolicy())
+            decision = evaluate_rollback(record, policy)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ConfigError(str(exc)) from exc
+        out = decision.to_dict()
+        if not decision.rollback:
+            out["rolled_back"] = None
+            return _print(args, out, ["no trigger fired; nothing rolled back"]
+                          + [f"  {t.name} {t.value} (limit {t.limit}) {t.note}" for t in decision.triggers])
+        entry = reg.rollback(args.alias, reason="; ".join(decision.reasons))
+        out["rolled_back"] = {"alias": args.alias, "id": entry.id}
+        return _print(args, out, [f"triggered: {r}" for r in decision.reasons] + [f"{args.alias} -> {entry.id}"])
+    entry = reg.rollback(args.alias, reason="manual")
+    return _print(args, {"rolled_back": {"alias": args.alias, "id": entry.id}}, [f"{args.alias} -> {entry.id}"])
+
+
+def _cmd_diff(args) -> int:
+    d = _registry(args).diff(args.a, args.b)
+    lines = [f"a {d['a']}", f"b {d['b']}"]
+    lines += [f"file     {k}: {v['a']} -> {v['b']}" for k, v in d["files"].items()]
+    lines += [f"lineage  {k}: {json.dumps(v['a'])[:80]} -> {json.dumps(v['b'])[:80]}" for k, v in d["lineage"].items()]
+    lines += [f"metric   {k}: {v['a']} -> {v['b']}" + (f" ({v['delta']:+.4f})" if v["delta"] is not None else "")
+              for k, v in d["metrics"].items()]
+    return _print(args, d, lines)
+
+
+def _cmd_checkout(args) -> int:
+    out = _registry(args).checkout(args.ref, args.dest)
+    return _print(args, {"path": str(out)}, [f"written {out}"])
+
+
+def _cmd_evaluate(args) -> int:
+    from bot4.data import load
+    from bot4.research.transfer import evaluate_on
+
+    ref = Path(args.ref)
+    data = load(args.data, venue=args.venue, progress=not args.json)
+    if (ref / "model.json").is_file():
+        result = evaluate_on(ref, data)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = evaluate_on(_registry(args).checkout(args.ref, tmp), data)
+    lines = [f"rows {result['rows']:,}  base rate {result['base_rate']:.4f}"]
+    for part in ("raw", "calibrated", "regime_calibrated"):
+        if part in result:
+            m = result[part]
+            lines.append(f"{part:<18} AUC {m['auc']:.4f}  Brier {m['brier']:.4f}  log loss {m['log_loss']:.4f}  "
+                         f"ECE {m['ece']:.4f}")
+    for part, regimes in result.get("by_regime", {}).items():
+        for name, m in regimes.items():
+            if m.get("rows"):
+                lines.append(f"  {part:<18} {name:<12} rows {m['rows']:>6,}  Brier {m['brier']:.4f}  "
+                             f"log loss {m['log_loss']:.4f}  ECE {m['ece']:.4f}")
+    return _print(args, result, lines)
+
+
+def _read_sample(path: str) -> list:
+    text = Path(path).read_text() if Path(path).is_file() else None
+    if text is None:
+        raise ConfigError(f"sample file not found: {path}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [float(v) for v in text.split()]
+        except ValueError as exc:
+            raise ConfigError(f"{path}: expected a JSON list or one number per line ({exc})") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list of numbers")
+    return data
+
+
+def _cmd_ab(args) -> int:
+    from bot4.models.abtest import ab_test
+
+    try:
+        res = ab_test(_read_sample(args.a), _read_sample(args.b), args.n, args.alpha)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    if res.statistic is None:
+        lines = [f"insufficient sample: a {res.n_a}, b {res.n_b}, need {res.n_required} each (no test run)"]
+    else:
+        lines = [f"{res.decision}: mean(b) - mean(a) {res.mean_diff:+.6g}, t {res.statistic:.4f}, df {res.df:.2f}, "
+                 f"p {res.pvalue:.4g}, {100 * (1 - res.alpha):.0f}% CI [{res.ci[0]:.6g}, {res.ci[1]:.6g}] "
+                 f"(first {res.n_required} of each arm)"]
+    return _print(args, res.to_dict(), lines)
+
+
+def add_models_command(sub) -> None:
+    p = sub.add_parser("models", help="model registry: register, list, show, promote, rollback, diff, evaluate, ab")
+    msub = p.add_subparsers(dest="models_command", required=True)
+
+    def common(q):
+        q.add_argument("--registry", metavar="DIR", help="registry directory (default: $BOT4_REGISTRY)")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+
+    q = msub.add_parser("register", help="store a model directory (every file by SHA-256) with its lineage")
+    common(q)
+    q.add_argument("model_dir", metavar="DIR")
+    q.add_argument("--data", nargs="+", metavar="PATH", help="recordings the model was trained on (hashed)")
+    q.add_argument("--parent", metavar="REF", help="the model this one derives from (id prefix or alias)")
+    q.add_argument("--note", help="free text kept in the manifest")
+    q.add_argument("--promote", choices=("champion", "challenger"), help="also point this alias at it")
+    q.set_defaults(func=_cmd_register)
+    q = msub.add_parser("list", help="registered models, oldest first")
+    common(q)
+    q.set_defaults(func=_cmd_list)
+    q = msub.add_parser("show", help="one model's manifest, after verifying every file")
+    common(q)
+    q.add_argument("ref", metavar="REF", help="alias (champion, challenger), id or id prefix")
+    q.set_defaults(func=_cmd_show)
+    q = msub.add_parser("promote", help="point an alias at a model")
+    common(q)
+    q.add_argument("ref", metavar="REF")
+    q.add_argument("--alias", choices=("champion", "challenger"), default="champion")
+    q.set_defaults(func=_cmd_promote)
+    q = msub.add_parser("rollback", help="point an alias back at its previous model "
+                                         "(with --metrics: only if a rollback trigger fires)")
+    common(q)
+    q.add_argument("--alias", choices=("champion", "challenger"), default="champion")
+    q.add_argument("--metrics", metavar="FILE", help="metrics record (JSON: latency_p999_ns, errors, decisions, "
+                                                     "max_drawdown, sharpe, baseline_sharpe, observations)")
+    q.add_argument("--policy", metavar="FILE", help="trigger limits (JSON, fields of bot4.models.rollback.RollbackPolicy)")
+    q.set_defaults(func=_cmd_rollback)
+    q = msub.add_parser("diff", help="files, lineage and test metrics that differ between two models")
+    common(q)
+    q.add_argument("a", metavar="REF_A")
+    q.add_argument("b", metavar="REF_B")
+    q.set_defaults(func=_cmd_diff)
+    q = msub.add_parser("checkout", help="write a verified copy of a model to a directory")
+    common(q)
+    q.add_argument("ref", metavar="REF")
+    q.add_argument("dest", metavar="DIR")
+    q.set_defaults(func=_cmd_checkout)
+    q = msub.add_parser("evaluate", help="out-of-sample metrics (pooled and per regime) on another recording")
+    common(q)
+    q.add_argument("ref", metavar="REF", help="model directory, or a registry reference")
+    q.add_argument("--data", nargs="+", required=True, metavar="PATH")
+    q.add_argument("--venue", help="data format (default: guessed from the file)")
+    q.set_defaults(func=_cmd_evaluate)
+    q = msub.add_parser("ab", help="Welch's t-test of per-period returns at a fixed sample size (no peeking)")
+    common(q)
+    q.add_argument("--a", required=True, metavar="FILE", help="champion's per-period returns (JSON list or lines)")
+    q.add_argument("--b", required=True, metavar="FILE", help="challenger's per-period returns")
+    q.add_argument("--n", type=int, required=True, help="observations per arm, fixed before the test")
+    q.add_argument("--alpha", type=float, default=0.05)
+    q.set_defaults(func=_cmd_ab)
