@@ -129,17 +129,27 @@ def _block_rows(samples, vconfig) -> int:
     return max(1, int(round(vconfig.horizon / max(float(dt), 1.0))))
 
 
-def _run_folds(data, samples, folds, vconfig, fconf, y, X, root, backtest: bool, risk_config):
-    """Pooled OOS (y, p) over folds and, with backtest, per-bar returns of the first threshold."""
+def _run_folds(data, samples, folds, vconfig, fconf, y, X, root, backtest: bool, risk_config, source=None):
+    """Pooled OOS (y, p) over folds and, with backtest, per-bar returns of the first threshold.
+    With `source` (transfer mode) one model is trained on the source samples with labels y and
+    scored on every fold's test samples against their true labels."""
     from bot4.research.validate import fit_and_calibration, predict, trade_span, train_fold
 
     ys, ps, bars = [], [], []
+    shared = None
+    if source is not None:
+        fit, cal = fit_and_calibration(source, np.arange(source.y.size), vconfig.calibration_fraction)
+        shared = train_fold(source, fit, cal, cal, vconfig, root / "model", fconf, y=y, X=source.X)
     for k, f in enumerate(folds):
-        fit, cal = fit_and_calibration(samples, f.train, vconfig.calibration_fraction)
-        if np.unique(y[fit]).size < 2 or np.unique(y[cal]).size < 2:
-            continue
-        model = train_fold(samples, fit, cal, f.test, vconfig, root / f"fold{k}", fconf, y=y, X=X)
-        ys.append(y[f.test])
+        if shared is not None:
+            model = shared
+            ys.append(samples.y[f.test])
+        else:
+            fit, cal = fit_and_calibration(samples, f.train, vconfig.calibration_fraction)
+            if np.unique(y[fit]).size < 2 or np.unique(y[cal]).size < 2:
+                continue
+            model = train_fold(samples, fit, cal, f.test, vconfig, root / f"fold{k}", fconf, y=y, X=X)
+            ys.append(y[f.test])
         ps.append(predict(model, X[f.test]))
         if backtest:
             for g in f.test_groups:
@@ -151,8 +161,10 @@ def _run_folds(data, samples, folds, vconfig, fconf, y, X, root, backtest: bool,
 
 
 def permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config: SentinelConfig,
-                                   risk_config=None, real_auc=None, progress: bool = False) -> list[dict]:
-    """Permuted-label AUC and after-fee Sharpe against their null bands, and the planted leak."""
+                                   risk_config=None, real_auc=None, progress: bool = False,
+                                   source=None) -> list[dict]:
+    """Permuted-label AUC and after-fee Sharpe against their null bands, and the planted leak.
+    source: transfer mode (labels of the training recording are permuted; see _run_folds)."""
     import sys
     import tempfile
     from pathlib import Path
@@ -164,9 +176,9 @@ def permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config:
     with tempfile.TemporaryDirectory(prefix="bot4-sentinel-") as tmp:
         root = Path(tmp)
         for r in range(config.permutations):
-            y_perm = block_permutation(samples.y, block, rng)
+            y_perm = block_permutation((source or samples).y, block, rng)
             y_t, p_t, bars = _run_folds(data, samples, folds, vconfig, fconf, y_perm, samples.X, root / f"p{r}",
-                                        config.backtest and vconfig.backtest, risk_config)
+                                        config.backtest and vconfig.backtest, risk_config, source)
             aucs.append(M.auc(y_t, p_t))
             if bars.size:
                 srs.append(M.sharpe(bars))
@@ -177,8 +189,11 @@ def permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config:
         # the planted leak: the label itself as an extra feature column
         X_leak = np.column_stack([samples.X, samples.y.astype(np.float32)])
         leak_s = _LeakSamples(samples, X_leak)
-        y_l, p_l, _ = _run_folds(data, leak_s, folds, vconfig, None, samples.y, X_leak, root / "leak", False,
-                                 risk_config)
+        leak_src = None
+        if source is not None:
+            leak_src = _LeakSamples(source, np.column_stack([source.X, source.y.astype(np.float32)]))
+        y_l, p_l, _ = _run_folds(data, leak_s, folds, vconfig, None, (leak_src or samples).y, X_leak,
+                                 root / "leak", False, risk_config, leak_src)
         leak_auc = M.auc(y_l, p_l)
     n1 = int(y_t.sum())
     n0 = int(y_t.size - n1)
@@ -216,10 +231,10 @@ class _LeakSamples:
 
 
 def run_sentinels(data, samples, folds, vconfig, fconf, config: SentinelConfig | None = None, *,
-                  risk_config=None, real_auc=None, progress: bool = False) -> list[dict]:
+                  risk_config=None, real_auc=None, progress: bool = False, source=None) -> list[dict]:
     config = config or SentinelConfig()
     out = [truncation_sentinel(data, fconf, vconfig.horizon, vconfig.horizon_unit, vconfig.dead_zone_bp,
                                cuts=config.cuts, seed=config.seed, rel_tol=config.rel_tol)]
     out += permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config, risk_config=risk_config,
-                                          real_auc=real_auc, progress=progress)
+                                          real_auc=real_auc, progress=progress, source=source)
     return out

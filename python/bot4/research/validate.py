@@ -212,9 +212,15 @@ def _fold_span(s: Samples, idx) -> dict:
 
 def validate(data, config: ValidateConfig | None = None, *, feature_config=None, risk_config=None,
              out_dir=None, sentinels: bool = False, sentinel_config=None, source: str = "",
-             progress: bool = False) -> ValidationResult:
+             train_data=None, after_source: bool = False, progress: bool = False) -> ValidationResult:
     """Run `config.scheme` over `data` (MarketData): per fold, train / calibrate / export on the
-    purged training samples, score the test samples and backtest their spans after fees."""
+    purged training samples, score the test samples and backtest their spans after fees.
+
+    train_data (another recording): transfer mode. One model is trained on all of train_data
+    (its last calibration_fraction calibrates) and every fold's test blocks of `data` are scored
+    and traded with it; nothing of `data` is trained on. after_source: keep only the samples of
+    `data` whose label starts after the training recording's last label ends (+ embargo), so the
+    evaluation is later in time as well as on another instrument or market."""
     from bot4.features import compute, trading_config
 
     config = config or ValidateConfig()
@@ -224,6 +230,11 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
     seconds = {}
     features = compute(data, fconf)
     s = build_samples(features, config)
+    src = None
+    if train_data is not None:
+        src = build_samples(compute(train_data, fconf), config)
+        if after_source:
+            s = subset(s, s.t0 > int(src.t1.max()) + config.embargo_ns)
     seconds["features_labels"] = time.perf_counter() - t_start
     if s.y.size < 10 * config.folds:
         raise ValueError(f"{s.y.size} labelled samples are too few for {config.folds} folds")
@@ -241,22 +252,33 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
     fold_docs, all_y, all_p = [], [], []
     group_bars: list[list] = []           # [split][group] -> (T_g, n_thr) bar returns
     t = time.perf_counter()
+    shared = None
     try:
+        if src is not None:
+            fit, cal = fit_and_calibration(src, np.arange(src.y.size), config.calibration_fraction)
+            shared = train_fold(src, fit, cal, cal, config, root / "model", fconf)
         for k, f in enumerate(folds):
-            if f.train.size < 20 or np.unique(s.y[f.train]).size < 2:
+            if shared is not None:
+                f = S.Fold(train=np.zeros(0, np.int64), test_groups=f.test_groups, group_ids=f.group_ids,
+                           path_ids=f.path_ids)
+            elif f.train.size < 20 or np.unique(s.y[f.train]).size < 2:
                 raise ValueError(f"fold {k} has {f.train.size} training samples after the purge; use "
                                  "fewer folds, a shorter horizon or more data")
-            fit, cal = fit_and_calibration(s, f.train, config.calibration_fraction)
             test = f.test
-            model = train_fold(s, fit, cal, test, config, root / f"fold{k}", fconf)
+            if shared is None:
+                fit, cal = fit_and_calibration(s, f.train, config.calibration_fraction)
+                model = train_fold(s, fit, cal, test, config, root / f"fold{k}", fconf)
+            else:
+                model = shared
             p = predict(model, s.X[test])
             all_y.append(s.y[test])
             all_p.append(p)
             doc = {"fold": k, "groups": list(f.group_ids), "paths": [int(x) for x in f.path_ids],
-                   "train": _fold_span(s, f.train), "fit_samples": model.fit_rows,
-                   "calibration_samples": model.calibration_rows,
+                   "train": _fold_span(s, f.train) if shared is None else dict(
+                       _fold_span(src, np.arange(src.y.size)), recording="train_data"),
+                   "fit_samples": model.fit_rows, "calibration_samples": model.calibration_rows,
                    "test": [_fold_span(s, g) for g in f.test_groups],
-                   **S.purge_summary(s.t0, s.t1, f),
+                   **(S.purge_summary(s.t0, s.t1, f) if shared is None else _source_gap(src, s, test)),
                    "metrics": M.probability_metrics(s.y[test], p, config.ece_bins)}
             bars_k = []
             if config.backtest:
@@ -321,11 +343,26 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
 
         t = time.perf_counter()
         result.sentinels = run_sentinels(data, s, folds, config, fconf, sentinel_config or SentinelConfig(),
-                                         risk_config=risk_config, real_auc=oos.get("auc"), progress=progress)
+                                         risk_config=risk_config, real_auc=oos.get("auc"), progress=progress,
+                                         source=src)
         seconds["sentinels"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
     result.seconds = {k: round(v, 3) for k, v in seconds.items()}
     return result
+
+
+def subset(s: Samples, mask) -> Samples:
+    return Samples(X=s.X[mask], y=s.y[mask], t0=s.t0[mask], t1=s.t1[mask], names=s.names,
+                   instrument=s.instrument, n_feature_rows=s.n_feature_rows, label=s.label)
+
+
+def _source_gap(src: Samples, s: Samples, test) -> dict:
+    """Transfer mode: time from the training recording's last decision to the first test decision
+    (negative when the recordings overlap in time) and that last training label's window."""
+    last = int(np.argmax(src.t0))
+    return {"min_purge_ns": int(s.t0[test].min() - src.t0[last]), "horizon_ns": int(src.t1[last] - src.t0[last]),
+            "max_horizon_ns": int((src.t1 - src.t0).max()),
+            "min_margin_ns": int(s.t0[test].min() - src.t1.max())}
 
 
 def _sum_trading(trading: list) -> dict:

@@ -78,13 +78,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     out = check_new_dir(args.out) if args.out else None
     fconf = feature_config(args.feature_config)
     check_stream_args(args)
+    if args.after_train_data and not args.train_data:
+        raise ConfigError("--after-train-data: needs --train-data")
+    train_data = None
+    if args.train_data:
+        from bot4.sources import check_sources, load_stream
+
+        check_sources(args.train_data, None)
+        train_data = load_stream(args.train_data, None, progress=not (args.json or args.quiet)).data
     stream = stream_from_args(args)
     data, label = stream.data, stream.label
+    if train_data is not None:
+        label = f"{label} (model trained on {', '.join(args.train_data)})"
     if fconf is None:
         fconf = default_feature_config(data)
     try:
         result = validate(data, config, feature_config=fconf, out_dir=out, sentinels=args.sentinels,
-                          sentinel_config=sconf, source=label, progress=not (args.json or args.quiet))
+                          sentinel_config=sconf, source=label, train_data=train_data,
+                          after_source=args.after_train_data, progress=not (args.json or args.quiet))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     doc = result.as_json()
@@ -146,6 +157,11 @@ def add_validate_command(sub, add_stream_args) -> None:
                    help="run the leakage sentinels (truncation, permuted labels, planted leak)")
     p.add_argument("--permutations", type=count(2), default=20, metavar="R",
                    help="sentinel label permutations (default 20)")
+    p.add_argument("--train-data", nargs="+", metavar="PATH",
+                   help="transfer: train one model on this recording and score / trade every test block "
+                        "of --data with it (nothing of --data is trained on)")
+    p.add_argument("--after-train-data", action="store_true",
+                   help="with --train-data: evaluate only --data's samples after the training recording ends")
     p.add_argument("--feature-config", metavar="FILE", help="feature config TOML (default: the pipeline's)")
     p.add_argument("--out", metavar="DIR", help="new directory for validation.json and each fold's model")
     p.set_defaults(func=_cmd_validate)
