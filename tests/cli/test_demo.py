@@ -35,12 +35,14 @@ def _check(doc: dict, out_dir) -> None:
     assert doc["events"] > 0 and isinstance(doc["rejections"], dict)
     for stage, s in doc["latency_ns"].items():
         assert {"p50", "p99", "p999"} <= set(s), stage
-    assert os.path.samefile(doc["report"], out_dir / "report.html")
-    assert os.path.samefile(doc["perf"], out_dir / "perf.json")
-    html = (out_dir / "report.html").read_text()
+    run_dir = Path(doc["out"])   # each run writes its own folder under --out
+    assert run_dir.parent == out_dir and run_dir.is_dir()
+    assert os.path.samefile(doc["report"], run_dir / "report.html")
+    assert os.path.samefile(doc["perf"], run_dir / "perf.json")
+    html = (run_dir / "report.html").read_text()
     for sec in ("equity", "drawdown", "position", "latency", "calibration"):
         assert f"<section id='{sec}'>" in html
-    perf = json.loads((out_dir / "perf.json").read_text())
+    perf = json.loads((run_dir / "perf.json").read_text())
     assert perf["machine"]["cpu"] and perf["stages"]
 
 
@@ -53,7 +55,7 @@ def test_demo_embedded_stream_json(tmp_path):
     split = doc["run"]["split"]
     assert split["gap_ns"] > 0 and split["start_ns"] > split["cut_ns"]
     assert doc["source"].startswith("embedded default market stream")
-    assert (tmp_path / "model" / "model.onnx").exists()
+    assert (Path(doc["out"]) / "model" / "model.onnx").exists()
 
 
 def test_demo_text_summary(tmp_path):
@@ -72,7 +74,7 @@ def test_backtest_reference_file_json_then_reuse_the_model(tmp_path):
     doc = json.loads(out.stdout)
     _check(doc, first)
     second = tmp_path / "second"
-    out = run_cli("backtest", "--data", REFERENCE, "--model", first / "model", "--json", "--out", second)
+    out = run_cli("backtest", "--data", REFERENCE, "--model", doc["model"], "--json", "--out", second)
     assert out.returncode == 0, out.stderr[-3000:]
     doc2 = json.loads(out.stdout)
     _check(doc2, second)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _head(path: Path) -> bytes:
             if magic == ZSTD_MAGIC:
                 with zstandard.ZstdDecompressor().stream_reader(fh) as z:
                     return z.read(HEAD_BYTES)
-        except (OSError, EOFError, zstandard.ZstdError):
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError):
             return b""   # damaged compression: nothing recognisable
         return fh.read(HEAD_BYTES)
 
