@@ -97,7 +97,7 @@ def _emit(out, label: str, as_json: bool) -> None:
     print(f"run folder    {out.out_dir}")
     print(f"report        {out.report}")
     print(f"perf manifest {out.perf}")
-    print("records       " + ", ".join(p.name for p in out.records.values()) + " (Parquet)")
+    print(f"records       {out.out_dir}/{{{','.join(out.records)}}}.parquet")
     if run.get("trained"):
         print(f"model files   {out.model}/model.onnx, {out.model}/model.json")
 
