@@ -157,8 +157,8 @@ def _add_stream_args(p: argparse.ArgumentParser) -> None:
                         "Default: the embedded market simulator stream")
     p.add_argument("--venue", choices=VENUES,
                    help="data format (default: told from the file's content); checked against the file")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulator seed (no --data)")
-    p.add_argument("--events", type=count(1), default=DEFAULT_SIM_EVENTS,
+    p.add_argument("--seed", type=int, metavar="N", default=DEFAULT_SEED, help="simulator seed (no --data)")
+    p.add_argument("--events", type=count(1), metavar="N", default=DEFAULT_SIM_EVENTS,
                    help=f"simulator events to generate (no --data; default {DEFAULT_SIM_EVENTS:,})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout "
                    "(progress still goes to stderr)")

@@ -126,12 +126,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     """Training options shared by `bot4 train`, `bot4 backtest` and `bot4 demo`."""
     from bot4.cli import count
 
-    p.add_argument("--trees", type=count(1, MAX_TREES), help="boosting rounds when training (default 500)")
-    p.add_argument("--depth", type=count(1, MAX_DEPTH),
+    p.add_argument("--trees", metavar="N", type=count(1, MAX_TREES), help="boosting rounds when training (default 500)")
+    p.add_argument("--depth", metavar="N", type=count(1, MAX_DEPTH),
                    help=f"maximum tree depth when training, 1..{MAX_DEPTH} (default 6)")
-    p.add_argument("--horizon", type=count(1), help="label horizon in --horizon-unit (default 100)")
+    p.add_argument("--horizon", metavar="N", type=count(1), help="label horizon in --horizon-unit (default 100)")
     p.add_argument("--horizon-unit", choices=("events", "ns"), help="feature rows or ns (default events)")
-    p.add_argument("--model-seed", type=count(0), help="xgboost random_state (default 0)")
+    p.add_argument("--model-seed", metavar="N", type=count(0), help="xgboost random_state (default 0)")
     p.add_argument("--feature-config", metavar="FILE",
                    help="feature config for training (TOML, fields of bot4.features.FeatureConfig); "
                         "default: trading_config(), on a 100 ms decision grid for simulator streams")
