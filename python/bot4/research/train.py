@@ -1,9 +1,10 @@
-"""Train a direction classifier: XGBoost on the train slice, isotonic calibration on the calibration
-slice, metrics on the test slice, ONNX export with a JSON sidecar (METHODS.md §3, §12).
+"""Train a direction classifier: a zoo model (XGBoost by default; bot4.research.zoo) on the train
+slice, a bounded calibration map on the calibration slice, metrics on the test slice, ONNX export
+with a JSON sidecar (METHODS.md §3, §12, §17).
 
 Artefacts in out_dir:
-  model.onnx  the XGBoost classifier (onnxmltools convert_xgboost, opset 15, input 'input' float32
-              [N, n_features], outputs 'label' and 'probabilities' [N, 2]).
+  model.onnx  the classifier (XGBoost: onnxmltools convert_xgboost, opset 15; others: see
+              bot4.research.zoo), input 'input' float32 [N, n_features], output 'probabilities' [N, 2].
   model.json  the sidecar: format "bot4-model/1", SHA-256 of model.onnx, feature names in column
               order, label definition, time spans of the slices, test metrics, the calibration
               breakpoint table applied after the raw probability (the bounded map chosen among
@@ -27,6 +28,7 @@ import numpy as np
 
 from bot4.research.calibration import IsotonicTable, brier, ece, log_loss, mce, reliability_curve
 from bot4.research.calibrators import METHODS as CALIBRATION_METHODS
+from bot4.research import zoo
 from bot4.research.dataset import SLICES, Dataset, build_dataset
 
 SIDECAR_FORMAT = "bot4-model/1"
@@ -37,7 +39,8 @@ INPUT_NAME = "input"
 
 
 class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    # model (XGBClassifier)
+    model: str = "xgboost"              # bot4.research.zoo.KINDS: xgboost, lightgbm, logistic, mlp
+    # tree settings (XGBClassifier; LightGBM maps them, bot4.research.zoo.default_params)
     n_estimators: int = 500             # boosting rounds = trees (binary: one tree per round)
     max_depth: int = 6                  # maximum tree depth, levels below the root
     learning_rate: float = 0.05         # shrinkage applied to each tree's output, log-odds units
@@ -63,6 +66,9 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     min_regime_class_rows: int = 200    # a regime gets its own map only with this many rows per class
 
     def __post_init__(self):
+        from bot4.research.zoo import KINDS
+        if self.model not in KINDS:
+            raise ValueError(f"model must be one of {KINDS}, got {self.model!r}")
         if self.calibration not in ("auto", *CALIBRATION_METHODS):
             raise ValueError(f"calibration must be 'auto' or one of {CALIBRATION_METHODS}, got {self.calibration!r}")
         from bot4.research.regimes import REGIME_KINDS
@@ -87,7 +93,7 @@ class TrainResult:
     metrics: dict
     calibration: IsotonicTable
     dataset: Dataset
-    classifier: object = None           # the fitted xgboost.XGBClassifier
+    classifier: object = None           # the fitted classifier (bot4.research.zoo.fit)
     seconds: dict = field(default_factory=dict)
     regime_calibration: object = None   # bot4.research.regime_calibration.RegimeCalibration
     regime_model: object = None         # bot4.research.regimes.RegimeModel (None without regimes)
@@ -224,22 +230,26 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
         raise ValueError("the train slice has a single label class; use more data")
 
     t = time.perf_counter()
-    stage(f"fitting xgboost {config.n_estimators} trees, depth {config.max_depth}")
-    callbacks = [_fit_progress(stage, config.n_estimators)] if progress else None
-    clf = XGBClassifier(objective="binary:logistic", eval_metric="logloss", callbacks=callbacks,
-                        **config.model_params())
-    clf.fit(X_tr, y_tr)
+    params = zoo.default_params(config.model, config)
+    if config.model == "xgboost":
+        stage(f"fitting xgboost {config.n_estimators} trees, depth {config.max_depth}")
+        callbacks = [_fit_progress(stage, config.n_estimators)] if progress else None
+        clf = XGBClassifier(objective="binary:logistic", eval_metric="logloss", callbacks=callbacks, **params)
+        clf.fit(X_tr, y_tr)
+    else:
+        stage(f"fitting {config.model}")
+        clf = zoo.fit(config.model, X_tr, y_tr, params)
     seconds["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
     stage(f"calibration ({config.calibration}, regimes: {config.regime_kind})")
     X_cal, y_cal = ds.part("calibration")
-    p_cal = clf.predict_proba(X_cal)[:, 1].astype(np.float64)
+    p_cal = zoo.proba(clf, X_cal)
     regime_model, regimes, regime_error = _fit_regimes(ds, config)
     cal = _calibrate(ds, config, p_cal, y_cal, regimes)
     table = cal.pooled.table
     X_te, y_te = ds.part("test")
-    p_raw = clf.predict_proba(X_te)[:, 1].astype(np.float64)
+    p_raw = zoo.proba(clf, X_te)
     p_cal_te = table.apply(p_raw)      # what the core applies
     metrics = {"test": {"raw": evaluate(y_te, p_raw, config.ece_bins),
                         "calibrated": evaluate(y_te, p_cal_te, config.ece_bins),
@@ -260,14 +270,14 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
 
     t = time.perf_counter()
     stage("exporting ONNX")
-    onnx_bytes = export_onnx(clf, ds.X.shape[1])
+    onnx_bytes = zoo.export(config.model, clf, ds.X.shape[1])
     model_path = out / MODEL_FILE
     model_path.write_bytes(onnx_bytes)
     p_onnx = onnx_proba(onnx_bytes, X_te)
     delta = np.abs(p_onnx.astype(np.float64) - p_raw)
     parity = {"rows": int(delta.size), "max_abs_diff": float(delta.max()),
               "mean_abs_diff": float(delta.mean()),
-              "reference": "xgboost predict_proba vs onnxruntime (Python) on the test slice"}
+              "reference": f"{config.model} predict_proba vs onnxruntime (Python) on the test slice"}
     seconds["export"] = time.perf_counter() - t
 
     sidecar = {
@@ -294,8 +304,8 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
                                  "regime_model": regime_model.to_dict(), "calibration": cal.to_dict()}
                                 if regime_model is not None else
                                 {"kind": config.regime_kind, "error": regime_error}),
-        "model": {"kind": "xgboost", "objective": "binary:logistic", "opset": ONNX_OPSET,
-                  **config.model_params()},
+        "model": {"kind": config.model, "objective": "binary:logistic", "opset": ONNX_OPSET,
+                  **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}},
         "versions": _versions(),
         "trained_on": source,
     }
