@@ -62,7 +62,7 @@ def new_run_dir(root: str | Path, command: str) -> Path:
     root = Path(root)
     stem = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{command}"
     path, n = root / stem, 1
-    while path.exists() or _partial(path).exists():
+    while path.exists() or any(root.glob(f".{path.name}{PARTIAL}-*")):   # taken, or being written
         n += 1
         path = root / f"{stem}-{n}"
     return path
