@@ -31,6 +31,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     check_sources([args.data])
     start = time.perf_counter()
     data = load(args.data, progress=True)
+    print(f"calibrating   queue-reactive model and Hawkes clocks on {args.data}", file=sys.stderr, flush=True)
     params = calibrate(data, n_levels=args.levels, source_path=args.data)
     seconds = time.perf_counter() - start
     summary = {
@@ -129,6 +130,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     check_sources([args.data])
     params = _load_params(args.params)
     real = stylised_facts(load(args.data, progress=True))
+    print(f"generating    {args.events:,} simulated events (seed {args.seed})", file=sys.stderr, flush=True)
     sim = stylised_facts(generate(params, seed=args.seed, n_events=args.events))
     checks = compare_facts(real, sim)
     if args.json:
