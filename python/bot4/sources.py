@@ -72,6 +72,9 @@ def check_sources(paths: Sequence[str | Path], venue: str | None = None) -> list
             raise InputError("paths", f"{p} is not a recording bot4 reads (not Binance raw lines, a "
                              "Tardis CSV, a LOBSTER message file, Databento DBN or a `bot4 sim generate` .npz)",
                              fix="check the file")
+        if venue is None and found.venue == "binance":
+            raise InputError("venue", f"{p} holds Binance lines whose market the first messages do not tell",
+                             fix="name it: binance-usdm, binance-coinm or binance-spot")
         if venue is not None:
             agrees = venue == found.venue or (found.venue == "binance" and venue.startswith("binance-"))
             if not agrees:

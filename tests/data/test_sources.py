@@ -91,3 +91,13 @@ def test_spot_venue_on_a_usdm_recording_is_refused(shared_data):
     usdm = shared_data / "binance_hftbacktest" / "usdm" / "btcusdt_20240808.gz"
     with pytest.raises(InputError, match="binance-usdm"):
         load_stream([usdm], "binance-spot")
+
+
+def test_binance_lines_of_an_unknown_market_ask_for_the_venue(tmp_path):
+    # a combined-stream line of a stream kind the market detector does not use
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(b'1723161255030314667 {"stream":"btcusdt@kline_1m","data":{}}\n'))
+    with pytest.raises(InputError, match="binance-usdm, binance-coinm or binance-spot") as exc:
+        check_sources([path])
+    assert exc.value.param == "venue" and "market=" not in str(exc.value)
+    assert check_sources([path], "binance-spot")[0].venue == "binance-spot"
