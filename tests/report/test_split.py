@@ -59,3 +59,22 @@ def test_gap_on_the_simulator_time_grid():
     fconf = trading_config(decision="time", decision_interval_ns=100_000_000)
     cut, gap = _check(data, fconf, 20, "events")
     assert gap >= 20 * 100_000_000 - 100_000_000   # 20 grid rows: about 2 s
+
+
+def test_perturb_after_keeps_the_past_and_changes_the_future():
+    from bot4.report.split import perturb_after, time_window, truncate
+    from bot4.sim import generate
+
+    data = generate(seed=4, n_events=20_000)
+    cut = time_at_fraction(data, 0.6)
+    p = perturb_after(data, cut, seed=1)
+    for name in ("book", "orders", "trades"):
+        a, b = getattr(data, name), getattr(p, name)
+        k = int(np.searchsorted(np.maximum.accumulate(a["ts_local"]), cut))
+        assert np.array_equal(a[:k], b[:k]) and len(a) == len(b)
+        assert k == len(a) or not np.array_equal(a[k:], b[k:])
+    t = truncate(data, cut)
+    assert len(t.trades) and np.maximum.accumulate(t.trades["ts_local"])[-1] < cut
+    w = time_window(data, cut, cut + 5_000_000_000)
+    keys = np.maximum.accumulate(w.trades["ts_local"])
+    assert len(keys) and keys[0] >= cut and keys[-1] < cut + 5_000_000_000

@@ -24,7 +24,7 @@ def test_truncation_sentinel_passes_on_the_pipeline(sim):
     out = truncation_sentinel(sim, FCONF, 20, "events", 0.5, cuts=4, seed=1)
     assert out["pass"] and len(out["cuts"]) == 4
     assert out["statistic"] == {"max_rel_diff": 0.0, "label_mismatches": 0}
-    assert all(c["rows"] > 0 for c in out["cuts"])
+    assert all(c["rows"] > 0 and c["future_scrambled_max_rel_diff"] == 0.0 for c in out["cuts"])
 
 
 def test_truncation_sentinel_catches_a_feature_that_reads_the_future(sim, monkeypatch):

@@ -59,3 +59,15 @@ def test_bad_config_is_refused():
         ValidateConfig(thresholds=(0.3,))
     with pytest.raises(ValueError, match="folds"):
         ValidateConfig(scheme="cpcv", folds=2)
+
+
+def test_transfer_mode_trains_on_one_stream_and_scores_another(sim):
+    from bot4.sim import generate
+
+    other = generate(seed=21, n_events=80_000)
+    r = validate(sim, ValidateConfig(folds=2, **SMALL), feature_config=FCONF, train_data=other)
+    doc = r.as_json()
+    assert len(doc["folds"]) == 2
+    for f in doc["folds"]:
+        assert f["train"]["recording"] == "train_data" and f["fit_samples"] > 0
+        assert f["metrics"]["rows"] > 0 and "pnl" in f["metrics"]

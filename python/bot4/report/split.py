@@ -194,6 +194,29 @@ def truncate(data: MarketData, cut_ns: int) -> MarketData:
                  data.bbo[:int(np.searchsorted(kq, cut_ns, "left"))].copy(), f"before {int(cut_ns)}")
 
 
+def perturb_after(data: MarketData, cut_ns: int, seed: int = 0) -> MarketData:
+    """The recording with every event received at or after cut_ns scrambled (sizes multiplied by
+    random factors 1..5, trade and book prices moved by -3..3 ticks): a future that differs from
+    the recorded one, for checking that nothing computed before cut_ns reads it."""
+    rng = np.random.default_rng(seed)
+
+    def scramble(a: np.ndarray, fields) -> np.ndarray:
+        a = a.copy()
+        i = int(np.searchsorted(_keys(a), cut_ns, "left"))
+        n = len(a) - i
+        if n > 0:
+            for f in fields:
+                if f.endswith("qty"):
+                    a[f][i:] = a[f][i:] * rng.integers(1, 6, n)
+                else:
+                    a[f][i:] = a[f][i:] + rng.integers(-3, 4, n)
+        return a
+
+    book = scramble(data.book, ("price", "qty"))
+    return _part(data, book, scramble(data.orders, ("qty",)), scramble(data.trades, ("price", "qty")),
+                 scramble(data.bbo, ("bid_qty", "ask_qty")), f"scrambled after {int(cut_ns)}")
+
+
 def purge_gap_ns(data: MarketData, cut_ns: int, horizon: int, horizon_unit: str,
                  feature_config=None) -> int:
     """The purge gap after the cut, in ns, measured by label intervals (METHODS.md §1).

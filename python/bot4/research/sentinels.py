@@ -3,7 +3,9 @@
 
 - truncation: the pipeline's features AND labels computed on the data cut at time c equal those
   computed on the whole data for every row before c (labels: every row whose label window ends
-  before c; rows whose window crosses c must be unlabelled, never labelled differently).
+  before c; rows whose window crosses c must be unlabelled, never labelled differently); and
+  with everything after c scrambled (another future) the features before c are unchanged, which
+  catches code that reads future rows but happens to get the same value.
 - permutation: the whole per-fold pipeline (fit, calibration, export, backtest after fees) rerun
   on labels permuted in blocks of `block_rows` samples (a block spans a label horizon, so
   overlapping labels move together and keep their autocorrelation). Under no leak the
@@ -48,7 +50,7 @@ def truncation_sentinel(data, feature_config, horizon: int, horizon_unit: str, d
     """Features and labels on data[:cut] vs the whole data, at `cuts` seeded random receive times
     (or `cut_times`)."""
     from bot4.features import compute
-    from bot4.report.split import _keys, truncate
+    from bot4.report.split import _keys, perturb_after, truncate
     from bot4.research.labels import UNDEFINED, forward_labels, label_end_index
     from bot4.research.dataset import MID_COLUMN
 
@@ -84,10 +86,18 @@ def truncation_sentinel(data, feature_config, horizon: int, horizon_unit: str, d
         lab, _ = labelled(part)
         complete = full_end[:n] < n                      # label window inside the truncated rows
         bad = int(np.sum(lab[complete] != full_lab[:n][complete]) + np.sum(lab[~complete] != UNDEFINED))
-        worst_feat = max(worst_feat, worst)
+        # future perturbation: a different future must leave every row before the cut unchanged
+        scrambled = compute(perturb_after(data, int(c), seed), feature_config)
+        k = int(np.searchsorted(np.asarray(scrambled.timestamps), int(c), "left"))
+        k_full = int(np.searchsorted(np.asarray(full.timestamps), int(c), "left"))
+        ok_future = k == k_full and np.array_equal(np.asarray(scrambled.timestamps)[:k],
+                                                    np.asarray(full.timestamps)[:k])
+        same_f, worst_f = _same(scrambled.matrix[:k], full.matrix[:k], rel_tol) if ok_future else (False, float("inf"))
+        worst_feat = max(worst_feat, worst, worst_f)
         label_mismatch += bad
         checks.append({"cut_ns": int(c), "rows": n, "max_rel_diff": worst, "label_mismatches": bad,
-                       "pass": bool(ok_rows and same and bad == 0)})
+                       "future_scrambled_max_rel_diff": worst_f,
+                       "pass": bool(ok_rows and same and bad == 0 and ok_future and same_f)})
     return {"name": "truncation", "statistic": {"max_rel_diff": worst_feat, "label_mismatches": label_mismatch},
             "null_band": {"max_rel_diff": [0.0, rel_tol], "label_mismatches": [0, 0]},
             "cuts": checks, "pass": all(c["pass"] for c in checks)}
@@ -153,7 +163,7 @@ def _run_folds(data, samples, folds, vconfig, fconf, y, X, root, backtest: bool,
         ps.append(predict(model, X[f.test]))
         if backtest:
             for g in f.test_groups:
-                _, b = trade_span(data, model.model_dir, int(samples.t0[g[0]]), int(samples.t0[g[-1]]) + 1,
+                _, b, _ = trade_span(data, model.model_dir, int(samples.t0[g[0]]), int(samples.t0[g[-1]]) + 1,
                                   vconfig.thresholds[0], vconfig, risk_config)
                 bars.append(b)
     y_all, p_all = np.concatenate(ys), np.concatenate(ps)

@@ -160,8 +160,9 @@ def predict(model: FoldModel, X) -> np.ndarray:
 
 
 def trade_span(data, model_dir, start_ns: int, end_ns: int, threshold: float, config: ValidateConfig,
-               risk_config=None) -> tuple[dict, np.ndarray]:
-    """Backtest after fees on [start_ns, end_ns) from a book snapshot; (metrics, bar P&L / capital)."""
+               risk_config=None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Backtest after fees on [start_ns, end_ns) from a book snapshot; (metrics, bar P&L / capital,
+    round-trip P&L)."""
     import bot4.backtest as backtest
     from bot4.backtest.engine import engine_config
     from bot4.report.split import time_window
@@ -175,7 +176,7 @@ def trade_span(data, model_dir, start_ns: int, end_ns: int, threshold: float, co
                           res.tick_size, res.lot_size)
     m["orders"] = int(res.n_orders)
     bars = M.bar_pnls(res.equity, start_ns, end_ns, config.bar_ns) / capital
-    return m, bars
+    return m, bars, M.trade_pnls(res.equity)
 
 
 @dataclass
@@ -282,20 +283,24 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
                    "metrics": M.probability_metrics(s.y[test], p, config.ece_bins)}
             bars_k = []
             if config.backtest:
-                trading = []
+                trading, fold_trades, fold_bars = [], [], []
                 for g in f.test_groups:
                     start, end = int(s.t0[g[0]]), int(s.t0[g[-1]]) + 1
                     per_thr, cols = [], []
-                    for th in config.thresholds:
-                        m, bars = trade_span(data, model.model_dir, start, end, th, config, risk_config)
+                    for j, th in enumerate(config.thresholds):
+                        m, bars, pnls = trade_span(data, model.model_dir, start, end, th, config, risk_config)
                         per_thr.append(dict(m, threshold=th))
                         cols.append(bars)
+                        if j == 0:
+                            fold_trades.append(pnls)
+                            fold_bars.append(bars)
                     bars_k.append(np.column_stack(cols) if cols[0].size else np.zeros((0, n_thr)))
                     trading.append(per_thr[0] | {"by_threshold": [
                         {k2: v for k2, v in d.items() if k2 in ("threshold", "pnl", "trades", "sharpe_per_bar")}
                         for d in per_thr]})
                 doc["trading"] = trading
-                doc["metrics"].update(_sum_trading([tr for tr in trading]))
+                doc["metrics"].update(_sum_trading(trading, np.concatenate(fold_trades),
+                                                   np.concatenate(fold_bars)))
             group_bars.append(bars_k)
             fold_docs.append(doc)
             say(f"fold {k + 1}/{len(folds)}: test AUC {doc['metrics']['auc']}, "
@@ -365,15 +370,15 @@ def _source_gap(src: Samples, s: Samples, test) -> dict:
             "min_margin_ns": int(s.t0[test].min() - src.t1.max())}
 
 
-def _sum_trading(trading: list) -> dict:
+def _sum_trading(trading: list, trade_pnls: np.ndarray, bars: np.ndarray) -> dict:
+    """A fold's trading metrics over its test groups (CPCV folds have several)."""
     pnl = sum(t["pnl"] for t in trading)
     trades = sum(t["trades"] for t in trading)
     hits = [t["hit_rate"] * t["trades"] for t in trading if t["hit_rate"] is not None]
     return {"pnl": pnl, "fees": sum(t["fees"] for t in trading), "trades": trades,
             "hit_rate": (sum(hits) / trades) if trades else None,
             "turnover": sum(t["turnover"] for t in trading),
-            "sharpe_per_trade": trading[0]["sharpe_per_trade"] if len(trading) == 1 else None,
-            "sharpe_per_bar": trading[0]["sharpe_per_bar"] if len(trading) == 1 else None}
+            "sharpe_per_trade": M._none(M.sharpe(trade_pnls)), "sharpe_per_bar": M._none(M.sharpe(bars))}
 
 
 def _timelines(folds, group_bars, scheme: str) -> list[np.ndarray]:
