@@ -61,6 +61,8 @@ def test_walk_forward_expanding_and_rolling():
     for g, f in enumerate(roll, start=1):
         np.testing.assert_array_equal(f.train, np.arange(max(0, 6 * (g - 2)), 6 * g - 2))
     assert split("rolling", t0, t1, 4)[2].train.tolist() == list(range(12, 16))
+    # walk-forward is expanding whatever the window says
+    assert split("walk-forward", t0, t1, 4, window=1)[2].train.tolist() == list(range(0, 16))
 
 
 def test_bad_input_is_refused():

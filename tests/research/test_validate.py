@@ -28,6 +28,9 @@ def test_validate_runs_every_fold_purged(sim, scheme, folds):
     for key in ("scheme", "folds", "sharpe", "deflated_sharpe", "pbo", "brier", "ece", "auc"):
         assert key in doc, key
     assert doc["scheme"] == scheme
+    if scheme == "walk-forward":       # expanding: each fold trains on more than the one before
+        sizes = [f["train"]["samples"] for f in doc["folds"]]
+        assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     assert len(doc["folds"]) == (3 if scheme == "walk-forward" else 3)   # C(3, 2) = 3 splits
     for f in doc["folds"]:
         # the purge leaves more time between a training decision and the next test decision than

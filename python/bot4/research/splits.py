@@ -190,11 +190,11 @@ def assemble_paths(folds: list[Fold], values_per_group: list[list]) -> list[list
 
 def split(scheme: str, t0, t1, n_folds: int, *, embargo_ns: int = 0, n_test_groups: int = 2,
           window: int | None = None) -> list[Fold]:
-    """The folds of `scheme`: "walk-forward" (expanding, n_folds test blocks), "rolling"
+    """The folds of `scheme`: "walk-forward" (expanding, n_folds test blocks; `window` is ignored), "rolling"
     (n_folds test blocks, each trained on the `window` groups before it, default 1), "kfold"
     (n_folds groups) or "cpcv" (n_folds groups, n_test_groups of them tested per split)."""
     if scheme == "walk-forward":
-        return walk_forward(t0, t1, n_folds, window=window, embargo_ns=embargo_ns)
+        return walk_forward(t0, t1, n_folds, embargo_ns=embargo_ns)
     if scheme == "rolling":
         return walk_forward(t0, t1, n_folds, window=window or 1, embargo_ns=embargo_ns)
     if scheme == "kfold":

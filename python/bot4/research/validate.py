@@ -239,8 +239,7 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
     seconds["features_labels"] = time.perf_counter() - t_start
     if s.y.size < 10 * config.folds:
         raise ValueError(f"{s.y.size} labelled samples are too few for {config.folds} folds")
-    scheme = "walk-forward" if config.scheme == "walk-forward" else config.scheme
-    folds = S.split(scheme, s.t0, s.t1, config.folds, embargo_ns=config.embargo_ns,
+    folds = S.split(config.scheme, s.t0, s.t1, config.folds, embargo_ns=config.embargo_ns,
                     n_test_groups=config.test_groups, window=config.window)
     tmp = None
     if out_dir is None:
