@@ -28,8 +28,8 @@ def two_models(shared_data, tmp_path_factory):
 
     data = load(shared_data.joinpath(*REF), progress=False)
     root = tmp_path_factory.mktemp("models")
-    a = train(data, TrainConfig(n_estimators=20, max_depth=3), root / "a", progress=False)
-    b = train(data, TrainConfig(n_estimators=30, max_depth=3), root / "b", progress=False)
+    train(data, TrainConfig(n_estimators=20, max_depth=3), root / "a", progress=False)
+    train(data, TrainConfig(n_estimators=30, max_depth=3), root / "b", progress=False)
     return root / "a", root / "b"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -172,8 +171,9 @@ def _cmd_ab(args) -> int:
     if res.statistic is None:
         lines = [f"insufficient sample: a {res.n_a}, b {res.n_b}, need {res.n_required} each (no test run)"]
     else:
+        lo, hi = res.ci or (float("nan"), float("nan"))
         lines = [f"{res.decision}: mean(b) - mean(a) {res.mean_diff:+.6g}, t {res.statistic:.4f}, df {res.df:.2f}, "
-                 f"p {res.pvalue:.4g}, {100 * (1 - res.alpha):.0f}% CI [{res.ci[0]:.6g}, {res.ci[1]:.6g}] "
+                 f"p {res.pvalue:.4g}, {100 * (1 - res.alpha):.0f}% CI [{lo:.6g}, {hi:.6g}] "
                  f"(first {res.n_required} of each arm)"]
     return _print(args, res.to_dict(), lines)
 

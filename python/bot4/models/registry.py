@@ -65,7 +65,7 @@ def code_version() -> dict:
     """bot4's version and, when it runs from a git checkout, the commit and whether the tree is dirty."""
     import bot4
 
-    out = {"bot4": bot4.__version__, "git_commit": None, "git_dirty": None}
+    out: dict[str, object] = {"bot4": bot4.__version__, "git_commit": None, "git_dirty": None}
     here = Path(bot4.__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -335,10 +335,10 @@ class Registry:
     def list(self) -> list[dict]:
         """One row per model (oldest first): id, created, aliases, trained_on, parent, test metrics.
         Corrupt manifests are listed with their error instead of being skipped."""
-        names = {}
+        names: dict[str, list[str]] = {}
         for alias, mid in self.aliases().items():
             names.setdefault(mid, []).append(alias)
-        rows = []
+        rows: list[dict] = []
         for mid in self.ids():
             try:
                 e = self.get(mid, verify_objects=False)

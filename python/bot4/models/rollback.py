@@ -74,11 +74,12 @@ def max_drawdown(equity) -> float:
     return float(np.max(1.0 - e / peak))
 
 
-def evaluate_rollback(record: dict, policy: RollbackPolicy = RollbackPolicy(),
+def evaluate_rollback(record: dict, policy: RollbackPolicy | None = None,
                       baseline: dict | None = None) -> RollbackDecision:
     """Evaluate every enabled trigger on `record`, a dict with (as the policy needs):
     latency_p999_ns, errors and decisions (or error_rate), max_drawdown, sharpe and observations;
     `baseline` holds the reference sharpe (else record['baseline_sharpe'])."""
+    policy = policy if policy is not None else RollbackPolicy()
     triggers = []
     if policy.max_latency_p999_ns is not None:
         v = _need(record, "latency_p999_ns", "latency")

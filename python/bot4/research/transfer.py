@@ -9,6 +9,8 @@ row. Regimes come from the regime model frozen at training time and run forward 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bot4.research.dataset import MID_COLUMN, build_dataset
@@ -36,7 +38,7 @@ def evaluate_on(model_dir, data, *, n_bins: int = 10, progress: bool = False) ->
     X, y = ds.X[idx], ds.y[idx].astype(np.float64)
     raw = np.asarray(model.raw_proba(X), dtype=np.float64)
     core = np.asarray(model.predict_proba(X), dtype=np.float64)
-    out = {"rows": int(idx.size), "base_rate": float(y.mean()), "instrument": int(ds.instrument),
+    out: dict[str, Any] = {"rows": int(idx.size), "base_rate": float(y.mean()), "instrument": int(ds.instrument),
            "raw": evaluate(y, raw, n_bins), "calibrated": evaluate(y, core, n_bins)}
     for part in ("raw", "calibrated"):
         out[part].pop("reliability", None)
