@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot4.research.regimes import REGIME_COLUMNS, RegimeModel, fit_regimes, grid_returns
+from bot4.research.regimes import REGIME_COLUMNS, RegimeModel, fit_regimes, grid_returns, with_regime_columns
 
 REF = ("binance_hftbacktest", "usdm", "btcusdt_20240808.gz")
 SEC = 1_000_000_000
@@ -45,6 +45,19 @@ def test_regimes_are_causal_and_separate_volatility():
     assert set(np.unique(model.labels(t, mid, "vol+changepoint"))) <= {-1, 0, 1, 2, 3, 4, 5}
     again = RegimeModel.from_dict(model.to_dict())
     np.testing.assert_array_equal(again.labels(t, mid, "changepoint"), model.labels(t, mid, "changepoint"))
+
+
+def test_regime_signals_as_feature_columns():
+    t, mid = _prices(600)
+    model = fit_regimes(t, mid)
+    X = np.random.default_rng(0).normal(size=(t.size, 3)).astype(np.float32)
+    X2, names = with_regime_columns(X, ["a", "b", "c"], t, mid, model)
+    assert names == ["a", "b", "c", *REGIME_COLUMNS] and X2.dtype == np.float32
+    np.testing.assert_array_equal(X2[:, :3], X)
+    np.testing.assert_allclose(X2[:, 3 + REGIME_COLUMNS.index("vol_regime")],
+                               model.columns(t, mid)["vol_regime"].astype(np.float32))
+    with pytest.raises(ValueError, match="rows"):
+        with_regime_columns(X[:-1], ["a", "b", "c"], t, mid, model)
 
 
 def test_rows_before_the_first_return_are_undefined():

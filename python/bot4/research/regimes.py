@@ -149,6 +149,18 @@ class RegimeModel:
                    cp_max_run=int(d["cp_max_run"]), diagnostics=dict(d.get("diagnostics", {})))
 
 
+def with_regime_columns(X, names, timestamps, mid, model: RegimeModel):
+    """(X with REGIME_COLUMNS appended as float32, names + REGIME_COLUMNS): regime signals as extra
+    feature columns for research models. The core's feature engine does not compute them, so a
+    model trained on them cannot be served by the core as is."""
+    cols = model.columns(timestamps, mid)
+    A = np.asarray(X)
+    if A.ndim != 2 or A.shape[0] != np.asarray(timestamps).size or len(names) != A.shape[1]:
+        raise ValueError(f"X must be (rows, len(names)) with one row per timestamp, got {A.shape}")
+    extra = np.column_stack([cols[c] for c in REGIME_COLUMNS]).astype(np.float32)
+    return np.hstack([A.astype(np.float32, copy=False), extra]), [*names, *REGIME_COLUMNS]
+
+
 def fit_regimes(timestamps, mid, *, grid_ns: int = DEFAULT_GRID_NS, vol_quantiles=(1 / 3, 2 / 3),
                 cp_lam: float = 250.0, cp_prior: NormalGamma | None = None, cp_short_run: int = 10,
                 cp_threshold: float = 0.5) -> RegimeModel:
