@@ -77,6 +77,7 @@ DTYPES = {
 
 
 def _layout(dtype: np.dtype) -> list[tuple[str, str, int]]:
+    assert dtype.fields is not None and dtype.names is not None, f"{dtype} is not a record dtype"
     return [(name, dtype.fields[name][0].str, dtype.fields[name][1]) for name in dtype.names]
 
 

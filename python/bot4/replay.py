@@ -127,6 +127,7 @@ def _compare_bbo(tops: np.ndarray, bbo: np.ndarray) -> BboCheck:
 def build_books(data: MarketData, window_ticks: int = 1 << 17):
     """Empty core books for every instrument in `data`: L3 books when it carries order events
     (their L2 view is aggregated from the orders), L2 books otherwise."""
+    books: _core.book.L3BookSet | _core.book.BookSet
     if len(data.orders):
         books = _core.book.L3BookSet()
     else:

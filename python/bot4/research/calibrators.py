@@ -16,6 +16,7 @@ more extreme than half an observation of the calibration set.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,7 +168,8 @@ def fit_bounded_isotonic(raw, y, shrink_rows: float = 10.0, eps: float | None = 
                              {"shrink_rows": k, "pooled_rate": pbar, "blocks": int(values.size)})
 
 
-FITTERS = {"isotonic": fit_bounded_isotonic, "platt": fit_platt, "beta": fit_beta}
+FITTERS: dict[str, Callable[..., FittedCalibration]] = {"isotonic": fit_bounded_isotonic, "platt": fit_platt,
+                                                         "beta": fit_beta}
 
 
 def fit_calibration(method: str, raw, y, **kwargs) -> FittedCalibration:
@@ -200,7 +202,7 @@ def select_calibration(raw, y, methods=METHODS, *, validation_fraction: float = 
     n = p.size
     cut = int(math.floor(n * (1 - validation_fraction)))
     fit_end = max(0, cut - int(purge_rows))
-    scores = {}
+    scores: dict[str, float | None] = {}
     if fit_end >= 2 and n - cut >= 2 and 0 < t[:fit_end].sum() < fit_end:
         for m in methods:
             if m == "isotonic" and fit_end < min_isotonic_rows:
@@ -210,7 +212,7 @@ def select_calibration(raw, y, methods=METHODS, *, validation_fraction: float = 
             scores[m] = log_loss(t[cut:], f.apply(p[cut:]))
     offered = {m: s for m, s in scores.items() if s is not None}
     if offered:
-        best = min(offered, key=offered.get)
+        best = min(offered, key=lambda m: offered[m])
     else:   # too few rows to validate: the smoothest map offered
         best = "platt" if "platt" in methods else methods[0]
     if 0 < t.sum() < t.size:

@@ -35,7 +35,7 @@ def ljung_box(x, lags=10, model_df: int = 0) -> LjungBox:
     `lags` is an int (every lag 1..lags) or a list of lags."""
     a = _series(x)
     n = a.size
-    hs = np.arange(1, int(lags) + 1) if np.isscalar(lags) else np.asarray(lags, dtype=np.int64)
+    hs = np.arange(1, int(np.asarray(lags).item()) + 1) if np.ndim(lags) == 0 else np.asarray(lags, dtype=np.int64)
     if hs.size == 0 or hs.min() < 1 or hs.max() >= n:
         raise ValueError(f"lags must lie in [1, {n - 1}], got {lags!r}")
     d = a - a.mean()

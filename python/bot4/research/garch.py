@@ -227,6 +227,7 @@ def fit_garch_t(returns, mean: str = "constant", *, min_obs: int = 100) -> Garch
                                 options={"maxiter": 1000, "ftol": 1e-12})
         if best is None or res.fun < best.fun:
             best = res
+    assert best is not None
     th = best.x
     mu = float(th[0]) if mean == "constant" else 0.0
     omega, alpha, beta, nu = (float(v) for v in th[off:])

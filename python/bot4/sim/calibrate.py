@@ -219,6 +219,7 @@ def fit_hawkes_moments(times_ns: np.ndarray, t0: int, t1: int, weights: np.ndarr
             r = least_squares(resid, x0=[n0, g0], bounds=([0.0, 1e-3], [max_branching, 1e3]))
             if best is None or r.cost < best.cost:
                 best = r
+    assert best is not None
     n, g = (float(v) for v in best.x)
     beta = g / (1.0 - n)
     params = HawkesClockParams(mu=float(rate * (1.0 - n)), alpha=float(n * beta), beta=float(beta))
@@ -279,6 +280,7 @@ def fit_hawkes_penalised_mle(times_ns: np.ndarray, t0: int, t1: int,
                      options={"maxiter": 6000, "maxfev": 6000, "xatol": 1e-7, "fatol": 1e-10})
         if best is None or r.fun < best.fun:
             best = r
+    assert best is not None
     clock = unpack(best.x)
     if clock.beta2 > clock.beta:  # order the kernels: fast first
         clock = HawkesClockParams(mu=clock.mu, alpha=clock.alpha2, beta=clock.beta2,
@@ -435,11 +437,8 @@ def calibrate(data: MarketData, *, n_levels: int = 20, prior_seconds: float = 2.
     # --- 4. typical sizes, bins and queue-reactive rates ----------------------------------------
     add_k = [delta[is_add & (dist == k)] for k in range(K)]
     cancel_k = [cancel_size[is_cancel & (dist == k)] for k in range(K)]
-    typical = []
-    for k in range(K):
-        ev = np.concatenate([_pooled(add_k, k), _pooled(cancel_k, k)])
-        typical.append(max(float(np.median(ev)), 1.0))
-    typical = np.asarray(typical)
+    typical = np.asarray([max(float(np.median(np.concatenate([_pooled(add_k, k), _pooled(cancel_k, k)]))), 1.0)
+                          for k in range(K)])
     edges = np.asarray(SIZE_BIN_EDGES)
     nb = len(edges) + 2
 
