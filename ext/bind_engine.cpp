@@ -1,18 +1,24 @@
-// _core.engine: the one-call backtest (TradingEngine) on numpy event arrays, GIL released.
+// _core.engine: the engine (backtest over numpy event arrays, GIL released), strategies (built-in
+// or Python objects), the config schema of every stage, and simulator pieces for tests.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
-#include <functional>
-#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "buffers.hpp"
+#include "config_dict.hpp"
+#include "engine/backtest.hpp"
 #include "feature_config_dict.hpp"
-#include "engine/trading_engine.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/pre_trade_checks.hpp"
+#include "sim/request_replay.hpp"
+#include "sim/sim_params.hpp"
+#include "strategy/builtins.hpp"
 
 namespace py = pybind11;
 
@@ -20,90 +26,210 @@ namespace bot4::ext {
 namespace {
 
 using engine::EngineConfig;
-using Setter = std::function<void(EngineConfig&, const py::handle&)>;
+using strategy::DecisionContext;
 
-
-#define F(section, name) {#name, [](EngineConfig& c, const py::handle& v) { \
-    c.section.name = v.cast<std::decay_t<decltype(c.section.name)>>(); }}
-
-const std::map<std::string, std::map<std::string, Setter>>& setters() {
-  static const std::map<std::string, std::map<std::string, Setter>> table = {
-      {"strategy", {F(strategy, long_threshold), F(strategy, market_entry), F(strategy, stop_ticks),
-                    F(strategy, target_ticks), F(strategy, order_ttl_ns), F(strategy, equity),
-                    F(strategy, current_vol), F(strategy, vol_from_features), F(strategy, crisis_vpin),
-                    F(strategy, fixed_qty_lots), F(strategy, exit_on_flip), F(strategy, exit_threshold), F(strategy, max_qty_lots),
-                    F(strategy, min_gap_ns)}},
-      {"sizing", {F(sizing, kelly_fraction), F(sizing, payoff_ratio), F(sizing, edge_threshold),
-                  F(sizing, target_vol), F(sizing, periods_per_year), F(sizing, max_vol_scale),
-                  F(sizing, max_symbol_fraction), F(sizing, max_leverage), F(sizing, var_limit),
-                  F(sizing, var_confidence), F(sizing, max_heat), F(sizing, crisis_correlation),
-                  F(sizing, crisis_multiplier)}},
-      {"pre_trade", {F(pre_trade, max_position_lots), F(pre_trade, max_notional), F(pre_trade, max_open_orders),
-                     F(pre_trade, rate_capacity), F(pre_trade, rate_per_second), F(pre_trade, collar_ticks),
-                     F(pre_trade, collar_bps)}},
-      {"kill_switch", {F(kill_switch, max_drawdown), F(kill_switch, max_consecutive_rejects),
-                       F(kill_switch, max_latency_ns)}},
-      {"sim", {{"entry_latency_ns", [](EngineConfig& c, const py::handle& v) { c.sim.latency.entry_ns = v.cast<int64_t>(); }},
-               {"response_latency_ns", [](EngineConfig& c, const py::handle& v) { c.sim.latency.response_ns = v.cast<int64_t>(); }},
-               {"align_clocks", [](EngineConfig& c, const py::handle& v) { c.sim.latency.align_clocks = v.cast<bool>(); }},
-               {"maker_bps", [](EngineConfig& c, const py::handle& v) { c.sim.fees.maker_bps = v.cast<double>(); }},
-               {"taker_bps", [](EngineConfig& c, const py::handle& v) { c.sim.fees.taker_bps = v.cast<double>(); }},
-               {"queue_power", [](EngineConfig& c, const py::handle& v) { c.sim.queue.power = v.cast<double>(); }},
-               {"queue_model", [](EngineConfig& c, const py::handle& v) {
-                  const auto s = v.cast<std::string>();
-                  if (s == "risk_averse") c.sim.queue.kind = sim::QueueModelKind::RiskAverse;
-                  else if (s == "power") c.sim.queue.kind = sim::QueueModelKind::PowerProb;
-                  else if (s == "log") c.sim.queue.kind = sim::QueueModelKind::LogProb;
-                  else throw py::value_error("sim.queue_model: expected risk_averse, power or log, got " + s);
-                }},
-               {"stp", [](EngineConfig& c, const py::handle& v) { c.stp = static_cast<orders::StpPolicy>(v.cast<int>()); }},
-               {"instrument", [](EngineConfig& c, const py::handle& v) { c.instrument = v.cast<uint32_t>(); }}}},
-  };
-  return table;
-}
-#undef F
-
-EngineConfig config_from_dict(const py::dict& d) {
+// ---------------------------------------------------------------- config
+EngineConfig engine_config_from(const py::dict& d) {
   EngineConfig c;
-  const auto& table = setters();
   for (auto item : d) {
-    const auto section = item.first.cast<std::string>();
-    if (section == "features") {  // the model's FeatureConfig (train/serve parity)
+    const auto section = py::str(item.first).cast<std::string>();
+    if (section == "engine") c.engine = config_from<engine::EngineParams>(item.second, "engine");
+    else if (section == "sizing") c.sizing = config_from<risk::SizingConfig>(item.second, "sizing");
+    else if (section == "pre_trade") c.pre_trade = config_from<risk::PreTradeConfig>(item.second, "pre_trade");
+    else if (section == "kill_switch") c.kill_switch = config_from<risk::KillSwitchConfig>(item.second, "kill_switch");
+    else if (section == "features") {  // the model's FeatureConfig (train/serve parity)
       if (!item.second.is_none()) c.features = feature_config_from_dict(item.second.cast<py::dict>());
-      continue;
-    }
-    auto st = table.find(section);
-    if (st == table.end()) throw py::value_error("unknown engine config section: " + section);
-    if (item.second.is_none()) continue;
-    for (auto kv : item.second.cast<py::dict>()) {
-      const auto key = kv.first.cast<std::string>();
-      auto f = st->second.find(key);
-      if (f == st->second.end()) throw py::value_error("unknown engine config key: " + section + "." + key);
-      f->second(c, kv.second);
+    } else if (section == "sim" || section == "strategy") {
+      continue;  // per instrument (sim) / the strategy object's own
+    } else {
+      config_error("unknown engine config section: " + section);
     }
   }
   return c;
 }
 
-py::dict config_to_dict(const EngineConfig& c) {
-  py::dict d, s, sim;
-  s["long_threshold"] = c.strategy.long_threshold;
-  s["market_entry"] = c.strategy.market_entry;
-  s["stop_ticks"] = c.strategy.stop_ticks;
-  s["target_ticks"] = c.strategy.target_ticks;
-  s["order_ttl_ns"] = c.strategy.order_ttl_ns;
-  s["equity"] = c.strategy.equity;
-  s["fixed_qty_lots"] = c.strategy.fixed_qty_lots;
-  s["max_qty_lots"] = c.strategy.max_qty_lots;
-  sim["entry_latency_ns"] = c.sim.latency.entry_ns;
-  sim["response_latency_ns"] = c.sim.latency.response_ns;
-  sim["maker_bps"] = c.sim.fees.maker_bps;
-  sim["taker_bps"] = c.sim.fees.taker_bps;
-  d["strategy"] = s;
-  d["sim"] = sim;
+sim::SimConfig sim_config_from(const py::handle& d) {
+  const auto p = config_from<sim::SimParams>(d, "sim");
+  sim::SimConfig sc;
+  std::string error;
+  if (!sim::to_sim_config(p, sc, error)) config_error(error);
+  return sc;
+}
+
+py::dict schema() {
+  py::dict d;
+  d["engine"] = config_schema<engine::EngineParams>();
+  d["sizing"] = config_schema<risk::SizingConfig>();
+  d["pre_trade"] = config_schema<risk::PreTradeConfig>();
+  d["kill_switch"] = config_schema<risk::KillSwitchConfig>();
+  d["sim"] = config_schema<sim::SimParams>();
+  py::dict strategies;
+  strategy::for_each_builtin([&](auto tag) {
+    using S = typename decltype(tag)::type;
+    py::dict s;
+    s["doc"] = S::kDoc;
+    s["fields"] = config_schema<typename S::Config>();
+    strategies[S::kName] = s;
+  });
+  d["strategies"] = strategies;
+  py::list counters;
+  engine::EngineCounters c;
+  engine::EngineCounters::visit(c, [&](const char* name, const char* doc, uint64_t&) {
+    counters.append(py::make_tuple(name, doc));
+  });
+  d["counters"] = counters;
+  py::dict names;
+  auto list_of = [](const auto& arr) {
+    py::list l;
+    for (const char* n : arr) l.append(n);
+    return l;
+  };
+  names["order_states"] = list_of(orders::kOrderStateNames);
+  names["order_types"] = list_of(orders::kOrderTypeNames);
+  names["order_roles"] = list_of(orders::kOrderRoleNames);
+  names["order_event_kinds"] = list_of(orders::kOrderEventKindNames);
+  py::list actions;
+  for (int a = 0; a <= static_cast<int>(strategy::DecisionAction::Rejected); ++a)
+    actions.append(strategy::decision_action_name(static_cast<strategy::DecisionAction>(a)));
+  names["decision_actions"] = actions;
+  py::list stages;
+  for (int s = 0; s < engine::kStageCount; ++s) stages.append(engine::stage_name(s));
+  names["stages"] = stages;
+  d["names"] = names;
   return d;
 }
 
+// ---------------------------------------------------------------- strategies
+// A strategy object as Python holds it: a built-in (owned here) or a Python object wrapped.
+class StrategyHandle {
+ public:
+  virtual ~StrategyHandle() = default;
+  virtual strategy::Strategy* get() = 0;
+  std::string label() { return get()->name(); }
+  virtual py::dict stats() { return {}; }
+  // Rethrows what a Python strategy raised during a run.
+  virtual void raise_if_failed() {}
+};
+
+class BuiltinStrategy final : public StrategyHandle {
+ public:
+  BuiltinStrategy(const std::string& name, const py::object& params) {
+    const bool found = strategy::visit_builtin(name, [&](auto tag) {
+      using S = typename decltype(tag)::type;
+      auto cfg = config_from<typename S::Config>(params, "strategy." + name);
+      impl_ = std::make_unique<S>(cfg);
+      config_ = config_to(cfg);
+    });
+    if (!found) {
+      std::string known;
+      strategy::for_each_builtin([&](auto tag) {
+        known += (known.empty() ? "" : ", ") + std::string(decltype(tag)::type::kName);
+      });
+      config_error("unknown strategy '" + name + "' (built-ins: " + known + ")");
+    }
+  }
+  strategy::Strategy* get() override { return impl_.get(); }
+  py::dict config() const { return config_; }
+  py::dict stats() override {
+    py::dict d;
+    if (auto* t = dynamic_cast<strategy::TopOfBook*>(impl_.get())) {
+      d["reads"] = t->reads();
+      d["checksum"] = t->checksum();
+      d["spread_sum"] = t->spread_sum();
+    } else if (auto* mm = dynamic_cast<strategy::MarketMaker*>(impl_.get())) {
+      d["pulls"] = mm->pulls();
+      d["requotes"] = mm->requotes();
+    }
+    return d;
+  }
+
+ private:
+  std::unique_ptr<strategy::Strategy> impl_;
+  py::dict config_;
+};
+
+// A Python object with on_decision(ctx) (and optionally on_fill(fill), on_reject(reject)),
+// called with the GIL taken; what on_decision returns (an iterable of intents) is applied in
+// order through each intent's _apply(ctx). The first exception stops further calls and is raised
+// when the run returns.
+class PyStrategy final : public strategy::Strategy, public StrategyHandle {
+ public:
+  explicit PyStrategy(py::object obj) : obj_(std::move(obj)) {
+    on_decision_ = obj_.attr("on_decision");
+    if (py::hasattr(obj_, "on_fill")) on_fill_ = obj_.attr("on_fill");
+    if (py::hasattr(obj_, "on_reject")) on_reject_ = obj_.attr("on_reject");
+    name_ = py::str(py::type::of(obj_).attr("__name__")).cast<std::string>();
+    if (py::hasattr(obj_, "holds_inventory")) holds_inventory_ = obj_.attr("holds_inventory").cast<bool>();
+  }
+  ~PyStrategy() override {
+    py::gil_scoped_acquire gil;
+    on_decision_ = py::object();
+    on_fill_ = py::object();
+    on_reject_ = py::object();
+    obj_ = py::object();
+  }
+  strategy::Strategy* get() override { return this; }
+  const char* name() const override { return name_.c_str(); }
+  bool holds_inventory() const override { return holds_inventory_; }
+
+  void on_decision(DecisionContext& ctx) override {
+    if (failed_) return;
+    py::gil_scoped_acquire gil;
+    try {
+      py::object r = on_decision_(py::cast(&ctx, py::return_value_policy::reference));
+      if (!r.is_none()) {
+        py::object ctx_obj = py::cast(&ctx, py::return_value_policy::reference);
+        for (auto intent : r) intent.attr("_apply")(ctx_obj);
+      }
+    } catch (py::error_already_set& e) {
+      fail(e);
+    }
+  }
+  void on_fill(const strategy::FillInfo& f) override {
+    if (failed_ || !on_fill_) return;
+    py::gil_scoped_acquire gil;
+    try {
+      on_fill_(py::cast(f));
+    } catch (py::error_already_set& e) {
+      fail(e);
+    }
+  }
+  void on_reject(const strategy::RejectInfo& r) override {
+    if (failed_ || !on_reject_) return;
+    py::gil_scoped_acquire gil;
+    try {
+      on_reject_(py::cast(r));
+    } catch (py::error_already_set& e) {
+      fail(e);
+    }
+  }
+  void raise_if_failed() override {
+    if (!failed_) return;
+    failed_ = false;
+    error_.restore();
+    throw py::error_already_set();
+  }
+
+ private:
+  void fail(py::error_already_set& e) {
+    failed_ = true;
+    error_ = std::move(e);
+  }
+  py::object obj_, on_decision_, on_fill_, on_reject_;
+  std::string name_;
+  bool holds_inventory_ = false;
+  bool failed_ = false;
+  py::error_already_set error_;
+};
+
+std::shared_ptr<StrategyHandle> strategy_handle(const py::object& s) {
+  if (py::isinstance<StrategyHandle>(s)) return s.cast<std::shared_ptr<StrategyHandle>>();
+  if (!py::hasattr(s, "on_decision"))
+    throw py::type_error("a strategy is a built-in (bot4.strategies.make) or an object with on_decision(ctx)");
+  return std::make_shared<PyStrategy>(s);
+}
+
+// ---------------------------------------------------------------- results
 struct Field {
   const char* name;
   const char* format;
@@ -132,141 +258,352 @@ py::array to_numpy(const std::vector<Rec>& v, std::initializer_list<Field> field
 
 #define FLD(Rec, name, fmt) Field{#name, fmt, offsetof(Rec, name)}
 
-class PyTradingEngine {
- public:
-  PyTradingEngine(const py::dict& config, py::object model, double tick_size, double lot_size)
-      : model_obj_(std::move(model)) {
-    cfg_ = config_from_dict(config);
-    cfg_.tick_size = tick_size;
-    cfg_.lot_size = lot_size;
-    py::object core = py::hasattr(model_obj_, "core") && !py::isinstance<inference::Model>(model_obj_)
-                          ? model_obj_.attr("core")
-                          : model_obj_;
-    model_ = core.cast<inference::Model*>();
-    model_obj_ = core;
+py::dict sim_counters(const sim::SimCounters& s) {
+  py::dict d;
+  d["requests"] = s.requests;
+  d["fills"] = s.fills;
+  d["maker_fills"] = s.maker_fills;
+  d["taker_fills"] = s.taker_fills;
+  d["stops_triggered"] = s.stops_triggered;
+  d["market_expired"] = s.market_expired;
+  d["rejects"] = s.rejects;
+  d["unknown_cancel"] = s.unknown_cancel;
+  d["reduce_only_expired"] = s.reduce_only_expired;
+  d["stp_expired"] = s.stp_expired;
+  d["book_rejected"] = s.book_rejected;
+  d["order_events"] = s.order_events;
+  d["ignored_events"] = s.ignored_events;
+  return d;
+}
+
+py::dict result_dict(engine::EngineResult& r) {
+  using engine::DecisionRec;
+  using engine::EquityRec;
+  using engine::FillRec;
+  using engine::OrderRec;
+  py::dict out;
+  out["decisions"] = to_numpy(r.decisions, {FLD(DecisionRec, ts, "<i8"), FLD(DecisionRec, p, "<f8"),
+                                            FLD(DecisionRec, target, "i1"), FLD(DecisionRec, action, "i1"),
+                                            FLD(DecisionRec, instrument, "<u4"), FLD(DecisionRec, position, "<i8")});
+  out["orders"] = to_numpy(r.orders, {FLD(OrderRec, ts, "<i8"), FLD(OrderRec, id, "<u8"), FLD(OrderRec, side, "u1"),
+                                      FLD(OrderRec, price, "<i8"), FLD(OrderRec, qty, "<i8"), FLD(OrderRec, filled, "<i8"),
+                                      FLD(OrderRec, type, "u1"), FLD(OrderRec, status, "u1"), FLD(OrderRec, kind, "u1"),
+                                      FLD(OrderRec, role, "u1"), FLD(OrderRec, reason, "u1"),
+                                      FLD(OrderRec, flags, "<u2"), FLD(OrderRec, instrument, "<u4")});
+  out["fills"] = to_numpy(r.fills, {FLD(FillRec, ts, "<i8"), FLD(FillRec, id, "<u8"), FLD(FillRec, side, "u1"),
+                                    FLD(FillRec, price, "<i8"), FLD(FillRec, qty, "<i8"), FLD(FillRec, fee, "<f8"),
+                                    FLD(FillRec, maker, "u1"), FLD(FillRec, role, "u1"), FLD(FillRec, accepted, "u1"),
+                                    FLD(FillRec, instrument, "<u4")});
+  out["equity"] = to_numpy(r.equity, {FLD(EquityRec, ts, "<i8"), FLD(EquityRec, position, "<i8"),
+                                      FLD(EquityRec, realised, "<f8"), FLD(EquityRec, unrealised, "<f8"),
+                                      FLD(EquityRec, fees, "<f8"), FLD(EquityRec, equity, "<f8"),
+                                      FLD(EquityRec, total_equity, "<f8"), FLD(EquityRec, instrument, "<u4")});
+  py::dict lat;
+  for (int s = 0; s < engine::kStageCount; ++s) {
+    const auto& v = r.latency_ns[s];
+    py::array_t<int64_t> a(v.size());
+    if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(int64_t));
+    lat[engine::stage_name(s)] = a;
   }
-
-  py::dict run(const py::array& book, const py::array& trades, const py::object& orders) {
-    if (used_) throw py::value_error("TradingEngine.run can be called once per engine");
-    used_ = true;
-    size_t nb = 0, nt = 0, no = 0;
-    const auto* b = record_buffer<BookEvent>(book, "BOOK_EVENT", nb);
-    const auto* t = record_buffer<TradeEvent>(trades, "TRADE_EVENT", nt);
-    const OrderEvent* o = nullptr;
-    py::array orders_arr;
-    if (!orders.is_none()) {
-      orders_arr = orders.cast<py::array>();
-      o = record_buffer<OrderEvent>(orders_arr, "ORDER_EVENT", no);
-    }
-    engine::EngineResult r;
-    std::string error;
-    bool ok;
-    {
-      py::gil_scoped_release release;
-      engine::TradingEngine eng(cfg_, model_);
-      ok = eng.run(b, nb, o, no, t, nt, r, error);
-    }
-    if (!ok) throw py::value_error(error);
-    using engine::DecisionRec;
-    using engine::EquityRec;
-    using engine::FillRec;
-    using engine::OrderRec;
-    py::dict out;
-    out["decisions"] = to_numpy(r.decisions, {FLD(DecisionRec, ts, "<i8"), FLD(DecisionRec, p, "<f8"),
-                                              FLD(DecisionRec, target, "i1"), FLD(DecisionRec, action, "i1"),
-                                              FLD(DecisionRec, position, "<i8")});
-    out["orders"] = to_numpy(r.orders, {FLD(OrderRec, ts, "<i8"), FLD(OrderRec, id, "<u8"), FLD(OrderRec, side, "u1"),
-                                        FLD(OrderRec, price, "<i8"), FLD(OrderRec, qty, "<i8"), FLD(OrderRec, filled, "<i8"),
-                                        FLD(OrderRec, type, "u1"), FLD(OrderRec, status, "u1"), FLD(OrderRec, kind, "u1"),
-                                        FLD(OrderRec, role, "u1"), FLD(OrderRec, reason, "u1"),
-                                        FLD(OrderRec, flags, "<u2")});
-    out["fills"] = to_numpy(r.fills, {FLD(FillRec, ts, "<i8"), FLD(FillRec, id, "<u8"), FLD(FillRec, side, "u1"),
-                                      FLD(FillRec, price, "<i8"), FLD(FillRec, qty, "<i8"), FLD(FillRec, fee, "<f8"),
-                                      FLD(FillRec, maker, "u1"), FLD(FillRec, role, "u1"), FLD(FillRec, accepted, "u1")});
-    out["equity"] = to_numpy(r.equity, {FLD(EquityRec, ts, "<i8"), FLD(EquityRec, position, "<i8"),
-                                        FLD(EquityRec, realised, "<f8"), FLD(EquityRec, unrealised, "<f8"),
-                                        FLD(EquityRec, fees, "<f8"), FLD(EquityRec, equity, "<f8")});
-    py::dict lat;
-    for (int s = 0; s < engine::kStageCount; ++s) {
-      const auto& v = r.latency_ns[s];
-      py::array_t<int64_t> a(v.size());
-      if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(int64_t));
-      lat[engine::stage_name(s)] = a;
-    }
-    py::array_t<int64_t> timer(r.timer_ns.size());
-    if (!r.timer_ns.empty()) std::memcpy(timer.mutable_data(), r.timer_ns.data(), r.timer_ns.size() * sizeof(int64_t));
-    lat["timer"] = timer;
-    out["latency_ns"] = lat;
-    py::dict rej;
-    for (size_t i = 1; i < risk::kRejectReasonCount; ++i)
-      rej[risk::reject_reason_name(static_cast<risk::RejectReason>(i))] = r.rejections[i];
-    out["rejections"] = rej;
-    py::dict oreasons;
-    for (size_t i = 1; i < static_cast<size_t>(orders::Reason::Count); ++i)
-      oreasons[orders::reason_name(static_cast<orders::Reason>(i))] = r.order_reasons[i];
-    out["order_rejections"] = oreasons;
-    const auto& c = r.counters;
-    py::dict cnt;
-    cnt["book_events"] = c.book_events;
-    cnt["order_events"] = c.order_events;
-    cnt["trade_events"] = c.trade_events;
-    cnt["decisions"] = c.decisions;
-    cnt["nan_predictions"] = c.nan_predictions;
-    cnt["entries"] = c.entries;
-    cnt["entry_cancels"] = c.entry_cancels;
-    cnt["size_zero"] = c.size_zero;
-    cnt["om_rejected"] = c.om_rejected;
-    cnt["om_event_rejections"] = c.om_event_rejections;
-    cnt["kill_switch_trips"] = c.kill_switch_trips;
-    cnt["kill_switch_closes"] = c.kill_switch_closes;
-    cnt["exits"] = c.exits;
-    cnt["orphan_closes"] = c.orphan_closes;
-    cnt["closes"] = c.closes;
-    cnt["leg_risk_bypass"] = c.leg_risk_bypass;
-    cnt["no_book"] = c.no_book;
-    cnt["vol_unknown"] = c.vol_unknown;
-    cnt["crisis_entries"] = c.crisis_entries;
-    cnt["sim_requests"] = r.sim.requests;
-    cnt["sim_fills"] = r.sim.fills;
-    cnt["sim_maker_fills"] = r.sim.maker_fills;
-    cnt["sim_taker_fills"] = r.sim.taker_fills;
-    cnt["sim_stops_triggered"] = r.sim.stops_triggered;
-    cnt["sim_market_expired"] = r.sim.market_expired;
-    cnt["sim_rejects"] = r.sim.rejects;
-    cnt["sim_unknown_cancel"] = r.sim.unknown_cancel;
-    cnt["sim_reduce_only_expired"] = r.sim.reduce_only_expired;
-    cnt["sim_stp_expired"] = r.sim.stp_expired;
-    cnt["sim_book_rejected"] = r.sim.book_rejected;
-    out["counters"] = cnt;
-    out["max_drawdown"] = r.max_drawdown;
-    out["kill_reason"] = std::string(risk::trip_reason_name(static_cast<risk::TripReason>(r.kill_reason)));
-    return out;
+  py::array_t<int64_t> timer(r.timer_ns.size());
+  if (!r.timer_ns.empty()) std::memcpy(timer.mutable_data(), r.timer_ns.data(), r.timer_ns.size() * sizeof(int64_t));
+  lat["timer"] = timer;
+  out["latency_ns"] = lat;
+  py::dict rej;
+  for (size_t i = 1; i < risk::kRejectReasonCount; ++i)
+    rej[risk::reject_reason_name(static_cast<risk::RejectReason>(i))] = r.rejections[i];
+  out["rejections"] = rej;
+  py::dict oreasons;
+  for (size_t i = 1; i < static_cast<size_t>(orders::Reason::Count); ++i)
+    oreasons[orders::reason_name(static_cast<orders::Reason>(i))] = r.order_reasons[i];
+  out["order_rejections"] = oreasons;
+  py::dict cnt;
+  engine::EngineCounters::visit(r.counters, [&](const char* name, const char*, uint64_t& v) { cnt[name] = v; });
+  for (auto item : sim_counters(r.sim)) cnt[py::str("sim_" + py::str(item.first).cast<std::string>())] = item.second;
+  out["counters"] = cnt;
+  py::list inst;
+  for (const auto& s : r.instruments) {
+    py::dict d;
+    d["instrument"] = s.instrument;
+    d["events"] = s.events;
+    d["decisions"] = s.decisions;
+    d["orders"] = s.orders;
+    d["fills"] = s.fills;
+    d["position"] = s.position;
+    d["realised"] = s.realised;
+    d["unrealised"] = s.unrealised;
+    d["fees"] = s.fees;
+    d["pnl"] = s.pnl;
+    d["sim"] = sim_counters(s.sim);
+    inst.append(d);
   }
+  out["instruments"] = inst;
+  out["max_drawdown"] = r.max_drawdown;
+  out["kill_reason"] = std::string(risk::trip_reason_name(static_cast<risk::TripReason>(r.kill_reason)));
+  return out;
+}
 
-  py::dict config() const { return config_to_dict(cfg_); }
+inference::Model* model_ptr(const py::handle& m) {
+  py::object core = py::hasattr(m, "core") && !py::isinstance<inference::Model>(m) ? m.attr("core")
+                                                                                   : py::reinterpret_borrow<py::object>(m);
+  return core.cast<inference::Model*>();
+}
 
- private:
-  EngineConfig cfg_;
-  py::object model_obj_;  // keeps the model alive
-  inference::Model* model_ = nullptr;
-  bool used_ = false;
-};
+// instruments: [{"id", "tick_size", "lot_size", "l3", "strategy", "models": [...], "sim": {...}}]
+py::dict backtest(const py::dict& config, const py::list& instruments, const py::array& book, const py::array& trades,
+                  const py::object& orders) {
+  const EngineConfig cfg = engine_config_from(config);
+  size_t nb = 0, nt = 0, no = 0;
+  const auto* b = record_buffer<BookEvent>(book, "BOOK_EVENT", nb);
+  const auto* t = record_buffer<TradeEvent>(trades, "TRADE_EVENT", nt);
+  const OrderEvent* o = nullptr;
+  py::array orders_arr;
+  if (!orders.is_none()) {
+    orders_arr = orders.cast<py::array>();
+    o = record_buffer<OrderEvent>(orders_arr, "ORDER_EVENT", no);
+  }
+  std::vector<engine::BacktestInstrument> spec;
+  std::vector<std::shared_ptr<StrategyHandle>> handles;
+  std::vector<py::object> keep;  // models stay alive for the run
+  for (auto item : instruments) {
+    const py::dict d = item.cast<py::dict>();
+    engine::BacktestInstrument bi;
+    bi.spec.id = d["id"].cast<uint32_t>();
+    bi.spec.tick_size = d["tick_size"].cast<double>();
+    bi.spec.lot_size = d["lot_size"].cast<double>();
+    bi.spec.l3 = d.contains("l3") ? d["l3"].cast<bool>() : false;
+    handles.push_back(strategy_handle(d["strategy"]));
+    bi.strategy = handles.back()->get();
+    if (d.contains("models"))
+      for (auto m : d["models"]) {
+        keep.push_back(py::reinterpret_borrow<py::object>(m));
+        bi.models.push_back(model_ptr(m));
+      }
+    bi.sim = sim_config_from(d.contains("sim") ? py::object(d["sim"]) : py::object(py::none()));
+    spec.push_back(std::move(bi));
+  }
+  engine::EngineResult r;
+  std::string error;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = engine::run_backtest(cfg, spec, b, nb, o, no, t, nt, r, error);
+  }
+  for (auto& h : handles) h->raise_if_failed();
+  if (!ok) throw py::value_error(error);
+  return result_dict(r);
+}
+
+// ---------------------------------------------------------------- the strategy context
+strategy::OrderKind order_kind(const std::string& k) {
+  using strategy::OrderKind;
+  if (k == "limit") return OrderKind::Limit;
+  if (k == "market") return OrderKind::Market;
+  if (k == "stop") return OrderKind::Stop;
+  if (k == "bracket") return OrderKind::Bracket;
+  if (k == "oco") return OrderKind::Oco;
+  if (k == "oto") return OrderKind::Oto;
+  throw py::value_error("order kind: expected limit, market, stop, bracket, oco or oto, got " + k);
+}
+
+Side side_of(const std::string& s) {
+  if (s == "buy" || s == "bid") return Side::Bid;
+  if (s == "sell" || s == "ask") return Side::Ask;
+  throw py::value_error("side: expected 'buy' or 'sell', got '" + s + "'");
+}
+
+py::dict outcome_dict(const strategy::Outcome& o) {
+  py::dict d;
+  d["ok"] = o.ok;
+  d["order_id"] = o.order_id;
+  d["reason"] = orders::reason_name(o.order_reason);
+  d["risk_reason"] = risk::reject_reason_name(static_cast<risk::RejectReason>(o.risk_reason));
+  d["sized_zero"] = o.sized_zero;
+  return d;
+}
+
+py::object order_dict(const orders::Order* o) {
+  if (o == nullptr) return py::none();
+  const auto& kStates = orders::kOrderStateNames;
+  const auto& kTypes = orders::kOrderTypeNames;
+  const auto& kRoles = orders::kOrderRoleNames;
+  py::dict d;
+  d["id"] = o->order_id;
+  d["client_id"] = o->client_id;
+  d["side"] = o->side == Side::Bid ? "buy" : "sell";
+  d["type"] = kTypes[static_cast<int>(o->type)];
+  d["state"] = kStates[static_cast<int>(o->state)];
+  d["role"] = kRoles[static_cast<int>(o->role)];
+  d["price"] = o->price_ticks;
+  d["qty"] = o->qty_lots;
+  d["filled"] = o->filled_lots;
+  d["group"] = o->group_id;
+  d["working"] = o->working();
+  return py::object(d);
+}
+
+void bind_context(py::module_& m) {
+  using strategy::ExecPolicy;
+  py::class_<DecisionContext>(m, "DecisionContext",
+                              "What a strategy sees at a decision (valid only during the call). Prices in ticks, "
+                              "sizes in lots, money in quote units, times in ns.")
+      .def_readonly("ts", &DecisionContext::ts)
+      .def_readonly("instrument", &DecisionContext::instrument)
+      .def_readonly("tick_size", &DecisionContext::tick_size)
+      .def_readonly("lot_size", &DecisionContext::lot_size)
+      .def_property_readonly("bid", [](const DecisionContext& c) { return c.top.bid_price; })
+      .def_property_readonly("ask", [](const DecisionContext& c) { return c.top.ask_price; })
+      .def_property_readonly("bid_qty", [](const DecisionContext& c) { return c.top.bid_qty; })
+      .def_property_readonly("ask_qty", [](const DecisionContext& c) { return c.top.ask_qty; })
+      .def_property_readonly("two_sided", [](const DecisionContext& c) { return c.top.two_sided(); })
+      .def_property_readonly("mid", [](const DecisionContext& c) { return c.top.mid(); })
+      .def_property_readonly("p", [](const DecisionContext& c) { return c.model(0); },
+                             "model slot 0's output (P(up)); NaN without a model")
+      .def_property_readonly("models", [](const DecisionContext& c) {
+        return std::vector<double>(c.models, c.models + c.n_models);
+      })
+      .def("feature", [](const DecisionContext& c, size_t i) { return c.feature(i); }, py::arg("index"))
+      .def_property_readonly("features", [](const DecisionContext& c) {
+        py::array_t<float> a(static_cast<py::ssize_t>(c.n_features));
+        if (c.n_features) std::memcpy(a.mutable_data(), c.features, c.n_features * sizeof(float));
+        return a;
+      }, "a copy of the feature row (float32; names: bot4.features.names())")
+      .def_readonly("position", &DecisionContext::position)
+      .def_readonly("average_entry", &DecisionContext::average_entry)
+      .def_readonly("realised", &DecisionContext::realised)
+      .def_readonly("unrealised", &DecisionContext::unrealised)
+      .def_readonly("fees", &DecisionContext::fees)
+      .def_readonly("equity", &DecisionContext::equity)
+      .def_readonly("flattening", &DecisionContext::flattening)
+      .def_property_readonly("headroom", [](const DecisionContext& c) {
+        py::dict d;
+        d["long_lots"] = c.headroom.long_lots;
+        d["short_lots"] = c.headroom.short_lots;
+        d["open_orders"] = c.headroom.open_orders;
+        d["kill_switch"] = c.headroom.kill_switch;
+        return d;
+      })
+      .def_readwrite("signal", &DecisionContext::signal, "the strategy's view, recorded with the decision (+1/-1/0)")
+      .def("submit",
+           [](DecisionContext& c, const std::string& kind, const std::string& side, int64_t price, int64_t qty,
+              double probability, int64_t max_qty, bool reduce_only, const std::string& entry, int64_t stop_ticks,
+              int64_t target_ticks, const py::object& second, uint64_t client_id) {
+             strategy::OrderSpec o;
+             o.kind = order_kind(kind);
+             o.side = side_of(side);
+             o.price_ticks = price;
+             o.qty_lots = qty;
+             o.probability = probability;
+             o.max_qty_lots = max_qty;
+             o.reduce_only = reduce_only;
+             o.entry_type = order_kind(entry);
+             o.stop_ticks = stop_ticks;
+             o.target_ticks = target_ticks;
+             o.client_id = client_id;
+             if (!second.is_none()) {  // (kind, side, price, qty) of the OCO second order / OTO child
+               auto t = second.cast<py::tuple>();
+               if (t.size() != 4) throw py::value_error("second: (kind, side, price, qty)");
+               const auto k = order_kind(t[0].cast<std::string>());
+               o.second.type = k == strategy::OrderKind::Market ? orders::OrderType::Market
+                               : k == strategy::OrderKind::Stop ? orders::OrderType::Stop
+                                                                : orders::OrderType::Limit;
+               o.second.side = side_of(t[1].cast<std::string>());
+               o.second.price_ticks = t[2].cast<int64_t>();
+               o.second.qty_lots = t[3].cast<int64_t>();
+             }
+             return outcome_dict(c.exec->submit(o));
+           },
+           py::arg("kind"), py::arg("side"), py::arg("price") = 0, py::arg("qty") = 0, py::arg("probability") = 0.5,
+           py::arg("max_qty") = 0, py::arg("reduce_only") = false, py::arg("entry") = "limit",
+           py::arg("stop_ticks") = -1, py::arg("target_ticks") = -1, py::arg("second") = py::none(),
+           py::arg("client_id") = 0,
+           "An explicit order; qty 0 = sized by the risk stage from `probability`. Returns {ok, order_id, reason, "
+           "risk_reason, sized_zero}.")
+      .def("target",
+           [](DecisionContext& c, int64_t position, const std::string& policy, bool bracket, int64_t stop_ticks,
+              int64_t target_ticks) {
+             strategy::TargetSpec t;
+             t.position_lots = position;
+             if (policy == "passive") t.policy = ExecPolicy::Passive;
+             else if (policy == "aggressive") t.policy = ExecPolicy::Aggressive;
+             else throw py::value_error("policy: expected passive or aggressive, got " + policy);
+             t.bracket = bracket;
+             t.stop_ticks = stop_ticks;
+             t.target_ticks = target_ticks;
+             return outcome_dict(c.exec->target(t));
+           },
+           py::arg("position"), py::arg("policy") = "passive", py::arg("bracket") = false,
+           py::arg("stop_ticks") = -1, py::arg("target_ticks") = -1)
+      .def("cancel", [](DecisionContext& c, uint64_t id) { return c.exec->cancel(id); }, py::arg("order_id"))
+      .def("replace", [](DecisionContext& c, uint64_t id, int64_t price, int64_t qty) {
+        return outcome_dict(c.exec->replace(id, price, qty));
+      }, py::arg("order_id"), py::arg("price"), py::arg("qty"))
+      .def("flatten", [](DecisionContext& c) { c.exec->flatten(); })
+      .def("order", [](const DecisionContext& c, uint64_t id) { return order_dict(c.exec->order(id)); },
+           py::arg("order_id"))
+      .def("open_orders", [](const DecisionContext& c) {
+        std::vector<const orders::Order*> v;
+        c.exec->open_orders(v);
+        py::list out;
+        for (const auto* o : v) out.append(order_dict(o));
+        return out;
+      });
+
+  py::class_<strategy::FillInfo>(m, "FillInfo", "A fill of one of the strategy's orders")
+      .def_readonly("ts", &strategy::FillInfo::ts)
+      .def_readonly("instrument", &strategy::FillInfo::instrument)
+      .def_readonly("order_id", &strategy::FillInfo::order_id)
+      .def_property_readonly("side", [](const strategy::FillInfo& f) { return f.side == Side::Bid ? "buy" : "sell"; })
+      .def_readonly("price", &strategy::FillInfo::price_ticks)
+      .def_readonly("qty", &strategy::FillInfo::qty_lots)
+      .def_readonly("fee", &strategy::FillInfo::fee)
+      .def_readonly("maker", &strategy::FillInfo::maker)
+      .def_readonly("position", &strategy::FillInfo::position);
+  py::class_<strategy::RejectInfo>(m, "RejectInfo", "A rejection of one of the strategy's orders")
+      .def_readonly("ts", &strategy::RejectInfo::ts)
+      .def_readonly("instrument", &strategy::RejectInfo::instrument)
+      .def_readonly("order_id", &strategy::RejectInfo::order_id)
+      .def_readonly("by_venue", &strategy::RejectInfo::by_venue)
+      .def_property_readonly("reason", [](const strategy::RejectInfo& r) { return orders::reason_name(r.reason); });
+}
 
 }  // namespace
 
 void bind_engine(py::module_& m) {
-  py::class_<PyTradingEngine>(m, "TradingEngine", "One-call backtest: book -> features -> model -> strategy -> risk -> orders -> venue simulator")
-      .def(py::init<const py::dict&, py::object, double, double>(), py::arg("config"), py::arg("model"),
-           py::arg("tick_size"), py::arg("lot_size"))
-      .def("run", &PyTradingEngine::run, py::arg("book"), py::arg("trades"), py::arg("orders") = py::none())
-      .def_property_readonly("config", &PyTradingEngine::config);
+  bind_context(m);
+  py::class_<StrategyHandle, std::shared_ptr<StrategyHandle>>(m, "StrategyHandle")
+      .def_property_readonly("name", [](StrategyHandle& h) { return h.label(); })
+      .def("stats", &StrategyHandle::stats);
+  py::class_<BuiltinStrategy, StrategyHandle, std::shared_ptr<BuiltinStrategy>>(m, "BuiltinStrategy",
+                                                                                "A built-in strategy with its config")
+      .def(py::init<const std::string&, const py::object&>(), py::arg("name"), py::arg("params") = py::none())
+      .def_property_readonly("config", &BuiltinStrategy::config);
+  m.def("echo_config", [](const py::dict& config) {
+    // The config as the core parsed it (sections -> fields), for checks that every field arrives.
+    const EngineConfig c = engine_config_from(config);
+    py::dict out;
+    out["engine"] = config_to(c.engine);
+    out["sizing"] = config_to(c.sizing);
+    out["pre_trade"] = config_to(c.pre_trade);
+    out["kill_switch"] = config_to(c.kill_switch);
+    out["sim"] = config_to(config_from<sim::SimParams>(config.contains("sim") ? py::object(config["sim"]) : py::object(py::none()), "sim"));
+    if (config.contains("strategy")) {
+      py::dict st = py::dict(config["strategy"]);
+      const std::string name = st.contains("name") ? st["name"].cast<std::string>() : "threshold_bracket";
+      if (st.contains("name")) PyDict_DelItemString(st.ptr(), "name");
+      out["strategy"] = BuiltinStrategy(name, st).config();
+    }
+    return out;
+  }, py::arg("config"));
+  m.def("schema", &schema, "Every engine config section, built-in strategy and counter, from the core's declarations");
+  m.def("backtest", &backtest, py::arg("config"), py::arg("instruments"), py::arg("book"), py::arg("trades"),
+        py::arg("orders") = py::none(),
+        "Runs the merged event streams through the engine, each instrument against its venue simulator");
 
   // Simulator pieces for unit tests.
   m.def("queue_level_change", [](double front, int64_t prev, int64_t next, const std::string& model, double power) {
     sim::QueueModelConfig qc;
-    qc.kind = model == "risk_averse" ? sim::QueueModelKind::RiskAverse
-              : model == "log"       ? sim::QueueModelKind::LogProb
-                                     : sim::QueueModelKind::PowerProb;
+    if (!sim::parse_queue_model(model, qc.kind)) throw py::value_error("model: expected risk_averse, power or log");
     qc.power = power;
     sim::QueueModel qm(qc);
     sim::QueuePosition q{front, 0.0};
@@ -282,16 +619,11 @@ void bind_engine(py::module_& m) {
                               double maker_bps, double taker_bps, int64_t latency_ns, const py::object& orders,
                               const std::string& mode, int64_t response_latency_ns, const std::string& queue_model,
                               double queue_power, const py::object& trace_id, bool details, bool trades_first) {
-    // Replays BOOK_EVENT, ORDER_EVENT and TRADE_EVENT arrays merged by ts_exchange (ties: book,
-    // then order events, then trades, or trades first with trades_first; each stream in its own
-    // order) through one VenueSimulator.
     // Each request is a tuple (id, side 0/1, type 0 limit/1 market/2 stop, price, qty
-    // [, send_ts local ns = 0 [, kind 0 new/1 cancel/2 replace]]), sent in send_ts order.
-    // Returns the fills as a list of (id, price, qty, maker, fee); with details=True a dict:
-    // fills (id, price, qty, maker, fee, venue_ts), responses (kind, id, price, qty, venue_ts,
-    // local_ts), counters, mode, and, with trace_id, the queue ahead of that order after every
-    // market event (trace_stream 0 book / 1 order / 2 trade, trace_index, trace_ahead; -1 when
-    // the order is not resting).
+    // [, send_ts local ns = 0 [, kind 0 new/1 cancel/2 replace]]). Returns the fills as a list of
+    // (id, price, qty, maker, fee); with details=True a dict: fills (id, price, qty, maker, fee,
+    // venue_ts), responses (kind, id, price, qty, venue_ts, local_ts), counters, mode, and, with
+    // trace_id, the queue ahead of that order after every market event (sim::replay_requests).
     size_t nb = 0, nt = 0, no = 0;
     const BookEvent* b = nullptr;
     const TradeEvent* t = nullptr;
@@ -302,67 +634,35 @@ void bind_engine(py::module_& m) {
     sim::SimConfig sc;
     sc.fees = {maker_bps, taker_bps};
     sc.latency = {latency_ns, response_latency_ns};
-    if (mode == "auto") sc.mode = sim::SimMode::Auto;
-    else if (mode == "l2") sc.mode = sim::SimMode::L2;
-    else if (mode == "l3") sc.mode = sim::SimMode::L3;
-    else throw py::value_error("mode: expected auto, l2 or l3, got " + mode);
-    if (queue_model == "risk_averse") sc.queue.kind = sim::QueueModelKind::RiskAverse;
-    else if (queue_model == "power") sc.queue.kind = sim::QueueModelKind::PowerProb;
-    else if (queue_model == "log") sc.queue.kind = sim::QueueModelKind::LogProb;
-    else throw py::value_error("queue_model: expected risk_averse, power or log, got " + queue_model);
+    if (!sim::parse_sim_mode(mode, sc.mode)) throw py::value_error("mode: expected auto, l2 or l3, got " + mode);
+    if (!sim::parse_queue_model(queue_model, sc.queue.kind))
+      throw py::value_error("queue_model: expected risk_averse, power or log, got " + queue_model);
     sc.queue.power = queue_power;
     sim::VenueSimulator v(sc);
-    std::vector<std::pair<int64_t, sim::SimRequest>> reqs;
+    std::vector<sim::TimedRequest> reqs;
     for (auto r : requests) {
       auto tup = r.cast<py::tuple>();
       if (tup.size() < 5) throw py::value_error("a request is (id, side, type, price, qty[, send_ts[, kind]])");
-      sim::SimRequest q;
-      q.id = tup[0].cast<uint64_t>();
-      q.side = static_cast<Side>(tup[1].cast<int>());
-      q.type = static_cast<sim::SimOrderType>(tup[2].cast<int>());
-      q.price = tup[3].cast<int64_t>();
-      q.qty = tup[4].cast<int64_t>();
+      sim::TimedRequest q;
+      q.request.id = tup[0].cast<uint64_t>();
+      q.request.side = static_cast<Side>(tup[1].cast<int>());
+      q.request.type = static_cast<sim::SimOrderType>(tup[2].cast<int>());
+      q.request.price = tup[3].cast<int64_t>();
+      q.request.qty = tup[4].cast<int64_t>();
       const int kind = tup.size() > 6 ? tup[6].cast<int>() : 0;
       if (kind < 0 || kind > 2) throw py::value_error("request kind: expected 0 new, 1 cancel or 2 replace");
-      q.kind = static_cast<sim::SimRequestKind>(kind);
-      reqs.emplace_back(tup.size() > 5 ? tup[5].cast<int64_t>() : 0, q);
+      q.request.kind = static_cast<sim::SimRequestKind>(kind);
+      q.sent_local = tup.size() > 5 ? tup[5].cast<int64_t>() : 0;
+      reqs.push_back(q);
     }
-    std::stable_sort(reqs.begin(), reqs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
-    for (const auto& [sent, q] : reqs) v.send(q, sent);
+    sim::QueueTrace trace;
     const bool tracing = !trace_id.is_none();
-    const uint64_t tid = tracing ? trace_id.cast<uint64_t>() : 0;
-    std::vector<uint8_t> tr_stream;
-    std::vector<int64_t> tr_index;
-    std::vector<double> tr_ahead;
+    if (tracing) trace.order_id = trace_id.cast<uint64_t>();
+    std::vector<sim::SimResponse> resp;
     {
       py::gil_scoped_release release;
-      size_t ib = 0, io = 0, it = 0;
-      while (ib < nb || io < no || it < nt) {
-        const int64_t tb = ib < nb ? b[ib].ts_exchange : INT64_MAX;
-        const int64_t to = io < no ? o[io].ts_exchange : INT64_MAX;
-        const int64_t tt = it < nt ? t[it].ts_exchange : INT64_MAX;
-        uint8_t stream;
-        int64_t index;
-        if (ib < nb && tb <= to && (trades_first ? tb < tt : tb <= tt)) {
-          stream = 0, index = static_cast<int64_t>(ib);
-          v.on_book(b[ib++]);
-        } else if (io < no && (trades_first ? to < tt : to <= tt)) {
-          stream = 1, index = static_cast<int64_t>(io);
-          v.on_order(o[io++]);
-        } else {
-          stream = 2, index = static_cast<int64_t>(it);
-          v.on_trade(t[it++]);
-        }
-        if (tracing) {
-          tr_stream.push_back(stream);
-          tr_index.push_back(index);
-          tr_ahead.push_back(v.queue_ahead(tid));
-        }
-      }
-      v.activate(INT64_MAX);
+      resp = sim::replay_requests(v, b, nb, o, no, t, nt, std::move(reqs), trades_first, tracing ? &trace : nullptr);
     }
-    std::vector<sim::SimResponse> resp;
-    v.poll(INT64_MAX, resp);
     py::list fills;
     for (const auto& s : resp)
       if (s.kind == sim::SimResponseKind::Fill) {
@@ -374,31 +674,16 @@ void bind_engine(py::module_& m) {
     py::list responses;
     for (const auto& s : resp)
       responses.append(py::make_tuple(kKinds[static_cast<int>(s.kind)], s.id, s.price, s.qty, s.venue_ts, s.local_ts));
-    const auto& c = v.counters();
-    py::dict cnt;
-    cnt["requests"] = c.requests;
-    cnt["fills"] = c.fills;
-    cnt["maker_fills"] = c.maker_fills;
-    cnt["taker_fills"] = c.taker_fills;
-    cnt["stops_triggered"] = c.stops_triggered;
-    cnt["market_expired"] = c.market_expired;
-    cnt["rejects"] = c.rejects;
-    cnt["unknown_cancel"] = c.unknown_cancel;
-    cnt["book_rejected"] = c.book_rejected;
-    cnt["order_events"] = c.order_events;
-    cnt["ignored_events"] = c.ignored_events;
-    cnt["stp_expired"] = c.stp_expired;
-    cnt["reduce_only_expired"] = c.reduce_only_expired;
     py::dict out;
     out["fills"] = fills;
     out["responses"] = responses;
-    out["counters"] = cnt;
+    out["counters"] = sim_counters(v.counters());
     out["mode"] = v.mode() == sim::SimMode::L3 ? "l3" : v.mode() == sim::SimMode::L2 ? "l2" : "auto";
     out["resting"] = v.resting();
     if (tracing) {
-      out["trace_stream"] = py::array_t<uint8_t>(static_cast<py::ssize_t>(tr_stream.size()), tr_stream.data());
-      out["trace_index"] = py::array_t<int64_t>(static_cast<py::ssize_t>(tr_index.size()), tr_index.data());
-      out["trace_ahead"] = py::array_t<double>(static_cast<py::ssize_t>(tr_ahead.size()), tr_ahead.data());
+      out["trace_stream"] = py::array_t<uint8_t>(static_cast<py::ssize_t>(trace.stream.size()), trace.stream.data());
+      out["trace_index"] = py::array_t<int64_t>(static_cast<py::ssize_t>(trace.index.size()), trace.index.data());
+      out["trace_ahead"] = py::array_t<double>(static_cast<py::ssize_t>(trace.ahead.size()), trace.ahead.data());
     }
     return py::object(out);
   }, py::arg("book"), py::arg("trades"), py::arg("requests"), py::arg("maker_bps") = 2.0,

@@ -114,6 +114,9 @@ py::dict counters_dict(const features::EngineCounters& c) {
   d["one_sided_or_crossed"] = c.one_sided_or_crossed;
   d["samples"] = c.samples;
   d["rows"] = c.rows;
+  d["time_gaps"] = c.time_gaps;
+  d["sample_steps_skipped"] = c.sample_steps_skipped;
+  d["grid_rows_skipped"] = c.grid_rows_skipped;
   return d;
 }
 

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "config_dict.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/position_sizer.hpp"
 #include "risk/pre_trade_checks.hpp"
@@ -18,99 +19,6 @@ namespace bot4::ext {
 namespace {
 
 using namespace bot4::risk;
-
-[[noreturn]] void config_error(const std::string& msg) {
-  py::object cls = py::module_::import("bot4.errors").attr("ConfigError");
-  PyErr_SetString(cls.ptr(), msg.c_str());
-  throw py::error_already_set();
-}
-
-// One field of a config struct: its key and a setter/getter pair on the struct.
-template <typename Cfg>
-struct Field {
-  const char* key;
-  void (*set)(Cfg&, py::handle, const char* section, const char* key);
-  py::object (*get)(const Cfg&);
-};
-
-template <typename T>
-T cast_field(py::handle v, const char* section, const char* key) {
-  // bool is an int in Python; refuse it for numeric fields so a typo'd `true` is caught.
-  if (py::isinstance<py::bool_>(v)) config_error(std::string(section) + ": '" + key + "' must be a number, got bool");
-  if constexpr (std::is_integral_v<T>) {
-    if (!py::isinstance<py::int_>(v)) config_error(std::string(section) + ": '" + key + "' must be an integer");
-  } else {
-    if (!py::isinstance<py::int_>(v) && !py::isinstance<py::float_>(v))
-      config_error(std::string(section) + ": '" + key + "' must be a number");
-  }
-  try {
-    return v.cast<T>();
-  } catch (const py::cast_error&) {
-    config_error(std::string(section) + ": '" + key + "' out of range");
-  }
-}
-
-#define BOT4_FIELD(Cfg, name)                                                                          \
-  Field<Cfg> {                                                                                         \
-    #name, [](Cfg& c, py::handle v, const char* s, const char* k) {                                    \
-      c.name = cast_field<decltype(c.name)>(v, s, k);                                                  \
-    },                                                                                                 \
-        [](const Cfg& c) -> py::object { return py::cast(c.name); }                                    \
-  }
-
-const std::vector<Field<SizingConfig>>& sizing_fields() {
-  static const std::vector<Field<SizingConfig>> f = {
-      BOT4_FIELD(SizingConfig, kelly_fraction),      BOT4_FIELD(SizingConfig, payoff_ratio),
-      BOT4_FIELD(SizingConfig, edge_threshold),      BOT4_FIELD(SizingConfig, target_vol),
-      BOT4_FIELD(SizingConfig, periods_per_year),    BOT4_FIELD(SizingConfig, max_vol_scale),
-      BOT4_FIELD(SizingConfig, max_symbol_fraction), BOT4_FIELD(SizingConfig, max_leverage),
-      BOT4_FIELD(SizingConfig, var_limit),           BOT4_FIELD(SizingConfig, var_confidence),
-      BOT4_FIELD(SizingConfig, max_heat),            BOT4_FIELD(SizingConfig, crisis_correlation),
-      BOT4_FIELD(SizingConfig, crisis_multiplier)};
-  return f;
-}
-
-const std::vector<Field<PreTradeConfig>>& pre_trade_fields() {
-  static const std::vector<Field<PreTradeConfig>> f = {
-      BOT4_FIELD(PreTradeConfig, max_position_lots), BOT4_FIELD(PreTradeConfig, max_notional),
-      BOT4_FIELD(PreTradeConfig, max_open_orders),   BOT4_FIELD(PreTradeConfig, rate_capacity),
-      BOT4_FIELD(PreTradeConfig, rate_per_second),   BOT4_FIELD(PreTradeConfig, collar_ticks),
-      BOT4_FIELD(PreTradeConfig, collar_bps)};
-  return f;
-}
-
-const std::vector<Field<KillSwitchConfig>>& kill_switch_fields() {
-  static const std::vector<Field<KillSwitchConfig>> f = {
-      BOT4_FIELD(KillSwitchConfig, max_drawdown), BOT4_FIELD(KillSwitchConfig, max_consecutive_rejects),
-      BOT4_FIELD(KillSwitchConfig, max_latency_ns)};
-  return f;
-}
-#undef BOT4_FIELD
-
-// Missing keys keep the struct defaults; unknown keys are an error naming the key.
-template <typename Cfg>
-Cfg config_from(const py::object& obj, const std::vector<Field<Cfg>>& fields, const char* section) {
-  Cfg cfg{};
-  if (obj.is_none()) return cfg;
-  if (!py::isinstance<py::dict>(obj)) config_error(std::string(section) + ": config must be a dict");
-  const py::dict d = obj.cast<py::dict>();
-  for (auto item : d) {
-    const std::string key = py::str(item.first).cast<std::string>();
-    const Field<Cfg>* hit = nullptr;
-    for (const auto& f : fields)
-      if (key == f.key) hit = &f;
-    if (!hit) config_error(std::string(section) + ": unknown key '" + key + "'");
-    hit->set(cfg, item.second, section, hit->key);
-  }
-  return cfg;
-}
-
-template <typename Cfg>
-py::dict config_to(const Cfg& cfg, const std::vector<Field<Cfg>>& fields) {
-  py::dict d;
-  for (const auto& f : fields) d[f.key] = f.get(cfg);
-  return d;
-}
 
 Side parse_side(const std::string& s) {
   if (s == "buy" || s == "bid" || s == "BUY" || s == "Buy") return Side::Bid;
@@ -185,9 +93,9 @@ void bind_risk(py::module_& m) {
 
   // --- sizer ---
   py::class_<PositionSizer>(m, "PositionSizer")
-      .def(py::init([](const py::object& cfg) { return PositionSizer(config_from(cfg, sizing_fields(), "sizing")); }),
+      .def(py::init([](const py::object& cfg) { return PositionSizer(config_from<SizingConfig>(cfg, "sizing")); }),
            py::arg("config") = py::none())
-      .def_property_readonly("config", [](const PositionSizer& s) { return config_to(s.config(), sizing_fields()); })
+      .def_property_readonly("config", [](const PositionSizer& s) { return config_to(s.config()); })
       .def("edge_scale", &PositionSizer::edge_scale, py::arg("p"), "f(p) in [0, 1]")
       .def(
           "size",
@@ -212,9 +120,9 @@ void bind_risk(py::module_& m) {
 
   // --- kill switch ---
   py::class_<KillSwitch>(m, "KillSwitch")
-      .def(py::init([](const py::object& cfg) { return KillSwitch(config_from(cfg, kill_switch_fields(), "kill_switch")); }),
+      .def(py::init([](const py::object& cfg) { return KillSwitch(config_from<KillSwitchConfig>(cfg, "kill_switch")); }),
            py::arg("config") = py::none())
-      .def_property_readonly("config", [](const KillSwitch& k) { return config_to(k.config(), kill_switch_fields()); })
+      .def_property_readonly("config", [](const KillSwitch& k) { return config_to(k.config()); })
       .def("on_equity", &KillSwitch::on_equity, py::arg("equity"))
       .def("on_reject", &KillSwitch::on_reject)
       .def("on_accept", &KillSwitch::on_accept)
@@ -237,11 +145,11 @@ void bind_risk(py::module_& m) {
 
   py::class_<PreTradeChecks>(m, "PreTradeChecks")
       .def(py::init([](const py::object& cfg, KillSwitch* ks) {
-             return std::make_unique<PreTradeChecks>(config_from(cfg, pre_trade_fields(), "pre_trade"), ks);
+             return std::make_unique<PreTradeChecks>(config_from<PreTradeConfig>(cfg, "pre_trade"), ks);
            }),
            py::arg("config") = py::none(), py::arg("kill_switch") = nullptr,
            py::keep_alive<1, 3>())  // the kill switch lives as long as the checks
-      .def_property_readonly("config", [](const PreTradeChecks& c) { return config_to(c.config(), pre_trade_fields()); })
+      .def_property_readonly("config", [](const PreTradeChecks& c) { return config_to(c.config()); })
       .def(
           "check",
           [](PreTradeChecks& c, uint64_t order_id, const std::string& side, int64_t qty, int64_t price, int64_t mid,

@@ -102,18 +102,34 @@ size_t FeatureEngine::row_bound(const BookEvent* book, size_t n_book, const Orde
       return n;
     }
     case DecisionMode::TimeGrid: {
-      int64_t lo = INT64_MAX, hi = INT64_MIN;
-      auto span = [&](int64_t t) {
-        lo = std::min(lo, t);
-        hi = std::max(hi, t);
-      };
-      for (size_t i = 0; i < n_book; ++i) span(book[i].ts_local);
-      for (size_t i = 0; i < n_orders; ++i) span(orders[i].ts_local);
-      for (size_t i = 0; i < n_trades; ++i) span(trades[i].ts_local);
-      if (lo > hi) return 0;
-      if (next_grid_ != INT64_MIN) lo = std::min(lo, next_grid_);
-      const auto per = static_cast<size_t>((hi - lo) / config_.decision_interval_ns + 2);
-      return per * instruments_.size();
+      // The rows the grid can write between consecutive engine keys (the merged running maxima
+      // of the streams' ts_local, as run() sees them): the grid points in each interval, at most
+      // kMaxGapSteps + 1 per interval (advance_grids skips the rest of a long gap). Unsigned
+      // differences: the span of arbitrary int64 timestamps does not fit int64.
+      const auto step = static_cast<uint64_t>(config_.decision_interval_ns);
+      const uint64_t cap = static_cast<uint64_t>(kMaxGapSteps) + 2;
+      size_t ib = 0, io = 0, it = 0;
+      int64_t kb = key_book_, ko = key_orders_, kt = key_trades_;
+      int64_t prev = next_grid_;  // the next grid point, itself counted
+      bool have_prev = next_grid_ != INT64_MIN;
+      uint64_t rows = 0;
+      while (ib < n_book || io < n_orders || it < n_trades) {
+        const int64_t cb = ib < n_book ? std::max(kb, book[ib].ts_local) : INT64_MAX;
+        const int64_t co = io < n_orders ? std::max(ko, orders[io].ts_local) : INT64_MAX;
+        const int64_t ct = it < n_trades ? std::max(kt, trades[it].ts_local) : INT64_MAX;
+        int64_t k;
+        if (ib < n_book && cb <= co && cb <= ct) k = kb = cb, ++ib;
+        else if (io < n_orders && co <= ct) k = ko = co, ++io;
+        else k = kt = ct, ++it;
+        if (!have_prev) {
+          prev = k;
+          have_prev = true;
+        } else if (k > prev) {
+          rows += std::min((static_cast<uint64_t>(k) - static_cast<uint64_t>(prev)) / step + 1, cap);
+          prev = k;
+        }
+      }
+      return static_cast<size_t>(rows + 2) * instruments_.size();
     }
   }
   return 0;
@@ -179,13 +195,28 @@ void FeatureEngine::take_sample(Instrument& inst, int64_t /*t*/) {
   ++counters_.samples;
 }
 
+namespace {
+// First grid point strictly after t on the grid of step `step` (INT64_MAX when there is none).
+int64_t grid_after(int64_t t, int64_t step) {
+  const int64_t q = t / step - (t % step < 0 ? 1 : 0);  // floor(t / step)
+  if (q >= INT64_MAX / step - 1) return INT64_MAX;
+  return (q + 1) * step;
+}
+// g + step, or INT64_MAX (the grid is exhausted) when that leaves int64.
+int64_t grid_next(int64_t g, int64_t step) { return g > INT64_MAX - step ? INT64_MAX : g + step; }
+}  // namespace
+
 void FeatureEngine::advance_grids(int64_t t) {
   const bool sampling = config_.sample_interval_ns > 0;
   const bool grid = config_.decision_mode == DecisionMode::TimeGrid;
-  if (sampling && next_sample_ == INT64_MIN)
-    next_sample_ = (t / config_.sample_interval_ns + 1) * config_.sample_interval_ns;
-  if (grid && next_grid_ == INT64_MIN)
-    next_grid_ = (t / config_.decision_interval_ns + 1) * config_.decision_interval_ns;
+  if (sampling && next_sample_ == INT64_MIN) next_sample_ = grid_after(t, config_.sample_interval_ns);
+  if (grid && next_grid_ == INT64_MIN) next_grid_ = grid_after(t, config_.decision_interval_ns);
+  // A gap of more than kMaxGapSteps steps of a grid is a break in the input (a recorder outage,
+  // a session boundary or a damaged timestamp): the grid takes its first kMaxGapSteps steps, then
+  // resumes at the last point before t, and the steps in between are counted, not taken. The
+  // book is frozen across the gap, so the skipped samples would all be zero returns and the
+  // skipped rows copies of one state; stepping them made one jumped timestamp cost O(gap).
+  int64_t sample_budget = kMaxGapSteps, row_budget = kMaxGapSteps;
   // Both grids step in time order (a sample before a row on ties), so a row at g never sees a
   // sample dated after g, whatever the timing of the next event.
   while (true) {
@@ -193,13 +224,33 @@ void FeatureEngine::advance_grids(int64_t t) {
     const int64_t row_at = grid && next_grid_ < t ? next_grid_ : INT64_MAX;
     if (sample_at == INT64_MAX && row_at == INT64_MAX) break;
     if (sample_at <= row_at) {
+      if (sample_budget-- == 0) {
+        const int64_t resume = grid_after(t - 1, config_.sample_interval_ns) - config_.sample_interval_ns;
+        counters_.sample_steps_skipped +=
+            (static_cast<uint64_t>(resume) - static_cast<uint64_t>(next_sample_)) /
+            static_cast<uint64_t>(config_.sample_interval_ns);
+        next_sample_ = resume;
+        ++counters_.time_gaps;
+        sample_budget = -1;  // unlimited from here: at most one step is left before t
+        continue;
+      }
       for (auto& inst : instruments_)
         if (inst->started && inst->snap.two_sided()) take_sample(*inst, sample_at);
-      next_sample_ += config_.sample_interval_ns;
+      next_sample_ = grid_next(next_sample_, config_.sample_interval_ns);
     } else {
+      if (row_budget-- == 0) {
+        const int64_t resume = grid_after(t - 1, config_.decision_interval_ns) - config_.decision_interval_ns;
+        counters_.grid_rows_skipped +=
+            (static_cast<uint64_t>(resume) - static_cast<uint64_t>(next_grid_)) /
+            static_cast<uint64_t>(config_.decision_interval_ns);
+        next_grid_ = resume;
+        ++counters_.time_gaps;
+        row_budget = -1;
+        continue;
+      }
       for (auto& inst : instruments_)
         if (inst->started) write_row(*inst, row_at);
-      next_grid_ += config_.decision_interval_ns;
+      next_grid_ = grid_next(next_grid_, config_.decision_interval_ns);
     }
   }
 }

@@ -55,7 +55,14 @@ struct EngineCounters {
   uint64_t one_sided_or_crossed = 0;  // message ends without a two-sided book
   uint64_t samples = 0;
   uint64_t rows = 0;
+  uint64_t time_gaps = 0;             // gaps of more than kMaxGapSteps steps of a grid
+  uint64_t sample_steps_skipped = 0;  // sample-grid steps inside those gaps, not taken
+  uint64_t grid_rows_skipped = 0;     // time-grid rows inside those gaps, not written
 };
+
+// Steps of a time grid taken inside one gap between events; the rest of the gap is skipped
+// (counted in EngineCounters), so a time jump costs O(1) whatever its size.
+inline constexpr int64_t kMaxGapSteps = 1 << 16;
 
 class FeatureEngine {
  public:

@@ -30,6 +30,13 @@ enum class OrderRole : uint8_t { Single = 0, Entry = 1, StopLeg = 2, TargetLeg =
 
 enum class OrderEventKind : uint8_t { New = 0, Ack = 1, Fill = 2, Cancel = 3, Reject = 4, Replace = 5, Expire = 6 };
 
+// Names of the enums above, indexed by value (result records and bindings use these).
+inline constexpr const char* kOrderStateNames[] = {"new", "acknowledged", "partially_filled", "filled",
+                                                   "cancelled", "rejected", "expired", "pending_cancel"};
+inline constexpr const char* kOrderTypeNames[] = {"limit", "market", "stop"};
+inline constexpr const char* kOrderRoleNames[] = {"single", "entry", "stop", "target", "oco", "oto_parent", "oto_child"};
+inline constexpr const char* kOrderEventKindNames[] = {"new", "ack", "fill", "cancel", "reject", "replace", "expire"};
+
 // Status codes for every operation; non-Ok values are counted rejections (never exceptions).
 enum class Reason : uint8_t {
   Ok = 0,

@@ -142,8 +142,8 @@ SubmitResult OrderManager::submit_new(const OrderIntent& in, Timestamp now) {
   if (in.reduce_only && in.kind != IntentKind::Bracket && !reduce_only_ok(in.side, in.qty_lots))
     return {sm_.count(Reason::ReduceOnly), 0, false};
   const OrderRole role = in.kind == IntentKind::Bracket ? OrderRole::Entry : OrderRole::Single;
-  Order& o = create(in.client_id, in.reduce_only, market ? OrderType::Market : OrderType::Limit, role, in.side,
-                    in.price_ticks, in.qty_lots);
+  const OrderType type = market ? OrderType::Market : in.kind == IntentKind::Stop ? OrderType::Stop : OrderType::Limit;
+  Order& o = create(in.client_id, in.reduce_only, type, role, in.side, in.price_ticks, in.qty_lots);
   const bool accepted = self_trade_check(o, now);
   sm_.emit_new(o, now);
   if (role == OrderRole::Entry) {

@@ -99,7 +99,7 @@
 namespace bot4::orders {
 
 enum class StpPolicy : uint8_t { CancelNew = 0, CancelResting = 1, CancelBoth = 2, DecrementBoth = 3 };
-enum class IntentKind : uint8_t { Limit = 0, Market = 1, Bracket = 2, Oco = 3, Oto = 4 };
+enum class IntentKind : uint8_t { Limit = 0, Market = 1, Bracket = 2, Oco = 3, Oto = 4, Stop = 5 };
 enum class GroupKind : uint8_t { Bracket = 0, Oco = 1, Oto = 2 };
 
 struct OrderManagerConfig {

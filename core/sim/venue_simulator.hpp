@@ -42,6 +42,7 @@
 #include "common/events.hpp"
 #include "common/stream_merge.hpp"
 #include "common/types.hpp"
+#include "execution/venue.hpp"
 #include "sim/consumed_liquidity.hpp"
 #include "sim/fee_model.hpp"
 #include "sim/l3_queue_tracker.hpp"
@@ -50,32 +51,12 @@
 
 namespace bot4::sim {
 
-enum class SimOrderType : uint8_t { Limit = 0, Market = 1, Stop = 2 };
-enum class SimRequestKind : uint8_t { New = 0, Cancel = 1, Replace = 2 };
-enum class SimResponseKind : uint8_t { Ack = 0, Fill = 1, Expire = 2, Reject = 3, Cancelled = 4 };
-
-struct SimRequest {
-  SimRequestKind kind = SimRequestKind::New;
-  uint64_t id = 0;
-  Side side = Side::Bid;
-  SimOrderType type = SimOrderType::Limit;
-  int64_t price = 0;  // limit or stop trigger, ticks
-  int64_t qty = 0;    // total qty, lots (Replace: new total qty)
-  int64_t arrival = 0;  // venue (exchange) time
-  bool reduce_only = false;  // fills never take the venue position past flat (expired instead)
-};
-
-struct SimResponse {
-  SimResponseKind kind = SimResponseKind::Ack;
-  uint64_t id = 0;
-  Side side = Side::Bid;
-  int64_t price = 0;  // fill price, ticks
-  int64_t qty = 0;    // fill qty, lots
-  double fee = 0.0;   // quote units
-  bool maker = false;
-  int64_t venue_ts = 0;
-  int64_t local_ts = 0;  // when the caller receives it
-};
+// The simulator speaks the venue interface's messages (execution/venue.hpp).
+using SimOrderType = execution::VenueOrderType;
+using SimRequestKind = execution::VenueRequestKind;
+using SimResponseKind = execution::VenueResponseKind;
+using SimRequest = execution::VenueRequest;
+using SimResponse = execution::VenueResponse;
 
 struct SimCounters {
   uint64_t requests = 0;

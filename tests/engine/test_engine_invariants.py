@@ -110,7 +110,8 @@ def _config(s):
                       "rate_capacity": s["rate_capacity"], "rate_per_second": s["rate_per_second"],
                       "max_notional": s["max_notional"]},
         "sim": {"entry_latency_ns": s["entry_latency_ns"], "response_latency_ns": s["response_latency_ns"],
-                "maker_bps": s["maker_bps"], "taker_bps": s["taker_bps"], "stp": s["stp"]},
+                "maker_bps": s["maker_bps"], "taker_bps": s["taker_bps"]},
+        "engine": {"stp": s["stp"]},
     }
 
 

@@ -111,7 +111,7 @@ def test_flip_exits_flatten_and_never_reverse(btc, btc_model):
     # without the flip rule the position only leaves through its (far) bracket legs
     quiet = run(btc, btc_model, _cfg(exit_on_flip=False), progress=False)
     assert quiet.counters["exits"] == 0 and quiet.counters["closes"] == 0
-    assert quiet.counters["entries"] < c["entries"]
+    assert quiet.counters["orders_sent"] < c["orders_sent"]
 
 
 def test_latency_kill_switch_stops_entries_and_flattens(btc, btc_model):
@@ -127,7 +127,7 @@ def test_latency_kill_switch_stops_entries_and_flattens(btc, btc_model):
     assert entries.size == 1                                      # the first ack tripped it
     assert res.equity["position"][-1] == 0                        # flattened
     ok = run(btc, btc_model, _cfg(), progress=False)               # default 50 ms: never trips
-    assert ok.kill_reason == "none" and ok.counters["entries"] > 1
+    assert ok.kill_reason == "none" and ok.counters["orders_sent"] > 1
 
 
 def test_l3_recording_runs_with_an_l3_venue():
@@ -142,7 +142,7 @@ def test_l3_recording_runs_with_an_l3_venue():
                                       "target_ticks": 8, "order_ttl_ns": 30_000_000_000}}, progress=False)
     c = res.counters
     assert c["order_events"] == d.orders.size and c["book_events"] == 0
-    assert c["decisions"] > 1000 and c["entries"] > 0 and res.fills.size > 0, c
+    assert c["decisions"] > 1000 and c["orders_sent"] > 0 and res.fills.size > 0, c
     assert res.fills["accepted"].all()
     pos = _positions_after_fills(res)
     # the last equity record holds every fill received by then (later ones arrive after it)

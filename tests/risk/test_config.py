@@ -32,7 +32,9 @@ def bot4(*args):
 def test_example_file_passes():
     cfg = load_config(EXAMPLE)
     assert cfg.risk.kill_switch.max_drawdown == 0.05
-    assert cfg.strategy.instrument == "BTCUSDT"
+    assert cfg.strategy_name == "threshold_bracket"
+    assert cfg.strategy.long_threshold == 0.55
+    assert cfg.engine.equity == 100_000.0
     sizer, kill, checks = build_risk(cfg)
     assert checks.config == msgspec.structs.asdict(cfg.risk.pre_trade)
     assert sizer.config == pytest.approx(msgspec.structs.asdict(cfg.risk.sizing))
@@ -74,7 +76,14 @@ def test_unknown_field_rejected_with_its_name(tmp_path):
     ("[risk.pre_trade]\nmax_open_orders = -1\n", "max_open_orders"),
     ("[risk.pre_trade]\nmax_position_lots = 1.5\n", "max_position_lots"),
     ("[risk.kill_switch]\nmax_latency_ns = 'fast'\n", "max_latency_ns"),
-    ("[strategy]\nentry_probability = 0.55\nexit_probability = 0.6\n", "exit_probability"),
+    ("[strategy]\nentry_probability = 0.55\n", "moved to strategy.long_threshold"),
+    ("[strategy]\nequity = 5.0\n", "moved to engine.equity"),
+    ("[strategy]\nname = 'nope'\n", "unknown strategy 'nope'"),
+    ("[strategy]\nname = 'market_maker'\nlong_threshold = 0.6\n", "long_threshold"),
+    ("[engine]\nequity = 0\n", "equity"),
+    ("[sim]\nqueue_model = 3\n", "queue_model"),
+    ("[risk.pre_trade]\nmax_position_lots = 9_223_372_036_854_775_807\n[risk.kill_switch]\nmax_latency_ns = -1\n",
+     "max_latency_ns"),
 ])
 def test_invalid_values_name_the_field(tmp_path, toml, where):
     p = tmp_path / "bad.toml"
@@ -121,3 +130,64 @@ def test_cli_config_check_bad_file(tmp_path):
     r = bot4("config", "check", p)
     assert r.returncode == 2
     assert "max_drawdwon" in r.stderr and r.stdout == ""
+
+
+def _non_default(f):
+    """A value inside the field's bounds that differs from its default."""
+    d = f["default"]
+    if f["type"] == "bool":
+        return not d
+    if f["type"] == "str":
+        return {"risk_averse": "power"}.get(d, d)
+    lo = f["min"] if f["min"] is not None else -1e9
+    hi = f["max"] if f["max"] is not None else 1e18
+    cand = [d + 1, d - 1, (lo + hi) / 2] if f["type"] == "int" else [d * 0.5 + (hi if hi < 1e17 else d + 1) * 0.5, d * 0.5]
+    for c in cand:
+        c = int(c) if f["type"] == "int" else float(c)
+        ok_lo = f["min"] is None or (c > lo if f["min_exclusive"] else c >= lo)
+        ok_hi = f["max"] is None or (c < hi if f["max_exclusive"] else c <= hi)
+        if ok_lo and ok_hi and c != d:
+            return c
+    raise AssertionError(f"no non-default value for {f}")
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+@pytest.mark.parametrize("strategy", sorted(__import__("bot4.config", fromlist=["STRATEGIES"]).STRATEGIES))
+def test_every_toml_field_reaches_the_core_and_back(tmp_path, strategy):
+    """Each field of every section (declared once in the core) set to a non-default value in TOML
+    arrives in the core unchanged, and the TOML sections hold exactly the core's fields."""
+    from bot4 import _core
+    from bot4.config.risk import schema
+
+    sch = schema()
+    where = {"engine": "engine", "sizing": "risk.sizing", "pre_trade": "risk.pre_trade",
+             "kill_switch": "risk.kill_switch", "sim": "sim"}
+    lines, want = [], {}
+    for sec, table in where.items():
+        lines.append(f"[{table}]")
+        want[sec] = {}
+        for f in sch[sec]:
+            v = _non_default(f)
+            want[sec][f["name"]] = v
+            lines.append(f"{f['name']} = {_toml_value(v)}")
+    lines += ["[strategy]", f'name = "{strategy}"']
+    want["strategy"] = {}
+    for f in sch["strategies"][strategy]["fields"]:
+        v = _non_default(f)
+        want["strategy"][f["name"]] = v
+        lines.append(f"{f['name']} = {_toml_value(v)}")
+    p = tmp_path / "all.toml"
+    p.write_text("\n".join(lines) + "\n")
+    cfg = load_config(p)
+    core = _core.engine.echo_config(cfg.to_core_dict())
+    for sec, fields in want.items():
+        assert set(core[sec]) == set(fields), sec  # every core field is reachable from TOML
+        for k, v in fields.items():
+            assert core[sec][k] == pytest.approx(v), f"{sec}.{k}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,43 +15,40 @@ STAGES = ("features", "model", "strategy_risk", "orders", "sim", "tick_to_decisi
 #: latency_ns also holds "timer": one value per timer firing (grid samples + window kernels, done
 #: before the next event arrives, as a live timer would), not one per decision.
 
-ORDER_TYPES = ("limit", "market", "stop")
-ORDER_STATES = ("new", "acknowledged", "partially_filled", "filled", "cancelled", "rejected", "expired",
-                "pending_cancel")
-ORDER_EVENT_KINDS = ("new", "ack", "fill", "cancel", "reject", "replace", "expire")
-ORDER_ROLES = ("single", "entry", "stop", "target")
+_NAMES = _core.engine.schema()["names"]
+#: Names of the record codes, from the core (index = code).
+ORDER_TYPES = tuple(_NAMES["order_types"])
+ORDER_STATES = tuple(_NAMES["order_states"])
+ORDER_EVENT_KINDS = tuple(_NAMES["order_event_kinds"])
+ORDER_ROLES = tuple(_NAMES["order_roles"])
+DECISION_ACTIONS = tuple(_NAMES["decision_actions"])
+#: Engine config sections the core reads (strategy: {"name", fields}; features: a FeatureConfig).
+SECTIONS = ("engine", "sizing", "pre_trade", "kill_switch", "sim", "strategy", "features")
 
 
 def default_config() -> dict:
-    """Engine config sections with their defaults (units in core/engine/trading_engine.hpp)."""
-    return {
-        "strategy": {"long_threshold": 0.55, "market_entry": False, "stop_ticks": 20, "target_ticks": 30,
-                     "order_ttl_ns": 5_000_000_000, "equity": 100_000.0, "vol_from_features": True,
-                     "current_vol": 0.02, "crisis_vpin": 0.0,
-                     "fixed_qty_lots": 0, "max_qty_lots": 0, "min_gap_ns": 0, "exit_on_flip": True,
-                     "exit_threshold": 0.0},
-        "sim": {"entry_latency_ns": 100_000, "response_latency_ns": 100_000, "align_clocks": True, "maker_bps": 2.0,
-                "taker_bps": 5.0, "queue_model": "risk_averse", "queue_power": 2.0},
-    }
+    """Every engine config section with its defaults, from the core's declarations (units:
+    `bot4 config schema`)."""
+    schema = _core.engine.schema()
+    out = {sec: {f["name"]: f["default"] for f in schema[sec]}
+           for sec in ("engine", "sizing", "pre_trade", "kill_switch", "sim")}
+    out["strategy"] = {"name": "threshold_bracket",
+                       **{f["name"]: f["default"] for f in schema["strategies"]["threshold_bracket"]["fields"]}}
+    return out
 
 
 def engine_config(config=None) -> dict:
-    """Engine config dict from None, a dict of sections, or a bot4.config.risk.Config."""
+    """Engine config sections from None (defaults), a dict of sections, or a bot4.config.Config."""
     if config is None:
-        return default_config()
+        return {}
     if isinstance(config, dict):
+        unknown = set(config) - set(SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown engine config section(s): {', '.join(sorted(unknown))} "
+                             f"(sections: {', '.join(SECTIONS)})")
         return {k: (v if k == "features" and not isinstance(v, dict) else dict(v))
                 for k, v in config.items() if v is not None}
-    # bot4.config.risk.Config (TOML): risk sections as is, strategy mapped onto the engine's rule.
-    out = dict(config.to_core_dict())
-    s = config.strategy
-    out["strategy"] = {"long_threshold": float(s.entry_probability), "exit_threshold": float(s.exit_probability),
-                       "stop_ticks": int(s.stop_ticks),
-                       "target_ticks": int(s.target_ticks), "order_ttl_ns": int(s.order_ttl_ns),
-                       "equity": float(s.equity), "market_entry": bool(s.market_entry),
-                       "exit_on_flip": bool(s.exit_on_flip), "vol_from_features": bool(s.vol_from_features),
-                       "crisis_vpin": float(s.crisis_vpin)}
-    return out
+    return dict(config.to_core_dict())
 
 
 from bot4.backtest.result import BacktestResult  # noqa: E402  (re-exported; the type lives there)
@@ -104,40 +100,104 @@ def features_section(given, trained) -> dict:
     return given.to_core()
 
 
-def run(data, model, config=None, progress: bool = True) -> BacktestResult:
-    """Backtest `data` (MarketData or a path) with `model` (model directory, LoadedModel or
-    _core.inference.Model) under `config` (None, dict of sections, or bot4.config.risk.Config)."""
-    data = _load_data(data)
-    loaded = _load_model(model)
-    core_model = getattr(loaded, "core", loaded)
-    spec = data.spec if len(data.specs) == 1 else None
-    if spec is None:
-        raise ValueError(f"{len(data.specs)} instruments in this data: the backtest trades one")
+def _merged(data):
+    """One MarketData from a MarketData, a path, or a list of either (several instruments)."""
+    if isinstance(data, (list, tuple)):
+        from bot4.data.market_data import merge
+
+        parts = [_load_data(d) for d in data]
+        return parts[0] if len(parts) == 1 else merge(parts)
+    return _load_data(data)
+
+
+def _models_for(model, instruments) -> dict:
+    """instrument id -> loaded model (or None): one model for all, or a dict by instrument id."""
+    if isinstance(model, dict):
+        return {i: (_load_model(model[i]) if model.get(i) is not None else None) for i in instruments}
+    loaded = _load_model(model) if model is not None else None
+    return {i: loaded for i in instruments}
+
+
+def run(data, model=None, config=None, progress: bool = True, *, strategy=None) -> BacktestResult:
+    """Backtest `data` through the engine: book -> features -> model -> strategy -> risk ->
+    orders -> venue simulator, in the core with the GIL released (a Python strategy takes it for
+    its own calls only).
+
+    data: MarketData, a recording path, or a list of either (several instruments, e.g. BTCUSDT
+    and ETHUSDT recorded together: one book, feature state, model slot, strategy and simulated
+    venue per instrument, one ledger and kill switch across them). model: a model directory,
+    LoadedModel or _core.inference.Model for every instrument, a dict {instrument id: model}, or
+    None (strategies that need none). config: None, a dict of sections (see SECTIONS) or a
+    bot4.config.Config. strategy: a built-in name, "module:Class", a .py/.pyx path, a bot4.Strategy
+    class (one instance per instrument) or instance (one instrument), or None (the config's
+    [strategy] name, default threshold_bracket)."""
+    from bot4 import strategies
+
+    data = _merged(data)
+    if not data.specs:
+        raise ValueError("the data names no instrument")
     cfg = engine_config(config)
-    cfg["features"] = features_section(cfg.get("features"), getattr(loaded, "feature_config", None))
-    cfg.setdefault("sim", {})
-    cfg["sim"] = dict(cfg["sim"], instrument=int(spec.instrument_id))
-    tick, lot = float(spec.tick_size), float(spec.lot_size)
+    strat_section = dict(cfg.pop("strategy", {}) or {})
+    name = strat_section.pop("name", None)
+    spec = strategy if strategy is not None else name
+    if strategy is not None and name is not None and strategy != name:
+        raise ValueError(f"strategy {strategy!r} given, but the config's [strategy] names {name!r}")
+    if spec is not None and not strategies.is_builtin(spec) and strat_section:
+        raise ValueError("[strategy] fields are for built-ins; configure a user strategy in its own code")
+    ids = sorted(data.specs)
+    models = _models_for(model, ids)
+    trained = [getattr(m, "feature_config", None) for m in models.values() if m is not None]
+    if len({repr(t) for t in trained}) > 1:
+        raise ValueError("the instruments' models were trained with different feature configs; "
+                         "one engine computes one feature config")
+    cfg["features"] = features_section(cfg.get("features"), trained[0] if trained else None)
+    sim = cfg.pop("sim", None)
+    orders_all = np.ascontiguousarray(data.orders) if data.orders.size else None
+    l3_ids = set(np.unique(data.orders["instrument"]).tolist()) if orders_all is not None else set()
+    instruments = []
+    for i in ids:
+        s = data.specs[i]
+        if spec is not None and not isinstance(spec, str) and len(ids) > 1 and not isinstance(spec, type):
+            raise ValueError("one strategy instance cannot trade several instruments: pass its class")
+        made = strategies.make(spec, strat_section if (spec is None or strategies.is_builtin(spec)) else None)
+        m = models[i]
+        instruments.append({"id": int(i), "tick_size": float(s.tick_size), "lot_size": float(s.lot_size),
+                            "l3": i in l3_ids, "strategy": made, "sim": sim,
+                            "models": [getattr(m, "core", m)] if m is not None else []})
     trades = np.ascontiguousarray(data.trades)
-    orders = np.ascontiguousarray(data.orders) if data.orders.size else None
-    # L3 data (order events) runs the venue in L3 mode with exact queue positions; an L2 book
-    # derived alongside it is not replayed a second time.
-    book = np.ascontiguousarray(data.book) if orders is None else np.ascontiguousarray(data.book[:0])
-    n_events = int(book.size + trades.size + (orders.size if orders is not None else 0))
+    # L3 instruments (order events) run their venue in L3 mode with exact queue positions; an L2
+    # book derived alongside them is not replayed a second time.
+    book = data.book
+    if l3_ids:
+        book = book[~np.isin(book["instrument"], list(l3_ids))]
+    book = np.ascontiguousarray(book)
+    n_events = int(book.size + trades.size + (orders_all.size if orders_all is not None else 0))
     if progress:
-        what = f"{orders.size:,} L3 order" if orders is not None else f"{book.size:,} book"
-        print(f"backtest: {n_events:,} events ({what}, {trades.size:,} trades)...", file=sys.stderr, flush=True)
-    eng = _core.engine.TradingEngine(cfg, core_model, tick, lot)
+        what = f"{orders_all.size:,} L3 order" if orders_all is not None else f"{book.size:,} book"
+        print(f"backtest: {n_events:,} events ({what}, {trades.size:,} trades, {len(ids)} instrument"
+              f"{'s' if len(ids) > 1 else ''})...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    out = eng.run(book, trades, orders)
+    out = _core.engine.backtest(cfg, instruments, book, trades, orders_all)
     seconds = time.perf_counter() - t0
     equity = out["equity"]
-    pnl = float(equity["equity"][-1]) if equity.size else 0.0
+    pnl = float(equity["total_equity"][-1]) if equity.size else 0.0
+    specs = {int(i): data.specs[i] for i in ids}
+    per = []
+    for d in out["instruments"]:
+        s = specs[int(d["instrument"])]
+        per.append(dict(d, symbol=getattr(s, "symbol", str(d["instrument"])), tick_size=float(s.tick_size),
+                        lot_size=float(s.lot_size)))
+    first = specs[ids[0]]
+    cfg["strategy"] = {"name": instruments[0]["strategy"].name
+                       if hasattr(instruments[0]["strategy"], "name") else type(instruments[0]["strategy"]).__name__,
+                       **strat_section}
+    cfg["sim"] = sim
     result = BacktestResult(
         events=n_events, decisions=out["decisions"], orders=out["orders"], fills=out["fills"], equity=equity,
         latency_ns=dict(out["latency_ns"]), counters=dict(out["counters"]), rejections=dict(out["rejections"]),
-        pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds, tick_size=tick, lot_size=lot,
-        order_rejections=dict(out["order_rejections"]), kill_reason=str(out["kill_reason"]), config=cfg)
+        pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds, tick_size=float(first.tick_size),
+        lot_size=float(first.lot_size), order_rejections=dict(out["order_rejections"]),
+        kill_reason=str(out["kill_reason"]), config=cfg, instruments=per)
     if progress:
         print(f"backtest: done in {seconds:.2f} s ({result.events_per_second:,.0f} events/s), "
               f"{result.decisions.size:,} decisions, {result.n_orders:,} orders, {result.fills.size:,} fills, "

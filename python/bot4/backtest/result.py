@@ -23,9 +23,10 @@ class BacktestResult:
 
     #: Market events fed to the engine (book + L3 order + trade records).
     events: int
-    #: One record per decision point: ts (int64 ns), p (float64 calibrated P(up)), target (int8:
-    #: -1 short, 0 flat, 1 long), action (int8: 0 none, 1 entry sent, 2 entry cancelled,
-    #: 3 kill-switch close, 4 rejected), position (int64 lots after the decision).
+    #: One record per decision point: ts (int64 ns), p (float64 calibrated P(up)), target (int8: the
+    #: strategy's signal, -1 short, 0 flat, 1 long), action (int8: DECISION_ACTIONS in
+    #: bot4.backtest.engine: 0 none, 1 order sent, 2 cancel sent, 3 close sent, 4 rejected),
+    #: instrument (uint32), position (int64 lots after the decision).
     decisions: np.ndarray
     #: One record per order event: ts (int64 ns), id (uint64), side (uint8: 0 buy, 1 sell),
     #: price (int64 ticks), qty and filled (int64 lots), type, status, kind, role, reason (uint8
@@ -36,8 +37,10 @@ class BacktestResult:
     #: price (int64 ticks), qty (int64 lots), fee (float64 quote units, negative = rebate),
     #: maker (uint8 0/1), role (uint8), accepted (uint8 0/1: the order manager took the fill).
     fills: np.ndarray
-    #: Equity curve: ts (int64 ns), position (int64 lots), realised, unrealised, fees and
-    #: equity = realised + unrealised - fees (float64 quote units).
+    #: Equity curve, one record per decision: ts (int64 ns), position (int64 lots), realised,
+    #: unrealised, fees and equity = realised + unrealised - fees (float64 quote units) of the
+    #: decision's instrument, total_equity (all instruments, each marked at its last mid) and
+    #: instrument (uint32). A last record per instrument books fills received after its last decision.
     equity: np.ndarray
     #: Stage name -> int64 array of ns, one value per decision ("timer": one per timer firing).
     latency_ns: dict[str, np.ndarray]
@@ -61,6 +64,9 @@ class BacktestResult:
     kill_reason: str = "none"
     #: The engine config the run used (sections -> fields).
     config: dict[str, Any] = field(default_factory=dict)
+    #: Per instrument: instrument (id), symbol, events, decisions, orders, fills, position (lots),
+    #: realised, unrealised, fees and pnl (quote units), tick_size, lot_size, sim (venue counters).
+    instruments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def events_per_second(self) -> float:
@@ -84,7 +90,13 @@ class BacktestResult:
         return {"events": int(self.events), "decisions": int(self.decisions.size), "orders": int(self.n_orders),
                 "fills": int(self.fills.size), "rejections": {k: int(v) for k, v in self.rejections.items()},
                 "pnl": float(self.pnl), "max_drawdown": float(self.max_drawdown),
-                "latency_ns": self.latency_summary(), "seconds": float(self.seconds)}
+                "latency_ns": self.latency_summary(), "seconds": float(self.seconds),
+                "strategy": str(self.config.get("strategy", {}).get("name", "")),
+                "instruments": [
+                    {"instrument": int(d["instrument"]), "symbol": str(d.get("symbol", "")),
+                     "events": int(d["events"]), "orders": int(d["orders"]), "fills": int(d["fills"]),
+                     "pnl": float(d["pnl"]), "position": int(d["position"]), "fees": float(d["fees"])}
+                    for d in self.instruments]}
 
     @property
     def n_orders(self) -> int:

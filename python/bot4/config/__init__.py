@@ -1,15 +1,20 @@
-"""Configuration loaded from TOML (frozen msgspec Structs, unknown fields rejected)."""
+"""Configuration loaded from TOML (frozen msgspec Structs made from the core's declarations,
+unknown fields rejected)."""
 
 from bot4.config.risk import (
-                              Config,
-                              KillSwitchConfig,
-                              PreTradeConfig,
-                              RiskConfig,
-                              SizingConfig,
-                              StrategyConfig,
-                              build_risk,
-                              load_config,
+    STRATEGIES,
+    Config,
+    EngineConfig,
+    KillSwitchConfig,
+    PreTradeConfig,
+    RiskConfig,
+    SimConfig,
+    SizingConfig,
+    StrategyConfig,
+    build_risk,
+    load_config,
+    parse_strategy,
 )
 
-__all__ = ["Config", "KillSwitchConfig", "PreTradeConfig", "RiskConfig", "SizingConfig",
-           "StrategyConfig", "build_risk", "load_config"]
+__all__ = ["STRATEGIES", "Config", "EngineConfig", "KillSwitchConfig", "PreTradeConfig", "RiskConfig",
+           "SimConfig", "SizingConfig", "StrategyConfig", "build_risk", "load_config", "parse_strategy"]

@@ -1,127 +1,172 @@
-"""Risk and strategy configuration: frozen msgspec Structs loaded from TOML.
+"""Engine, risk, venue-simulator and strategy configuration: frozen msgspec Structs loaded from TOML.
 
-Mirrors core/risk/risk_config.hpp field for field (the core structs are filled from
-``to_core_dict()`` by ``bot4._core.risk``, which rejects unknown keys as well). Unknown TOML
-fields are rejected here with the field named. Units are in each field's comment and in its
-``msgspec.Meta(description=...)`` so they also appear in the JSON schema.
+Every section is declared once, in the core (an X-macro field list per stage: type, default,
+bounds, unit, doc; see core/common/config_fields.hpp); the Structs here are made from that
+declaration (``bot4._core.engine.schema()``), so a field the core has is a field the TOML has, with
+the same name, default, bounds and unit, and nothing else. Unknown TOML fields are rejected with
+the field named; so are values outside the declared bounds or beyond 64 bits.
 
 File layout::
 
+    [engine]             # starting equity, sizer volatility source, crisis flag, STP policy
     [risk.sizing]        # position sizing, METHODS §7
     [risk.pre_trade]     # pre-trade limits (integer ticks / lots / ns)
     [risk.kill_switch]   # kill-switch triggers
-    [strategy]           # strategy parameters
+    [sim]                # venue simulator (latency, fees, queue model) for backtests
+    [strategy]           # name = "<built-in>" (default threshold_bracket) + that strategy's fields
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from bot4.errors import ConfigError
 
-Frac = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-
 _STRUCT = dict(frozen=True, forbid_unknown_fields=True, kw_only=True)
+_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+_INT64 = (-(2**63), 2**63 - 1)
+
+#: Strategy keys of the former TOML layout and where each went.
+RENAMED = {"entry_probability": "strategy.long_threshold", "exit_probability": "strategy.exit_threshold",
+           "equity": "engine.equity", "vol_from_features": "engine.vol_from_features",
+           "crisis_vpin": "engine.crisis_vpin", "current_vol": "engine.current_vol",
+           "instrument": "nothing (the data names the instrument; remove the key)",
+           "horizon_ns": "nothing (the model's label horizon is in its sidecar; remove the key)"}
 
 
-def _f(lo: float | None = None, hi: float | None = None, *, gt: float | None = None,
-       lt: float | None = None, desc: str) -> object:
-    return Annotated[float, msgspec.Meta(ge=lo, le=hi, gt=gt, lt=lt, description=desc)]
+def schema() -> dict:
+    """The core's declaration of every section, built-in strategy and counter."""
+    from bot4 import _core
+
+    return _core.engine.schema()
 
 
-def _i(lo: int | None = None, *, desc: str) -> object:
-    return Annotated[int, msgspec.Meta(ge=lo, description=desc)]
+def _field_type(f: dict) -> Any:
+    meta: dict[str, Any] = {"description": f"{f['doc']}" + (f" [{f['unit']}]" if f["unit"] else "")}
+    if f["type"] in ("float", "int"):
+        for bound, strict, plain, key in ((f["min"], f["min_exclusive"], "ge", "gt"),
+                                          (f["max"], f["max_exclusive"], "le", "lt")):
+            if bound is not None:
+                value = int(bound) if f["type"] == "int" and float(bound).is_integer() else bound
+                meta[key if strict else plain] = value
+        if f["type"] == "int":
+            if "gt" not in meta:
+                meta.setdefault("ge", _INT64[0])
+            if "lt" not in meta:
+                meta.setdefault("le", _INT64[1])
+    return Annotated[_TYPES[f["type"]], msgspec.Meta(**meta)]
 
 
-class SizingConfig(msgspec.Struct, **_STRUCT):
-    """size = f(p) × vol_scale × heat_room × min(Kelly, symbol cap, leverage cap, VaR cap) × crisis.
-
-    The result is in risk units: signed notional / equity.
-    """
-
-    kelly_fraction: _f(gt=0.0, hi=1.0, desc="c in f = c·f*, dimensionless") = 0.25  # dimensionless
-    payoff_ratio: _f(gt=0.0, desc="b, net win per unit lost after fees, dimensionless") = 1.0  # dimensionless
-    edge_threshold: _f(0.0, lt=1.0, desc="minimum |2p-1| to trade, probability") = 0.02  # probability edge
-    target_vol: _f(gt=0.0, desc="sigma_target, annualized return stdev (0.10 = 10%/yr)") = 0.10  # per year
-    periods_per_year: _f(gt=0.0, desc="periods per year of the current_vol input") = 252.0  # periods / yr
-    max_vol_scale: _f(gt=0.0, desc="L_max on the vol-target weight, dimensionless") = 2.0  # dimensionless
-    max_symbol_fraction: _f(0.0, desc="per-symbol cap, fraction of equity") = 0.20  # fraction of equity
-    max_leverage: _f(0.0, desc="gross leverage cap, fraction of equity") = 1.0  # fraction of equity
-    var_limit: _f(gt=0.0, desc="max one-period VaR of the position, fraction of equity") = 0.02  # fraction of equity
-    var_confidence: _f(gt=0.5, lt=1.0, desc="beta of the parametric-normal VaR") = 0.99  # probability
-    max_heat: _f(gt=0.0, desc="heat at which size reaches 0, fraction of equity") = 0.06  # fraction of equity
-    crisis_correlation: _f(-1.0, 1.0, desc="correlation above which size is cut") = 0.80  # correlation
-    crisis_multiplier: _f(0.0, 1.0, desc="size multiplier in crisis, dimensionless") = 0.5  # dimensionless
+def _make_struct(name: str, fields: list[dict], doc: str) -> type[msgspec.Struct]:
+    cls = msgspec.defstruct(name, [(f["name"], _field_type(f), f["default"]) for f in fields],
+                            module=__name__, **_STRUCT)
+    cls.__doc__ = doc + "\n\nFields (unit): " + "; ".join(
+        f"{f['name']} ({f['unit'] or '-'}): {f['doc']}" for f in fields)
+    return cls
 
 
-class PreTradeConfig(msgspec.Struct, **_STRUCT):
-    """Pre-trade limits; exposure counts position + open + in-flight (sent, unacked) orders."""
-
-    max_position_lots: _i(0, desc="|position + same-side open + in-flight| cap, lots") = 100  # lots
-    max_notional: _i(0, desc="same-side exposure cap, tick*lots (price ticks x lots)") = 10_000_000_000  # tick·lots
-    max_open_orders: _i(0, desc="open + in-flight orders, count") = 50  # orders
-    rate_capacity: _i(0, desc="token-bucket burst, orders (0 = no rate limit)") = 20  # orders
-    rate_per_second: _i(0, desc="token-bucket refill, orders per second") = 10  # orders / s
-    collar_ticks: _i(0, desc="max |price - mid|, ticks (0 = off)") = 0  # ticks
-    collar_bps: _i(0, desc="max |price - mid| / mid, basis points (0 = off)") = 50  # bps
-
-
-class KillSwitchConfig(msgspec.Struct, **_STRUCT):
-    """Trips → cancel all, then reduce-only."""
-
-    max_drawdown: _f(gt=0.0, hi=1.0, desc="(peak - equity) / peak that trips, fraction") = 0.10  # fraction of peak
-    max_consecutive_rejects: _i(0, desc="consecutive rejects that trip, count (0 = off)") = 10  # count
-    max_latency_ns: _i(0, desc="latency above this trips, ns (0 = off)") = 50_000_000  # ns
+_SCHEMA = schema()
+EngineConfig = _make_struct("EngineConfig", _SCHEMA["engine"], "Engine-wide parameters.")
+SizingConfig = _make_struct("SizingConfig", _SCHEMA["sizing"],
+                            "size = f(p) x vol_scale x heat_room x min(Kelly, caps) x crisis, in risk "
+                            "units (signed notional / equity).")
+PreTradeConfig = _make_struct("PreTradeConfig", _SCHEMA["pre_trade"],
+                              "Pre-trade limits; exposure counts position + open + in-flight orders.")
+KillSwitchConfig = _make_struct("KillSwitchConfig", _SCHEMA["kill_switch"],
+                                "Trips -> cancel all, then reduce-only closes until flat.")
+SimConfig = _make_struct("SimConfig", _SCHEMA["sim"], "Venue simulator of backtests.")
+#: Built-in strategy name -> its config Struct (fields from the core's declaration).
+STRATEGIES: dict[str, type[msgspec.Struct]] = {
+    name: _make_struct("".join(p.title() for p in name.split("_")) + "Config", spec["fields"], spec["doc"])
+    for name, spec in _SCHEMA["strategies"].items()}
+DEFAULT_STRATEGY = "threshold_bracket"
+#: The default strategy's config (the name kept for the former API).
+StrategyConfig = STRATEGIES[DEFAULT_STRATEGY]
 
 
 class RiskConfig(msgspec.Struct, **_STRUCT):
-    sizing: SizingConfig = msgspec.field(default_factory=SizingConfig)
-    pre_trade: PreTradeConfig = msgspec.field(default_factory=PreTradeConfig)
-    kill_switch: KillSwitchConfig = msgspec.field(default_factory=KillSwitchConfig)
+    sizing: SizingConfig = msgspec.field(default_factory=SizingConfig)  # type: ignore[valid-type]
+    pre_trade: PreTradeConfig = msgspec.field(default_factory=PreTradeConfig)  # type: ignore[valid-type]
+    kill_switch: KillSwitchConfig = msgspec.field(default_factory=KillSwitchConfig)  # type: ignore[valid-type]
 
 
-class StrategyConfig(msgspec.Struct, **_STRUCT):
-    """Parameters of the probability-threshold strategy that feeds the sizer."""
-
-    instrument: Annotated[str, msgspec.Meta(min_length=1, description="instrument symbol")] = "BTCUSDT"  # symbol
-    horizon_ns: _i(1, desc="prediction horizon, ns") = 1_000_000_000  # ns
-    entry_probability: _f(gt=0.5, lt=1.0, desc="enter when max(p, 1-p) >= this, probability") = 0.55  # probability
-    exit_probability: _f(0.0, lt=1.0, desc="exit when max(p, 1-p) < this, probability") = 0.52  # probability
-    stop_ticks: _i(1, desc="protective stop distance from entry VWAP, ticks") = 20  # ticks
-    target_ticks: _i(1, desc="take-profit distance from entry VWAP, ticks") = 30  # ticks
-    order_ttl_ns: _i(0, desc="cancel an unfilled entry after this, ns (0 = GTC)") = 5_000_000_000  # ns
-    equity: _f(gt=0.0, desc="starting equity, quote currency") = 100_000.0  # quote currency
-    market_entry: Annotated[bool, msgspec.Meta(
-        description="entries by market order (else a limit at the touch), flag")] = False
-    exit_on_flip: Annotated[bool, msgspec.Meta(
-        description="flatten when the model's target turns against the position, flag")] = True
-    vol_from_features: Annotated[bool, msgspec.Meta(
-        description="sizer volatility from the features' ewma_vol scaled to the period, flag")] = True
-    crisis_vpin: _f(0.0, 1.0, desc="crisis regime when VPIN >= this (0 = off), ratio") = 0.0  # ratio
-
-    def __post_init__(self) -> None:
-        if self.exit_probability > self.entry_probability:
-            raise ValueError(f"strategy.exit_probability ({self.exit_probability}) must be <= "
-                             f"strategy.entry_probability ({self.entry_probability})")
-
-
-class Config(msgspec.Struct, **_STRUCT):
+class _Sections(msgspec.Struct, **_STRUCT):
+    engine: EngineConfig = msgspec.field(default_factory=EngineConfig)  # type: ignore[valid-type]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
-    strategy: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
+    sim: SimConfig = msgspec.field(default_factory=SimConfig)  # type: ignore[valid-type]
+
+
+def parse_strategy(table: dict | None) -> tuple[str, msgspec.Struct]:
+    """(name, config Struct) of a [strategy] table: `name` picks the built-in (default
+    threshold_bracket), the other keys are its fields."""
+    table = dict(table or {})
+    name = table.pop("name", DEFAULT_STRATEGY)
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy.name: unknown strategy {name!r} (built-ins: {', '.join(STRATEGIES)})")
+    known = {f.name for f in msgspec.structs.fields(STRATEGIES[name])}
+    for key in table:
+        if key in RENAMED and key not in known:
+            raise ValueError(f"strategy.{key} is no longer read: it moved to {RENAMED[key]}")
+    try:
+        return name, msgspec.convert(table, STRATEGIES[name])
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"strategy ({name}): {exc}") from exc
+
+
+class Config:
+    """A whole config file: engine, risk, sim and strategy sections (frozen)."""
+
+    __slots__ = ("engine", "risk", "sim", "strategy_name", "strategy")
+
+    def __init__(self, sections: _Sections | None = None, strategy_name: str = DEFAULT_STRATEGY,
+                 strategy: msgspec.Struct | None = None) -> None:
+        sections = sections or _Sections()
+        object.__setattr__(self, "engine", sections.engine)
+        object.__setattr__(self, "risk", sections.risk)
+        object.__setattr__(self, "sim", sections.sim)
+        object.__setattr__(self, "strategy_name", strategy_name)
+        object.__setattr__(self, "strategy", strategy if strategy is not None else STRATEGIES[strategy_name]())
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is frozen")
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Config:
+        doc = dict(doc)
+        strategy = doc.pop("strategy", None)
+        try:
+            sections = msgspec.convert(doc, _Sections)
+        except msgspec.ValidationError as exc:
+            raise ValueError(str(exc)) from exc
+        name, strat = parse_strategy(strategy)
+        return cls(sections, name, strat)
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> Config:
-        return msgspec.toml.decode(text, type=cls)
+        try:
+            doc = msgspec.toml.decode(text)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not valid TOML: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ValueError("a config file is a TOML table")
+        return cls.from_dict(doc)
 
     def to_core_dict(self) -> dict:
-        """Flat per-section dicts for bot4._core.risk (sizing, pre_trade, kill_switch)."""
-        return {k: msgspec.structs.asdict(getattr(self.risk, k)) for k in ("sizing", "pre_trade", "kill_switch")}
+        """Engine config sections for bot4._core (engine, sizing, pre_trade, kill_switch, sim,
+        strategy: {name, fields})."""
+        out = {k: msgspec.structs.asdict(getattr(self.risk, k)) for k in ("sizing", "pre_trade", "kill_switch")}
+        out["engine"] = msgspec.structs.asdict(self.engine)
+        out["sim"] = msgspec.structs.asdict(self.sim)
+        out["strategy"] = {"name": self.strategy_name, **msgspec.structs.asdict(self.strategy)}
+        return out
 
     def summary(self) -> dict:
-        return msgspec.to_builtins(self)
+        return {"engine": msgspec.to_builtins(self.engine), "risk": msgspec.to_builtins(self.risk),
+                "sim": msgspec.to_builtins(self.sim),
+                "strategy": {"name": self.strategy_name, **msgspec.to_builtins(self.strategy)}}
 
 
 def load_config(path: str | Path) -> Config:
@@ -133,7 +178,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     try:
         return Config.from_toml(text)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 
 

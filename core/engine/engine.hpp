@@ -1,0 +1,92 @@
+#pragma once
+// Engine: the stages wired per instrument and fed one event at a time.
+//   market event -> venue interface (clock) -> book + features -> models -> strategy ->
+//   execution router (sizing, pre-trade checks, order manager) -> venue; venue responses ->
+//   router -> ledger, strategy.
+// on_book / on_trade / on_order_event / on_timer / on_venue_response each take one event (or a
+// small batch, in receive order); run(arrays) is a loop over exactly these calls. Several
+// instruments share one engine: one book, feature state, model slots, strategy, router and venue
+// per instrument, one ledger and one kill switch across them.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config_fields.hpp"
+#include "common/events.hpp"
+#include "engine/records.hpp"
+#include "execution/venue.hpp"
+#include "features/feature_config.hpp"
+#include "inference/model.hpp"
+#include "risk/risk_config.hpp"
+#include "strategy/strategy.hpp"
+
+namespace bot4::engine {
+
+#define BOT4_ENGINE_FIELDS(X)                                                                                   \
+  X(double, equity, 100'000.0, gt(0), any, "quote units", "starting equity")                                     \
+  X(bool, vol_from_features, true, any, any, "",                                                                 \
+    "sizer's volatility from the row's ewma_vol scaled to the sizer's period (else current_vol)")                \
+  X(double, current_vol, 0.02, gt(0), any, "per period", "return stdev per sizer period when not from the features") \
+  X(double, crisis_vpin, 0.0, ge(0), le(1), "ratio", "crisis regime for the sizer when the row's VPIN >= this (0 = off)") \
+  X(int64_t, stp, 0, ge(0), le(3), "", "self-trade prevention: 0 cancel new, 1 cancel resting, 2 cancel both, 3 decrement both")
+
+BOT4_CONFIG_STRUCT(EngineParams, BOT4_ENGINE_FIELDS)
+
+struct EngineConfig {
+  EngineParams engine;
+  risk::SizingConfig sizing;
+  risk::PreTradeConfig pre_trade;
+  risk::KillSwitchConfig kill_switch;
+  features::FeatureConfig features;
+};
+
+struct InstrumentSpec {
+  InstrumentId id = 0;
+  double tick_size = 1.0;
+  double lot_size = 1.0;
+  bool l3 = false;  // book from L3 order events
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& cfg);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The strategy, the models (slot 0 first; may be empty) and the venue stay the caller's and
+  // must outlive the engine. Before start().
+  bool add_instrument(const InstrumentSpec& spec, strategy::Strategy* strategy,
+                      std::vector<inference::Model*> models, execution::Venue* venue, std::string& error);
+  bool start(std::string& error);
+
+  // Market data, each stream in receive order (ts_local), the streams merged by receive time.
+  void on_book(const BookEvent& ev);
+  void on_order_event(const OrderEvent& ev);
+  void on_trade(const TradeEvent& ev);
+  void on_book(const BookEvent* ev, size_t n) { for (size_t i = 0; i < n; ++i) on_book(ev[i]); }
+  void on_order_event(const OrderEvent* ev, size_t n) { for (size_t i = 0; i < n; ++i) on_order_event(ev[i]); }
+  void on_trade(const TradeEvent* ev, size_t n) { for (size_t i = 0; i < n; ++i) on_trade(ev[i]); }
+  // Timer work due by local time `now` (sample grid, time-grid decisions) and venue responses due.
+  void on_timer(int64_t now);
+  // A response pushed by a venue outside the process (a simulated venue is polled instead).
+  void on_venue_response(InstrumentId instrument, const execution::VenueResponse& r, int64_t now);
+  // End of input: responses still due are applied; fills after the last decision are booked.
+  void finish();
+
+  // start() + the merged streams through on_book / on_order_event / on_trade + finish().
+  bool run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+           const TradeEvent* trades, size_t n_trades, std::string& error);
+
+  EngineResult& result();
+  const EngineConfig& config() const;
+  int64_t now() const;
+  size_t instruments() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bot4::engine

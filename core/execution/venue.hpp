@@ -1,0 +1,53 @@
+#pragma once
+// The venue as the engine sees it: requests go out, responses come back, each stamped with the
+// local time it is received. The simulator (sim::SimVenue) implements it for backtests; a venue
+// outside the process (paper or live, over the bus) implements the same interface, so the engine
+// never knows which one it talks to.
+#include <cstdint>
+#include <vector>
+
+#include "common/types.hpp"
+
+namespace bot4::execution {
+
+enum class VenueOrderType : uint8_t { Limit = 0, Market = 1, Stop = 2 };
+enum class VenueRequestKind : uint8_t { New = 0, Cancel = 1, Replace = 2 };
+enum class VenueResponseKind : uint8_t { Ack = 0, Fill = 1, Expire = 2, Reject = 3, Cancelled = 4 };
+
+struct VenueRequest {
+  VenueRequestKind kind = VenueRequestKind::New;
+  uint64_t id = 0;
+  Side side = Side::Bid;
+  VenueOrderType type = VenueOrderType::Limit;
+  int64_t price = 0;    // limit or stop trigger, ticks
+  int64_t qty = 0;      // total qty, lots (Replace: new total qty)
+  int64_t arrival = 0;  // venue (exchange) time, set by the venue
+  bool reduce_only = false;  // fills never take the venue position past flat (expired instead)
+};
+
+struct VenueResponse {
+  VenueResponseKind kind = VenueResponseKind::Ack;
+  uint64_t id = 0;
+  Side side = Side::Bid;
+  int64_t price = 0;  // fill price, ticks
+  int64_t qty = 0;    // fill qty, lots
+  double fee = 0.0;   // quote units
+  bool maker = false;
+  int64_t venue_ts = 0;
+  int64_t local_ts = 0;  // when the engine receives it
+};
+
+class Venue {
+ public:
+  virtual ~Venue() = default;
+  // A request leaves us at local time `sent_local`.
+  virtual void send(const VenueRequest& request, int64_t sent_local) = 0;
+  // Responses received by local time `now` (out is cleared first). now == INT64_MAX: everything
+  // still due (end of a run).
+  virtual void poll(int64_t now, std::vector<VenueResponse>& out) = 0;
+  // The engine received a market event stamped (ts_exchange, ts_local): a simulated venue learns
+  // the clock offset from it; a real one ignores it.
+  virtual void observe(int64_t /*ts_exchange*/, int64_t /*ts_local*/) {}
+};
+
+}  // namespace bot4::execution

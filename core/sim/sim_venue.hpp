@@ -1,0 +1,29 @@
+#pragma once
+// The venue simulator behind the engine's venue interface, in feed mode: it reads the recording
+// itself in exchange-time order, ahead of the strategy (see VenueSimulator::attach_feed), and
+// learns the local/exchange clock offset only from the events the engine has received.
+#include <vector>
+
+#include "execution/venue.hpp"
+#include "sim/venue_simulator.hpp"
+
+namespace bot4::sim {
+
+class SimVenue final : public execution::Venue {
+ public:
+  explicit SimVenue(const SimConfig& cfg) : sim_(cfg) {}
+  // The recording of this venue's instrument (each stream in receive order).
+  void attach_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                   const TradeEvent* trades, size_t n_trades) {
+    sim_.attach_feed(book, n_book, orders, n_orders, trades, n_trades);
+  }
+  void send(const execution::VenueRequest& request, int64_t sent_local) override { sim_.send(request, sent_local); }
+  void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
+  void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
+  const VenueSimulator& simulator() const { return sim_; }
+
+ private:
+  VenueSimulator sim_;
+};
+
+}  // namespace bot4::sim

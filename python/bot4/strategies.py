@@ -1,0 +1,72 @@
+"""Finding and making strategies: the built-ins (declared in the core, configured from TOML),
+Python classes (`module:Class` or a `bot4.Strategy` subclass/instance) and compiled Cython
+strategies (`path.pyx`, built with cythonize against the installed bot4)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+from bot4 import _core
+
+
+def builtins() -> dict[str, dict]:
+    """Built-in strategy name -> {"doc", "fields": [{name, type, default, min, max, unit, doc}]}."""
+    return {name: dict(spec) for name, spec in _core.engine.schema()["strategies"].items()}
+
+
+def _load_object(spec: str) -> Any:
+    if spec.endswith((".pyx", ".py")) and ":" not in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"strategy file {spec!r} does not exist")
+        if spec.endswith(".pyx"):
+            from bot4.cython_build import build_strategy
+
+            return build_strategy(path)
+        module_name = f"_bot4_user_strategy_{path.stem}"
+        spec_ = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec_)
+        spec_.loader.exec_module(module)  # type: ignore[union-attr]
+        classes = [c for c in vars(module).values() if inspect.isclass(c) and hasattr(c, "on_decision")
+                   and c.__module__ == module_name]
+        if len(classes) != 1:
+            raise ValueError(f"{spec}: expected one strategy class (with on_decision), found {len(classes)}")
+        return classes[0]
+    if ":" not in spec:
+        raise ValueError(f"unknown strategy {spec!r}: a built-in ({', '.join(builtins())}), module:Class, "
+                         "or a .py/.pyx file")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"strategy {spec!r}: cannot import {module_name} ({exc})") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ValueError(f"strategy {spec!r}: {module_name} has no {attr}") from exc
+
+
+def make(spec: Any = None, params: dict | None = None):
+    """A strategy object the engine runs: `spec` is a built-in name (with `params`, its fields),
+    "module:Class", a .py/.pyx path, a class (instantiated with `params` as keyword arguments), an
+    instance, or None (the built-in threshold_bracket)."""
+    params = dict(params or {})
+    params.pop("name", None)
+    if spec is None:
+        spec = "threshold_bracket"
+    if isinstance(spec, str) and spec in builtins():
+        return _core.engine.BuiltinStrategy(spec, params)
+    obj = _load_object(spec) if isinstance(spec, str) else spec
+    if inspect.isclass(obj):
+        obj = obj(**params)
+    elif params:
+        raise ValueError("strategy parameters given for a strategy instance")
+    if isinstance(obj, _core.engine.StrategyHandle) or hasattr(obj, "on_decision"):
+        return obj
+    raise TypeError(f"{obj!r} is not a strategy (a built-in, or an object with on_decision(ctx))")
+
+
+def is_builtin(spec: Any) -> bool:
+    return isinstance(spec, str) and spec in builtins()
