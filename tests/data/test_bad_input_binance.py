@@ -19,7 +19,7 @@ from bot4 import _core
 from bot4.data.binance import BinanceLoader, load_binance
 from bot4.events import BID, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC, FLAG_SNAPSHOT
 
-pytestmark = pytest.mark.realdata
+# tests reading recordings take the shared_data fixture (directly or through theirs), which marks them realdata
 
 N_LINES = 3000
 

@@ -21,7 +21,7 @@ from bot4.events import (ASK, BID, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC, FLAG_SNAP
                          NO_BID_PRICE)
 from bot4.instrument import InstrumentSpec
 
-pytestmark = pytest.mark.realdata
+# tests reading recordings take the shared_data fixture (directly or through theirs), which marks them realdata
 
 # name -> files (one continuous recording), expected figures. Counts are from the data README's
 # table (0808 + 0809 summed for the chained recordings). `checked` is the number of bookTickers
@@ -314,3 +314,70 @@ def test_progress_bar_goes_to_stderr(binance_dir, capsys):
     load_binance(binance_dir / "spot/ethusdt_20240809.gz", progress=True)
     captured = capsys.readouterr()
     assert "binance spot" in captured.err and captured.out == ""
+
+
+# ------------------------------------------------------------------ the simulator's stream as a file
+def _price(ticks: int) -> str:      # BTCUSDT USD-M grid: tick 0.10
+    return f"{ticks // 10}.{ticks % 10}0"
+
+
+def _qty(lots: int) -> str:         # lot 0.001
+    return f"{lots // 1000}.{lots % 1000:03d}"
+
+
+def _sim_as_binance_lines(data) -> list[bytes]:
+    """bot4's embedded simulator stream written in the collector's format: its opening snapshot as
+    a REST depth snapshot, every later book message as one USD-M depthUpdate (update ids chained
+    through `pu`), every trade as a trade message; lines in receive order."""
+    book, trades = data.book, data.trades
+    ends = np.flatnonzero(book["flags"] & FLAG_LAST)
+    assert book["flags"][0] & FLAG_SNAPSHOT and book["flags"][ends[0]] & FLAG_SNAPSHOT
+    lines = []                       # (ts_local, order, text)
+
+    def levels(rows, side):
+        return [[_price(int(r["price"])), _qty(int(r["qty"]))] for r in rows if r["side"] == side]
+
+    snap = book[: ends[0] + 1]
+    lines.append((int(snap["ts_local"][0]), 0, json.dumps(
+        {"lastUpdateId": 10, "bids": levels(snap, BID), "asks": levels(snap, ASK)})))
+    for k, (lo, hi) in enumerate(zip(ends[:-1] + 1, ends[1:] + 1), start=1):
+        msg = book[lo:hi]
+        ms = int(msg["ts_exchange"][0]) // 1_000_000
+        body = {"e": "depthUpdate", "E": ms, "T": ms, "s": "BTCUSDT", "U": 10 * k, "u": 10 * k + 9,
+                "pu": 10 * k - 1, "b": levels(msg, BID), "a": levels(msg, ASK)}
+        lines.append((int(msg["ts_local"][0]), k, json.dumps({"stream": "btcusdt@depth@0ms", "data": body})))
+    for t in trades:
+        ms = int(t["ts_exchange"]) // 1_000_000
+        body = {"e": "trade", "E": ms, "T": ms, "s": "BTCUSDT", "t": int(t["seq"]), "p": _price(int(t["price"])),
+                "q": _qty(int(t["qty"])), "m": bool(t["aggressor"] == ASK)}
+        lines.append((int(t["ts_local"]), len(ends) + int(t["seq"]), json.dumps({"stream": "btcusdt@trade", "data": body})))
+    lines.sort(key=lambda x: (x[0], x[1]))
+    return [f"{ts} {text}\n".encode() for ts, _, text in lines]
+
+
+def test_the_simulator_stream_round_trips_through_the_loader(tmp_path):
+    """No recording needed: the embedded stream written as a Binance file loads back to the same
+    level changes, trades and final book, with nothing rejected and no sequence gap."""
+    from bot4.sim import generate
+
+    sim = generate(seed=9, n_events=20_000)
+    path = tmp_path / "btcusdt_sim.gz"
+    path.write_bytes(gzip.compress(b"".join(_sim_as_binance_lines(sim))))
+    got = load_binance(path)
+    assert got.rejections.total == 0, got.rejections.as_dict()
+    assert got.sequence_gaps == 0
+    (instrument, spec), = got.specs.items()
+    assert (spec.symbol, spec.tick_size, spec.lot_size) == ("BTCUSDT", "0.10", "0.001")
+    for field in ("ts_local", "price", "qty", "side"):
+        np.testing.assert_array_equal(got.book[field], sim.book[field], err_msg=field)
+    np.testing.assert_array_equal(got.book["flags"] & (FLAG_LAST | FLAG_SNAPSHOT | FLAG_CLEAR),
+                                  sim.book["flags"] & (FLAG_LAST | FLAG_SNAPSHOT | FLAG_CLEAR))
+    for field in ("ts_local", "price", "qty", "aggressor", "seq"):
+        np.testing.assert_array_equal(got.trades[field], sim.trades[field], err_msg=field)
+    tops = []
+    for data in (got, sim):
+        books = _core.book.BookSet()
+        books.add(next(iter(data.specs)))
+        books.apply(data.book)
+        tops.append(books.book(next(iter(data.specs))).top())
+    assert tops[0] == tops[1] and tops[0][0] != NO_BID_PRICE and tops[0][2] != NO_ASK_PRICE

@@ -16,7 +16,7 @@ from bot4.events import (ASK, BID, FLAG_CLEAR, FLAG_LAST, FLAG_SNAPSHOT, NO_ASK_
                          NO_SIDE)
 from bot4.instrument import InstrumentSpec
 
-pytestmark = pytest.mark.realdata
+# tests reading the fixtures take `tardis_dir` (shared_data), which marks them realdata
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from bot4.sim.calibrate import (
 )
 from bot4.sim.facts import TOLERANCES, compare_facts, format_checks, stylised_facts
 
-pytestmark = pytest.mark.realdata
+# tests reading recordings take the shared_data fixture (directly or through theirs), which marks them realdata
 
 SIM_EVENTS = 200_000  # ~1 h of simulated market, ~10x the recording
 
