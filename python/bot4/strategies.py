@@ -3,7 +3,7 @@ Python classes (`module:Class` or a `bot4.Strategy` subclass/instance) and compi
 strategies (`path.pyx`, built with cythonize against the installed bot4)."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import inspect
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,10 @@ def _load_object(spec: str) -> Any:
             return build_strategy(path)
         module_name = f"_bot4_user_strategy_{path.stem}"
         spec_ = importlib.util.spec_from_file_location(module_name, path)
+        if spec_ is None or spec_.loader is None:
+            raise ValueError(f"strategy file {spec!r} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec_)
-        spec_.loader.exec_module(module)  # type: ignore[union-attr]
+        spec_.loader.exec_module(module)
         classes = [c for c in vars(module).values() if inspect.isclass(c) and hasattr(c, "on_decision")
                    and c.__module__ == module_name]
         if len(classes) != 1:

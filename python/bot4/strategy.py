@@ -19,7 +19,8 @@ convert); a size of 0 on an order asks the risk stage to size it from `probabili
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import msgspec
 
