@@ -120,6 +120,8 @@ def test_pbo_hand_vectors():
     np.testing.assert_allclose(out2["logits"], [math.log(2.0)] * 6)
     with pytest.raises(ValueError):
         pbo_cscv(M, n_blocks=3)
+    with pytest.raises(ValueError, match="constant"):
+        pbo_cscv(np.zeros((40, 3)), n_blocks=4)     # no trial traded
 
 
 def test_pbo_of_pure_noise_is_near_one_half():

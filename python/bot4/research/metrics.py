@@ -215,6 +215,8 @@ def pbo_cscv(returns, n_blocks: int = 8, metric=sharpe) -> dict:
     if n_blocks < 2 or n_blocks % 2:
         raise ValueError(f"n_blocks must be an even integer >= 2, got {n_blocks}")
     T, N = M.shape
+    if np.all(np.ptp(M, axis=0) == 0):
+        raise ValueError("every trial's returns are constant (no trades?): PBO is undefined")
     if T < 2 * n_blocks:
         raise ValueError(f"{T} periods are too few for {n_blocks} blocks of >= 2 periods")
     blocks = np.array_split(np.arange(T), n_blocks)

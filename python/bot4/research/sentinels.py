@@ -220,7 +220,11 @@ def permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config:
     if real_auc is not None:
         out[0]["real_auc"] = real_auc
         out[0]["p_value"] = float((1 + sum(a >= real_auc for a in aucs)) / (R + 1))
-    if srs:
+    if srs and not any(np.isfinite(x) for x in srs):
+        out.append({"name": "permuted_labels_sharpe", "statistic": {"mean": None, "max": None, "values": []},
+                    "null_band": None, "bars": int(n_bars), "permutations": R, "pass": None,
+                    "note": "no permuted model traded: the after-fee Sharpe is undefined"})
+    elif srs:
         fin = [x for x in srs if np.isfinite(x)]
         se_sr = float(np.sqrt((1 + (np.mean(fin) if fin else 0.0) ** 2 / 2) / max(n_bars, 1)))
         sr_band = _band(0.0, se_sr, R, one_sided=True)

@@ -123,7 +123,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               f"deflated {_fmt(doc['deflated_sharpe'])} over {sd.get('n_trials')} thresholds "
               f"{list(config.thresholds)}; PBO {_fmt(doc['pbo'], '.3f')}")
     for s in doc.get("sentinels") or []:
-        print(f"sentinel      {s['name']:<24} {'pass' if s['pass'] else 'FAIL'}  {json.dumps(s['statistic'], default=float)[:90]}")
+        print(f"sentinel      {s['name']:<24} {'n/a ' if s['pass'] is None else 'pass' if s['pass'] else 'FAIL'}  {json.dumps(s['statistic'], default=float)[:90]}")
     if out is not None:
         print(f"written       {out / 'validation.json'}")
     print(f"seconds       {result.seconds.get('total', 0):.1f}")
