@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -206,20 +207,21 @@ class PyStrategy final : public strategy::Strategy, public StrategyHandle {
   void raise_if_failed() override {
     if (!failed_) return;
     failed_ = false;
-    error_.restore();
+    error_->restore();
+    error_.reset();
     throw py::error_already_set();
   }
 
  private:
   void fail(py::error_already_set& e) {
     failed_ = true;
-    error_ = std::move(e);
+    error_.emplace(std::move(e));
   }
   py::object obj_, on_decision_, on_fill_, on_reject_;
   std::string name_;
   bool holds_inventory_ = false;
   bool failed_ = false;
-  py::error_already_set error_;
+  std::optional<py::error_already_set> error_;
 };
 
 std::shared_ptr<StrategyHandle> strategy_handle(const py::object& s) {

@@ -420,8 +420,26 @@ void Engine::finish() {
   for (auto& v : m.out.latency_ns)
     for (auto& x : v) x = m.cal.ns(static_cast<uint64_t>(x));
   for (auto& x : m.out.timer_ns) x = m.cal.ns(static_cast<uint64_t>(x));
-  // Responses in flight at the end are delivered at their time.
+  // Responses in flight at the end are delivered at their time, and fills among them are booked:
+  // one last equity record per instrument that had fills after its last decision.
   m.poll_all(INT64_MAX);
+  for (auto& l : m.lanes) {
+    int64_t last_ts = INT64_MIN;
+    for (size_t i = l.last_decision_fills; i < m.out.fills.size(); ++i)
+      if (m.out.fills[i].instrument == l.spec.id) {
+        last_ts = std::max(last_ts, m.out.fills[i].ts);
+        ++m.out.counters.end_of_run_fills;
+      }
+    if (last_ts == INT64_MIN) continue;
+    const auto& lb = m.ledger.book(l.slot);
+    const double real = lb.realised_quote();
+    const double unreal = lb.unrealised_at(lb.mark);
+    const double total = m.ledger.total_equity();
+    m.out.equity.push_back(EquityRec{last_ts, lb.position, real, unreal, lb.fees, real + unreal - lb.fees, total,
+                                     l.spec.id, 0});
+    m.peak = std::max(m.peak, total);
+    m.out.max_drawdown = std::max(m.out.max_drawdown, m.peak - total);
+  }
   for (auto& l : m.lanes) {
     const auto& checks = l.router->checks();
     for (size_t i = 0; i < risk::kRejectReasonCount && i < m.out.rejections.size(); ++i)
