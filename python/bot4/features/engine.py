@@ -86,7 +86,9 @@ def compute(events: MarketData, config: FeatureConfig | None = None, *, progress
     keys = [_availability(a) for a in (book, orders, trades)]
     last = max((int(k[-1]) for k in keys if len(k)), default=0)
     first = min((int(k[0]) for k in keys if len(k)), default=0)
-    cuts = np.linspace(first, last, max(chunks, 1) + 1)[1:].astype(np.int64)
+    # In float and clipped below 2**63: the linspace of int64 extremes rounds past the int64 range.
+    cuts = np.clip(np.linspace(float(first), float(last), max(chunks, 1) + 1)[1:], float(first),
+                   np.nextafter(2.0**63, 0)).astype(np.int64)
     cuts[-1] = last
     started = time.perf_counter()
     bar = None

@@ -1,0 +1,60 @@
+"""Shared driver of the atheris fuzz targets in this folder.
+
+Each target module defines `seeds() -> list[bytes]` and `one_input(data: bytes) -> None`, and
+calls `main(__file__, seeds, one_input)`. An exception that is not a bot4 error (bot4.errors.Bot4Error,
+the documented refusal) is a finding: libFuzzer saves the input under build/fuzz/<target>/ and
+exits non-zero. A hang is a finding too (-timeout, seconds per input).
+
+Corpus: build/fuzz/<target>/corpus, seeded on every start from `seeds()` (synthetic inputs
+written from the documented formats; a target may add slices of ../shared/data when it exists,
+at run time only, the recordings are never copied into the repository).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("BOT4_DATA", ROOT.parent / "shared" / "data"))
+
+
+def scratch(name: str) -> Path:
+    """A per-process scratch file name (on tmpfs when there is one); the loaders take paths."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    d = base / f"bot4-fuzz-{os.getpid()}"
+    d.mkdir(exist_ok=True)
+    return d / name
+
+
+def main(file: str, seeds, one_input) -> None:
+    name = Path(file).stem.removeprefix("fuzz_")
+    out = ROOT / "build" / "fuzz" / name
+    corpus = out / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for s in seeds():
+        (corpus / hashlib.sha1(s).hexdigest()).write_bytes(s)
+    args = list(sys.argv)
+    # Positional arguments are inputs to replay (a crash file): no corpus then.
+    if not any(not a.startswith("-") for a in args[1:]):
+        args.append(str(corpus))
+    if not any(a.startswith("-artifact_prefix=") for a in args):
+        args.insert(1, f"-artifact_prefix={out}/")
+    if not any(a.startswith("-timeout=") for a in args):
+        args.insert(1, "-timeout=20")
+    if not any(a.startswith("-rss_limit_mb=") for a in args):
+        args.insert(1, "-rss_limit_mb=4096")
+    args.insert(1, "-print_final_stats=1")
+    # instrument_all, not instrument_imports: bot4 is often an editable install whose import
+    # hook bypasses atheris' one; this instruments every Python function already loaded.
+    atheris.instrument_all()
+    atheris.Setup(args, one_input)
+    atheris.Fuzz()
