@@ -293,12 +293,12 @@ def test_exchange_lot_step_would_put_spot_sizes_off_grid(binance_dir):
 
 
 def test_unknown_symbol_is_a_clear_error(tmp_path):
-    line = {"stream": "foousdt@trade", "data": {"e": "trade", "E": 1, "T": 1, "s": "FOOUSDT",
+    line = {"stream": "foousdt@trade", "data": {"e": "trade", "E": 1723161256299, "T": 1723161256299, "s": "FOOUSDT",
                                                 "t": 1, "p": "1.5", "q": "2", "X": "MARKET",
                                                 "m": False}}
     path = tmp_path / "foo.gz"
     with gzip.open(path, "wt") as fh:
-        fh.write(f"1000 {json.dumps(line)}\n")
+        fh.write(f"1723161255030314667 {json.dumps(line)}\n")
     with pytest.raises(DataError, match="FOOUSDT"):
         load_binance(path)
     with pytest.raises(DataError):

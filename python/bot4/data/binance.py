@@ -48,7 +48,10 @@ Every dropped item is counted in ``rejections`` with the first sample (file, lin
   line before it is kept;
 * ``malformed_line`` (no ``<int ns> <json>`` shape), ``malformed_json``, ``bad_schema`` (valid
   JSON with missing or mistyped fields), ``unknown_message`` (a stream or message type not read
-  here), ``ambiguous_snapshot`` (snapshot without symbol when several symbols are recorded);
+  here), ``ambiguous_snapshot`` (snapshot without symbol when several symbols are recorded),
+  ``implausible_timestamp`` (receive time outside 2000..2100, or more than a day away from the
+  venue's time in the record, or from the latest venue time seen when the record has none);
+  integer fields beyond int64 (ids, venue times) are ``bad_schema``;
 * per price level: ``bad_number`` (not a finite decimal, or out of int64 range), ``off_grid``
   (not a multiple of tick/lot), ``negative_qty``, ``nonpositive_price``. Policy: only the bad
   level is dropped; the rest of the message is applied and its ``u`` stays in the update-id chain
@@ -68,13 +71,14 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
+from typing import Annotated
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from bot4.data.book_columns import BookColumns
-from bot4.data.market_data import MarketData, RejectionLog, log
+from bot4.data.market_data import MarketData, RejectionLog, log, plausible_ts
 from bot4.data.progress import _NoProgress, byte_progress, iter_lines
 from bot4.errors import ConfigError, DataError, DecimalParseError, OffGridError
 from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_RESYNC, \
@@ -123,46 +127,50 @@ def binance_spec(market: str, symbol: str) -> InstrumentSpec:
 # --- wire structs (msgspec) -------------------------------------------------------------------
 
 Levels = list[tuple[str, str]]
+# Integer fields beyond what the arrays hold are a schema error (``bad_schema``), not an
+# OverflowError when the arrays are built: ids fit int64, venue times (ms) fit int64 ns.
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Ms = Annotated[int, msgspec.Meta(ge=0, le=(2**63 - 1) // 1_000_000)]
 
 
 class _Depth(msgspec.Struct):
-    E: int
+    E: Ms
     s: str
-    U: int
-    u: int
+    U: Id
+    u: Id
     b: Levels
     a: Levels
-    T: int | None = None
-    pu: int | None = None
+    T: Ms | None = None
+    pu: Id | None = None
 
 
 class _Trade(msgspec.Struct):
-    E: int
+    E: Ms
     s: str
-    t: int
+    t: Id
     p: str
     q: str
     m: bool
-    T: int | None = None
+    T: Ms | None = None
 
 
 class _Ticker(msgspec.Struct):
-    u: int
+    u: Id
     s: str
     b: str
     B: str
     a: str
     A: str
-    E: int | None = None
-    T: int | None = None
+    E: Ms | None = None
+    T: Ms | None = None
 
 
 class _Snapshot(msgspec.Struct):
-    lastUpdateId: int
+    lastUpdateId: Id
     bids: Levels
     asks: Levels
-    E: int | None = None
-    T: int | None = None
+    E: Ms | None = None
+    T: Ms | None = None
     symbol: str | None = None
 
 
@@ -364,8 +372,14 @@ class BinanceLoader:
                 else:
                     generic = _ANY.decode(payload)
                     if generic.lastUpdateId is not None:
+                        snap = _SNAPSHOT.decode(payload)
+                        venue_ms = snap.T if snap.T is not None else snap.E
+                        if not plausible_ts(tsl, venue_ms * _MS if venue_ms is not None
+                                            else self.last_exchange_ns or None):
+                            self._reject("implausible_timestamp", source, line_no, line)
+                            continue
                         stats["snapshots"] += 1
-                        self._on_snapshot(_SNAPSHOT.decode(payload), tsl, source, line_no, line)
+                        self._on_snapshot(snap, tsl, source, line_no, line)
                         continue
                     kind = _stream_kind(generic.stream) if generic.stream else None
                     if kind is None or not len(generic.data):
@@ -377,6 +391,10 @@ class BinanceLoader:
                 continue
             except msgspec.DecodeError:
                 self._reject("malformed_json", source, line_no, line)
+                continue
+            venue_ms = msg.T if msg.T is not None else msg.E
+            if not plausible_ts(tsl, venue_ms * _MS if venue_ms is not None else self.last_exchange_ns or None):
+                self._reject("implausible_timestamp", source, line_no, line)
                 continue
             if kind == "depth":
                 stats["depth_messages"] += 1

@@ -13,6 +13,23 @@ from bot4.instrument import InstrumentSpec
 
 log = logging.getLogger("bot4.data")
 
+#: Receive and venue timestamps a recording can plausibly carry (ns since the Unix epoch):
+#: 2000-01-01 to 2100-01-01. Anything outside is damage, rejected by the loaders as
+#: ``implausible_timestamp`` (a jumped timestamp would otherwise move the engine clock, which is
+#: the running maximum of ts_local, years ahead for the rest of the file).
+PLAUSIBLE_TS_NS = (946_684_800 * 10**9, 4_102_444_800 * 10**9)
+#: Largest |receive time - venue time| accepted when a record carries both (recorder clock
+#: offset plus latency; real files are within seconds). Beyond it: ``implausible_timestamp``.
+MAX_CLOCK_SKEW_NS = 86_400 * 10**9
+
+
+def plausible_ts(ts_local: int, ts_venue: int | None = None) -> bool:
+    """Whether a record's receive time (and venue time, when it has one) is plausible."""
+    lo, hi = PLAUSIBLE_TS_NS
+    if not lo <= ts_local < hi:
+        return False
+    return ts_venue is None or abs(ts_local - ts_venue) <= MAX_CLOCK_SKEW_NS
+
 
 @dataclass
 class RejectionLog:
