@@ -15,6 +15,7 @@ from recordings import (  # noqa: F401  (recorded-data hooks and fixture, as in 
 )
 
 REFERENCE_FILE = data_path(*BTCUSDT)
+N_TREES, DEPTH = 500, 6            # the demo's model (bot4.pipeline)
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 
 
@@ -24,6 +25,28 @@ def reference_data(shared_data):
 
     assert REFERENCE_FILE.exists(), f"reference recording missing: {REFERENCE_FILE}"
     return load(REFERENCE_FILE)
+
+
+@pytest.fixture(scope="session")
+def model_dir(reference_data, tmp_path_factory):
+    """The full backtest's model, trained once per benchmark session as the demo pipeline trains it
+    (500 trees, depth 6, on the first half by time of the reference recording)."""
+    from bot4.report.split import split_by_time
+    from bot4.research.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model")
+    split = split_by_time(reference_data, 0.5, 1)
+    train(split.train, TrainConfig(n_estimators=N_TREES, max_depth=DEPTH), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def nautilus_reference(reference_data):
+    """nautilus_trader's runs over the reference recording, shared by the benchmark modules, or
+    None when nautilus_trader is not installed (the tests then skip and record why)."""
+    from other_engines import NautilusReference, missing
+
+    return None if missing("nautilus_trader") else NautilusReference(reference_data)
 
 
 @pytest.fixture(scope="session")
