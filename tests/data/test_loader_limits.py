@@ -61,3 +61,56 @@ def test_binance_receive_time_before_2000_is_rejected(tmp_path):
     lines[2] = "5" + lines[2][lines[2].index(" "):]
     md = load_binance(_write(tmp_path, lines), market="usdm")
     assert md.rejections.counts["implausible_timestamp"] == 1 and len(md.trades) == 1
+
+
+# --- Databento MBO ------------------------------------------------------------------------------
+
+def _dbn_plain(n_records: int) -> tuple[bytes, int]:
+    """Metadata plus the first n MBO records of the ESH4 recording, decompressed; and where the
+    records start."""
+    import struct
+
+    import zstandard
+    from recordings import data_path
+
+    src = data_path("databento_cme", "esh4-glbx-mdp3-20231225.mbo.dbn.zst").read_bytes()
+    raw = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True).read()
+    start = 8 + struct.unpack_from("<I", raw, 4)[0]
+    pos = start
+    for _ in range(n_records):
+        pos += raw[pos] * 4
+    return raw[:pos], start
+
+
+@pytest.mark.realdata
+def test_databento_lost_framing_keeps_every_record_before_it(tmp_path):
+    from bot4.data.databento_mbo import load_databento_mbo
+
+    clean, start = _dbn_plain(60)
+    buf = bytearray(clean)
+    buf[start + 20 * 56] = 0  # a record that cannot hold its own header: where it ends is unknown
+    (tmp_path / "bad.dbn").write_bytes(bytes(buf))
+    md = load_databento_mbo(tmp_path / "bad.dbn", tick_size="0.25")
+    assert md.rejections.counts["corrupt_record"] == 1
+    assert md.stats["records"] == 20
+
+
+@pytest.mark.realdata
+def test_databento_one_foreign_or_oversized_record_does_not_end_the_file(tmp_path):
+    from bot4.data.databento_mbo import load_databento_mbo
+
+    clean, start = _dbn_plain(60)
+    buf = bytearray(clean)
+    buf[start + 5 * 56 + 1] = 0x01  # one MBP-1 record among the MBO ones
+    r8 = start + 8 * 56
+    buf[r8 + 8:r8 + 16] = (2**64 - 1).to_bytes(8, "little")  # ts_event beyond int64
+    r9 = start + 9 * 56
+    buf[r9] = 16  # an MBO rtype record of 64 bytes: counted, skipped by its own length
+    buf[r9 + 56:r9 + 56] = bytes(8)
+    (tmp_path / "bad.dbn").write_bytes(bytes(buf))
+    md = load_databento_mbo(tmp_path / "bad.dbn", tick_size="0.25")
+    counts = md.rejections.counts
+    assert counts["unsupported_record:MBP1Msg"] == 1
+    assert counts["bad_timestamp"] == 1
+    assert counts["corrupt_record"] == 1
+    assert md.stats["records"] == 60 - 3  # all but the MBP-1, the bad ts and the oversized one

@@ -141,46 +141,125 @@ def _iter_decompressed(path: Path, bar, rejections: RejectionLog):
             rejections.reject("truncated_file", source, 0, "zstd frame ends before its end mark")
 
 
+# An MBO record as DBN lays it out (v1, v2 and v3 alike): the 16-byte record header (length in
+# 4-byte words, rtype, publisher, instrument, ts_event), then the body. Read with numpy rather
+# than databento_dbn's record decoder, which panics (pyo3 PanicException, not an Exception) on a
+# damaged record and stops the whole stream at it; here each record is framed by its own length,
+# so one bad record is counted and the next one is read.
+_MBO_RTYPE = 0xA0
+_MBO_WIRE = np.dtype([
+    ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
+    ("ts_event", "<u8"), ("order_id", "<u8"), ("price", "<i8"), ("size", "<u4"), ("flags", "u1"),
+    ("channel_id", "u1"), ("action", "S1"), ("side", "S1"), ("ts_recv", "<u8"),
+    ("ts_in_delta", "<i4"), ("sequence", "<u4"),
+])
+assert _MBO_WIRE.itemsize == 56
+_RTYPE_NAMES = {0x00: "TradeMsg", 0x01: "MBP1Msg", 0x0A: "MBP10Msg", 0x11: "OHLCVMsg",
+                0x13: "InstrumentDefMsg", 0x14: "ImbalanceMsg", 0x15: "ErrorMsg",
+                0x16: "SymbolMappingMsg", 0x17: "SystemMsg", 0x18: "StatMsg", 0x1A: "StatusMsg",
+                0x20: "OHLCVMsg", 0x21: "OHLCVMsg", 0x22: "OHLCVMsg", 0x23: "OHLCVMsg",
+                0x24: "OHLCVMsg", 0xB1: "CMBP1Msg", 0xC0: "BBOMsg", 0xC1: "BBOMsg",
+                0xC2: "CBBOMsg", 0xC3: "CBBOMsg"}
+
+
+def _read_metadata(buf: bytes, path: Path):
+    """(metadata, offset of the first record); DataError when the header cannot be read."""
+    import databento_dbn
+    import struct
+
+    if len(buf) < 8 or buf[:3] != DBN_MAGIC:
+        raise DataError(f"{path}: not a readable DBN stream (no DBN header)")
+    end = 8 + struct.unpack_from("<I", buf, 4)[0]
+    if end > len(buf):
+        raise DataError(f"{path}: not a readable DBN stream (metadata cut short)")
+    decoder = databento_dbn.DBNDecoder()
+    decoder.write(bytes(buf[:end]))
+    try:
+        items = decoder.decode()
+    except BaseException as exc:  # DBNError, or pyo3's PanicException (a BaseException)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise DataError(f"{path}: not a readable DBN stream: {exc}") from None
+    for item in items:
+        if isinstance(item, databento_dbn.Metadata):
+            return item, end
+    raise DataError(f"{path}: no DBN metadata could be decoded")
+
+
+def _frame(buf: bytes, pos: int, rejections: RejectionLog, source: str, other: Counter) -> tuple[list, int]:
+    """Offsets of the MBO records in buf[pos:], counting the others; returns (offsets, end) where
+    end is where an incomplete last record starts."""
+    n = (len(buf) - pos) // _MBO_WIRE.itemsize
+    if n:  # fast path: a run of MBO records only
+        head = np.frombuffer(buf, np.uint8, count=n * _MBO_WIRE.itemsize, offset=pos).reshape(n, -1)[:, :2]
+        if np.all(head[:, 0] == _MBO_WIRE.itemsize // 4) and np.all(head[:, 1] == _MBO_RTYPE):
+            return list(range(pos, pos + n * _MBO_WIRE.itemsize, _MBO_WIRE.itemsize)), pos + n * _MBO_WIRE.itemsize
+    offsets = []
+    while pos < len(buf):
+        size = buf[pos] * 4
+        if size < 16:  # cannot even hold a record header: the framing is lost from here on
+            rejections.reject("corrupt_record", source, len(offsets), f"record length {size} bytes at byte {pos}")
+            return offsets, len(buf)
+        if pos + size > len(buf):
+            break
+        rtype = buf[pos + 1]
+        if rtype == _MBO_RTYPE:
+            if size == _MBO_WIRE.itemsize:
+                offsets.append(pos)
+            else:
+                rejections.reject("corrupt_record", source, len(offsets),
+                                  f"MBO record of {size} bytes (expected {_MBO_WIRE.itemsize}) at byte {pos}")
+        else:
+            other[_RTYPE_NAMES.get(rtype, f"rtype_0x{rtype:02x}")] += 1
+        pos += size
+    return offsets, pos
+
+
 def _decode(path: Path, progress: bool, rejections: RejectionLog):
     """Returns (metadata, raw structured array of the MBO records, Counter of other rtypes)."""
-    import databento_dbn
-
     source = str(path)
-    decoder = databento_dbn.DBNDecoder()
-    metadata = None
-    rows: list[tuple] = []
     other: Counter = Counter()
-    mbo_type = databento_dbn.MBOMsg
     bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
                desc=f"decode {path.name}", disable=not progress, leave=False)
+    parts: list[np.ndarray] = []
+    metadata = None
+    buf = b""
+    pos = 0
     try:
         for chunk in _iter_decompressed(path, bar, rejections):
-            decoder.write(chunk)
-            try:
-                records = decoder.decode()
-            except Exception as exc:  # databento_dbn.DBNError; keep what decoded before
-                if metadata is None:
-                    raise DataError(f"{path}: not a readable DBN stream: {exc}") from exc
-                rejections.reject("corrupt_record", source, len(rows), str(exc))
-                break
-            for r in records:
-                if type(r) is mbo_type:
-                    rows.append((r.ts_event, r.ts_recv, r.sequence, r.order_id, r.price, r.size,
-                                 r.instrument_id, str(r.side), str(r.action), r.flags))
-                elif isinstance(r, databento_dbn.Metadata):
-                    metadata = r
-                else:
-                    other[type(r).__name__] += 1
-        else:
-            left = len(decoder.buffer())
-            if left and metadata is not None:
-                rejections.reject("truncated_record", source, len(rows),
-                                  f"{left} bytes after the last complete record")
+            buf = buf[pos:] + chunk
+            pos = 0
+            if metadata is None:
+                if len(buf) < 8 or len(buf) < 8 + int.from_bytes(buf[4:8], "little"):
+                    continue
+                metadata, pos = _read_metadata(buf, path)
+            offsets, pos = _frame(buf, pos, rejections, source, other)
+            if offsets:
+                whole = np.frombuffer(buf, np.uint8)
+                idx = np.asarray(offsets)[:, None] + np.arange(_MBO_WIRE.itemsize)
+                parts.append(whole[idx].copy().view(_MBO_WIRE).reshape(-1))
+        if metadata is None:
+            if buf[:3] == DBN_MAGIC or not buf:
+                raise DataError(f"{path}: no DBN metadata could be decoded")
+            raise DataError(f"{path}: not a readable DBN stream")
+        if pos < len(buf):
+            rejections.reject("truncated_record", source, sum(len(p) for p in parts),
+                              f"{len(buf) - pos} bytes after the last complete record")
     finally:
         bar.close()
-    if metadata is None:
-        raise DataError(f"{path}: no DBN metadata could be decoded")
-    raw = np.array(rows, dtype=_RAW) if rows else np.zeros(0, _RAW)
+    wire = np.concatenate(parts) if parts else np.zeros(0, _MBO_WIRE)
+    # Timestamps and sequence numbers beyond int64 cannot be stored: counted, not an OverflowError.
+    too_big = (wire["ts_event"] > UNDEF_PRICE) | (wire["ts_recv"] > UNDEF_PRICE)
+    for i in np.flatnonzero(too_big)[:1].tolist():
+        rejections.reject("bad_timestamp", source, i, repr(wire[i]))
+    if too_big.sum() > 1:
+        rejections.counts["bad_timestamp"] += int(too_big.sum() - 1)
+    wire = wire[~too_big]
+    raw = np.zeros(len(wire), _RAW)
+    for name in ("ts_event", "ts_recv", "sequence", "order_id", "price", "size", "instrument_id", "flags"):
+        raw[name] = wire[name]
+    raw["side"] = np.char.decode(wire["side"], "latin-1")
+    raw["action"] = np.char.decode(wire["action"], "latin-1")
     return metadata, raw, other
 
 
