@@ -114,3 +114,60 @@ def test_databento_one_foreign_or_oversized_record_does_not_end_the_file(tmp_pat
     assert counts["bad_timestamp"] == 1
     assert counts["corrupt_record"] == 1
     assert md.stats["records"] == 60 - 3  # all but the MBP-1, the bad ts and the oversized one
+
+
+# --- LOBSTER ------------------------------------------------------------------------------------
+
+_LOB = "AAPL_2012-06-21_34200000_57600000_{}_2.csv"
+_MSGS = ["34200.004241176,1,16113575,18,5853300,1",
+         "34200.00426064,1,16113584,18,5853200,1",
+         "34200.005,1,16113600,100,5859400,-1",
+         "34200.006,3,16113584,18,5853200,1"]
+_BOOK = ["5859400,0,5853300,18,9999999999,0,5853200,0",
+         "5859400,0,5853300,18,9999999999,0,5853200,18",
+         "5859400,100,5853300,18,9999999999,0,5853200,18",
+         "5859400,100,5853300,18,9999999999,0,-9999999999,0"]
+
+
+def _lobster(tmp_path, msgs, book=None):
+    m = tmp_path / _LOB.format("message")
+    m.write_text("\n".join(msgs) + "\n")
+    if book is not None:
+        (tmp_path / _LOB.format("orderbook")).write_text("\n".join(book) + "\n")
+    return m
+
+
+@pytest.mark.parametrize("row, reason", [
+    ("34200.007,1,99999999999999999999999,5,5853100,1", "out_of_range"),
+    ("34200.007,1,7,18446744073709551616,5853100,1", "out_of_range"),
+    ("34200.007,1,7,5,-9223372036854775809,1", "out_of_range"),
+    ("99999999999.0,1,7,5,5853100,1", "implausible_timestamp"),
+])
+def test_lobster_values_beyond_int64_and_times_beyond_the_day_are_counted(tmp_path, row, reason):
+    from bot4.data.lobster import load_lobster
+
+    md = load_lobster(_lobster(tmp_path, _MSGS + [row]))
+    assert md.rejections.counts[reason] == 1
+    assert len(md.orders) >= 4
+
+
+def test_lobster_orderbook_value_beyond_int64_is_a_bad_row(tmp_path):
+    from bot4.data.lobster import load_lobster
+
+    book = _BOOK[:3] + ["5859400,100,5853300,99999999999999999999999,9999999999,0,5853200,0"]
+    m = _lobster(tmp_path, _MSGS, book)
+    md = load_lobster(m, tmp_path / _LOB.format("orderbook"))
+    assert md.rejections.counts["orderbook_bad_row"] == 1
+
+
+def test_bot4_data_load_passes_the_orderbook_file_beside_the_messages(tmp_path):
+    import bot4.data
+    from bot4.data.lobster import load_lobster
+
+    m = _lobster(tmp_path, _MSGS, _BOOK)
+    direct = load_lobster(m, tmp_path / _LOB.format("orderbook"))
+    via = bot4.data.load(m, venue="lobster")
+    alone = load_lobster(m)
+    assert via.stats == direct.stats and via.rejections.as_dict() == direct.rejections.as_dict()
+    assert via.stats != alone.stats  # the orderbook file is used: reconciliation counters differ
+    assert (via.orders == direct.orders).all() and len(via.orders) == len(direct.orders)

@@ -24,8 +24,38 @@ def guess_venue(path: str | Path) -> str:
     return "binance"
 
 
+def _binance_stream_symbol(path: Path, max_lines: int = 200) -> str | None:
+    """The symbol of a Binance raw recording, from its first combined-stream line."""
+    import gzip
+    import re
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", errors="replace") as f:  # type: ignore[operator]
+            for _, line in zip(range(max_lines), f):
+                m = re.search(r'"stream"\s*:\s*"([a-z0-9_]+)@', line)
+                if m:
+                    return m.group(1)
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _binance_groups(paths: list[Path]) -> list[list[Path]]:
+    """Paths grouped by instrument, each group in the order given (a group = one recording,
+    continuation files included)."""
+    if len(paths) < 2:
+        return [paths]
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        groups.setdefault(_binance_stream_symbol(p) or "", []).append(p)
+    return list(groups.values())
+
+
 def load(paths: str | Path | list, venue: str | None = None, progress: bool = False) -> MarketData:
-    """Load one recording (several paths = one continuous recording, in the order given)."""
+    """Load one recording (several paths of one instrument = one continuous recording, in the
+    order given; Binance files of several instruments = their recordings side by side, each
+    decoded on its own and merged by receive time)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
@@ -43,6 +73,11 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
         from bot4.data.binance import load_binance
 
         market = None if venue == "binance" else venue.split("-", 1)[1]
+        groups = _binance_groups(paths)
+        if len(groups) > 1:  # instruments recorded side by side: each its own recording, merged
+            from bot4.data.market_data import merge
+
+            return merge([load_binance(g, market=market, progress=progress) for g in groups])
         return load_binance(paths, market=market, progress=progress)
     if venue == "tardis":
         from bot4.data.tardis import load_tardis
@@ -53,7 +88,8 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
 
         if len(paths) != 1:
             raise DataError("lobster takes one message file (its orderbook file is found beside it)")
-        return load_lobster(paths[0])
+        book = paths[0].with_name(paths[0].name.replace("_message_", "_orderbook_"))
+        return load_lobster(paths[0], book if book != paths[0] and book.is_file() else None)
     if venue == "bot4-sim":   # `bot4 sim generate` output
         from bot4.sim.generate import load_npz
 

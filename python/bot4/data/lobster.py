@@ -44,8 +44,9 @@ was unobserved came into view). Without an orderbook file no reconciliation is d
 unknown ids go to the core as they are (the L3 book rejects them as unknown_order).
 
 Malformed message rows (wrong column count, non-numeric field, unknown type, negative or zero
-size, bad direction, price off the tick grid) are counted rejections with the first line as a
-sample; the row is skipped. Malformed orderbook rows are counted and that row is not used for
+size, bad direction, price off the tick grid, a time outside the day (``implausible_timestamp``),
+an id, size or price beyond 2**62 (``out_of_range``)) are counted rejections with the first line
+as a sample; the row is skipped. Malformed orderbook rows (any value beyond 2**62 included) are counted and that row is not used for
 reconciliation.
 """
 
@@ -79,6 +80,12 @@ DUMMY_BID = -9999999999
 DUMMY_ASK = 9999999999
 
 _NAME = re.compile(r"(?P<symbol>[A-Za-z.]+)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?:message|orderbook)_(?P<levels>\d+)")
+
+
+# Message times are seconds after midnight of the trading day; ids, sizes and prices must fit
+# the int64 event fields (with room for the loader's sums): beyond, ``out_of_range``.
+_DAY_NS = 86_400 * 1_000_000_000
+_INT64_LIMIT = 1 << 62
 
 
 def _parse_time_ns(text: str) -> int:
@@ -219,7 +226,13 @@ def load_lobster(
             rejections.reject("non_numeric", msrc, line_no, line)
             rows.append(None)
             continue
-        if typ not in (1, 2, 3, 4, 5, 6, 7):
+        if not 0 <= ts <= _DAY_NS:
+            rejections.reject("implausible_timestamp", msrc, line_no, line)
+            rows.append(None)
+        elif not (0 <= oid < _INT64_LIMIT and abs(size) < _INT64_LIMIT and abs(price) < _INT64_LIMIT):
+            rejections.reject("out_of_range", msrc, line_no, line)
+            rows.append(None)
+        elif typ not in (1, 2, 3, 4, 5, 6, 7):
             rejections.reject("unknown_type", msrc, line_no, line)
             rows.append(None)
         elif typ == 7:
@@ -254,6 +267,8 @@ def load_lobster(
                 continue
             try:
                 values = [int(p) for p in parts]
+                if any(abs(v) >= _INT64_LIMIT for v in values):
+                    raise ValueError("beyond int64")
             except ValueError:
                 rejections.reject("orderbook_bad_row", bsrc, line_no, line)
                 book_rows.append(None)
