@@ -171,3 +171,20 @@ def test_bot4_data_load_passes_the_orderbook_file_beside_the_messages(tmp_path):
     assert via.stats == direct.stats and via.rejections.as_dict() == direct.rejections.as_dict()
     assert via.stats != alone.stats  # the orderbook file is used: reconciliation counters differ
     assert (via.orders == direct.orders).all() and len(via.orders) == len(direct.orders)
+
+
+# --- Tardis -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row, reason", [
+    ("bitmex,XBTUSD,1583020803145000,99999999999999999999,7,buy,8532,10", "implausible_timestamp"),
+    ("bitmex,XBTUSD,1583020803145000,1683020803145000,7,buy,8532,10", "implausible_timestamp"),
+    ("bitmex,XBTUSD,1583020803145000,1583020803307160,99999999999999999999,buy,8532,10", "bad_id"),
+])
+def test_tardis_timestamps_and_ids_beyond_range_are_counted(tmp_path, row, reason):
+    from bot4.data.tardis import load_tardis
+
+    path = tmp_path / "trades.csv"
+    path.write_text("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+                    "bitmex,XBTUSD,1583020803145000,1583020803307160,5,sell,8531.5,2152\n" + row + "\n")
+    md = load_tardis(path)
+    assert md.rejections.counts[reason] == 1 and len(md.trades) == 1
