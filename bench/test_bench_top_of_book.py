@@ -33,8 +33,9 @@ from other_engines import (PINS, hftbacktest_backtest, hftbacktest_end_ts, hftba
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 ROUNDS = 15
 TARGETS = {"hftbacktest": 3.0, "nautilus_trader": 100.0}
-# Measured on this 2-core VM, loaded: ~0.9-1.2x hftbacktest, ~10-13x nautilus (per message).
-GATES = {"hftbacktest": 0.6, "nautilus_trader": 7.0}
+# Measured on this 2-core VM (loaded, 3 runs): 1.10-1.21x hftbacktest, 46-50x nautilus. The gates
+# catch a ~30% loss; the targets are not met (recorded as such in the manifest).
+GATES = {"hftbacktest": 0.8, "nautilus_trader": 30.0}
 
 
 @pytest.fixture(scope="module")
