@@ -31,7 +31,7 @@ def _binance_stream_symbol(path: Path, max_lines: int = 200) -> str | None:
 
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", errors="replace") as f:  # type: ignore[operator]
+        with opener(path, "rt", errors="replace") as f:
             for _, line in zip(range(max_lines), f):
                 m = re.search(r'"stream"\s*:\s*"([a-z0-9_]+)@', line)
                 if m:

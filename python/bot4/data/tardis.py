@@ -53,14 +53,13 @@ import numpy as np
 from bot4.data.binance import _as_paths
 from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MAX_CLOCK_SKEW_NS, MarketData, RejectionLog, log
-
-_I64 = 1 << 63
 from bot4.data.progress import _NoProgress, byte_progress, iter_lines
 from bot4.errors import DataError, DecimalParseError, OffGridError
 from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_SNAPSHOT, \
     NO_ASK_PRICE, NO_BID_PRICE, NO_SIDE, TRADE_EVENT
 from bot4.instrument import InstrumentSpec
 
+_I64 = 1 << 63
 _US = 1000
 _INT64_LIMIT = 1 << 62
 _CACHE_CAP = 1 << 20
