@@ -13,9 +13,11 @@ the figure this benchmark has quoted since it was written) and one per venue mes
 (buffer_deltas=True: the touch read at the same 6,548 points where bot4 decides). Its final book
 must equal bot4's. Figures -> build/perf/backtest.json.
 Targets: >= 40x nautilus (gate: same-run ratio per delta >= SPEEDUP_GATE when nautilus is
-installed), events/s >= the figure before the engine restructure (REFERENCE_BEFORE_RESTRUCTURE,
-recorded with this run's figure, not gated: it is from another run), tick-to-decision p99.9
-<= 10 us, an absolute figure recorded in the manifest's targets (it depends on the machine's load).
+installed), events/s >= the figure before the engine restructure (REFERENCE_BEFORE_RESTRUCTURE is
+recorded beside this run's figure; with BOT4_BENCH_BASELINE_SITE set to another build of bot4,
+test_against_baseline_build compares the two in this run and gates the paired ratio),
+tick-to-decision p99.9 <= 10 us, an absolute figure recorded in the manifest's targets (it depends
+on the machine's load).
 """
 
 from __future__ import annotations
@@ -164,3 +166,59 @@ def test_nautilus_trader_same_deltas(reference_data, nautilus_reference, manifes
     manifest.add_target("speedup_vs_nautilus_deltas_per_s", speedup, TARGET_SPEEDUP, "higher")
     manifest.add_target("speedup_vs_nautilus_per_message", speedup_msg, TARGET_SPEEDUP, "higher")
     assert speedup >= SPEEDUP_GATE, f"bot4 only {speedup:.1f}x nautilus_trader in the same run"
+
+
+BASELINE_ENV = "BOT4_BENCH_BASELINE_SITE"
+BASELINE_ALTERNATIONS, BASELINE_ROUNDS = 6, 7
+BASELINE_GATE = 0.9      # this build's speed over the baseline's (paired medians): catches a 10% loss
+
+
+def test_against_baseline_build(model_dir, manifest):
+    """The full backtest of this build against another build of bot4 (e.g. the commit before the
+    engine restructure: `git worktree add --detach ../wt-bench-old 8256507`, then `pip install
+    --no-build-isolation --no-deps --target ../bench-old-site ../wt-bench-old`) given by
+    BOT4_BENCH_BASELINE_SITE, the same model and data, each side in its own subprocess, alternated
+    BASELINE_ALTERNATIONS times (BASELINE_ROUNDS runs each). Both must give the same decisions,
+    orders, fills and pnl; the gate is the median of the paired speed ratios."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REFERENCE_FILE
+
+    site = os.environ.get(BASELINE_ENV)
+    if not site:
+        manifest.notes["baseline_build"] = f"not compared: {BASELINE_ENV} not set"
+        pytest.skip(f"no baseline build ({BASELINE_ENV} names a directory with another build of bot4)")
+    script = Path(__file__).with_name("backtest_once.py")
+
+    def once(*extra):
+        out = subprocess.run([sys.executable, str(script), str(REFERENCE_FILE), str(model_dir), str(BASELINE_ROUNDS),
+                              *extra], check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    pairs = [(once(site), once()) for _ in range(BASELINE_ALTERNATIONS)]
+    base, ours = pairs[0]
+    assert Path(base["bot4"]).resolve().is_relative_to(Path(site).resolve()), base["bot4"]
+    assert not Path(ours["bot4"]).resolve().is_relative_to(Path(site).resolve()), ours["bot4"]
+    keys = ("events", "decisions", "orders", "fills", "pnl")
+    for b, o in pairs:
+        assert {k: b[k] for k in keys} == {k: o[k] for k in keys}, (b, o)
+    ratios = [float(np.median(b["walls"]) / np.median(o["walls"])) for b, o in pairs]
+    speed = float(np.median(ratios))
+    walls = {side: np.concatenate([p[i]["walls"] for p in pairs]) for i, side in enumerate(("baseline", "this"))}
+    n = ours["events"]
+    manifest.add_throughput("bot4_backtest_this_build_vs_baseline", n, float(np.median(walls["this"])), unit="events/s")
+    manifest.add_throughput("bot4_backtest_baseline_build", n, float(np.median(walls["baseline"])), unit="events/s")
+    manifest.notes["baseline_build"] = {
+        "site": site, "paired_speed_ratios": ratios, "median_speed_ratio": speed,
+        "same_outputs": {k: ours[k] for k in keys},
+        "tick_to_decision_p50_ns": {"baseline": [b["tick_to_decision_p50"] for b, _ in pairs],
+                                    "this": [o["tick_to_decision_p50"] for _, o in pairs]},
+        "timed": f"bot4.backtest.run whole call; {BASELINE_ALTERNATIONS} alternations of a subprocess per side, "
+                 f"median of {BASELINE_ROUNDS} runs each"}
+    manifest.add_target("speed_vs_baseline_build", speed, 1.0, "higher")
+    print(f"\nthis build vs {site}: {n / np.median(walls['this']) / 1e6:.2f} vs "
+          f"{n / np.median(walls['baseline']) / 1e6:.2f} M events/s (medians); paired ratios "
+          f"{[round(r, 2) for r in ratios]}, median {speed:.3f}; same decisions/orders/fills/pnl")
+    assert speed >= BASELINE_GATE, f"this build is {speed:.2f}x the baseline's speed"
