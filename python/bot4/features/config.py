@@ -25,6 +25,12 @@ def _default_microprice() -> MicropriceTable:
     return default_microprice()
 
 
+# Fields the core keeps in int64 (ns, lots, event counts); every other int field is an int there.
+_INT64_FIELDS = frozenset({"decision_every_n", "decision_interval_ns", "sample_interval_ns", "flow_window_ns",
+                           "cancel_window_ns", "cancel_baseline_ns", "cancel_burst_min", "realised_horizon_ns",
+                           "vpin_bar_ns", "vpin_bucket_lots", "vpin_auto_ns", "vwap_window_ns"})
+
+
 class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     decision: Literal["message", "events", "time", "none"] = "message"  # when rows are written
     decision_every_n: int = 100                    # events between rows (decision="events")
@@ -61,6 +67,16 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     # g(I, S) table; default: fitted on the embedded simulator stream (never on the data being
     # featurised); None: micro-price features are NaN.
     microprice: MicropriceTable | None = msgspec.field(default_factory=_default_microprice)
+
+    def __post_init__(self) -> None:
+        # The core holds these in int64 (and windows / counts in int): a larger TOML integer would
+        # otherwise pass here and fail later as a raw cast error inside the engine.
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if type(value) is int and not -(2**31) <= value < 2**31 and name not in _INT64_FIELDS:
+                raise ValueError(f"{name} = {value} is outside the 32-bit range the engine holds it in")
+            if type(value) is int and not -(2**63) <= value < 2**63:
+                raise ValueError(f"{name} = {value} is outside the int64 range")
 
     def to_core(self) -> dict:
         out = msgspec.structs.asdict(self)
