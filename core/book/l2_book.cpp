@@ -1,5 +1,7 @@
 #include "book/l2_book.hpp"
 
+#include "common/saturating.hpp"
+
 #include "book/batch_apply.hpp"
 
 namespace bot4::book {
@@ -87,16 +89,16 @@ void L2Book::maybe_recenter() {
   // only happens when the touch drifts into the outer eighth of the window.
   const int64_t w = static_cast<int64_t>(config_.window_ticks);
   if (best_bid_ != kNoBidPrice) {
-    const int64_t off = best_bid_ - bids_.base();
+    const int64_t off = sat_sub(best_bid_, bids_.base());
     if (off < w / 8 || off >= w - w / 8) {
-      bids_.rebase(best_bid_ - w / 2);
+      bids_.rebase(sat_sub(best_bid_, w / 2));
       ++counters_.recenters;
     }
   }
   if (best_ask_ != kNoAskPrice) {
-    const int64_t off = best_ask_ - asks_.base();
+    const int64_t off = sat_sub(best_ask_, asks_.base());
     if (off < w / 8 || off >= w - w / 8) {
-      asks_.rebase(best_ask_ - w / 2);
+      asks_.rebase(sat_sub(best_ask_, w / 2));
       ++counters_.recenters;
     }
   }

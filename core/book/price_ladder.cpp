@@ -3,11 +3,23 @@
 #include <algorithm>
 #include <iterator>
 #include <stdexcept>
+#include <string>
 
 namespace bot4::book {
 
+namespace {
+// Checked before any member allocates: 2**31 ticks would be a 16 GiB ladder.
+uint32_t checked_window(uint32_t window_ticks) {
+  if (window_ticks < 64 || !std::has_single_bit(window_ticks) || window_ticks > PriceLadder::kMaxWindowTicks) {
+    throw std::invalid_argument("window_ticks must be a power of two in [64, 2**24] (got " +
+                                std::to_string(window_ticks) + "); prices outside the window are kept sparse");
+  }
+  return window_ticks;
+}
+}  // namespace
+
 PriceLadder::PriceLadder(uint32_t window_ticks)
-    : window_(window_ticks),
+    : window_(checked_window(window_ticks)),
       qty_(window_ticks, 0),
       occupied_(window_ticks / 64, 0),
       summary_((window_ticks / 64 + 63) / 64, 0) {

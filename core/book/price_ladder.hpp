@@ -14,6 +14,7 @@ namespace bot4::book {
 
 class PriceLadder {
  public:
+  static constexpr uint32_t kMaxWindowTicks = 1u << 24;  // 128 MiB of level sizes
   explicit PriceLadder(uint32_t window_ticks);
 
   bool anchored() const { return anchored_; }

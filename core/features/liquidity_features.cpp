@@ -1,4 +1,5 @@
 #include "features/liquidity_features.hpp"
+#include "common/saturating.hpp"
 
 #include <cmath>
 
@@ -64,7 +65,8 @@ double ewm(double prev, double x, double alpha) { return std::isnan(prev) ? x : 
 
 void LiquidityFeatures::close_bar(double mid) {
   if (vpin_ == nullptr && first_t_ != INT64_MIN &&
-      (bar_index_ + 1) * config_.vpin_bar_ns >= first_t_ + config_.vpin_auto_ns) {
+      static_cast<__int128>(bar_index_ + 1) * config_.vpin_bar_ns >=
+          static_cast<__int128>(first_t_) + config_.vpin_auto_ns) {
     vpin_storage_ = VpinBuckets(std::max(auto_volume_ / 10.0, 1.0), config_.vpin_buckets);
     vpin_ = &vpin_storage_;
   }
@@ -108,7 +110,7 @@ void LiquidityFeatures::advance(int64_t t, double mid, bool inclusive) {
   }
   while (!pending_.empty()) {
     const Pending& p = pending_.front();
-    const int64_t due = p.t + config_.realised_horizon_ns;
+    const int64_t due = sat_add(p.t, config_.realised_horizon_ns);
     if (inclusive ? due > t : due >= t) break;
     if (std::isfinite(mid)) {
       realised_ewm_ = ewm(realised_ewm_, 2.0 * p.q * (p.price - mid) / p.mid * 1e4, alpha_);
@@ -126,7 +128,7 @@ void LiquidityFeatures::on_trade(int64_t t, int64_t price, int64_t qty, uint8_t 
   interval_signed_ += q * static_cast<double>(qty);
   interval_notional_ += notional;
   bar_volume_ += static_cast<double>(qty);
-  if (first_t_ != INT64_MIN && t < first_t_ + config_.vpin_auto_ns) auto_volume_ += static_cast<double>(qty);
+  if (first_t_ != INT64_MIN && t < sat_add(first_t_, config_.vpin_auto_ns)) auto_volume_ += static_cast<double>(qty);
   if (last_trade_price_ != INT64_MIN) {
     // price and last price are in (0, 2^40): the change is exact as a double and as an int64
     const int64_t d = price - last_trade_price_;

@@ -3,6 +3,7 @@
 // impact, and BVC-VPIN. Realised spread and impact use the mid D after each trade, so a trade
 // only contributes once t + D has passed (matured); VPIN only changes when a bucket completes.
 #include <cstdint>
+#include "common/saturating.hpp"
 
 #include "features/feature_config.hpp"
 #include "features/rolling.hpp"
@@ -40,7 +41,7 @@ class LiquidityFeatures {
   bool advance_due(int64_t t, bool inclusive) const {
     if (first_t_ == INT64_MIN || !(t >= 0 && t < bar_end_)) return true;
     if (pending_.empty()) return false;
-    const int64_t due = pending_.front().t + config_.realised_horizon_ns;
+    const int64_t due = sat_add(pending_.front().t, config_.realised_horizon_ns);
     return inclusive ? due <= t : due < t;
   }
   // A trade at price (ticks) with the prevailing mid (ticks, NaN if the book is not two-sided).

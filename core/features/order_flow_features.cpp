@@ -1,4 +1,5 @@
 #include "features/order_flow_features.hpp"
+#include "common/saturating.hpp"
 
 #include <cmath>
 
@@ -65,8 +66,8 @@ void OrderFlowFeatures::on_cancel(int64_t t) {
 }
 
 void OrderFlowFeatures::expire_cancels(int64_t t) {
-  const int64_t recent_cut = t - config_.cancel_window_ns;
-  const int64_t base_cut = recent_cut - config_.cancel_baseline_ns;
+  const int64_t recent_cut = sat_sub(t, config_.cancel_window_ns);
+  const int64_t base_cut = sat_sub(recent_cut, config_.cancel_baseline_ns);
   while (!cancels_.empty() && cancels_.front() <= base_cut) {
     cancels_.pop();
     ++cancels_popped_;
@@ -85,7 +86,7 @@ void OrderFlowFeatures::write(int64_t t, double* row) {
   trades_.expire(t);
   orders_.expire(t);
   // Windows are only complete once the instrument has been watched for a whole window.
-  const bool flow_full = start_t_ != INT64_MIN && t - start_t_ >= config_.flow_window_ns;
+  const bool flow_full = start_t_ != INT64_MIN && sat_sub(t, start_t_) >= config_.flow_window_ns;
   const bool have_ofi = flow_full && ofi_.count() > 0;
   row[f_ofi_l1_window] = have_ofi ? static_cast<double>(ofi_.sum(0)) : kNaN;
   if (have_ofi) {
@@ -109,9 +110,9 @@ void OrderFlowFeatures::write(int64_t t, double* row) {
 
   expire_cancels(t);
   const bool cancel_full = start_t_ != INT64_MIN &&
-                           t - start_t_ >= config_.cancel_window_ns + config_.cancel_baseline_ns;
+                           sat_sub(t, start_t_) >= sat_add(config_.cancel_window_ns, config_.cancel_baseline_ns);
   if (!cancel_full) {
-    row[f_cancel_count] = start_t_ != INT64_MIN && t - start_t_ >= config_.cancel_window_ns
+    row[f_cancel_count] = start_t_ != INT64_MIN && sat_sub(t, start_t_) >= config_.cancel_window_ns
                               ? static_cast<double>(cancels_pushed_ - recent_begin_)
                               : kNaN;
     row[f_cancel_rate_baseline] = kNaN;

@@ -1,4 +1,5 @@
 #include "features/queue_features.hpp"
+#include "common/saturating.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -28,7 +29,7 @@ void QueueFeatures::update_side(int side, bool present, int64_t price, int64_t q
   Life& life = life_[side];
   VirtualOrder& q = queue_[side];
   if (life.active && (!present || price != life.price)) {
-    if (!life.censored) life.last = static_cast<double>(t - life.start) * 1e-9;
+    if (!life.censored) life.last = static_cast<double>(sat_sub(t, life.start)) * 1e-9;
     life.active = false;
   }
   if (!present) {
@@ -75,7 +76,7 @@ void QueueFeatures::on_message(const BookSnapshot& snap, const book::L3Book* l3)
   update_side(1, snap.na > 0, snap.na > 0 ? snap.ask_px[0] : 0, snap.na > 0 ? snap.ask_qty[0] : 0, t, l3);
   const int64_t spread = snap.two_sided() ? snap.spread() : -1;
   if (spread != spread_) {
-    if (spread_ >= 0 && !spread_censored_) spread_last_ = static_cast<double>(t - spread_start_) * 1e-9;
+    if (spread_ >= 0 && !spread_censored_) spread_last_ = static_cast<double>(sat_sub(t, spread_start_)) * 1e-9;
     spread_censored_ = spread >= 0 && !spread_seen_;
     spread_seen_ = spread_seen_ || spread >= 0;
     spread_ = spread;
@@ -133,13 +134,13 @@ void QueueFeatures::write(int64_t t, double* row) const {
   for (int side = 0; side < 2; ++side) {
     const Life& life = life_[side];
     const VirtualOrder& q = queue_[side];
-    row[f_bid_life_age + side] = life.active && !life.censored ? static_cast<double>(t - life.start) * 1e-9 : kNaN;
+    row[f_bid_life_age + side] = life.active && !life.censored ? static_cast<double>(sat_sub(t, life.start)) * 1e-9 : kNaN;
     row[f_bid_last_life + side] = life.last >= 0 ? life.last : kNaN;
     row[f_queue_ahead_bid + side] = q.active ? std::max(q.front, 0.0) : kNaN;
-    row[f_queue_age_bid + side] = q.active ? static_cast<double>(t - q.joined) * 1e-9 : kNaN;
+    row[f_queue_age_bid + side] = q.active ? static_cast<double>(sat_sub(t, q.joined)) * 1e-9 : kNaN;
   }
   row[f_spread_state_age] =
-      spread_ >= 0 && !spread_censored_ ? static_cast<double>(t - spread_start_) * 1e-9 : kNaN;
+      spread_ >= 0 && !spread_censored_ ? static_cast<double>(sat_sub(t, spread_start_)) * 1e-9 : kNaN;
   row[f_spread_state_last] = spread_last_ >= 0 ? spread_last_ : kNaN;
 }
 

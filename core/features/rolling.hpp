@@ -1,4 +1,7 @@
 #pragma once
+#include <type_traits>
+
+#include "common/saturating.hpp"
 // Small rolling containers shared by the feature families: a FIFO ring that grows by doubling
 // (amortised O(1) push/pop, no allocation once warm), a time-windowed sum of integer vectors
 // (exact: int64 sums cannot drift), and a fixed-capacity ring of the last K doubles.
@@ -62,7 +65,7 @@ class TimeWindowSum {
     e.t = t;
     for (size_t i = 0; i < N; ++i) {
       e.v[i] = v[i];
-      sum_[i] += v[i];
+      sum_[i] = wrap_add(sum_[i], v[i]);
     }
     entries_.push(e);
   }
@@ -72,8 +75,8 @@ class TimeWindowSum {
     if (!entries_.empty() && entries_.back().t == t) {
       Entry& e = entries_.back();
       for (size_t i = 0; i < N; ++i) {
-        e.v[i] += v[i];
-        sum_[i] += v[i];
+        e.v[i] = wrap_add(e.v[i], v[i]);
+        sum_[i] = wrap_add(sum_[i], v[i]);
       }
       return;
     }
@@ -81,9 +84,9 @@ class TimeWindowSum {
   }
   // Drops entries at or before now - window.
   void expire(int64_t now) {
-    const int64_t cutoff = now - window_;
+    const int64_t cutoff = sat_sub(now, window_);
     while (!entries_.empty() && entries_.front().t <= cutoff) {
-      for (size_t i = 0; i < N; ++i) sum_[i] -= entries_.front().v[i];
+      for (size_t i = 0; i < N; ++i) sum_[i] = wrap_add(sum_[i], negate(entries_.front().v[i]));
       entries_.pop();
     }
   }
@@ -95,6 +98,24 @@ class TimeWindowSum {
   }
 
  private:
+  // Integer sums wrap (two's complement) instead of overflowing: adding and later subtracting the
+  // same values gives the exact sum whenever it fits, whatever the intermediate values did.
+  static V wrap_add(V a, V b) {
+    if constexpr (std::is_integral_v<V>) {
+      using U = std::make_unsigned_t<V>;
+      return static_cast<V>(static_cast<U>(a) + static_cast<U>(b));
+    } else {
+      return a + b;
+    }
+  }
+  static V negate(V a) {
+    if constexpr (std::is_integral_v<V>) {
+      using U = std::make_unsigned_t<V>;
+      return static_cast<V>(U{0} - static_cast<U>(a));
+    } else {
+      return -a;
+    }
+  }
   int64_t window_;
   Fifo<Entry> entries_;
   V sum_[N] = {};

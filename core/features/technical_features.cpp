@@ -1,4 +1,5 @@
 #include "features/technical_features.hpp"
+#include "common/saturating.hpp"
 
 #include <cmath>
 
@@ -71,7 +72,7 @@ void TechnicalFeatures::write(int64_t t, double mid, double* row) {
     row[f_bollinger_z] = kNaN;
   }
   vwap_.expire(t);
-  const bool full = start_t_ != INT64_MIN && t - start_t_ >= config_.vwap_window_ns;
+  const bool full = start_t_ != INT64_MIN && sat_sub(t, start_t_) >= config_.vwap_window_ns;
   if (full && vwap_.sum(1) > 0 && std::isfinite(mid)) {
     const double vwap = static_cast<double>(vwap_.sum(0)) / static_cast<double>(vwap_.sum(1));
     // Prices are positive, so vwap > 0 unless the int64 price x qty sums overflowed on absurd

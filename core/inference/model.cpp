@@ -80,13 +80,14 @@ std::unique_ptr<Model> Model::load(const void* bytes, size_t size, size_t expect
   }
 
   if (path != Path::OnnxRuntime && tnode) {
-    model->trees_ = TreeEnsemble::from_node(*tnode, expected_features, why_not_tree);
+    bool refused = false;
+    model->trees_ = TreeEnsemble::from_node(*tnode, expected_features, why_not_tree, &refused);
     if (model->trees_) {
       model->kind_ = Kind::Tree;
       return model;
     }
     // A feature-count mismatch is a property of the model, not of the engine: never fall back.
-    if (path == Path::Tree || ort_library_path.empty() ||
+    if (refused || path == Path::Tree || ort_library_path.empty() ||
         why_not_tree.find("feature-count mismatch") != std::string::npos) {
       error = why_not_tree;
       return nullptr;

@@ -53,7 +53,11 @@ TreeEnsemble::View TreeEnsemble::view() const {
               size_t{1} << depth_, depth_, n_features_, base_, scale_};
 }
 
-std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size_t n_features, std::string& error) {
+std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size_t n_features, std::string& error,
+                                                      bool* refused) {
+  bool refused_local = false;
+  if (refused == nullptr) refused = &refused_local;
+  *refused = false;
   const bool classifier = node.op_type == "TreeEnsembleClassifier";
   if (!classifier && node.op_type != "TreeEnsembleRegressor") {
     error = "unsupported operator '" + node.op_type + "' for the tree path (expected TreeEnsembleClassifier or TreeEnsembleRegressor)";
@@ -147,6 +151,18 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     return nullptr;
   }
   model->base_ = (base && !base->floats.empty()) ? static_cast<double>(base->floats[0]) : 0.0;
+  if (!std::isfinite(model->base_)) {
+    error = node.op_type + ": non-finite base_values";
+    *refused = true;
+    return nullptr;
+  }
+  for (float w : w_val->floats) {
+    if (!std::isfinite(w)) {
+      error = node.op_type + ": non-finite " + std::string(p_w);
+      *refused = true;
+      return nullptr;
+    }
+  }
 
   if (classifier) {
     const OnnxAttribute* li = node.find("classlabels_int64s");
@@ -164,7 +180,10 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
       }
     }
     if (model->transform_ != Transform::Logistic) {
-      error = "TreeEnsembleClassifier: post_transform '" + post + "' is not supported for a binary classifier (expected LOGISTIC)";
+      // ONNX Runtime would return the raw margin as the "probability": refused, not run elsewhere.
+      error = "TreeEnsembleClassifier: post_transform '" + post + "' gives scores, not probabilities; a binary "
+              "classifier must use LOGISTIC (export it with the logistic link, or as a TreeEnsembleRegressor)";
+      *refused = true;
       return nullptr;
     }
   } else {
@@ -202,12 +221,14 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
       }
       if (std::isnan(rn.value)) {
         error = node.op_type + ": NaN threshold in tree " + std::to_string((*treeids)[i]);
+        *refused = true;
         return nullptr;
       }
     }
     RawTree& t = trees[(*treeids)[i]];
     if (!t.by_id.emplace(rn.node_id, t.nodes.size()).second) {
       error = node.op_type + ": duplicate node id " + std::to_string(rn.node_id) + " in tree " + std::to_string((*treeids)[i]);
+      *refused = true;
       return nullptr;
     }
     t.nodes.push_back(rn);
@@ -218,11 +239,13 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     if (it == trees.end() || jt == it->second.by_id.end()) {
       error = node.op_type + ": weight for unknown node (tree " + std::to_string((*w_tree)[i]) + ", node " +
               std::to_string((*w_node)[i]) + ")";
+      *refused = true;
       return nullptr;
     }
     RawNode& rn = it->second.nodes[jt->second];
     if (rn.mode != Mode::Leaf) {
       error = node.op_type + ": weight attached to a branch node (tree " + std::to_string((*w_tree)[i]) + ")";
+      *refused = true;
       return nullptr;
     }
     rn.weight += static_cast<double>(w_val->floats[i]);
@@ -241,6 +264,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
         auto c = t.by_id.find(child);
         if (c == t.by_id.end()) {
           error = node.op_type + ": tree " + std::to_string(tid) + " refers to missing node " + std::to_string(child);
+          *refused = true;
           return nullptr;
         }
         ++referenced[c->second];
@@ -250,11 +274,13 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     for (size_t i = 0; i < t.nodes.size(); ++i) {
       if (referenced[i] > 1) {
         error = node.op_type + ": tree " + std::to_string(tid) + " node " + std::to_string(t.nodes[i].node_id) + " has two parents";
+        *refused = true;
         return nullptr;
       }
       if (referenced[i] == 0) {
         if (root != SIZE_MAX) {
           error = node.op_type + ": tree " + std::to_string(tid) + " has more than one root";
+          *refused = true;
           return nullptr;
         }
         root = i;
@@ -262,15 +288,26 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     }
     if (root == SIZE_MAX) {
       error = node.op_type + ": tree " + std::to_string(tid) + " has no root (cycle)";
+      *refused = true;
       return nullptr;
     }
+    size_t reached = 0;
     std::function<int(size_t, int)> measure = [&](size_t i, int level) -> int {
       if (level > kMaxDepth) return level;
+      ++reached;
       const RawNode& rn = t.nodes[i];
       if (rn.mode == Mode::Leaf) return level;
       return std::max(measure(t.by_id.at(rn.true_id), level + 1), measure(t.by_id.at(rn.false_id), level + 1));
     };
     const int d = measure(root, 0);
+    // Every node has at most one parent and there is one root, so a node the walk from the root
+    // does not reach sits on a cycle (a child pointing back to an ancestor of its own).
+    if (d <= kMaxDepth && reached != t.nodes.size()) {
+      error = node.op_type + ": tree " + std::to_string(tid) + " has " + std::to_string(t.nodes.size() - reached) +
+              " nodes not reachable from its root (a child points back to an ancestor: a cycle)";
+      *refused = true;
+      return nullptr;
+    }
     if (d > kMaxDepth) {
       error = node.op_type + ": tree " + std::to_string(tid) + " deeper than " + std::to_string(kMaxDepth) +
               " levels, beyond the padded layout of the tree path";

@@ -46,7 +46,11 @@ class TreeEnsemble {
   // Builds from a TreeEnsembleClassifier (binary: two class labels, one class id, as XGBoost
   // exports) or a single-target TreeEnsembleRegressor. `n_features` is the input width; a feature
   // id outside it is refused. Returns nullptr with the cause in `error`.
-  static std::unique_ptr<TreeEnsemble> from_node(const OnnxNode& node, size_t n_features, std::string& error);
+  // `refused` (when given) is set when the model itself is unusable whatever runs it (corrupt
+  // structure, non-finite constants, scores where probabilities are needed): the caller must not
+  // hand such a model to another engine.
+  static std::unique_ptr<TreeEnsemble> from_node(const OnnxNode& node, size_t n_features, std::string& error,
+                                                 bool* refused = nullptr);
 
   // Transformed output (probability of class 1 for a classifier, value for a regressor).
   double predict_one(const float* row) const;

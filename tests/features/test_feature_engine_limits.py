@@ -102,3 +102,22 @@ def test_arbitrary_int64_timestamps_finish_with_consistent_counters(stream, data
         assert c["rows"] == len(fs.timestamps)
         assert np.all(np.diff(fs.timestamps) >= 0)
         assert c["time_gaps"] <= 2 * (n + len(trades))
+
+
+@pytest.mark.parametrize("toml, field", [
+    (b"window = 4294967296", "window"),
+    (b"flow_window_ns = 99999999999999999999", "flow_window_ns"),
+    (b"vpin_buckets = -9223372036854775809", "vpin_buckets"),
+])
+def test_feature_config_integers_beyond_the_core_types_are_refused_naming_the_field(toml, field):
+    import msgspec
+
+    with pytest.raises(msgspec.ValidationError, match=field):
+        FeatureConfig.from_toml(toml)
+
+
+def test_l2book_window_beyond_2_pow_24_is_refused_before_allocating():
+    for w in (2**31, 2**25):
+        with pytest.raises(ValueError, match=r"window_ticks must be a power of two in \[64, 2\*\*24\]"):
+            _core.book.L2Book(window_ticks=w)
+    assert _core.book.L2Book(window_ticks=2**24) is not None
