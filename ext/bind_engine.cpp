@@ -20,6 +20,8 @@
 #include "sim/request_replay.hpp"
 #include "sim/sim_params.hpp"
 #include "strategy/builtins.hpp"
+#include "strategy/callback_strategy.hpp"
+#include "strategy/plugin.hpp"
 
 namespace py = pybind11;
 
@@ -161,6 +163,7 @@ class PyStrategy final : public strategy::Strategy, public StrategyHandle {
     if (py::hasattr(obj_, "on_reject")) on_reject_ = obj_.attr("on_reject");
     name_ = py::str(py::type::of(obj_).attr("__name__")).cast<std::string>();
     if (py::hasattr(obj_, "holds_inventory")) holds_inventory_ = obj_.attr("holds_inventory").cast<bool>();
+    if (py::hasattr(obj_, "book_only")) book_only_ = obj_.attr("book_only").cast<bool>();
   }
   ~PyStrategy() override {
     py::gil_scoped_acquire gil;
@@ -172,6 +175,7 @@ class PyStrategy final : public strategy::Strategy, public StrategyHandle {
   strategy::Strategy* get() override { return this; }
   const char* name() const override { return name_.c_str(); }
   bool holds_inventory() const override { return holds_inventory_; }
+  bool book_only() const override { return book_only_; }
 
   void on_decision(DecisionContext& ctx) override {
     if (failed_) return;
@@ -220,12 +224,70 @@ class PyStrategy final : public strategy::Strategy, public StrategyHandle {
   py::object obj_, on_decision_, on_fill_, on_reject_;
   std::string name_;
   bool holds_inventory_ = false;
+  bool book_only_ = false;
   bool failed_ = false;
   std::optional<py::error_already_set> error_;
 };
 
+// A C++ strategy from a plugin library (core/strategy/plugin.hpp), params as a flat JSON object.
+class PluginStrategyHandle final : public StrategyHandle {
+ public:
+  PluginStrategyHandle(const std::string& path, const py::object& params) {
+    std::string error;
+    auto lib = strategy::StrategyLibrary::open(path, error);
+    if (!lib) throw py::value_error(error);
+    const std::string json = params.is_none() ? std::string("{}")
+                                              : py::module_::import("json").attr("dumps")(params).cast<std::string>();
+    impl_ = lib->make(json, error);
+    if (!impl_) throw py::value_error(error);
+    path_ = path;
+  }
+  strategy::Strategy* get() override { return impl_.get(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  strategy::StrategyLibrary::Ptr impl_;
+  std::string path_;
+};
+
+// An object whose __bot4_callbacks__() returns a capsule "bot4.StrategyCallbacks" holding a
+// strategy::StrategyCallbacks (a Cython cdef class through bot4/strategy_api.pxd): called by the
+// core directly, without the GIL. The object is kept alive for the handle's life.
+class CallbackStrategyHandle final : public StrategyHandle {
+ public:
+  explicit CallbackStrategyHandle(py::object obj) : obj_(std::move(obj)) {
+    py::object cap = obj_.attr("__bot4_callbacks__")();
+    void* p = PyCapsule_GetPointer(cap.ptr(), "bot4.StrategyCallbacks");
+    if (p == nullptr) {
+      PyErr_Clear();
+      throw py::type_error("__bot4_callbacks__() must return the capsule of bot4.strategy_api.callbacks()");
+    }
+    const auto& cb = *static_cast<const strategy::StrategyCallbacks*>(p);
+    if (std::string why = strategy::CallbackStrategy::check(cb); !why.empty()) throw py::value_error(why);
+    capsule_ = cap;
+    impl_ = std::make_unique<strategy::CallbackStrategy>(
+        cb, py::str(py::type::of(obj_).attr("__name__")).cast<std::string>());
+  }
+  ~CallbackStrategyHandle() override {
+    py::gil_scoped_acquire gil;
+    capsule_ = py::object();
+    obj_ = py::object();
+  }
+  strategy::Strategy* get() override { return impl_.get(); }
+  py::dict stats() override {
+    if (py::hasattr(obj_, "stats")) return obj_.attr("stats")().cast<py::dict>();
+    return {};
+  }
+  py::object object() const { return obj_; }
+
+ private:
+  py::object obj_, capsule_;
+  std::unique_ptr<strategy::CallbackStrategy> impl_;
+};
+
 std::shared_ptr<StrategyHandle> strategy_handle(const py::object& s) {
   if (py::isinstance<StrategyHandle>(s)) return s.cast<std::shared_ptr<StrategyHandle>>();
+  if (py::hasattr(s, "__bot4_callbacks__")) return std::make_shared<CallbackStrategyHandle>(s);
   if (!py::hasattr(s, "on_decision"))
     throw py::type_error("a strategy is a built-in (bot4.strategies.make) or an object with on_decision(ctx)");
   return std::make_shared<PyStrategy>(s);
@@ -275,6 +337,7 @@ py::dict sim_counters(const sim::SimCounters& s) {
   d["book_rejected"] = s.book_rejected;
   d["order_events"] = s.order_events;
   d["ignored_events"] = s.ignored_events;
+  d["prints_after_level_drop"] = s.prints_after_level_drop;
   return d;
 }
 
@@ -543,6 +606,19 @@ void bind_context(py::module_& m) {
       .def("flatten", [](DecisionContext& c) { c.exec->flatten(); })
       .def("order", [](const DecisionContext& c, uint64_t id) { return order_dict(c.exec->order(id)); },
            py::arg("order_id"))
+      .def("group", [](const DecisionContext& c, uint64_t id) -> py::object {
+        const orders::BracketLegs* g = c.exec->group(id);
+        if (g == nullptr) return py::none();
+        static const char* kKinds[] = {"bracket", "oco", "oto"};
+        py::dict d;
+        d["kind"] = kKinds[static_cast<int>(g->kind)];
+        d["entry"] = g->entry;
+        d["stop"] = g->stop;
+        d["target"] = g->target;
+        d["second"] = g->second;
+        return py::object(d);
+      }, py::arg("first_id"), "The contingent group an order opened ({kind, entry, stop, target, second} ids; "
+                              "0 = not created yet), or None")
       .def("open_orders", [](const DecisionContext& c) {
         std::vector<const orders::Order*> v;
         c.exec->open_orders(v);
@@ -580,6 +656,15 @@ void bind_engine(py::module_& m) {
                                                                                 "A built-in strategy with its config")
       .def(py::init<const std::string&, const py::object&>(), py::arg("name"), py::arg("params") = py::none())
       .def_property_readonly("config", &BuiltinStrategy::config);
+  py::class_<PluginStrategyHandle, StrategyHandle, std::shared_ptr<PluginStrategyHandle>>(
+      m, "PluginStrategy", "A C++ strategy loaded from a plugin library (BOT4_STRATEGY_PLUGIN)")
+      .def(py::init<const std::string&, const py::object&>(), py::arg("path"), py::arg("params") = py::none())
+      .def_property_readonly("path", &PluginStrategyHandle::path);
+  py::class_<CallbackStrategyHandle, StrategyHandle, std::shared_ptr<CallbackStrategyHandle>>(
+      m, "CallbackStrategy", "A strategy called through C function pointers (a Cython cdef class), without the GIL")
+      .def(py::init<py::object>(), py::arg("obj"))
+      .def_property_readonly("object", &CallbackStrategyHandle::object);
+  m.attr("PLUGIN_ABI") = strategy::plugin_abi();
   m.def("echo_config", [](const py::dict& config) {
     // The config as the core parsed it (sections -> fields), for checks that every field arrives.
     const EngineConfig c = engine_config_from(config);

@@ -1,6 +1,7 @@
 """Finding and making strategies: the built-ins (declared in the core, configured from TOML),
-Python classes (`module:Class` or a `bot4.Strategy` subclass/instance) and compiled Cython
-strategies (`path.pyx`, built with cythonize against the installed bot4)."""
+Python classes (`module:Class` or a `bot4.Strategy` subclass/instance), compiled Cython
+strategies (`path.pyx`, built with cythonize against the installed bot4: bot4.cython_build) and
+C++ plugins (`path.so`, a shared library exporting BOT4_STRATEGY_PLUGIN: core/strategy/plugin.hpp)."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,6 +15,10 @@ from bot4 import _core
 def builtins() -> dict[str, dict]:
     """Built-in strategy name -> {"doc", "fields": [{name, type, default, min, max, unit, doc}]}."""
     return {name: dict(spec) for name, spec in _core.engine.schema()["strategies"].items()}
+
+
+#: File suffixes of C++ strategy plugins.
+PLUGIN_SUFFIXES = (".so", ".dylib", ".dll")
 
 
 def _load_object(spec: str) -> Any:
@@ -38,7 +43,7 @@ def _load_object(spec: str) -> Any:
         return classes[0]
     if ":" not in spec:
         raise ValueError(f"unknown strategy {spec!r}: a built-in ({', '.join(builtins())}), module:Class, "
-                         "or a .py/.pyx file")
+                         "a .py/.pyx file or a C++ plugin (.so)")
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -60,6 +65,11 @@ def make(spec: Any = None, params: dict | None = None):
         spec = "threshold_bracket"
     if isinstance(spec, str) and spec in builtins():
         return _core.engine.BuiltinStrategy(spec, params)
+    if isinstance(spec, str) and ":" not in spec and spec.endswith(PLUGIN_SUFFIXES):
+        if not Path(spec).is_file():
+            raise ValueError(f"strategy plugin {spec!r} does not exist")
+        # the path as given would make dlopen search the library path: load this file
+        return _core.engine.PluginStrategy(str(Path(spec).resolve()), params)
     obj = _load_object(spec) if isinstance(spec, str) else spec
     if inspect.isclass(obj):
         obj = obj(**params)
@@ -67,7 +77,10 @@ def make(spec: Any = None, params: dict | None = None):
         raise ValueError("strategy parameters given for a strategy instance")
     if isinstance(obj, _core.engine.StrategyHandle) or hasattr(obj, "on_decision"):
         return obj
-    raise TypeError(f"{obj!r} is not a strategy (a built-in, or an object with on_decision(ctx))")
+    if hasattr(obj, "__bot4_callbacks__"):  # a Cython cdef class (bot4/strategy_api.pxd)
+        return _core.engine.CallbackStrategy(obj)
+    raise TypeError(f"{obj!r} is not a strategy (a built-in, an object with on_decision(ctx), or a Cython "
+                    "strategy with __bot4_callbacks__)")
 
 
 def is_builtin(spec: Any) -> bool:

@@ -6,7 +6,7 @@ taken for the call; nothing else in the loop is Python) with a read-only
 `bid_qty`, `ask_qty` in ticks and lots, `two_sided`, `mid`), the feature row (`features`, names in
 `bot4.features.names()`; `feature(i)`), each loaded model's output (`p` = slot 0, `models`), the
 position (`position` lots, `average_entry` ticks, `realised`, `unrealised`, `fees`, `equity` in
-quote units), `flattening`, risk `headroom` and the open orders (`open_orders()`, `order(id)`).
+quote units), `flattening`, risk `headroom` and the open orders (`open_orders()`, `order(id)`, `group(id)`).
 
 It states intents either by returning them (an iterable of the intent objects below, applied in
 order) or by calling the context directly (`ctx.submit(...)`, `ctx.target(...)`, `ctx.cancel(id)`,
@@ -34,6 +34,9 @@ class Strategy:
     #: True for a strategy that holds inventory on purpose (a market maker): the router then does
     #: not flatten a position that no working order protects.
     holds_inventory: bool = False
+    #: True for a strategy that reads only the book: a decision at every book message of the
+    #: instrument, whatever the feature config says, without a model call.
+    book_only: bool = False
 
     def on_decision(self, ctx) -> Iterable[Intent] | None:
         raise NotImplementedError
