@@ -56,12 +56,14 @@ Matrix matrix_arg(const py::array& a, size_t n_features) {
     throw py::type_error("expected a numpy array of dtype float32 or float64, got dtype " +
                          py::str(a.dtype()).cast<std::string>());
   if (a.ndim() != 2) throw py::type_error("expected a 2-D matrix [rows, features]");
-  if (!(a.flags() & py::array::c_style)) throw py::type_error("expected a C-contiguous matrix");
-  Matrix m{a.data(), f64, static_cast<size_t>(a.shape(0)), static_cast<size_t>(a.shape(1))};
-  if (m.cols != n_features)
-    raise_model_error("feature-count mismatch: matrix has " + std::to_string(m.cols) + " columns, model expects " +
+  // The column count first: a column slice is also non-contiguous, and its real problem is width.
+  if (static_cast<size_t>(a.shape(1)) != n_features)
+    raise_model_error("feature-count mismatch: matrix has " + std::to_string(a.shape(1)) + " columns, model expects " +
                       std::to_string(n_features));
-  return m;
+  if (!(a.flags() & py::array::c_style))
+    throw py::type_error("expected a C-contiguous matrix (a strided view, e.g. a row slice with a step); "
+                         "pass np.ascontiguousarray(matrix)");
+  return Matrix{a.data(), f64, static_cast<size_t>(a.shape(0)), static_cast<size_t>(a.shape(1))};
 }
 
 // float64 input is rounded to float32 here, as the model's float32 input would be.

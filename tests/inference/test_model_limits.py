@@ -71,3 +71,17 @@ def test_a_branch_whose_child_is_its_own_ancestor_is_refused():
     with pytest.raises(ModelError, match="no root|cycle|two parents") as info:
         load_bytes(m.SerializeToString(), 2)
     assert "ONNX Runtime" not in str(info.value)
+
+
+def test_predict_proba_names_the_width_before_contiguity_and_does_not_echo_lists():
+    import numpy as np
+
+    model = load_bytes(_classifier(), 2)
+    wide = np.zeros((4, 3), np.float32)
+    with pytest.raises(ModelError, match="feature-count mismatch: matrix has 1 columns, model expects 2"):
+        model.predict_proba(wide[:, :1])  # a non-contiguous column slice of the wrong width
+    with pytest.raises(TypeError, match="C-contiguous.*ascontiguousarray"):
+        model.predict_proba(np.zeros((8, 2), np.float32)[::2])
+    with pytest.raises(TypeError, match="got list") as info:
+        model.predict_proba([[0.1, 0.2]] * 1000)
+    assert len(str(info.value)) < 200

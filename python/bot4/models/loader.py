@@ -40,6 +40,14 @@ def find_onnxruntime_library() -> str:
     return ""
 
 
+def _matrix(matrix):
+    # A list would be converted (and on failure echoed whole in the error): name the type instead.
+    if not isinstance(matrix, np.ndarray):
+        raise TypeError(f"expected a 2-D numpy array [rows, features] of float32 or float64, got "
+                        f"{type(matrix).__name__}; use np.asarray(rows, dtype=np.float32)")
+    return matrix
+
+
 class LoadedModel:
     """A model ready to run: `predict_proba(matrix)` (calibrated), `raw_proba(matrix)`,
     `predict_one(row)`; `.kind` is "tree" or "onnxruntime"; `.sidecar` is the parsed model.json."""
@@ -91,10 +99,12 @@ class LoadedModel:
         return self._core
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        return self._core.predict_proba(matrix)
+        """Calibrated p(class 1) per row, shape (n,) float64 (column 1 of scikit-learn's (n, 2)
+        predict_proba). `matrix`: C-contiguous float32/float64 array [rows, n_features]."""
+        return self._core.predict_proba(_matrix(matrix))
 
     def raw_proba(self, matrix: np.ndarray) -> np.ndarray:
-        return self._core.raw_proba(matrix)
+        return self._core.raw_proba(_matrix(matrix))
 
     def predict_one(self, row: np.ndarray) -> float:
         return self._core.predict_one(row)
