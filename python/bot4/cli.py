@@ -15,7 +15,7 @@ from bot4.sim.generate import DEFAULT_SEED
 #: Library parameter names (InputError.param) -> the option a person types.
 OPTIONS = {"paths": "--data", "venue": "--venue", "n_events": "--events", "seed": "--seed",
            "out_dir": "--out", "out": "--out", "model": "--model", "risk_config": "--risk-config",
-           "feature_config": "--feature-config", "params": "--params"}
+           "feature_config": "--feature-config", "params": "--params", "strategy": "--strategy"}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_command(sub)
     from bot4.models.cli import add_models_command
     add_models_command(sub)
+    from bot4.strategy_cli import add_strategies_command
+    add_strategies_command(sub)
     return parser
 
 

@@ -61,7 +61,7 @@ def _say(progress: bool, msg: str) -> None:
 def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", model: str | Path | None = None,
                  train_config: TrainConfig | None = None, feature_config: FeatureConfig | None = None,
                  risk_config: Config | None = None, train_fraction: float = TRAIN_FRACTION,
-                 progress: bool = True) -> PipelineResult:
+                 progress: bool = True, strategy: Any = None) -> PipelineResult:
     """Train (unless `model`) → backtest → report, all files into the new folder `out_dir`.
 
     data: the whole stream. Without `model`, the first `train_fraction` of events by receive time
@@ -69,6 +69,8 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
     at least one label horizon long follows, and the rest is traded from a snapshot of the book at
     its first instant. With `model` (a model directory), the whole stream is traded.
     risk_config: the risk and strategy config (bot4.config.load_config), default the engine's.
+    strategy: what trades (bot4.strategies.make's specs: a built-in name, "module:Class", a
+    .py/.pyx file, a C++ plugin .so); default the config's [strategy] (threshold_bracket).
     out_dir must not exist or be empty; the files are written into a temporary folder beside it
     that is renamed to `out_dir` only when everything is written (deleted on error or Ctrl-C).
     progress: one line per phase on stderr (and the trainer's and engine's own progress).
@@ -117,7 +119,13 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
 
         _say(progress, f"backtesting   {event_count(trade):,} events with the model in {final_model}")
         t = time.perf_counter()
-        result = backtest.run(trade, str(model_dir), config=risk_config, progress=progress)
+        if strategy is not None:
+            from bot4.strategies import config_for
+
+            result = backtest.run(trade, str(model_dir), config=config_for(strategy, risk_config),
+                                  progress=progress, strategy=strategy)
+        else:
+            result = backtest.run(trade, str(model_dir), config=risk_config, progress=progress)
         seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
 
         t = time.perf_counter()

@@ -85,3 +85,27 @@ def make(spec: Any = None, params: dict | None = None):
 
 def is_builtin(spec: Any) -> bool:
     return isinstance(spec, str) and spec in builtins()
+
+
+def config_for(spec: Any, config: Any = None) -> dict:
+    """The engine config sections (bot4.backtest.run's `config`) for running `spec` under
+    `config` (None, a dict of sections or a bot4.config.Config): its [strategy] table applies when
+    it names `spec`; a table left at its defaults is dropped, so `spec` runs with its own; a table
+    that configures another strategy is a ValueError (two answers to what trades)."""
+    from bot4.backtest.engine import engine_config
+
+    cfg = engine_config(config)
+    table = dict(cfg.pop("strategy", None) or {})
+    if not table:
+        return cfg
+    named = table.pop("name", "threshold_bracket")
+    if isinstance(spec, str) and spec == named:
+        cfg["strategy"] = {"name": named, **table}
+        return cfg
+    defaults = {f["name"]: f["default"] for f in builtins()[named]["fields"]} if named in builtins() else {}
+    changed = sorted(k for k, v in table.items() if defaults.get(k, object()) != v)
+    if named != "threshold_bracket" or changed:
+        what = f"[strategy] configures {named}" + (f" ({', '.join(changed)})" if changed else "")
+        raise ValueError(f"{what}, but the strategy is {spec!r}: remove the table (a user strategy takes its "
+                         "parameters in its own code) or name that strategy")
+    return cfg

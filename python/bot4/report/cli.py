@@ -72,6 +72,21 @@ def _check_model(path: str | None) -> None:
         raise InputError("model", str(exc), fix="retrain it or name another model folder") from exc
 
 
+def _check_strategy(spec: str | None, risk) -> None:
+    """Makes the strategy once (a .pyx is compiled here, into the cache) so that a bad spec, a
+    failing build or a [strategy] table for another strategy stops the run before any data is read."""
+    if spec is None:
+        return
+    from bot4 import strategies
+
+    try:
+        strategies.make(spec, None)
+        strategies.config_for(spec, risk)
+    except (ValueError, TypeError, RuntimeError, FileNotFoundError) as exc:
+        raise InputError("strategy", str(exc), fix="`bot4 strategies` lists the built-ins; or give "
+                         "module:Class, a .py/.pyx file or a C++ plugin .so") from exc
+
+
 def _emit(out, label: str, as_json: bool) -> None:
     from bot4.report.html import format_summary, summarize
 
@@ -114,10 +129,12 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     features = feature_config(args.feature_config)
     tconf = train_config(args) if args.model is None else None
     _check_model(args.model)
+    _check_strategy(args.strategy, risk)
     stream = stream_from_args(args)
     run_dir = new_run_dir(root, args.command)
     out = run_pipeline(stream.data, run_dir, label=stream.label, model=args.model, train_config=tconf,
-                       feature_config=features, risk_config=risk, progress=not args.quiet)
+                       feature_config=features, risk_config=risk, progress=not args.quiet,
+                       strategy=args.strategy)
     _emit(out, stream.label, args.json)
     return 0
 
@@ -145,6 +162,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "trade the rest")
     p.add_argument("--risk-config", metavar="FILE",
                    help="risk and strategy config (TOML; check it with `bot4 config check FILE`)")
+    p.add_argument("--strategy", metavar="SPEC",
+                   help="what trades: a built-in (`bot4 strategies`; parameters from --risk-config's [strategy]), "
+                        "module:Class, a .py or Cython .pyx file, or a C++ plugin .so (default: the config's "
+                        "[strategy], threshold_bracket)")
     p.add_argument("--config", action=Renamed, pointer="use --risk-config FILE for the risk and strategy "
                    "TOML (or --feature-config FILE for the training features)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
