@@ -40,6 +40,11 @@ def main(file: str, seeds, one_input) -> None:
     out = ROOT / "build" / "fuzz" / name
     corpus = out / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
+    # instrument_all, not instrument_imports: bot4 is often an editable install whose import
+    # hook bypasses atheris' one; this instruments every Python function already loaded (the
+    # target's bot4 imports). Before seeds(), so what only the seeding imports (XGBoost, onnx
+    # converters) is left alone: instrumenting those took minutes.
+    atheris.instrument_all()
     for s in seeds():
         (corpus / hashlib.sha1(s).hexdigest()).write_bytes(s)
     args = list(sys.argv)
@@ -53,8 +58,5 @@ def main(file: str, seeds, one_input) -> None:
     if not any(a.startswith("-rss_limit_mb=") for a in args):
         args.insert(1, "-rss_limit_mb=4096")
     args.insert(1, "-print_final_stats=1")
-    # instrument_all, not instrument_imports: bot4 is often an editable install whose import
-    # hook bypasses atheris' one; this instruments every Python function already loaded.
-    atheris.instrument_all()
     atheris.Setup(args, one_input)
     atheris.Fuzz()
