@@ -29,6 +29,7 @@ void add(sim::SimCounters& a, const sim::SimCounters& b) {
   a.book_rejected += b.book_rejected;
   a.order_events += b.order_events;
   a.ignored_events += b.ignored_events;
+  a.prints_after_level_drop += b.prints_after_level_drop;
 }
 }  // namespace
 

@@ -38,6 +38,37 @@ void QueueModel::on_level_change(QueuePosition& q, int64_t prev, int64_t next) c
   q.front = std::min(q.front - (1.0 - pr) * chg + std::min(back - pr * chg, 0.0), n);
 }
 
+void QueueModel::on_level_change_at(QueuePosition& q, int64_t prev, int64_t next, int64_t ts) const {
+  if (next < prev) {
+    q.change_ts = ts;
+    q.change_prev = prev;
+    q.change_next = next;
+    q.front_before = q.front;
+    q.cum_before = q.cum_trade;
+  } else {
+    q.change_ts = INT64_MIN;
+  }
+  on_level_change(q, prev, next);
+}
+
+bool QueueModel::on_trade_at(QueuePosition& q, int64_t qty, int64_t own_ahead, int64_t ts) const {
+  if (q.change_ts != ts) {
+    on_trade(q, qty, own_ahead);
+    return false;
+  }
+  // Undo the decrease, take the print, redo the decrease: the print explains part of it.
+  QueuePosition before = q;
+  before.front = q.front_before;
+  before.cum_trade = q.cum_before;
+  on_trade(before, qty, own_ahead);
+  q.front_before = before.front;  // a further print of this millisecond starts from here
+  q.cum_before = before.cum_trade;
+  on_level_change(before, q.change_prev, q.change_next);
+  q.front = before.front;
+  q.cum_trade = before.cum_trade;
+  return true;
+}
+
 int64_t QueueModel::take_fill(QueuePosition& q) const {
   if (std::round(q.front) >= 0.0) return 0;
   const auto filled = static_cast<int64_t>(std::floor(-q.front));

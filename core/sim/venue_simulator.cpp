@@ -242,7 +242,7 @@ void VenueSimulator::on_book(const BookEvent& ev) {
     const int64_t next = book_.qty_at(side, ev.price);
     for (auto& w : orders_)
       if (w.type == SimOrderType::Limit && w.side == side && w.price == ev.price)
-        queue_.on_level_change(w.queue, prev, next);
+        queue_.on_level_change_at(w.queue, prev, next, ev.ts_exchange);
   }
   if (ev.flags & event_flag::kLast) fill_crossed(ev.ts_exchange);
 }
@@ -310,7 +310,7 @@ void VenueSimulator::on_trade(const TradeEvent& ev) {
     } else if (tracker_) {
       q = std::min(w.open(), tracker_->on_trade(w.id, budget, ev.ts_exchange));
     } else {
-      queue_.on_trade(w.queue, ev.qty, ev.qty - budget);
+      if (queue_.on_trade_at(w.queue, ev.qty, ev.qty - budget, ev.ts_exchange)) ++counters_.prints_after_level_drop;
       q = std::min({w.open(), queue_.take_fill(w.queue), budget});
     }
     if (q > 0) {

@@ -72,6 +72,7 @@ struct SimCounters {
   uint64_t book_rejected = 0;    // replayed book (L2) or order (L3) events the book rejected
   uint64_t order_events = 0;     // L3 order events applied (or offered)
   uint64_t ignored_events = 0;   // market data of the other mode (BookEvent in L3, OrderEvent in L2)
+  uint64_t prints_after_level_drop = 0;  // prints at our level replayed before their own millisecond's depth drop
 };
 
 enum class SimMode : uint8_t { Auto = 0, L2 = 1, L3 = 2 };
