@@ -26,6 +26,7 @@ void VenueSimulator::send(SimRequest r, int64_t sent_local) {
 }
 
 void VenueSimulator::activate(int64_t venue_ts) {
+  if (stops_due_ && venue_ts > stops_ts_) flush_stops();
   while (!requests_.empty() && requests_.front().arrival <= venue_ts) {
     const SimRequest r = requests_.front();
     requests_.pop_front();
@@ -152,7 +153,7 @@ double VenueSimulator::queue_ahead(uint64_t id) const {
 void VenueSimulator::apply(const SimRequest& r, int64_t venue_ts) {
   if (r.kind == SimRequestKind::Cancel || r.kind == SimRequestKind::Replace) {
     auto it = std::find_if(orders_.begin(), orders_.end(), [&](const Working& w) { return w.id == r.id; });
-    if (it == orders_.end()) {
+    if (it == orders_.end() || it->triggered) {  // gone, or a triggered stop (a market order now)
       ++counters_.unknown_cancel;
       return;
     }
@@ -319,16 +320,30 @@ void VenueSimulator::on_trade(const TradeEvent& ev) {
     }
   }
   consume_print(ev);
-  // Stops trigger when a print is at or through the stop, then execute as market (taker).
+  // Stops trigger when a print is at or through the stop and then execute as market (taker), but
+  // only after the sweep that triggered them: when the venue moves past this exchange time, so
+  // they take what the whole millisecond's prints left, never better (see flush_stops).
   for (auto& w : orders_) {
-    if (w.type != SimOrderType::Stop || w.open() <= 0) continue;
+    if (w.type != SimOrderType::Stop || w.open() <= 0 || w.triggered) continue;
     const bool trig = w.side == Side::Bid ? ev.price >= w.price : ev.price <= w.price;
     if (!trig) continue;
     ++counters_.stops_triggered;
-    execute_taker(w, 0, ev.ts_exchange);
+    w.triggered = true;
+    stops_due_ = true;
+    stops_ts_ = ev.ts_exchange;
+  }
+  if (any) erase_done();
+}
+
+void VenueSimulator::flush_stops() {
+  stops_due_ = false;
+  bool any = false;
+  for (auto& w : orders_) {
+    if (w.type != SimOrderType::Stop || !w.triggered || w.open() <= 0) continue;
+    execute_taker(w, 0, stops_ts_);
     if (w.open() > 0) {
       ++counters_.market_expired;
-      respond(SimResponseKind::Expire, w, ev.ts_exchange);
+      respond(SimResponseKind::Expire, w, stops_ts_);
       w.qty = w.filled;
     }
     any = true;

@@ -150,6 +150,7 @@ class VenueSimulator {
     QueuePosition queue;
     uint64_t priority;  // own FIFO order at a level (set on entry and on a requeue)
     bool reduce_only = false;
+    bool triggered = false;  // a stop whose trigger printed: executes once its sweep is over
     int64_t open() const { return qty - filled; }
   };
   void apply(const SimRequest& r, int64_t venue_ts);
@@ -161,6 +162,7 @@ class VenueSimulator {
   int64_t receipt(int64_t venue_ts);
   void consume_print(const TradeEvent& ev);  // levels a public print traded through or at  // local receipt time of a response sent at venue_ts
   void erase_done();
+  void flush_stops();  // triggered stops execute against what the sweep left
   void resolve_mode(SimMode m);
   void join_queue(Working& w);
   // Best price of `side` with liquidity left after the overlay (kNoBid/AskPrice when none).
@@ -185,6 +187,8 @@ class VenueSimulator {
   mutable std::vector<int64_t> depth_;
   SimCounters counters_;
   int64_t last_receipt_ = INT64_MIN;
+  bool stops_due_ = false;
+  int64_t stops_ts_ = INT64_MIN;
   int64_t position_ = 0;  // our position at the venue (sum of own fills), lots
 };
 

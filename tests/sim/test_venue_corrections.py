@@ -13,7 +13,7 @@ from bot4 import _core
 from bot4.events import ASK, BID, BOOK_EVENT, FLAG_LAST, TRADE_EVENT
 
 sim = _core.engine.simulate_orders
-LIMIT = 0
+LIMIT, STOP = 0, 2
 
 
 def _book(*rows):
@@ -76,6 +76,17 @@ def _resting_limits(d):
     return out
 
 
+def _stops(d):
+    """Stops 15-360 ticks from the last print on both sides, sent at the 2,000th book record."""
+    ref = int(d.trades["price"][np.searchsorted(d.trades["ts_local"], d.book["ts_local"][2000])])
+    sent = int(d.book["ts_local"][2000])
+    out, oid = [], 1
+    for k in range(1, 25):
+        out += [(oid, ASK, STOP, ref - 15 * k, 3, sent), (oid + 1, BID, STOP, ref + 15 * k, 3, sent)]
+        oid += 2
+    return out
+
+
 @pytest.mark.realdata
 def test_queue_fills_do_not_depend_on_which_of_print_and_update_comes_first(btc):
     reqs = _resting_limits(btc)
@@ -87,3 +98,22 @@ def test_queue_fills_do_not_depend_on_which_of_print_and_update_comes_first(btc)
     # measured); with prints first there is nothing to replay
     assert runs[False]["counters"]["prints_after_level_drop"] > 10
     assert runs[True]["counters"]["prints_after_level_drop"] == 0
+
+
+@pytest.mark.realdata
+def test_stop_fills_no_better_than_their_sweep(btc):
+    reqs = _stops(btc)
+    res = sim(btc.book, btc.trades, reqs, details=True, mode="l2")
+    sides = {r[0]: r[1] for r in reqs}
+    tr = btc.trades
+    checked = 0
+    for oid, price, qty, maker, fee, venue_ts in res["fills"]:
+        assert not maker
+        ms = tr[tr["ts_exchange"] == venue_ts]["price"]  # the sweep: every print of that millisecond
+        assert ms.size, (oid, venue_ts)
+        if sides[oid] == ASK:  # a sell stop fills at or below the sweep's low
+            assert price <= ms.min(), (oid, price, ms.min())
+        else:
+            assert price >= ms.max(), (oid, price, ms.max())
+        checked += 1
+    assert checked >= 20 and res["counters"]["stops_triggered"] >= 10
