@@ -2,7 +2,8 @@
 
 from bot4 import _core
 from bot4 import events  # noqa: F401  (checks record layouts against the C++ core at import)
+from bot4.strategy import Strategy
 
 __version__ = _core.__version__
 
-__all__ = ["__version__", "events"]
+__all__ = ["Strategy", "__version__", "events"]
