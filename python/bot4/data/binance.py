@@ -662,9 +662,12 @@ def detect_market(path: str | Path, max_lines: int = 5000) -> str:
     raise DataError(f"cannot tell the Binance market of {path}; pass market='usdm'|'coinm'|'spot'")
 
 
+ENGINES = ("native", "python")
+
+
 def load_binance(paths: str | Path | Sequence[str | Path], market: str | None = None,
                  progress: bool = False, *, specs: dict[str, InstrumentSpec] | None = None,
-                 on_gap: str = "drop") -> MarketData:
+                 on_gap: str = "drop", engine: str = "native") -> MarketData:
     """Load one continuous Binance raw recording (one file, or several in recording order).
 
     market: "usdm" | "coinm" | "spot", or None to detect it from the first file's messages.
@@ -672,5 +675,13 @@ def load_binance(paths: str | Path | Sequence[str | Path], market: str | None = 
     on_gap: "drop" (default: after a sequence gap, wait for a new snapshot) or "continue" (keep
     applying diffs, first records after the gap flagged FLAG_RESYNC). See the module docstring.
     progress: tqdm bar over the compressed bytes read, on stderr.
+    engine: "native" (default: the C++ decoder, bot4.data.binance_native) or "python" (this
+    module's BinanceLoader, the reference the native one is tested against).
     """
+    if engine == "native":
+        from bot4.data.binance_native import NativeBinanceLoader
+
+        return NativeBinanceLoader(market, specs=specs, on_gap=on_gap, progress=progress).load(paths)
+    if engine != "python":
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
     return BinanceLoader(market, specs=specs, on_gap=on_gap, progress=progress).load(paths)
