@@ -68,6 +68,8 @@ void bind_ingest(py::module_& m) {
           },
           "upper_symbol"_a, "instrument"_a, "price_digits"_a, "price_unit"_a, "qty_digits"_a, "qty_unit"_a)
       .def("begin_file", &BinanceDecoder::begin_file, "file_index"_a, "gzip"_a)
+      .def("set_threads", &BinanceDecoder::set_threads, "on"_a,
+           "Inflate on a second thread while parsing (default on).")
       .def(
           "feed",
           [](BinanceDecoder& d, const py::buffer& b) {

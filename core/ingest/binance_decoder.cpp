@@ -91,6 +91,30 @@ const std::string& BinanceDecoder::text_of(const json::Str& s, std::string& buf)
 }
 
 namespace {
+// The reference's msgspec bounds: update and trade ids in [0, 2^63), venue times in ms in
+// [0, 2^63 / 1e6) so that they scale to int64 ns. Outside: bad_schema.
+constexpr int64_t kMaxMs = INT64_MAX / kMs;
+inline bool read_ms(json::Scanner& sc, int64_t& v) {
+  if (!sc.read_int(v)) return false;
+  if (v > kMaxMs || v < 0) return sc.fail(json::Err::kSchema), false;
+  return true;
+}
+inline bool read_ms_or_null(json::Scanner& sc, int64_t& v, bool& null) {
+  if (!sc.read_int_or_null(v, null)) return false;
+  if (!null && (v > kMaxMs || v < 0)) return sc.fail(json::Err::kSchema), false;
+  return true;
+}
+inline bool read_id(json::Scanner& sc, int64_t& v) {
+  if (!sc.read_int(v)) return false;
+  if (v < 0) return sc.fail(json::Err::kSchema), false;
+  return true;
+}
+inline bool read_id_or_null(json::Scanner& sc, int64_t& v, bool& null) {
+  if (!sc.read_int_or_null(v, null)) return false;
+  if (!null && v < 0) return sc.fail(json::Err::kSchema), false;
+  return true;
+}
+
 inline std::string_view key_view(const json::Str& k, std::string& buf) {
   if (!k.escaped) return std::string_view(k.p, k.n);
   json::unescape(k, buf);
@@ -139,15 +163,15 @@ bool BinanceDecoder::parse_depth(json::Scanner& sc) {
     } else if (key == "a") {
       m.ha = parse_levels(sc, asks_);
     } else if (key == "U") {
-      m.hU = sc.read_int(m.U);
+      m.hU = read_id(sc, m.U);
     } else if (key == "u") {
-      m.hu = sc.read_int(m.u);
+      m.hu = read_id(sc, m.u);
     } else if (key == "pu") {
-      m.hpu = sc.read_int_or_null(m.pu, null) && !null;
+      m.hpu = read_id_or_null(sc, m.pu, null) && !null;
     } else if (key == "E") {
-      m.hE = sc.read_int(m.E);
+      m.hE = read_ms(sc, m.E);
     } else if (key == "T") {
-      m.hT = sc.read_int_or_null(m.T, null) && !null;
+      m.hT = read_ms_or_null(sc, m.T, null) && !null;
     } else if (key == "s") {
       m.hs = sc.read_str(m.s);
     } else {
@@ -174,13 +198,13 @@ bool BinanceDecoder::parse_trade(json::Scanner& sc) {
     } else if (key == "q") {
       m.hq = sc.read_str(m.q);
     } else if (key == "t") {
-      m.ht = sc.read_int(m.t);
+      m.ht = read_id(sc, m.t);
     } else if (key == "m") {
       m.hm = sc.read_bool(m.m);
     } else if (key == "E") {
-      m.hE = sc.read_int(m.E);
+      m.hE = read_ms(sc, m.E);
     } else if (key == "T") {
-      m.hT = sc.read_int_or_null(m.T, null) && !null;
+      m.hT = read_ms_or_null(sc, m.T, null) && !null;
     } else if (key == "s") {
       m.hs = sc.read_str(m.s);
     } else {
@@ -211,11 +235,11 @@ bool BinanceDecoder::parse_ticker(json::Scanner& sc) {
     } else if (key == "A") {
       m.hA = sc.read_str(m.A);
     } else if (key == "u") {
-      m.hu = sc.read_int(m.u);
+      m.hu = read_id(sc, m.u);
     } else if (key == "E") {
-      m.hE = sc.read_int_or_null(m.E, null) && !null;
+      m.hE = read_ms_or_null(sc, m.E, null) && !null;
     } else if (key == "T") {
-      m.hT = sc.read_int_or_null(m.T, null) && !null;
+      m.hT = read_ms_or_null(sc, m.T, null) && !null;
     } else if (key == "s") {
       m.hs = sc.read_str(m.s);
     } else {
@@ -242,11 +266,11 @@ bool BinanceDecoder::parse_snapshot(json::Scanner& sc) {
     } else if (key == "asks") {
       m.ha = parse_levels(sc, asks_);
     } else if (key == "lastUpdateId") {
-      m.hid = sc.read_int(m.id);
+      m.hid = read_id(sc, m.id);
     } else if (key == "E") {
-      m.hE = sc.read_int_or_null(m.E, null) && !null;
+      m.hE = read_ms_or_null(sc, m.E, null) && !null;
     } else if (key == "T") {
-      m.hT = sc.read_int_or_null(m.T, null) && !null;
+      m.hT = read_ms_or_null(sc, m.T, null) && !null;
     } else if (key == "symbol") {
       m.hsym = sc.read_str_or_null(m.symbol, null) && !null;
     } else {
@@ -359,8 +383,8 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
         } else if (key == "data") {
           sc.skip(&data_begin, &data_end);
         } else if (key == "lastUpdateId") {
-          int64_t id;
-          has_id = sc.read_int_or_null(id, null) && !null;
+          // any integer here (`int | None` in the reference); the snapshot parse bounds it
+          has_id = sc.read_any_int_or_null(null) && !null;
         } else {
           sc.skip();
         }

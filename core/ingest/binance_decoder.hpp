@@ -103,6 +103,8 @@ class BinanceDecoder final : public LineSink {
   void add_spec(const std::string& upper_symbol, uint32_t instrument, Grid price, Grid qty);
 
   void begin_file(uint32_t file_index, bool gzip);
+  // Inflate on a second thread while parsing (default on).
+  void set_threads(bool on) { reader_.set_threads(on); }
   void feed(const uint8_t* data, size_t n) { reader_.feed(data, n, *this); }
   void feed_plain(const uint8_t* data, size_t n) { reader_.feed_plain(data, n, *this); }
   void damage(const char* kind) { reader_.damage(kind, *this); }

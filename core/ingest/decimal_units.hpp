@@ -115,7 +115,11 @@ inline NumStatus slow_units(const char* s, size_t n, const Grid& g, int64_t& out
     }
     if (i != m) return NumStatus::kBadNumber;
     if (nd == 0) { out = 0; return NumStatus::kOk; }  // 0E+n is zero
-    if (e > 1000000) return eneg ? NumStatus::kOffGrid : NumStatus::kBadNumber;  // Decimal overflow / underflow
+    if (e > 2000000) {
+      if (!eneg) return NumStatus::kBadNumber;  // Decimal overflow
+      out = 0;  // underflows to zero in Decimal's context (Etiny = -1000026)
+      return NumStatus::kOk;
+    }
     exp10 += static_cast<int>(eneg ? -e : e);
   } else if (i != m) {
     return NumStatus::kBadNumber;
@@ -125,6 +129,10 @@ inline NumStatus slow_units(const char* s, size_t n, const Grid& g, int64_t& out
   // value = digits * 10^exp10; units = value * 10^g.digits / unit.
   while (nd > 0 && digits[nd - 1] == '0') { --nd; ++exp10; }
   int k = exp10 + g.digits;
+  if (k + nd - 1 < -1000026) {  // below Decimal's Etiny: the scaled value underflows to zero
+    out = 0;
+    return NumStatus::kOk;
+  }
   if (k < 0) return NumStatus::kOffGrid;
   if (nd + k > 27) return NumStatus::kBadNumber;
   Acc acc(g.unit);

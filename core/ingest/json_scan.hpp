@@ -302,6 +302,26 @@ class Scanner {
     return read_int(v);
   }
 
+  // Any JSON integer (also beyond int64) or null: its value is not kept.
+  bool read_any_int_or_null(bool& is_null) {
+    const char c = peek();
+    if (c == 'n') {
+      if (!literal("null")) return false;
+      is_null = true;
+      return true;
+    }
+    is_null = false;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      int64_t v;
+      bool is_float, overflow;
+      if (!number(v, is_float, overflow)) return false;
+      if (is_float) return fail(Err::kSchema), false;
+      return true;
+    }
+    scalar_mismatch(c);
+    return false;
+  }
+
   bool read_bool(bool& b) {
     const char c = peek();
     if (c == 't') {

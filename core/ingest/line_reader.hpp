@@ -48,13 +48,26 @@ class LineReader {
   // End of the file: reports truncation, delivers a final line without '\n'.
   void end(LineSink& sink);
 
+  // Inflate on a second thread while this one splits and parses (for chunks >= 256 KiB).
+  void set_threads(bool on) { threads_ = on; }
+
   bool damaged() const { return damaged_; }
   int64_t lines() const { return line_no_; }
 
  private:
+  // Growable byte buffer without the zero-fill of std::vector::resize.
+  struct Buf {
+    std::unique_ptr<char[]> data;
+    size_t size = 0, cap = 0;
+    void reserve_more(size_t extra);
+  };
   void split(const char* p, size_t n, LineSink& sink);
   void emit(const char* p, size_t n, LineSink& sink);
-  void inflate_piece(const uint8_t* p, size_t n, LineSink& sink);
+  // Inflates one piece, appending to out; on a zlib failure the piece's dropped output is cut off
+  // and the damage kind is returned.
+  const char* inflate_piece(const uint8_t* p, size_t n, Buf& out);
+  void feed_serial(const uint8_t* data, size_t n, LineSink& sink);
+  void feed_threaded(const uint8_t* data, size_t n, LineSink& sink);
 
   struct Z;
   std::unique_ptr<Z> z_;
@@ -63,7 +76,8 @@ class LineReader {
   int64_t line_no_ = 0;
   uint64_t offset_ = 0;        // compressed bytes fed so far (piece alignment)
   std::string tail_;           // bytes after the last '\n'
-  std::vector<char> out_;      // inflated bytes of the current piece
+  Buf out_;                    // inflated bytes not yet split (serial path)
+  bool threads_ = true;
 };
 
 }  // namespace bot4::ingest

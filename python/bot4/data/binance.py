@@ -87,6 +87,7 @@ from bot4.instrument import InstrumentSpec
 
 MARKETS = ("usdm", "coinm", "spot")
 VENUE_NAMES = {"usdm": "binance-usdm", "coinm": "binance-coinm", "spot": "binance-spot"}
+_NS_PER_MS = 1_000_000
 
 # (market, symbol) -> (instrument_id, tick, lot, contract_size, inverse). Ticks and lots are checked
 # against every price and size in ../shared/data (tests/data/test_binance.py).
@@ -109,6 +110,7 @@ BINANCE_SPECS: dict[tuple[str, str], InstrumentSpec] = {
 
 _MS = 1_000_000
 _INT64_LIMIT = 1 << 62
+_INT64_MAX = (1 << 63) - 1
 _BUFFER_CAP = 20_000  # diffs held while waiting for a snapshot; older ones are counted and dropped
 _CACHE_CAP = 1 << 20
 
@@ -361,6 +363,9 @@ class BinanceLoader:
                     stats["empty_lines"] += 1
                 continue
             tsl = int(ts_bytes)
+            if tsl > _INT64_MAX:
+                self._reject("malformed_line", source, line_no, line)
+                continue
             try:
                 if payload.startswith(_PREFIX):
                     end = payload.find(b'"', len(_PREFIX))
