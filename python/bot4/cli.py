@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_command(sub)
     from bot4.models.cli import add_models_command
     add_models_command(sub)
+    from bot4.data.cli import add_convert_command
+    add_convert_command(sub)
     return parser
 
 
