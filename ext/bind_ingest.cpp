@@ -92,6 +92,16 @@ void bind_ingest(py::module_& m) {
         if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
         d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
       })
+      .def(
+          "reserve",
+          [](BinanceDecoder& d, size_t book, size_t trades, size_t bbo) {
+            // Capacity only: pages never written cost address space, not memory. Saves the
+            // reallocation copies and page faults of growing the record vectors.
+            d.book.reserve(book);
+            d.trades.reserve(trades);
+            d.bbo.reserve(bbo);
+          },
+          "book"_a, "trades"_a, "bbo"_a)
       .def("end_file", &BinanceDecoder::end_file)
       .def("finish", &BinanceDecoder::finish)
       .def("take_book", [](BinanceDecoder& d) { return take_vector(d.book); })

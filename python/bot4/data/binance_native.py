@@ -41,6 +41,21 @@ def _grid_args(grid: DecimalGrid) -> tuple[int, int]:
     return grid.digits, unit
 
 
+def _capacity_hint(files: list[Path]) -> tuple[int, int, int]:
+    """Generous record counts for the decoder's vectors, from the file sizes (gzip text of these
+    recordings holds ~0.12 book, ~0.006 trade and ~0.02 bbo records per byte; plain text ~8x
+    fewer). Over-estimates only reserve address space."""
+    book = trades = bbo = 0
+    for path in files:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            per = 1.0 if fh.read(2) == GZIP_MAGIC else 0.125
+        book += int(size * 0.25 * per)
+        trades += int(size * 0.02 * per)
+        bbo += int(size * 0.05 * per)
+    return min(book, 1 << 31), min(trades, 1 << 30), min(bbo, 1 << 30)
+
+
 def _sample_text(kind: int, raw: bytes, prefix: bytes, side: bytes, p: bytes, q: bytes) -> str:
     if kind == 1:
         return f"{side.decode()} level [{p.decode('utf-8', 'replace')!r}, {q.decode('utf-8', 'replace')!r}]"
@@ -87,6 +102,7 @@ class NativeBinanceLoader:
         for symbol, spec in table.items():
             decoder.add_spec(symbol, spec.instrument_id, *_grid_args(spec.price_grid),
                              *_grid_args(spec.qty_grid))
+        decoder.reserve(*_capacity_hint(files))
         bar = byte_progress(files, self.progress, f"binance {self.market}")
         try:
             for index, path in enumerate(files):
