@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -95,6 +95,36 @@ class NativeBinanceLoader:
     def load(self, paths: str | Path | Sequence[str | Path]) -> MarketData:
         started = time.perf_counter()
         files = _as_paths(paths)
+        decoder, table = self._decoder(files)
+        decoder.reserve(*_capacity_hint(files))
+        for _ in self._run(decoder, files, _NATIVE_CHUNK):
+            pass
+        data = self._take(decoder, table, files, final=True)
+        self.seconds = time.perf_counter() - started
+        log.info("loaded %s (native): %d book events, %d trades, %d bbo, %d gaps, rejections %s in %.2fs",
+                 ", ".join(data.sources), len(data.book), len(data.trades), len(data.bbo),
+                 data.sequence_gaps, data.rejections.as_dict(), self.seconds)
+        return data
+
+    def iter_chunks(self, paths: str | Path | Sequence[str | Path],
+                    chunk_bytes: int = CHUNK) -> Iterator[MarketData]:
+        """The recording as consecutive MarketData pieces, one per `chunk_bytes` of file read:
+        memory stays bounded by one chunk's records whatever the recording's size.
+
+        Concatenating the pieces' arrays gives exactly `load(paths)`'s arrays. Each piece
+        carries the rejections, gaps and instruments seen so far (the last piece: all of them).
+        """
+        if chunk_bytes <= 0:
+            raise ConfigError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        files = _as_paths(paths)
+        decoder, table = self._decoder(files)
+        for _ in self._run(decoder, files, chunk_bytes):
+            piece = self._take(decoder, table, files, final=False)
+            if len(piece.book) or len(piece.trades) or len(piece.bbo):
+                yield piece
+        yield self._take(decoder, table, files, final=True)
+
+    def _decoder(self, files: list[Path]):
         self.market = self.requested_market or detect_market(files[0])
         table = self._specs()
         decoder = _core.ingest.BinanceDecoder(self.market != "spot", self.on_gap == "continue")
@@ -102,11 +132,14 @@ class NativeBinanceLoader:
         for symbol, spec in table.items():
             decoder.add_spec(symbol, spec.instrument_id, *_grid_args(spec.price_grid),
                              *_grid_args(spec.qty_grid))
-        decoder.reserve(*_capacity_hint(files))
+        return decoder, table
+
+    def _run(self, decoder, files: list[Path], chunk_bytes: int) -> Iterator[None]:
+        """Feeds every file to the decoder, yielding after each chunk; finish() at the end."""
         bar = byte_progress(files, self.progress, f"binance {self.market}")
         try:
             for index, path in enumerate(files):
-                self._read_file(decoder, index, path, bar)
+                yield from self._read_file(decoder, index, path, bar, chunk_bytes)
             decoder.finish()
         except _core.ingest.UnknownSymbol as exc:
             symbol = exc.args[0]
@@ -114,19 +147,23 @@ class NativeBinanceLoader:
             raise DataError(f"unknown Binance {self.market} symbol {symbol!r}") from None
         finally:
             bar.close()
+
+    def _take(self, decoder, table: dict[str, InstrumentSpec], files: list[Path], final: bool) -> MarketData:
+        """The records decoded since the last take, with the counters so far."""
         rejections = RejectionLog()
         for reason, count, file, line, kind, raw, prefix, side, p, q in decoder.rejections():
             text = _sample_text(kind, raw, prefix, side, p, q)[:200]
             rejections.counts[reason] = count
             rejections.samples[reason] = (str(files[file]), line, text)
-            log.info("rejected (%s) at %s:%d: %s", reason, files[file], line, text)
+            if final:
+                log.info("rejected (%s) at %s:%d: %s", reason, files[file], line, text)
         self.stats = Counter({k: v for k, v in decoder.stats.items() if v})
         self.rejections = rejections
         specs = {}
         for name in decoder.symbols:
             spec = table[name.upper()]
             specs[spec.instrument_id] = spec
-        data = MarketData(
+        return MarketData(
             specs=specs,
             book=np.asarray(decoder.take_book()).view(BOOK_EVENT),
             trades=np.asarray(decoder.take_trades()).view(TRADE_EVENT),
@@ -136,13 +173,8 @@ class NativeBinanceLoader:
             sources=[str(p) for p in files],
             venue=VENUE_NAMES[self.market],
         )
-        self.seconds = time.perf_counter() - started
-        log.info("loaded %s (native): %d book events, %d trades, %d bbo, %d gaps, rejections %s in %.2fs",
-                 ", ".join(data.sources), len(data.book), len(data.trades), len(data.bbo),
-                 data.sequence_gaps, rejections.as_dict(), self.seconds)
-        return data
 
-    def _read_file(self, decoder, index: int, path: Path, bar) -> None:
+    def _read_file(self, decoder, index: int, path: Path, bar, chunk_bytes: int) -> Iterator[None]:
         with open(path, "rb") as raw:
             gzip = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
@@ -153,9 +185,11 @@ class NativeBinanceLoader:
                         decoder.damage(out[0])
                         break
                     decoder.feed_plain(out)
+                    yield
             else:
                 decoder.begin_file(index, gzip)
-                while chunk := raw.read(_NATIVE_CHUNK):
+                while chunk := raw.read(chunk_bytes):
                     bar.update(len(chunk))
                     decoder.feed(chunk)
+                    yield
         decoder.end_file()
