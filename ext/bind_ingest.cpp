@@ -88,10 +88,13 @@ void bind_ingest(py::module_& m) {
             d.feed_plain(p, n);
           },
           "data"_a, "Decompressed bytes (when Python inflates).")
-      .def("damage", [](BinanceDecoder& d, const std::string& kind) {
-        if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
-        d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
-      })
+      .def(
+          "damage",
+          [](BinanceDecoder& d, const std::string& kind) {
+            if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
+            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
+          },
+          "kind"_a, "Damage found by a Python-side inflater: 'truncated_file' | 'corrupt_file'.")
       .def(
           "reserve",
           [](BinanceDecoder& d, size_t book, size_t trades, size_t bbo) {

@@ -60,13 +60,13 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
+    from bot4.data.cache import is_dataset, load_dataset
+
     for p in paths:
-        if p.is_dir():
+        if p.is_dir() and not is_dataset(p):
             raise DataError(f"{p} is a folder, not a recording file")
         if not p.exists():
             raise DataError(f"no such file: {p}")
-    from bot4.data.cache import is_dataset, load_dataset
-
     if any(is_dataset(p) for p in paths):
         # A columnar dataset written by `bot4 convert` (bot4.data.cache).
         if len(paths) != 1:
