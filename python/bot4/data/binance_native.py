@@ -143,7 +143,7 @@ class NativeBinanceLoader:
             decoder.finish()
         except _core.ingest.UnknownSymbol as exc:
             symbol = exc.args[0]
-            binance_spec(self.market, symbol)  # raises the reference's DataError
+            binance_spec(self.market or "", symbol)  # raises the reference's DataError
             raise DataError(f"unknown Binance {self.market} symbol {symbol!r}") from None
         finally:
             bar.close()
@@ -171,7 +171,7 @@ class NativeBinanceLoader:
             rejections=rejections,
             sequence_gaps=decoder.sequence_gaps,
             sources=[str(p) for p in files],
-            venue=VENUE_NAMES[self.market],
+            venue=VENUE_NAMES[self.market or ""],
         )
 
     def _read_file(self, decoder, index: int, path: Path, bar, chunk_bytes: int) -> Iterator[None]:

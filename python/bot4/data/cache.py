@@ -115,7 +115,6 @@ def read_manifest(path: str | Path) -> dict:
 def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Path, *,
                   compression: str = "zstd", records: bool = True) -> dict:
     """(records: also write records.npy beside each Parquet file, for bot4's zero-copy reads.)"""
-    write_records = records
     """Write `data` (decoded from `sources`) as a dataset under `out`; returns the manifest."""
     pa, pq = _pyarrow()
     out = Path(out)
@@ -130,15 +129,15 @@ def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Pa
     counts: dict[str, int] = {}
     partitions: dict[str, list[str]] = {}
     for name in ARRAYS:
-        records = getattr(data, name)
-        counts[name] = int(len(records))
-        if not len(records):
+        recs = getattr(data, name)
+        counts[name] = int(len(recs))
+        if not len(recs):
             continue
-        key = np.maximum.accumulate(records["ts_local"]) // _HOUR_NS
-        rows = np.arange(len(records), dtype=np.int64)
+        key = np.maximum.accumulate(recs["ts_local"]) // _HOUR_NS
+        rows = np.arange(len(recs), dtype=np.int64)
         written = []
-        for iid in np.unique(records["instrument"]):
-            mine = records["instrument"] == iid
+        for iid in np.unique(recs["instrument"]):
+            mine = recs["instrument"] == iid
             hours = key[mine]
             sel = np.flatnonzero(mine)
             # key is non-decreasing, so each hour is one contiguous run of `sel`
@@ -148,7 +147,7 @@ def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Pa
                 hour = int(key[idx[0]])
                 part = out / name / f"instrument={int(iid)}" / f"hour={_hour_label(hour)}"
                 part.mkdir(parents=True, exist_ok=True)
-                chunk = records[idx]
+                chunk = recs[idx]
                 columns = {f: np.ascontiguousarray(chunk[f]) for f in chunk.dtype.names}
                 columns["row"] = rows[idx]
                 table = pa.table(columns)
@@ -157,7 +156,7 @@ def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Pa
                     "bot4.sources": source_meta, "bot4.format": str(FORMAT)})
                 pq.write_table(table, part / "part-0.parquet", compression=compression,
                                write_statistics=["ts_local", "row"])
-                if write_records:
+                if records:
                     np.save(part / "records.npy", np.ascontiguousarray(chunk), allow_pickle=False)
                 written.append(str((part / "part-0.parquet").relative_to(out)))
         partitions[name] = written
@@ -169,7 +168,7 @@ def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Pa
         "specs": [json.loads(msgspec.json.encode(s)) for s in data.specs.values()],
         "counts": counts,
         "partitions": partitions,
-        "records": write_records,
+        "records": records,
         "sequence_gaps": int(data.sequence_gaps),
         "rejections": {"counts": dict(data.rejections.counts),
                        "samples": {k: list(v) for k, v in data.rejections.samples.items()}},
@@ -188,18 +187,16 @@ def convert(paths: str | Path | Sequence[str | Path], out: str | Path, venue: st
     recording converted from unchanged sources (unless force). Returns the manifest."""
     from bot4.data import load
 
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
+    files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     out = Path(out)
     if is_dataset(out) and not force:
         manifest = read_manifest(out)
-        same_files = [s["path"] for s in manifest["sources"]] == [str(p.resolve()) for p in paths]
+        same_files = [s["path"] for s in manifest["sources"]] == [str(p.resolve()) for p in files]
         if same_files and not stale_sources(manifest):
             log.info("dataset %s is up to date", out)
             return manifest
-    data = load(paths, venue=venue, progress=progress)
-    return write_dataset(data, paths, out, compression=compression, records=records)
+    data = load(files, venue=venue, progress=progress)
+    return write_dataset(data, files, out, compression=compression, records=records)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -236,7 +233,8 @@ def load_dataset(path: str | Path, *, arrays: Iterable[str] | None = None,
     out: dict[str, np.ndarray] = {}
     for name, dtype in ARRAYS.items():
         files = manifest["partitions"].get(name, []) if name in wanted else []
-        fields = list(dtype.names) if columns is None else [f for f in dtype.names if f in set(columns)]
+        names = dtype.names or ()
+        fields = list(names) if columns is None else [f for f in names if f in set(columns)]
         selected = []
         for rel in files:
             hour = _hour_value(rel.split("hour=")[1].split("/")[0])
@@ -258,7 +256,7 @@ def load_dataset(path: str | Path, *, arrays: Iterable[str] | None = None,
             continue
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         n = table.num_rows
-        rec = np.zeros(n, dtype) if len(fields) < len(dtype.names) else np.empty(n, dtype)
+        rec = np.zeros(n, dtype) if len(fields) < len(names) else np.empty(n, dtype)
         for f in fields:
             rec[f] = table.column(f).to_numpy()
         row = table.column("row").to_numpy()
