@@ -308,12 +308,13 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
         ts_ok = false;
         break;
       }
-      const uint64_t d = c - '0';
-      if (v > (static_cast<uint64_t>(INT64_MAX) - d) / 10) {
-        ts_ok = false;  // beyond int64 (the reference would fail later on the int64 column)
-        break;
-      }
-      v = v * 10 + d;
+      v = v * 10 + (c - '0');  // (wraps harmlessly past 19 digits; checked below)
+    }
+    if (ts_ok && sp - line > 18) {  // beyond int64 is malformed_line (as the reference)
+      const char* q = line;
+      while (q < sp - 1 && *q == '0') ++q;  // leading zeros do not count
+      const std::string_view digits(q, static_cast<size_t>(sp - q));
+      ts_ok = digits.size() < 19 || (digits.size() == 19 && digits <= "9223372036854775807");
     }
     tsl = static_cast<int64_t>(v);
   }

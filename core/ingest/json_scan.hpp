@@ -33,6 +33,16 @@ struct Str {
 
 inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+// Bytes that end the fast scan of a string: the quote, the backslash, control characters and
+// non-ASCII bytes (one table load per byte instead of four compares).
+struct StringStops {
+  bool stop[256];
+  constexpr StringStops() : stop() {
+    for (int c = 0; c < 256; ++c) stop[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+  }
+};
+inline constexpr StringStops kStringStops{};
+
 inline int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -200,11 +210,7 @@ class Scanner {
     bool ascii = true;
     while (true) {
       // Fast scan of plain bytes.
-      while (p_ < end_) {
-        const unsigned char c = static_cast<unsigned char>(*p_);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++p_;
-      }
+      while (p_ < end_ && !kStringStops.stop[static_cast<unsigned char>(*p_)]) ++p_;
       if (p_ >= end_) return fail(Err::kMalformed), false;
       const unsigned char c = static_cast<unsigned char>(*p_);
       if (c == '"') break;
@@ -442,11 +448,13 @@ class Scanner {
       ++p_;
       if (p_ < end_ && *p_ >= '0' && *p_ <= '9') return fail(Err::kMalformed), false;
     } else {
+      // Up to 19 digits cannot overflow uint64; longer integers are out of int64 range anyway.
+      const char* start = p_;
       while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-        const uint64_t d = static_cast<uint64_t>(*p_ - '0');
-        if (acc > (UINT64_MAX - d) / 10) overflow = true; else acc = acc * 10 + d;
+        acc = acc * 10 + static_cast<uint64_t>(*p_ - '0');
         ++p_;
       }
+      if (p_ - start > 19) overflow = true;
     }
     if (p_ < end_ && *p_ == '.') {
       is_float = true;
