@@ -70,6 +70,7 @@ def test_decompression_floor(benchmark, manifest):
 
 
 def test_native_raw_to_arrays(benchmark, manifest):
+    """The default path (inflate on a second thread)."""
     data = benchmark.pedantic(lambda: NativeBinanceLoader().load(REFERENCE_FILE), rounds=ROUNDS,
                               iterations=1, warmup_rounds=1)
     assert len(data.book) == LEVEL_CHANGES
@@ -81,7 +82,7 @@ def test_native_raw_to_arrays(benchmark, manifest):
     assert _median(benchmark) < 2.0 * floor, (rate, FIGURES)
 
 
-def test_native_raw_to_arrays_single_thread(benchmark, manifest):
+def test_native_raw_to_arrays_one_thread(benchmark, manifest):
     data = benchmark.pedantic(lambda: NativeBinanceLoader(threads=False).load(REFERENCE_FILE),
                               rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert len(data.book) == LEVEL_CHANGES
