@@ -38,7 +38,8 @@ const char* reason_name(Reason r) {
       "truncated_file", "corrupt_file",   "malformed_line",     "malformed_json",     "bad_schema",
       "unknown_message", "ambiguous_snapshot", "bad_number",    "off_grid",           "negative_qty",
       "nonpositive_price", "duplicate_trade", "stale_trade",    "covered_by_snapshot", "duplicate_diff",
-      "stale_diff",     "sequence_gap",   "awaiting_snapshot",  "empty_snapshot"};
+      "stale_diff",     "sequence_gap",   "awaiting_snapshot",  "empty_snapshot",
+      "implausible_timestamp"};
   return names[static_cast<size_t>(r)];
 }
 
@@ -310,13 +311,17 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
       }
       v = v * 10 + (c - '0');  // (wraps harmlessly past 19 digits; checked below)
     }
-    if (ts_ok && sp - line > 18) {  // beyond int64 is malformed_line (as the reference)
+    tsl = static_cast<int64_t>(v);
+    if (ts_ok && sp - line > 18) {
       const char* q = line;
       while (q < sp - 1 && *q == '0') ++q;  // leading zeros do not count
       const std::string_view digits(q, static_cast<size_t>(sp - q));
-      ts_ok = digits.size() < 19 || (digits.size() == 19 && digits <= "9223372036854775807");
+      // Beyond int64 it is far past 2100: the plausibility check rejects it after parsing, as
+      // the reference does.
+      if (!(digits.size() < 19 || (digits.size() == 19 && digits <= "9223372036854775807"))) {
+        tsl = INT64_MAX;
+      }
     }
-    tsl = static_cast<int64_t>(v);
   }
   if (!ts_ok) {
     for (size_t i = 0; i < n; ++i) {
@@ -396,7 +401,6 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
     err = sc.err();
     if (err == json::Err::kOk) {
       if (has_id) {
-        ++stats.snapshots;
         snapshot = true;
         json::Scanner ss(payload, end);
         if (parse_snapshot(ss) && !ss.at_end()) ss.fail(json::Err::kMalformed);
@@ -421,7 +425,23 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
     return;
   }
   if (snapshot) {
+    if (!plausible(tsl, snap_.hT, snap_.T, snap_.hE, snap_.E)) {
+      reject_line(Reason::kImplausibleTimestamp, line, n);
+      return;
+    }
+    ++stats.snapshots;
     on_snapshot(line, n, tsl);
+    return;
+  }
+  bool ok_ts = true;
+  switch (kind) {
+    case Kind::kDepth: ok_ts = plausible(tsl, depth_.hT, depth_.T, true, depth_.E); break;
+    case Kind::kTrade: ok_ts = plausible(tsl, trade_.hT, trade_.T, true, trade_.E); break;
+    case Kind::kTicker: ok_ts = plausible(tsl, ticker_.hT, ticker_.T, ticker_.hE, ticker_.E); break;
+    default: break;
+  }
+  if (!ok_ts) {
+    reject_line(Reason::kImplausibleTimestamp, line, n);
     return;
   }
   switch (kind) {
@@ -570,6 +590,23 @@ int64_t BinanceDecoder::exchange_ns(bool has_T, int64_t T, bool has_E, int64_t E
   const int64_t ns = static_cast<int64_t>(static_cast<uint64_t>(ms) * static_cast<uint64_t>(kMs));
   if (ns > last_exchange_ns_) last_exchange_ns_ = ns;
   return ns;
+}
+
+bool BinanceDecoder::plausible(int64_t tsl, bool has_T, int64_t T, bool has_E, int64_t E) const {
+  constexpr int64_t kLo = INT64_C(946684800) * 1000000000;   // 2000-01-01
+  constexpr int64_t kHi = INT64_C(4102444800) * 1000000000;  // 2100-01-01
+  constexpr int64_t kSkew = INT64_C(86400) * 1000000000;     // a day
+  if (tsl < kLo || tsl >= kHi) return false;
+  int64_t venue;
+  if (has_T || has_E) {
+    venue = (has_T ? T : E) * kMs;  // (ms bounded at parse time: no overflow)
+  } else if (last_exchange_ns_ != 0) {
+    venue = last_exchange_ns_;
+  } else {
+    return true;
+  }
+  const __int128 d = static_cast<__int128>(tsl) - venue;
+  return (d < 0 ? -d : d) <= kSkew;
 }
 
 // --- messages ---------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ enum class Reason : uint8_t {
   kSequenceGap,
   kAwaitingSnapshot,
   kEmptySnapshot,
+  kImplausibleTimestamp,
   kCount
 };
 inline constexpr size_t kReasonCount = static_cast<size_t>(Reason::kCount);
@@ -209,6 +210,9 @@ class BinanceDecoder final : public LineSink {
                                std::vector<int64_t>& prices, std::vector<int64_t>& qtys,
                                uint32_t file, int64_t line_no);
   int64_t exchange_ns(bool has_T, int64_t T, bool has_E, int64_t E, int64_t tsl);
+  // bot4.data.market_data.plausible_ts: receive time in 2000..2100 and within a day of the venue
+  // time (T, else E, else the latest venue time seen).
+  bool plausible(int64_t tsl, bool has_T, int64_t T, bool has_E, int64_t E) const;
 
   void on_depth(const char* line, size_t n, int64_t tsl);
   void on_trade(const char* line, size_t n, int64_t tsl);

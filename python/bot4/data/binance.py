@@ -112,7 +112,6 @@ BINANCE_SPECS: dict[tuple[str, str], InstrumentSpec] = {
 
 _MS = 1_000_000
 _INT64_LIMIT = 1 << 62
-_INT64_MAX = (1 << 63) - 1
 _BUFFER_CAP = 20_000  # diffs held while waiting for a snapshot; older ones are counted and dropped
 _CACHE_CAP = 1 << 20
 
@@ -365,9 +364,6 @@ class BinanceLoader:
                     stats["empty_lines"] += 1
                 continue
             tsl = int(ts_bytes)
-            if tsl > _INT64_MAX:
-                self._reject("malformed_line", source, line_no, line)
-                continue
             try:
                 if payload.startswith(_PREFIX):
                     end = payload.find(b'"', len(_PREFIX))
