@@ -14,6 +14,7 @@ void bind_ort(py::module_& m);
 void bind_risk(py::module_& m);
 void bind_orders(py::module_& m);
 void bind_engine(py::module_& m);
+void bind_ingest(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -37,4 +38,6 @@ PYBIND11_MODULE(_core, m) {
   bot4::ext::bind_orders(orders);
   py::module_ engine = m.def_submodule("engine", "one-call backtest: trading engine and venue simulator");
   bot4::ext::bind_engine(engine);
+  py::module_ ingest = m.def_submodule("ingest", "native venue decoders (streaming gzip + fixed-schema JSON)");
+  bot4::ext::bind_ingest(ingest);
 }

@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_command(sub)
     from bot4.strategy_cli import add_strategies_command
     add_strategies_command(sub)
+    from bot4.data.cli import add_convert_command
+    add_convert_command(sub)
     return parser
 
 

@@ -54,6 +54,19 @@ def check_sources(paths: Sequence[str | Path], venue: str | None = None) -> list
         raise InputError("paths", "no recording given", fix="name at least one file")
     if venue is not None and venue not in VENUES:
         raise InputError("venue", f"unknown venue {venue!r}", fix=f"use one of {', '.join(VENUES)}")
+    from bot4.data.cache import is_dataset, read_manifest
+
+    datasets = [p for p in files if is_dataset(p)]
+    if datasets:  # a dataset written by `bot4 convert` is a whole recording on its own
+        if len(files) != 1:
+            raise InputError("paths", f"{datasets[0]} is a converted dataset, a whole recording; "
+                             "it cannot be read together with other paths", fix="name it alone")
+        found_venue = read_manifest(files[0])["venue"]
+        if venue is not None and venue != found_venue and not (
+                venue == "binance" and found_venue.startswith("binance-")):
+            raise InputError("venue", f"{venue} does not match {files[0]}, a dataset of {found_venue}",
+                             suggest={"venue": found_venue})
+        return [Source(files[0], found_venue, "a bot4 dataset written by `bot4 convert`")]
     for i, p in enumerate(files):
         if p.is_dir():
             raise InputError("paths", f"{p} is a folder, not a recording file", fix="name a file inside it")

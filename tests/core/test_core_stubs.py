@@ -13,7 +13,7 @@ import pytest
 from bot4 import _core
 
 STUBS = Path(__file__).resolve().parents[2] / "python" / "bot4" / "_core"
-SUBMODULES = ("simd", "book", "sim", "features", "inference", "risk", "orders", "engine")
+SUBMODULES = ("simd", "book", "sim", "features", "inference", "risk", "orders", "engine", "ingest")
 
 
 def _stub_classes():

@@ -16,12 +16,32 @@ import numpy as np
 import pytest
 
 from bot4 import _core
-from bot4.data.binance import BinanceLoader, load_binance
+from bot4.data.binance import BinanceLoader as PythonLoader
+from bot4.data.binance import load_binance as _load_binance
+from bot4.data.binance_native import NativeBinanceLoader
 from bot4.events import BID, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC, FLAG_SNAPSHOT
 
 # tests reading recordings take the shared_data fixture (directly or through theirs), which marks them realdata
 
 N_LINES = 3000
+_ENGINE = "native"
+
+
+@pytest.fixture(scope="module", autouse=True, params=["native", "python"])
+def engine(request):
+    """Every test runs on the native decoder and on the Python reference."""
+    global _ENGINE
+    _ENGINE = request.param
+    yield request.param
+    _ENGINE = "native"
+
+
+def load_binance(*args, **kwargs):
+    return _load_binance(*args, engine=_ENGINE, **kwargs)
+
+
+def BinanceLoader(*args, **kwargs):  # noqa: N802 (stands in for the class of the engine under test)
+    return (NativeBinanceLoader if _ENGINE == "native" else PythonLoader)(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +58,7 @@ def write(tmp_path, lines: list[bytes], name: str = "rec.gz") -> str:
 
 
 @pytest.fixture(scope="module")
-def clean(base_lines, tmp_path_factory):
+def clean(base_lines, tmp_path_factory, engine):
     path = write(tmp_path_factory.mktemp("clean"), base_lines)
     data = load_binance(path)
     assert data.sequence_gaps == 0

@@ -16,6 +16,7 @@ import pytest
 
 from bot4 import _core
 from bot4.data.binance import BINANCE_SPECS, BinanceLoader, binance_spec, detect_market, load_binance
+from bot4.data.binance_native import NativeBinanceLoader
 from bot4.errors import DataError
 from bot4.events import (ASK, BID, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC, FLAG_SNAPSHOT, NO_ASK_PRICE,
                          NO_BID_PRICE)
@@ -57,12 +58,14 @@ def binance_dir(shared_data):
     return shared_data / "binance_hftbacktest"
 
 
-@pytest.fixture(scope="module", params=list(DATASETS))
+@pytest.fixture(scope="module", params=[(name, engine) for name in DATASETS
+                                        for engine in ("native", "python")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def loaded(request, binance_dir):
-    """(name, expected, loader, data) for each recording, loaded once per module."""
-    name = request.param
+    """(name, expected, loader, data) for each recording and engine, loaded once per module."""
+    name, engine = request.param
     expected = DATASETS[name]
-    loader = BinanceLoader()
+    loader = NativeBinanceLoader() if engine == "native" else BinanceLoader()
     data = loader.load([binance_dir / f for f in expected["files"]])
     return name, expected, loader, data
 

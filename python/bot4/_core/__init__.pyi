@@ -7,6 +7,7 @@ from bot4._core import book as book
 from bot4._core import engine as engine
 from bot4._core import features as features
 from bot4._core import inference as inference
+from bot4._core import ingest as ingest
 from bot4._core import orders as orders
 from bot4._core import risk as risk
 from bot4._core import sim as sim

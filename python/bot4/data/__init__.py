@@ -55,15 +55,26 @@ def _binance_groups(paths: list[Path]) -> list[list[Path]]:
 def load(paths: str | Path | list, venue: str | None = None, progress: bool = False) -> MarketData:
     """Load one recording (several paths of one instrument = one continuous recording, in the
     order given; Binance files of several instruments = their recordings side by side, each
-    decoded on its own and merged by receive time)."""
+    decoded on its own and merged by receive time), or a dataset directory written by
+    `bot4 convert` (bot4.data.cache)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
+    from bot4.data.cache import is_dataset, load_dataset
+
     for p in paths:
-        if p.is_dir():
+        if p.is_dir() and not is_dataset(p):
             raise DataError(f"{p} is a folder, not a recording file")
         if not p.exists():
             raise DataError(f"no such file: {p}")
+    if any(is_dataset(p) for p in paths):
+        # A columnar dataset written by `bot4 convert` (bot4.data.cache).
+        if len(paths) != 1:
+            raise DataError("a converted dataset is one recording: pass its directory alone")
+        data = load_dataset(paths[0])
+        if venue is not None and venue != "binance" and not data.venue.startswith(venue):
+            raise DataError(f"{paths[0]} holds {data.venue} data, not {venue}")
+        return data
     if venue is None:
         kinds = {guess_venue(p) for p in paths}
         if len(kinds) != 1:

@@ -68,7 +68,9 @@ the grid.
 
 from __future__ import annotations
 
+import itertools
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from typing import Annotated
@@ -79,7 +81,7 @@ import numpy as np
 
 from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MarketData, RejectionLog, log, plausible_ts
-from bot4.data.progress import _NoProgress, byte_progress, iter_lines
+from bot4.data.progress import GZIP_MAGIC, _NoProgress, byte_progress, iter_lines
 from bot4.errors import ConfigError, DataError, DecimalParseError, OffGridError
 from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_RESYNC, \
     FLAG_SNAPSHOT, TRADE_EVENT
@@ -87,6 +89,7 @@ from bot4.instrument import InstrumentSpec
 
 MARKETS = ("usdm", "coinm", "spot")
 VENUE_NAMES = {"usdm": "binance-usdm", "coinm": "binance-coinm", "spot": "binance-spot"}
+_NS_PER_MS = 1_000_000
 
 # (market, symbol) -> (instrument_id, tick, lot, contract_size, inverse). Ticks and lots are checked
 # against every price and size in ../shared/data (tests/data/test_binance.py).
@@ -632,11 +635,36 @@ def detect_market(path: str | Path, max_lines: int = 5000) -> str:
     trade with `X` or a bookTicker with `E` is USD-M futures, and a depth diff without `pu`, a
     trade with `M` or a bookTicker without `E` is spot.
     """
+    path = Path(path)
+    # The first 64 KiB of text nearly always decides; the whole first-lines scan is the fallback.
+    head = _head_lines(path)[:max_lines]
+    market = _market_of_lines(head)
+    if market is None and len(head) < max_lines:
+        lines = (line for _, line in iter_lines(path, _NoProgress(), lambda *a: None))
+        market = _market_of_lines(itertools.islice(lines, max_lines))
+    if market is None:
+        raise DataError(f"cannot tell the Binance market of {path}; pass market='usdm'|'coinm'|'spot'")
+    return market
+
+
+def _head_lines(path: Path, text_bytes: int = 1 << 16) -> list[bytes]:
+    """The complete lines within the first `text_bytes` of decompressed text ([] if unreadable)."""
+    with open(path, "rb") as raw:
+        data = raw.read(text_bytes)
+    if data.startswith(GZIP_MAGIC):
+        try:
+            data = zlib.decompressobj(wbits=31).decompress(data, text_bytes)
+        except zlib.error:
+            return []
+    else:
+        data = data[:text_bytes]
+    lines = data.split(b"\n")[:-1]
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _market_of_lines(lines: Iterable[bytes]) -> str | None:
     decoder = msgspec.json.Decoder()
-    for _, line in iter_lines(Path(path), _NoProgress(), lambda *a: None):
-        if max_lines <= 0:
-            break
-        max_lines -= 1
+    for line in lines:
         payload = line.partition(b" ")[2]
         if b'"stream"' not in payload:
             continue
@@ -659,12 +687,15 @@ def detect_market(path: str | Path, max_lines: int = 5000) -> str:
                 return "spot"
         if kind == "bookTicker":
             return "usdm" if "E" in data else "spot"
-    raise DataError(f"cannot tell the Binance market of {path}; pass market='usdm'|'coinm'|'spot'")
+    return None
+
+
+ENGINES = ("native", "python")
 
 
 def load_binance(paths: str | Path | Sequence[str | Path], market: str | None = None,
                  progress: bool = False, *, specs: dict[str, InstrumentSpec] | None = None,
-                 on_gap: str = "drop") -> MarketData:
+                 on_gap: str = "drop", engine: str = "native") -> MarketData:
     """Load one continuous Binance raw recording (one file, or several in recording order).
 
     market: "usdm" | "coinm" | "spot", or None to detect it from the first file's messages.
@@ -672,5 +703,13 @@ def load_binance(paths: str | Path | Sequence[str | Path], market: str | None = 
     on_gap: "drop" (default: after a sequence gap, wait for a new snapshot) or "continue" (keep
     applying diffs, first records after the gap flagged FLAG_RESYNC). See the module docstring.
     progress: tqdm bar over the compressed bytes read, on stderr.
+    engine: "native" (default: the C++ decoder, bot4.data.binance_native) or "python" (this
+    module's BinanceLoader, the reference the native one is tested against).
     """
+    if engine == "native":
+        from bot4.data.binance_native import NativeBinanceLoader
+
+        return NativeBinanceLoader(market, specs=specs, on_gap=on_gap, progress=progress).load(paths)
+    if engine != "python":
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
     return BinanceLoader(market, specs=specs, on_gap=on_gap, progress=progress).load(paths)

@@ -39,6 +39,47 @@ def byte_progress(paths: Sequence[Path], enabled: bool, desc: str):
                 file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
+def iter_decompressed(raw, bar) -> Iterator[bytes | tuple[str]]:
+    """The bytes of an open binary file, inflated when it is gzip (multi-member), in chunks.
+
+    Yields bytes chunks; if the gzip stream is corrupt or ends early, yields everything decoded
+    before the damage (for a corrupt chunk, up to its last good 4 KiB input piece) and then one
+    final 1-tuple ("corrupt_file",) or ("truncated_file",).
+    """
+    head = raw.read(2)
+    raw.seek(0)
+    dec = zlib.decompressobj(wbits=31) if head == GZIP_MAGIC else None
+    damage: str | None = None
+    while True:
+        chunk = raw.read(CHUNK)
+        if not chunk:
+            break
+        bar.update(len(chunk))
+        if dec is None:
+            yield chunk
+            continue
+        backup = dec.copy()
+        parts: list[bytes] = []
+        try:
+            dec = _inflate(dec, chunk, parts)
+        except zlib.error:
+            # Redo this chunk in small pieces to keep what precedes the damage.
+            parts = []
+            try:
+                for i in range(0, len(chunk), 4096):
+                    backup = _inflate(backup, chunk[i:i + 4096], parts)
+            except zlib.error:
+                pass
+            damage = "corrupt_file"
+        yield b"".join(parts)
+        if damage is not None:
+            break
+    if damage is None and dec is not None and not dec.eof:
+        damage = "truncated_file"
+    if damage is not None:
+        yield (damage,)
+
+
 def iter_lines(path: Path, bar,
                on_damage: Callable[[str, int, str], None]) -> Iterator[tuple[int, bytes]]:
     """Yield (1-based line number, line bytes without the newline) of a gzip or plain text file.
@@ -49,45 +90,19 @@ def iter_lines(path: Path, bar,
     A trailing CR is stripped.
     """
     with open(path, "rb") as raw:
-        head = raw.read(2)
-        raw.seek(0)
-        gz = head == GZIP_MAGIC
-        dec = zlib.decompressobj(wbits=31) if gz else None
         tail = b""
         line_no = 0
         damage: str | None = None
-        while True:
-            chunk = raw.read(CHUNK)
-            if not chunk:
+        for out in iter_decompressed(raw, bar):
+            if isinstance(out, tuple):
+                damage = out[0]
                 break
-            bar.update(len(chunk))
-            if dec is not None:
-                backup = dec.copy()
-                parts: list[bytes] = []
-                try:
-                    dec = _inflate(dec, chunk, parts)
-                except zlib.error:
-                    # Redo this chunk in small pieces to keep what precedes the damage.
-                    parts = []
-                    try:
-                        for i in range(0, len(chunk), 4096):
-                            backup = _inflate(backup, chunk[i:i + 4096], parts)
-                    except zlib.error:
-                        pass
-                    damage = "corrupt_file"
-                out = b"".join(parts)
-            else:
-                out = chunk
             data = tail + out if tail else out
             lines = data.split(b"\n")
             tail = lines.pop()
             for line in lines:
                 line_no += 1
                 yield line_no, line[:-1] if line.endswith(b"\r") else line
-            if damage is not None:
-                break
-        if damage is None and dec is not None and not dec.eof:
-            damage = "truncated_file"
         if damage is not None:
             on_damage(damage, line_no + 1, tail[:200].decode("utf-8", "replace"))
         elif tail:
