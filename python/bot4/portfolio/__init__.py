@@ -1,0 +1,2 @@
+"""Portfolio layer building blocks: risk measures, sizing and the safety projection, diversified
+selection, the transaction-cost model and off-policy evaluation (issue 13). One module each."""
