@@ -55,3 +55,21 @@ class InputError(Bot4Error, ValueError):
             fixes.append(f"leave out {name(p)}" if v is None else f"pass {value(p, v)}")
         text = f"{name(self.param)}: {self.problem}"
         return text + ("; " + " or ".join(fixes) if fixes else "")
+
+
+class MessageRejected(Bot4Error, ValueError):
+    """A bus frame that is not a valid message of its socket's topic (bot4.contracts.Codec);
+    `reason` is one of bot4.contracts.REJECT_REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class JournalCorruptError(Bot4Error):
+    """A journal that cannot be read on: a damaged record before its last segment's tail, a
+    missing segment, or a file that is not a journal segment."""
+
+
+class JournalLockedError(Bot4Error):
+    """Another writer holds the journal directory (one writer per journal)."""
