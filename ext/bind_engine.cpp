@@ -14,6 +14,7 @@
 #include "buffers.hpp"
 #include "config_dict.hpp"
 #include "engine/backtest.hpp"
+#include "engine/streaming_backtest.hpp"
 #include "feature_config_dict.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/pre_trade_checks.hpp"
@@ -338,15 +339,17 @@ py::dict sim_counters(const sim::SimCounters& s) {
   d["order_events"] = s.order_events;
   d["ignored_events"] = s.ignored_events;
   d["prints_after_level_drop"] = s.prints_after_level_drop;
+  d["late_feed_events"] = s.late_feed_events;
   return d;
 }
 
-py::dict result_dict(engine::EngineResult& r) {
+// The per-event records of a result or of a part taken from a streamed run, as NumPy arrays.
+template <typename Records>
+void records_into(py::dict& out, const Records& r) {
   using engine::DecisionRec;
   using engine::EquityRec;
   using engine::FillRec;
   using engine::OrderRec;
-  py::dict out;
   out["decisions"] = to_numpy(r.decisions, {FLD(DecisionRec, ts, "<i8"), FLD(DecisionRec, p, "<f8"),
                                             FLD(DecisionRec, target, "i1"), FLD(DecisionRec, action, "i1"),
                                             FLD(DecisionRec, instrument, "<u4"), FLD(DecisionRec, position, "<i8")});
@@ -374,6 +377,11 @@ py::dict result_dict(engine::EngineResult& r) {
   if (!r.timer_ns.empty()) std::memcpy(timer.mutable_data(), r.timer_ns.data(), r.timer_ns.size() * sizeof(int64_t));
   lat["timer"] = timer;
   out["latency_ns"] = lat;
+}
+
+py::dict result_dict(engine::EngineResult& r) {
+  py::dict out;
+  records_into(out, r);
   py::dict rej;
   for (size_t i = 1; i < risk::kRejectReasonCount; ++i)
     rej[risk::reject_reason_name(static_cast<risk::RejectReason>(i))] = r.rejections[i];
@@ -415,6 +423,34 @@ inference::Model* model_ptr(const py::handle& m) {
 }
 
 // instruments: [{"id", "tick_size", "lot_size", "l3", "strategy", "models": [...], "sim": {...}}]
+struct InstrumentsArg {
+  std::vector<engine::BacktestInstrument> spec;
+  std::vector<std::shared_ptr<StrategyHandle>> handles;
+  std::vector<py::object> keep;  // models stay alive for the run
+};
+
+InstrumentsArg instruments_from(const py::list& instruments) {
+  InstrumentsArg a;
+  for (auto item : instruments) {
+    const py::dict d = item.cast<py::dict>();
+    engine::BacktestInstrument bi;
+    bi.spec.id = d["id"].cast<uint32_t>();
+    bi.spec.tick_size = d["tick_size"].cast<double>();
+    bi.spec.lot_size = d["lot_size"].cast<double>();
+    bi.spec.l3 = d.contains("l3") ? d["l3"].cast<bool>() : false;
+    a.handles.push_back(strategy_handle(d["strategy"]));
+    bi.strategy = a.handles.back()->get();
+    if (d.contains("models"))
+      for (auto m : d["models"]) {
+        a.keep.push_back(py::reinterpret_borrow<py::object>(m));
+        bi.models.push_back(model_ptr(m));
+      }
+    bi.sim = sim_config_from(d.contains("sim") ? py::object(d["sim"]) : py::object(py::none()));
+    a.spec.push_back(std::move(bi));
+  }
+  return a;
+}
+
 py::dict backtest(const py::dict& config, const py::list& instruments, const py::array& book, const py::array& trades,
                   const py::object& orders) {
   const EngineConfig cfg = engine_config_from(config);
@@ -427,37 +463,77 @@ py::dict backtest(const py::dict& config, const py::list& instruments, const py:
     orders_arr = orders.cast<py::array>();
     o = record_buffer<OrderEvent>(orders_arr, "ORDER_EVENT", no);
   }
-  std::vector<engine::BacktestInstrument> spec;
-  std::vector<std::shared_ptr<StrategyHandle>> handles;
-  std::vector<py::object> keep;  // models stay alive for the run
-  for (auto item : instruments) {
-    const py::dict d = item.cast<py::dict>();
-    engine::BacktestInstrument bi;
-    bi.spec.id = d["id"].cast<uint32_t>();
-    bi.spec.tick_size = d["tick_size"].cast<double>();
-    bi.spec.lot_size = d["lot_size"].cast<double>();
-    bi.spec.l3 = d.contains("l3") ? d["l3"].cast<bool>() : false;
-    handles.push_back(strategy_handle(d["strategy"]));
-    bi.strategy = handles.back()->get();
-    if (d.contains("models"))
-      for (auto m : d["models"]) {
-        keep.push_back(py::reinterpret_borrow<py::object>(m));
-        bi.models.push_back(model_ptr(m));
-      }
-    bi.sim = sim_config_from(d.contains("sim") ? py::object(d["sim"]) : py::object(py::none()));
-    spec.push_back(std::move(bi));
-  }
+  InstrumentsArg ins = instruments_from(instruments);
   engine::EngineResult r;
   std::string error;
   bool ok;
   {
     py::gil_scoped_release release;
-    ok = engine::run_backtest(cfg, spec, b, nb, o, no, t, nt, r, error);
+    ok = engine::run_backtest(cfg, ins.spec, b, nb, o, no, t, nt, r, error);
   }
-  for (auto& h : handles) h->raise_if_failed();
+  for (auto& h : ins.handles) h->raise_if_failed();
   if (!ok) throw py::value_error(error);
   return result_dict(r);
 }
+
+// A backtest fed in pieces (engine/streaming_backtest.hpp); strategies and models stay alive
+// with it.
+class StreamingBacktestHandle {
+ public:
+  StreamingBacktestHandle(const py::dict& config, const py::list& instruments)
+      : ins_(instruments_from(instruments)), run_(engine_config_from(config), ins_.spec) {
+    std::string error;
+    if (!run_.start(error)) throw py::value_error(error);
+  }
+  void push(const py::object& book, const py::object& trades, const py::object& orders, int64_t watermark) {
+    if (finished_) throw py::value_error("push after finish");
+    size_t nb = 0, nt = 0, no = 0;
+    py::array ba, ta, oa;
+    const BookEvent* b = nullptr;
+    const TradeEvent* t = nullptr;
+    const OrderEvent* o = nullptr;
+    if (!book.is_none()) b = record_buffer<BookEvent>(ba = book.cast<py::array>(), "BOOK_EVENT", nb);
+    if (!trades.is_none()) t = record_buffer<TradeEvent>(ta = trades.cast<py::array>(), "TRADE_EVENT", nt);
+    if (!orders.is_none()) o = record_buffer<OrderEvent>(oa = orders.cast<py::array>(), "ORDER_EVENT", no);
+    std::string error;
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      ok = run_.push(b, nb, o, no, t, nt, watermark, error);
+    }
+    raise_if_failed();
+    if (!ok) throw py::value_error(error);
+  }
+  py::dict take_records() {
+    engine::EngineRecords rec;
+    run_.take_records(rec);
+    py::dict out;
+    records_into(out, rec);
+    return out;
+  }
+  py::dict finish() {
+    if (finished_) throw py::value_error("finish called twice");
+    finished_ = true;
+    engine::EngineResult* r;
+    {
+      py::gil_scoped_release release;
+      r = &run_.finish();
+    }
+    raise_if_failed();
+    return result_dict(*r);
+  }
+  size_t buffered() const { return run_.buffered(); }
+  uint64_t late_events() const { return run_.late_events(); }
+  int64_t watermark() const { return run_.watermark(); }
+
+ private:
+  void raise_if_failed() {
+    for (auto& h : ins_.handles) h->raise_if_failed();
+  }
+  InstrumentsArg ins_;
+  engine::StreamingBacktest run_;
+  bool finished_ = false;
+};
 
 // ---------------------------------------------------------------- the strategy context
 strategy::OrderKind order_kind(const std::string& k) {
@@ -682,6 +758,21 @@ void bind_engine(py::module_& m) {
     }
     return out;
   }, py::arg("config"));
+  py::class_<StreamingBacktestHandle>(m, "StreamingBacktest",
+                                      "A backtest fed the recording in pieces, with bounded memory; equal to one "
+                                      "backtest() over the concatenated pieces when late_events and the venues' "
+                                      "late_feed_events are 0")
+      .def(py::init<const py::dict&, const py::list&>(), py::arg("config"), py::arg("instruments"))
+      .def("push", &StreamingBacktestHandle::push, py::arg("book") = py::none(), py::arg("trades") = py::none(),
+           py::arg("orders") = py::none(), py::arg("watermark"),
+           "The next piece of each stream; every record not yet pushed has a merge key (its stream's running "
+           "maximum of ts_local) >= watermark")
+      .def("take_records", &StreamingBacktestHandle::take_records,
+           "decisions, orders, fills, equity and latency_ns produced so far (then forgotten by the engine)")
+      .def("finish", &StreamingBacktestHandle::finish, "processes the rest; the result as backtest() returns it")
+      .def_property_readonly("buffered", &StreamingBacktestHandle::buffered)
+      .def_property_readonly("late_events", &StreamingBacktestHandle::late_events)
+      .def_property_readonly("watermark", &StreamingBacktestHandle::watermark);
   m.def("schema", &schema, "Every engine config section, built-in strategy and counter, from the core's declarations");
   m.def("backtest", &backtest, py::arg("config"), py::arg("instruments"), py::arg("book"), py::arg("trades"),
         py::arg("orders") = py::none(),

@@ -32,6 +32,10 @@ class StreamMerge {
   int64_t key_book() const { return kb_; }
   int64_t key_orders() const { return ko_; }
   int64_t key_trades() const { return kt_; }
+  // Events consumed so far, per stream.
+  size_t consumed_book() const { return ib_; }
+  size_t consumed_orders() const { return io_; }
+  size_t consumed_trades() const { return it_; }
 
   // The next event's stream and merge key, without consuming it (kDone at the end).
   Kind peek(int64_t& key) const {

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "engine/streaming_backtest.hpp"
 #include "sim/sim_venue.hpp"
 
 namespace bot4::engine {
@@ -15,7 +16,9 @@ std::vector<Event> of_instrument(const Event* ev, size_t n, InstrumentId id) {
   return out;
 }
 
-void add(sim::SimCounters& a, const sim::SimCounters& b) {
+}  // namespace
+
+void add_sim_counters(sim::SimCounters& a, const sim::SimCounters& b) {
   a.requests += b.requests;
   a.fills += b.fills;
   a.maker_fills += b.maker_fills;
@@ -30,8 +33,8 @@ void add(sim::SimCounters& a, const sim::SimCounters& b) {
   a.order_events += b.order_events;
   a.ignored_events += b.ignored_events;
   a.prints_after_level_drop += b.prints_after_level_drop;
+  a.late_feed_events += b.late_feed_events;
 }
-}  // namespace
 
 bool run_backtest(const EngineConfig& cfg, const std::vector<BacktestInstrument>& instruments,
                   const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
@@ -74,7 +77,7 @@ bool run_backtest(const EngineConfig& cfg, const std::vector<BacktestInstrument>
   out.sim = {};
   for (size_t i = 0; i < venues.size(); ++i) {
     const auto& c = venues[i]->simulator().counters();
-    add(out.sim, c);
+    add_sim_counters(out.sim, c);
     if (i < out.instruments.size()) out.instruments[i].sim = c;
   }
   return true;

@@ -43,7 +43,11 @@ struct Lane {
   bool pending = false;     // a row arrived and awaits its decision
   uint64_t events = 0;
   uint64_t decisions = 0;
-  size_t last_decision_fills = 0;
+  size_t last_decision_fills = 0;  // index into all fills ever recorded (taken ones included)
+  // Taken out by take_records: fills after the last decision (count, latest time), New orders.
+  uint64_t taken_late_fills = 0;
+  int64_t taken_late_fill_ts = INT64_MIN;
+  uint64_t taken_new_orders = 0;
 };
 }  // namespace
 
@@ -63,6 +67,7 @@ struct Engine::Impl {
   int64_t key_book = INT64_MIN, key_orders = INT64_MIN, key_trades = INT64_MIN;
   int64_t now = INT64_MIN;
   double peak = 0.0;
+  size_t fills_taken = 0;  // records moved out by take_records
   CycleCalibration cal;
 
   explicit Impl(const EngineConfig& c) : cfg(c), fe(c.features), sizer(c.sizing), kill(c.kill_switch) {}
@@ -183,7 +188,9 @@ struct Engine::Impl {
     out.equity.push_back(EquityRec{t, lb.position, real, unreal, lb.fees, eq, total, l.spec.id, 0});
     peak = std::max(peak, total);
     out.max_drawdown = std::max(out.max_drawdown, peak - total);
-    l.last_decision_fills = out.fills.size();
+    l.last_decision_fills = fills_taken + out.fills.size();
+    l.taken_late_fills = 0;
+    l.taken_late_fill_ts = INT64_MIN;
   }
 
   void timer(int64_t t) {
@@ -424,8 +431,9 @@ void Engine::finish() {
   // one last equity record per instrument that had fills after its last decision.
   m.poll_all(INT64_MAX);
   for (auto& l : m.lanes) {
-    int64_t last_ts = INT64_MIN;
-    for (size_t i = l.last_decision_fills; i < m.out.fills.size(); ++i)
+    int64_t last_ts = l.taken_late_fill_ts;
+    m.out.counters.end_of_run_fills += l.taken_late_fills;
+    for (size_t i = std::max(l.last_decision_fills, m.fills_taken) - m.fills_taken; i < m.out.fills.size(); ++i)
       if (m.out.fills[i].instrument == l.spec.id) {
         last_ts = std::max(last_ts, m.out.fills[i].ts);
         ++m.out.counters.end_of_run_fills;
@@ -454,6 +462,7 @@ void Engine::finish() {
     s.instrument = l.spec.id;
     s.events = l.events;
     s.decisions = l.decisions;
+    s.orders = l.taken_new_orders;
     for (const auto& o : m.out.orders)
       if (o.instrument == l.spec.id && o.kind == static_cast<uint8_t>(orders::OrderEventKind::New)) ++s.orders;
     s.fills = lb.fills;
@@ -465,6 +474,39 @@ void Engine::finish() {
     m.out.instruments.push_back(s);
   }
   m.out.kill_reason = static_cast<int>(m.kill.reason());
+}
+
+void Engine::take_records(EngineRecords& into) {
+  Impl& m = *impl_;
+  EngineResult& o = m.out;
+  for (auto& l : m.lanes) {
+    for (size_t i = std::max(l.last_decision_fills, m.fills_taken) - m.fills_taken; i < o.fills.size(); ++i)
+      if (o.fills[i].instrument == l.spec.id) {
+        l.taken_late_fill_ts = std::max(l.taken_late_fill_ts, o.fills[i].ts);
+        ++l.taken_late_fills;
+      }
+    for (const auto& r : o.orders)
+      if (r.instrument == l.spec.id && r.kind == static_cast<uint8_t>(orders::OrderEventKind::New)) ++l.taken_new_orders;
+  }
+  m.fills_taken += o.fills.size();
+  into.decisions = std::move(o.decisions);
+  into.orders = std::move(o.orders);
+  into.fills = std::move(o.fills);
+  into.equity = std::move(o.equity);
+  // Stage stamps are counter ticks until the end of the run: these with the ratio measured so far.
+  m.cal.finish(0);
+  for (size_t k = 0; k < o.latency_ns.size(); ++k) {
+    into.latency_ns[k] = std::move(o.latency_ns[k]);
+    for (auto& x : into.latency_ns[k]) x = m.cal.ns(static_cast<uint64_t>(x));
+    o.latency_ns[k].clear();
+  }
+  into.timer_ns = std::move(o.timer_ns);
+  for (auto& x : into.timer_ns) x = m.cal.ns(static_cast<uint64_t>(x));
+  o.decisions.clear();
+  o.orders.clear();
+  o.fills.clear();
+  o.equity.clear();
+  o.timer_ns.clear();
 }
 
 bool Engine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,

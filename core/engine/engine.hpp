@@ -79,6 +79,11 @@ class Engine {
   bool run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
            const TradeEvent* trades, size_t n_trades, std::string& error);
 
+  // Moves the records so far (decisions, orders, fills, equity, latency in ns) into `into` and
+  // forgets them, so a long run's memory stays bounded; totals, counters and per-instrument
+  // summaries still cover the whole run. After finish(), result() holds only what came since.
+  void take_records(EngineRecords& into);
+
   EngineResult& result();
   const EngineConfig& config() const;
   int64_t now() const;

@@ -87,7 +87,8 @@ const char* stage_name(int s);
   X(orphan_closes, "flattens of a position no working order protected")                       \
   X(closes, "reduce-only market closes sent (any reason)")                                    \
   X(leg_risk_bypass, "protective legs the pre-trade checks would have refused")               \
-  X(end_of_run_fills, "fills received after the last decision (booked at the end)")
+  X(end_of_run_fills, "fills received after the last decision (booked at the end)")            \
+  X(late_events, "streamed backtest: records pushed below an earlier watermark (processed out of their order)")
 
 #define BOT4_COUNTER_MEMBER(name, doc) uint64_t name = 0;
 struct EngineCounters {
@@ -114,6 +115,16 @@ struct InstrumentSummary {
   double fees = 0.0;
   double pnl = 0.0;      // realised + unrealised - fees
   sim::SimCounters sim;
+};
+
+// The per-event records of a run (or of the part of it taken so far).
+struct EngineRecords {
+  std::vector<DecisionRec> decisions;
+  std::vector<OrderRec> orders;
+  std::vector<FillRec> fills;
+  std::vector<EquityRec> equity;
+  std::array<std::vector<int64_t>, kStageCount> latency_ns;
+  std::vector<int64_t> timer_ns;
 };
 
 struct EngineResult {

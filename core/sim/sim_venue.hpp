@@ -17,6 +17,11 @@ class SimVenue final : public execution::Venue {
                    const TradeEvent* trades, size_t n_trades) {
     sim_.attach_feed(book, n_book, orders, n_orders, trades, n_trades);
   }
+  // The recording streamed in pieces (see VenueSimulator::append_feed).
+  void append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                   const TradeEvent* trades, size_t n_trades) {
+    sim_.append_feed(book, n_book, orders, n_orders, trades, n_trades);
+  }
   void send(const execution::VenueRequest& request, int64_t sent_local) override { sim_.send(request, sent_local); }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
   void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }

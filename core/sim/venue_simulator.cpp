@@ -365,7 +365,38 @@ void VenueSimulator::attach_feed(const BookEvent* book, size_t n_book, const Ord
   feed_attached_ = true;
 }
 
+namespace {
+// Drops the consumed prefix of a streamed feed buffer and appends the new records, counting those
+// whose exchange-time key (the stream's running maximum) the venue has already passed.
+template <typename Event>
+uint64_t append_stream(std::vector<Event>& buf, size_t consumed, const Event* ev, size_t n, int64_t& key,
+                       int64_t advanced_to) {
+  buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(consumed));
+  uint64_t late = 0;
+  for (size_t i = 0; i < n; ++i) {
+    key = std::max(key, ev[i].ts_exchange);
+    if (key <= advanced_to) ++late;
+  }
+  buf.insert(buf.end(), ev, ev + n);
+  return late;
+}
+}  // namespace
+
+void VenueSimulator::append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                                 const TradeEvent* trades, size_t n_trades) {
+  const int64_t kb = feed_.key_book(), ko = feed_.key_orders(), kt = feed_.key_trades();
+  counters_.late_feed_events +=
+      append_stream(own_book_, feed_.consumed_book(), book, n_book, append_key_[0], advanced_to_) +
+      append_stream(own_orders_, feed_.consumed_orders(), orders, n_orders, append_key_[1], advanced_to_) +
+      append_stream(own_trades_, feed_.consumed_trades(), trades, n_trades, append_key_[2], advanced_to_);
+  feed_ = StreamMerge(own_book_.data(), own_book_.size(), own_orders_.data(), own_orders_.size(), own_trades_.data(),
+                      own_trades_.size(), StreamMerge::Stamp::Exchange);
+  feed_.set_keys(kb, ko, kt);
+  feed_attached_ = true;
+}
+
 void VenueSimulator::advance_feed(int64_t t) {
+  advanced_to_ = std::max(advanced_to_, t);
   int64_t key;
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
     if (kind == StreamMerge::kBook) on_book(feed_.pop_book(key));

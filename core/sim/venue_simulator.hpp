@@ -73,6 +73,7 @@ struct SimCounters {
   uint64_t order_events = 0;     // L3 order events applied (or offered)
   uint64_t ignored_events = 0;   // market data of the other mode (BookEvent in L3, OrderEvent in L2)
   uint64_t prints_after_level_drop = 0;  // prints at our level replayed before their own millisecond's depth drop
+  uint64_t late_feed_events = 0;  // streamed feed: events appended after the venue had passed their exchange time
 };
 
 enum class SimMode : uint8_t { Auto = 0, L2 = 1, L3 = 2 };
@@ -108,6 +109,13 @@ class VenueSimulator {
   // learned only from the events the strategy has received (observe()), never from the venue's
   // look-ahead, and the on_* calls above are the feed's (do not call them in feed mode).
   void attach_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
+                   const TradeEvent* trades, size_t n_trades);
+  // Streamed feed mode: appends the next records of the recording (each stream in receive order)
+  // to a feed the simulator owns; records already consumed are dropped, so memory stays bounded
+  // by what is not yet replayed. An event whose exchange time the venue has already passed (a
+  // whole-array run would have replayed it earlier) is still replayed, and counted in
+  // late_feed_events: a run with none replays exactly as attach_feed over the whole recording.
+  void append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
                    const TradeEvent* trades, size_t n_trades);
   // Processes every feed event with exchange time <= t, then the requests due by t.
   void advance_feed(int64_t t);
@@ -179,6 +187,13 @@ class VenueSimulator {
   SimMode mode_ = SimMode::Auto;
   StreamMerge feed_;  // feed mode: the recording, merged on the exchange clock
   bool feed_attached_ = false;
+  // Streamed feed mode: the records not yet replayed, and each stream's running exchange-time key
+  // over everything appended; the furthest exchange time the feed was advanced to.
+  std::vector<BookEvent> own_book_;
+  std::vector<OrderEvent> own_orders_;
+  std::vector<TradeEvent> own_trades_;
+  int64_t append_key_[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
+  int64_t advanced_to_ = INT64_MIN;
   ConsumedLiquidity consumed_;
   uint64_t priority_ = 0;
   std::deque<SimRequest> requests_;

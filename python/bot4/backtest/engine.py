@@ -118,6 +118,88 @@ def _models_for(model, instruments) -> dict:
     return {i: loaded for i in instruments}
 
 
+class _Prepared:
+    """What the core needs for a run, made once from the instruments, model, config and strategy."""
+
+    def __init__(self, specs: dict, l3_ids: set, model, config, strategy) -> None:
+        from bot4 import strategies
+
+        if not specs:
+            raise ValueError("the data names no instrument")
+        cfg = engine_config(config)
+        strat_section = dict(cfg.pop("strategy", {}) or {})
+        name = strat_section.pop("name", None)
+        spec = strategy if strategy is not None else name
+        if strategy is not None and name is not None and strategy != name:
+            raise ValueError(f"strategy {strategy!r} given, but the config's [strategy] names {name!r}")
+        if spec is not None and not strategies.is_builtin(spec) and strat_section:
+            raise ValueError("[strategy] fields are for built-ins; configure a user strategy in its own code")
+        ids = sorted(specs)
+        models = _models_for(model, ids)
+        trained = [getattr(m, "feature_config", None) for m in models.values() if m is not None]
+        if len({repr(t) for t in trained}) > 1:
+            raise ValueError("the instruments' models were trained with different feature configs; "
+                             "one engine computes one feature config")
+        cfg["features"] = features_section(cfg.get("features"), trained[0] if trained else None)
+        sim = cfg.pop("sim", None)
+        instruments = []
+        for i in ids:
+            s = specs[i]
+            if spec is not None and not isinstance(spec, str) and len(ids) > 1 and not isinstance(spec, type):
+                raise ValueError("one strategy instance cannot trade several instruments: pass its class")
+            made = strategies.make(spec, strat_section if (spec is None or strategies.is_builtin(spec)) else None)
+            m = models[i]
+            instruments.append({"id": int(i), "tick_size": float(s.tick_size), "lot_size": float(s.lot_size),
+                                "l3": i in l3_ids, "strategy": made, "sim": sim,
+                                "models": [getattr(m, "core", m)] if m is not None else []})
+        self.cfg, self.instruments, self.ids, self.l3_ids = cfg, instruments, ids, l3_ids
+        self.specs = {int(i): specs[i] for i in ids}
+        self.strat_section, self.sim = strat_section, sim
+
+    def streams(self, data):
+        """The arrays the core reads: L3 instruments (order events) run their venue in L3 mode
+        with exact queue positions; an L2 book derived alongside them is not replayed again."""
+        orders = np.ascontiguousarray(data.orders) if data.orders.size else None
+        book = data.book
+        if self.l3_ids:
+            book = book[~np.isin(book["instrument"], list(self.l3_ids))]
+        return np.ascontiguousarray(book), np.ascontiguousarray(data.trades), orders
+
+    def result(self, out: dict, records: dict, n_events: int, seconds: float) -> BacktestResult:
+        equity = records["equity"]
+        pnl = float(equity["total_equity"][-1]) if equity.size else 0.0
+        per = []
+        for d in out["instruments"]:
+            s = self.specs[int(d["instrument"])]
+            per.append(dict(d, symbol=getattr(s, "symbol", str(d["instrument"])), tick_size=float(s.tick_size),
+                            lot_size=float(s.lot_size)))
+        first = self.specs[self.ids[0]]
+        cfg = dict(self.cfg)
+        strat = self.instruments[0]["strategy"]
+        cfg["strategy"] = {"name": strat.name if hasattr(strat, "name") else type(strat).__name__,
+                           **self.strat_section}
+        cfg["sim"] = self.sim
+        return BacktestResult(
+            events=n_events, decisions=records["decisions"], orders=records["orders"], fills=records["fills"],
+            equity=equity, latency_ns=dict(records["latency_ns"]), counters=dict(out["counters"]),
+            rejections=dict(out["rejections"]), pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds,
+            tick_size=float(first.tick_size), lot_size=float(first.lot_size),
+            order_rejections=dict(out["order_rejections"]), kill_reason=str(out["kill_reason"]), config=cfg,
+            instruments=per)
+
+
+def _l3_ids(data) -> set:
+    return set(np.unique(data.orders["instrument"]).tolist()) if data.orders.size else set()
+
+
+def _done(result: BacktestResult, progress: bool) -> BacktestResult:
+    if progress:
+        print(f"backtest: done in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s), "
+              f"{result.decisions.size:,} decisions, {result.n_orders:,} orders, {result.fills.size:,} fills, "
+              f"pnl {result.pnl:,.2f}", file=sys.stderr, flush=True)
+    return result
+
+
 def run(data, model=None, config=None, progress: bool = True, *, strategy=None) -> BacktestResult:
     """Backtest `data` through the engine: book -> features -> model -> strategy -> risk ->
     orders -> venue simulator, in the core with the GIL released (a Python strategy takes it for
@@ -130,76 +212,17 @@ def run(data, model=None, config=None, progress: bool = True, *, strategy=None) 
     None (strategies that need none). config: None, a dict of sections (see SECTIONS) or a
     bot4.config.Config. strategy: a built-in name, "module:Class", a .py/.pyx path, a bot4.Strategy
     class (one instance per instrument) or instance (one instrument), or None (the config's
-    [strategy] name, default threshold_bracket)."""
-    from bot4 import strategies
-
+    [strategy] name, default threshold_bracket). For recordings larger than memory see
+    bot4.backtest.run_stream."""
     data = _merged(data)
-    if not data.specs:
-        raise ValueError("the data names no instrument")
-    cfg = engine_config(config)
-    strat_section = dict(cfg.pop("strategy", {}) or {})
-    name = strat_section.pop("name", None)
-    spec = strategy if strategy is not None else name
-    if strategy is not None and name is not None and strategy != name:
-        raise ValueError(f"strategy {strategy!r} given, but the config's [strategy] names {name!r}")
-    if spec is not None and not strategies.is_builtin(spec) and strat_section:
-        raise ValueError("[strategy] fields are for built-ins; configure a user strategy in its own code")
-    ids = sorted(data.specs)
-    models = _models_for(model, ids)
-    trained = [getattr(m, "feature_config", None) for m in models.values() if m is not None]
-    if len({repr(t) for t in trained}) > 1:
-        raise ValueError("the instruments' models were trained with different feature configs; "
-                         "one engine computes one feature config")
-    cfg["features"] = features_section(cfg.get("features"), trained[0] if trained else None)
-    sim = cfg.pop("sim", None)
-    orders_all = np.ascontiguousarray(data.orders) if data.orders.size else None
-    l3_ids = set(np.unique(data.orders["instrument"]).tolist()) if orders_all is not None else set()
-    instruments = []
-    for i in ids:
-        s = data.specs[i]
-        if spec is not None and not isinstance(spec, str) and len(ids) > 1 and not isinstance(spec, type):
-            raise ValueError("one strategy instance cannot trade several instruments: pass its class")
-        made = strategies.make(spec, strat_section if (spec is None or strategies.is_builtin(spec)) else None)
-        m = models[i]
-        instruments.append({"id": int(i), "tick_size": float(s.tick_size), "lot_size": float(s.lot_size),
-                            "l3": i in l3_ids, "strategy": made, "sim": sim,
-                            "models": [getattr(m, "core", m)] if m is not None else []})
-    trades = np.ascontiguousarray(data.trades)
-    # L3 instruments (order events) run their venue in L3 mode with exact queue positions; an L2
-    # book derived alongside them is not replayed a second time.
-    book = data.book
-    if l3_ids:
-        book = book[~np.isin(book["instrument"], list(l3_ids))]
-    book = np.ascontiguousarray(book)
-    n_events = int(book.size + trades.size + (orders_all.size if orders_all is not None else 0))
+    prep = _Prepared(data.specs, _l3_ids(data), model, config, strategy)
+    book, trades, orders = prep.streams(data)
+    n_events = int(book.size + trades.size + (orders.size if orders is not None else 0))
     if progress:
-        what = f"{orders_all.size:,} L3 order" if orders_all is not None else f"{book.size:,} book"
-        print(f"backtest: {n_events:,} events ({what}, {trades.size:,} trades, {len(ids)} instrument"
-              f"{'s' if len(ids) > 1 else ''})...", file=sys.stderr, flush=True)
+        what = f"{orders.size:,} L3 order" if orders is not None else f"{book.size:,} book"
+        n = len(prep.ids)
+        print(f"backtest: {n_events:,} events ({what}, {trades.size:,} trades, {n} instrument"
+              f"{'s' if n > 1 else ''})...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    out = _core.engine.backtest(cfg, instruments, book, trades, orders_all)
-    seconds = time.perf_counter() - t0
-    equity = out["equity"]
-    pnl = float(equity["total_equity"][-1]) if equity.size else 0.0
-    specs = {int(i): data.specs[i] for i in ids}
-    per = []
-    for d in out["instruments"]:
-        s = specs[int(d["instrument"])]
-        per.append(dict(d, symbol=getattr(s, "symbol", str(d["instrument"])), tick_size=float(s.tick_size),
-                        lot_size=float(s.lot_size)))
-    first = specs[ids[0]]
-    cfg["strategy"] = {"name": instruments[0]["strategy"].name
-                       if hasattr(instruments[0]["strategy"], "name") else type(instruments[0]["strategy"]).__name__,
-                       **strat_section}
-    cfg["sim"] = sim
-    result = BacktestResult(
-        events=n_events, decisions=out["decisions"], orders=out["orders"], fills=out["fills"], equity=equity,
-        latency_ns=dict(out["latency_ns"]), counters=dict(out["counters"]), rejections=dict(out["rejections"]),
-        pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds, tick_size=float(first.tick_size),
-        lot_size=float(first.lot_size), order_rejections=dict(out["order_rejections"]),
-        kill_reason=str(out["kill_reason"]), config=cfg, instruments=per)
-    if progress:
-        print(f"backtest: done in {seconds:.2f} s ({result.events_per_second:,.0f} events/s), "
-              f"{result.decisions.size:,} decisions, {result.n_orders:,} orders, {result.fills.size:,} fills, "
-              f"pnl {pnl:,.2f}", file=sys.stderr, flush=True)
-    return result
+    out = _core.engine.backtest(prep.cfg, prep.instruments, book, trades, orders)
+    return _done(prep.result(out, out, n_events, time.perf_counter() - t0), progress)

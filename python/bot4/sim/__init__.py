@@ -8,7 +8,7 @@ The generator runs in the C++ core (core/sim/market_generator.hpp); its paramete
 comes from the Binance USD-M BTCUSDT recording of 2024-08-08.
 """
 
-from bot4.sim.generate import DEFAULT_EVENTS, DEFAULT_SEED, generate, load_npz, save_npz
+from bot4.sim.generate import DEFAULT_EVENTS, DEFAULT_SEED, generate, generate_parts, load_npz, save_npz
 from bot4.sim.params import HawkesClockParams, MarketModelParams, SourceInfo, default_params
 
 
@@ -21,5 +21,5 @@ def calibrate(data, **kwargs):
 
 __all__ = [
     "DEFAULT_EVENTS", "DEFAULT_SEED", "HawkesClockParams", "MarketModelParams", "SourceInfo",
-    "calibrate", "default_params", "generate", "load_npz", "save_npz",
+    "calibrate", "default_params", "generate", "generate_parts", "load_npz", "save_npz",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,32 @@ def generate(params: MarketModelParams | str | Path | None = None, seed: int = D
     )
     data.sim_counters = counters  # type: ignore[attr-defined]
     return data
+
+
+def generate_parts(params: MarketModelParams | str | Path | None = None, seed: int = DEFAULT_SEED,
+                   n_events: int = DEFAULT_EVENTS, part_events: int = 100_000) -> Iterator[MarketData]:
+    """The same stream as generate(params, seed, n_events), made and handed out `part_events`
+    atomic events at a time (the generator carries its state across parts), so a stream of any
+    length needs the memory of one part. Concatenating the parts' arrays gives generate()'s."""
+    from bot4 import _core
+
+    if params is None:
+        params = default_params()
+    elif isinstance(params, (str, Path)):
+        params = MarketModelParams.load(params)
+    if n_events < 0 or part_events <= 0:
+        raise ValueError("n_events must be >= 0 and part_events > 0")
+    gen = _core.sim.MarketGenerator(params.core_config(), int(seed) & (2**64 - 1))
+    left = int(n_events)
+    first = True
+    while left > 0 or first:
+        take = min(left, int(part_events))
+        book, orders, trades = gen.generate(take, 0)
+        left -= take
+        first = False
+        yield MarketData(specs={params.instrument.instrument_id: params.instrument}, book=book.view(BOOK_EVENT),
+                         orders=orders.view(ORDER_EVENT), trades=trades.view(TRADE_EVENT),
+                         sources=[f"bot4-sim seed={seed}"], venue=VENUE)
 
 
 def save_npz(data: MarketData, path: str | Path) -> Path:
