@@ -69,10 +69,11 @@ def _bbo() -> np.ndarray:
 def samples() -> dict[str, c.Message]:
     """tag -> the sample of that message type."""
     out: list[c.Message] = [
-        c.pack(c.BookBatch, _book(), seq=1, ts=TS, trace=TRACE),
-        c.pack(c.TradeBatch, _trades(), seq=2, ts=TS, trace=TRACE),
-        c.pack(c.L3Batch, _l3(), seq=3, ts=TS, trace=TRACE),
-        c.pack(c.BboBatch, _bbo(), seq=4, ts=TS, trace=TRACE),
+        c.pack(c.BookBatch, _book(), seq=1, ts=TS, trace=TRACE, watermark=TS - 1_000),
+        c.pack(c.TradeBatch, _trades(), seq=2, ts=TS, trace=TRACE, watermark=TS - 1_000),
+        c.pack(c.L3Batch, _l3(), seq=3, ts=TS, trace=TRACE, watermark=TS - 1_000),
+        c.pack(c.BboBatch, _bbo(), seq=4, ts=TS, trace=TRACE, watermark=TS - 1_000),
+        c.EndOfStream(ts=TS, seq=5, trace=TRACE),
         c.Decision(ts=TS, instrument=1, p=0.625, target=1, action=1, position=-3, trace=TRACE),
         c.OrderIntent(ts=TS, id=77, instrument=1, side=0, type=0, price=6_500_000, qty=2, reduce_only=False,
                       role=1, group=77, trace=TRACE),

@@ -23,7 +23,7 @@ from bot4.contracts.control import (
 )
 from bot4.contracts.decision import Decision
 from bot4.contracts.enrichment import Enrichment, EnrichmentMessage, EnrichmentRequest
-from bot4.contracts.market import BboBatch, BookBatch, L3Batch, MarketData, TradeBatch
+from bot4.contracts.market import BboBatch, BookBatch, EndOfStream, L3Batch, MarketBatch, MarketData, TradeBatch
 from bot4.contracts.orders import CancelIntent, Execution, Fill, OrderEvent, OrderIntent, OrderRequest, ReplaceIntent
 from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
@@ -52,7 +52,7 @@ __all__ = [
     "SwapModel",
     "Decision",
     "Enrichment", "EnrichmentMessage", "EnrichmentRequest",
-    "BboBatch", "BookBatch", "L3Batch", "MarketData", "TradeBatch",
+    "BboBatch", "BookBatch", "EndOfStream", "L3Batch", "MarketBatch", "MarketData", "TradeBatch",
     "CancelIntent", "Execution", "Fill", "OrderEvent", "OrderIntent", "OrderRequest", "ReplaceIntent",
     "Position",
     "JournalEntry",

@@ -17,7 +17,7 @@ import msgspec
 
 #: The one schema version of every message in bot4.contracts. A decoder accepts exactly this
 #: version; any other is a counted rejection ("unknown_version"), never a guess at the layout.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: market batches carry a watermark; EndOfStream
 
 I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # uint64: msgspec bounds must fit int64, so only the sign is checked here; MessagePack itself

@@ -9,30 +9,50 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bot4.contracts.arrays import ArrayBatch
+from bot4.contracts.base import U64, Message, TsNs
 
 
-class BookBatch(ArrayBatch, frozen=True, kw_only=True, tag="book"):
+class MarketBatch(ArrayBatch, frozen=True, kw_only=True):
+    """Base of the market data batches (never sent itself). watermark: once this batch and every
+    earlier one of its publisher are taken in, every record still to come has a merge key (its
+    stream's running maximum of ts_local) >= watermark, so a consumer may process everything
+    below it (bot4.backtest.run_stream's piece contract, one batch at a time). The default, the
+    smallest int64, promises nothing."""
+
+    watermark: TsNs = -(2**63)
+
+
+class BookBatch(MarketBatch, frozen=True, kw_only=True, tag="book"):
     """L2 level changes (bot4.events.BOOK_EVENT records)."""
 
     DTYPE: ClassVar[str] = "BookEvent"
 
 
-class TradeBatch(ArrayBatch, frozen=True, kw_only=True, tag="trade"):
+class TradeBatch(MarketBatch, frozen=True, kw_only=True, tag="trade"):
     """Public trades (bot4.events.TRADE_EVENT records)."""
 
     DTYPE: ClassVar[str] = "TradeEvent"
 
 
-class L3Batch(ArrayBatch, frozen=True, kw_only=True, tag="l3"):
+class L3Batch(MarketBatch, frozen=True, kw_only=True, tag="l3"):
     """L3 order events by order id (bot4.events.ORDER_EVENT records)."""
 
     DTYPE: ClassVar[str] = "OrderEvent"
 
 
-class BboBatch(ArrayBatch, frozen=True, kw_only=True, tag="bbo"):
+class BboBatch(MarketBatch, frozen=True, kw_only=True, tag="bbo"):
     """The venue's own top-of-book records (bot4.events.BBO_EVENT), the check on a rebuilt book."""
 
     DTYPE: ClassVar[str] = "BboEvent"
 
 
-MarketData = BookBatch | TradeBatch | L3Batch | BboBatch
+class EndOfStream(Message, frozen=True, kw_only=True, tag="eos"):
+    """The publisher's stream ends here. ts: publish time (local clock). seq: the seq the next
+    batch would have had, i.e. how many batches were published (a subscriber that took in fewer
+    missed some)."""
+
+    ts: TsNs
+    seq: U64
+
+
+MarketData = BookBatch | TradeBatch | L3Batch | BboBatch | EndOfStream
