@@ -119,7 +119,7 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     MarketData parts, also those with order events in the first part. model, config, strategy: as
     bot4.backtest.run. on_records: called after each piece with the records produced so far
     (dict of decisions, orders, fills, equity, latency_ns arrays), which the engine then forgets;
-    the result then carries no per-event records, only totals. Without it, the records are
+    the result then carries no per-event records, only totals and the last equity record. Without it, the records are
     gathered into the result as run() returns them."""
     it = iter(pieces)
     first = next(it, None)
@@ -143,9 +143,13 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     kept: dict[str, list] = {k: [] for k in _RECORDS}
     lat: dict[str, list] = {}
 
+    last_equity: list[np.ndarray] = []  # the latest equity record handed out (pnl of a sink run)
+
     def collect() -> None:
         rec = engine.take_records()
         if on_records is not None:
+            if rec["equity"].size:
+                last_equity[:] = [rec["equity"][-1:]]
             on_records(rec)
             return
         for k in _RECORDS:
@@ -175,6 +179,9 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
         on_records({k: out[k] for k in (*_RECORDS, "latency_ns")})
         records = {k: out[k][:0] for k in _RECORDS}
         records["latency_ns"] = {k: v[:0] for k, v in out["latency_ns"].items()}
+        # the totals still hold: the last equity record (the result's pnl) is kept
+        records["equity"] = out["equity"][-1:] if out["equity"].size else (
+            last_equity[0] if last_equity else out["equity"])
     else:
         for k in _RECORDS:
             if out[k].size:
