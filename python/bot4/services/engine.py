@@ -1,0 +1,242 @@
+"""Engine service: market data batches off a SUB socket into the core's streamed engine, and its
+decisions, order events, fills and positions out on a PUB socket as contract messages.
+
+Python only moves frames: each batch is decoded (a bad frame is a counted rejection, never a
+crash), unpacked as a zero-copy view and pushed into bot4._core.engine.StreamingBacktest through
+bot4.backtest.run_stream with the batch's own watermark; the records the core hands out after each
+push are published at once. Every frame received and every frame sent is journaled (JournalEntry,
+bot4.services.journal) when a journal directory is given, so a session can be replayed: the input
+frames of a journal run through a fresh engine give the same output frames (replay_journal).
+
+Outputs carry the recording's times and trace id 0, never a wall clock or a random id, so they
+are a pure function of the input frames. A fill's exec_id is its 1-based index in the session.
+The simulated venue inside the core replays the recording on the exchange clock, ahead of the
+strategy, as a real venue would be: it needs the recording a little into the strategy's future.
+`venue_lookahead_ns` holds the strategy that far (recording time) behind the newest batch; with
+enough of it (core counter sim_late_feed_events = 0) the run equals one backtest over the whole
+recording. With 0 the strategy runs on the newest data and the venue sees what came late (counted).
+
+At the end of stream the engine finishes the run and publishes a Heartbeat with state
+"stopping" and its final counters on TELEMETRY (the session's end marker).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import zmq
+
+from bot4 import contracts as c
+from bot4.backtest import run_stream
+from bot4.backtest.streaming import Piece
+from bot4.events import BOOK_EVENT, TRADE_EVENT
+from bot4.services.feed import bind_publisher, wait_subscribers
+from bot4.services.journal import JournalReader, JournalWriter
+
+SERVICE = "engine"
+INT64_MIN = -(2**63)
+#: Recording time the strategy is held behind the newest batch so the simulated venue has the
+#: recording's near future (request latency plus feed-latency jitter; 1 s is ample on the
+#: reference recordings).
+DEFAULT_LOOKAHEAD_NS = 1_000_000_000
+INT64_MAX = 2**63 - 1
+Emit = Callable[[bytes, bytes], None]
+
+#: record table -> (message type, topic) of what the engine publishes
+OUTPUTS: dict[str, tuple[type[c.Message], bytes]] = {
+    "decisions": (c.Decision, c.DECISIONS),
+    "orders": (c.OrderEvent, c.EXECUTIONS),
+    "fills": (c.Fill, c.EXECUTIONS),
+    "equity": (c.Position, c.POSITIONS),
+}
+
+
+def _fields(tp: type[c.Message]) -> list[tuple[str, bool]]:
+    return [(f.name, f.type is bool) for f in msgspec.structs.fields(tp) if f.name not in ("v", "trace")]
+
+
+_FIELDS = {k: _fields(tp) for k, (tp, _) in OUTPUTS.items()}
+
+
+class EngineService:
+    """One engine over a session's instruments. specs, l3, model, config, strategy: as
+    bot4.backtest.run_stream (strategy by name or spec string when run in its own process).
+    journal: a directory for the journal (None = no journal); fsync: its policy
+    (bot4.services.journal.FsyncPolicy spec: "always", "every:N", "interval:S", "never")."""
+
+    def __init__(self, specs: dict, *, l3: Iterable[int] = (), model=None, config=None, strategy=None,
+                 journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
+                 venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS):
+        if venue_lookahead_ns < 0:
+            raise ValueError(f"venue_lookahead_ns must be >= 0, got {venue_lookahead_ns}")
+        self.lookahead = int(venue_lookahead_ns)
+        if not specs:
+            raise ValueError("the engine needs the instruments to trade (specs)")
+        self.specs, self.l3, self.model, self.config, self.strategy = specs, list(l3), model, config, strategy
+        self.journal_dir = Path(journal) if journal is not None else None
+        self.fsync = fsync
+        self.codec = c.Codec(c.MARKET)
+        self.out = {t: c.Codec(t) for t in {t for _, t in OUTPUTS.values()} | {c.TELEMETRY}}
+        self._jcodec = c.Codec(c.JOURNAL)
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
+             "after_end", "end_of_stream", "fills_published"), 0)
+        self.result: Any = None
+
+    def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit) -> dict[str, Any]:
+        """The engine over (topic, frame) pairs, publishing through emit(topic, frame); stops at
+        EndOfStream (or when the frames end). Returns the summary (see summary())."""
+        journal = JournalWriter(self.journal_dir, fsync=self.fsync) if self.journal_dir is not None else None
+        self._journal = journal
+        self._jseq = 0
+        self._emit = emit
+        self._exec_id = 0
+        try:
+            self.result = run_stream(self._pieces(frames), self.specs, self.model, self.config, progress=False,
+                                     strategy=self.strategy, l3=self.l3, on_records=self._publish)
+            summary = self.summary()
+            hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="stopping",
+                             counters={k: v for k, v in summary["counters"].items() if isinstance(v, int)})
+            self._send(c.TELEMETRY, self.out[c.TELEMETRY].encode(hb))
+            if journal is not None:
+                summary["counters"].update({f"journal.{k}": v for k, v in journal.counters.items()})
+            return summary
+        finally:
+            if journal is not None:
+                journal.close()
+
+    def summary(self) -> dict[str, Any]:
+        """pnl, orders, fills, decisions of the finished run, and every counter (the service's,
+        the market codec's rejections, the core's)."""
+        r = self.result
+        counters: dict[str, Any] = dict(self.counters)
+        counters.update({f"md.{k}": v for k, v in self.codec.counters().items()})
+        if r is not None:
+            counters.update({f"core.{k}": int(v) for k, v in r.counters.items()})
+        return {"counters": counters}
+
+    # -- input ---------------------------------------------------------------------------------
+    def _pieces(self, frames: Iterable[tuple[bytes, Any]]) -> Iterator[Piece]:
+        # One empty piece first: run_stream needs a piece even when the stream is empty.
+        none: Any = None
+        yield Piece(np.zeros(0, BOOK_EVENT), none, none, INT64_MIN)
+        expected = 0
+        for topic, frame in frames:
+            self.counters["frames_in"] += 1
+            self._journal_frame("in", topic, frame)
+            msg = self.codec.decode(frame)
+            if isinstance(msg, c.Rejection):
+                continue
+            if isinstance(msg, c.EndOfStream):
+                self.counters["end_of_stream"] += 1
+                self.counters["missed_batches"] += max(0, msg.seq - expected)
+                return
+            assert isinstance(msg, c.MarketBatch)
+            if msg.seq != expected:
+                self.counters["seq_gaps"] += 1
+                self.counters["missed_batches"] += max(0, msg.seq - expected)
+            expected = msg.seq + 1
+            recs = c.unpack(msg)
+            wm = msg.watermark
+            if wm != INT64_MAX:
+                wm = wm - self.lookahead if wm > INT64_MIN + self.lookahead else INT64_MIN
+            self.counters["batches"] += 1
+            self.counters["records_in"] += int(recs.size)
+            if isinstance(msg, c.BookBatch):
+                yield Piece(recs, none, none, wm)
+            elif isinstance(msg, c.TradeBatch):
+                yield Piece(none, recs, none, wm)
+            elif isinstance(msg, c.L3Batch):
+                yield Piece(none, np.zeros(0, TRADE_EVENT), recs, wm)
+            # BboBatch: the venue's own top of book checks a rebuilt book; the engine does not trade on it.
+
+    # -- output --------------------------------------------------------------------------------
+    def _publish(self, rec: dict) -> None:
+        for table, (tp, topic) in OUTPUTS.items():
+            arr = rec[table]
+            if not arr.size:
+                continue
+            names = _FIELDS[table]
+            cols: list[Any] = []
+            for name, is_bool in names:
+                if name == "exec_id":
+                    cols.append(range(self._exec_id + 1, self._exec_id + 1 + arr.size))
+                    self._exec_id += arr.size
+                    self.counters["fills_published"] += arr.size
+                else:
+                    col = arr[name].tolist()
+                    cols.append([bool(x) for x in col] if is_bool else col)
+            codec = self.out[topic]
+            keys = [n for n, _ in names]
+            for row in zip(*cols):
+                self._send(topic, codec.encode(tp(**dict(zip(keys, row)))))
+
+    def _send(self, topic: bytes, frame: bytes) -> None:
+        self._emit(topic, frame)
+        self.counters["frames_out"] += 1
+        self._journal_frame("out", topic, frame)
+
+    def _journal_frame(self, direction: str, topic: bytes, frame: Any) -> None:
+        if self._journal is None:
+            return
+        entry = c.JournalEntry(ts=time.time_ns(), seq=self._jseq, service=SERVICE, direction=direction,  # type: ignore[arg-type]
+                               topic=bytes(topic), frame=memoryview(frame))
+        self._jseq += 1
+        self._journal.append(self._jcodec.encode(entry))
+
+
+def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[bytes, Any]]:
+    """(topic, frame) pairs off a SUB socket; a message that is not two parts is counted
+    (bad_envelope) and skipped."""
+    while True:
+        parts = sock.recv_multipart(copy=False)
+        if len(parts) != 2:
+            counters["bad_envelope"] += 1
+            continue
+        yield parts[0].bytes, parts[1].buffer
+
+
+def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: EngineService, *,
+               subscribers: int = 1, ready: Any = None) -> dict[str, Any]:
+    """The engine service over sockets: SUB on the feed's `md_endpoint`, XPUB (never dropping)
+    bound at `out_endpoint`; waits for `subscribers` of its outputs before taking market data."""
+    pub = bind_publisher(ctx, out_endpoint)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
+    try:
+        if ready is not None:
+            ready.set()
+        wait_subscribers(pub, subscribers)
+        sub.connect(md_endpoint)
+
+        def emit(topic: bytes, frame: bytes) -> None:
+            pub.send_multipart((topic, frame), copy=False)
+        return service.run_frames(socket_frames(sub, service.counters), emit)
+    finally:
+        sub.close()
+        pub.close()
+
+
+def journal_frames(directory: str | os.PathLike[str], direction: str = "in") -> Iterator[tuple[bytes, bytes]]:
+    """(topic, frame) of the engine's journaled frames in one direction, in journal order."""
+    codec = c.Codec(c.JOURNAL)
+    for payload in JournalReader(directory):
+        e = codec.decode_strict(payload)
+        assert isinstance(e, c.JournalEntry)
+        if e.service == SERVICE and e.direction == direction:
+            yield e.topic, bytes(e.frame)
+
+
+def replay_journal(directory: str | os.PathLike[str], service: EngineService) -> list[tuple[bytes, bytes]]:
+    """Run the input frames journaled in `directory` through `service` (a fresh engine, built
+    with the session's specs, model, config and strategy); returns its output frames."""
+    out: list[tuple[bytes, bytes]] = []
+    service.run_frames(journal_frames(directory, "in"), lambda t, f: out.append((t, bytes(f))))
+    return out

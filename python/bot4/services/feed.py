@@ -1,0 +1,196 @@
+"""Feed service: replays a recording (or the embedded simulator's stream) as market data batches
+over a PUB socket, paced on the recording's own receive clock (ts_local), then an EndOfStream.
+
+Each batch carries a watermark that is exact for run_stream's piece contract: the feed cuts the
+stream at merge keys (each stream's running maximum of ts_local) and a batch's watermark holds
+once it and every earlier batch are taken in, so an engine fed batch by batch computes what one
+backtest over the whole recording computes. Batches are small (`batch_events` records per time
+slice, split by stream), so the engine is fed event by event rather than piece by piece.
+
+The socket is an XPUB with XPUB_NODROP: a subscriber that falls behind its high-water mark
+blocks the feed (backpressure) instead of losing batches, and the feed waits for its subscribers
+before the first batch (ZeroMQ drops what is published before a subscription arrives).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import zmq
+
+from bot4 import contracts as c
+from bot4.backtest.streaming import watermarked
+from bot4.events import BOOK_EVENT, ORDER_EVENT, TRADE_EVENT
+
+#: Stream order in a slice: the batch type of each of (book, trades, orders).
+_BATCHES = (c.BookBatch, c.TradeBatch, c.L3Batch)
+_DTYPES = (BOOK_EVENT, TRADE_EVENT, ORDER_EVENT)
+INT64_MIN = -(2**63)
+
+Speed = float | str
+
+
+def parse_speed(speed: Speed) -> float | None:
+    """`speed` as a factor over the recording's clock (None = "max": no pacing)."""
+    if isinstance(speed, str):
+        if speed == "max":
+            return None
+        try:
+            speed = float(speed)
+        except ValueError:
+            raise ValueError(f"speed must be a positive number or 'max', got {speed!r}") from None
+    if not speed > 0 or speed == float("inf"):
+        raise ValueError(f"speed must be a positive number or 'max', got {speed!r}")
+    return float(speed)
+
+
+class Frame(NamedTuple):
+    """One frame to send: at (the recording's local time it belongs to, for pacing; None = send
+    at once), topic and the encoded message."""
+
+    at: int | None
+    topic: bytes
+    frame: bytes
+
+
+class Feed:
+    """Market data frames from consecutive parts of a recording (MarketData, or (book, trades,
+    orders) tuples: bot4.data.load, NativeBinanceLoader.iter_chunks, bot4.sim.generate_parts).
+
+    batch_events: records per time slice (a slice is one batch per non-empty stream).
+    fault_frames: {n: [frame, ...]} raw frames sent on the market topic after the n-th batch
+    (0 = before the first): fault injection for tests and drills of a receiver's rejections.
+    """
+
+    def __init__(self, parts: Iterable[Any], *, batch_events: int = 1024,
+                 fault_frames: Mapping[int, Sequence[bytes]] | None = None):
+        if batch_events < 1:
+            raise ValueError(f"batch_events must be >= 1, got {batch_events}")
+        self._parts = parts
+        self.batch_events = int(batch_events)
+        self.fault_frames = {int(k): list(v) for k, v in (fault_frames or {}).items()}
+        self.codec = c.Codec(c.MARKET)
+        self.batches = 0
+        self.records = 0
+        self.faults_sent = 0
+
+    def frames(self, clock=time.time_ns) -> Iterator[Frame]:
+        """Every batch frame of the stream in order (and any fault frames); end_frame() follows."""
+        running = [INT64_MIN] * 3
+        mark = INT64_MIN
+        yield from self._faults(0)
+        for piece in watermarked(self._parts):
+            arrays = [a if a is not None else np.zeros(0, dt) for a, dt in zip(piece[:3], _DTYPES)]
+            keys = []
+            for i, a in enumerate(arrays):
+                k = np.maximum.accumulate(np.maximum(np.asarray(a["ts_local"], np.int64), running[i])) \
+                    if a.size else np.zeros(0, np.int64)
+                if k.size:
+                    running[i] = int(k[-1])
+                keys.append(k)
+            merged = np.sort(np.concatenate(keys))
+            if not merged.size:
+                continue
+            # Cut at merged keys every batch_events records; a cut t gives every record with key < t,
+            # so all that follows has a key >= t (the watermark). The piece's own watermark closes it.
+            cuts = [int(t) for t in np.unique(merged[self.batch_events::self.batch_events])]
+            at = [0, 0, 0]
+            for t in [*cuts, None]:
+                nxt = [k.size if t is None else int(np.searchsorted(k, t, side="left")) for k in keys]
+                last = t if t is not None else int(piece.watermark)
+                parts = [(i, arrays[i][at[i]:nxt[i]]) for i in range(3) if nxt[i] > at[i]]
+                slice_at = max(int(keys[i][nxt[i] - 1]) for i, _ in parts) if parts else None
+                for j, (i, recs) in enumerate(parts):
+                    wm = last if j == len(parts) - 1 else mark
+                    yield self._batch(i, recs, wm, slice_at, clock)
+                    yield from self._faults(self.batches)
+                if parts:
+                    mark = max(mark, last)
+                at = nxt
+
+    def end_frame(self, clock=time.time_ns) -> Frame:
+        """The EndOfStream after the batches sent so far."""
+        return Frame(None, c.MARKET, self.codec.encode(c.EndOfStream(ts=clock(), seq=self.batches)))
+
+    def publish(self, sock: zmq.Socket, speed: Speed = "max", stop: Any = None) -> dict[str, int]:
+        """Send every frame on `sock`, paced at `speed` x the recording's clock ("max": as fast as
+        the subscribers take them). stop: an object with is_set() (threading.Event) to end early
+        (the EndOfStream is still sent). Returns the counters."""
+        factor = parse_speed(speed)
+        t0_rec: int | None = None
+        t0_wall = 0
+        late = 0
+        for f in self.frames():
+            if stop is not None and stop.is_set():
+                break
+            if factor is not None and f.at is not None:
+                if t0_rec is None:
+                    t0_rec, t0_wall = f.at, time.perf_counter_ns()
+                due = t0_wall + int((f.at - t0_rec) / factor)
+                wait = due - time.perf_counter_ns()
+                if wait > 0:
+                    time.sleep(wait / 1e9)
+                else:
+                    late += 1
+            sock.send_multipart((f.topic, f.frame), copy=False)
+        end = self.end_frame()
+        sock.send_multipart((end.topic, end.frame))
+        return self.counters(late)
+
+    def counters(self, late: int = 0) -> dict[str, int]:
+        return {"batches": self.batches, "records": self.records, "fault_frames": self.faults_sent,
+                "behind_schedule": late}
+
+    def _batch(self, i: int, recs: np.ndarray, watermark: int, at: int | None, clock) -> Frame:
+        msg = c.pack(_BATCHES[i], np.ascontiguousarray(recs), seq=self.batches, ts=clock(), watermark=watermark)
+        self.batches += 1
+        self.records += int(recs.size)
+        return Frame(at, c.MARKET, self.codec.encode(msg))
+
+    def _faults(self, n: int) -> Iterator[Frame]:
+        for frame in self.fault_frames.get(n, ()):
+            self.faults_sent += 1
+            yield Frame(None, c.MARKET, frame)
+
+
+def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000) -> zmq.Socket:
+    """An XPUB bound at `endpoint` that never drops (XPUB_NODROP: a full queue blocks the sender)."""
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.LINGER, 5_000)
+    sock.bind(endpoint)
+    return sock
+
+
+def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0) -> None:
+    """Block until `n` subscriptions arrived on the XPUB `sock` (TimeoutError otherwise)."""
+    seen = 0
+    deadline = time.monotonic() + timeout_s
+    while seen < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000)):
+            raise TimeoutError(f"{seen} of {n} subscribers after {timeout_s:.0f} s")
+        msg = sock.recv()
+        if msg[:1] == b"\x01":
+            seen += 1
+
+
+def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Speed = "max",
+             batch_events: int = 1024, subscribers: int = 1,
+             fault_frames: Mapping[int, Sequence[bytes]] | None = None, stop: Any = None,
+             ready: Any = None) -> dict[str, int]:
+    """The feed service: bind `endpoint`, wait for `subscribers`, publish the recording, end with
+    EndOfStream. ready: an object with set() called once bound (threading.Event)."""
+    feed = Feed(parts, batch_events=batch_events, fault_frames=fault_frames)
+    sock = bind_publisher(ctx, endpoint)
+    try:
+        if ready is not None:
+            ready.set()
+        wait_subscribers(sock, subscribers)
+        return feed.publish(sock, speed, stop)
+    finally:
+        sock.close()

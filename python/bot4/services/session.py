@@ -1,0 +1,244 @@
+"""A paper-trading session: feed -> engine over ZeroMQ, its outputs collected into a summary.
+
+run_paper starts the feed and the engine as threads over inproc (default) or as processes over
+ipc (processes=True), subscribes to the engine's decisions, executions, positions and telemetry,
+and returns what came over the bus: the order events and fills as messages, the P&L (the last
+position's total equity), and the counters of feed, engine and collector. With speed "max" the
+result equals bot4.backtest.run over the same data (tests/services/test_session.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from bot4 import contracts as c
+from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, EngineService, run_engine
+from bot4.services.feed import Speed, parse_speed, run_feed
+
+_COLLECT = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.TELEMETRY)
+
+
+@dataclass
+class PaperResult:
+    """What a session published: orders (OrderEvent), fills (Fill), decisions (count), pnl
+    (quote units: total equity of the last position message; 0.0 without one), counters by
+    service (feed, engine, collector) and the journal directory (None = not journaled)."""
+
+    orders: list[c.OrderEvent]
+    fills: list[c.Fill]
+    decisions: int
+    pnl: float
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    journal: Path | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
+                "pnl": self.pnl, "counters": self.counters,
+                "journal": str(self.journal) if self.journal is not None else None}
+
+
+@dataclass
+class Source:
+    """Where the feed's data comes from: a recording (paths, or MarketData in this process), or
+    the embedded simulator (seed, n_events) made part_events at a time."""
+
+    data: Any = None
+    venue: str | None = None
+    seed: int | None = None
+    n_events: int | None = None
+    part_events: int = 100_000
+
+    def parts(self) -> Iterator[Any]:
+        if self.data is None:
+            from bot4.sim import DEFAULT_SEED, generate_parts
+            from bot4.sim.generate import DEFAULT_EVENTS
+
+            yield from generate_parts(seed=DEFAULT_SEED if self.seed is None else self.seed,
+                                      n_events=DEFAULT_EVENTS if self.n_events is None else self.n_events,
+                                      part_events=self.part_events)
+        elif isinstance(self.data, (str, os.PathLike, list, tuple)):
+            from bot4.data import load
+
+            paths = [self.data] if isinstance(self.data, (str, os.PathLike)) else list(self.data)
+            yield load([Path(p) for p in paths], venue=self.venue)
+        else:
+            yield self.data
+
+
+def _instruments(first: Any) -> tuple[dict, list[int]]:
+    import numpy as np
+
+    l3 = sorted(set(np.unique(first.orders["instrument"]).tolist())) if first.orders.size else []
+    return dict(first.specs), l3
+
+
+def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
+               fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any) -> None:
+    ctx = zmq.Context()
+    try:
+        out.put(("feed", run_feed(ctx, endpoint, source.parts(), speed=speed, batch_events=batch_events,
+                                  fault_frames=fault_frames)))
+    except BaseException as exc:  # the parent reports it; a process cannot raise into it
+        out.put(("feed", exc))
+    finally:
+        ctx.term()
+
+
+def _engine_main(md: str, outp: str, kwargs: dict, out: Any) -> None:
+    ctx = zmq.Context()
+    try:
+        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs))["counters"]))
+    except BaseException as exc:
+        out.put(("engine", exc))
+    finally:
+        ctx.term()
+
+
+def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, model: Any = None,
+              strategy: Any = None, journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
+              processes: bool = False, seed: int | None = None, n_events: int | None = None,
+              part_events: int = 100_000, venue: str | None = None, batch_events: int = 1024,
+              fault_frames: Mapping[int, Sequence[bytes]] | None = None, timeout_s: float = 600.0,
+              venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS) -> PaperResult:
+    """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
+    `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
+
+    config, model, strategy: as bot4.backtest.run (with processes=True they must be picklable:
+    a model directory, a strategy name or spec string). journal: the engine journals every frame
+    in and out there (fsync: its policy). batch_events: records per feed time slice.
+    fault_frames: raw frames the feed injects after the n-th batch (see Feed). venue_lookahead_ns:
+    how far the strategy trails the feed so the simulated venue has the recording's near future
+    (see bot4.services.engine)."""
+    parse_speed(speed)
+    source = Source(data, venue, seed, n_events, part_events)
+    first_parts = source.parts()
+    first = next(first_parts)
+    specs, l3 = _instruments(first)
+    engine_kwargs = dict(specs=specs, l3=l3, model=model, config=config, strategy=strategy, journal=journal,
+                         fsync=fsync, venue_lookahead_ns=venue_lookahead_ns)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    for t in _COLLECT:
+        sub.setsockopt(zmq.SUBSCRIBE, t)
+    results: dict[str, Any] = {}
+    tmp = None
+    try:
+        if processes:
+            tmp = tempfile.mkdtemp(prefix="bot4-paper-")
+            md, outp = f"ipc://{tmp}/md", f"ipc://{tmp}/out"
+            if isinstance(data, (str, os.PathLike, list, tuple)) or data is None:
+                feed_source = source
+            else:
+                feed_source = Source(first, venue, seed, n_events, part_events)
+            q: Any = mp.get_context("spawn").Queue()
+            procs = [mp.get_context("spawn").Process(target=_engine_main, args=(md, outp, engine_kwargs, q),
+                                                     name="bot4-engine"),
+                     mp.get_context("spawn").Process(target=_feed_main,
+                                                     args=(md, feed_source, speed, batch_events, fault_frames, q),
+                                                     name="bot4-feed")]
+            for p in procs:
+                p.start()
+            sub.connect(outp)
+            collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs))
+            for _ in procs:
+                name, value = q.get(timeout=timeout_s)
+                results[name] = value
+            for p in procs:
+                p.join(timeout_s)
+        else:
+            tag = uuid.uuid4().hex
+            md, outp = f"inproc://md-{tag}", f"inproc://out-{tag}"
+
+            def chained() -> Iterable[Any]:
+                yield first
+                yield from first_parts
+
+            service = EngineService(**engine_kwargs)
+            threads = [_Thread("engine", results, run_engine, ctx, md, outp, service),
+                       _Thread("feed", results, run_feed, ctx, md, chained(), speed=speed,
+                               batch_events=batch_events, fault_frames=fault_frames)]
+            threads[0].start()
+            sub.connect(outp)
+            threads[1].start()
+            collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()))
+            for th in threads:
+                th.join(timeout_s)
+            if isinstance(results.get("engine"), dict):
+                results["engine"] = results["engine"]["counters"]
+        for name in ("feed", "engine"):
+            if isinstance(results.get(name), BaseException):
+                raise RuntimeError(f"paper session: the {name} failed: {results[name]!r}") from results[name]
+    finally:
+        sub.close()
+        ctx.term()
+        if tmp is not None:
+            for f in Path(tmp).iterdir():
+                f.unlink()
+            os.rmdir(tmp)
+    orders, fills, decisions, pnl, counters = collected
+    return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
+                       counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
+                                 "collector": counters},
+                       journal=Path(journal) if journal is not None else None)
+
+
+class _Thread(threading.Thread):
+    def __init__(self, name: str, results: dict, target: Any, *args: Any, **kwargs: Any):
+        super().__init__(name=f"bot4-{name}", daemon=True)
+        self._key, self._results, self._fn, self._args, self._kwargs = name, results, target, args, kwargs
+
+    def run(self) -> None:
+        try:
+            self._results[self._key] = self._fn(*self._args, **self._kwargs)
+        except BaseException as exc:
+            self._results[self._key] = exc
+
+
+def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple:
+    codecs = {t: c.Codec(t) for t in _COLLECT}
+    orders: list[c.OrderEvent] = []
+    fills: list[c.Fill] = []
+    decisions = 0
+    pnl = 0.0
+    idle = 0.0
+    step = 0.2
+    while True:
+        if not sub.poll(int(step * 1000)):
+            idle += step
+            if failed() or idle >= timeout_s:
+                raise RuntimeError("paper session: a service failed or went silent before the end of stream"
+                                   if failed() else f"paper session: no output for {timeout_s:.0f} s")
+            continue
+        idle = 0.0
+        parts = sub.recv_multipart()
+        if len(parts) != 2:
+            continue
+        topic, frame = parts
+        msg = codecs[c.topic_of(topic)].decode(frame)
+        if isinstance(msg, c.OrderEvent):
+            orders.append(msg)
+        elif isinstance(msg, c.Fill):
+            fills.append(msg)
+        elif isinstance(msg, c.Decision):
+            decisions += 1
+        elif isinstance(msg, c.Position):
+            pnl = msg.total_equity
+        elif isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "stopping":
+            break
+    counters = {"frames": sum(x.decoded for x in codecs.values())}
+    for t, x in codecs.items():
+        for k, v in x.rejected.items():
+            if v:
+                counters[f"{t.decode()}rejected.{k}"] = v
+    return orders, fills, decisions, pnl, counters
