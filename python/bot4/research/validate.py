@@ -207,6 +207,67 @@ class ValidationResult:
         return doc
 
 
+@dataclass
+class FoldRun:
+    """One fold's outcome: its document (spans, purge, metrics, trading per test group), the test
+    labels and calibrated probabilities, and per test group the (bars, thresholds) after-fee bar
+    returns / capital."""
+    doc: dict
+    y: np.ndarray
+    p: np.ndarray
+    bars: list
+
+
+def run_fold(data, s: Samples, f, k: int, config: ValidateConfig, fconf, root: Path, *, risk_config=None,
+             shared: FoldModel | None = None, src: Samples | None = None) -> FoldRun:
+    """The per-fold pipeline: train / calibrate / export on f's purged training samples (or score
+    with `shared`, transfer mode), score f's test samples, and trade each test group's span at
+    every threshold of config. Also one task of a sweep (bot4.research.sweep)."""
+    n_thr = len(config.thresholds)
+    if shared is not None:
+        f = S.Fold(train=np.zeros(0, np.int64), test_groups=f.test_groups, group_ids=f.group_ids,
+                   path_ids=f.path_ids)
+    elif f.train.size < 20 or np.unique(s.y[f.train]).size < 2:
+        raise ValueError(f"fold {k} has {f.train.size} training samples after the purge; use "
+                         "fewer folds, a shorter horizon or more data")
+    test = f.test
+    if shared is None:
+        fit, cal = fit_and_calibration(s, f.train, config.calibration_fraction)
+        model = train_fold(s, fit, cal, test, config, root / f"fold{k}", fconf)
+    else:
+        model = shared
+    p = predict(model, s.X[test])
+    doc = {"fold": k, "groups": list(f.group_ids), "paths": [int(x) for x in f.path_ids],
+           "train": _fold_span(s, f.train) if shared is None else dict(
+               _fold_span(src, np.arange(src.y.size)), recording="train_data"),
+           "fit_samples": model.fit_rows, "calibration_samples": model.calibration_rows,
+           "test": [_fold_span(s, g) for g in f.test_groups],
+           **(S.purge_summary(s.t0, s.t1, f) if shared is None else _source_gap(src, s, test)),
+           "metrics": M.probability_metrics(s.y[test], p, config.ece_bins)}
+    bars_k = []
+    if config.backtest:
+        trading, fold_trades, fold_bars = [], [], []
+        for g in f.test_groups:
+            start, end = int(s.t0[g[0]]), int(s.t0[g[-1]]) + 1
+            per_thr, cols = [], []
+            for j, th in enumerate(config.thresholds):
+                m, bars, pnls = trade_span(data, model.model_dir, start, end, th, config, risk_config)
+                per_thr.append(dict(m, threshold=th))
+                cols.append(bars)
+                if j == 0:
+                    fold_trades.append(pnls)
+                    fold_bars.append(bars)
+            bars_k.append(np.column_stack(cols) if cols[0].size else np.zeros((0, n_thr)))
+            trading.append(per_thr[0] | {"start_ns": start, "end_ns": end, "by_threshold": [
+                {k2: v for k2, v in d.items() if k2 in ("threshold", "pnl", "fees", "trades", "hit_rate",
+                                                        "turnover", "sharpe_per_bar")}
+                for d in per_thr]})
+        doc["trading"] = trading
+        doc["metrics"].update(_sum_trading(trading, np.concatenate(fold_trades),
+                                           np.concatenate(fold_bars)))
+    return FoldRun(doc=doc, y=s.y[test], p=p, bars=bars_k)
+
+
 def _fold_span(s: Samples, idx) -> dict:
     return {"start_ns": int(s.t0[idx[0]]), "end_ns": int(s.t1[idx].max()), "samples": int(idx.size)}
 
@@ -258,48 +319,10 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
             fit, cal = fit_and_calibration(src, np.arange(src.y.size), config.calibration_fraction)
             shared = train_fold(src, fit, cal, cal, config, root / "model", fconf)
         for k, f in enumerate(folds):
-            if shared is not None:
-                f = S.Fold(train=np.zeros(0, np.int64), test_groups=f.test_groups, group_ids=f.group_ids,
-                           path_ids=f.path_ids)
-            elif f.train.size < 20 or np.unique(s.y[f.train]).size < 2:
-                raise ValueError(f"fold {k} has {f.train.size} training samples after the purge; use "
-                                 "fewer folds, a shorter horizon or more data")
-            test = f.test
-            if shared is None:
-                fit, cal = fit_and_calibration(s, f.train, config.calibration_fraction)
-                model = train_fold(s, fit, cal, test, config, root / f"fold{k}", fconf)
-            else:
-                model = shared
-            p = predict(model, s.X[test])
-            all_y.append(s.y[test])
-            all_p.append(p)
-            doc = {"fold": k, "groups": list(f.group_ids), "paths": [int(x) for x in f.path_ids],
-                   "train": _fold_span(s, f.train) if shared is None else dict(
-                       _fold_span(src, np.arange(src.y.size)), recording="train_data"),
-                   "fit_samples": model.fit_rows, "calibration_samples": model.calibration_rows,
-                   "test": [_fold_span(s, g) for g in f.test_groups],
-                   **(S.purge_summary(s.t0, s.t1, f) if shared is None else _source_gap(src, s, test)),
-                   "metrics": M.probability_metrics(s.y[test], p, config.ece_bins)}
-            bars_k = []
-            if config.backtest:
-                trading, fold_trades, fold_bars = [], [], []
-                for g in f.test_groups:
-                    start, end = int(s.t0[g[0]]), int(s.t0[g[-1]]) + 1
-                    per_thr, cols = [], []
-                    for j, th in enumerate(config.thresholds):
-                        m, bars, pnls = trade_span(data, model.model_dir, start, end, th, config, risk_config)
-                        per_thr.append(dict(m, threshold=th))
-                        cols.append(bars)
-                        if j == 0:
-                            fold_trades.append(pnls)
-                            fold_bars.append(bars)
-                    bars_k.append(np.column_stack(cols) if cols[0].size else np.zeros((0, n_thr)))
-                    trading.append(per_thr[0] | {"by_threshold": [
-                        {k2: v for k2, v in d.items() if k2 in ("threshold", "pnl", "trades", "sharpe_per_bar")}
-                        for d in per_thr]})
-                doc["trading"] = trading
-                doc["metrics"].update(_sum_trading(trading, np.concatenate(fold_trades),
-                                                   np.concatenate(fold_bars)))
+            run = run_fold(data, s, f, k, config, fconf, root, risk_config=risk_config, shared=shared, src=src)
+            doc, bars_k = run.doc, run.bars
+            all_y.append(run.y)
+            all_p.append(run.p)
             group_bars.append(bars_k)
             fold_docs.append(doc)
             say(f"fold {k + 1}/{len(folds)}: test AUC {doc['metrics']['auc']}, "
