@@ -104,6 +104,7 @@ class EngineService:
             hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="stopping",
                              counters={k: v for k, v in summary["counters"].items() if isinstance(v, int)})
             self._send(c.TELEMETRY, self.out[c.TELEMETRY].encode(hb))
+            summary["counters"].update(self.counters)  # the heartbeat itself counted
             if journal is not None:
                 summary["counters"].update({f"journal.{k}": v for k, v in journal.counters.items()})
             return summary
@@ -158,6 +159,9 @@ class EngineService:
 
     # -- output --------------------------------------------------------------------------------
     def _publish(self, rec: dict) -> None:
+        # Each table's messages, then all of them sent in time order (stable: within one time,
+        # decisions, orders, fills, positions as the core wrote them).
+        out: list[tuple[int, bytes, bytes]] = []
         for table, (tp, topic) in OUTPUTS.items():
             arr = rec[table]
             if not arr.size:
@@ -174,8 +178,10 @@ class EngineService:
                     cols.append([bool(x) for x in col] if is_bool else col)
             codec = self.out[topic]
             keys = [n for n, _ in names]
-            for row in zip(*cols):
-                self._send(topic, codec.encode(tp(**dict(zip(keys, row)))))
+            out.extend((row[0], topic, codec.encode(tp(**dict(zip(keys, row))))) for row in zip(*cols))
+        out.sort(key=lambda x: x[0])
+        for _, topic, frame in out:
+            self._send(topic, frame)
 
     def _send(self, topic: bytes, frame: bytes) -> None:
         self._emit(topic, frame)
