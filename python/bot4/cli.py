@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_strategies_command(sub)
     from bot4.data.cli import add_convert_command
     add_convert_command(sub)
+    from bot4.services.cli import add_paper_command
+    add_paper_command(sub)
     return parser
 
 

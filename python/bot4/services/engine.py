@@ -86,7 +86,7 @@ class EngineService:
         self._jcodec = c.Codec(c.JOURNAL)
         self.counters: dict[str, int] = dict.fromkeys(
             ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
-             "after_end", "end_of_stream", "fills_published"), 0)
+             "end_of_stream", "fills_published"), 0)
         self.result: Any = None
 
     def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit) -> dict[str, Any]:

@@ -135,9 +135,9 @@ class Feed:
                     time.sleep(wait / 1e9)
                 else:
                     late += 1
-            sock.send_multipart((f.topic, f.frame), copy=False)
-        end = self.end_frame()
-        sock.send_multipart((end.topic, end.frame))
+            if not _send(sock, f, stop):
+                return self.counters(late)
+        _send(sock, self.end_frame(), stop)
         return self.counters(late)
 
     def counters(self, late: int = 0) -> dict[str, int]:
@@ -156,6 +156,18 @@ class Feed:
             yield Frame(None, c.MARKET, frame)
 
 
+def _send(sock: zmq.Socket, f: Frame, stop: Any) -> bool:
+    """Send, blocking while the subscribers' queues are full (NODROP), until `stop` is set."""
+    while True:
+        try:
+            sock.send_multipart((f.topic, f.frame), flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            if stop is not None and stop.is_set():
+                return False
+            sock.poll(100, zmq.POLLOUT)
+
+
 def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000) -> zmq.Socket:
     """An XPUB bound at `endpoint` that never drops (XPUB_NODROP: a full queue blocks the sender)."""
     sock = ctx.socket(zmq.XPUB)
@@ -166,14 +178,19 @@ def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000) -> zmq.Sock
     return sock
 
 
-def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0) -> None:
-    """Block until `n` subscriptions arrived on the XPUB `sock` (TimeoutError otherwise)."""
+def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0, stop: Any = None) -> None:
+    """Block until `n` subscriptions arrived on the XPUB `sock` (TimeoutError after timeout_s;
+    InterruptedError when `stop` is set)."""
     seen = 0
     deadline = time.monotonic() + timeout_s
     while seen < n:
+        if stop is not None and stop.is_set():
+            raise InterruptedError("stopped while waiting for subscribers")
         left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(int(left * 1000)):
+        if left <= 0:
             raise TimeoutError(f"{seen} of {n} subscribers after {timeout_s:.0f} s")
+        if not sock.poll(int(min(left, 0.1) * 1000)):
+            continue
         msg = sock.recv()
         if msg[:1] == b"\x01":
             seen += 1
@@ -190,7 +207,7 @@ def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Sp
     try:
         if ready is not None:
             ready.set()
-        wait_subscribers(sock, subscribers)
+        wait_subscribers(sock, subscribers, stop=stop)
         return feed.publish(sock, speed, stop)
     finally:
         sock.close()

@@ -90,6 +90,7 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
                                   fault_frames=fault_frames)))
     except BaseException as exc:  # the parent reports it; a process cannot raise into it
         out.put(("feed", exc))
+        raise SystemExit(1) from None
     finally:
         ctx.term()
 
@@ -100,6 +101,7 @@ def _engine_main(md: str, outp: str, kwargs: dict, out: Any) -> None:
         out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs))["counters"]))
     except BaseException as exc:
         out.put(("engine", exc))
+        raise SystemExit(1) from None
     finally:
         ctx.term()
 
@@ -151,11 +153,14 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 p.start()
             sub.connect(outp)
             collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs))
-            for _ in procs:
-                name, value = q.get(timeout=timeout_s)
-                results[name] = value
+            if collected is None:
+                for p in procs:  # one failed: the other may wait for it forever
+                    p.terminate()
             for p in procs:
                 p.join(timeout_s)
+            while not q.empty():
+                name, value = q.get(timeout=5)
+                results[name] = value
         else:
             tag = uuid.uuid4().hex
             md, outp = f"inproc://md-{tag}", f"inproc://out-{tag}"
@@ -165,20 +170,28 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 yield from first_parts
 
             service = EngineService(**engine_kwargs)
+            stop = threading.Event()
             threads = [_Thread("engine", results, run_engine, ctx, md, outp, service),
                        _Thread("feed", results, run_feed, ctx, md, chained(), speed=speed,
-                               batch_events=batch_events, fault_frames=fault_frames)]
+                               batch_events=batch_events, fault_frames=fault_frames, stop=stop)]
             threads[0].start()
             sub.connect(outp)
             threads[1].start()
             collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()))
+            if collected is None:
+                stop.set()  # the feed may be blocked on an engine that is gone
             for th in threads:
                 th.join(timeout_s)
             if isinstance(results.get("engine"), dict):
                 results["engine"] = results["engine"]["counters"]
-        for name in ("feed", "engine"):
-            if isinstance(results.get(name), BaseException):
-                raise RuntimeError(f"paper session: the {name} failed: {results[name]!r}") from results[name]
+        for name in ("engine", "feed"):
+            err = results.get(name)
+            if isinstance(err, BaseException):
+                if processes:
+                    raise RuntimeError(f"paper session: the {name} process failed: {err!r}") from err
+                raise err
+        if collected is None:
+            raise RuntimeError("paper session: a service stopped before the end of stream")
     finally:
         sub.close()
         ctx.term()
@@ -205,7 +218,7 @@ class _Thread(threading.Thread):
             self._results[self._key] = exc
 
 
-def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple:
+def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
     fills: list[c.Fill] = []
@@ -216,9 +229,10 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple:
     while True:
         if not sub.poll(int(step * 1000)):
             idle += step
-            if failed() or idle >= timeout_s:
-                raise RuntimeError("paper session: a service failed or went silent before the end of stream"
-                                   if failed() else f"paper session: no output for {timeout_s:.0f} s")
+            if failed():
+                return None  # the caller raises the service's own error
+            if idle >= timeout_s:
+                raise RuntimeError(f"paper session: no output for {timeout_s:.0f} s")
             continue
         idle = 0.0
         parts = sub.recv_multipart()
