@@ -29,10 +29,16 @@ def main() -> int:
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--seconds", type=int, default=20, help="time per target")
     group.add_argument("--runs", type=int, help="inputs per target (instead of a time bound)")
-    ap.add_argument("targets", nargs="*", default=TARGETS, choices=TARGETS)
+    # No choices= here: argparse checks a list default of a nargs="*" positional against choices
+    # as one value (Python 3.11 refuses the default); the names are checked below instead.
+    ap.add_argument("targets", nargs="*", help=f"targets to run (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args()
     bound = f"-runs={args.runs}" if args.runs else f"-max_total_time={args.seconds}"
     summary, failed = {}, []
+    unknown = [t for t in args.targets if t not in TARGETS]
+    if unknown:
+        ap.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    args.targets = args.targets or list(TARGETS)
     for name in args.targets:
         out = HERE.parent / "build" / "fuzz" / name
         before = set(out.glob("*-*")) if out.is_dir() else set()
