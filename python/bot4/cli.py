@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import NoReturn
 
 from bot4.errors import Bot4Error, InputError
 from bot4.sim.cli import _add_sim_commands
@@ -23,7 +24,7 @@ EXIT_INTERRUPTED = 130
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error: what is wrong and where the help is (exit 2)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 

@@ -25,7 +25,7 @@ import msgspec
 
 from bot4.errors import ConfigError
 
-_STRUCT = dict(frozen=True, forbid_unknown_fields=True, kw_only=True)
+_STRUCT: dict[str, Any] = dict(frozen=True, forbid_unknown_fields=True, kw_only=True)
 _TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -120,6 +120,13 @@ class Config:
     """A whole config file: engine, risk, sim and strategy sections (frozen)."""
 
     __slots__ = ("engine", "risk", "sim", "strategy_name", "strategy")
+    # Section Structs are made at import time from the core's schema, so their fields are not
+    # known statically: Any keeps `config.engine.equity` checkable by callers without casts.
+    engine: Any
+    risk: RiskConfig
+    sim: Any
+    strategy_name: str
+    strategy: Any
 
     def __init__(self, sections: _Sections | None = None, strategy_name: str = DEFAULT_STRATEGY,
                  strategy: msgspec.Struct | None = None) -> None:

@@ -73,7 +73,7 @@ import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 from pathlib import Path
 
 import msgspec
@@ -198,12 +198,12 @@ class _AnyLine(msgspec.Struct):
     lastUpdateId: int | None = None
 
 
-_ENV_DECODERS = {
+_ENV_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "depth": msgspec.json.Decoder(_DepthEnv),
     "trade": msgspec.json.Decoder(_TradeEnv),
     "bookTicker": msgspec.json.Decoder(_TickerEnv),
 }
-_DATA_DECODERS = {
+_DATA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "depth": msgspec.json.Decoder(_Depth),
     "trade": msgspec.json.Decoder(_Trade),
     "bookTicker": msgspec.json.Decoder(_Ticker),
@@ -413,6 +413,7 @@ class BinanceLoader:
     def _symbol(self, name: str) -> _Symbol:
         state = self.symbols.get(name)
         if state is None:
+            assert self.market is not None  # load() settles the market before any line is read
             spec = self.extra_specs.get(name.upper()) or binance_spec(self.market, name)
             state = self.symbols[name] = _Symbol(spec)
             if self.pending_snapshots and len(self.symbols) == 1:
@@ -428,8 +429,8 @@ class BinanceLoader:
         qc = state.qcache
         n = 0
         for p, q in levels:
-            pt = pc.get(p)
-            qt = qc.get(q)
+            pt: int | str | None = pc.get(p)
+            qt: int | str | None = qc.get(q)
             if pt is None or qt is None:
                 if pt is None:
                     pt = state.value(p, True)
@@ -571,10 +572,10 @@ class BinanceLoader:
 
     def _on_trade(self, msg: _Trade, tsl: int, source: str, line_no: int, line) -> None:
         state = self._symbol(msg.s)
-        price = state.pcache.get(msg.p)
+        price: int | str | None = state.pcache.get(msg.p)
         if price is None:
             price = state.value(msg.p, True)
-        qty = state.qcache.get(msg.q)
+        qty: int | str | None = state.qcache.get(msg.q)
         if qty is None:
             qty = state.value(msg.q, False)
         bad = price if isinstance(price, str) else qty if isinstance(qty, str) else None
@@ -594,7 +595,7 @@ class BinanceLoader:
         values = []
         for text, is_price, cache in ((msg.b, True, state.pcache), (msg.B, False, state.qcache),
                                       (msg.a, True, state.pcache), (msg.A, False, state.qcache)):
-            v = cache.get(text)
+            v: int | str | None = cache.get(text)
             if v is None:
                 v = state.value(text, is_price)
                 if isinstance(v, str):

@@ -194,7 +194,7 @@ def _frame(buf: bytes, pos: int, rejections: RejectionLog, source: str, other: C
         head = np.frombuffer(buf, np.uint8, count=n * _MBO_WIRE.itemsize, offset=pos).reshape(n, -1)[:, :2]
         if np.all(head[:, 0] == _MBO_WIRE.itemsize // 4) and np.all(head[:, 1] == _MBO_RTYPE):
             return list(range(pos, pos + n * _MBO_WIRE.itemsize, _MBO_WIRE.itemsize)), pos + n * _MBO_WIRE.itemsize
-    offsets = []
+    offsets: list[int] = []
     while pos < len(buf):
         size = buf[pos] * 4
         if size < 16:  # cannot even hold a record header: the framing is lost from here on
@@ -455,5 +455,5 @@ def load_databento_mbo(
 
     md = MarketData(specs=specs, orders=orders, trades=trades, rejections=rejections,
                     sources=[source], venue=str(metadata.dataset))
-    md.stats = dict(stats)  # type: ignore[attr-defined]
+    md.stats = dict(stats)
     return md

@@ -413,7 +413,7 @@ def load_lobster(
         side = BID if direction == 1 else ASK
         if t == 0 and reconcile and truth is not None:
             # Seed: row 0 minus the effect of message 0 (on the aggregate level).
-            effect = Counter()
+            effect: Counter = Counter()
             if typ == 1:
                 effect[(side, price)] += size
             elif typ in (2, 3, 4):
@@ -493,5 +493,5 @@ def load_lobster(
     sources = [msrc] + ([str(bpath)] if bpath is not None else [])
     md = MarketData(specs={instrument_id: spec}, orders=out, trades=tr, rejections=rejections,
                     sources=sources, venue="NASDAQ")
-    md.stats = dict(stats)  # type: ignore[attr-defined]
+    md.stats = dict(stats)
     return md

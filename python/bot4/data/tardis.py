@@ -102,7 +102,9 @@ def _decimals(text: str) -> int | None:
             return None
         if not d.is_finite():
             return None
-        return max(0, -d.normalize().as_tuple().exponent) if d else 0
+        exponent = d.normalize().as_tuple().exponent
+        assert isinstance(exponent, int)  # only NaN/inf have a letter exponent, refused above
+        return max(0, -exponent) if d else 0
     _, dot, frac = s.partition(".")
     return len(frac.rstrip("0")) if dot else 0
 
@@ -124,7 +126,7 @@ class _Sym:
         self.in_snapshot = False
 
     def price(self, text: str) -> int | str:
-        v = self.pcache.get(text)
+        v: int | str | None = self.pcache.get(text)
         if v is not None:
             return v
         v = self._value(text, self.pgrid)
@@ -137,7 +139,7 @@ class _Sym:
         return v
 
     def qty(self, text: str) -> int | str:
-        v = self.qcache.get(text)
+        v: int | str | None = self.qcache.get(text)
         if v is not None:
             return v
         v = self._value(text, self.qgrid)
@@ -310,6 +312,7 @@ class _Reader:
         columns = {}
         for i, name in enumerate(header[4:], start=4):
             m = _SNAPSHOT_COL.match(name)
+            assert m is not None  # the file kind was told from these very column names
             columns[(m.group(1), int(m.group(2)), m.group(3))] = i
         depth = 1 + max(level for _, level, _ in columns)
         pairs = [(BID if side == "bids" else ASK, columns[(side, i, "price")],

@@ -114,6 +114,8 @@ def block_permutation(y: np.ndarray, block: int, rng) -> np.ndarray:
 
 
 def _band(center: float, se: float, R: int, one_sided: bool = False) -> dict:
+    lo_mean: float | None
+    lo_one: float | None
     lo_mean, hi_mean = center - 3 * se / np.sqrt(R), center + 3 * se / np.sqrt(R)
     lo_one, hi_one = center - 4 * se, center + 4 * se
     if not one_sided:      # an AUC band: [0, 1] at most
@@ -244,6 +246,8 @@ def permutation_and_leak_sentinels(data, samples, folds, vconfig, fconf, config:
 
 class _LeakSamples:
     """samples with another feature matrix (the planted column is not an engine feature)."""
+
+    y: np.ndarray  # with every other field of Samples, copied from s.__dict__
 
     def __init__(self, s, X):
         self.__dict__.update(s.__dict__)

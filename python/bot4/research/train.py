@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -251,7 +252,7 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
     X_te, y_te = ds.part("test")
     p_raw = zoo.proba(clf, X_te)
     p_cal_te = table.apply(p_raw)      # what the core applies
-    metrics = {"test": {"raw": evaluate(y_te, p_raw, config.ece_bins),
+    metrics: dict[str, Any] = {"test": {"raw": evaluate(y_te, p_raw, config.ece_bins),
                         "calibrated": evaluate(y_te, p_cal_te, config.ece_bins),
                         "base_rate": float(np.mean(y_te))},
                "calibration_slice": {"raw": evaluate(y_cal, p_cal, config.ece_bins)},

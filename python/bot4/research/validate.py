@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -118,8 +119,8 @@ def fit_and_calibration(s: Samples, train: np.ndarray, fraction: float) -> tuple
 
 @dataclass
 class FoldModel:
-    classifier: object
-    calibration: object
+    classifier: Any     # a fitted bot4.research.zoo model (predict_proba)
+    calibration: Any    # its calibrator (apply)
     model_dir: Path
     fit_rows: int
     calibration_rows: int
@@ -237,12 +238,17 @@ def run_fold(data, s: Samples, f, k: int, config: ValidateConfig, fconf, root: P
     else:
         model = shared
     p = predict(model, s.X[test])
+    if shared is None:
+        train_doc, gap_doc = _fold_span(s, f.train), S.purge_summary(s.t0, s.t1, f)
+    else:
+        assert src is not None  # a shared model is trained on src (validate's transfer mode)
+        train_doc = dict(_fold_span(src, np.arange(src.y.size)), recording="train_data")
+        gap_doc = _source_gap(src, s, test)
     doc = {"fold": k, "groups": list(f.group_ids), "paths": [int(x) for x in f.path_ids],
-           "train": _fold_span(s, f.train) if shared is None else dict(
-               _fold_span(src, np.arange(src.y.size)), recording="train_data"),
+           "train": train_doc,
            "fit_samples": model.fit_rows, "calibration_samples": model.calibration_rows,
            "test": [_fold_span(s, g) for g in f.test_groups],
-           **(S.purge_summary(s.t0, s.t1, f) if shared is None else _source_gap(src, s, test)),
+           **gap_doc,
            "metrics": M.probability_metrics(s.y[test], p, config.ece_bins)}
     bars_k = []
     if config.backtest:
@@ -334,7 +340,8 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
     y_all = np.concatenate(all_y)
     p_all = np.concatenate(all_p)
     oos = M.probability_metrics(y_all, p_all, config.ece_bins)
-    sharpe_doc, pbo_doc, paths_doc, trials_doc = {"sharpe": None, "deflated_sharpe": None}, None, [], []
+    sharpe_doc: dict[str, Any] = {"sharpe": None, "deflated_sharpe": None}
+    pbo_doc, paths_doc, trials_doc = None, [], []
     if config.backtest:
         timelines = _timelines(folds, group_bars, config.scheme)
         per_path = []

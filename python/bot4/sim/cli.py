@@ -92,7 +92,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     gen_seconds = time.perf_counter() - start
     with staged_file(args.out) as tmp:
         save_npz(data, tmp)
-    counters = data.sim_counters
+    counters = data.sim_counters  # type: ignore[attr-defined]  # set by generate() on its MarketData
     book = data.book
     sim_seconds = (int(book["ts_exchange"][-1]) - int(book["ts_exchange"][0])) / 1e9 if len(book) else 0.0
     summary = {
