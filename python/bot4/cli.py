@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(sub, _add_stream_args)
     from bot4.research.validate_cli import add_validate_command
     add_validate_command(sub, _add_stream_args)
+    from bot4.research.sweep_cli import add_sweep_command
+    add_sweep_command(sub, _add_stream_args)
     from bot4.config.cli import add_config_command
     add_config_command(sub)
     from bot4.models.cli import add_models_command
