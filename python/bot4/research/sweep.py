@@ -35,6 +35,7 @@ import numpy as np
 
 from bot4.errors import ConfigError
 from bot4.research import metrics as M
+from bot4.sim.generate import DEFAULT_EVENTS, DEFAULT_SEED
 
 EXTRA = "sweep"
 #: ValidateConfig fields a grid may vary or fix (`threshold` is the grid's own: entry probabilities).
@@ -159,8 +160,8 @@ class Source(msgspec.Struct, frozen=True):
     """One recording (a file, read in the worker) or the embedded simulator stream (path None)."""
     path: str | None = None
     venue: str | None = None
-    seed: int = 0
-    events: int = 0
+    seed: int = DEFAULT_SEED
+    events: int = DEFAULT_EVENTS
 
     @property
     def label(self) -> str:
@@ -198,8 +199,9 @@ def _cached(key, make):
 def _load(src: Source):
     from bot4.sources import load_stream
 
-    return _cached(("data", src), lambda: load_stream([src.path] if src.path else None, src.venue,
-                                                      seed=src.seed, n_events=src.events).data)
+    if src.path:
+        return _cached(("data", src), lambda: load_stream([src.path], src.venue).data)
+    return _cached(("data", src), lambda: load_stream(None, seed=src.seed, n_events=src.events).data)
 
 
 def run_cell(cell: Cell) -> dict:

@@ -1,0 +1,150 @@
+"""bot4.research.sweep: folds x grid x recordings as cells of validate's per-fold pipeline, the
+same table from a 2-process LocalCluster and from this process, failed cells kept as rows, the
+aggregates (deflated Sharpe over every configuration, PBO) and the grid's one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from bot4.errors import ConfigError
+from bot4.features import trading_config
+from bot4.research.sweep import Grid, Source, parse_grid, require_dask, sweep
+from recordings import BTCUSDT, data_path
+
+pd = pytest.importorskip("pandas")
+FCONF = trading_config(decision="time", decision_interval_ns=100_000_000)
+SIM = Source(seed=11, events=50_000)
+# horizon 10**7 feature rows leaves no labelled sample: every cell of that point fails, naturally
+GRID = {"grid": {"max_depth": [2, 3], "horizon": [20, 10_000_000], "threshold": [0.55, 0.6]},
+        "fixed": {"n_estimators": 10}}
+
+
+@pytest.fixture(scope="module")
+def local():
+    return sweep([SIM], parse_grid(GRID), folds=3, feature_config=FCONF, executor="local")
+
+
+def test_dask_local_cluster_gives_the_same_table_as_one_process(local):
+    pytest.importorskip("dask.distributed")
+    dask = sweep([SIM], parse_grid(GRID), folds=3, feature_config=FCONF, executor="dask", workers=2)
+    assert dask.executor["executor"] == "dask" and dask.executor["workers"] == 2
+    pd.testing.assert_frame_equal(local.table, dask.table)
+    pd.testing.assert_frame_equal(local.configurations, dask.configurations)
+    assert local.pbo == dask.pbo
+    assert json.dumps(local.calibration, sort_keys=True) == json.dumps(dask.calibration, sort_keys=True)
+
+
+def test_cells_configurations_and_failures(local):
+    t, c = local.table, local.configurations
+    # 4 grid points x 1 recording x 3 folds cells, each a row per threshold
+    assert len(t) == 4 * 3 * 2 and len(c) == 4 * 2
+    failed = t[t["error"].notna()]
+    assert set(failed["horizon"]) == {10_000_000} and len(failed) == 2 * 3 * 2
+    assert failed["error"].str.contains("too few").all()
+    ok = t[t["error"].isna()]
+    assert ok["auc"].between(0, 1).all() and (ok["test_samples"] > 0).all() and (ok["fees"] >= 0).all()
+    assert (ok["min_purge_ns"] > ok["horizon_ns"]).all()
+    # every configuration tried counts in the deflated Sharpe, the failed ones too
+    assert (c["n_trials"] == 8).all()
+    good = c[c["failed"] == 0]
+    assert len(good) == 4 and good["deflated_sharpe"].notna().all()
+    for _, row in good.iterrows():
+        rows = ok[ok["config"] == row["config"]]
+        assert row["pnl"] == pytest.approx(rows["pnl"].sum()) and row["trades"] == rows["trades"].sum()
+    assert sorted(local.pbo["configs"]) == sorted(good["config"]) and 0 <= local.pbo["pbo"] <= 1
+    assert local.pbo["bars_not_shared"] == 0            # the label is the same for every run point
+    assert sorted(local.pbo["left_out"]) == sorted(c.loc[c["failed"] > 0, "config"])
+
+
+def test_a_cell_runs_validate_s_fold_pipeline():
+    """One grid point's cells are validate()'s folds: same AUC, P&L and out-of-sample Sharpe."""
+    from bot4.research.validate import ValidateConfig, validate
+    from bot4.sources import load_stream
+
+    g = parse_grid({"fixed": {"n_estimators": 10, "max_depth": 3, "horizon": 20}, "grid": {"threshold": [0.55, 0.6]}})
+    res = sweep([SIM], g, folds=3, feature_config=FCONF, executor="local")
+    data = load_stream(None, seed=SIM.seed, n_events=SIM.events).data
+    v = validate(data, ValidateConfig(folds=3, n_estimators=10, max_depth=3, horizon=20, thresholds=(0.55, 0.6)),
+                 feature_config=FCONF).as_json()
+    rows = res.table[res.table["threshold"] == 0.55].sort_values("fold")
+    assert rows["auc"].tolist() == pytest.approx([f["metrics"]["auc"] for f in v["folds"]])
+    assert rows["pnl"].tolist() == pytest.approx([f["metrics"]["pnl"] for f in v["folds"]])
+    c0 = res.configurations.iloc[0]
+    assert c0["sharpe"] == pytest.approx(v["sharpe"]) and c0["n_trials"] == 2
+    assert c0["deflated_sharpe"] == pytest.approx(v["deflated_sharpe"])
+
+
+@pytest.mark.parametrize("doc,match", [
+    ({"grid": {"max_dept": [2]}}, "unknown parameter 'max_dept'"),
+    ({"grids": {}}, "unknown section"),
+    ({"grid": {"max_depth": 3}}, "non-empty list"),
+    ({"grid": {"max_depth": []}}, "non-empty list"),
+    ({"grid": {"max_depth": [3, 3]}}, "twice"),
+    ({"grid": {"threshold": [0.4]}}, "entry probability"),
+    ({"grid": {"max_depth": [2]}, "fixed": {"max_depth": 3}}, "both"),
+    ({"grid": {"calibration_fraction": [0.5, 1.5]}}, "refused"),
+    ({"grid": {"max_depth": ["deep"]}}, "refused"),
+    ({"grid": {"max_depth": [True]}}, "numbers or strings"),
+])
+def test_bad_grids_are_refused_in_one_line(doc, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        parse_grid(doc)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_sweep_arguments_and_cli_errors(tmp_path, capsys):
+    from bot4.cli import main
+
+    with pytest.raises(ConfigError, match="scheme"):
+        sweep([SIM], Grid(), scheme="cpcv", executor="local")
+    with pytest.raises(ConfigError, match="executor"):
+        sweep([SIM], Grid(), executor="threads")
+    bad = tmp_path / "g.toml"
+    bad.write_text("[grid]\nn_trees = [1, 2]\n")
+    assert main(["sweep", "--grid", str(bad), "--local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown parameter 'n_trees'" in err
+    bad.write_text("[grid\n")
+    assert main(["sweep", "--grid", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(ConfigError, match=r"bot4\[sweep\]"):
+        require_dask()
+    with pytest.raises(ConfigError, match=r"bot4\[sweep\]"):
+        sweep([SIM], Grid(), executor="dask")
+
+
+def test_cli_writes_table_json_and_report(tmp_path, capsys):
+    from bot4.cli import main
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[grid]\nthreshold = [0.55, 0.6]\n[fixed]\nn_estimators = 8\nmax_depth = 2\nhorizon = 20\n")
+    out = tmp_path / "out"
+    rc = main(["sweep", "--events", "40000", "--grid", str(grid), "--folds", "2", "--local", "--out", str(out),
+               "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cells"] == 2 and doc["failed_cells"] == 0 and len(doc["configurations"]) == 2
+    table = pd.read_parquet(out / "sweep.parquet")
+    assert len(table) == 4 and set(table["threshold"]) == {0.55, 0.6}
+    html = (out / "report.html").read_text()
+    assert "deflated_sharpe.png" in html and "Per-fold metrics" in html and (out / "deflated_sharpe.png").stat().st_size
+
+
+@pytest.mark.realdata
+def test_small_sweep_on_the_reference_recording():
+    path = data_path(*BTCUSDT)
+    g = parse_grid({"grid": {"max_depth": [2, 3]}, "fixed": {"n_estimators": 10}})
+    res = sweep([Source(path=str(path))], g, folds=2, executor="local")
+    t = res.table
+    assert len(t) == 2 * 2 and t["error"].isna().all()
+    assert t["auc"].between(0, 1).all() and (t["test_samples"] > 100).all() and (t["trades"] >= 0).all()
+    assert np.isfinite(res.configurations["deflated_sharpe"].astype(float)).all()
+    assert res.pbo["pbo"] is not None and res.pbo["bars_not_shared"] == 0
