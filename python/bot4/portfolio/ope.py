@@ -9,7 +9,11 @@ distribution pi_e(. | x_i) as an n x K matrix; weights w_i = pi_e(a_i | x_i) / p
     DR     V = (1/n) sum [ sum_a pi_e(a|x_i) q(x_i, a) + min(w_i, clip) (r_i - q(x_i, a_i)) ]
 
 These are obp's (Open Bandit Pipeline) definitions, read from its source; obp itself is not a
-dependency (it needs torch, and 0.5.x needs Python < 3.11; METHODS surprise 11).
+dependency (it needs torch, and 0.5.x needs Python < 3.11; METHODS surprise 11). Checked once
+against obp 0.4.1's own `ope/estimators.py` (the newest pip resolves on Python 3.11; run from the
+unpacked wheel with torch stubbed, as torch is only used for tensor inputs) on the synthetic
+bandit of tests/portfolio/test_ope.py: IPS, SNIPS and DR equal to 1.1e-16 over 5 seeds, and
+the IPS bootstrap intervals agree to Monte Carlo noise (~1e-3).
 
 Intervals: "normal" uses the standard error of the per-round terms (IPS, DR) or the delta-method
 influence terms w_i (r_i - V) / mean(w) (SNIPS); "bootstrap" resamples rounds and recomputes the
