@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from bot4.errors import InputError
 from bot4.portfolio import selection as sel
 
+from .binance_mids import binance_mid_returns, momentum_scores
+
 apricot = pytest.importorskip("apricot")
 
 S4 = np.array([1.0, 0.9, 0.8, 0.3])
@@ -154,40 +156,6 @@ def test_mid_bars_carry_the_last_quote():
     assert np.isnan(sel.mid_bars(ts, mid, 2, 0, 4)).all()
     with pytest.raises(InputError, match="non-decreasing"):
         sel.mid_bars(ts[::-1], mid, 10, 0, 40)
-
-
-BINANCE = {
-    "usdm_btc": ["usdm/btcusdt_20240808.gz"],
-    "usdm_eth": ["usdm/ethusdt_20240808.gz"],
-    "spot_btc": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
-    "spot_eth": ["spot/ethusdt_20240808.gz", "spot/ethusdt_20240809.gz"],
-    "coinm_btc": ["coinm/btcusd_perp_20240808.gz", "coinm/btcusd_perp_20240809.gz"],
-    "coinm_eth": ["coinm/ethusd_perp_20240808.gz", "coinm/ethusd_perp_20240809.gz"],
-}
-
-
-def binance_mid_returns(root, bar_ns: int = 1_000_000_000) -> np.ndarray:
-    """1 s log mid returns (venue bookTicker mids, exchange clock) of six Binance instruments over
-    their common span."""
-    from bot4.data import load
-
-    series = []
-    for files in BINANCE.values():
-        bbo = load([root / "binance_hftbacktest" / f for f in files]).bbo
-        series.append((bbo["ts_exchange"], (bbo["bid_price"] + bbo["ask_price"]) / 2.0))
-    start = max(int(t[0]) for t, _ in series)
-    end = min(int(t[-1]) for t, _ in series)
-    bars = np.column_stack([sel.mid_bars(t, m, bar_ns, start, end) for t, m in series])
-    return np.diff(np.log(bars), axis=0)
-
-
-def momentum_scores(r: np.ndarray, window: int) -> np.ndarray:
-    """|trailing sum| / (trailing std * sqrt(window)) at each row, from rows up to and including it."""
-    out = np.zeros_like(r)
-    for t in range(window - 1, len(r)):
-        w = r[t - window + 1:t + 1]
-        out[t] = np.abs(w.sum(axis=0)) / (w.std(axis=0, ddof=1) * np.sqrt(window) + 1e-12)
-    return out
 
 
 @pytest.mark.realdata

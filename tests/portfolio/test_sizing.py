@@ -227,3 +227,51 @@ def test_sized_book_stays_feasible(problem, data):
     orders, pos, counters = sz.plan_orders(targets, q0, prices, 1.0, rules, state, limits)
     _assert_within(pos, state, limits)
     np.testing.assert_allclose(pos, (q0 + orders) * unit, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.realdata
+def test_500_eur_preset_on_six_recorded_binance_instruments(shared_data):
+    """Walk the six instruments' 1 s mids with a momentum direction every 5 s, size with the 500
+    EUR preset (1% stop, conviction from the momentum score, trailing 5 s return scenarios for the
+    portfolio CVaR limit), mark to market, and check every resulting book against every limit."""
+    from .binance_mids import binance_mid_bars, momentum_scores
+
+    names, mids = binance_mid_bars(shared_data)
+    r = np.diff(np.log(mids), axis=0)
+    limits, rules_by = sz.preset_500_eur()
+    rules = [rules_by[n] for n in names]
+    groups = np.array([0 if r_.group == "BTC" else 1 for r_ in rules])
+    shorts = np.array([r_.allow_short for r_ in rules])
+    fx = 0.92
+    window, every, horizon = 120, 5, 5
+    score = momentum_scores(r, 30)
+    qty = np.zeros(len(names))
+    equity = peak = 500.0
+    totals: dict[str, int] = {}
+    decisions = 0
+    price_prev: np.ndarray | None = None
+    unit_prev = np.zeros(len(names))
+    for t in range(window, len(r), every):
+        price = mids[t]
+        unit = np.array([ru.unit_value(p) for ru, p in zip(rules, price)]) * fx
+        if price_prev is not None:   # mark to market: each exposure times its price return
+            equity += float(np.sum(qty * unit_prev * (price / price_prev - 1.0)))
+        peak = max(peak, equity)
+        past = r[t - window:t]
+        scen = np.lib.stride_tricks.sliding_window_view(past, horizon, axis=0).sum(axis=2)
+        state = sz.PortfolioState(equity, peak, qty * unit, groups, shorts, scen)
+        unit_risk = np.array([conservative_cvar(scen[:, i]) for i in range(len(names))])
+        direction = np.sign(r[t - 30:t].sum(axis=0))
+        dec = sz.size(direction, unit_risk, qty, price, fx, rules, state, limits, stop_distance=np.full(len(names), 0.01),
+                      scale=np.minimum(1.0, score[t - 1] / 2.0))
+        _assert_within(dec.positions, state, limits)
+        assert sz.is_feasible(dec.positions, state, limits)
+        qty = qty + dec.orders
+        equity -= float(np.sum(np.abs(dec.orders) * unit)) * 4e-4     # 4 bp taker fee
+        for k, v in dec.counters.items():
+            totals[k] = totals.get(k, 0) + v
+        decisions += 1
+        price_prev, unit_prev = price, unit
+    print(f"\n{decisions} decisions, equity {equity:.2f} EUR (peak {peak:.2f}), counters {totals}")
+    assert decisions > 40
+    assert totals["projections"] > 0 and totals["projected_group"] > 0   # the limits did bite
