@@ -124,3 +124,10 @@ def test_rejects_bad_input():
         cm.fit_sqrt_law(f["short"], np.full(50, 1.0), f["sigma_bp"], f["qv"])
     with pytest.raises(InputError, match="at least"):
         cm.fit_power_law(f["short"][:5], f["hs_bp"][:5], f["sigma_bp"][:5], f["qv"][:5])
+
+
+def test_exponent_at_its_bound_is_refused():
+    f = synthetic_fills(5, n=500, noise_bp=0.1)
+    steep = f["hs_bp"] + 5.0 * f["sigma_bp"] * f["qv"] ** 3.0     # delta = 3: outside [0, 2]
+    with pytest.raises(InputError, match="bound"):
+        cm.fit_power_law(steep, f["hs_bp"], f["sigma_bp"], f["qv"])

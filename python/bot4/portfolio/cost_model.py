@@ -185,9 +185,16 @@ def fit_power_law(shortfall_bp, half_spread_bp, sigma_bp, q_over_v, *, level: fl
         return np.column_stack([np.ones_like(y), hs, g, Y * g * lq])
 
     p0 = np.append(start.params, 0.5)
-    sol = optimize.least_squares(resid, p0, jac=jac, method="lm", xtol=1e-12, ftol=1e-12)
+    # delta is kept in [0, 2] (the law is concave near 0.5; unbounded steps overflow exp on fills
+    # far beyond the depth)
+    lo = np.array([-np.inf, -np.inf, -np.inf, 0.0])
+    hi = np.array([np.inf, np.inf, np.inf, 2.0])
+    sol = optimize.least_squares(resid, p0, jac=jac, bounds=(lo, hi), method="trf", xtol=1e-12, ftol=1e-12)
     if not sol.success:
         raise InputError("shortfall_bp", f"nonlinear fit did not converge: {sol.message}", "use fit_sqrt_law")
+    if sol.x[3] <= lo[3] + 1e-9 or sol.x[3] >= hi[3] - 1e-9:
+        raise InputError("q_over_v", f"the exponent ran to its bound ({sol.x[3]:.3g}): no power law on these fills",
+                         "use fit_sqrt_law")
     r = sol.fun
     J = jac(sol.x)
     dof = len(y) - 4
