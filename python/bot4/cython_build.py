@@ -27,6 +27,8 @@ class CythonBuildError(RuntimeError):
 
 
 def cache_dir() -> Path:
+    """Where compiled Cython strategies are cached: $BOT4_CACHE_DIR/cython, else
+    $XDG_CACHE_HOME/bot4/cython (default ~/.cache/bot4/cython)."""
     env = os.environ.get("BOT4_CACHE_DIR")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bot4"
     return base / "cython"

@@ -73,9 +73,12 @@ class DecimalGrid:
         return int(units)
 
     def to_decimal(self, units: int) -> Decimal:
+        """The exact decimal value of `units` grid steps."""
         return Decimal(units * self._unit) / self._scale
 
     def to_str(self, units: int) -> str:
+        """`units` grid steps as decimal text with the grid's digits (e.g. 12345 ticks of 0.01 -> '123.45').
+        """
         return f"{self.to_decimal(units):.{self._digits}f}"
 
 
@@ -112,15 +115,19 @@ class InstrumentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.qty_grid.digits
 
     def price_ticks(self, text: str) -> int:
+        """A decimal price text as integer ticks (ValueError if it is not on the tick grid)."""
         return self.price_grid.to_units(text)
 
     def qty_lots(self, text: str) -> int:
+        """A decimal quantity text as integer lots (ValueError if it is not on the lot grid)."""
         return self.qty_grid.to_units(text)
 
     def price_str(self, ticks: int) -> str:
+        """Integer ticks as decimal price text."""
         return self.price_grid.to_str(ticks)
 
     def qty_str(self, lots: int) -> str:
+        """Integer lots as decimal quantity text."""
         return self.qty_grid.to_str(lots)
 
     def price_float(self, ticks: int) -> float:

@@ -33,12 +33,16 @@ class PerfManifest:
     targets: dict[str, dict] = field(default_factory=dict)
 
     def add_latency(self, stage: str, samples_ns: np.ndarray, unit: str = "ns") -> dict:
+        """Record stage `stage`'s latency percentiles from int64 samples (ns by default); returns the
+        summary stored."""
         summary: dict[str, object] = dict(latency_summary(samples_ns))
         summary["unit"] = unit
         self.stages[stage] = summary
         return summary
 
     def add_throughput(self, name: str, items: int, seconds: float, unit: str = "items/s") -> float:
+        """Record `items` processed in `seconds` under `name`; returns the rate (items/s, inf when seconds
+        is 0)."""
         rate = items / seconds if seconds > 0 else float("inf")
         self.throughput[name] = {"items": int(items), "seconds": seconds, "rate": rate, "unit": unit}
         return rate
@@ -55,6 +59,7 @@ class PerfManifest:
         return bool(met)
 
     def as_dict(self) -> dict:
+        """The manifest as a JSON-able dict, with the machine's build info and the current time."""
         from bot4.info import build_info
 
         return {"name": self.name, "created_unix": time.time(), "machine": build_info(),
@@ -62,6 +67,7 @@ class PerfManifest:
                 "notes": self.notes}
 
     def write(self, path: str | Path) -> Path:
+        """Write the manifest as JSON to `path` (parent folders created); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_dict(), indent=2))

@@ -19,6 +19,9 @@ NOTICE_STATUSES = frozenset({"delete_absent", "crossed"})
 
 @dataclass
 class BboCheck:
+    """How the rebuilt book's top compared with the venue's own best bid/offer stream (counts, first
+    mismatch)."""
+
     checked: int = 0
     matched: int = 0          # price and size on both sides equal
     price_matched: int = 0    # prices on both sides equal
@@ -27,6 +30,9 @@ class BboCheck:
 
 @dataclass
 class ReplayResult:
+    """What `replay` saw: event counts by kind, rejections and notices by reason, sequence gaps, the BBO
+    check and the final best bid/ask as decimal text."""
+
     source: str
     level: str
     events: int
@@ -54,6 +60,7 @@ class ReplayResult:
         return applied / self.seconds if self.seconds > 0 else float("inf")
 
     def as_json(self) -> dict:
+        """The result as a flat JSON-able dict (what `bot4 replay --json` prints)."""
         return {
             "source": self.source,
             "level": self.level,

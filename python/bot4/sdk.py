@@ -47,6 +47,8 @@ def get_pxd_dir() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m bot4.sdk --cmakedir|--includes|--libdir`: print one path of the installed C++ SDK;
+    returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m bot4.sdk", description="paths of bot4's installed C++ SDK")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--cmakedir", action="store_true", help="the CMake package folder (bot4_DIR)")

@@ -84,6 +84,7 @@ def make(spec: Any = None, params: dict | None = None):
 
 
 def is_builtin(spec: Any) -> bool:
+    """True if `spec` is the name of a built-in strategy."""
     return isinstance(spec, str) and spec in builtins()
 
 

@@ -39,6 +39,10 @@ class Strategy:
     book_only: bool = False
 
     def on_decision(self, ctx) -> Iterable[Intent] | None:
+        """Called at each decision point of the strategy's instrument with the read-only DecisionContext
+        (see the module docstring). Return the intents to apply, in order, or None after acting
+        through `ctx` directly. Subclasses must implement it.
+        """
         raise NotImplementedError
 
     def on_fill(self, fill) -> None:
@@ -49,11 +53,15 @@ class Strategy:
 
 
 class Intent(msgspec.Struct, **_I):
+    """Base of the intents on_decision may return (Limit, Market, Stop, Cancel); frozen msgspec Structs."""
+
     def _apply(self, ctx) -> Any:
         raise NotImplementedError
 
 
 class Limit(Intent):
+    """A limit order: side, price (ticks), qty (lots; 0 = sized by the risk stage from `probability`)."""
+
     side: Side
     price: int          # ticks
     qty: int = 0        # lots; 0 = sized by the risk stage from `probability`
@@ -67,6 +75,8 @@ class Limit(Intent):
 
 
 class Market(Intent):
+    """A market order: side and qty (lots; 0 = sized by the risk stage from `probability`)."""
+
     side: Side
     qty: int = 0
     probability: float = 0.5
@@ -79,6 +89,8 @@ class Market(Intent):
 
 
 class Stop(Intent):
+    """A stop (market on trigger): side, trigger price (ticks) and qty (lots)."""
+
     side: Side
     price: int          # trigger, ticks
     qty: int
@@ -139,6 +151,8 @@ class Oto(Intent):
 
 
 class Cancel(Intent):
+    """Cancel the order with id `order_id`."""
+
     order_id: int
 
     def _apply(self, ctx):

@@ -88,6 +88,9 @@ StrategyConfig = STRATEGIES[DEFAULT_STRATEGY]
 
 
 class RiskConfig(msgspec.Struct, **_STRUCT):
+    """The [risk] table: position sizing, pre-trade limits and kill-switch triggers (each section's fields
+    and units are on its own Struct)."""
+
     sizing: SizingConfig = msgspec.field(default_factory=SizingConfig)  # type: ignore[valid-type]
     pre_trade: PreTradeConfig = msgspec.field(default_factory=PreTradeConfig)  # type: ignore[valid-type]
     kill_switch: KillSwitchConfig = msgspec.field(default_factory=KillSwitchConfig)  # type: ignore[valid-type]
@@ -142,6 +145,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, doc: dict) -> Config:
+        """A Config from a decoded TOML document (sections as nested dicts).
+
+        Raises ValueError naming the field for unknown fields, wrong types or out-of-bounds values.
+        """
         doc = dict(doc)
         strategy = doc.pop("strategy", None)
         try:
@@ -153,6 +160,7 @@ class Config:
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> Config:
+        """A Config from TOML text; ValueError if the text is not TOML or a section is invalid."""
         try:
             doc = msgspec.toml.decode(text)
         except msgspec.DecodeError as exc:
@@ -171,6 +179,7 @@ class Config:
         return out
 
     def summary(self) -> dict:
+        """Every section as plain JSON-able values (what `bot4 config check --json` prints)."""
         return {"engine": msgspec.to_builtins(self.engine), "risk": msgspec.to_builtins(self.risk),
                 "sim": msgspec.to_builtins(self.sim),
                 "strategy": {"name": self.strategy_name, **msgspec.to_builtins(self.strategy)}}

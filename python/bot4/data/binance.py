@@ -313,6 +313,12 @@ class BinanceLoader:
     # -- public --
 
     def load(self, paths: str | Path | Sequence[str | Path]) -> MarketData:
+        """Decode Binance recordings (one instrument's files in order, continuation files included) into
+        MarketData.
+
+        The market is the constructor's, else detected from the first file. Bad lines are counted in
+        `rejections` (with one sample each); `stats` and `seconds` describe the last call.
+        """
         started = time.perf_counter()
         files = _as_paths(paths)
         self._reset()

@@ -95,6 +95,9 @@ class NativeBinanceLoader:
         return table
 
     def load(self, paths: str | Path | Sequence[str | Path]) -> MarketData:
+        """Decode Binance recordings with the core's native decoder into MarketData (same arrays,
+        rejections and sequence gaps as BinanceLoader.load; `seconds` is the wall time of the call).
+        """
         started = time.perf_counter()
         files = _as_paths(paths)
         decoder, table = self._decoder(files)

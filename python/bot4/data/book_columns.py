@@ -29,6 +29,9 @@ class BookColumns:
         return len(self.price)
 
     def open_message(self, tsx: int, tsl: int, seq: int, iid: int, flags: int, clear: bool) -> None:
+        """Start a book message: exchange and receive times (ns), venue sequence number, instrument id,
+        flags, and whether the message replaces the book (clear = snapshot).
+        """
         self.m_n.append(0)
         self.m_tsx.append(tsx)
         self.m_tsl.append(tsl)
@@ -38,6 +41,8 @@ class BookColumns:
         self.m_clear.append(clear)
 
     def add_level(self, side: int, price: int, qty: int) -> None:
+        """Append a level change to the open message: side (BID/ASK), price in ticks, absolute size in lots
+        (0 = delete)."""
         self.price.append(price)
         self.qty.append(qty)
         self.side.append(side)
@@ -55,6 +60,8 @@ class BookColumns:
         self.side.extend(b"\x01" * (n - n_bids))
 
     def to_array(self) -> np.ndarray:
+        """The gathered messages as a BOOK_EVENT array (messages without levels dropped; FLAG_LAST on each
+        message's last record)."""
         total = len(self.price)
         out = np.zeros(total, BOOK_EVENT)
         if total == 0:

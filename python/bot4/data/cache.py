@@ -63,10 +63,12 @@ def _pyarrow():
 
 
 def is_dataset(path: str | Path) -> bool:
+    """True if `path` is a dataset directory written by `bot4 convert` (it holds the manifest)."""
     return (Path(path) / MANIFEST).is_file()
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_SHA_CHUNK):
@@ -101,6 +103,7 @@ def _hour_label(hour: int) -> str:
 
 
 def read_manifest(path: str | Path) -> dict:
+    """The dataset's manifest; DataError if it is missing, unreadable or of another format version."""
     try:
         manifest = json.loads((Path(path) / MANIFEST).read_text())
     except (OSError, ValueError) as exc:

@@ -42,12 +42,15 @@ class RejectionLog:
     samples: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # reason -> (file, line, text)
 
     def reject(self, reason: str, source: str = "", line_no: int = 0, text: str = "") -> None:
+        """Count one rejection under `reason`; the first one of each reason is kept as a sample (file,
+        line, text) and logged."""
         self.counts[reason] += 1
         if reason not in self.samples:
             self.samples[reason] = (source, line_no, text[:200])
             log.info("rejected (%s) at %s:%d: %s", reason, source, line_no, text[:200])
 
     def merge(self, other: RejectionLog) -> None:
+        """Add another log's counts; its samples fill in reasons not seen here."""
         self.counts.update(other.counts)
         for reason, sample in other.samples.items():
             self.samples.setdefault(reason, sample)
@@ -57,6 +60,7 @@ class RejectionLog:
         return sum(self.counts.values())
 
     def as_dict(self) -> dict[str, int]:
+        """{reason: count}, sorted by reason."""
         return dict(sorted(self.counts.items()))
 
 

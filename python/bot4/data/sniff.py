@@ -33,6 +33,9 @@ SIM_NPZ_MEMBERS = {"book.npy", "orders.npy", "trades.npy", "specs.npy"}
 
 @dataclass(frozen=True)
 class Sniffed:
+    """The format a file's content showed (`venue`, one of bot4.data.VENUES) and what showed it
+    (`evidence`, for messages)."""
+
     venue: str        # one of bot4.data.VENUES
     evidence: str     # what in the file told it, for messages
 

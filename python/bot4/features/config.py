@@ -32,6 +32,16 @@ _INT64_FIELDS = frozenset({"decision_every_n", "decision_interval_ns", "sample_i
 
 
 class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Feature-engine settings: when a row is written and the window of every feature family.
+
+    Units: times in ns on the engine clock (the running maximum of ts_local), windows in samples,
+    trades or events as named, sizes in lots, returns in basis points (return_scale = 1e4). Each
+    field's meaning is in its comment below and in docs/features.md. Frozen; unknown fields and
+    integers beyond the core's 32/64-bit fields are refused. `FeatureConfig()` writes a row per book
+    message; bot4.features.trading_config() is the configuration the pipeline and `bot4 train` use.
+    A trained model's sidecar records the FeatureConfig its rows were computed with.
+    """
+
     decision: Literal["message", "events", "time", "none"] = "message"  # when rows are written
     decision_every_n: int = 100                    # events between rows (decision="events")
     decision_interval_ns: int = 100_000_000        # grid step (decision="time"), ns
@@ -79,6 +89,8 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                 raise ValueError(f"{name} = {value} is outside the int64 range")
 
     def to_core(self) -> dict:
+        """The fields as the dict the core FeatureEngine takes (microprice as a nested dict, left out when
+        None)."""
         out = msgspec.structs.asdict(self)
         if self.microprice is None:
             out.pop("microprice")
@@ -88,6 +100,7 @@ class FeatureConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> FeatureConfig:
+        """A FeatureConfig from TOML text (msgspec.ValidationError names an unknown or invalid field)."""
         return msgspec.toml.decode(text, type=cls)
 
 

@@ -21,6 +21,17 @@ from bot4.features.config import FeatureConfig
 
 @dataclass
 class FeatureSet:
+    """The rows `compute` returns: one row per decision point, columns in catalog() order.
+
+    timestamps: int64 (rows,), ns on the engine clock (running maximum of ts_local) of each row.
+    matrix: float64 (rows, features), features = len(names) (88 today); NaN where a feature is
+    undefined (warm-up, empty side, too few samples). names: the column names (feature_names()).
+    valid: bool (rows, features), True where matrix is finite. instruments: uint32 (rows,),
+    instrument id of each row. counters: the engine's counters (events seen and rejected per stream,
+    messages, ...). kernel_level: SIMD level of the window kernels (e.g. "avx2", "scalar").
+    seconds: wall time of compute().
+    """
+
     timestamps: np.ndarray     # int64 ns, engine clock of each row
     matrix: np.ndarray         # float64 (rows, features); NaN where a feature is undefined
     names: list[str]
@@ -31,9 +42,11 @@ class FeatureSet:
     seconds: float = 0.0
 
     def column(self, name: str) -> np.ndarray:
+        """The float64 (rows,) column of feature `name` (ValueError if there is no such feature)."""
         return self.matrix[:, self.names.index(name)]
 
     def summary(self) -> dict:
+        """Rows, feature count, fraction of finite values, kernel level, seconds and counters, JSON-able."""
         return {
             "rows": int(self.matrix.shape[0]),
             "features": len(self.names),
@@ -51,6 +64,7 @@ def catalog() -> list[dict]:
 
 
 def feature_names() -> list[str]:
+    """The feature column names in matrix order (from the core catalogue)."""
     return [entry[0] for entry in _core.features.catalog()]
 
 
@@ -75,7 +89,14 @@ def make_engine(data: MarketData, config: FeatureConfig | None = None):
 
 def compute(events: MarketData, config: FeatureConfig | None = None, *, progress: bool = False,
             chunks: int = 50) -> FeatureSet:
-    """Feature rows for `events` (a MarketData from bot4.data.load or the simulator)."""
+    """Feature rows for `events` (a MarketData from bot4.data.load or the simulator).
+
+    config: FeatureConfig (None: FeatureConfig(), a row per book message). Returns a FeatureSet:
+    matrix float64 (rows, features), timestamps int64 ns (rows,), instruments uint32 (rows,). The
+    events go to the engine in `chunks` time slices only so that `progress` (a tqdm bar on stderr)
+    can move; the rows equal those of one call over the whole input. TypeError if `events` is not
+    a MarketData.
+    """
     if not isinstance(events, MarketData):
         raise TypeError("compute() takes a MarketData (bot4.data.load, bot4.sim.generate)")
     config = config or FeatureConfig()

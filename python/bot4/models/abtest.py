@@ -19,6 +19,9 @@ from scipy import stats
 
 @dataclass(frozen=True)
 class ABResult:
+    """Outcome of a model A/B comparison: Welch t-test of mean(b) - mean(a) once both arms have n_required
+    observations (fields below)."""
+
     decision: str            # "insufficient_sample", "b_better", "a_better", "no_difference"
     n_required: int
     n_a: int                 # observations available in each arm
@@ -31,6 +34,7 @@ class ABResult:
     alpha: float
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-able dict (ci as a list)."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"ci": list(self.ci) if self.ci else None}
 
 

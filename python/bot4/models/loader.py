@@ -104,9 +104,12 @@ class LoadedModel:
         return self._core.predict_proba(_matrix(matrix))
 
     def raw_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """Uncalibrated P(up), float64 (n,), of a C-contiguous float32/float64 (n, n_features)
+        matrix: the model's own output before the sidecar's calibration map."""
         return self._core.raw_proba(_matrix(matrix))
 
     def predict_one(self, row: np.ndarray) -> float:
+        """Calibrated P(up) of one float32/float64 (n_features,) row, as a float."""
         return self._core.predict_one(row)
 
     def __repr__(self) -> str:
@@ -210,6 +213,8 @@ class ModelSlot:
         return self._model
 
     def swap(self, path: str | os.PathLike, **load_kwargs) -> LoadedModel:
+        """Load the model at `path` (bot4.models.load keyword arguments) and make it current; on a
+        ModelError the old model stays and `last_error` says why."""
         try:
             new = load(path, **load_kwargs)
         except ModelError as exc:
@@ -229,12 +234,14 @@ class ModelSlot:
         return True
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """The current model's predict_proba (ModelError if none is loaded)."""
         model = self._model
         if model is None:
             raise ModelError("no model loaded")
         return model.predict_proba(matrix)
 
     def predict_one(self, row: np.ndarray) -> float:
+        """The current model's predict_one (ModelError if none is loaded)."""
         model = self._model
         if model is None:
             raise ModelError("no model loaded")

@@ -41,6 +41,7 @@ class RegistryError(ModelError):
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
@@ -108,6 +109,11 @@ class Entry:
 
 
 class Registry:
+    """A model registry rooted at `root` (default: $BOT4_REGISTRY; RegistryError without either).
+
+    Layout, ids and integrity rules are in the module docstring.
+    """
+
     def __init__(self, root: str | os.PathLike | None = None):
         root = root if root is not None else os.environ.get(ENV_ROOT)
         if not root:
@@ -209,6 +215,7 @@ class Registry:
         return self.get(model_id)
 
     def ids(self) -> list[str]:
+        """Every registered model id, sorted."""
         d = self.root / "manifests"
         return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
 
@@ -235,6 +242,8 @@ class Registry:
         return entry
 
     def verify(self, entry: Entry) -> None:
+        """Check that every object of `entry` exists with its recorded size and SHA-256; RegistryError
+        naming the file otherwise."""
         for name, meta in entry.files.items():
             obj = self._object(meta["sha256"])
             if not obj.is_file():

@@ -17,6 +17,9 @@ import numpy as np
 
 
 class RollbackPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Limits that trigger a rollback to the previous champion (None disables a limit; units in the field
+    comments)."""
+
     max_latency_p999_ns: float | None = 1_000_000.0   # p99.9 tick-to-decision latency
     max_error_rate: float | None = 0.001              # errors / decisions
     max_drawdown: float | None = 0.05                 # peak-to-trough, fraction of equity (positive)
@@ -26,6 +29,9 @@ class RollbackPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
 @dataclass(frozen=True)
 class Trigger:
+    """One checked limit: the observed value, the limit, whether it fired, and a note (e.g. too few
+    observations)."""
+
     name: str
     value: float | None
     limit: float | None
@@ -35,6 +41,8 @@ class Trigger:
 
 @dataclass(frozen=True)
 class RollbackDecision:
+    """Whether to roll back, and every trigger checked (`reasons` lists the ones that fired)."""
+
     rollback: bool
     triggers: tuple
 
@@ -43,6 +51,7 @@ class RollbackDecision:
         return [f"{t.name} {t.value:.6g} beyond {t.limit:.6g}" for t in self.triggers if t.fired]
 
     def to_dict(self) -> dict:
+        """rollback, reasons and triggers as a JSON-able dict."""
         return {"rollback": self.rollback, "reasons": self.reasons,
                 "triggers": [t.__dict__ for t in self.triggers]}
 

@@ -227,6 +227,8 @@ def _table(rows: list[tuple], header: tuple | None = None) -> str:
 
 def render_html(result, sidecar: dict | None = None, title: str = "bot4 backtest",
                 extra: dict | None = None) -> str:
+    """A self-contained HTML report of a BacktestResult (summary table, rejections, latency percentiles,
+    equity and drawdown plots inlined as PNG)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -274,6 +276,8 @@ def write_report(result, out_dir, sidecar: dict | None = None, title: str = "bot
 
 
 def perf_manifest(result, name: str = "backtest", notes: dict | None = None) -> PerfManifest:
+    """A PerfManifest of a BacktestResult: per-stage latencies (ns), event throughput, decision/order/fill
+    counts, pnl, drawdown and library versions."""
     m = PerfManifest(name=name)
     for stage, samples in dict(result.latency_ns or {}).items():
         m.add_latency(stage, np.asarray(samples))

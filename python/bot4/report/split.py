@@ -14,6 +14,9 @@ from bot4.events import (ACTION_ADD, ASK, BID, BOOK_EVENT, FLAG_CLEAR, FLAG_LAST
 
 @dataclass
 class Split:
+    """A recording cut in time into a training part and a trading part with a gap between them (times in ns
+    of receive time)."""
+
     train: MarketData
     trade: MarketData
     cut_ns: int            # training events have receive time (running max of ts_local) < cut_ns
@@ -24,6 +27,7 @@ class Split:
     gap_events: int
 
     def as_json(self) -> dict:
+        """The cut, gap and event counts as a JSON-able dict."""
         return {"cut_ns": int(self.cut_ns), "start_ns": int(self.start_ns), "gap_ns": int(self.gap_ns),
                 "train_events": int(self.train_events), "trade_events": int(self.trade_events),
                 "gap_events": int(self.gap_events)}
@@ -37,6 +41,7 @@ def _keys(a: np.ndarray) -> np.ndarray:
 
 
 def event_count(data: MarketData) -> int:
+    """Book, order and trade events in `data` (BBO check records not counted)."""
     return int(len(data.book) + len(data.orders) + len(data.trades))
 
 

@@ -35,10 +35,12 @@ class IsotonicTable:
         return np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
 
     def to_dict(self) -> dict:
+        """{'x': [...], 'y': [...]} (JSON-able; from_dict reads it back)."""
         return {"x": self.x.tolist(), "y": self.y.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> IsotonicTable:
+        """The table written by to_dict (x and y as float64 arrays)."""
         return cls(np.asarray(d["x"], dtype=np.float64), np.asarray(d["y"], dtype=np.float64))
 
 

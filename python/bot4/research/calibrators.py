@@ -55,14 +55,18 @@ class FittedCalibration:
     params: dict = field(default_factory=dict)
 
     def apply(self, raw) -> np.ndarray:
+        """Calibrated probabilities, float64 with the shape of `raw` (uncalibrated P(up) in [0, 1])."""
         return self.table.apply(raw)
 
     def to_dict(self) -> dict:
+        """method, eps, rows, params and the table's x/y, JSON-able (the model sidecar's calibration entry).
+        """
         return {"method": self.method, "eps": self.eps, "rows": self.rows, "params": self.params,
                 **self.table.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> FittedCalibration:
+        """The calibration written by to_dict."""
         return cls(method=str(d["method"]), table=IsotonicTable.from_dict(d), eps=float(d["eps"]),
                    rows=int(d["rows"]), params=dict(d.get("params", {})))
 
@@ -173,6 +177,10 @@ FITTERS: dict[str, Callable[..., FittedCalibration]] = {"isotonic": fit_bounded_
 
 
 def fit_calibration(method: str, raw, y, **kwargs) -> FittedCalibration:
+    """Fit calibration `method` (one of METHODS: isotonic, platt, beta) of raw P(up) to 0/1 labels `y`
+    (1-D arrays of equal length, time order); keyword arguments go to the method's fitter.
+    ValueError for an unknown method.
+    """
     if method not in FITTERS:
         raise ValueError(f"unknown calibration method {method!r} (one of {METHODS})")
     return FITTERS[method](raw, y, **kwargs)
@@ -180,6 +188,8 @@ def fit_calibration(method: str, raw, y, **kwargs) -> FittedCalibration:
 
 @dataclass(frozen=True)
 class Selection:
+    """What select_calibration chose and the validation log-loss of every method offered."""
+
     chosen: FittedCalibration             # refitted on all the calibration rows
     scores: dict                          # method -> validation log-loss (None if not offered)
     fit_rows: int

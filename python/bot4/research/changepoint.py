@@ -23,6 +23,9 @@ from scipy import special
 
 @dataclass(frozen=True)
 class NormalGamma:
+    """Normal-Gamma prior of BOCPD's Gaussian model with unknown mean and precision (mu, kappa, alpha,
+    beta; kappa, alpha, beta > 0)."""
+
     mu: float = 0.0
     kappa: float = 1.0
     alpha: float = 1.0
@@ -54,6 +57,7 @@ class BOCPD:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every observation: the run length is 0 with probability 1 and the posterior is the prior."""
         p = self.prior
         self.probs = np.ones(1)
         self.mu = np.array([p.mu])
@@ -63,6 +67,9 @@ class BOCPD:
         self.t = 0
 
     def update(self, x: float) -> np.ndarray:
+        """Consume one finite observation x; returns the run-length posterior P(r_t = r | x_1:t),
+        float64 (min(t + 1, max_run),), a view into the detector's state. ValueError if x is not finite.
+        """
         x = float(x)
         if not np.isfinite(x):
             raise ValueError(f"observation {self.t} is not finite: {x!r}")
@@ -105,6 +112,8 @@ def run_length_posterior(x, lam: float, prior: NormalGamma = NormalGamma(), max_
 
 @dataclass(frozen=True)
 class ChangePointSignals:
+    """Per-observation BOCPD outputs, each an array of the input's length (fields below)."""
+
     map_run: np.ndarray         # argmax_r P(r_t = r | x_1:t)
     short_mass: np.ndarray      # P(r_t <= short_run | x_1:t)
     change: np.ndarray          # bool: MAP run length fell by more than `drop` (a detected change)

@@ -19,6 +19,8 @@ MID_COLUMN = "mid_price"
 
 
 def label_definition(horizon: int, horizon_unit: str, dead_zone_bp: float) -> str:
+    """The label's definition in words for a horizon, its unit ('events' or 'ns') and dead zone (bp); the
+    model sidecar records it."""
     if horizon_unit == "events":
         where = f"the feature row {horizon} rows later (j = i + {horizon})"
     else:

@@ -24,6 +24,8 @@ def _series(x, name: str = "x") -> np.ndarray:
 
 @dataclass(frozen=True)
 class LjungBox:
+    """Ljung-Box Q test of residual autocorrelation at each lag tested (arrays of the lags' length)."""
+
     lags: np.ndarray        # the lags h tested
     stat: np.ndarray        # Q(h)
     pvalue: np.ndarray      # P(chi2(h - model_df) > Q(h)); NaN where h <= model_df
@@ -54,6 +56,8 @@ def ljung_box(x, lags=10, model_df: int = 0) -> LjungBox:
 
 @dataclass(frozen=True)
 class ArchLM:
+    """Engle's ARCH-LM test of squared residuals on nlags of their own lags (LM and F forms)."""
+
     lm: float               # n_eff * R^2 of e_t^2 on a constant and e^2_{t-1..t-q}
     lm_pvalue: float        # chi2(q)
     fval: float             # the regression's F statistic

@@ -143,11 +143,13 @@ class GarchT:
         return out
 
     def to_dict(self) -> dict:
+        """Parameters, mean model, log-likelihood, backcast, nobs and convergence, JSON-able."""
         return {**self.params, "mean": self.mean, "loglikelihood": self.loglikelihood,
                 "backcast": self.backcast, "nobs": self.nobs, "converged": self.converged}
 
     @classmethod
     def from_dict(cls, d: dict) -> GarchT:
+        """The model written by to_dict."""
         return cls(**{k: d[k] for k in (*PARAM_NAMES, "mean", "loglikelihood", "backcast", "nobs",
                                         "converged")})
 

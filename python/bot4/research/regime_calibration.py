@@ -20,6 +20,10 @@ MIN_PER_CLASS = 200
 
 @dataclass
 class RegimeCalibration:
+    """A pooled calibration map plus one per regime that had enough rows of each class
+    (min_per_class); rows of other regimes, or without a regime, use the pooled map.
+    """
+
     pooled: FittedCalibration
     per_regime: dict = field(default_factory=dict)        # regime id -> FittedCalibration
     min_per_class: int = MIN_PER_CLASS
@@ -42,12 +46,14 @@ class RegimeCalibration:
         return out
 
     def to_dict(self) -> dict:
+        """kind, min_per_class, pooled and per-regime maps and selection scores, JSON-able."""
         return {"kind": self.kind, "min_per_class": int(self.min_per_class), "pooled": self.pooled.to_dict(),
                 "per_regime": {str(k): v.to_dict() for k, v in sorted(self.per_regime.items())},
                 "selection": {str(k): v for k, v in self.selection.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> RegimeCalibration:
+        """The calibration written by to_dict."""
         return cls(pooled=FittedCalibration.from_dict(d["pooled"]),
                    per_regime={int(k): FittedCalibration.from_dict(v) for k, v in d.get("per_regime", {}).items()},
                    min_per_class=int(d.get("min_per_class", MIN_PER_CLASS)),

@@ -61,6 +61,11 @@ def grid_returns(timestamps, mid, grid_ns: int = DEFAULT_GRID_NS, start_ns: int 
 
 @dataclass
 class RegimeModel:
+    """Regimes of a recording on a time grid (grid_ns): a volatility regime from a GARCH(1,1)-t
+    sigma (bp) cut at vol_edges, and a change-point regime from BOCPD on the grid returns.
+    Fitted on training data only; field units in the comments.
+    """
+
     garch: GarchT
     grid_ns: int
     vol_edges: np.ndarray                 # increasing sigma_bp edges: regime = searchsorted(edges, sigma)
@@ -132,6 +137,7 @@ class RegimeModel:
                 for v in range(self.n_vol_regimes) for c in (0, 1)}
 
     def to_dict(self) -> dict:
+        """Every field JSON-able (the model sidecar's regime entry)."""
         p = self.cp_prior
         return {"garch": self.garch.to_dict(), "grid_ns": int(self.grid_ns),
                 "vol_edges": [float(v) for v in self.vol_edges], "cp_scale_bp": float(self.cp_scale_bp),
@@ -142,6 +148,7 @@ class RegimeModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> RegimeModel:
+        """The model written by to_dict."""
         return cls(garch=GarchT.from_dict(d["garch"]), grid_ns=int(d["grid_ns"]),
                    vol_edges=np.asarray(d["vol_edges"], dtype=np.float64), cp_scale_bp=float(d["cp_scale_bp"]),
                    cp_lam=float(d["cp_lam"]), cp_prior=NormalGamma(**d["cp_prior"]),

@@ -28,6 +28,9 @@ from bot4.research import metrics as M
 
 
 class SentinelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of the leakage sentinels (truncation, label permutation, planted leak); see the field
+    comments."""
+
     permutations: int = 20       # R; METHODS.md §2 suggests 20-100
     cuts: int = 6                # truncation checkpoints (random times, seeded)
     block_rows: int = 0          # permutation block in samples; 0 = the label horizon in samples
@@ -257,6 +260,10 @@ class _LeakSamples:
 
 def run_sentinels(data, samples, folds, vconfig, fconf, config: SentinelConfig | None = None, *,
                   risk_config=None, real_auc=None, progress: bool = False, source=None) -> list[dict]:
+    """Every sentinel on one validation run: the truncation check of the features, then the
+    permutation and planted-leak checks over `folds`; one dict per sentinel with its value, band
+    and verdict.
+    """
     config = config or SentinelConfig()
     out = [truncation_sentinel(data, fconf, vconfig.horizon, vconfig.horizon_unit, vconfig.dead_zone_bp,
                                cuts=config.cuts, seed=config.seed, rel_tol=config.rel_tol)]

@@ -57,6 +57,7 @@ def require_dask():
 
 
 def require_pandas():
+    """The pandas module; ConfigError naming the extra to install when it is missing."""
     try:
         import pandas as pd
     except ImportError:
@@ -169,6 +170,9 @@ class Source(msgspec.Struct, frozen=True):
 
 
 class Cell(msgspec.Struct, frozen=True):
+    """One task of a sweep: a grid point validated on one recording's fold (msgspec, so it crosses process
+    boundaries)."""
+
     point: int                          # index of the grid point
     source: int                         # index of the recording
     fold: int
@@ -208,43 +212,53 @@ def run_cell(cell: Cell) -> dict:
     """One cell: validate's per-fold pipeline on one recording, fold and grid point. Never raises:
     a failure comes back as {"error": text}. Returns the fold's probability and trading metrics
     per threshold, its test labels and probabilities, and its bar returns per test group."""
+    from threadpoolctl import threadpool_limits
+
+    t = time.perf_counter()
+    out = {"key": cell.key, "point": cell.point, "source": cell.source, "fold": cell.fold, "error": None}
+    # One thread per cell for OpenMP (XGBoost) and BLAS, whichever executor runs it, as a Dask
+    # worker with threads_per_worker=1 has: on a loaded 2-core machine their spinning pools made a
+    # BTCUSDT sweep of 6 cells take 21-34 s in one process against 2.4 s with one thread each.
+    try:
+        with threadpool_limits(limits=1):
+            out.update(_cell(cell))
+    except Exception as exc:   # noqa: BLE001 -- a cell's failure is data for the table, not the sweep's end
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["seconds"] = time.perf_counter() - t
+    return out
+
+
+def _cell(cell: Cell) -> dict:
     from bot4.features import compute
     from bot4.features.config import FeatureConfig
     from bot4.pipeline import default_feature_config
     from bot4.research import splits as S
     from bot4.research.validate import ValidateConfig, build_samples, run_fold
 
-    t = time.perf_counter()
-    out = {"key": cell.key, "point": cell.point, "source": cell.source, "fold": cell.fold, "error": None}
-    try:
-        config = ValidateConfig(**cell.config)
-        data = _load(cell.src)
-        fconf = (msgspec.json.decode(cell.feature_config, type=FeatureConfig) if cell.feature_config
-                 else default_feature_config(data))
-        fkey = msgspec.json.encode(fconf)
-        features = _cached(("features", cell.src, fkey), lambda: compute(data, fconf))
-        lkey = (config.horizon, config.horizon_unit, config.dead_zone_bp)
-        s = _cached(("samples", cell.src, fkey, lkey), lambda: build_samples(features, config))
-        if s.y.size < 10 * config.folds:
-            raise ValueError(f"{s.y.size} labelled samples are too few for {config.folds} folds")
-        folds = S.split(config.scheme, s.t0, s.t1, config.folds, embargo_ns=config.embargo_ns,
-                        n_test_groups=config.test_groups, window=config.window)
-        if cell.fold >= len(folds):
-            raise ValueError(f"fold {cell.fold} of {len(folds)}")
-        with tempfile.TemporaryDirectory(prefix="bot4-sweep-") as tmp:
-            run = run_fold(data, s, folds[cell.fold], cell.fold, config, fconf, Path(tmp))
-        doc = run.doc
-        out.update(train_samples=doc["train"]["samples"], test_samples=int(run.y.size),
-                   test_start_ns=doc["test"][0]["start_ns"], test_end_ns=doc["test"][-1]["end_ns"],
-                   min_purge_ns=doc.get("min_purge_ns"), horizon_ns=doc.get("horizon_ns"),
-                   probability={k: doc["metrics"][k] for k in ("auc", "brier", "log_loss", "ece", "base_rate")},
-                   y=run.y.astype(np.int8), p=run.p.astype(np.float64), bar_ns=config.bar_ns,
-                   groups=[{"start_ns": g["start_ns"], "bars": b} for g, b in zip(doc["trading"], run.bars)],
-                   trading=[_threshold_totals(doc["trading"], run.bars, j) for j in range(len(config.thresholds))])
-    except Exception as exc:   # noqa: BLE001 -- a cell's failure is data for the table, not the sweep's end
-        out["error"] = f"{type(exc).__name__}: {exc}"
-    out["seconds"] = time.perf_counter() - t
-    return out
+    config = ValidateConfig(**cell.config)
+    data = _load(cell.src)
+    fconf = (msgspec.json.decode(cell.feature_config, type=FeatureConfig) if cell.feature_config
+             else default_feature_config(data))
+    fkey = msgspec.json.encode(fconf)
+    features = _cached(("features", cell.src, fkey), lambda: compute(data, fconf))
+    lkey = (config.horizon, config.horizon_unit, config.dead_zone_bp)
+    s = _cached(("samples", cell.src, fkey, lkey), lambda: build_samples(features, config))
+    if s.y.size < 10 * config.folds:
+        raise ValueError(f"{s.y.size} labelled samples are too few for {config.folds} folds")
+    folds = S.split(config.scheme, s.t0, s.t1, config.folds, embargo_ns=config.embargo_ns,
+                    n_test_groups=config.test_groups, window=config.window)
+    if cell.fold >= len(folds):
+        raise ValueError(f"fold {cell.fold} of {len(folds)}")
+    with tempfile.TemporaryDirectory(prefix="bot4-sweep-") as tmp:
+        run = run_fold(data, s, folds[cell.fold], cell.fold, config, fconf, Path(tmp))
+    doc = run.doc
+    return dict(train_samples=doc["train"]["samples"], test_samples=int(run.y.size),
+                test_start_ns=doc["test"][0]["start_ns"], test_end_ns=doc["test"][-1]["end_ns"],
+                min_purge_ns=doc.get("min_purge_ns"), horizon_ns=doc.get("horizon_ns"),
+                probability={k: doc["metrics"][k] for k in ("auc", "brier", "log_loss", "ece", "base_rate")},
+                y=run.y.astype(np.int8), p=run.p.astype(np.float64), bar_ns=config.bar_ns,
+                groups=[{"start_ns": g["start_ns"], "bars": b} for g, b in zip(doc["trading"], run.bars)],
+                trading=[_threshold_totals(doc["trading"], run.bars, j) for j in range(len(config.thresholds))])
 
 
 def _threshold_totals(trading: list, bars: list, j: int) -> dict:
@@ -334,6 +348,9 @@ def run_dask(cells: list[Cell], *, workers: int = 2, scheduler: str | None = Non
 
 @dataclass
 class SweepResult:
+    """A finished sweep: the per-cell table, the per-configuration summary with deflated Sharpe, PBO and
+    timings."""
+
     table: object                       # pandas DataFrame: one row per (configuration, recording, fold)
     configurations: object              # pandas DataFrame: one row per configuration, with DSR
     pbo: dict | None
@@ -347,6 +364,7 @@ class SweepResult:
     cell_seconds: list = field(default_factory=list)
 
     def as_json(self) -> dict:
+        """The sweep as a JSON-able dict (configurations as records)."""
         import json
 
         return {"scheme": self.scheme, "folds": self.folds, "sources": [s.label for s in self.sources],

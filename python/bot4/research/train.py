@@ -40,6 +40,16 @@ INPUT_NAME = "input"
 
 
 class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How `train` labels, fits, calibrates and evaluates a model (frozen; unknown fields refused).
+
+    Each field's unit and meaning is in its comment. Labels: the sign of the mid-price return over
+    `horizon` (feature rows or ns), rows within `dead_zone_bp` of zero unlabelled. Rows are split
+    in time into train / calibration / test by `fractions`, with purge gaps of the label horizon.
+    `model` picks the classifier (bot4.research.zoo.KINDS); the tree settings apply to XGBoost and
+    are mapped for LightGBM. ValueError at construction for an unknown model, calibration or
+    regime kind.
+    """
+
     model: str = "xgboost"              # bot4.research.zoo.KINDS: xgboost, lightgbm, logistic, mlp
     # tree settings (XGBClassifier; LightGBM maps them, bot4.research.zoo.default_params)
     n_estimators: int = 500             # boosting rounds = trees (binary: one tree per round)
@@ -79,6 +89,7 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             raise ValueError(f"min_regime_class_rows must be >= 1, got {self.min_regime_class_rows!r}")
 
     def model_params(self) -> dict:
+        """The tree settings as XGBClassifier keyword arguments."""
         return {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
                 "learning_rate": self.learning_rate, "subsample": self.subsample,
                 "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
@@ -88,6 +99,12 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
 @dataclass
 class TrainResult:
+    """What `train` wrote and measured: model.onnx and model.json paths, the sidecar's contents,
+    metrics per slice (raw and calibrated AUC, Brier, log loss, ECE), the calibration map, the
+    dataset (feature rows, labels, slices), the fitted classifier, seconds per stage and, with
+    regimes, the regime model and each dataset row's regime id (int, -1 undefined).
+    """
+
     model_path: Path
     sidecar_path: Path
     sidecar: dict
@@ -101,6 +118,8 @@ class TrainResult:
     regimes: np.ndarray | None = None   # regime id of every dataset row (-1 undefined)
 
     def summary(self) -> dict:
+        """Row counts per slice, spans, metrics, parity, paths, SHA-256 and seconds, JSON-able (what `bot4
+        train --json` prints)."""
         return {"rows": {name: int(getattr(self.dataset, name).size) for name in SLICES},
                 "feature_rows": self.dataset.n_feature_rows, "gaps_rows": list(self.dataset.gaps),
                 "spans": self.sidecar["spans"], "metrics": self.metrics, "parity": self.sidecar["parity"],

@@ -17,6 +17,11 @@ from bot4.research.dataset import MID_COLUMN, build_dataset
 
 
 def evaluate_on(model_dir, data, *, n_bins: int = 10, progress: bool = False) -> dict:
+    """Score a trained model (its folder) on another recording `data`: features and labels as the
+    sidecar records them, every labelled row a test row. Returns rows, base rate and the raw and
+    calibrated metrics (plus per-regime metrics when the model has a regime calibration).
+    ValueError if the sidecar lacks the feature config or label, or the columns differ.
+    """
     from bot4.models import load
     from bot4.research.regime_calibration import RegimeCalibration, metrics_by_regime
     from bot4.research.regimes import RegimeModel

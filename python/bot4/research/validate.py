@@ -33,6 +33,9 @@ SCHEMES = ("walk-forward", "rolling", "kfold", "cpcv")
 
 
 class ValidateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of `validate`: split scheme, label, per-fold model, thresholds and costs (units in the
+    field comments)."""
+
     scheme: str = "walk-forward"        # walk-forward (expanding), rolling, kfold or cpcv
     folds: int = 4                      # test blocks (walk-forward, rolling) or groups (kfold, cpcv)
     test_groups: int = 2                # cpcv: groups tested per split
@@ -119,6 +122,9 @@ def fit_and_calibration(s: Samples, train: np.ndarray, fraction: float) -> tuple
 
 @dataclass
 class FoldModel:
+    """One fold's exported model: classifier, calibration, folder, and the rows it was fitted and
+    calibrated on."""
+
     classifier: Any     # a fitted bot4.research.zoo model (predict_proba)
     calibration: Any    # its calibrator (apply)
     model_dir: Path
@@ -182,6 +188,9 @@ def trade_span(data, model_dir, start_ns: int, end_ns: int, threshold: float, co
 
 @dataclass
 class ValidationResult:
+    """The outcome of `validate`: per-fold spans and metrics, pooled out-of-sample metrics, Sharpe / PSR /
+    DSR, PBO and timings."""
+
     scheme: str
     config: dict
     source: str
@@ -196,6 +205,8 @@ class ValidationResult:
     samples: int = 0
 
     def as_json(self) -> dict:
+        """The result as a JSON-able dict (headline figures first, details after; what `bot4 validate
+        --json` prints)."""
         doc = {"scheme": self.scheme, "source": self.source, "samples": self.samples, "config": self.config,
                "folds": self.folds, "sharpe": self.sharpe.get("sharpe"),
                "deflated_sharpe": self.sharpe.get("deflated_sharpe"), "psr": self.sharpe.get("psr"),
@@ -386,6 +397,7 @@ def validate(data, config: ValidateConfig | None = None, *, feature_config=None,
 
 
 def subset(s: Samples, mask) -> Samples:
+    """The samples where boolean `mask` (or an index array) selects, every array cut alike."""
     return Samples(X=s.X[mask], y=s.y[mask], t0=s.t0[mask], t1=s.t1[mask], names=s.names,
                    instrument=s.instrument, n_feature_rows=s.n_feature_rows, label=s.label)
 

@@ -88,6 +88,7 @@ MAX_INSIDE_GAP = 16
 
 
 def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -24,6 +24,9 @@ QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 
 @dataclass
 class Facts:
+    """stylised_facts' output: scalar facts by name (units in the keys) and the raw samples behind the
+    distributions."""
+
     values: dict[str, float]
     samples: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
@@ -158,6 +161,9 @@ def stylised_facts(data: MarketData, grid_ms: float = 100.0) -> Facts:
 
 @dataclass(frozen=True)
 class Check:
+    """One comparison of compare_facts: the real and simulated value, the tolerance as text, and whether it
+    held."""
+
     name: str
     real: float
     sim: float
@@ -214,6 +220,7 @@ def compare_facts(real: Facts, sim: Facts, tol: dict | None = None) -> list[Chec
 
 
 def format_checks(checks: list[Check]) -> str:
+    """The checks as a fixed-width text table, one line per check with ok / FAIL."""
     lines = [f"{'check':32s} {'real':>12s} {'sim':>12s}  tolerance"]
     for c in checks:
         real = "" if c.tolerance.startswith("KS") else f"{c.real:12.4g}"

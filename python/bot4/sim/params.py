@@ -67,6 +67,7 @@ class HawkesClockParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         return self.mu / (1.0 - self.branching_ratio)
 
     def as_dict(self) -> dict[str, float]:
+        """mu, alpha, beta, alpha2 and beta2 as a dict."""
         return {"mu": self.mu, "alpha": self.alpha, "beta": self.beta, "alpha2": self.alpha2,
                 "beta2": self.beta2}
 
@@ -254,15 +255,18 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # --- JSON ---------------------------------------------------------------------------------
 
     def to_json(self) -> bytes:
+        """The parameters as indented JSON bytes (what save writes)."""
         return msgspec.json.format(msgspec.json.encode(self), indent=1) + b"\n"
 
     def save(self, path: str | Path) -> Path:
+        """Write to_json() to `path`; returns the path."""
         path = Path(path)
         path.write_bytes(self.to_json())
         return path
 
     @classmethod
     def from_json(cls, data: bytes | str) -> MarketModelParams:
+        """Parameters from JSON text, validated; ConfigError naming the problem."""
         try:
             return msgspec.json.decode(data, type=cls).validate()
         except msgspec.ValidationError as exc:
@@ -272,6 +276,7 @@ class MarketModelParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
     @classmethod
     def load(cls, path: str | Path) -> MarketModelParams:
+        """Parameters from a JSON file; ConfigError if it is missing or invalid."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"no such parameter file: {path}")
