@@ -52,7 +52,7 @@ def require_dask():
         import dask.distributed as dd
     except ImportError as exc:
         raise ConfigError(f"sweeps on Dask need dask.distributed ({exc.name} is missing): "
-                          f"pip install 'bot4[{EXTRA}]' (or run with the local executor)") from None
+                          f"pip install 'bot4[{EXTRA}]' (or run the cells in this process: --local, executor=\"local\")") from None
     return dd
 
 

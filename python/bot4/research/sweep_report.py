@@ -45,12 +45,13 @@ def write_report(result, out_dir) -> dict:
     paths["json"].write_text(json.dumps(result.as_json(), indent=2, default=float) + "\n")
     t, c, varied = result.table, result.configurations, result.grid.varied
     ok = t[t["error"].isna()]
+    names = {row["config"]: _name(row, varied) for row in c.to_dict("records")}   # records keep ints ints
     figs = []
 
     def per_fold(metric):
         def draw(ax):
             for cid, sub in ok.groupby("config"):
-                label = _name(c.set_index("config").loc[cid].to_dict() | {"config": cid}, varied)
+                label = names[cid]
                 x = sub["source"] * (result.folds + 1) + sub["fold"]
                 ax.plot(x, sub[metric], marker="o", label=label)
             ax.set_xlabel("recording x fold")
