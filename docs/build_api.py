@@ -182,8 +182,11 @@ def comment_docs(obj) -> dict[str, str]:
 def _value_text(value) -> str | None:
     """A short literal for a constant, or None when the value is not a plain literal (a long
     table, an object, anything whose text could depend on the machine)."""
-    if isinstance(value, (tuple, frozenset)) and all(isinstance(v, _SIMPLE) for v in value):
+    if isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value):
         text = repr(value)
+    elif isinstance(value, frozenset) and all(isinstance(v, _SIMPLE) for v in value):
+        # sorted: a set's order follows string hashing, which changes with every process
+        text = "frozenset({" + ", ".join(sorted(repr(v) for v in value)) + "})"
     elif isinstance(value, _SIMPLE) and not (isinstance(value, str) and ("/" in value or "\\" in value)):
         text = repr(value)
     else:

@@ -56,7 +56,18 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
     """Load one recording (several paths of one instrument = one continuous recording, in the
     order given; Binance files of several instruments = their recordings side by side, each
     decoded on its own and merged by receive time), or a dataset directory written by
-    `bot4 convert` (bot4.data.cache)."""
+    `bot4 convert` (bot4.data.cache).
+
+    venue: one of VENUES ("binance" lets the loader tell the market), or None to guess it from
+    the file names (guess_venue). progress: a byte progress bar on stderr.
+
+    Returns a MarketData: structured numpy arrays `book` (BOOK_EVENT), `orders` (ORDER_EVENT, L3
+    sources), `trades` (TRADE_EVENT) and `bbo` (BBO_EVENT), each (n,) in receive order, with
+    times int64 ns (ts_exchange, ts_local), prices int64 ticks and sizes int64 lots of the
+    instrument (`specs[instrument]` converts; layouts in docs/data-model.md), plus the counted
+    rejections and sequence gaps. Raises DataError for a missing file, a folder that is not a
+    dataset, a mix of formats or an unknown venue.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]

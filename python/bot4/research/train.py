@@ -218,7 +218,18 @@ def _fit_progress(stage: _Stages, n_trees: int, every_s: float = 1.0):
 
 def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool = True, *,
           feature_config=None, source: str = "", dataset: Dataset | None = None) -> TrainResult:
-    """Fit, calibrate, evaluate and export. `data` is MarketData (or None with `dataset`)."""
+    """Fit, calibrate, evaluate and export a model predicting the sign of the mid-price move.
+
+    data: MarketData (bot4.data.load, bot4.sim.generate), or None when `dataset` (a prebuilt
+    bot4.research.dataset.Dataset) is given. config: TrainConfig (None: the defaults).
+    feature_config: the FeatureConfig of the rows (None: bot4.features.trading_config()).
+    Features are computed, labelled and split in time (train / calibration / test with purge
+    gaps); the classifier is fitted on train, the calibration map on the calibration slice,
+    and every metric is reported on the test slice. Writes `out_dir`/model.onnx and
+    `out_dir`/model.json (the sidecar: feature config, label definition, calibration, metrics,
+    SHA-256, ONNX parity) and returns a TrainResult. ValueError when a slice has no labelled
+    rows or the training labels have one class. progress: stage lines and bars on stderr.
+    """
     from xgboost import XGBClassifier
 
     from bot4.features import FeatureConfig, trading_config
