@@ -21,13 +21,20 @@ class StreamMerge {
   StreamMerge(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
               const TradeEvent* trades, size_t n_trades, Stamp stamp)
       : book_(book), orders_(orders), trades_(trades), nb_(n_book), no_(n_orders), nt_(n_trades),
-        exchange_(stamp == Stamp::Exchange) {}
+        exchange_(stamp == Stamp::Exchange) {
+    head_book();
+    head_orders();
+    head_trades();
+  }
 
   // Running maxima carried over from an earlier batch of the same streams.
   void set_keys(int64_t book, int64_t orders, int64_t trades) {
     kb_ = book;
     ko_ = orders;
     kt_ = trades;
+    head_book();
+    head_orders();
+    head_trades();
   }
   int64_t key_book() const { return kb_; }
   int64_t key_orders() const { return ko_; }
@@ -39,19 +46,16 @@ class StreamMerge {
 
   // The next event's stream and merge key, without consuming it (kDone at the end).
   Kind peek(int64_t& key) const {
-    const int64_t cb = ib_ < nb_ ? std::max(kb_, stamp(book_[ib_])) : INT64_MAX;
-    const int64_t co = io_ < no_ ? std::max(ko_, stamp(orders_[io_])) : INT64_MAX;
-    const int64_t ct = it_ < nt_ ? std::max(kt_, stamp(trades_[it_])) : INT64_MAX;
-    if (ib_ < nb_ && cb <= co && cb <= ct) {
-      key = cb;
+    if (ib_ < nb_ && cb_ <= co_ && cb_ <= ct_) {
+      key = cb_;
       return kBook;
     }
-    if (io_ < no_ && co <= ct) {
-      key = co;
+    if (io_ < no_ && co_ <= ct_) {
+      key = co_;
       return kOrders;
     }
     if (it_ < nt_) {
-      key = ct;
+      key = ct_;
       return kTrades;
     }
     key = INT64_MAX;
@@ -64,15 +68,21 @@ class StreamMerge {
   // Consumes the event peek() named, with the key it returned.
   const BookEvent& pop_book(int64_t key) {
     kb_ = key;
-    return book_[ib_++];
+    const BookEvent& e = book_[ib_++];
+    head_book();
+    return e;
   }
   const OrderEvent& pop_order(int64_t key) {
     ko_ = key;
-    return orders_[io_++];
+    const OrderEvent& e = orders_[io_++];
+    head_orders();
+    return e;
   }
   const TradeEvent& pop_trade(int64_t key) {
     kt_ = key;
-    return trades_[it_++];
+    const TradeEvent& e = trades_[it_++];
+    head_trades();
+    return e;
   }
 
  private:
@@ -81,12 +91,19 @@ class StreamMerge {
     return exchange_ ? e.ts_exchange : e.ts_local;
   }
 
+  // Each stream's next merge key (INT64_MAX when exhausted), kept current on every pop: peek()
+  // runs once per event of every consumer and is cheaper comparing three cached keys.
+  void head_book() { cb_ = ib_ < nb_ ? std::max(kb_, stamp(book_[ib_])) : INT64_MAX; }
+  void head_orders() { co_ = io_ < no_ ? std::max(ko_, stamp(orders_[io_])) : INT64_MAX; }
+  void head_trades() { ct_ = it_ < nt_ ? std::max(kt_, stamp(trades_[it_])) : INT64_MAX; }
+
   const BookEvent* book_ = nullptr;
   const OrderEvent* orders_ = nullptr;
   const TradeEvent* trades_ = nullptr;
   size_t nb_ = 0, no_ = 0, nt_ = 0;
   size_t ib_ = 0, io_ = 0, it_ = 0;
   int64_t kb_ = INT64_MIN, ko_ = INT64_MIN, kt_ = INT64_MIN;
+  int64_t cb_ = INT64_MAX, co_ = INT64_MAX, ct_ = INT64_MAX;
   bool exchange_ = false;
 };
 

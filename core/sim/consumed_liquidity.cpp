@@ -16,6 +16,7 @@ void ConsumedLiquidity::add(Side side, int64_t price, int64_t qty) {
 
 void ConsumedLiquidity::reset(Side side, int64_t price) {
   Through& t = through_[index(side)];
+  if (!t.active && entries_.empty()) return;
   if (t.active && beyond(side, price, t.price) &&
       std::find(t.refreshed.begin(), t.refreshed.end(), price) == t.refreshed.end())
     t.refreshed.push_back(price);

@@ -25,7 +25,7 @@ void VenueSimulator::send(SimRequest r, int64_t sent_local) {
   requests_.push_back(r);
 }
 
-void VenueSimulator::activate(int64_t venue_ts) {
+void VenueSimulator::activate_due(int64_t venue_ts) {
   if (stops_due_ && venue_ts > stops_ts_) flush_stops();
   while (!requests_.empty() && requests_.front().arrival <= venue_ts) {
     const SimRequest r = requests_.front();
@@ -427,8 +427,7 @@ int64_t VenueSimulator::receipt(int64_t venue_ts) {
   return last_receipt_;
 }
 
-void VenueSimulator::poll(int64_t now, std::vector<SimResponse>& out) {
-  out.clear();
+void VenueSimulator::poll_due(int64_t now, std::vector<SimResponse>& out) {
   while (!responses_.empty() && responses_.front().local_ts <= now) {
     out.push_back(responses_.front());
     responses_.pop_front();

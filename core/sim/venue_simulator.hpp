@@ -95,7 +95,12 @@ class VenueSimulator {
   // Queue a request sent at local time `sent_local` (arrival = sent_local + entry latency).
   void send(SimRequest r, int64_t sent_local);
   // Apply every request that reached the venue by exchange time `venue_ts`.
-  void activate(int64_t venue_ts);
+  void activate(int64_t venue_ts) {
+    // Runs before every replayed event: nothing to do unless a stop is due, orders rest or a
+    // request has arrived (kept inline: the common case of a backtest with nothing working).
+    if (stops_due_ || !orders_.empty() || (!requests_.empty() && requests_.front().arrival <= venue_ts))
+      activate_due(venue_ts);
+  }
   // Market data (exchange clock = ev.ts_exchange). Requests due by then are applied first.
   void on_book(const BookEvent& ev);
   void on_trade(const TradeEvent& ev);
@@ -125,7 +130,10 @@ class VenueSimulator {
   int64_t exchange_time(int64_t local) const { return local - latency_.offset(); }
 
   // Responses received by local time `now` (moved into `out`, which is cleared first).
-  void poll(int64_t now, std::vector<SimResponse>& out);
+  void poll(int64_t now, std::vector<SimResponse>& out) {
+    out.clear();
+    if (!responses_.empty() && responses_.front().local_ts <= now) poll_due(now, out);
+  }
   bool has_pending_responses() const { return !responses_.empty(); }
 
   // The replayed book: the L2Book in L2 mode, the L3 book's aggregated view in L3 mode (without
@@ -171,6 +179,8 @@ class VenueSimulator {
   void consume_print(const TradeEvent& ev);  // levels a public print traded through or at  // local receipt time of a response sent at venue_ts
   void erase_done();
   void flush_stops();  // triggered stops execute against what the sweep left
+  void activate_due(int64_t venue_ts);
+  void poll_due(int64_t now, std::vector<SimResponse>& out);
   void resolve_mode(SimMode m);
   void join_queue(Working& w);
   // Best price of `side` with liquidity left after the overlay (kNoBid/AskPrice when none).
