@@ -32,6 +32,8 @@ def test_dask_local_cluster_gives_the_same_table_as_one_process(local):
     pytest.importorskip("dask.distributed")
     dask = sweep([SIM], parse_grid(GRID), folds=3, feature_config=FCONF, executor="dask", workers=2)
     assert dask.executor["executor"] == "dask" and dask.executor["workers"] == 2
+    per_worker = dask.executor["cells_per_worker"]      # both processes ran cells, none was lost
+    assert len(per_worker) == 2 and "lost" not in per_worker and sum(per_worker.values()) == 4 * 3
     pd.testing.assert_frame_equal(local.table, dask.table)
     pd.testing.assert_frame_equal(local.configurations, dask.configurations)
     assert local.pbo == dask.pbo

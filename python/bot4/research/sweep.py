@@ -225,7 +225,21 @@ def run_cell(cell: Cell) -> dict:
     except Exception as exc:   # noqa: BLE001 -- a cell's failure is data for the table, not the sweep's end
         out["error"] = f"{type(exc).__name__}: {exc}"
     out["seconds"] = time.perf_counter() - t
+    out["worker"] = _worker_address()
     return out
+
+
+def _worker_address() -> str:
+    """The dask worker running this task, or "in-process" (kept out of the table: where a cell ran
+    must not change it)."""
+    import sys
+
+    if "distributed" in sys.modules:
+        try:
+            return sys.modules["distributed"].get_worker().address
+        except ValueError:   # not inside a worker
+            pass
+    return "in-process"
 
 
 def _cell(cell: Cell) -> dict:
@@ -339,6 +353,11 @@ def run_dask(cells: list[Cell], *, workers: int = 2, scheduler: str | None = Non
         client.close()
         if cluster is not None:
             cluster.close()
+    per_worker: dict = {}
+    for r in results:
+        w = r.get("worker") or "lost"
+        per_worker[w] = per_worker.get(w, 0) + 1
+    info["cells_per_worker"] = dict(sorted(per_worker.items()))
     return results, info
 
 
