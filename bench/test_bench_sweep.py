@@ -12,12 +12,12 @@ Each is a fresh `python -m bot4.cli sweep ... --json` process timed from start t
 their imports, the recording's read and the features (the Dask run once per worker) and the Dask
 run its cluster's start. ROUNDS alternating rounds; the fastest of each counts.
 
-Figures -> build/perf/sweep.json. Gates: both workers ran cells, and dask / local <= 1.5 in the
-same run. A loose gate on purpose: on this shared 2-core VM the two workers share the cores with
-whatever else runs, each worker imports bot4 / XGBoost / the ONNX converters and computes the
-features itself, and a cell of this grid is about a second, so no speed-up is to be expected here
-(measured 1.18 at a load average of 5, 1.35 at 7); the Dask executor is for more cores than this
-machine has. Both runs must report the same configurations.
+Figures -> build/perf/sweep.json. Gates: both workers ran cells, and dask / local <= 1.75 in the
+same run. Loose on purpose: on this shared 2-core VM the two workers share the cores with whatever
+else runs, each worker imports bot4 / XGBoost / the ONNX converters and computes the features
+itself, and a cell of this grid is about a second, so no speed-up is to be expected here: measured
+1.18 at a load average of 5, 1.35 at 7 and 1.47 at 7.8. The Dask executor is for more cores than
+this machine has. Both runs must report the same configurations.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pytest
 from bot4.perf import PerfManifest
 
 PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
-GATE = 1.5
+GATE = 1.75
 GRID = "[grid]\nmax_depth = [4, 6]\n[fixed]\nn_estimators = 500\n"
 FOLDS = 3
 ROUNDS = 2
