@@ -25,10 +25,10 @@ from __future__ import annotations
 import itertools
 import tempfile
 import time
-import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -147,8 +147,9 @@ def load_grid(path) -> Grid:
     if not path.is_file():
         raise ConfigError(f"grid: {path} is not a file")
     try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # msgspec.toml: tomllib on 3.11+, tomli before (tomllib is not in 3.10's standard library)
+        doc = msgspec.toml.decode(path.read_text())
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"grid: {path} is not valid TOML: {exc}") from None
     return parse_grid(doc)
 
@@ -370,8 +371,8 @@ class SweepResult:
     """A finished sweep: the per-cell table, the per-configuration summary with deflated Sharpe, PBO and
     timings."""
 
-    table: object                       # pandas DataFrame: one row per (configuration, recording, fold)
-    configurations: object              # pandas DataFrame: one row per configuration, with DSR
+    table: Any                          # pandas DataFrame: one row per (configuration, recording, fold)
+    configurations: Any                 # pandas DataFrame: one row per configuration, with DSR
     pbo: dict | None
     grid: Grid
     sources: list
@@ -400,7 +401,9 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
     pd = require_pandas()
     points = grid.points()
     n_thr = len(grid.thresholds)
-    rows, timelines, pooled = [], {}, {}
+    rows: list[dict] = []
+    timelines: dict[int, list] = {}
+    pooled: dict[int, list] = {}
     for cell, r in sorted(zip(cells, results), key=lambda cr: (cr[0].point, cr[0].source, cr[0].fold)):
         for j, th in enumerate(grid.thresholds):
             cid = cell.point * n_thr + j
@@ -427,7 +430,7 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
         sub = table[table["config"] == cid]
         ok = sub["error"].isna()
         parts = sorted(timelines.get(cid, []), key=lambda x: (x[0], x[1][0] if x[1].size else 0))
-        r = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+        returns = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
         series[cid] = ({(int(s), int(e)) for s, e_arr, _ in parts for e in e_arr}, parts)
         yp = pooled.get(cid, [])
         prob = M.probability_metrics(np.concatenate([a for a, _ in yp]), np.concatenate([b for _, b in yp])) if yp \
@@ -438,7 +441,7 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
                       "pnl": float(sub.loc[ok, "pnl"].sum()) if ok.any() else None,
                       "trades": int(sub.loc[ok, "trades"].sum()) if ok.any() else 0,
                       "auc": prob["auc"], "brier": prob["brier"], "ece": prob["ece"], "log_loss": prob["log_loss"],
-                      "bars": int(r.size), "sharpe": M._none(M.sharpe(r)), "_returns": r})
+                      "bars": int(returns.size), "sharpe": M._none(M.sharpe(returns)), "_returns": returns})
     trial_srs = [c["sharpe"] for c in confs if c["sharpe"] is not None]
     var = float(np.var(trial_srs, ddof=1)) if len(trial_srs) > 1 else 0.0
     for c in confs:
@@ -452,7 +455,7 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
 def _deflated(r: np.ndarray, sr, n_trials: int, variance: float) -> dict:
     """PSR(0) and DSR of one configuration's timeline; N counts every configuration tried, failed
     ones included (they were tried), V is the variance of the finite Sharpe ratios."""
-    out = {"psr": None, "deflated_sharpe": None, "sr0": None, "n_trials": n_trials}
+    out: dict[str, Any] = {"psr": None, "deflated_sharpe": None, "sr0": None, "n_trials": n_trials}
     if sr is None:
         return out
     from scipy.stats import kurtosis, skew
