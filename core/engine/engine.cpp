@@ -6,6 +6,7 @@
 #include "book/l2_book.hpp"
 #include "book/l3_book.hpp"
 #include "common/cycle_clock.hpp"
+#include "common/saturating.hpp"
 #include "common/stream_merge.hpp"
 #include "execution/router.hpp"
 #include "features/feature_engine.hpp"
@@ -101,7 +102,7 @@ struct Engine::Impl {
 
   static int64_t raw_mid(const book::L2Book& b) {
     if (b.best_bid() == kNoBidPrice || b.best_ask() == kNoAskPrice) return 0;
-    return (b.best_bid() + b.best_ask()) / 2;
+    return mid_of(b.best_bid(), b.best_ask());
   }
 
   void poll_all(int64_t t) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "book/l2_book.hpp"
+#include "common/saturating.hpp"
 
 namespace bot4::execution {
 
@@ -52,7 +53,7 @@ void Router::set_book(const book::L2Book* b) { book_ = b; }
 int64_t Router::mid_ticks() const {
   if (book_ == nullptr) return 0;
   if (book_->best_bid() == kNoBidPrice || book_->best_ask() == kNoAskPrice) return 0;
-  return (book_->best_bid() + book_->best_ask()) / 2;
+  return mid_of(book_->best_bid(), book_->best_ask());
 }
 
 void Router::forward_events(int64_t now) {

@@ -9,11 +9,12 @@
 //
 // Strategies are written in C++ against this header (installed with bot4; find_package(bot4)),
 // in Cython (bot4/strategy.pxd) or in Python (bot4.Strategy); built-ins are configured from TOML.
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "common/saturating.hpp"
 #include "common/types.hpp"
 #include "orders/order.hpp"
 #include "orders/order_manager.hpp"
@@ -98,7 +99,7 @@ struct BookTop {
   int64_t ask_price = 0;  // kNoAskPrice when the side is empty
   int64_t ask_qty = 0;
   bool two_sided() const { return bid_price != kNoBidPrice && ask_price != kNoAskPrice && bid_price < ask_price; }
-  int64_t mid() const { return two_sided() ? (bid_price + ask_price) / 2 : 0; }
+  int64_t mid() const { return two_sided() ? mid_of(bid_price, ask_price) : 0; }
 };
 
 struct RiskHeadroom {
