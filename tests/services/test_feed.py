@@ -86,6 +86,7 @@ def test_publish_is_paced_on_the_recording_clock():
     speed = span / 0.5  # the recording in about half a second
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 1_000)
     sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
     sub.connect("inproc://feed-pace")
     got: dict = {}
@@ -98,6 +99,7 @@ def test_publish_is_paced_on_the_recording_clock():
     while True:
         msg = codec.decode_strict(sub.recv_multipart()[1])
         if isinstance(msg, c.EndOfStream):
+            sub.setsockopt(zmq.UNSUBSCRIBE, c.MARKET)  # the acknowledgement the feed waits for
             break
         arrivals.append((time.perf_counter() - t0, int(c.unpack(msg)["ts_local"].max())))
     t.join()
@@ -107,4 +109,4 @@ def test_publish_is_paced_on_the_recording_clock():
     # never ahead of the schedule (a lower bound: a loaded machine can only make it later)
     for wall, ts in arrivals:
         assert wall - first[0] >= (ts - first[1]) / 1e9 / speed - 0.01
-    assert got["batches"] == len(arrivals) > 20
+    assert got["batches"] == len(arrivals) > 20 and got["end_acknowledged"] == 1

@@ -24,6 +24,8 @@ def whole():
 def _engine_clean(paper) -> None:
     eng = paper.counters["engine"]
     assert eng["end_of_stream"] == 1 and eng["missed_batches"] == 0 and eng["seq_gaps"] == 0
+    assert eng["end_acknowledged"] == 1  # the collector had every output frame
+    assert paper.counters["feed"]["end_acknowledged"] == 1  # the engine had the end of stream
     assert eng["core.late_events"] == 0 and eng["core.sim_late_feed_events"] == 0
     assert eng["batches"] == paper.counters["feed"]["batches"] > 10
     assert eng["records_in"] == paper.counters["feed"]["records"]

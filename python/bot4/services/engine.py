@@ -36,7 +36,7 @@ from bot4 import contracts as c
 from bot4.backtest import run_stream
 from bot4.backtest.streaming import Piece
 from bot4.events import BOOK_EVENT, TRADE_EVENT
-from bot4.services.feed import bind_publisher, wait_subscribers
+from bot4.services.feed import await_unsubscribe, bind_publisher, wait_subscribers
 from bot4.services.journal import JournalReader, JournalWriter
 
 SERVICE = "engine"
@@ -89,9 +89,12 @@ class EngineService:
              "end_of_stream", "fills_published"), 0)
         self.result: Any = None
 
-    def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit) -> dict[str, Any]:
+    def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit,
+                   on_end: Callable[[], None] | None = None) -> dict[str, Any]:
         """The engine over (topic, frame) pairs, publishing through emit(topic, frame); stops at
-        EndOfStream (or when the frames end). Returns the summary (see summary())."""
+        EndOfStream (on_end is called as it arrives) or when the frames end. Returns the summary
+        (see summary())."""
+        self._on_end = on_end
         journal = JournalWriter(self.journal_dir, fsync=self.fsync) if self.journal_dir is not None else None
         self._journal = journal
         self._jseq = 0
@@ -137,6 +140,8 @@ class EngineService:
             if isinstance(msg, c.EndOfStream):
                 self.counters["end_of_stream"] += 1
                 self.counters["missed_batches"] += max(0, msg.seq - expected)
+                if self._on_end is not None:
+                    self._on_end()
                 return
             assert isinstance(msg, c.MarketBatch)
             if msg.seq != expected:
@@ -209,12 +214,14 @@ def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[
 
 
 def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: EngineService, *,
-               subscribers: int = 1, ready: Any = None) -> dict[str, Any]:
+               subscribers: int = 1, ready: Any = None, connect_out: bool = False,
+               ack_timeout_s: float = 30.0) -> dict[str, Any]:
     """The engine service over sockets: SUB on the feed's `md_endpoint`, XPUB (never dropping)
-    bound at `out_endpoint`; waits for `subscribers` of its outputs before taking market data."""
-    pub = bind_publisher(ctx, out_endpoint)
+    bound at `out_endpoint` (connected to it with connect_out=True: the collector binds); waits
+    for `subscribers` of its outputs before taking market data."""
+    pub = bind_publisher(ctx, out_endpoint, connect=connect_out)
     sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.LINGER, 2_000)  # the unsubscribe that acknowledges the feed's end must get out
     sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
     try:
         if ready is not None:
@@ -224,7 +231,14 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
 
         def emit(topic: bytes, frame: bytes) -> None:
             pub.send_multipart((topic, frame), copy=False)
-        return service.run_frames(socket_frames(sub, service.counters), emit)
+        summary = service.run_frames(socket_frames(sub, service.counters), emit,
+                                     on_end=lambda: sub.setsockopt(zmq.UNSUBSCRIBE, c.MARKET))
+        # Closing a socket with frames still queued lost the tail of the output now and then
+        # (processes over ipc, despite LINGER); so the collector acknowledges the end by dropping
+        # its telemetry subscription once it has the final heartbeat (the last frame sent).
+        if subscribers:
+            summary["counters"]["end_acknowledged"] = int(await_unsubscribe(pub, c.TELEMETRY, ack_timeout_s))
+        return summary
     finally:
         sub.close()
         pub.close()

@@ -168,13 +168,17 @@ def _send(sock: zmq.Socket, f: Frame, stop: Any) -> bool:
             sock.poll(100, zmq.POLLOUT)
 
 
-def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000) -> zmq.Socket:
-    """An XPUB bound at `endpoint` that never drops (XPUB_NODROP: a full queue blocks the sender)."""
+def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect: bool = False) -> zmq.Socket:
+    """An XPUB bound at `endpoint` (connected to it with connect=True, when the subscriber binds)
+    that never drops (XPUB_NODROP: a full queue blocks the sender)."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 5_000)
-    sock.bind(endpoint)
+    if connect:
+        sock.connect(endpoint)
+    else:
+        sock.bind(endpoint)
     return sock
 
 
@@ -196,18 +200,34 @@ def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0, stop: An
             seen += 1
 
 
+def await_unsubscribe(pub: zmq.Socket, topic: bytes, timeout_s: float, stop: Any = None) -> bool:
+    """Wait for the subscribers of `topic` on the XPUB `pub` to drop it: a subscriber's
+    acknowledgement that it took in everything sent before (frames of one pipe stay in order).
+    Closing with frames still queued lost the tail now and then despite LINGER (processes over
+    ipc), so a publisher's last frame is acknowledged this way before it closes."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
+        if pub.poll(int(min(left, 0.1) * 1000)) and pub.recv() == b"\x00" + topic:
+            return True
+    return False
+
+
 def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Speed = "max",
              batch_events: int = 1024, subscribers: int = 1,
              fault_frames: Mapping[int, Sequence[bytes]] | None = None, stop: Any = None,
-             ready: Any = None) -> dict[str, int]:
+             ready: Any = None, ack_timeout_s: float = 600.0) -> dict[str, int]:
     """The feed service: bind `endpoint`, wait for `subscribers`, publish the recording, end with
-    EndOfStream. ready: an object with set() called once bound (threading.Event)."""
+    EndOfStream and wait (up to ack_timeout_s) for the subscribers to acknowledge it (counter
+    end_acknowledged). ready: an object with set() called once bound (threading.Event)."""
     feed = Feed(parts, batch_events=batch_events, fault_frames=fault_frames)
     sock = bind_publisher(ctx, endpoint)
     try:
         if ready is not None:
             ready.set()
         wait_subscribers(sock, subscribers, stop=stop)
-        return feed.publish(sock, speed, stop)
+        out = feed.publish(sock, speed, stop)
+        if subscribers:
+            out["end_acknowledged"] = int(await_unsubscribe(sock, c.MARKET, ack_timeout_s, stop))
+        return out
     finally:
         sock.close()

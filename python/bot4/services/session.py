@@ -98,7 +98,7 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
 def _engine_main(md: str, outp: str, kwargs: dict, out: Any) -> None:
     ctx = zmq.Context()
     try:
-        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs))["counters"]))
+        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True)["counters"]))
     except BaseException as exc:
         out.put(("engine", exc))
         raise SystemExit(1) from None
@@ -130,7 +130,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                          fsync=fsync, venue_lookahead_ns=venue_lookahead_ns)
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.LINGER, 2_000)  # the end-of-output acknowledgement (an unsubscribe) must get out
     for t in _COLLECT:
         sub.setsockopt(zmq.SUBSCRIBE, t)
     results: dict[str, Any] = {}
@@ -139,6 +139,9 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         if processes:
             tmp = tempfile.mkdtemp(prefix="bot4-paper-")
             md, outp = f"ipc://{tmp}/md", f"ipc://{tmp}/out"
+            # The collector binds before the engine starts, so the engine's outputs have their peer
+            # from the engine's first frame on.
+            sub.bind(outp)
             if isinstance(data, (str, os.PathLike, list, tuple)) or data is None:
                 feed_source = source
             else:
@@ -151,7 +154,6 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                                                      name="bot4-feed")]
             for p in procs:
                 p.start()
-            sub.connect(outp)
             collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs))
             if collected is None:
                 for p in procs:  # one failed: the other may wait for it forever
@@ -249,6 +251,7 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple | None:
         elif isinstance(msg, c.Position):
             pnl = msg.total_equity
         elif isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "stopping":
+            sub.setsockopt(zmq.UNSUBSCRIBE, c.TELEMETRY)  # tells the engine everything arrived
             break
     counters = {"frames": sum(x.decoded for x in codecs.values())}
     for t, x in codecs.items():
