@@ -25,12 +25,9 @@ UNDOCUMENTED_ELSEWHERE = {
     "bot4.portfolio.cost_model.CostFit.ci",
     "bot4.portfolio.ope.LoggedRounds.build",
     "bot4.portfolio.ope.OpeEstimate.as_dict",
-    "bot4.services.feed.Feed.counters",
     "bot4.services.journal.segment_path",
     "bot4.services.journal.JournalReader.entries",
     "bot4.services.journal.JournalWriter.close",
-    "bot4.services.session.PaperResult.as_json",
-    "bot4.services.session.Source.parts",
 }
 
 

@@ -141,6 +141,8 @@ class Feed:
         return self.counters(late)
 
     def counters(self, late: int = 0) -> dict[str, int]:
+        """batches and records sent, fault_frames injected, behind_schedule (`late`: frames sent
+        after their paced time, the sender being slower than the recording at that speed)."""
         return {"batches": self.batches, "records": self.records, "fault_frames": self.faults_sent,
                 "behind_schedule": late}
 

@@ -42,6 +42,7 @@ class PaperResult:
     journal: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """The summary as builtin types: counts of orders, fills and decisions, pnl, counters, journal."""
         return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
                 "pnl": self.pnl, "counters": self.counters,
                 "journal": str(self.journal) if self.journal is not None else None}
@@ -59,6 +60,7 @@ class Source:
     part_events: int = 100_000
 
     def parts(self) -> Iterator[Any]:
+        """Consecutive parts of the recording (MarketData), as the feed publishes them."""
         if self.data is None:
             from bot4.sim import DEFAULT_SEED, generate_parts
             from bot4.sim.generate import DEFAULT_EVENTS
