@@ -18,9 +18,9 @@ Figures -> build/perf/sweep.json. Gates, same run: both workers ran cells; both 
 the same configurations; dask / local <= 1.75. Loose on purpose: on this shared 2-core VM the two
 workers share the cores with whatever else runs, each worker imports bot4 / XGBoost / the ONNX
 converters and computes the features itself, and a cell is about a second, so no speed-up is to be
-expected. Measured: small 1.18, 1.35, 1.47, 1.23 at load averages of 5, 7, 7.8, 3.7; larger 1.17 at
-3.7 (local 25.7 s, dask 30.1 s) but 0.60 at 7-9 (local 81.3 s, dask 48.6 s), where two worker
-processes win a larger share of a machine contended by other processes than one does. The figure
+expected. Measured: small 1.18, 1.35, 1.47, 1.23, 0.84 at load averages of 5, 7, 7.8, 3.7, 7;
+larger 1.17 at 3.7 (local 25.7 s, dask 30.1 s), 0.77 at 7 (51.1 s, 39.2 s) and 0.60 at 7-9 (81.3 s,
+48.6 s), where two worker processes win a larger share of a machine contended by other processes. The figure
 follows the neighbours' load more than the executor; a real speed-up needs more cores.
 """
 
