@@ -353,6 +353,8 @@ void records_into(py::dict& out, const Records& r) {
   out["decisions"] = to_numpy(r.decisions, {FLD(DecisionRec, ts, "<i8"), FLD(DecisionRec, p, "<f8"),
                                             FLD(DecisionRec, target, "i1"), FLD(DecisionRec, action, "i1"),
                                             FLD(DecisionRec, instrument, "<u4"), FLD(DecisionRec, position, "<i8")});
+  out["scores"] = to_numpy(r.scores, {FLD(engine::ScoreRec, ts, "<i8"), FLD(engine::ScoreRec, p, "<f8"),
+                                      FLD(engine::ScoreRec, instrument, "<u4"), FLD(engine::ScoreRec, slot, "<u4")});
   out["orders"] = to_numpy(r.orders, {FLD(OrderRec, ts, "<i8"), FLD(OrderRec, id, "<u8"), FLD(OrderRec, side, "u1"),
                                       FLD(OrderRec, price, "<i8"), FLD(OrderRec, qty, "<i8"), FLD(OrderRec, filled, "<i8"),
                                       FLD(OrderRec, type, "u1"), FLD(OrderRec, status, "u1"), FLD(OrderRec, kind, "u1"),

@@ -115,6 +115,8 @@ struct Engine::Impl {
     ++out.counters.decisions;
     ++l.decisions;
     for (size_t i = 0; i < l.models.size(); ++i) l.outputs[i] = l.models[i]->predict_one(l.row_f.data());
+    for (size_t i = 1; i < l.outputs.size(); ++i)
+      out.scores.push_back(ScoreRec{t, l.outputs[i], l.spec.id, static_cast<uint32_t>(i)});
     const double p = l.outputs.empty() ? std::nan("") : l.outputs[0];
     if (!l.models.empty() && !std::isfinite(p)) ++out.counters.nan_predictions;
     const uint64_t t3 = cycle_now();
@@ -491,6 +493,7 @@ void Engine::take_records(EngineRecords& into) {
   }
   m.fills_taken += o.fills.size();
   into.decisions = std::move(o.decisions);
+  into.scores = std::move(o.scores);
   into.orders = std::move(o.orders);
   into.fills = std::move(o.fills);
   into.equity = std::move(o.equity);
@@ -504,6 +507,7 @@ void Engine::take_records(EngineRecords& into) {
   into.timer_ns = std::move(o.timer_ns);
   for (auto& x : into.timer_ns) x = m.cal.ns(static_cast<uint64_t>(x));
   o.decisions.clear();
+  o.scores.clear();
   o.orders.clear();
   o.fills.clear();
   o.equity.clear();

@@ -20,6 +20,14 @@ struct DecisionRec {
   uint32_t instrument;
   int64_t position;  // lots after the decision
 };
+// A model scored at a decision but not the one the strategy's p comes from (slots >= 1: a
+// shadow/challenger), so its outputs can be compared with the champion's on the same events.
+struct ScoreRec {
+  int64_t ts;
+  double p;
+  uint32_t instrument;
+  uint32_t slot;
+};
 struct OrderRec {
   int64_t ts;
   uint64_t id;
@@ -120,6 +128,7 @@ struct InstrumentSummary {
 // The per-event records of a run (or of the part of it taken so far).
 struct EngineRecords {
   std::vector<DecisionRec> decisions;
+  std::vector<ScoreRec> scores;
   std::vector<OrderRec> orders;
   std::vector<FillRec> fills;
   std::vector<EquityRec> equity;
@@ -129,6 +138,7 @@ struct EngineRecords {
 
 struct EngineResult {
   std::vector<DecisionRec> decisions;
+  std::vector<ScoreRec> scores;  // slots >= 1 at every decision
   std::vector<OrderRec> orders;
   std::vector<FillRec> fills;
   std::vector<EquityRec> equity;

@@ -121,7 +121,7 @@ def _models_for(model, instruments) -> dict:
 class _Prepared:
     """What the core needs for a run, made once from the instruments, model, config and strategy."""
 
-    def __init__(self, specs: dict, l3_ids: set, model, config, strategy) -> None:
+    def __init__(self, specs: dict, l3_ids: set, model, config, strategy, shadow=None) -> None:
         from bot4 import strategies
 
         if not specs:
@@ -136,7 +136,12 @@ class _Prepared:
             raise ValueError("[strategy] fields are for built-ins; configure a user strategy in its own code")
         ids = sorted(specs)
         models = _models_for(model, ids)
-        trained = [getattr(m, "feature_config", None) for m in models.values() if m is not None]
+        shadows = [_models_for(s, ids) for s in (shadow if isinstance(shadow, (list, tuple)) else
+                                                 ([shadow] if shadow is not None else []))]
+        if shadows and any(m is None for m in models.values()):
+            raise ValueError("shadow models are scored beside a champion model: give model= too")
+        trained = [getattr(m, "feature_config", None)
+                   for ms in (models, *shadows) for m in ms.values() if m is not None]
         if len({repr(t) for t in trained}) > 1:
             raise ValueError("the instruments' models were trained with different feature configs; "
                              "one engine computes one feature config")
@@ -149,9 +154,11 @@ class _Prepared:
                 raise ValueError("one strategy instance cannot trade several instruments: pass its class")
             made = strategies.make(spec, strat_section if (spec is None or strategies.is_builtin(spec)) else None)
             m = models[i]
+            slots = [m, *(sh[i] for sh in shadows)] if m is not None else []
             instruments.append({"id": int(i), "tick_size": float(s.tick_size), "lot_size": float(s.lot_size),
                                 "l3": i in l3_ids, "strategy": made, "sim": sim,
-                                "models": [getattr(m, "core", m)] if m is not None else []})
+                                "models": [getattr(x, "core", x) for x in slots]})
+        self.n_shadows = len(shadows)
         self.cfg, self.instruments, self.ids, self.l3_ids = cfg, instruments, ids, l3_ids
         self.specs = {int(i): specs[i] for i in ids}
         self.strat_section, self.sim = strat_section, sim
@@ -185,7 +192,7 @@ class _Prepared:
             rejections=dict(out["rejections"]), pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds,
             tick_size=float(first.tick_size), lot_size=float(first.lot_size),
             order_rejections=dict(out["order_rejections"]), kill_reason=str(out["kill_reason"]), config=cfg,
-            instruments=per)
+            instruments=per, scores=records.get("scores") if self.n_shadows else None)
 
 
 def _l3_ids(data) -> set:
@@ -200,7 +207,7 @@ def _done(result: BacktestResult, progress: bool) -> BacktestResult:
     return result
 
 
-def run(data, model=None, config=None, progress: bool = True, *, strategy=None) -> BacktestResult:
+def run(data, model=None, config=None, progress: bool = True, *, strategy=None, shadow=None) -> BacktestResult:
     """Backtest `data` through the engine: book -> features -> model -> strategy -> risk ->
     orders -> venue simulator, in the core with the GIL released (a Python strategy takes it for
     its own calls only).
@@ -212,10 +219,12 @@ def run(data, model=None, config=None, progress: bool = True, *, strategy=None) 
     None (strategies that need none). config: None, a dict of sections (see SECTIONS) or a
     bot4.config.Config. strategy: a built-in name, "module:Class", a .py/.pyx path, a bot4.Strategy
     class (one instance per instrument) or instance (one instrument), or None (the config's
-    [strategy] name, default threshold_bracket). For recordings larger than memory see
-    bot4.backtest.run_stream."""
+    [strategy] name, default threshold_bracket). shadow: a model (or a list of them, same forms as
+    model) scored at every decision beside the champion, on the same feature row, in model slots
+    1, 2, ...: logged in result.scores, never traded by the built-in strategies (see
+    bot4.research.shadow.compare). For recordings larger than memory see bot4.backtest.run_stream."""
     data = _merged(data)
-    prep = _Prepared(data.specs, _l3_ids(data), model, config, strategy)
+    prep = _Prepared(data.specs, _l3_ids(data), model, config, strategy, shadow)
     book, trades, orders = prep.streams(data)
     n_events = int(book.size + trades.size + (orders.size if orders is not None else 0))
     if progress:

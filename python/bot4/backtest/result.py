@@ -67,6 +67,11 @@ class BacktestResult:
     #: Per instrument: instrument (id), symbol, events, decisions, orders, fills, position (lots),
     #: realised, unrealised, fees and pnl (quote units), tick_size, lot_size, sim (venue counters).
     instruments: list[dict[str, Any]] = field(default_factory=list)
+    #: Shadow models' outputs, one record per decision per model slot >= 1 (challengers scored on
+    #: the same rows as the champion in slot 0, never traded unless the strategy reads them): ts
+    #: (int64 ns, the decision's), p (float64), instrument (uint32), slot (uint32). None when the
+    #: run had no shadow model.
+    scores: np.ndarray | None = None
 
     @property
     def events_per_second(self) -> float:

@@ -21,7 +21,7 @@ from bot4 import _core
 from bot4.backtest.engine import BacktestResult, _done, _l3_ids, _Prepared
 from bot4.events import BOOK_EVENT, ORDER_EVENT, TRADE_EVENT
 
-_RECORDS = ("decisions", "orders", "fills", "equity")
+_RECORDS = ("decisions", "scores", "orders", "fills", "equity")
 
 
 class Piece(NamedTuple):
@@ -110,14 +110,14 @@ def _empty(dtype) -> np.ndarray:
 
 
 def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=None, progress: bool = True, *,
-               strategy=None, l3: Iterable[int] = (),
+               strategy=None, shadow=None, l3: Iterable[int] = (),
                on_records: Callable[[dict], None] | None = None) -> BacktestResult:
     """Backtest a recording given in pieces (Piece tuples, or MarketData parts in receive order).
 
     specs: {instrument id: InstrumentSpec}; default: the first MarketData part's (give them when
     the pieces are Piece tuples). l3: instrument ids whose order events make the book (L3); with
-    MarketData parts, also those with order events in the first part. model, config, strategy: as
-    bot4.backtest.run. on_records: called after each piece with the records produced so far
+    MarketData parts, also those with order events in the first part. model, config, strategy,
+    shadow: as bot4.backtest.run. on_records: called after each piece with the records produced so far
     (dict of decisions, orders, fills, equity, latency_ns arrays), which the engine then forgets;
     the result then carries no per-event records, only totals and the last equity record. Without it, the records are
     gathered into the result as run() returns them."""
@@ -138,7 +138,7 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
         source = _prepend(first, it)
     if not specs:
         raise ValueError("specs are needed: the instruments to trade")
-    prep = _Prepared(specs, l3_ids, model, config, strategy)
+    prep = _Prepared(specs, l3_ids, model, config, strategy, shadow)
     engine = _core.engine.StreamingBacktest(prep.cfg, prep.instruments)
     kept: dict[str, list] = {k: [] for k in _RECORDS}
     lat: dict[str, list] = {}
