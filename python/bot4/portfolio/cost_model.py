@@ -114,6 +114,7 @@ class CostFit:
         return float(self.params[self.names.index(name)])
 
     def ci(self, name: str) -> tuple[float, float]:
+        """The `level` confidence interval (low, high) of parameter `name` ("c", "a", "Y", "delta")."""
         i = self.names.index(name)
         return float(self.ci_low[i]), float(self.ci_high[i])
 

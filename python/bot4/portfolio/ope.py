@@ -51,6 +51,7 @@ class OpeEstimate:
     ess: float          # effective sample size of the (clipped) weights, (sum w)^2 / sum w^2
 
     def as_dict(self) -> dict[str, float | str | int]:
+        """value, low, high, se, level, interval, n, ess as a plain dict (the `--json` shape of `ope`)."""
         return {"value": self.value, "low": self.low, "high": self.high, "se": self.se, "level": self.level,
                 "interval": self.interval, "n": self.n, "ess": self.ess}
 
@@ -67,6 +68,9 @@ class LoggedRounds:
 
     @classmethod
     def build(cls, reward, action, pscore, action_dist) -> LoggedRounds:
+        """Validate and convert: InputError naming the argument for NaN rewards, actions outside
+        [0, K) or not integers, propensities outside (0, 1], rows of action_dist that are not
+        distributions, or lengths that disagree. action_dist may be obp's (n, K, 1)."""
         r = np.asarray(reward, dtype=np.float64)
         if r.ndim != 1 or len(r) < 2:
             raise InputError("reward", f"must be a 1-D array of at least 2 rounds, got shape {r.shape}")
