@@ -11,7 +11,7 @@ import pytest
 
 from bot4 import _core
 from bot4.sim import HawkesClockParams, MarketModelParams, default_params, generate
-from bot4.sim.calibrate import (
+from bot4.sim.calibration import (
     calibrate, fano_model2, fit_hawkes_moments, fit_hawkes_penalised_mle, sha256_file,
 )
 from bot4.sim.facts import TOLERANCES, compare_facts, format_checks, stylised_facts
@@ -218,3 +218,14 @@ def test_ks_statistic_matches_scipy():
     for _ in range(5):
         a, b = rng.integers(0, 50, 1000), rng.exponential(20, 700).round()
         assert ks_statistic(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+
+
+def test_package_calibrate_stays_the_function_after_the_module_is_imported():
+    # the implementation lives in bot4.sim.calibration: importing it must not replace the
+    # package's lazy calibrate() by a module (it did while the file was named calibrate.py)
+    import importlib
+
+    import bot4.sim
+
+    importlib.import_module("bot4.sim.calibration")
+    assert callable(bot4.sim.calibrate) and not isinstance(bot4.sim.calibrate, type(bot4.sim))

@@ -220,7 +220,7 @@ def test_generator_state_matches_replay(params):
 # --- the Hawkes clock --------------------------------------------------------------------------
 
 def test_hawkes_clock_rate_and_fano_factor():
-    from bot4.sim.calibrate import fano_model
+    from bot4.sim.calibration import fano_model
 
     mu, alpha, beta = 10.0, 6.0, 12.0  # branching 0.5, mean rate 20/s
     t = _core.sim.hawkes_event_times(mu, alpha, beta, 7, 400_000)

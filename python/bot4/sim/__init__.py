@@ -13,8 +13,8 @@ from bot4.sim.params import HawkesClockParams, MarketModelParams, SourceInfo, de
 
 
 def calibrate(data, **kwargs):
-    """See bot4.sim.calibrate.calibrate (imported lazily: it needs scipy)."""
-    from bot4.sim.calibrate import calibrate as _calibrate
+    """See bot4.sim.calibration.calibrate (imported lazily: it needs scipy)."""
+    from bot4.sim.calibration import calibrate as _calibrate
 
     return _calibrate(data, **kwargs)
 

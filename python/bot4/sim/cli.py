@@ -20,7 +20,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from bot4.sim.calibrate import calibrate
+    from bot4.sim.calibration import calibrate
     from bot4.data import load
 
     from bot4.outdir import check_new_file, staged_file

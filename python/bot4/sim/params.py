@@ -3,7 +3,7 @@
 `MarketModelParams` is a frozen msgspec Struct saved as JSON; unknown fields are rejected. Every
 field carries its unit in its description (``msgspec.json.schema(MarketModelParams)`` shows
 them). The shipped default, ``default_params.json``, is the output of
-:func:`bot4.sim.calibrate.calibrate` on the Binance USD-M BTCUSDT recording of 2024-08-08; its
+:func:`bot4.sim.calibration.calibrate` on the Binance USD-M BTCUSDT recording of 2024-08-08; its
 ``source`` records the file name, its sha256 and the bot4 version that produced it.
 
 Conventions:
