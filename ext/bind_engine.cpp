@@ -524,6 +524,10 @@ class StreamingBacktestHandle {
     raise_if_failed();
     return result_dict(*r);
   }
+  void kill() { run_.engine().kill(); }
+  void flatten() { run_.engine().flatten(); }
+  void pause(bool on) { run_.engine().pause(on); }
+  bool paused() { return run_.engine().paused(); }
   size_t buffered() const { return run_.buffered(); }
   uint64_t late_events() const { return run_.late_events(); }
   int64_t watermark() const { return run_.watermark(); }
@@ -772,6 +776,12 @@ void bind_engine(py::module_& m) {
       .def("take_records", &StreamingBacktestHandle::take_records,
            "decisions, orders, fills, equity and latency_ns produced so far (then forgotten by the engine)")
       .def("finish", &StreamingBacktestHandle::finish, "processes the rest; the result as backtest() returns it")
+      .def("kill", &StreamingBacktestHandle::kill,
+           "trip the kill switch (manual): every instrument cancels, closes and stays flat")
+      .def("flatten", &StreamingBacktestHandle::flatten, "every instrument cancels and closes, then trades again")
+      .def("pause", &StreamingBacktestHandle::pause, py::arg("on"),
+           "strategies not called while paused (working orders stay, responses arrive)")
+      .def_property_readonly("paused", &StreamingBacktestHandle::paused)
       .def_property_readonly("buffered", &StreamingBacktestHandle::buffered)
       .def_property_readonly("late_events", &StreamingBacktestHandle::late_events)
       .def_property_readonly("watermark", &StreamingBacktestHandle::watermark);

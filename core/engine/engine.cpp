@@ -69,6 +69,7 @@ struct Engine::Impl {
   int64_t now = INT64_MIN;
   double peak = 0.0;
   size_t fills_taken = 0;  // records moved out by take_records
+  bool paused = false;     // control plane: strategies not called
   CycleCalibration cal;
 
   explicit Impl(const EngineConfig& c) : cfg(c), fe(c.features), sizer(c.sizing), kill(c.kill_switch) {}
@@ -164,7 +165,7 @@ struct Engine::Impl {
     ctx.flattening = l.router->flattening();
     ctx.headroom = l.router->headroom();
     ctx.exec = l.router.get();
-    l.strategy->on_decision(ctx);
+    if (!paused) l.strategy->on_decision(ctx);  // paused: the flatten machine still runs
     const strategy::DecisionAction action = l.router->end_decision();
     const uint64_t t4 = cycle_now();
     l.router->forward_events(t);
@@ -478,6 +479,34 @@ void Engine::finish() {
   }
   m.out.kill_reason = static_cast<int>(m.kill.reason());
 }
+
+void Engine::kill() {
+  Impl& m = *impl_;
+  ++m.out.counters.commands;
+  if (!m.kill.tripped()) {
+    m.kill.trip(risk::TripReason::Manual);
+    ++m.out.counters.kill_switch_trips;
+  }
+  // At once, not at the next decision: cancel everything and close (the router's flatten machine).
+  if (m.now != INT64_MIN && m.kill.take_cancel_all())
+    for (auto& l : m.lanes) l.router->start_flatten(m.now);
+}
+
+void Engine::flatten() {
+  Impl& m = *impl_;
+  ++m.out.counters.commands;
+  if (m.now == INT64_MIN) return;
+  for (auto& l : m.lanes)
+    if (!l.router->flattening()) l.router->start_flatten(m.now);
+}
+
+void Engine::pause(bool on) {
+  Impl& m = *impl_;
+  ++m.out.counters.commands;
+  m.paused = on;
+}
+
+bool Engine::paused() const { return impl_->paused; }
 
 void Engine::take_records(EngineRecords& into) {
   Impl& m = *impl_;

@@ -79,6 +79,16 @@ class Engine {
   bool run(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
            const TradeEvent* trades, size_t n_trades, std::string& error);
 
+  // Control commands, applied at once between events (a control plane's kill switch, flatten,
+  // pause/resume). kill(): trips the kill switch (reason manual): every instrument cancels its
+  // orders and closes, and stays flat. flatten(): every instrument cancels and closes; the
+  // strategies trade again afterwards. pause(true): strategies are not called (decisions are
+  // still recorded, with action none); working orders stay and venue responses still arrive.
+  void kill();
+  void flatten();
+  void pause(bool on);
+  bool paused() const;
+
   // Moves the records so far (decisions, orders, fills, equity, latency in ns) into `into` and
   // forgets them, so a long run's memory stays bounded; totals, counters and per-instrument
   // summaries still cover the whole run. After finish(), result() holds only what came since.

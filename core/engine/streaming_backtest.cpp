@@ -148,6 +148,7 @@ bool StreamingBacktest::push(const BookEvent* book, size_t n_book, const OrderEv
 }
 
 void StreamingBacktest::take_records(EngineRecords& into) { impl_->engine.take_records(into); }
+Engine& StreamingBacktest::engine() { return impl_->engine; }
 
 EngineResult& StreamingBacktest::finish() {
   Impl& m = *impl_;

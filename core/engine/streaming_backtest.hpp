@@ -29,6 +29,8 @@ class StreamingBacktest {
   // stream's order, and counted (late_events). Watermarks must not decrease.
   bool push(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
             const TradeEvent* trades, size_t n_trades, int64_t watermark, std::string& error);
+  // Control commands between pieces (see Engine::kill / flatten / pause).
+  Engine& engine();
   // Records produced so far (see Engine::take_records).
   void take_records(EngineRecords& into);
   // End of input: everything left is processed and the engine finishes. The result holds the

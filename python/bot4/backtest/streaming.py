@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -111,7 +111,8 @@ def _empty(dtype) -> np.ndarray:
 
 def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=None, progress: bool = True, *,
                strategy=None, shadow=None, l3: Iterable[int] = (),
-               on_records: Callable[[dict], None] | None = None) -> BacktestResult:
+               on_records: Callable[[dict], None] | None = None,
+               control: Callable[[Any], None] | None = None) -> BacktestResult:
     """Backtest a recording given in pieces (Piece tuples, or MarketData parts in receive order).
 
     specs: {instrument id: InstrumentSpec}; default: the first MarketData part's (give them when
@@ -119,7 +120,9 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     MarketData parts, also those with order events in the first part. model, config, strategy,
     shadow: as bot4.backtest.run. on_records: called after each piece with the records produced so far
     (dict of decisions, orders, fills, equity, latency_ns arrays), which the engine then forgets;
-    the result then carries no per-event records, only totals and the last equity record. Without it, the records are
+    the result then carries no per-event records, only totals and the last equity record.
+    control: called with the core's StreamingBacktest before each piece is pushed (and once
+    before the end), to apply control commands between pieces: kill(), flatten(), pause(on). Without it, the records are
     gathered into the result as run() returns them."""
     it = iter(pieces)
     first = next(it, None)
@@ -164,6 +167,8 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     shown = t0
     for piece in source:
         book, trades, orders = _streams(piece, prep.l3_ids)
+        if control is not None:
+            control(engine)
         engine.push(book, trades, orders, int(piece.watermark))
         n_events += book.size + trades.size + (orders.size if orders is not None else 0)
         pieces_done += 1
@@ -173,6 +178,9 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
             shown = now
             print(f"backtest: {pieces_done:,} pieces, {n_events:,} events, {n_events / (now - t0):,.0f} events/s",
                   file=sys.stderr, flush=True)
+    if control is not None:
+        control(engine)
+        collect()
     out = engine.finish()
     seconds = time.perf_counter() - t0
     if on_records is not None:

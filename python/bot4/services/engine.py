@@ -82,11 +82,13 @@ class EngineService:
         self.journal_dir = Path(journal) if journal is not None else None
         self.fsync = fsync
         self.codec = c.Codec(c.MARKET)
-        self.out = {t: c.Codec(t) for t in {t for _, t in OUTPUTS.values()} | {c.TELEMETRY}}
+        self.control_codec = c.Codec(c.CONTROL)
+        self._commands: list[Any] = []  # decoded, applied before the next piece reaches the core
+        self.out = {t: c.Codec(t) for t in {t for _, t in OUTPUTS.values()} | {c.TELEMETRY, c.CONTROL_REPLIES}}
         self._jcodec = c.Codec(c.JOURNAL)
         self.counters: dict[str, int] = dict.fromkeys(
             ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
-             "end_of_stream", "fills_published"), 0)
+             "end_of_stream", "fills_published", "commands_applied", "commands_refused"), 0)
         self.result: Any = None
 
     def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit,
@@ -102,7 +104,8 @@ class EngineService:
         self._exec_id = 0
         try:
             self.result = run_stream(self._pieces(frames), self.specs, self.model, self.config, progress=False,
-                                     strategy=self.strategy, l3=self.l3, on_records=self._publish)
+                                     strategy=self.strategy, l3=self.l3, on_records=self._publish,
+                                     control=self._apply_commands)
             summary = self.summary()
             hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="stopping",
                              counters={k: v for k, v in summary["counters"].items() if isinstance(v, int)})
@@ -121,6 +124,7 @@ class EngineService:
         r = self.result
         counters: dict[str, Any] = dict(self.counters)
         counters.update({f"md.{k}": v for k, v in self.codec.counters().items()})
+        counters.update({f"ctl.{k}": v for k, v in self.control_codec.counters().items()})
         if r is not None:
             counters.update({f"core.{k}": int(v) for k, v in r.counters.items()})
         return {"counters": counters}
@@ -134,6 +138,11 @@ class EngineService:
         for topic, frame in frames:
             self.counters["frames_in"] += 1
             self._journal_frame("in", topic, frame)
+            if bytes(topic).startswith(c.CONTROL):
+                cmd = self.control_codec.decode(frame)
+                if not isinstance(cmd, c.Rejection):
+                    self._commands.append(cmd)
+                continue
             msg = self.codec.decode(frame)
             if isinstance(msg, c.Rejection):
                 continue
@@ -161,6 +170,35 @@ class EngineService:
             elif isinstance(msg, c.L3Batch):
                 yield Piece(none, np.zeros(0, TRADE_EVENT), recs, wm)
             # BboBatch: the venue's own top of book checks a rebuilt book; the engine does not trade on it.
+
+    # -- control -------------------------------------------------------------------------------
+    def _apply_commands(self, engine: Any) -> None:
+        """The commands received since the last piece, in order, each answered on CONTROL_REPLIES
+        (same trace id). Kill, Flatten, Pause, Resume and Status act on every instrument; a
+        command for one instrument, a model swap or a parameter change is refused (not yet)."""
+        while self._commands:
+            cmd = self._commands.pop(0)
+            tag = type(cmd).__struct_config__.tag
+            error, data = "", {}
+            if getattr(cmd, "instrument", None) is not None:
+                error = "per-instrument commands are not supported yet; omit instrument to act on all"
+            elif isinstance(cmd, c.Kill):
+                engine.kill()
+            elif isinstance(cmd, c.Flatten):
+                engine.flatten()
+            elif isinstance(cmd, c.Pause):
+                engine.pause(True)
+            elif isinstance(cmd, c.Resume):
+                engine.pause(False)
+            elif isinstance(cmd, c.Status):
+                data = {"paused": bool(engine.paused), "buffered": int(engine.buffered),
+                        **{k: v for k, v in self.counters.items()}}
+            else:
+                error = f"{tag}: not supported by the engine service yet"
+            self.counters["commands_refused" if error else "commands_applied"] += 1
+            reply = c.CommandReply(trace=cmd.trace, ts=cmd.ts, command=str(tag), ok=not error, error=error,
+                                   data=data)
+            self._send(c.CONTROL_REPLIES, self.out[c.CONTROL_REPLIES].encode(reply))
 
     # -- output --------------------------------------------------------------------------------
     def _publish(self, rec: dict) -> None:
@@ -223,6 +261,7 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the unsubscribe that acknowledges the feed's end must get out
     sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
+    sub.setsockopt(zmq.SUBSCRIBE, c.CONTROL)  # commands published by the session or a control client
     try:
         if ready is not None:
             ready.set()
