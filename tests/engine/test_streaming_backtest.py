@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pinned_outputs import CONFIG, EMBEDDED, MODEL_DIR
+from test_engine_api import _as_instrument
 from recordings import BTCUSDT, data_path
 
 from bot4 import _core
@@ -69,21 +70,6 @@ def test_generator_parts_watermarked_equal_one_run(embedded):
     parts = generate_parts(seed=EMBEDDED["seed"], n_events=EMBEDDED["n_events"], part_events=9_000)
     got = run_stream(parts, None, MODEL_DIR, config=CONFIG, progress=False)
     _same(whole, got)
-
-
-def _as_instrument(data, instrument, symbol):
-    import msgspec
-
-    from bot4.data.market_data import MarketData
-
-    spec = msgspec.structs.replace(next(iter(data.specs.values())), instrument_id=instrument, symbol=symbol)
-
-    def tag(a):
-        a = a.copy()
-        a["instrument"] = instrument
-        return a
-    return MarketData(specs={instrument: spec}, book=tag(data.book), orders=tag(data.orders),
-                      trades=tag(data.trades), venue=data.venue)
 
 
 def test_two_instruments_streamed_equal_one_run():
