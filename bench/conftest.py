@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,9 +60,17 @@ def nautilus_reference(reference_data):
     return None if missing("nautilus_trader") else NautilusReference(reference_data)
 
 
+@contextmanager
+def written_manifest(name: str) -> Iterator[PerfManifest]:
+    """A PerfManifest that is written to PERF_DIR/<name>.json when the block ends (every module's
+    `manifest` fixture is one)."""
+    manifest = PerfManifest(name=name)
+    yield manifest
+    path = manifest.write(PERF_DIR / f"{name}.json")
+    print(f"\nperf manifest written to {path}")
+
+
 @pytest.fixture(scope="session")
 def book_manifest():
-    manifest = PerfManifest(name="book_replay")
-    yield manifest
-    path = manifest.write(PERF_DIR / "book_replay.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("book_replay") as m:
+        yield m

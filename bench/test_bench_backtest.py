@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 from other_engines import PINS, missing, version
 
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 ROUNDS = 7
 TARGET_SPEEDUP = 40.0               # vs nautilus' BacktestEngine on the same deltas, same run
 SPEEDUP_GATE = 20.0                 # measured 23-28x per delta on 2-core VMs: the gate catches a 25% loss
@@ -49,10 +48,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("bot4.backtest") is Non
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="backtest")
-    yield m
-    path = m.write(PERF_DIR / "backtest.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("backtest") as m:
+        yield m
 
 
 def test_backtest_throughput_and_tick_to_decision(benchmark, reference_data, model_dir, manifest):

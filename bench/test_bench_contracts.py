@@ -14,9 +14,7 @@ Gates: same-run ratios, set about 30% above today's figures to catch a regressio
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -24,10 +22,9 @@ import pytest
 
 from bot4 import contracts as c
 from bot4 import events
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 from bot4.services.journal import JournalReader, JournalWriter
 
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 ROUNDS, LOOPS = 15, 20_000
 BATCH = 1_000
 #: Measured on this 2-core VM (3 runs): decode 1.13-1.45x (~215 vs ~150 ns), encode 1.7-1.8x (~115
@@ -38,10 +35,8 @@ GATES = {"decode": 2.0, "encode": 2.5}
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="contracts")
-    yield m
-    path = m.write(PERF_DIR / "contracts.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("contracts") as m:
+        yield m
 
 
 def _per_call_ns(fn, arg, loops: int = LOOPS) -> float:

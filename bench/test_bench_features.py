@@ -8,25 +8,21 @@ kernel ratio in test_bench_kernels.py."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot4 import _core
 from bot4.features import FeatureConfig, compute, make_engine
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 
 ROW_SPEEDUP_GATE = 2.0
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="features")
-    yield m
-    path = m.write(PERF_DIR / "features.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("features") as m:
+        yield m
 
 
 def _run(data, config, **timing):

@@ -22,16 +22,13 @@ call) <= WHOLE_RUN_GATE.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 from bot4.strategy import Strategy
 
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 ROUNDS = 7
 TARGET_ADDED_P50_NS = 1_500
 WHOLE_RUN_GATE = 1.6       # measured ~1.2-1.3x on this 2-core VM (loaded)
@@ -65,11 +62,9 @@ def _make(variant: str):
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="strategy_cost")
-    m.notes["file"] = "binance_hftbacktest/usdm/btcusdt_20240808.gz"
-    yield m
-    path = m.write(PERF_DIR / "strategy_cost.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("strategy_cost") as m:
+        m.notes["file"] = "binance_hftbacktest/usdm/btcusdt_20240808.gz"
+        yield m
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 FOLDS = 3
 SMALL = {"grid": "[grid]\nmax_depth = [4, 6]\n[fixed]\nn_estimators = 500\n", "files": ["btcusdt_20240808.gz"],
          "rounds": 2, "gate": 1.75, "configs": 2}
@@ -47,10 +45,8 @@ LARGER = {"grid": "[grid]\nmax_depth = [4, 6]\nn_estimators = [500, 1000]\n",
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="sweep")
-    yield m
-    path = m.write(PERF_DIR / "sweep.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("sweep") as m:
+        yield m
 
 
 def _run(args: list[str]) -> tuple[float, dict]:

@@ -20,17 +20,14 @@ regression; the issue's targets (>= 3x hftbacktest, >= 100x nautilus) are record
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot4.perf import PerfManifest
+from conftest import written_manifest
 from other_engines import (PINS, hftbacktest_backtest, hftbacktest_end_ts, hftbacktest_feed, hftbacktest_read_points, hftbacktest_roi,
                            hftbacktest_touch, missing, version)
 
-PERF_DIR = Path(os.environ.get("BOT4_PERF_DIR", Path(__file__).resolve().parents[1] / "build" / "perf"))
 ROUNDS = 15
 TARGETS = {"hftbacktest": 3.0, "nautilus_trader": 100.0}
 # Measured on this 2-core VM (loaded, 3 runs): 1.10-1.21x hftbacktest, 46-50x nautilus. The gates
@@ -40,10 +37,8 @@ GATES = {"hftbacktest": 0.8, "nautilus_trader": 30.0}
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="top_of_book")
-    yield m
-    path = m.write(PERF_DIR / "top_of_book.json")
-    print(f"\nperf manifest written to {path}")
+    with written_manifest("top_of_book") as m:
+        yield m
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,16 @@ const uint8_t* bytes_of(const py::buffer& b, size_t& n) {
   return static_cast<const uint8_t*>(info.ptr);
 }
 
+// A decoder method taking raw bytes, bound to take any 1-D bytes-like object and run without the GIL.
+auto without_gil(void (ingest::BinanceDecoder::*method)(const uint8_t*, size_t)) {
+  return [method](ingest::BinanceDecoder& d, const py::buffer& b) {
+    size_t n;
+    const uint8_t* p = bytes_of(b, n);
+    py::gil_scoped_release release;
+    (d.*method)(p, n);
+  };
+}
+
 }  // namespace
 
 void bind_ingest(py::module_& m) {
@@ -70,24 +80,9 @@ void bind_ingest(py::module_& m) {
       .def("begin_file", &BinanceDecoder::begin_file, "file_index"_a, "gzip"_a)
       .def("set_threads", &BinanceDecoder::set_threads, "on"_a,
            "Inflate on a second thread while parsing (default on).")
-      .def(
-          "feed",
-          [](BinanceDecoder& d, const py::buffer& b) {
-            size_t n;
-            const uint8_t* p = bytes_of(b, n);
-            py::gil_scoped_release release;
-            d.feed(p, n);
-          },
-          "data"_a, "Bytes of the file as stored (gzip-compressed when the file is).")
-      .def(
-          "feed_plain",
-          [](BinanceDecoder& d, const py::buffer& b) {
-            size_t n;
-            const uint8_t* p = bytes_of(b, n);
-            py::gil_scoped_release release;
-            d.feed_plain(p, n);
-          },
-          "data"_a, "Decompressed bytes (when Python inflates).")
+      .def("feed", without_gil(&BinanceDecoder::feed), "data"_a,
+           "Bytes of the file as stored (gzip-compressed when the file is).")
+      .def("feed_plain", without_gil(&BinanceDecoder::feed_plain), "data"_a, "Decompressed bytes (when Python inflates).")
       .def(
           "damage",
           [](BinanceDecoder& d, const std::string& kind) {

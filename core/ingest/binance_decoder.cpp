@@ -121,6 +121,42 @@ inline std::string_view key_view(const json::Str& k, std::string& buf) {
   json::unescape(k, buf);
   return std::string_view(buf);
 }
+
+// Reads one JSON object, handing each key to `field`, which reads the value and returns whether
+// it knew the key (an unknown key's value is skipped). False once the scanner has failed.
+template <class Field>
+bool read_object(json::Scanner& sc, std::string& key_buf, Field&& field) {
+  if (!sc.begin_object()) return false;
+  for (bool more = sc.object_first(); more; more = sc.object_next()) {
+    json::Str k;
+    if (!sc.key(k)) return false;
+    if (!field(key_view(k, key_buf))) sc.skip();
+    if (!sc.ok()) return false;
+  }
+  return sc.ok();
+}
+
+// A value that may be null: true when it was read and is not null.
+template <class Read>
+bool read_present(json::Scanner& sc, int64_t& v, Read read) {
+  bool null = false;
+  return read(sc, v, null) && !null;
+}
+
+// The fields every stream message may carry: transaction time "T" (may be null) and symbol "s".
+inline bool read_time_or_symbol(json::Scanner& sc, std::string_view key, int64_t& T, bool& hT, json::Str& s,
+                                bool& hs) {
+  if (key == "T") hT = read_present(sc, T, read_ms_or_null);
+  else if (key == "s") hs = sc.read_str(s);
+  else return false;
+  return true;
+}
+
+// The message had every field it needs (a missing one is a schema error).
+inline bool required(json::Scanner& sc, bool all_present) {
+  if (!all_present) sc.fail(json::Err::kSchema);
+  return all_present;
+}
 }  // namespace
 
 BinanceDecoder::Kind BinanceDecoder::stream_kind(const char* p, size_t n) {
@@ -153,135 +189,65 @@ bool BinanceDecoder::parse_levels(json::Scanner& sc, std::vector<Level>& out) {
 bool BinanceDecoder::parse_depth(json::Scanner& sc) {
   DepthMsg& m = depth_;
   m.hE = m.hT = m.hU = m.hu = m.hpu = m.hs = m.hb = m.ha = false;
-  if (!sc.begin_object()) return false;
-  for (bool more = sc.object_first(); more; more = sc.object_next()) {
-    json::Str k;
-    if (!sc.key(k)) return false;
-    const std::string_view key = key_view(k, key_buf_);
-    bool null = false;
-    if (key == "b") {
-      m.hb = parse_levels(sc, bids_);
-    } else if (key == "a") {
-      m.ha = parse_levels(sc, asks_);
-    } else if (key == "U") {
-      m.hU = read_id(sc, m.U);
-    } else if (key == "u") {
-      m.hu = read_id(sc, m.u);
-    } else if (key == "pu") {
-      m.hpu = read_id_or_null(sc, m.pu, null) && !null;
-    } else if (key == "E") {
-      m.hE = read_ms(sc, m.E);
-    } else if (key == "T") {
-      m.hT = read_ms_or_null(sc, m.T, null) && !null;
-    } else if (key == "s") {
-      m.hs = sc.read_str(m.s);
-    } else {
-      sc.skip();
-    }
-    if (!sc.ok()) return false;
-  }
-  if (!sc.ok()) return false;
-  if (!(m.hE && m.hs && m.hU && m.hu && m.hb && m.ha)) return sc.fail(json::Err::kSchema), false;
-  return true;
+  const bool ok = read_object(sc, key_buf_, [&](std::string_view key) {
+    if (key == "b") m.hb = parse_levels(sc, bids_);
+    else if (key == "a") m.ha = parse_levels(sc, asks_);
+    else if (key == "U") m.hU = read_id(sc, m.U);
+    else if (key == "u") m.hu = read_id(sc, m.u);
+    else if (key == "pu") m.hpu = read_present(sc, m.pu, read_id_or_null);
+    else if (key == "E") m.hE = read_ms(sc, m.E);
+    else return read_time_or_symbol(sc, key, m.T, m.hT, m.s, m.hs);
+    return true;
+  });
+  return ok && required(sc, m.hE && m.hs && m.hU && m.hu && m.hb && m.ha);
 }
 
 bool BinanceDecoder::parse_trade(json::Scanner& sc) {
   TradeMsg& m = trade_;
   m.hE = m.hT = m.ht = m.hs = m.hp = m.hq = m.hm = false;
-  if (!sc.begin_object()) return false;
-  for (bool more = sc.object_first(); more; more = sc.object_next()) {
-    json::Str k;
-    if (!sc.key(k)) return false;
-    const std::string_view key = key_view(k, key_buf_);
-    bool null = false;
-    if (key == "p") {
-      m.hp = sc.read_str(m.p);
-    } else if (key == "q") {
-      m.hq = sc.read_str(m.q);
-    } else if (key == "t") {
-      m.ht = read_id(sc, m.t);
-    } else if (key == "m") {
-      m.hm = sc.read_bool(m.m);
-    } else if (key == "E") {
-      m.hE = read_ms(sc, m.E);
-    } else if (key == "T") {
-      m.hT = read_ms_or_null(sc, m.T, null) && !null;
-    } else if (key == "s") {
-      m.hs = sc.read_str(m.s);
-    } else {
-      sc.skip();
-    }
-    if (!sc.ok()) return false;
-  }
-  if (!sc.ok()) return false;
-  if (!(m.hE && m.hs && m.ht && m.hp && m.hq && m.hm)) return sc.fail(json::Err::kSchema), false;
-  return true;
+  const bool ok = read_object(sc, key_buf_, [&](std::string_view key) {
+    if (key == "p") m.hp = sc.read_str(m.p);
+    else if (key == "q") m.hq = sc.read_str(m.q);
+    else if (key == "t") m.ht = read_id(sc, m.t);
+    else if (key == "m") m.hm = sc.read_bool(m.m);
+    else if (key == "E") m.hE = read_ms(sc, m.E);
+    else return read_time_or_symbol(sc, key, m.T, m.hT, m.s, m.hs);
+    return true;
+  });
+  return ok && required(sc, m.hE && m.hs && m.ht && m.hp && m.hq && m.hm);
 }
 
 bool BinanceDecoder::parse_ticker(json::Scanner& sc) {
   TickerMsg& m = ticker_;
   m.hu = m.hE = m.hT = m.hs = m.hb = m.hB = m.ha = m.hA = false;
-  if (!sc.begin_object()) return false;
-  for (bool more = sc.object_first(); more; more = sc.object_next()) {
-    json::Str k;
-    if (!sc.key(k)) return false;
-    const std::string_view key = key_view(k, key_buf_);
-    bool null = false;
-    if (key == "b") {
-      m.hb = sc.read_str(m.b);
-    } else if (key == "B") {
-      m.hB = sc.read_str(m.B);
-    } else if (key == "a") {
-      m.ha = sc.read_str(m.a);
-    } else if (key == "A") {
-      m.hA = sc.read_str(m.A);
-    } else if (key == "u") {
-      m.hu = read_id(sc, m.u);
-    } else if (key == "E") {
-      m.hE = read_ms_or_null(sc, m.E, null) && !null;
-    } else if (key == "T") {
-      m.hT = read_ms_or_null(sc, m.T, null) && !null;
-    } else if (key == "s") {
-      m.hs = sc.read_str(m.s);
-    } else {
-      sc.skip();
-    }
-    if (!sc.ok()) return false;
-  }
-  if (!sc.ok()) return false;
-  if (!(m.hu && m.hs && m.hb && m.hB && m.ha && m.hA)) return sc.fail(json::Err::kSchema), false;
-  return true;
+  const bool ok = read_object(sc, key_buf_, [&](std::string_view key) {
+    if (key == "b") m.hb = sc.read_str(m.b);
+    else if (key == "B") m.hB = sc.read_str(m.B);
+    else if (key == "a") m.ha = sc.read_str(m.a);
+    else if (key == "A") m.hA = sc.read_str(m.A);
+    else if (key == "u") m.hu = read_id(sc, m.u);
+    else if (key == "E") m.hE = read_present(sc, m.E, read_ms_or_null);
+    else return read_time_or_symbol(sc, key, m.T, m.hT, m.s, m.hs);
+    return true;
+  });
+  return ok && required(sc, m.hu && m.hs && m.hb && m.hB && m.ha && m.hA);
 }
 
 bool BinanceDecoder::parse_snapshot(json::Scanner& sc) {
   SnapshotMsg& m = snap_;
   m.hid = m.hE = m.hT = m.hb = m.ha = m.hsym = false;
-  if (!sc.begin_object()) return false;
-  for (bool more = sc.object_first(); more; more = sc.object_next()) {
-    json::Str k;
-    if (!sc.key(k)) return false;
-    const std::string_view key = key_view(k, key_buf_);
+  const bool ok = read_object(sc, key_buf_, [&](std::string_view key) {
     bool null = false;
-    if (key == "bids") {
-      m.hb = parse_levels(sc, bids_);
-    } else if (key == "asks") {
-      m.ha = parse_levels(sc, asks_);
-    } else if (key == "lastUpdateId") {
-      m.hid = read_id(sc, m.id);
-    } else if (key == "E") {
-      m.hE = read_ms_or_null(sc, m.E, null) && !null;
-    } else if (key == "T") {
-      m.hT = read_ms_or_null(sc, m.T, null) && !null;
-    } else if (key == "symbol") {
-      m.hsym = sc.read_str_or_null(m.symbol, null) && !null;
-    } else {
-      sc.skip();
-    }
-    if (!sc.ok()) return false;
-  }
-  if (!sc.ok()) return false;
-  if (!(m.hid && m.hb && m.ha)) return sc.fail(json::Err::kSchema), false;
-  return true;
+    if (key == "bids") m.hb = parse_levels(sc, bids_);
+    else if (key == "asks") m.ha = parse_levels(sc, asks_);
+    else if (key == "lastUpdateId") m.hid = read_id(sc, m.id);
+    else if (key == "E") m.hE = read_present(sc, m.E, read_ms_or_null);
+    else if (key == "T") m.hT = read_present(sc, m.T, read_ms_or_null);
+    else if (key == "symbol") m.hsym = sc.read_str_or_null(m.symbol, null) && !null;
+    else return false;
+    return true;
+  });
+  return ok && required(sc, m.hid && m.hb && m.ha);
 }
 
 bool BinanceDecoder::parse_kind(Kind kind, json::Scanner& sc) {
@@ -353,22 +319,13 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
     }
     json::Scanner sc(payload, end);
     bool has_stream = false, has_data = false;
-    if (sc.begin_object()) {
-      for (bool more = sc.object_first(); more; more = sc.object_next()) {
-        json::Str k;
-        if (!sc.key(k)) break;
-        const std::string_view key = key_view(k, key_buf_);
-        if (key == "stream") {
-          json::Str s;
-          has_stream = sc.read_str(s);
-        } else if (key == "data") {
-          has_data = parse_kind(kind, sc);
-        } else {
-          sc.skip();
-        }
-        if (!sc.ok()) break;
-      }
-    }
+    read_object(sc, key_buf_, [&](std::string_view key) {
+      json::Str s;
+      if (key == "stream") has_stream = sc.read_str(s);
+      else if (key == "data") has_data = parse_kind(kind, sc);
+      else return false;
+      return true;
+    });
     if (sc.ok() && !(has_stream && has_data)) sc.fail(json::Err::kSchema);
     if (sc.ok() && !sc.at_end()) sc.fail(json::Err::kMalformed);
     err = sc.err();
@@ -378,25 +335,15 @@ void BinanceDecoder::on_line(const char* line, size_t n, int64_t line_no) {
     json::Str stream;
     const char* data_begin = nullptr;
     const char* data_end = nullptr;
-    if (sc.begin_object()) {
-      for (bool more = sc.object_first(); more; more = sc.object_next()) {
-        json::Str k;
-        if (!sc.key(k)) break;
-        const std::string_view key = key_view(k, key_buf_);
-        bool null = false;
-        if (key == "stream") {
-          has_stream = sc.read_str_or_null(stream, null) && !null;
-        } else if (key == "data") {
-          sc.skip(&data_begin, &data_end);
-        } else if (key == "lastUpdateId") {
-          // any integer here (`int | None` in the reference); the snapshot parse bounds it
-          has_id = sc.read_any_int_or_null(null) && !null;
-        } else {
-          sc.skip();
-        }
-        if (!sc.ok()) break;
-      }
-    }
+    read_object(sc, key_buf_, [&](std::string_view key) {
+      bool null = false;
+      if (key == "stream") has_stream = sc.read_str_or_null(stream, null) && !null;
+      else if (key == "data") sc.skip(&data_begin, &data_end);
+      // any integer here (`int | None` in the reference); the snapshot parse bounds it
+      else if (key == "lastUpdateId") has_id = sc.read_any_int_or_null(null) && !null;
+      else return false;
+      return true;
+    });
     if (sc.ok() && !sc.at_end()) sc.fail(json::Err::kMalformed);
     err = sc.err();
     if (err == json::Err::kOk) {

@@ -278,12 +278,10 @@ class _Symbol:
 
 # --- the loader -------------------------------------------------------------------------------
 
-class BinanceLoader:
-    """Stateful reader of one continuous Binance recording (one or more files, in order).
-
-    `load_binance` is the one-call API; this class is exposed so that callers can also read
-    `stats` (messages and level changes decoded per kind) after `load`.
-    """
+class LoaderOptions:
+    """What every Binance loader (this module's and the native one) is told: the market (None:
+    detected from the first file), extra instrument specs, the gap policy and progress; checked
+    once here, with the per-load stats and time."""
 
     def __init__(self, market: str | None = None, *, specs: dict[str, InstrumentSpec] | None = None,
                  on_gap: str = "drop", progress: bool = False):
@@ -298,6 +296,18 @@ class BinanceLoader:
         self.progress = progress
         self.stats: Counter = Counter()
         self.seconds = 0.0
+
+
+class BinanceLoader(LoaderOptions):
+    """Stateful reader of one continuous Binance recording (one or more files, in order).
+
+    `load_binance` is the one-call API; this class is exposed so that callers can also read
+    `stats` (messages and level changes decoded per kind) after `load`.
+    """
+
+    def __init__(self, market: str | None = None, *, specs: dict[str, InstrumentSpec] | None = None,
+                 on_gap: str = "drop", progress: bool = False):
+        super().__init__(market, specs=specs, on_gap=on_gap, progress=progress)
         self._reset()
 
     def _reset(self) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bot4 import _core
-from bot4.data.binance import BINANCE_SPECS, MARKETS, VENUE_NAMES, _as_paths, binance_spec, \
+from bot4.data.binance import BINANCE_SPECS, VENUE_NAMES, LoaderOptions, _as_paths, binance_spec, \
     detect_market
 from bot4.data.market_data import MarketData, RejectionLog, log
 from bot4.data.progress import CHUNK, GZIP_MAGIC, byte_progress, iter_decompressed
@@ -63,7 +63,7 @@ def _sample_text(kind: int, raw: bytes, prefix: bytes, side: bytes, p: bytes, q:
     return prefix.decode() + text if kind == 2 else text
 
 
-class NativeBinanceLoader:
+class NativeBinanceLoader(LoaderOptions):
     """Drop-in twin of `BinanceLoader` backed by `bot4._core.ingest.BinanceDecoder`.
 
     python_inflate: force the Python-side inflate (what a build without zlib does); for tests.
@@ -75,19 +75,9 @@ class NativeBinanceLoader:
     def __init__(self, market: str | None = None, *, specs: dict[str, InstrumentSpec] | None = None,
                  on_gap: str = "drop", progress: bool = False, python_inflate: bool = False,
                  threads: bool = True):
-        if market is not None and market not in MARKETS:
-            raise ConfigError(f"market must be one of {MARKETS}, got {market!r}")
-        if on_gap not in ("drop", "continue"):
-            raise ConfigError(f"on_gap must be 'drop' or 'continue', got {on_gap!r}")
-        self.requested_market = market
-        self.market = market
-        self.extra_specs = {k.upper(): v for k, v in (specs or {}).items()}
-        self.on_gap = on_gap
-        self.progress = progress
+        super().__init__(market, specs=specs, on_gap=on_gap, progress=progress)
         self.python_inflate = python_inflate or not _core.ingest.has_zlib
         self.threads = threads
-        self.stats: Counter = Counter()
-        self.seconds = 0.0
 
     def _specs(self) -> dict[str, InstrumentSpec]:
         table = {symbol: spec for (m, symbol), spec in BINANCE_SPECS.items() if m == self.market}
