@@ -77,9 +77,11 @@ def test_native_raw_to_arrays(benchmark, manifest):
     rate = _record(manifest, "native_raw", _median(benchmark))
     floor = FIGURES["floor_read_and_inflate_seconds"]
     FIGURES["native_over_floor"] = round(_median(benchmark) / floor, 3)
-    # Target: >= 3 M level changes/s including gzip. Gate in same-run terms: within 2x of the
-    # inflate-only floor (the floor alone is ~3.9 M/s on an idle core here).
-    assert _median(benchmark) < 2.0 * floor, (rate, FIGURES)
+    manifest.add_target("native_raw_level_changes_per_s", rate, 3e6, "higher")
+    # Target: >= 3 M level changes/s including gzip. Gate in same-run terms: at most 1.2x the
+    # inflate-only floor. Inflating on a second thread while parsing beats the one-thread floor:
+    # measured 0.85x (8.6 M/s against 7.3 M/s) here and 0.84x in CI (2-core machines).
+    assert _median(benchmark) < 1.2 * floor, (rate, FIGURES)
 
 
 def test_native_raw_to_arrays_one_thread(benchmark, manifest):
@@ -111,6 +113,7 @@ def test_cached_dataset_to_arrays(benchmark, manifest, dataset):
                               warmup_rounds=2)
     assert len(data.book) == LEVEL_CHANGES and data.book.dtype == BOOK_EVENT
     rate = _record(manifest, "cached_records", _median(benchmark))
+    manifest.add_target("cached_records_level_changes_per_s", rate, 200e6, "higher")
     # Target >= 200 M level changes/s warm; gate: >= 20x the native raw decode of this run.
     FIGURES["cached_over_native_raw"] = round(FIGURES["native_raw_seconds"] / _median(benchmark), 1)
     assert FIGURES["cached_over_native_raw"] > 20, (rate, FIGURES)
@@ -161,3 +164,6 @@ def test_hftbacktest_converter(benchmark, manifest):
     FIGURES["hftbacktest_seconds"] = round(_median(benchmark), 4)
     FIGURES["native_speedup_over_hftbacktest"] = round(
         _median(benchmark) / FIGURES["native_raw_seconds"], 1)
+    manifest.add_target("native_speedup_over_hftbacktest", FIGURES["native_speedup_over_hftbacktest"], 10.0, "higher")
+    # Target >= 10x; measured 12.2x in CI (606 ms against 49.5 ms). The gate catches a ~40% loss.
+    assert FIGURES["native_speedup_over_hftbacktest"] >= 7.0, FIGURES
