@@ -16,7 +16,7 @@ from bot4.sim.generate import DEFAULT_SEED
 #: Library parameter names (InputError.param) -> the option a person types.
 OPTIONS = {"paths": "--data", "venue": "--venue", "n_events": "--events", "seed": "--seed",
            "out_dir": "--out", "out": "--out", "model": "--model", "risk_config": "--risk-config",
-           "feature_config": "--feature-config", "params": "--params", "strategy": "--strategy"}
+           "feature_config": "--feature-config", "params": "--params", "strategy": "--strategy", "stream": "--stream"}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot4.errors import ConfigError
@@ -47,7 +48,7 @@ class PipelineResult:
     out_dir: Path
     report: Path                  # report.html
     perf: Path                    # perf.json
-    model: Path                   # the model directory used (trained here: out_dir/model)
+    model: Path | None            # the model directory used (trained here: out_dir/model); None: none
     records: dict[str, Path]      # orders, fills, decisions, equity -> .parquet
     run: dict[str, Any]           # source, split (train/gap/trade), model settings
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
@@ -77,7 +78,6 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
     """
     import bot4.backtest as backtest
     from bot4.outdir import staged_dir
-    from bot4.report.html import PERF_FILE, write_perf_manifest, write_report
     from bot4.report.split import event_count, purge_gap_ns, split_by_time, time_at_fraction
 
     final = Path(out_dir)
@@ -119,25 +119,73 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
 
         _say(progress, f"backtesting   {event_count(trade):,} events with the model in {final_model}")
         t = time.perf_counter()
+        config: Any = risk_config
         if strategy is not None:
             from bot4.strategies import config_for
 
-            result = backtest.run(trade, str(model_dir), config=config_for(strategy, risk_config),
-                                  progress=progress, strategy=strategy)
-        else:
-            result = backtest.run(trade, str(model_dir), config=risk_config, progress=progress)
+            config = config_for(strategy, risk_config)
+        result = backtest.run(trade, str(model_dir), config=config, progress=progress, strategy=strategy)
         seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
+        records = _write_outputs(result, stage, final, sidecar, label, run_info, seconds, progress)
+    return _pipeline_result(result, final, final_model, records, run_info, seconds)
 
+
+def run_streamed(parts: Iterable[MarketData], out_dir: str | Path, *, label: str = "",
+                 model: str | Path | None = None, risk_config: Config | None = None, progress: bool = True,
+                 strategy: Any = None) -> PipelineResult:
+    """Backtest → report over a recording given as consecutive MarketData parts (bot4.sources.
+    stream_parts): each part is pushed into the streamed engine (bot4.backtest.run_stream) and
+    dropped, so the market data held at any time is one part (plus the venue's look-ahead),
+    whatever the recording's size. Nothing is trained: `model` is a model directory, or None for
+    a strategy that needs none. The run's records (decisions, orders, fills, equity) are kept for
+    the report and the Parquet files. The files are as run_pipeline's, in the new folder `out_dir`."""
+    import bot4.backtest as backtest
+    from bot4.outdir import staged_dir
+
+    final = Path(out_dir)
+    run_info: dict[str, Any] = {"source": label, "out": str(final), "streamed": True,
+                                "model": str(model) if model is not None else None, "trained": False}
+    seconds: dict[str, float] = {}
+    with staged_dir(final) as stage:
+        sidecar = None
+        if model is not None and (Path(model) / "model.json").exists():
+            sidecar = json.loads((Path(model) / "model.json").read_text())
+        config: Any = risk_config
+        if strategy is not None:
+            from bot4.strategies import config_for
+
+            config = config_for(strategy, risk_config)
+        _say(progress, f"backtesting   part by part, model {model if model is not None else '(none)'}")
         t = time.perf_counter()
-        _say(progress, "writing       report.html, perf.json and the run's records (Parquet)")
-        extra = {k: v for k, v in run_info.items() if k != "split"}
-        if "split" in run_info:
-            extra["split"] = json.dumps(run_info["split"])
-        write_report(result, stage, sidecar, title=f"bot4 backtest — {label}", extra=extra)
-        write_perf_manifest(result, stage / PERF_FILE, name="backtest", notes={"source": label, "run": run_info})
-        records = {name: final / path.name for name, path in result.write_parquet(stage).items()}
-        seconds["write"] = round(time.perf_counter() - t, 3)
-    from bot4.report.html import REPORT_FILE
+        result = backtest.run_stream(parts, model=str(model) if model is not None else None, config=config,
+                                     progress=progress, strategy=strategy)
+        seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
+        run_info["total_events"] = int(result.events)
+        records = _write_outputs(result, stage, final, sidecar, label, run_info, seconds, progress)
+    return _pipeline_result(result, final, Path(model) if model is not None else None, records, run_info, seconds)
+
+
+def _write_outputs(result: BacktestResult, stage: Path, final: Path, sidecar: dict | None, label: str,
+                   run_info: dict[str, Any], seconds: dict[str, float], progress: bool) -> dict[str, Path]:
+    """report.html, perf.json and the records (Parquet) into the staging folder; the records'
+    final paths by table."""
+    from bot4.report.html import PERF_FILE, write_perf_manifest, write_report
+
+    t = time.perf_counter()
+    _say(progress, "writing       report.html, perf.json and the run's records (Parquet)")
+    extra = {k: v for k, v in run_info.items() if k != "split"}
+    if "split" in run_info:
+        extra["split"] = json.dumps(run_info["split"])
+    write_report(result, stage, sidecar, title=f"bot4 backtest — {label}", extra=extra)
+    write_perf_manifest(result, stage / PERF_FILE, name="backtest", notes={"source": label, "run": run_info})
+    records = {name: final / path.name for name, path in result.write_parquet(stage).items()}
+    seconds["write"] = round(time.perf_counter() - t, 3)
+    return records
+
+
+def _pipeline_result(result: BacktestResult, final: Path, model: Path | None, records: dict[str, Path],
+                     run_info: dict[str, Any], seconds: dict[str, float]) -> PipelineResult:
+    from bot4.report.html import PERF_FILE, REPORT_FILE
 
     return PipelineResult(result=result, out_dir=final, report=final / REPORT_FILE, perf=final / PERF_FILE,
-                          model=final_model, records=records, run=run_info, seconds=seconds)
+                          model=model, records=records, run=run_info, seconds=seconds)

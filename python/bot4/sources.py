@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +150,66 @@ def load_stream(paths: Sequence[str | Path] | None = None, venue: str | None = N
                          fix="check that the file is a complete recording")
     return Stream(data=data, label=label, load_seconds=time.perf_counter() - start, venue=chosen,
                   venue_inferred=inferred)
+
+
+#: Simulator events per part of a streamed run (bot4.sim.generate_parts).
+STREAM_PART_EVENTS = 200_000
+#: Compressed bytes of a Binance recording read per part of a streamed run.
+STREAM_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class PartStream:
+    """Market data for a streamed run: consecutive MarketData parts of one recording, in receive
+    order, made as they are consumed (memory: one part)."""
+    parts: Iterator[MarketData]
+    label: str
+    venue: str
+
+
+def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = None, *,
+                 seed: int = DEFAULT_SEED, n_events: int = DEFAULT_EVENTS,
+                 part_events: int = STREAM_PART_EVENTS, chunk_bytes: int = STREAM_CHUNK_BYTES,
+                 progress: bool = False) -> PartStream:
+    """The stream load_stream would read, as parts that are read or generated only when asked
+    for: a Binance recording of one instrument (the native decoder, `chunk_bytes` of file a
+    part), a dataset written by `bot4 convert` (an hour partition a part; any venue it was
+    converted from) or the embedded simulator (`part_events` a part). Other formats are refused
+    with the fix (convert them first); so are Binance files of several instruments.
+
+    Raises InputError (with the fix) before anything is read."""
+    check_events(n_events)
+    if not paths:
+        from bot4.sim import generate_parts
+
+        if progress:
+            print(f"streaming     {n_events:,} events of the embedded market stream (seed {seed}), "
+                  f"{part_events:,} a part", file=sys.stderr, flush=True)
+        return PartStream(generate_parts(seed=seed, n_events=n_events, part_events=part_events),
+                          f"{EMBEDDED_LABEL}, seed {seed}, {n_events:,} events)", "bot4-sim")
+    sources = check_sources(paths, venue)
+    chosen = sources[0].venue
+    label = ", ".join(str(p) for p in paths)
+    files = [s.path for s in sources]
+    from bot4.data.cache import is_dataset, iter_hours
+
+    if is_dataset(files[0]):
+        parts: Iterator[MarketData] = iter_hours(files[0])
+    elif chosen == "binance" or chosen.startswith("binance-"):
+        from bot4.data import _binance_groups
+        from bot4.data.binance_native import NativeBinanceLoader
+
+        if len(_binance_groups(files)) > 1:
+            raise InputError("paths", "a streamed run reads one instrument's Binance recording; these files are of "
+                             "several instruments", fix="convert them into one dataset with `bot4 convert` and "
+                             "stream that, or run without --stream")
+        market = None if chosen == "binance" else chosen.split("-", 1)[1]
+        parts = NativeBinanceLoader(market, progress=progress).iter_chunks(files, chunk_bytes=chunk_bytes)
+    else:
+        raise InputError("paths", f"a streamed run reads Binance recordings, `bot4 convert` datasets and the "
+                         f"embedded stream; {label} is {chosen}",
+                         fix=f"convert it first (`bot4 convert --data {label} --out DIR`) and stream DIR, "
+                             "or run without --stream")
+    if progress:
+        print(f"streaming     {label} as {chosen}, part by part", file=sys.stderr, flush=True)
+    return PartStream(parts, label, chosen)

@@ -44,6 +44,8 @@ def no_long_work(monkeypatch):
 
     monkeypatch.setattr("bot4.sources.load_stream", refuse("loading"))
     monkeypatch.setattr("bot4.pipeline.run_pipeline", refuse("the pipeline"))
+    monkeypatch.setattr("bot4.sources.stream_parts", refuse("streaming"))
+    monkeypatch.setattr("bot4.pipeline.run_streamed", refuse("the streamed pipeline"))
     monkeypatch.setattr(importlib.import_module("bot4.research.train"), "train", refuse("training"))
     import bot4.sim
 
@@ -110,6 +112,9 @@ MISTAKES = [
     (["demo", "--risk-config", "{dir}/nope.toml"], ["--risk-config", "bot4 config check"]),
     (["train", "--out", "{dir}/m", "--feature-config", "{dir}/nope.toml"], ["--feature-config", "no such file"]),
     (["backtest", "--model", "{dir}"], ["--model", "not a model folder"]),
+    # a streamed run trains nothing
+    (["backtest", "--stream"], ["--stream", "pass --model DIR", "top_of_book"]),
+    (["backtest", "--stream", "--strategy", "top_of_book", "--trees", "5"], ["--stream", "--trees", "--model DIR"]),
     (["sim", "generate", "--out", "{dir}/g.npz", "--params", "{dir}/nope.json"], ["--params", "no such file"]),
 ]
 

@@ -148,3 +148,26 @@ def test_an_interrupt_during_the_backtest_leaves_nothing(stream, run, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(stream, tmp_path / "run", model=run.model, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_run_equals_the_whole_run(stream, run, tmp_path):
+    """bot4.pipeline.run_streamed (`bot4 backtest --stream`) over the same stream made in parts:
+    the same orders, fills and pnl as run_pipeline over it whole, and the same files."""
+    from bot4.pipeline import run_streamed
+    from bot4.sim import generate_parts
+
+    whole = run_pipeline(stream, tmp_path / "whole", model=run.model, progress=False)
+    streamed = run_streamed(generate_parts(n_events=60_000, part_events=7_000), tmp_path / "streamed",
+                            label="parts", model=run.model, progress=False)
+    a, b = whole.result, streamed.result
+    assert b.counters["late_events"] == 0 and b.counters["sim_late_feed_events"] == 0
+    assert a.fills.size > 0 and a.orders.size > 0
+    for table in ("orders", "fills", "decisions", "equity"):
+        x, y = getattr(a, table), getattr(b, table)
+        assert x.size == y.size, table
+        for field in x.dtype.names:
+            np.testing.assert_array_equal(x[field], y[field], err_msg=f"{table}.{field}")
+    assert b.pnl == a.pnl
+    assert sorted(p.name for p in streamed.out_dir.iterdir()) == sorted(
+        p.name for p in whole.out_dir.iterdir())
+    assert streamed.run["streamed"] and streamed.model == run.model

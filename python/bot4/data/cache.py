@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -208,15 +208,34 @@ def _hour_value(label: str) -> int:
     return int(datetime.strptime(label, "%Y%m%d%H").replace(tzinfo=timezone.utc).timestamp()) // 3600
 
 
+def dataset_hours(path: str | Path) -> list[int]:
+    """The hour partitions of a dataset (hours since the epoch, increasing): each record is in the
+    hour of its stream's running maximum of ts_local, so the partitions in this order are the
+    recording in receive order."""
+    manifest = read_manifest(path)
+    return sorted({_hour_value(rel.split("hour=")[1].split("/")[0])
+                   for files in manifest["partitions"].values() for rel in files})
+
+
+def iter_hours(path: str | Path, *, check_sources: bool = True) -> Iterator[MarketData]:
+    """The dataset one hour partition at a time (see dataset_hours), every instrument's records of
+    that hour in their original order: memory bounded by one hour of records, and the parts'
+    arrays concatenated equal load_dataset(path)'s."""
+    for i, hour in enumerate(dataset_hours(path)):
+        yield load_dataset(path, hours=[hour], check_sources=check_sources and i == 0)
+
+
 def load_dataset(path: str | Path, *, arrays: Iterable[str] | None = None,
                  columns: Iterable[str] | None = None, start_ns: int | None = None,
-                 end_ns: int | None = None, check_sources: bool = True) -> MarketData:
+                 end_ns: int | None = None, check_sources: bool = True,
+                 hours: Iterable[int] | None = None) -> MarketData:
     """The MarketData stored in a dataset directory.
 
     arrays: which event arrays to read (default all); the others come back empty.
     columns: record fields to read (default all); the others are zero.
     start_ns, end_ns: keep records with start_ns <= ts_local < end_ns; whole hours outside the
     range are not read at all.
+    hours: read only these hour partitions (dataset_hours), whole.
     check_sources: refuse a dataset whose source files changed since conversion (DataError).
     """
     pa, pq = _pyarrow()
@@ -231,6 +250,7 @@ def load_dataset(path: str | Path, *, arrays: Iterable[str] | None = None,
     unknown = wanted - set(ARRAYS)
     if unknown:
         raise ConfigError(f"unknown arrays {sorted(unknown)}; expected some of {list(ARRAYS)}")
+    only_hours = None if hours is None else {int(h) for h in hours}
     first_hour = None if start_ns is None else start_ns // _HOUR_NS
     last_hour = None if end_ns is None else (end_ns - 1) // _HOUR_NS
     out: dict[str, np.ndarray] = {}
@@ -242,6 +262,8 @@ def load_dataset(path: str | Path, *, arrays: Iterable[str] | None = None,
         for rel in files:
             hour = _hour_value(rel.split("hour=")[1].split("/")[0])
             if (first_hour is not None and hour < first_hour) or (last_hour is not None and hour > last_hour):
+                continue
+            if only_hours is not None and hour not in only_hours:
                 continue
             selected.append(rel)
         if columns is None and manifest.get("records") and selected:

@@ -94,7 +94,7 @@ def _emit(out, label: str, as_json: bool) -> None:
     if as_json:
         doc = dict(result.as_json())
         doc.update({"source": label, "out": str(out.out_dir), "report": str(out.report), "perf": str(out.perf),
-                    "model": str(out.model), "records": {k: str(v) for k, v in out.records.items()},
+                    "model": str(out.model) if out.model is not None else None, "records": {k: str(v) for k, v in out.records.items()},
                     "run": out.run, "wall_seconds": out.seconds})
         print(json.dumps(doc, default=float))
         return
@@ -106,7 +106,7 @@ def _emit(out, label: str, as_json: bool) -> None:
               f"{run['horizon']}, on the first {sp['train_events']:,} events; purge gap "
               f"{sp['gap_ns'] / 1e9:.3f} s; traded the last {sp['trade_events']:,}")
     else:
-        print(f"model         {run['model']}")
+        print(f"model         {run['model'] or '(none)'}" + ("; streamed part by part" if run.get("streamed") else ""))
     for line in format_summary(summarize(result)):
         print(line)
     print(f"run folder    {out.out_dir}")
@@ -130,11 +130,36 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     tconf = train_config(args) if args.model is None else None
     _check_model(args.model)
     _check_strategy(args.strategy, risk)
+    if getattr(args, "stream", False):
+        return _backtest_streamed(args, root, risk)
     stream = stream_from_args(args)
     run_dir = new_run_dir(root, args.command)
     out = run_pipeline(stream.data, run_dir, label=stream.label, model=args.model, train_config=tconf,
                        feature_config=features, risk_config=risk, progress=not args.quiet,
                        strategy=args.strategy)
+    _emit(out, stream.label, args.json)
+    return 0
+
+
+def _backtest_streamed(args: argparse.Namespace, root: Path, risk) -> int:
+    """`bot4 backtest --stream`: the recording part by part through the streamed engine
+    (bot4.pipeline.run_streamed); nothing is trained."""
+    from bot4.outdir import new_run_dir
+    from bot4.pipeline import run_streamed
+    from bot4.sources import stream_parts
+
+    training = [f"--{o.replace('_', '-')}" for o in ("trees", "depth", "horizon", "horizon_unit", "model_seed",
+                                                     "feature_config") if getattr(args, o) is not None]
+    if training:
+        raise InputError("stream", f"a streamed run trains nothing, so {', '.join(training)} has no use",
+                         fix="train first (`bot4 train --out DIR`) and pass --model DIR")
+    if args.model is None and args.strategy is None:
+        raise InputError("stream", "a streamed run trains nothing and the default strategy trades on a model",
+                         fix="pass --model DIR (from `bot4 train`) or a --strategy that needs no model "
+                             "(e.g. top_of_book)")
+    stream = stream_parts(args.data, args.venue, seed=args.seed, n_events=args.events, progress=not args.quiet)
+    out = run_streamed(stream.parts, new_run_dir(root, args.command), label=stream.label, model=args.model,
+                       risk_config=risk, progress=not args.quiet, strategy=args.strategy)
     _emit(out, stream.label, args.json)
     return 0
 
@@ -179,6 +204,10 @@ def add_backtest_commands(sub, add_stream_args) -> None:
     p = sub.add_parser("backtest", help="backtest a recording: train (or --model), trade, report")
     add_stream_args(p)
     _add_common(p)
+    p.add_argument("--stream", action="store_true",
+                   help="read the recording part by part (Binance files, a `bot4 convert` dataset or the "
+                        "embedded stream) so that market data of any size fits in memory; trains nothing: "
+                        "needs --model DIR or a --strategy that needs no model")
     p = sub.add_parser("demo", help="the main job: train, backtest and report on the embedded default "
                                     "market stream (or --data FILE)")
     add_stream_args(p)
