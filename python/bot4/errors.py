@@ -73,3 +73,8 @@ class JournalCorruptError(Bot4Error):
 
 class JournalLockedError(Bot4Error):
     """Another writer holds the journal directory (one writer per journal)."""
+
+
+class KeyFileError(Bot4Error):
+    """A CURVE key directory or certificate file that cannot be used: missing, malformed, a
+    secret readable by others, or a secret that does not match its public key (bot4 keys)."""
