@@ -104,6 +104,8 @@ def samples() -> dict[str, c.Message]:
                      latency_ns=1_500_000_000, trace=TRACE),
         c.JournalEntry(ts=TS, seq=9, service="venue", direction="in", topic=c.ORDER_REQUESTS,
                        frame=memoryview(b"\x93\xa6cancel\x01"), trace=TRACE),
+        c.Signal(ts=TS, instrument=1, agent="ofi", model_version="ab12cd34", mu=0.75, sigma=2.5, q10=-2.5,
+                 q50=0.75, q90=3.875, horizon=100, horizon_unit="rows", confidence=0.25, regime=2, trace=TRACE),
     ]
     return {type(m).__struct_config__.tag: m for m in out}
 

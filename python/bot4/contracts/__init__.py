@@ -27,6 +27,7 @@ from bot4.contracts.market import BboBatch, BookBatch, EndOfStream, L3Batch, Mar
 from bot4.contracts.orders import CancelIntent, Execution, Fill, OrderEvent, OrderIntent, OrderRequest, ReplaceIntent
 from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
+from bot4.contracts.signal import Signal
 from bot4.contracts.telemetry import Heartbeat, PerfSample, Telemetry
 from bot4.contracts.topics import (
     CONTROL,
@@ -38,6 +39,7 @@ from bot4.contracts.topics import (
     MARKET,
     ORDER_REQUESTS,
     POSITIONS,
+    SIGNALS,
     TELEMETRY,
     TOPICS,
     instrument_topic,
@@ -56,9 +58,10 @@ __all__ = [
     "CancelIntent", "Execution", "Fill", "OrderEvent", "OrderIntent", "OrderRequest", "ReplaceIntent",
     "Position",
     "JournalEntry",
+    "Signal",
     "Heartbeat", "PerfSample", "Telemetry",
     "CONTROL", "CONTROL_REPLIES", "DECISIONS", "ENRICHMENT", "EXECUTIONS", "JOURNAL", "MARKET", "ORDER_REQUESTS",
-    "POSITIONS", "TELEMETRY", "TOPICS", "instrument_topic", "topic_of",
+    "POSITIONS", "SIGNALS", "TELEMETRY", "TOPICS", "instrument_topic", "topic_of",
 ]
 
 

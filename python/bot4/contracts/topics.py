@@ -17,6 +17,7 @@ from bot4.contracts.market import MarketData
 from bot4.contracts.orders import Execution, OrderRequest
 from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
+from bot4.contracts.signal import Signal
 from bot4.contracts.telemetry import Telemetry
 
 MARKET = b"md/"
@@ -29,6 +30,7 @@ CONTROL_REPLIES = b"rep/"
 TELEMETRY = b"tel/"
 ENRICHMENT = b"enr/"
 JOURNAL = b"jnl/"
+SIGNALS = b"sig/"
 
 #: Topic prefix -> the type a socket on it decodes (a tagged union, or one tagged Struct).
 TOPICS: dict[bytes, Any] = {
@@ -42,6 +44,7 @@ TOPICS: dict[bytes, Any] = {
     TELEMETRY: Telemetry,
     ENRICHMENT: EnrichmentMessage,
     JOURNAL: JournalEntry,
+    SIGNALS: Signal,
 }
 
 
