@@ -115,6 +115,7 @@ MISTAKES = [
     # a streamed run trains nothing
     (["backtest", "--stream"], ["--stream", "pass --model DIR", "top_of_book"]),
     (["backtest", "--stream", "--strategy", "top_of_book", "--trees", "5"], ["--stream", "--trees", "--model DIR"]),
+    (["features", "--stream", "--out", "{dir}/f.npz"], ["--out", ".npz cannot", ".parquet"]),
     (["sim", "generate", "--out", "{dir}/g.npz", "--params", "{dir}/nope.json"], ["--params", "no such file"]),
 ]
 

@@ -9,6 +9,7 @@ the rows are identical to one call over the whole input (a test checks it).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +142,100 @@ def compute(events: MarketData, config: FeatureConfig | None = None, *, progress
     )
 
 
+def compute_parts(parts: Iterable[MarketData], config: FeatureConfig | None = None, *,
+                  on_rows: Callable[[FeatureSet], None], progress: bool = False) -> dict:
+    """Feature rows of a recording given as consecutive MarketData parts in receive order
+    (bot4.sources.stream_parts, NativeBinanceLoader.iter_chunks, bot4.sim.generate_parts), handed
+    to `on_rows` as a FeatureSet per piece and then dropped by the engine, so memory holds one
+    part whatever the recording's size. The parts are re-cut at watermarks
+    (bot4.backtest.streaming.watermarked), so the rows handed out, in order, equal compute()'s over
+    the whole recording. The instruments (and which are L3) are those of the first part.
+
+    Returns the summary of the whole run as FeatureSet.summary() gives it (rows, features,
+    valid_fraction, kernel_level, seconds, counters) plus `events`."""
+    import sys
+
+    from bot4.backtest.streaming import watermarked
+
+    config = config or FeatureConfig()
+    it = iter(parts)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("no parts to compute")
+    if not isinstance(first, MarketData):
+        raise TypeError("compute_parts() takes MarketData parts (bot4.sources.stream_parts)")
+    engine = make_engine(first, config)
+    names = feature_names()
+    rows = valid = events = 0
+    started = shown = time.perf_counter()
+
+    def chained():
+        yield first
+        yield from it
+
+    for piece in watermarked(chained()):
+        book = np.ascontiguousarray(piece.book) if len(piece.book) else _empty(BOOK_EVENT)
+        orders = np.ascontiguousarray(piece.orders) if len(piece.orders) else _empty(ORDER_EVENT)
+        trades = np.ascontiguousarray(piece.trades) if len(piece.trades) else _empty(TRADE_EVENT)
+        engine.run(book, orders, trades)
+        events += len(book) + len(orders) + len(trades)
+        if engine.rows:
+            matrix = np.array(engine.matrix)
+            finite = np.isfinite(matrix)
+            on_rows(FeatureSet(timestamps=np.array(engine.timestamps), matrix=matrix, names=names, valid=finite,
+                               instruments=np.array(engine.instruments), kernel_level=engine.kernel_level))
+            rows += matrix.shape[0]
+            valid += int(finite.sum())
+            engine.clear_rows()
+        now = time.perf_counter()
+        if progress and now - shown >= 1.0:
+            shown = now
+            print(f"features: {events:,} events, {rows:,} rows, {events / (now - started):,.0f} events/s",
+                  file=sys.stderr, flush=True)
+    return {"rows": rows, "features": len(names), "valid_fraction": valid / (rows * len(names)) if rows else 0.0,
+            "kernel_level": engine.kernel_level, "seconds": round(time.perf_counter() - started, 3),
+            "counters": engine.counters, "events": events}
+
+
+class RowWriter:
+    """Feature rows appended to one Parquet file piece by piece (the columns save() writes), for
+    compute_parts' on_rows; close() finishes the file (an empty table when no row came)."""
+
+    def __init__(self, path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self._pq = pq
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __call__(self, features: FeatureSet) -> None:
+        table = _rows_table(features)
+        if self._writer is None:
+            self._writer = self._pq.ParquetWriter(self.path, table.schema)
+        writer = self._writer
+        writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is None:
+            empty = FeatureSet(timestamps=np.zeros(0, np.int64), matrix=np.zeros((0, len(feature_names()))),
+                               names=feature_names(), valid=np.zeros((0, len(feature_names())), bool),
+                               instruments=np.zeros(0, np.uint32))
+            self._pq.write_table(_rows_table(empty), self.path)
+            return
+        self._writer.close()
+
+
+def _rows_table(features: FeatureSet):
+    import pyarrow as pa
+
+    columns = {"timestamp": features.timestamps, "instrument": features.instruments}
+    for i, name in enumerate(features.names):
+        columns[name] = features.matrix[:, i]
+    return pa.table(columns)
+
+
 def save(features: FeatureSet, path) -> None:
     """Writes .npz (numpy) or .parquet (pyarrow, one column per feature)."""
     from pathlib import Path
@@ -152,14 +247,10 @@ def save(features: FeatureSet, path) -> None:
                             instruments=features.instruments)
     elif path.suffix == ".parquet":
         try:
-            import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError("writing .parquet needs pyarrow (pip install pyarrow), or use .npz") from exc
-        columns = {"timestamp": features.timestamps, "instrument": features.instruments}
-        for i, name in enumerate(features.names):
-            columns[name] = features.matrix[:, i]
-        pq.write_table(pa.table(columns), path)
+        pq.write_table(_rows_table(features), path)
     else:
         raise ValueError(f"unsupported output format '{path.suffix}': use .npz or .parquet")
 
