@@ -134,6 +134,23 @@ class BuiltinStrategy final : public StrategyHandle {
   }
   strategy::Strategy* get() override { return impl_.get(); }
   py::dict config() const { return config_; }
+  // A live change of some fields (the others keep their values); validated as a whole before
+  // the strategy sees it (config_error, nothing changed, on an unknown field or a bad value).
+  void set_config(const py::dict& fields) {
+    py::dict merged = config_;
+    for (auto item : fields) merged[item.first] = item.second;
+    strategy::visit_builtin(impl_->name(), [&](auto tag) {
+      using S = typename decltype(tag)::type;
+      const auto cfg = config_from<typename S::Config>(merged, std::string("strategy.") + S::kName);
+      auto* s = static_cast<S*>(impl_.get());
+      if constexpr (requires { s->set_config(cfg); }) {
+        s->set_config(cfg);
+      } else if (!fields.empty()) {
+        config_error(std::string("strategy ") + S::kName + " has no parameters to change");
+      }
+      config_ = config_to(cfg);
+    });
+  }
   py::dict stats() override {
     py::dict d;
     if (auto* t = dynamic_cast<strategy::TopOfBook*>(impl_.get())) {
@@ -524,6 +541,67 @@ class StreamingBacktestHandle {
     raise_if_failed();
     return result_dict(*r);
   }
+  // The running engine, sizing, pre-trade and kill-switch sections.
+  py::dict config() {
+    const EngineConfig& c = run_.engine().config();
+    py::dict d;
+    d["engine"] = config_to(c.engine);
+    d["sizing"] = config_to(c.sizing);
+    d["pre_trade"] = config_to(c.pre_trade);
+    d["kill_switch"] = config_to(c.kill_switch);
+    return d;
+  }
+  // {section: {field: value}}: the given fields change, the rest keep their running values; every
+  // section is validated before any is applied (Engine::set_config applies them at once).
+  void set_config(const py::dict& sections) {
+    EngineConfig next = run_.engine().config();
+    const py::dict current = config();
+    for (auto item : sections) {
+      const auto section = py::str(item.first).cast<std::string>();
+      if (!current.contains(section.c_str()))
+        config_error("unknown or fixed config section: " + section + " (live: engine, sizing, pre_trade, kill_switch)");
+      py::dict merged = current[section.c_str()].cast<py::dict>();
+      for (auto kv : item.second.cast<py::dict>()) merged[kv.first] = kv.second;
+      if (section == "engine") next.engine = config_from<engine::EngineParams>(merged, "engine");
+      else if (section == "sizing") next.sizing = config_from<risk::SizingConfig>(merged, "sizing");
+      else if (section == "pre_trade") next.pre_trade = config_from<risk::PreTradeConfig>(merged, "pre_trade");
+      else next.kill_switch = config_from<risk::KillSwitchConfig>(merged, "kill_switch");
+    }
+    std::string error;
+    if (!run_.engine().set_config(next, error)) config_error(error);
+  }
+  // The built-in strategy's name and running fields ({"name", field...}; of the first
+  // instrument: every instrument runs the same built-in with the same fields); None for a user
+  // strategy.
+  py::object strategy_config() {
+    if (ins_.handles.empty()) return py::none();
+    auto* b = dynamic_cast<BuiltinStrategy*>(ins_.handles.front().get());
+    if (b == nullptr) return py::none();
+    py::dict d;
+    d["name"] = b->label();
+    for (auto item : b->config()) d[item.first] = item.second;
+    return py::object(d);
+  }
+  // Some fields of the built-in strategy of every instrument; validated before any changes.
+  void set_strategy_config(const py::dict& fields) {
+    std::vector<BuiltinStrategy*> all;
+    for (auto& h : ins_.handles) {
+      auto* b = dynamic_cast<BuiltinStrategy*>(h.get());
+      if (b == nullptr) config_error("strategy parameters: only a built-in strategy's fields can change live");
+      all.push_back(b);
+    }
+    // Every instrument runs the same built-in with the same fields (one [strategy] table), so
+    // the first one's validation (config_error before it changes) stands for all.
+    for (auto* b : all) b->set_config(fields);
+  }
+  // Model slot `slot` of every feature-reading instrument replaced by `model` (an
+  // inference.Model or an object with .core), from the next decision on; kept alive with the run.
+  void swap_model(const py::object& model, size_t slot) {
+    inference::Model* ptr = model_ptr(model);
+    std::string error;
+    if (!run_.engine().swap_model(slot, ptr, error)) throw py::value_error(error);
+    ins_.keep.push_back(model);
+  }
   void kill() { run_.engine().kill(); }
   void flatten() { run_.engine().flatten(); }
   void pause(bool on) { run_.engine().pause(on); }
@@ -781,6 +859,20 @@ void bind_engine(py::module_& m) {
       .def("flatten", &StreamingBacktestHandle::flatten, "every instrument cancels and closes, then trades again")
       .def("pause", &StreamingBacktestHandle::pause, py::arg("on"),
            "strategies not called while paused (working orders stay, responses arrive)")
+      .def("config", &StreamingBacktestHandle::config,
+           "the running engine, sizing, pre_trade and kill_switch sections, {section: {field: value}}")
+      .def("set_config", &StreamingBacktestHandle::set_config, py::arg("sections"),
+           "change some fields of the engine, sizing, pre_trade and kill_switch sections from the next event on "
+           "({section: {field: value}}; the rest keep their values); validated as a whole, nothing changes on an "
+           "error (engine.stp cannot change)")
+      .def("strategy_config", &StreamingBacktestHandle::strategy_config,
+           "the built-in strategy's name and running fields, {'name': ..., field: value} (None for a user strategy)")
+      .def("set_strategy_config", &StreamingBacktestHandle::set_strategy_config, py::arg("fields"),
+           "change some fields of the built-in strategy from the next decision on; validated first, nothing "
+           "changes on an error")
+      .def("swap_model", &StreamingBacktestHandle::swap_model, py::arg("model"), py::arg("slot") = 0,
+           "replace model slot `slot` of every feature-reading instrument from the next decision on (slot = the "
+           "model count appends); ValueError and no change for a model of the wrong input width")
       .def_property_readonly("paused", &StreamingBacktestHandle::paused)
       .def_property_readonly("buffered", &StreamingBacktestHandle::buffered)
       .def_property_readonly("late_events", &StreamingBacktestHandle::late_events)

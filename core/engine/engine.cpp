@@ -508,6 +508,62 @@ void Engine::pause(bool on) {
 
 bool Engine::paused() const { return impl_->paused; }
 
+bool Engine::set_config(const EngineConfig& next, std::string& error) {
+  Impl& m = *impl_;
+  if (next.engine.stp != m.cfg.engine.stp) {
+    error = "engine.stp cannot change in a running engine (the order managers are built with it)";
+    return false;
+  }
+  ++m.out.counters.commands;
+  m.cfg.engine = next.engine;
+  m.cfg.sizing = next.sizing;
+  m.sizer.set_config(next.sizing);
+  m.cfg.kill_switch = next.kill_switch;
+  m.kill.set_config(next.kill_switch);
+  m.cfg.pre_trade = next.pre_trade;
+  for (auto& l : m.lanes)
+    if (l.router) l.router->set_pre_trade(next.pre_trade);
+  return true;
+}
+
+bool Engine::swap_model(size_t slot, inference::Model* model, std::string& error) {
+  Impl& m = *impl_;
+  if (model == nullptr) {
+    error = "no model given";
+    return false;
+  }
+  if (model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
+    error = "model input width " + std::to_string(model->n_features()) + " does not match the feature engine's " +
+            std::to_string(features::FeatureEngine::columns()) + " columns";
+    return false;
+  }
+  size_t reading = 0;
+  for (const auto& l : m.lanes) {
+    if (l.book_only) continue;
+    ++reading;
+    if (slot > l.models.size()) {
+      error = "model slot " + std::to_string(slot) + " is beyond the next free slot (" +
+              std::to_string(l.models.size()) + ")";
+      return false;
+    }
+  }
+  if (reading == 0) {
+    error = "no instrument's strategy reads a model (book-only strategies)";
+    return false;
+  }
+  ++m.out.counters.commands;
+  for (auto& l : m.lanes) {
+    if (l.book_only) continue;
+    if (slot == l.models.size()) {
+      l.models.push_back(model);
+      l.outputs.push_back(std::nan(""));
+    } else {
+      l.models[slot] = model;
+    }
+  }
+  return true;
+}
+
 void Engine::take_records(EngineRecords& into) {
   Impl& m = *impl_;
   EngineResult& o = m.out;

@@ -88,6 +88,17 @@ class Engine {
   void flatten();
   void pause(bool on);
   bool paused() const;
+  // A live config change between events (control plane): the engine, sizing, pre-trade and
+  // kill-switch sections of `next` replace the running ones as a whole, from the next event on
+  // (see PositionSizer / PreTradeChecks / KillSwitch::set_config for what each keeps). The
+  // features section is not read: the feature state and the models depend on it. Refused (false,
+  // `error`, nothing changed) when engine.stp differs: the order managers are built with it.
+  bool set_config(const EngineConfig& next, std::string& error);
+  // Replaces model slot `slot` of every instrument that reads features (slot == the lane's model
+  // count appends one), from the next decision on; the caller keeps `model` alive. Refused
+  // (false, `error`, nothing changed) for a null model, an input width other than the feature
+  // engine's, a slot beyond the next free one, or when no instrument reads features.
+  bool swap_model(size_t slot, inference::Model* model, std::string& error);
 
   // Moves the records so far (decisions, orders, fills, equity, latency in ns) into `into` and
   // forgets them, so a long run's memory stays bounded; totals, counters and per-instrument

@@ -97,7 +97,7 @@ const char* stage_name(int s);
   X(leg_risk_bypass, "protective legs the pre-trade checks would have refused")               \
   X(end_of_run_fills, "fills received after the last decision (booked at the end)")            \
   X(late_events, "streamed backtest: records pushed below an earlier watermark (processed out of their order)") \
-  X(commands, "control commands applied (kill, flatten, pause, resume)")
+  X(commands, "control commands applied (kill, flatten, pause, resume, config changes, model swaps)")
 
 #define BOT4_COUNTER_MEMBER(name, doc) uint64_t name = 0;
 struct EngineCounters {

@@ -54,6 +54,11 @@ class Router final : public strategy::Execution {
          portfolio::Ledger* ledger, engine::EngineResult* out);
 
   void set_strategy(strategy::Strategy* s) { strategy_ = s; }
+  // A live change of the pre-trade limits (see PreTradeChecks::set_config); also the sizing cap.
+  void set_pre_trade(const risk::PreTradeConfig& c) {
+    setup_.pre_trade = c;
+    checks_.set_config(c);
+  }
   // The book as the strategy knows it (marks for the checks outside decisions).
   void set_book(const book::L2Book* b);
 

@@ -16,6 +16,9 @@ class KillSwitch {
  public:
   explicit KillSwitch(const KillSwitchConfig& cfg) noexcept : cfg_(cfg) {}
   const KillSwitchConfig& config() const noexcept { return cfg_; }
+  // A live config change (control plane): new triggers from the next update on; a trip, its
+  // reason, the equity peak and the reject streak are kept.
+  void set_config(const KillSwitchConfig& cfg) noexcept { cfg_ = cfg; }
 
   // Each returns true when the switch is tripped after the update.
   bool on_equity(double equity) noexcept;    // currency; drawdown = (peak − equity) / peak

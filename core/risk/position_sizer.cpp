@@ -119,6 +119,11 @@ const char* size_status_name(SizeStatus s) noexcept {
 PositionSizer::PositionSizer(const SizingConfig& cfg) noexcept
     : cfg_(cfg), z_(normal_quantile(cfg.var_confidence)) {}
 
+void PositionSizer::set_config(const SizingConfig& cfg) noexcept {
+  cfg_ = cfg;
+  z_ = normal_quantile(cfg.var_confidence);
+}
+
 double PositionSizer::edge_scale(double p) const noexcept {
   const double edge = std::fabs(2.0 * p - 1.0);
   if (!(edge >= cfg_.edge_threshold) || edge == 0.0) return 0.0;

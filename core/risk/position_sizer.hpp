@@ -85,6 +85,8 @@ class PositionSizer {
  public:
   explicit PositionSizer(const SizingConfig& cfg) noexcept;
   const SizingConfig& config() const noexcept { return cfg_; }
+  // A live config change (control plane), used from the next size() on.
+  void set_config(const SizingConfig& cfg) noexcept;
   // f(p): 0 below the threshold, then linear from 0 at the threshold to 1 at |2p−1| = 1.
   double edge_scale(double p) const noexcept;
   SizeResult size(const SizingInput& in) const noexcept;

@@ -59,6 +59,12 @@ PreTradeChecks::PreTradeChecks(const PreTradeConfig& cfg, KillSwitch* kill_switc
   orders_.reserve(static_cast<size_t>(std::max<int64_t>(cfg.max_open_orders, 16)) * 2);
 }
 
+void PreTradeChecks::set_config(const PreTradeConfig& cfg) noexcept {
+  const bool rate_changed = cfg.rate_capacity != cfg_.rate_capacity || cfg.rate_per_second != cfg_.rate_per_second;
+  cfg_ = cfg;
+  if (rate_changed) bucket_ = TokenBucket(cfg.rate_capacity, cfg.rate_per_second);
+}
+
 bool PreTradeChecks::reduces(Side side, int64_t qty) const noexcept {
   // Reducing = even if every live same-side order and this one fill, |position| shrinks and the
   // sign does not flip.

@@ -74,6 +74,10 @@ class PreTradeChecks {
   // reduce-only. The kill switch must outlive this object.
   explicit PreTradeChecks(const PreTradeConfig& cfg, KillSwitch* kill_switch = nullptr);
   const PreTradeConfig& config() const noexcept { return cfg_; }
+  // A live config change (control plane): limits apply from the next check() on; live orders,
+  // exposure and counters are kept (an order already admitted is never revoked). A changed rate
+  // limit starts a fresh, full token bucket; an unchanged one keeps its tokens.
+  void set_config(const PreTradeConfig& cfg) noexcept;
 
   RejectReason check(const OrderIntent& o) noexcept;  // accepted → recorded as in-flight
 

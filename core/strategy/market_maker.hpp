@@ -38,6 +38,9 @@ class MarketMaker final : public Strategy {
   const char* name() const override { return kName; }
   void on_decision(DecisionContext& ctx) override;
   bool holds_inventory() const override { return true; }
+  const Config& config() const { return cfg_; }
+  // A live parameter change (control plane), read from the next decision; working quotes stay.
+  void set_config(const Config& cfg) { cfg_ = cfg; }
   uint64_t pulls() const { return pulls_; }
   uint64_t requotes() const { return requotes_; }
 

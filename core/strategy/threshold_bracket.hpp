@@ -33,6 +33,8 @@ class ThresholdBracket final : public Strategy {
   const char* name() const override { return kName; }
   void on_decision(DecisionContext& ctx) override;
   const ThresholdBracketConfig& config() const { return cfg_; }
+  // A live parameter change (control plane), read from the next decision; working orders stay.
+  void set_config(const Config& cfg) { cfg_ = cfg; }
 
  private:
   bool entry_working(const Execution& ex) const;

@@ -71,7 +71,7 @@ def test_pause_resume_status_and_refusals(data):
     assert replies[1].ok and replies[2].ok and replies[3].ok
     assert replies[2].data["paused"] is True
     assert not replies[4].ok and "instrument" in replies[4].error
-    assert not replies[5].ok and "not supported" in replies[5].error
+    assert not replies[5].ok and replies[5].error.startswith("unknown key strategy.x of threshold_bracket")
     assert summary["counters"]["commands_applied"] == 3 and summary["counters"]["commands_refused"] == 2
     # a garbage control frame is a counted rejection, not a crash
     eng2, summary2, _ = _run(data, [*frames[:at], (c.CONTROL, b"\x93\x01"), *frames[at:], end])
@@ -99,3 +99,233 @@ def test_journal_replay_applies_commands_at_the_same_place(data, tmp_path):
     keep = (c.EXECUTIONS, c.CONTROL_REPLIES)
     assert [x for x in replayed if x[0] in keep] == [x for x in out if x[0] in keep]
     assert fresh.result.counters["commands"] == 1
+
+
+# -- live changes: parameters, risk config, model swap ----------------------------------------
+def _outputs(out, topics=(c.EXECUTIONS, c.POSITIONS)):
+    return [x for x in out if x[0] in topics]
+
+
+def _decisions(out):
+    dec = c.Codec(c.DECISIONS)
+    return [dec.decode(f) for t, f in out if t == c.DECISIONS]
+
+
+def _cmd(msg):
+    return (c.CONTROL, CTL.encode(msg))
+
+
+def test_parameters_set_before_the_data_equal_a_run_with_that_config(data):
+    frames, end = _frames(data)
+    cmds = [c.SetParameter(trace=1, ts=1, key="risk.pre_trade.max_position_lots", value=3),
+            c.SetParameter(trace=2, ts=1, key="strategy.stop_ticks", value=7),
+            c.SetParameter(trace=3, ts=1, key="engine.crisis_vpin", value=0.9)]
+    eng, summary, out = _run(data, [*(_cmd(m) for m in cmds), *frames, end])
+    replies = {r.trace: r for r in _replies(out)}
+    assert all(r.ok for r in replies.values()), replies
+    assert replies[1].data == {"key": "risk.pre_trade.max_position_lots", "old": 10, "new": 3}
+    assert replies[2].data == {"key": "strategy.stop_ticks", "old": 5, "new": 7}
+    assert summary["counters"]["commands_applied"] == 3 and eng.result.counters["commands"] == 2  # strategy: not the engine's
+    changed = {**NO_TRIPS, "pre_trade": {**NO_TRIPS["pre_trade"], "max_position_lots": 3},
+               "strategy": {**NO_TRIPS["strategy"], "stop_ticks": 7}, "engine": {"crisis_vpin": 0.9}}
+    ref = EngineService(data.specs, l3=list(data.specs), model=MODEL_DIR, config=changed)
+    ref_out: list = []
+    ref.run_frames([*frames, end], lambda t, f: ref_out.append((t, bytes(f))))
+    _, _, clean = _run(data, [*frames, end])
+    assert _outputs(out) == _outputs(ref_out) != _outputs(clean)
+
+
+def test_a_lower_position_limit_mid_session_caps_positions_from_then_on(data):
+    frames, end = _frames(data)
+    at = len(frames) // 3
+    _, _, out = _run(data, [*frames[:at], _cmd(c.SetParameter(trace=4, ts=1, key="risk.pre_trade.max_position_lots",
+                                                              value=1)), *frames[at:], end])
+    pos = c.Codec(c.POSITIONS)
+    at_reply = next(i for i, (t, _) in enumerate(out) if t == c.CONTROL_REPLIES)
+    before = [abs(pos.decode(f).position) for t, f in out[:at_reply] if t == c.POSITIONS]
+    # orders already working when the limit fell may still fill (an accepted order is never
+    # revoked); once the position is back at or below the new limit, it stays there
+    after = [abs(pos.decode(f).position) for t, f in out[at_reply:] if t == c.POSITIONS]
+    assert max(before) > 1
+    back = next(i for i, p in enumerate(after) if p <= 1)
+    assert max(after[back:]) <= 1 and len(after) - back > 100
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("risk.pre_trade.no_such_limit", 1, "unknown key risk.pre_trade.no_such_limit"),
+    ("risk.pre_trade.max_position_lots", -2, "Expected `int` >= 0"),
+    ("risk.sizing.kelly_fraction", float("nan"), "is not a finite number"),
+    ("risk.sizing.kelly_fraction", float("inf"), "is not a finite number"),
+    ("risk.pre_trade.max_open_orders", "many", "Expected `int`, got `str`"),
+    ("engine.vol_from_features", 1, "Expected `bool`, got `int`"),
+    ("engine.stp", 2, "engine.stp cannot change"),
+    ("sim.entry_latency_ns", 5, "fixed for a session"),
+    ("strategy.name", "market_maker", "strategy cannot change"),
+    ("nonsense", 1, "expected a dotted TOML path"),
+    ("portfolio.x", 1, "unknown section"),
+])
+def test_bad_parameters_are_refused_and_change_nothing(data, key, value, why):
+    frames, end = _frames(data)
+    at = len(frames) // 2
+    _, _, clean = _run(data, [*frames, end])
+    eng, summary, out = _run(data, [*frames[:at], _cmd(c.SetParameter(trace=6, ts=1, key=key, value=value)),
+                                    *frames[at:], end])
+    (reply,) = _replies(out)
+    assert not reply.ok and why in reply.error and "\n" not in reply.error
+    assert summary["counters"]["commands_refused"] == 1 and eng.result.counters["commands"] == 0
+    assert _outputs(out) == _outputs(clean)
+
+
+def test_config_update_applies_the_changed_risk_keys_as_a_whole(data):
+    from bot4.config import Config
+
+    frames, end = _frames(data)
+    base = Config.from_dict({"risk": {"pre_trade": NO_TRIPS["pre_trade"], "kill_switch": NO_TRIPS["kill_switch"]}})
+    new = Config.from_dict({"risk": {"pre_trade": {**NO_TRIPS["pre_trade"], "max_position_lots": 2},
+                                     "kill_switch": NO_TRIPS["kill_switch"], "sizing": {"kelly_fraction": 0.1}}})
+    same = c.ConfigUpdate(trace=1, ts=1, risk=base.risk)
+    upd = c.ConfigUpdate(trace=2, ts=1, risk=new.risk)
+    _, _, out = _run(data, [_cmd(same), _cmd(upd), *frames, end])
+    r1, r2 = _replies(out)
+    assert r1.ok and r1.data == {"changed": {}}
+    assert r2.ok and r2.data == {"changed": {"risk.pre_trade.max_position_lots": [10, 2],
+                                             "risk.sizing.kelly_fraction": [0.25, 0.1]}}
+    changed = {**NO_TRIPS, "pre_trade": {**NO_TRIPS["pre_trade"], "max_position_lots": 2},
+               "sizing": {"kelly_fraction": 0.1}}
+    ref = EngineService(data.specs, l3=list(data.specs), model=MODEL_DIR, config=changed)
+    ref_out: list = []
+    ref.run_frames([*frames, end], lambda t, f: ref_out.append((t, bytes(f))))
+    assert _outputs(out) == _outputs(ref_out)
+    # a risk config outside the declared bounds never decodes: a counted rejection, no change
+    bad = CTL.encode(upd).replace(b"max_position_lots\x02", b"max_position_lots\xff")
+    eng, summary, out2 = _run(data, [(c.CONTROL, bad), *frames, end])
+    assert not _replies(out2) and sum(v for k, v in summary["counters"].items() if k.startswith("ctl.rejected.")) == 1
+
+
+# -- model swap ---------------------------------------------------------------------------------
+def _model_copy(tmp_path, name, edit=None, edit_bytes=None):
+    import json
+    import shutil
+
+    d = tmp_path / name
+    shutil.copytree(MODEL_DIR, d)
+    if edit is not None:
+        side = json.loads((d / "model.json").read_text())
+        edit(side)
+        (d / "model.json").write_text(json.dumps(side))
+    if edit_bytes is not None:
+        f = d / "model.onnx"
+        f.write_bytes(edit_bytes(f.read_bytes()))
+    return d
+
+
+def _sha(d):
+    import json
+
+    return json.loads((d / "model.json").read_text())["sha256"]
+
+
+def _uncalibrated(side):
+    side.pop("calibration")  # the same trees, raw scores: every p differs
+
+
+def test_swap_mid_session_scores_with_the_new_model_from_then_on(data, tmp_path):
+    import numpy as np
+
+    frames, end = _frames(data)
+    new = _model_copy(tmp_path, "new", _uncalibrated)
+    at = len(frames) // 2
+    _, _, out = _run(data, [*frames[:at], _cmd(c.SwapModel(trace=8, ts=1, path=str(new), sha256=_sha(new))),
+                            *frames[at:], end])
+    (reply,) = _replies(out)
+    assert reply.ok and reply.data["sha256"] == _sha(new)
+    _, _, old_run = _run(data, [*frames, end])
+    new_svc = EngineService(data.specs, l3=list(data.specs), model=new, config=NO_TRIPS)
+    new_run: list = []
+    new_svc.run_frames([*frames, end], lambda t, f: new_run.append((t, bytes(f))))
+    at_reply = next(i for i, (t, _) in enumerate(out) if t == c.CONTROL_REPLIES)
+    swapped = {d.ts: d.p for d in _decisions(out[at_reply:])}
+    before = {d.ts: d.p for d in _decisions(out[:at_reply])}
+    old = {d.ts: d.p for d in _decisions(old_run)}
+    newp = {d.ts: d.p for d in _decisions(new_run)}
+    assert len(before) > 500 and len(swapped) > 500
+    # decision times do not depend on the model: each decision's score is the model in its slot
+    assert all(old[t] == p for t, p in before.items())
+    assert all(newp[t] == p for t, p in swapped.items())
+    assert np.mean([old[t] != p for t, p in swapped.items()]) > 0.9
+
+
+def test_swap_before_the_data_equals_a_run_with_the_new_model(data, tmp_path):
+    frames, end = _frames(data)
+    new = _model_copy(tmp_path, "new", _uncalibrated)
+    _, _, out = _run(data, [_cmd(c.SwapModel(trace=1, ts=1, path=str(new), sha256=_sha(new))), *frames, end])
+    new_svc = EngineService(data.specs, l3=list(data.specs), model=new, config=NO_TRIPS)
+    new_run: list = []
+    new_svc.run_frames([*frames, end], lambda t, f: new_run.append((t, bytes(f))))
+    keep = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS)
+    assert _outputs(out, keep) == _outputs(new_run, keep)
+
+
+def _tampered(b):
+    i = len(b) // 2
+    return b[:i] + bytes([b[i] ^ 0xFF]) + b[i + 1:]
+
+
+def _other_features(side):
+    side["features"]["window"] = 64
+
+
+def _fewer_names(side):
+    side["feature_names"] = side["feature_names"][:-1]
+    side["n_features"] -= 1
+
+
+@pytest.mark.parametrize("case,why", [
+    ("missing", "does not exist"),
+    ("tampered", "SHA-256 mismatch"),
+    ("corrupt_sidecar", "not valid JSON"),
+    ("wrong_sha", "the command expects"),
+    ("other_features", "another feature config (window differ"),
+    ("fewer_features", "feature-count mismatch"),
+])
+def test_bad_models_are_refused_and_the_old_one_keeps_trading(data, tmp_path, case, why):
+    frames, end = _frames(data)
+    sha = "0" * 64
+    if case == "missing":
+        path = tmp_path / "nowhere"
+    elif case == "tampered":
+        path = _model_copy(tmp_path, case, edit_bytes=_tampered)
+        sha = _sha(path)
+    elif case == "corrupt_sidecar":
+        path = _model_copy(tmp_path, case)
+        (path / "model.json").write_text('{"sha256": "ab", truncated')
+    elif case == "wrong_sha":
+        path = _model_copy(tmp_path, case, _uncalibrated)
+    elif case == "other_features":
+        path = _model_copy(tmp_path, case, _other_features)
+        sha = _sha(path)
+    else:
+        path = _model_copy(tmp_path, case, _fewer_names)
+        sha = _sha(path)
+    at = len(frames) // 2
+    _, _, clean = _run(data, [*frames, end])
+    eng, summary, out = _run(data, [*frames[:at], _cmd(c.SwapModel(trace=3, ts=1, path=str(path), sha256=sha)),
+                                    *frames[at:], end])
+    (reply,) = _replies(out)
+    assert not reply.ok and why in reply.error, reply.error
+    assert summary["counters"]["commands_refused"] == 1
+    keep = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS)
+    assert _outputs(out, keep) == _outputs(clean, keep)
+
+
+def test_status_reports_the_running_config_and_model(data, tmp_path):
+    frames, end = _frames(data)
+    new = _model_copy(tmp_path, "new", _uncalibrated)
+    cmds = [c.Status(trace=1, ts=1), c.SetParameter(trace=2, ts=1, key="risk.kill_switch.max_drawdown", value=0.5),
+            c.SwapModel(trace=3, ts=1, path=str(new), sha256=_sha(new)), c.Status(trace=4, ts=1)]
+    _, _, out = _run(data, [*frames[:5], *(_cmd(m) for m in cmds), *frames[5:], end])
+    r = {x.trace: x for x in _replies(out)}
+    assert r[1].data["model"] == _sha(MODEL_DIR) and r[4].data["model"] == _sha(new)
+    assert r[1].data["config"]["kill_switch"]["max_drawdown"] == 1.0
+    assert r[4].data["config"]["kill_switch"]["max_drawdown"] == 0.5
+    assert r[4].data["strategy"]["name"] == "threshold_bracket" and r[4].data["strategy"]["stop_ticks"] == 5

@@ -36,6 +36,7 @@ from bot4 import contracts as c
 from bot4.backtest import run_stream
 from bot4.backtest.streaming import Piece
 from bot4.events import BOOK_EVENT, TRADE_EVENT
+from bot4.services import live
 from bot4.services.feed import await_unsubscribe, bind_publisher, wait_subscribers
 from bot4.services.journal import JournalReader, JournalWriter
 
@@ -78,7 +79,13 @@ class EngineService:
         self.lookahead = int(venue_lookahead_ns)
         if not specs:
             raise ValueError("the engine needs the instruments to trade (specs)")
+        if isinstance(model, (str, os.PathLike)):
+            from bot4.models import load
+
+            model = load(Path(model))  # once: the swap check reads its feature config
         self.specs, self.l3, self.model, self.config, self.strategy = specs, list(l3), model, config, strategy
+        self._features = _running_features(model, config)
+        self._model_sha = _model_sha(model)
         self.journal_dir = Path(journal) if journal is not None else None
         self.fsync = fsync
         self.codec = c.Codec(c.MARKET)
@@ -135,6 +142,7 @@ class EngineService:
         none: Any = None
         yield Piece(np.zeros(0, BOOK_EVENT), none, none, INT64_MIN)
         expected = 0
+        last_wm = INT64_MIN
         for topic, frame in frames:
             self.counters["frames_in"] += 1
             self._journal_frame("in", topic, frame)
@@ -142,6 +150,10 @@ class EngineService:
                 cmd = self.control_codec.decode(frame)
                 if not isinstance(cmd, c.Rejection):
                     self._commands.append(cmd)
+                    # An empty piece at the last watermark: the command is applied (and answered)
+                    # now rather than at the next batch, and the engine processes exactly what the
+                    # next batch would have let it process first, so the outputs do not change.
+                    yield Piece(np.zeros(0, BOOK_EVENT), none, none, last_wm)
                 continue
             msg = self.codec.decode(frame)
             if isinstance(msg, c.Rejection):
@@ -161,6 +173,7 @@ class EngineService:
             wm = msg.watermark
             if wm != INT64_MAX:
                 wm = wm - self.lookahead if wm > INT64_MIN + self.lookahead else INT64_MIN
+            last_wm = max(last_wm, wm)
             self.counters["batches"] += 1
             self.counters["records_in"] += int(recs.size)
             if isinstance(msg, c.BookBatch):
@@ -174,8 +187,10 @@ class EngineService:
     # -- control -------------------------------------------------------------------------------
     def _apply_commands(self, engine: Any) -> None:
         """The commands received since the last piece, in order, each answered on CONTROL_REPLIES
-        (same trace id). Kill, Flatten, Pause, Resume and Status act on every instrument; a
-        command for one instrument, a model swap or a parameter change is refused (not yet)."""
+        (same trace id). Kill, Flatten, Pause, Resume and Status act on every instrument (a command
+        for one instrument is refused: not yet); SetParameter, ConfigUpdate and SwapModel are
+        validated and applied by bot4.services.live, or refused with the reason and nothing
+        changed (a refused swap leaves the old model trading)."""
         while self._commands:
             cmd = self._commands.pop(0)
             tag = type(cmd).__struct_config__.tag
@@ -192,13 +207,29 @@ class EngineService:
                 engine.pause(False)
             elif isinstance(cmd, c.Status):
                 data = {"paused": bool(engine.paused), "buffered": int(engine.buffered),
-                        **{k: v for k, v in self.counters.items()}}
+                        **{k: v for k, v in self.counters.items()},
+                        "config": engine.config(), "strategy": engine.strategy_config(), "model": self._model_sha}
             else:
-                error = f"{tag}: not supported by the engine service yet"
+                try:
+                    data = self._change(engine, cmd)
+                except live.ChangeRefused as exc:
+                    error = str(exc)
             self.counters["commands_refused" if error else "commands_applied"] += 1
             reply = c.CommandReply(trace=cmd.trace, ts=cmd.ts, command=str(tag), ok=not error, error=error,
                                    data=data)
             self._send(c.CONTROL_REPLIES, self.out[c.CONTROL_REPLIES].encode(reply))
+
+    def _change(self, engine: Any, cmd: Any) -> dict:
+        if isinstance(cmd, c.SetParameter):
+            return live.set_parameter(engine, cmd.key, cmd.value)
+        if isinstance(cmd, c.ConfigUpdate):
+            return live.update_risk(engine, cmd.risk)
+        if isinstance(cmd, c.SwapModel):
+            model = live.load_swap_model(cmd.path, cmd.sha256, self._features)
+            live.swap_model(engine, model)
+            self._model_sha = str(model.sidecar["sha256"]).lower()
+            return {"path": cmd.path, "sha256": self._model_sha}
+        raise live.ChangeRefused(f"{type(cmd).__struct_config__.tag}: not a command the engine knows")
 
     # -- output --------------------------------------------------------------------------------
     def _publish(self, rec: dict) -> None:
@@ -240,6 +271,25 @@ class EngineService:
         self._journal.append(self._jcodec.encode(entry))
 
 
+def _running_features(model: Any, config: Any) -> Any:
+    """The FeatureConfig the engine computes (the non-decision fields a swapped-in model must
+    share): the config's features section, else the model's training config, else the default."""
+    from bot4.backtest.engine import engine_config
+    from bot4.features import FeatureConfig
+
+    given = engine_config(config).get("features") if config is not None else None
+    if isinstance(given, dict):
+        given = msgspec.convert(given, FeatureConfig)
+    models = list(model.values()) if isinstance(model, dict) else [model]
+    trained = next((m.feature_config for m in models if getattr(m, "feature_config", None) is not None), None)
+    return given or trained or FeatureConfig()
+
+
+def _model_sha(model: Any) -> str | None:
+    sidecar = getattr(model, "sidecar", None)
+    return str(sidecar["sha256"]).lower() if isinstance(sidecar, dict) and "sha256" in sidecar else None
+
+
 def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[bytes, Any]]:
     """(topic, frame) pairs off a SUB socket; a message that is not two parts is counted
     (bad_envelope) and skipped."""
@@ -253,10 +303,11 @@ def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[
 
 def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: EngineService, *,
                subscribers: int = 1, ready: Any = None, connect_out: bool = False,
-               ack_timeout_s: float = 30.0) -> dict[str, Any]:
-    """The engine service over sockets: SUB on the feed's `md_endpoint`, XPUB (never dropping)
-    bound at `out_endpoint` (connected to it with connect_out=True: the collector binds); waits
-    for `subscribers` of its outputs before taking market data."""
+               ack_timeout_s: float = 30.0, control_endpoint: str | None = None) -> dict[str, Any]:
+    """The engine service over sockets: SUB on the feed's `md_endpoint` (and on the session's
+    command publisher at `control_endpoint`, topic CONTROL), XPUB (never dropping) bound at
+    `out_endpoint` (connected to it with connect_out=True: the collector binds); waits for
+    `subscribers` of its outputs before taking market data."""
     pub = bind_publisher(ctx, out_endpoint, connect=connect_out)
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the unsubscribe that acknowledges the feed's end must get out
@@ -266,6 +317,8 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
         if ready is not None:
             ready.set()
         wait_subscribers(pub, subscribers)
+        if control_endpoint is not None:
+            sub.connect(control_endpoint)
         sub.connect(md_endpoint)
 
         def emit(topic: bytes, frame: bytes) -> None:
