@@ -138,15 +138,23 @@ def _print_replay(result, label: str, args_check_bbo: bool = False) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from bot4.replay import replay
+    from bot4.replay import replay, replay_parts
 
     check_stream_args(args)
-    stream = stream_from_args(args)
-    result = replay(stream.data, check_bbo=args.check_bbo, load_seconds=stream.load_seconds)
+    if args.stream:
+        from bot4.sources import stream_parts
+
+        parts = stream_parts(args.data, args.venue, seed=args.seed, n_events=args.events, progress=not args.quiet)
+        result = replay_parts(parts.parts, check_bbo=args.check_bbo, progress=not args.quiet)
+        label = f"{parts.label} (streamed part by part)"
+    else:
+        stream = stream_from_args(args)
+        result = replay(stream.data, check_bbo=args.check_bbo, load_seconds=stream.load_seconds)
+        label = stream.label
     if args.json:
         print(json.dumps(result.as_json()))
     else:
-        _print_replay(result, stream.label, args.check_bbo)
+        _print_replay(result, label, args.check_bbo)
     return 0
 
 
@@ -181,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_args(p)
     p.add_argument("--check-bbo", action="store_true",
                    help="compare the rebuilt top of book with the venue's own (Binance bookTicker)")
+    p.add_argument("--stream", action="store_true",
+                   help="read the recording part by part (Binance files, a `bot4 convert` dataset or the embedded "
+                        "stream): memory holds one part")
     p.set_defaults(func=_cmd_replay)
 
     from bot4.report.cli import add_backtest_commands

@@ -46,11 +46,15 @@ def generate(params: MarketModelParams | str | Path | None = None, seed: int = D
         book=book.view(BOOK_EVENT),
         orders=orders.view(ORDER_EVENT),
         trades=trades.view(TRADE_EVENT),
-        sources=[f"bot4-sim seed={seed}" + (f" params={params.source.file}" if params.source else "")],
+        sources=[_source_label(seed, params)],
         venue=VENUE,
     )
     data.sim_counters = counters  # type: ignore[attr-defined]
     return data
+
+
+def _source_label(seed: int, params: MarketModelParams) -> str:
+    return f"bot4-sim seed={seed}" + (f" params={params.source.file}" if params.source else "")
 
 
 def generate_parts(params: MarketModelParams | str | Path | None = None, seed: int = DEFAULT_SEED,
@@ -76,7 +80,7 @@ def generate_parts(params: MarketModelParams | str | Path | None = None, seed: i
         first = False
         yield MarketData(specs={params.instrument.instrument_id: params.instrument}, book=book.view(BOOK_EVENT),
                          orders=orders.view(ORDER_EVENT), trades=trades.view(TRADE_EVENT),
-                         sources=[f"bot4-sim seed={seed}"], venue=VENUE)
+                         sources=[_source_label(seed, params)], venue=VENUE)
 
 
 def save_npz(data: MarketData, path: str | Path) -> Path:
