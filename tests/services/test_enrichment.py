@@ -220,6 +220,26 @@ def test_failures_and_stalls_are_counted_and_never_cached(ctx):
     pub.close(0)
 
 
+def test_requests_from_another_service_over_the_inbox(ctx):
+    inbox = ctx.socket(zmq.PULL)
+    inbox.bind("inproc://enr-inbox")
+    engine = ctx.socket(zmq.PUSH)
+    engine.connect("inproc://enr-inbox")
+    codec = c.Codec(c.ENRICHMENT)
+    with EnrichmentService(SlowSource(0.2, seed=4), timeout=5, ttl=60, inbox=inbox) as svc:
+        engine.send(b"\x92garbage")
+        engine.send(codec.encode(c.Enrichment(ts=0, key="x", ok=False)))
+        engine.send(codec.encode(c.EnrichmentRequest(ts=0, key="funding", timeout_ns=0)))
+        engine.send(codec.encode(c.EnrichmentRequest(ts=0, key="news", timeout_ns=20_000_000)))  # 20 ms
+        assert wait_for(lambda: svc.counters()["answered"] == 1 and svc.counters()["timed_out"] == 1)
+        counts = svc.counters()
+    assert counts["inbox_requests"] == 2 and counts["inbox_other"] == 1
+    assert counts["inbox.rejected.truncated"] + counts["inbox.rejected.malformed"] == 1
+    assert svc.cache.get("funding") is not None and svc.cache.get("news") is None
+    engine.close(0)
+    inbox.close(0)
+
+
 def test_a_failure_keeps_the_older_value():
     values = iter([1.5])
 

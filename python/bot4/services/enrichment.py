@@ -145,7 +145,7 @@ class _Pending(NamedTuple):
 
 #: Counters of an EnrichmentService (declared once).
 SERVICE_COUNTERS = ("requested", "coalesced", "refused_full", "answered", "failed", "timed_out",
-                    "late_answers", "published")
+                    "late_answers", "published", "inbox_requests", "inbox_other")
 
 
 class EnrichmentService:
@@ -157,12 +157,16 @@ class EnrichmentService:
     max_pending: requests in flight at most (more are refused and counted, never queued without
     bound). sock: a PUB (or XPUB) socket, bound or connected and secured by the caller, that the
     service thread uses from start() on (no other thread may touch it then); None publishes
-    nothing. cache: the publisher-side cache filled with every ok answer (a new one by default).
+    nothing. inbox: a SUB (subscribed here to ENRICHMENT) or PULL socket on which other services
+    send EnrichmentRequest messages (timeout_ns 0 = this service's timeout), also the service
+    thread's from start() on; its codec counts refused frames. cache: the publisher-side cache
+    filled with every ok answer (a new one by default).
     """
 
     def __init__(self, source: Source, *, timeout: float = 5.0, ttl: float = 60.0, workers: int = 4,
                  max_pending: int = 64, keys: Iterable[str] = (), refresh: float | None = None,
-                 sock: zmq.Socket | None = None, cache: EnrichmentCache | None = None,
+                 sock: zmq.Socket | None = None, inbox: zmq.Socket | None = None,
+                 cache: EnrichmentCache | None = None,
                  wall_clock: Callable[[], int] = time.time_ns):
         if not timeout > 0 or not ttl > 0:
             raise ValueError(f"timeout and ttl must be > 0 seconds, got {timeout}, {ttl}")
@@ -178,6 +182,10 @@ class EnrichmentService:
         self.cache = cache if cache is not None else EnrichmentCache()
         self._sock = sock
         self._codec = c.Codec(c.ENRICHMENT)
+        self._inbox = inbox
+        self.inbox_codec = c.Codec(c.ENRICHMENT)
+        if inbox is not None and inbox.type == zmq.SUB:
+            inbox.subscribe(c.ENRICHMENT)
         self._wall = wall_clock
         self._lock = threading.Lock()           # guards _pending, _next_rid and _counts; never held over I/O
         self._pending: dict[str, _Pending] = {}
@@ -201,10 +209,12 @@ class EnrichmentService:
         self._thread.start()
         return self
 
-    def request(self, key: str) -> bool:
+    def request(self, key: str, timeout: float | None = None) -> bool:
         """Ask for `key` in the background; returns at once. False when a request for `key` is
-        already in flight (coalesced) or max_pending are (refused); both counted."""
+        already in flight (coalesced) or max_pending are (refused); both counted. timeout:
+        seconds (None: the service's)."""
         now = time.monotonic_ns()
+        timeout_ns = self.timeout_ns if timeout is None else int(timeout * 1e9)
         with self._lock:
             if key in self._pending:
                 self._counts["coalesced"] += 1
@@ -214,16 +224,19 @@ class EnrichmentService:
                 return False
             self._next_rid += 1
             rid = self._next_rid
-            self._pending[key] = _Pending(rid, now, self._wall(), now + self.timeout_ns, c.new_trace_id())
+            self._pending[key] = _Pending(rid, now, self._wall(), now + timeout_ns, c.new_trace_id())
             self._counts["requested"] += 1
         self._jobs.put((key, rid))
         return True
 
     def counters(self) -> dict[str, int]:
-        """SERVICE_COUNTERS plus in_flight (requests not yet answered or timed out)."""
+        """SERVICE_COUNTERS, in_flight (requests not yet answered or timed out) and, with an
+        inbox, its refused frames as inbox.rejected.<reason>."""
         with self._lock:
             out = dict(self._counts)
             out["in_flight"] = len(self._pending)
+        if self._inbox is not None:
+            out.update({f"inbox.rejected.{k}": v for k, v in self.inbox_codec.rejected.items()})
         return out
 
     def close(self, timeout: float = 5.0) -> None:
@@ -266,13 +279,38 @@ class EnrichmentService:
                 wake = min((p.deadline for p in self._pending.values()), default=now + 100_000_000)
             if next_refresh is not None:
                 wake = min(wake, next_refresh)
+            wait = min(0.1, max(0.0, (wake - time.monotonic_ns()) / 1e9))
+            if self._inbox is not None:
+                # The inbox is a socket and the results a queue: poll the socket in short slices
+                # (an answer then waits at most 10 ms, against seconds of source latency).
+                self._take_requests(int(min(wait, 0.01) * 1000))
+                wait = 0.0
             try:
-                item = self._results.get(timeout=min(0.1, max(0.0, (wake - time.monotonic_ns()) / 1e9)))
+                item = self._results.get(timeout=wait) if wait > 0 else self._results.get_nowait()
             except queue.Empty:
                 item = None
-            if item is not None:
+            while item is not None:
                 self._answer(*item)
+                try:
+                    item = self._results.get_nowait()
+                except queue.Empty:
+                    item = None
             self._expire()
+
+    def _take_requests(self, timeout_ms: int) -> None:
+        assert self._inbox is not None
+        first = True
+        while self._inbox.poll(timeout_ms if first else 0):
+            first = False
+            parts = self._inbox.recv_multipart()
+            msg = self.inbox_codec.decode(parts[-1])
+            if isinstance(msg, c.EnrichmentRequest):
+                with self._lock:
+                    self._counts["inbox_requests"] += 1
+                self.request(msg.key, msg.timeout_ns / 1e9 if msg.timeout_ns else None)
+            elif not isinstance(msg, c.Rejection):
+                with self._lock:
+                    self._counts["inbox_other"] += 1
 
     def _answer(self, key: str, rid: int, ok: bool, value: Value, error: str) -> None:
         now = time.monotonic_ns()
