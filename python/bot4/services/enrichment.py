@@ -38,7 +38,9 @@ Value = bool | int | float | str | None
 class Source(Protocol):
     """An outside source: `fetch` blocks until it answers or raises."""
 
-    def fetch(self, key: str) -> Value: ...
+    def fetch(self, key: str) -> Value:
+        """The current value for `key` (blocking as long as the source takes); raises on failure."""
+        ...
 
 
 class SourceFailure(RuntimeError):
