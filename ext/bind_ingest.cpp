@@ -5,6 +5,7 @@
 
 #include "ingest/binance_decoder.hpp"
 #include "ingest/decimal_units.hpp"
+#include "ingest/tardis_decoder.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -29,13 +30,102 @@ const uint8_t* bytes_of(const py::buffer& b, size_t& n) {
 }
 
 // A decoder method taking raw bytes, bound to take any 1-D bytes-like object and run without the GIL.
-auto without_gil(void (ingest::BinanceDecoder::*method)(const uint8_t*, size_t)) {
-  return [method](ingest::BinanceDecoder& d, const py::buffer& b) {
+template <typename Decoder>
+auto without_gil(void (Decoder::*method)(const uint8_t*, size_t)) {
+  return [method](Decoder& d, const py::buffer& b) {
     size_t n;
     const uint8_t* p = bytes_of(b, n);
     py::gil_scoped_release release;
     (d.*method)(p, n);
   };
+}
+
+// [(reason, count, file, line, raw sample bytes)] of a RejectionTable, in first-seen order.
+template <size_t N>
+py::list table_rejections(const ingest::RejectionTable<N>& t, const char* (*name)(size_t)) {
+  py::list out;
+  for (uint8_t r : t.order) {
+    const ingest::TextSample& s = t.samples[r];
+    out.append(py::make_tuple(name(r), t.counts[r], s.file, s.line, py::bytes(s.raw)));
+  }
+  return out;
+}
+
+void bind_tardis(py::module_& m) {
+  using ingest::TardisDecoder;
+  py::class_<TardisDecoder>(m, "TardisDecoder",
+                            "Streaming decoder of Tardis CSV rows into event records, or (infer=True) "
+                            "the grid-inference pass (see bot4.data.tardis for the contract).")
+      .def(py::init<bool>(), "infer"_a)
+      .def(
+          "add_spec",
+          [](TardisDecoder& d, const py::bytes& symbol, uint32_t instrument, int price_digits, int64_t price_unit,
+             int qty_digits, int64_t qty_unit) {
+            d.add_spec(std::string(symbol), instrument, ingest::Grid{price_digits, price_unit},
+                       ingest::Grid{qty_digits, qty_unit});
+          },
+          "symbol"_a, "instrument"_a, "price_digits"_a, "price_unit"_a, "qty_digits"_a, "qty_unit"_a)
+      .def(
+          "begin_file",
+          [](TardisDecoder& d, uint32_t file_index, bool gzip, int kind, int ncols, const std::vector<int>& price_cols,
+             const std::vector<int>& amount_cols, const std::vector<std::tuple<int, int, int>>& pairs) {
+            if (kind < 0 || kind > 3) throw py::value_error("kind must be 0..3");
+            ingest::TardisFile f;
+            f.kind = static_cast<ingest::TardisKind>(kind);
+            f.ncols = ncols;
+            for (int c : price_cols) {
+              if (c < 0 || c >= ncols) throw py::value_error("price column out of range");
+            }
+            for (int c : amount_cols) {
+              if (c < 0 || c >= ncols) throw py::value_error("amount column out of range");
+            }
+            f.price_cols = price_cols;
+            f.amount_cols = amount_cols;
+            for (const auto& [side, pc, ac] : pairs) {
+              if (pc < 0 || pc >= ncols || ac < 0 || ac >= ncols) throw py::value_error("snapshot column out of range");
+              f.pairs.push_back({static_cast<uint8_t>(side), pc, ac});
+            }
+            d.begin_file(file_index, gzip, std::move(f));
+          },
+          "file_index"_a, "gzip"_a, "kind"_a, "ncols"_a, "price_cols"_a, "amount_cols"_a, "pairs"_a,
+          "kind: 0 incremental_book_L2, 1 trades, 2 quotes, 3 book_snapshot; pairs: (side, price "
+          "column, amount column) of a book_snapshot file, bids then asks.")
+      .def("set_threads", &TardisDecoder::set_threads, "on"_a)
+      .def("feed", without_gil(&TardisDecoder::feed), "data"_a, "Bytes of the file as stored (gzip or plain).")
+      .def("feed_plain", without_gil(&TardisDecoder::feed_plain), "data"_a, "Decompressed bytes.")
+      .def(
+          "damage",
+          [](TardisDecoder& d, const std::string& kind) {
+            if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
+            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
+          },
+          "kind"_a, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
+      .def("end_file", &TardisDecoder::end_file)
+      .def("take_book", [](TardisDecoder& d) { return take_vector(d.book); })
+      .def("take_trades", [](TardisDecoder& d) { return take_vector(d.trades); })
+      .def("take_bbo", [](TardisDecoder& d) { return take_vector(d.bbo); })
+      .def_property_readonly("venue", [](const TardisDecoder& d) { return py::bytes(d.venue); })
+      .def_property_readonly("found",
+                             [](const TardisDecoder& d) {
+                               // [(symbol bytes, exchange bytes, price decimals, amount decimals)]
+                               py::list out;
+                               for (const auto& f : d.found) {
+                                 out.append(py::make_tuple(py::bytes(f.symbol), py::bytes(f.exchange),
+                                                           f.price_decimals, f.amount_decimals));
+                               }
+                               return out;
+                             })
+      .def_property_readonly("exotic",
+                             [](const TardisDecoder& d) {
+                               // [(index in found, is amount, text bytes)]
+                               py::list out;
+                               for (const auto& e : d.exotic) out.append(py::make_tuple(e.symbol, e.amount, py::bytes(e.text)));
+                               return out;
+                             })
+      .def(
+          "rejections",
+          [](const TardisDecoder& d) { return table_rejections(d.rejections, &ingest::tardis_reason_name); },
+          "[(reason, count, file index, line, sample bytes)] in order of first occurrence.");
 }
 
 }  // namespace
@@ -135,6 +225,7 @@ void bind_ingest(py::module_& m) {
             return out;
           },
           "Counts and first samples of every rejection reason, in order of first occurrence.");
+  bind_tardis(m);
 }
 
 }  // namespace bot4::ext

@@ -1,6 +1,6 @@
 """Binance raw websocket recordings (hftbacktest collector format) -> MarketData.
 
-File format: gzip (or plain) text, one record per line: ``<local receive ns> <raw JSON>``. JSON
+File format: gzip, zstd (or plain) text, one record per line: ``<local receive ns> <raw JSON>``. JSON
 is either a combined-stream envelope ``{"stream": "<sym>@depth@0ms" | "<sym>@trade" |
 "<sym>@bookTicker", "data": {...}}`` or an envelope-less REST depth snapshot
 ``{"lastUpdateId": ..., "bids": [...], "asks": [...]}`` (see ../shared/data/README.md, section 1).
@@ -78,10 +78,11 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import zstandard
 
 from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MarketData, RejectionLog, log, plausible_ts
-from bot4.data.progress import GZIP_MAGIC, _NoProgress, byte_progress, iter_lines
+from bot4.data.progress import GZIP_MAGIC, ZSTD_MAGIC, _NoProgress, byte_progress, iter_lines
 from bot4.errors import ConfigError, DataError, DecimalParseError, OffGridError
 from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_RESYNC, \
     FLAG_SNAPSHOT, TRADE_EVENT
@@ -672,6 +673,11 @@ def _head_lines(path: Path, text_bytes: int = 1 << 16) -> list[bytes]:
         try:
             data = zlib.decompressobj(wbits=31).decompress(data, text_bytes)
         except zlib.error:
+            return []
+    elif data.startswith(ZSTD_MAGIC):
+        try:
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)[:text_bytes]
+        except zstandard.ZstdError:
             return []
     else:
         data = data[:text_bytes]

@@ -1,9 +1,10 @@
 """Reading recorded files for the loaders: progress over compressed bytes, gzip-or-plain line
 iteration that survives a truncated or corrupt tail.
 
-`iter_lines` decompresses with zlib directly (not gzip.GzipFile) so that a file cut off mid-stream
-still yields every complete line decoded before the damage; the damage itself is reported once
-through the `on_damage` callback with the number of the first line that could not be read.
+`iter_lines` decompresses with zlib directly (not gzip.GzipFile), or zstd through the pip
+`zstandard` package, so that a file cut off mid-stream still yields every complete line decoded
+before the damage; the damage itself is reported once through the `on_damage` callback with the
+number of the first line that could not be read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
+_PIECE = 4096  # zstd input per decompress call: a corrupt frame loses at most this piece's output
 
 
 class _NoProgress:
@@ -40,14 +43,19 @@ def byte_progress(paths: Sequence[Path], enabled: bool, desc: str):
 
 
 def iter_decompressed(raw, bar) -> Iterator[bytes | tuple[str]]:
-    """The bytes of an open binary file, inflated when it is gzip (multi-member), in chunks.
+    """The bytes of an open binary file, decompressed when it is gzip (multi-member) or zstd
+    (multi-frame), in chunks.
 
-    Yields bytes chunks; if the gzip stream is corrupt or ends early, yields everything decoded
-    before the damage (for a corrupt chunk, up to its last good 4 KiB input piece) and then one
-    final 1-tuple ("corrupt_file",) or ("truncated_file",).
+    Yields bytes chunks; if the compressed stream is corrupt or ends early, yields everything
+    decoded before the damage (for a corrupt chunk, up to its last good 4 KiB input piece) and then
+    one final 1-tuple ("corrupt_file",) or ("truncated_file",).
     """
-    head = raw.read(2)
+    head = raw.read(4)
     raw.seek(0)
+    if head == ZSTD_MAGIC:
+        yield from _iter_zstd(raw, bar)
+        return
+    head = head[:2]
     dec = zlib.decompressobj(wbits=31) if head == GZIP_MAGIC else None
     damage: str | None = None
     while True:
@@ -123,3 +131,35 @@ def _inflate(dec, data: bytes, parts: list[bytes]):
         dec = zlib.decompressobj(wbits=31)
         parts.append(dec.decompress(rest))
     return dec
+
+
+def _iter_zstd(raw, bar) -> Iterator[bytes | tuple[str]]:
+    """iter_decompressed for zstd: 4 KiB input pieces, so a corrupt frame drops only the output of
+    the piece zstd refused; a new frame may follow the end of one (concatenated .zst files)."""
+    import zstandard
+
+    dec = zstandard.ZstdDecompressor().decompressobj()
+    damage: str | None = None
+    while True:
+        chunk = raw.read(CHUNK)
+        if not chunk:
+            break
+        bar.update(len(chunk))
+        parts: list[bytes] = []
+        try:
+            for i in range(0, len(chunk), _PIECE):
+                data = chunk[i:i + _PIECE]
+                while data:
+                    if dec.eof:
+                        dec = zstandard.ZstdDecompressor().decompressobj()
+                    parts.append(dec.decompress(data))
+                    data = dec.unused_data if dec.eof else b""
+        except zstandard.ZstdError:
+            damage = "corrupt_file"
+        yield b"".join(parts)
+        if damage is not None:
+            break
+    if damage is None and not dec.eof:
+        damage = "truncated_file"
+    if damage is not None:
+        yield (damage,)

@@ -1,6 +1,8 @@
 """Tardis.dev "downloadable CSV" files -> MarketData.
 
-The kind of each file is told by its header (plain or gzip, any mix of kinds in one load):
+The kind of each file is told by its header (plain, gzip or zstd, any mix of kinds in one load).
+`load_tardis` reads the rows with the native decoder (bot4.data.tardis_native) by default; this
+module's Python reader (``engine="python"``) is the reference it is tested against.
 
 * ``incremental_book_L2`` (exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount)
   -> ``book``: one BOOK_EVENT per row, ``amount`` the new absolute level size (0 deletes).
@@ -54,7 +56,7 @@ from bot4.data.binance import _as_paths
 from bot4.data.book_columns import BookColumns
 from bot4.data.market_data import MAX_CLOCK_SKEW_NS, MarketData, RejectionLog, log
 from bot4.data.progress import _NoProgress, byte_progress, iter_lines
-from bot4.errors import DataError, DecimalParseError, OffGridError
+from bot4.errors import ConfigError, DataError, DecimalParseError, OffGridError
 from bot4.events import ASK, BBO_EVENT, BID, FLAG_LAST, FLAG_SNAPSHOT, \
     NO_ASK_PRICE, NO_BID_PRICE, NO_SIDE, TRADE_EVENT
 from bot4.instrument import InstrumentSpec
@@ -384,16 +386,25 @@ def infer_specs(paths: str | Path | Sequence[str | Path], progress=None) -> dict
 
 def load_tardis(paths: str | Path | Sequence[str | Path],
                 spec: InstrumentSpec | dict[str, InstrumentSpec] | None = None,
-                progress: bool = False) -> MarketData:
-    """Load Tardis CSV files (incremental_book_L2, trades, quotes, book_snapshot_N; plain or .gz).
+                progress: bool = False, *, engine: str = "native") -> MarketData:
+    """Load Tardis CSV files (incremental_book_L2, trades, quotes, book_snapshot_N; plain, .gz
+    or .zst).
 
     spec: the instrument (or a dict symbol -> spec); None infers the grid from the data (see the
     module docstring). progress: tqdm bar over the compressed bytes read, on stderr.
+    engine: "native" (default: the C++ decoder, bot4.data.tardis_native) or "python" (this
+    module's reader, the reference the native one is tested against).
     """
     started = time.perf_counter()
+    if engine not in ("native", "python"):
+        raise ConfigError(f"engine must be 'native' or 'python', got {engine!r}")
     files = _as_paths(paths)
     headers = [_read_header(p) for p in files]
     kinds = [_header_kind(h) for h in headers]
+    if engine == "native":
+        from bot4.data.tardis_native import load_tardis_native
+
+        return load_tardis_native(files, kinds, headers, spec, progress)
     passes = files * (2 if spec is None else 1)
     bar = byte_progress(passes, progress, "tardis")
     try:

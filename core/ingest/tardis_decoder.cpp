@@ -1,0 +1,393 @@
+#include "ingest/tardis_decoder.hpp"
+
+#include <cstring>
+
+namespace bot4::ingest {
+
+namespace {
+
+constexpr int64_t kUs = 1000;
+constexpr __int128 kMaxSkewNs = static_cast<__int128>(86'400) * 1'000'000'000;  // MAX_CLOCK_SKEW_NS
+constexpr __int128 kHuge = static_cast<__int128>(1) << 100;
+
+const char* const kReasonNames[kTardisReasonCount] = {
+    "truncated_file", "corrupt_file", "malformed_row", "unknown_symbol", "bad_timestamp",
+    "implausible_timestamp", "bad_side", "bad_number", "off_grid", "negative_qty",
+    "nonpositive_price", "bad_id",
+};
+
+// Python's int(text) on ASCII: surrounding whitespace, a sign, digits with single underscores
+// between them. Values beyond 2^100 saturate (they are out of every range checked here).
+bool py_int(const Field& f, __int128& out) {
+  const char* s = f.p;
+  size_t n = f.n;
+  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[0]))) { ++s; --n; }
+  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[n - 1]))) --n;
+  size_t i = 0;
+  bool negative = false;
+  if (i < n && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  if (i >= n) return false;
+  __int128 v = 0;
+  bool prev_digit = false;
+  for (; i < n; ++i) {
+    const char c = s[i];
+    if (c == '_') {
+      if (!prev_digit || i + 1 >= n) return false;
+      prev_digit = false;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    prev_digit = true;
+    if (v < kHuge) v = v * 10 + (c - '0');
+  }
+  if (!prev_digit) return false;
+  out = negative ? -v : v;
+  return true;
+}
+
+bool ascii_digits(const Field& f) {
+  if (f.n == 0) return false;
+  for (size_t i = 0; i < f.n; ++i) {
+    if (f.p[i] < '0' || f.p[i] > '9') return false;
+  }
+  return true;
+}
+
+// Decimals needed to write the text (the reference's _decimals) when it is plain ASCII without
+// an exponent: characters after the first '.', trailing zeros ignored. -1: Python must measure it.
+int plain_decimals(const Field& f) {
+  const char* s = f.p;
+  size_t n = f.n;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80 || c == 'e' || c == 'E') return -1;
+  }
+  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[0]))) { ++s; --n; }
+  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[n - 1]))) --n;
+  const char* dot = static_cast<const char*>(std::memchr(s, '.', n));
+  if (dot == nullptr) return 0;
+  const char* frac = dot + 1;
+  size_t len = static_cast<size_t>(s + n - frac);
+  while (len > 0 && frac[len - 1] == '0') --len;
+  return static_cast<int>(len);
+}
+
+}  // namespace
+
+const char* tardis_reason_name(size_t reason) { return kReasonNames[reason]; }
+
+void TardisDecoder::add_spec(const std::string& symbol, uint32_t instrument, Grid price, Grid qty) {
+  Sym s;
+  s.iid = instrument;
+  s.price = price;
+  s.qty = qty;
+  syms_[symbol] = s;
+}
+
+void TardisDecoder::begin_file(uint32_t file_index, bool gzip, TardisFile file) {
+  file_ = file_index;
+  file_spec_ = std::move(file);
+  has_key_ = false;
+  numeric_ids_ = -1;
+  reader_.begin(gzip);
+}
+
+void TardisDecoder::on_damage(const char* kind, int64_t line_no, const std::string& tail) {
+  if (infer_) return;  // the reference's inference pass ignores damage; the decoding pass counts it
+  const TardisReason r =
+      std::strcmp(kind, "truncated_file") == 0 ? TardisReason::kTruncatedFile : TardisReason::kCorruptFile;
+  rejections.reject(static_cast<size_t>(r), file_, line_no, tail.data(), tail.size());
+}
+
+void TardisDecoder::on_line(const char* p, size_t n, int64_t line_no) {
+  line_no_ = line_no;
+  if (line_no == 1) return;  // the header, read by Python
+  if (!csv_.split(p, n)) {
+    // The reference's csv module raises on these lines (a NUL, a CR in an unquoted field).
+    if (!infer_) reject(TardisReason::kMalformedRow, p, n);
+    return;
+  }
+  if (infer_) {
+    infer_row();
+    return;
+  }
+  switch (file_spec_.kind) {
+    case TardisKind::kIncrementalBookL2: book_row(p, n); break;
+    case TardisKind::kTrades: trade_row(p, n); break;
+    case TardisKind::kQuotes: quote_row(p, n); break;
+    case TardisKind::kBookSnapshot: snapshot_row(p, n); break;
+  }
+}
+
+TardisDecoder::Sym* TardisDecoder::common(size_t ncols, const char* line, size_t n, int64_t& tsx, int64_t& tsl) {
+  const auto& f = csv_.fields;
+  if (f.size() != ncols) {
+    reject(TardisReason::kMalformedRow, line, n);
+    return nullptr;
+  }
+  key_buf_.assign(f[1].p, f[1].n);
+  auto it = syms_.find(key_buf_);
+  if (it == syms_.end()) {
+    reject(TardisReason::kUnknownSymbol, line, n);
+    return nullptr;
+  }
+  __int128 x = 0, l = 0;
+  if (!py_int(f[2], x) || !py_int(f[3], l)) {
+    reject(TardisReason::kBadTimestamp, line, n);
+    return nullptr;
+  }
+  // Not the absolute 2000..2100 window: fixtures may use small synthetic clocks; the exchange
+  // time in every row still pins the receive time (the reference's rule).
+  x *= kUs;
+  l *= kUs;
+  const __int128 lo = INT64_MIN, hi = INT64_MAX;
+  const __int128 skew = l > x ? l - x : x - l;
+  if (x < lo || x > hi || l < lo || l > hi || skew > kMaxSkewNs) {
+    reject(TardisReason::kImplausibleTimestamp, line, n);
+    return nullptr;
+  }
+  tsx = static_cast<int64_t>(x);
+  tsl = static_cast<int64_t>(l);
+  if (venue.empty()) venue.assign(f[0].p, f[0].n);
+  return &it->second;
+}
+
+bool TardisDecoder::price_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
+  const NumStatus st = to_units(f.p, f.n, s.price, out);
+  if (st != NumStatus::kOk) {
+    why = st == NumStatus::kOffGrid ? TardisReason::kOffGrid : TardisReason::kBadNumber;
+    return false;
+  }
+  if (out <= 0) {
+    why = TardisReason::kNonpositivePrice;
+    return false;
+  }
+  return true;
+}
+
+bool TardisDecoder::qty_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
+  const NumStatus st = to_units(f.p, f.n, s.qty, out);
+  if (st != NumStatus::kOk) {
+    why = st == NumStatus::kOffGrid ? TardisReason::kOffGrid : TardisReason::kBadNumber;
+    return false;
+  }
+  if (out < 0) {
+    why = TardisReason::kNegativeQty;
+    return false;
+  }
+  return true;
+}
+
+void TardisDecoder::open_message(int64_t tsx, int64_t tsl, uint32_t iid, uint8_t flags, bool clear) {
+  m_tsx_ = tsx;
+  m_tsl_ = tsl;
+  m_seq_ = msg_seq_++;
+  m_iid_ = iid;
+  m_flags_ = flags;
+  m_clear_ = clear;
+  m_levels_ = 0;
+}
+
+void TardisDecoder::add_level(uint8_t side, int64_t price, int64_t qty) {
+  // kLast goes on the message's last level: set on each new level, taken off its predecessor
+  // (a message's levels are contiguous and stay in `book` until the load ends).
+  if (m_levels_ > 0) book.back().flags &= static_cast<uint8_t>(~event_flag::kLast);
+  BookEvent e{};
+  e.ts_exchange = m_tsx_;
+  e.ts_local = m_tsl_;
+  e.seq = m_seq_;
+  e.price = price;
+  e.qty = qty;
+  e.instrument = m_iid_;
+  e.side = side;
+  e.flags = static_cast<uint8_t>(m_flags_ | event_flag::kLast | (m_levels_ == 0 && m_clear_ ? event_flag::kClear : 0));
+  book.push_back(e);
+  ++m_levels_;
+}
+
+void TardisDecoder::book_row(const char* line, size_t n) {
+  int64_t tsx = 0, tsl = 0;
+  Sym* sym = common(8, line, n, tsx, tsl);
+  if (sym == nullptr) return;
+  const auto& f = csv_.fields;
+  bool snap;
+  if (f[4] == "true") {
+    snap = true;
+  } else if (f[4] == "false") {
+    snap = false;
+  } else {
+    reject(TardisReason::kMalformedRow, line, n);
+    return;
+  }
+  uint8_t side;
+  if (f[5] == "bid") {
+    side = static_cast<uint8_t>(Side::Bid);
+  } else if (f[5] == "ask") {
+    side = static_cast<uint8_t>(Side::Ask);
+  } else {
+    reject(TardisReason::kBadSide, line, n);
+    return;
+  }
+  if (!has_key_ || key_sym_ != sym || key_tsx_ != tsx || key_tsl_ != tsl || key_snap_ != snap) {
+    has_key_ = true;
+    key_sym_ = sym;
+    key_tsx_ = tsx;
+    key_tsl_ = tsl;
+    key_snap_ = snap;
+    const bool clear = snap && !sym->in_snapshot;
+    sym->in_snapshot = snap;
+    open_message(tsx, tsl, sym->iid, snap ? event_flag::kSnapshot : 0, clear);
+  }
+  int64_t price = 0, qty = 0;
+  TardisReason why_p = TardisReason::kBadNumber, why_q = TardisReason::kBadNumber;
+  const bool ok_p = price_units(*sym, f[6], price, why_p);
+  const bool ok_q = qty_units(*sym, f[7], qty, why_q);
+  if (!ok_p || !ok_q) {
+    reject(!ok_p ? why_p : why_q, line, n);
+    return;
+  }
+  add_level(side, price, qty);
+}
+
+void TardisDecoder::trade_row(const char* line, size_t n) {
+  int64_t tsx = 0, tsl = 0;
+  Sym* sym = common(8, line, n, tsx, tsl);
+  if (sym == nullptr) return;
+  const auto& f = csv_.fields;
+  const int64_t row_seq = row_seq_++;
+  if (numeric_ids_ < 0) numeric_ids_ = ascii_digits(f[4]) ? 1 : 0;
+  int64_t seq = row_seq;
+  if (numeric_ids_ == 1) {
+    __int128 id = 0;
+    if (!ascii_digits(f[4]) || !py_int(f[4], id) || id >= (static_cast<__int128>(1) << 63)) {
+      reject(TardisReason::kBadId, line, n);
+      return;
+    }
+    seq = static_cast<int64_t>(id);
+  }
+  uint8_t aggressor;
+  if (f[5] == "buy") {
+    aggressor = static_cast<uint8_t>(Side::Bid);
+  } else if (f[5] == "sell") {
+    aggressor = static_cast<uint8_t>(Side::Ask);
+  } else if (f[5] == "unknown" || f[5].empty()) {
+    aggressor = static_cast<uint8_t>(Side::None);
+  } else {
+    reject(TardisReason::kBadSide, line, n);
+    return;
+  }
+  int64_t price = 0, qty = 0;
+  TardisReason why_p = TardisReason::kBadNumber, why_q = TardisReason::kBadNumber;
+  const bool ok_p = price_units(*sym, f[6], price, why_p);
+  const bool ok_q = qty_units(*sym, f[7], qty, why_q);
+  if (!ok_p || !ok_q) {
+    reject(!ok_p ? why_p : why_q, line, n);
+    return;
+  }
+  TradeEvent t{};
+  t.ts_exchange = tsx;
+  t.ts_local = tsl;
+  t.seq = seq;
+  t.price = price;
+  t.qty = qty;
+  t.instrument = sym->iid;
+  t.aggressor = aggressor;
+  t.flags = event_flag::kLast;
+  trades.push_back(t);
+}
+
+void TardisDecoder::quote_row(const char* line, size_t n) {
+  int64_t tsx = 0, tsl = 0;
+  Sym* sym = common(8, line, n, tsx, tsl);
+  if (sym == nullptr) return;
+  const auto& f = csv_.fields;
+  const int64_t seq = row_seq_++;
+  // columns: ask_amount, ask_price, bid_price, bid_amount; bid side first as the reference
+  const Field* sides[2][2] = {{&f[6], &f[7]}, {&f[5], &f[4]}};
+  const int64_t none[2] = {kNoBidPrice, kNoAskPrice};
+  int64_t values[4];
+  static const char kZero[] = "0";
+  for (int s = 0; s < 2; ++s) {
+    const Field& p = *sides[s][0];
+    const Field q = sides[s][1]->empty() ? Field{kZero, 1} : *sides[s][1];
+    if (p.empty()) {
+      values[2 * s] = none[s];
+      values[2 * s + 1] = 0;
+      continue;
+    }
+    TardisReason why_p = TardisReason::kBadNumber, why_q = TardisReason::kBadNumber;
+    const bool ok_p = price_units(*sym, p, values[2 * s], why_p);
+    const bool ok_q = qty_units(*sym, q, values[2 * s + 1], why_q);
+    if (!ok_p || !ok_q) {
+      reject(!ok_p ? why_p : why_q, line, n);
+      return;
+    }
+  }
+  BboEvent b{};
+  b.ts_exchange = tsx;
+  b.ts_local = tsl;
+  b.seq = seq;
+  b.bid_price = values[0];
+  b.bid_qty = values[1];
+  b.ask_price = values[2];
+  b.ask_qty = values[3];
+  b.instrument = sym->iid;
+  b.flags = event_flag::kLast;
+  bbo.push_back(b);
+}
+
+void TardisDecoder::snapshot_row(const char* line, size_t n) {
+  int64_t tsx = 0, tsl = 0;
+  Sym* sym = common(static_cast<size_t>(file_spec_.ncols), line, n, tsx, tsl);
+  if (sym == nullptr) return;
+  const auto& f = csv_.fields;
+  open_message(tsx, tsl, sym->iid, event_flag::kSnapshot, true);
+  for (const SnapshotColumns& c : file_spec_.pairs) {
+    const Field& p = f[static_cast<size_t>(c.price_col)];
+    if (p.empty()) continue;
+    int64_t price = 0, qty = 0;
+    TardisReason why_p = TardisReason::kBadNumber, why_q = TardisReason::kBadNumber;
+    const bool ok_p = price_units(*sym, p, price, why_p);
+    const bool ok_q = qty_units(*sym, f[static_cast<size_t>(c.amount_col)], qty, why_q);
+    if (!ok_p || !ok_q) {
+      reject(!ok_p ? why_p : why_q, line, n);
+      continue;
+    }
+    add_level(c.side, price, qty);
+  }
+}
+
+void TardisDecoder::infer_row() {
+  const auto& f = csv_.fields;
+  if (f.size() != static_cast<size_t>(file_spec_.ncols)) return;
+  key_buf_.assign(f[1].p, f[1].n);
+  auto it = found_index_.find(key_buf_);
+  uint32_t index;
+  if (it == found_index_.end()) {
+    index = static_cast<uint32_t>(found.size());
+    found_index_.emplace(key_buf_, index);
+    Found entry;
+    entry.symbol = key_buf_;
+    entry.exchange.assign(f[0].p, f[0].n);
+    found.push_back(std::move(entry));
+  } else {
+    index = it->second;
+  }
+  Found& entry = found[index];
+  for (int slot = 0; slot < 2; ++slot) {
+    const std::vector<int>& cols = slot == 0 ? file_spec_.price_cols : file_spec_.amount_cols;
+    int& best = slot == 0 ? entry.price_decimals : entry.amount_decimals;
+    for (int c : cols) {
+      const Field& v = f[static_cast<size_t>(c)];
+      if (v.empty()) continue;
+      const int d = plain_decimals(v);
+      if (d < 0) {
+        exotic.push_back({index, slot == 1, std::string(v.p, v.n)});
+      } else if (d > best) {
+        best = d;
+      }
+    }
+  }
+}
+
+}  // namespace bot4::ingest

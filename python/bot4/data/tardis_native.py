@@ -1,0 +1,126 @@
+"""Tardis CSV files -> MarketData through the native decoder (core/ingest/tardis_decoder), the
+default of `bot4.data.tardis.load_tardis`.
+
+Same contract, arrays, rejection counts and samples as the Python reference in bot4.data.tardis
+(whose docstring states the format and the rejection reasons; `load_tardis(engine="python")`); the
+tests check the two agree on every Tardis file in ../shared/data and on damaged and random rows.
+Python reads each file's header (its kind) and owns the specs; the core reads the rows: the
+grid-inference pass (when no spec is given) and the decoding pass, streaming chunk by chunk
+(gzip inflated in the core; zstd decompressed here by the pip `zstandard` package).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bot4 import _core
+from bot4.data.binance_native import _grid_args
+from bot4.data.market_data import MarketData, RejectionLog, log
+from bot4.data.native_feed import feed_file
+from bot4.data.progress import CHUNK, byte_progress
+from bot4.events import ASK, BBO_EVENT, BID, BOOK_EVENT, TRADE_EVENT
+from bot4.instrument import InstrumentSpec
+
+_KIND_CODE = {"incremental_book_L2": 0, "trades": 1, "quotes": 2, "book_snapshot": 3}
+_CHUNK = 4 * CHUNK  # compressed bytes per call into the core (the GIL is released inside)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _file_layout(kind: str, header: list[str]) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
+    """(price columns, amount columns, snapshot (side, price col, amount col) pairs) of a file."""
+    from bot4.data.tardis import _SNAPSHOT_COL, _price_amount_columns
+
+    prices, amounts = _price_amount_columns(kind, header)
+    pairs: list[tuple[int, int, int]] = []
+    if kind == "book_snapshot":
+        columns = {}
+        for i, name in enumerate(header[4:], start=4):
+            m = _SNAPSHOT_COL.match(name)
+            assert m is not None  # the kind was told from these very column names
+            columns[(m.group(1), int(m.group(2)), m.group(3))] = i
+        depth = 1 + max(level for _, level, _ in columns)
+        pairs = [(BID if side == "bids" else ASK, columns[(side, i, "price")], columns[(side, i, "amount")])
+                 for side in ("bids", "asks") for i in range(depth)
+                 if (side, i, "price") in columns and (side, i, "amount") in columns]
+    return prices, amounts, pairs
+
+
+def _run(decoder, files: list[Path], kinds: list[str], headers: list[list[str]], bar) -> None:
+    for index, (path, kind, header) in enumerate(zip(files, kinds, headers)):
+        prices, amounts, pairs = _file_layout(kind, header)
+
+        def begin(gzip: bool, index=index, kind=kind, header=header, prices=prices, amounts=amounts,
+                  pairs=pairs) -> None:
+            decoder.begin_file(index, gzip, _KIND_CODE[kind], len(header), prices, amounts, pairs)
+
+        for _ in feed_file(decoder, path, bar, begin, _CHUNK):
+            pass
+
+
+def infer_specs_native(files: list[Path], kinds: list[str], headers: list[list[str]],
+                       bar) -> tuple[dict[str, InstrumentSpec], dict[str, bytes]]:
+    """The reference's infer_specs through the core: (symbol -> spec, symbol -> its bytes)."""
+    from bot4.data.tardis import _decimals, _step
+
+    decoder = _core.ingest.TardisDecoder(True)
+    _run(decoder, files, kinds, headers, bar)
+    found = decoder.found
+    decimals = [[pd, qd] for _, _, pd, qd in found]  # price, amount decimals per symbol
+    for index, is_amount, raw in decoder.exotic:
+        d = _decimals(_text(raw))
+        if d is not None and d > decimals[index][is_amount]:
+            decimals[index][is_amount] = d
+    specs: dict[str, InstrumentSpec] = {}
+    keys: dict[str, bytes] = {}
+    for i, ((raw_symbol, exchange, _, _), (pd, qd)) in enumerate(zip(found, decimals), start=1):
+        symbol = _text(raw_symbol)
+        specs[symbol] = InstrumentSpec(instrument_id=i, symbol=symbol, venue=_text(exchange),
+                                       tick_size=_step(pd), lot_size=_step(qd))
+        keys[symbol] = raw_symbol
+    return specs, keys
+
+
+def load_tardis_native(files: list[Path], kinds: list[str], headers: list[list[str]],
+                       spec: InstrumentSpec | dict[str, InstrumentSpec] | None,
+                       progress: bool = False) -> MarketData:
+    """load_tardis's work for files whose headers were read (see bot4.data.tardis.load_tardis)."""
+    started = time.perf_counter()
+    bar = byte_progress(files * (2 if spec is None else 1), progress, "tardis")
+    try:
+        if spec is None:
+            specs, keys = infer_specs_native(files, kinds, headers, bar)
+        else:
+            specs = {spec.symbol: spec} if isinstance(spec, InstrumentSpec) else dict(spec)
+            keys = {name: name.encode() for name in specs}
+        decoder = _core.ingest.TardisDecoder(False)
+        for name, s in specs.items():
+            decoder.add_spec(keys[name], s.instrument_id, *_grid_args(s.price_grid), *_grid_args(s.qty_grid))
+        _run(decoder, files, kinds, headers, bar)
+    finally:
+        bar.close()
+    rejections = RejectionLog()
+    for reason, count, file, line, raw in decoder.rejections():
+        text = _text(raw)
+        rejections.counts[reason] = count
+        rejections.samples[reason] = (str(files[file]), line, text)
+        log.info("rejected (%s) at %s:%d: %s", reason, files[file], line, text)
+    data = MarketData(
+        specs={s.instrument_id: s for s in specs.values()},
+        book=np.asarray(decoder.take_book()).view(BOOK_EVENT),
+        trades=np.asarray(decoder.take_trades()).view(TRADE_EVENT),
+        bbo=np.asarray(decoder.take_bbo()).view(BBO_EVENT),
+        rejections=rejections,
+        sequence_gaps=0,
+        sources=[str(p) for p in files],
+        venue=_text(decoder.venue),
+    )
+    log.info("loaded %s (%s, native): %d book events, %d trades, %d quotes, rejections %s in %.2fs",
+             ", ".join(data.sources), ", ".join(kinds), len(data.book), len(data.trades),
+             len(data.bbo), rejections.as_dict(), time.perf_counter() - started)
+    return data
