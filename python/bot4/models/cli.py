@@ -1,4 +1,5 @@
-"""`bot4 models ...`: the model registry and lifecycle (bot4.models.registry, .abtest, .rollback)."""
+"""`bot4 models ...`: the model registry and lifecycle (bot4.models.registry, .abtest, .rollback,
+.canary)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bot4.errors import ConfigError
+from bot4.sim.generate import DEFAULT_SEED
 
 
 def _registry(args):
@@ -178,8 +180,51 @@ def _cmd_ab(args) -> int:
     return _print(args, res.to_dict(), lines)
 
 
+def _cmd_canary(args) -> int:
+    import msgspec
+
+    from bot4.models.canary import CanaryConfig, resolve_model, run_canary
+    from bot4.models.rollback import RollbackPolicy
+    from bot4.sources import load_stream
+
+    try:
+        policy = (msgspec.convert(_read_json(args.policy, "rollback policy"), RollbackPolicy)
+                  if args.policy else RollbackPolicy())
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"rollback policy {args.policy}: {exc}") from exc
+    canary = CanaryConfig(fraction=args.fraction, bar_ns=int(round(args.bar_ms * 1e6)), n_required=args.n,
+                          alpha=args.alpha, policy=policy)
+    config = None
+    if args.risk_config:
+        from bot4.config import load_config
+
+        config = load_config(args.risk_config)
+    with tempfile.TemporaryDirectory(prefix="bot4-canary-") as work:
+        # both references are checked (and registry models checked out) before any data is read
+        champion = resolve_model(args.champion, args.registry, work)
+        challenger = resolve_model(args.challenger, args.registry, work)
+        stream = load_stream(args.data, args.venue, seed=args.seed, n_events=args.events, progress=not args.json)
+        res = run_canary(stream.data, champion, challenger, canary=canary, config=config, progress=False)
+    out = res.to_dict() | {"data": stream.label}
+    lines = [f"data        {stream.label}",
+             f"decision    {res.decision}"] + [f"  reason    {r}" for r in res.reasons]
+    for leg in (res.champion, res.challenger, res.control):
+        if leg is None:
+            continue
+        sr = f"{leg.sharpe:+.4f}" if leg.sharpe is not None else "n/a"
+        lines.append(f"{leg.name:<11} share {leg.share:.3f}  capital {leg.capital:,.2f}  pnl {leg.pnl:+,.2f} "
+                     f"(fees {leg.fees:,.2f}, {leg.return_ * 1e4:+.2f} bp)  sharpe/bar {sr}  "
+                     f"drawdown {leg.max_drawdown:.5f}  errors {leg.errors}/{leg.decisions}  "
+                     f"p99.9 {leg.latency_p999_ns / 1e3:.1f} us  fills {leg.fills}  max |pos| {leg.max_abs_position} "
+                     f"(cap {leg.max_position_lots})  kill {leg.kill_reason}")
+    ab = res.ab
+    lines.append(f"A/B         {ab['decision']}, challenger against control (first {ab['n_required']} bars of each leg; bars {ab['n_a']}/{ab['n_b']}"
+                 + (f", t {ab['statistic']:.3f}, p {ab['pvalue']:.4g})" if ab.get("pvalue") is not None else ")"))
+    return _print(args, out, lines)
+
+
 def add_models_command(sub) -> None:
-    p = sub.add_parser("models", help="model registry: register, list, show, promote, rollback, diff, evaluate, ab")
+    p = sub.add_parser("models", help="model registry: register, list, show, promote, rollback, diff, evaluate, ab, canary")
     msub = p.add_subparsers(dest="models_command", required=True)
 
     def common(q):
@@ -237,3 +282,20 @@ def add_models_command(sub) -> None:
     q.add_argument("--n", type=int, required=True, help="observations per arm, fixed before the test")
     q.add_argument("--alpha", type=float, default=0.05)
     q.set_defaults(func=_cmd_ab)
+    q = msub.add_parser("canary", help="trade the challenger on a fraction of the risk budget and the champion on "
+                                       "the rest, then promote / keep / rollback")
+    common(q)
+    q.add_argument("--data", nargs="+", metavar="PATH", help="recording (default: the embedded simulator stream)")
+    q.add_argument("--venue", help="data format (default: told from the file)")
+    q.add_argument("--seed", type=int, default=DEFAULT_SEED, help="embedded stream seed")
+    q.add_argument("--events", type=int, default=200_000, help="embedded stream size")
+    q.add_argument("--champion", default="champion", metavar="REF", help="model directory or registry reference")
+    q.add_argument("--challenger", default="challenger", metavar="REF", help="model directory or registry reference")
+    q.add_argument("--fraction", type=float, required=True, help="share of the risk budget the challenger trades, (0, 1)")
+    q.add_argument("--risk-config", metavar="FILE", help="engine, risk and strategy config of the full budget (TOML)")
+    q.add_argument("--bar-ms", type=float, default=1000.0, help="bar of the per-bar returns (Sharpe, A/B), ms")
+    q.add_argument("--n", type=int, default=200, help="bars per leg for the A/B test, fixed before the run")
+    q.add_argument("--alpha", type=float, default=0.05)
+    q.add_argument("--policy", metavar="FILE", help="rollback trigger limits (JSON, fields of "
+                                                    "bot4.models.rollback.RollbackPolicy; Sharpe per bar)")
+    q.set_defaults(func=_cmd_canary)
