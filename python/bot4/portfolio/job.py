@@ -1,0 +1,806 @@
+"""The portfolio job (issue 13): agents -> meta-weighter -> diversified selection -> risk-budget
+sizing -> execution in the core engine, several instruments in one backtest.
+
+`portfolio_backtest(data, config)` (what `bot4 portfolio backtest` wraps):
+
+1. Features (bot4.features.compute) on a time grid of `grid_s` per instrument.
+2. Time split of the recording: agents are fitted on the first `agents_fraction`, the
+   meta-weighter on the next `meta_fraction` (out of the agents' sample) and calibrated on the next
+   `calibration_fraction`; the rest is traded. Every training row's label window (the `horizon`
+   rows after it) must end before the next slice starts (purge by label end time, so at least the
+   label horizon separates the slices).
+3. On the decision grid of the trading part (every `grid_s`), per instrument the latest blended
+   (mu, sigma, p): the agents' outputs of the instrument's latest feature row at or before the
+   decision time (each a function of that row and of parameters fitted on earlier slices, so
+   causal), blended by the meta-weighter at the step itself.
+4. Diversified selection: greedy_penalty on trailing correlations of grid mid returns
+   (`corr_window` bars ending at the decision), score |mu| / sigma, beside plain top_k; the mean
+   pairwise correlation of both picks is recorded at every step with at least two candidates.
+5. Sizing: risk_budget_notional with unit risk = conservative CVaR_95 of the trailing one-bar
+   returns times sqrt(horizon) (square-root-of-time), scaled by the step's action, projected into
+   the feasible set (project_report: projections counted by limit) and rounded to lots with venue
+   minimums (plan_orders: skipped trades counted) - all against the *buffered* limits: every
+   exposure limit times (1 - buffer), a margin for mark-to-market drift between steps.
+6. Execution: one `bot4.Strategy` instance per instrument (lane); the lanes share one
+   `Coordinator`. Lanes decide `checks_per_step` times per grid step; the first lane to decide in
+   a new step has the coordinator compute the step's targets once from every lane's latest
+   position, mid and P&L. Each lane then moves to its target with ctx.target(lots, "aggressive"):
+   reductions (toward zero; a sign flip first goes to zero) before any increase, and an increase
+   only once no reduction is outstanding. A leg is released only when the worst case over every
+   partly filled combination of the legs in flight (a box of positions; the limits are convex,
+   so the worst case sits at its corners and is closed form: per-coordinate max |x|, sums of those
+   for gross and group, the extreme sums for net) stays within the buffered limits; legs held back
+   are counted and retried at the lane's next decision.
+7. `limit_breaches`: at every lane decision and every fill, the positions actually held (engine
+   ctx.position and fills) marked at the latest mids, against the full limits (sizing.violations).
+8. Logging and OPE: at every step each selected instrument's action (index into `actions`, a scale
+   of the risk budget) is drawn epsilon-greedily around a greedy rule (largest scale when the
+   calibrated |2p - 1| >= `full_confidence`, the middle one otherwise); the propensity of the drawn
+   action is logged with the context (mu, sigma, p, score). The round's reward is the
+   instrument's P&L change (account currency) until the next step. IPS / SNIPS / DR (ope.estimate_all,
+   cross-fitted ridge reward model) estimate the per-round value of always taking
+   `alternative_action`; a second backtest runs that policy deterministically and its actual
+   per-round reward and P&L are reported beside the estimates. The rounds are not independent
+   bandit rounds (positions carry over steps), so the estimate is an approximation; the actual run
+   is the check.
+
+Units: notionals, equity and P&L in the account currency (quote units times `quote_to_account`);
+engine positions in lots of the instrument. COIN-M (inverse) instruments are refused: the engine
+marks P&L linearly in the quote currency.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from bot4.errors import InputError
+from bot4.portfolio.sizing import (LIMIT_NAMES, OrderRules, PortfolioState, SizingLimits, plan_orders,
+                                   preset_500_eur, project_report, risk_budget_notional, violations)
+
+#: Exposure limits the buffer shrinks (the risk per trade and the drawdown stop are not exposures).
+BUFFERED = ("max_position", "max_group_gross", "max_gross", "max_net", "max_portfolio_cvar")
+
+
+class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of `portfolio_backtest` (TOML: the same field names at the top level, `[limits]`
+    for SizingLimits). Fractions of the recording are of its time span."""
+
+    equity: float = 10_000.0            # account equity at the start (account currency)
+    quote_to_account: float = 1.0       # account currency per quote unit (e.g. EUR per USDT)
+    preset: Literal["none", "500eur"] = "none"   # "500eur": sizing.preset_500_eur limits and venue rules
+    limits: SizingLimits = msgspec.field(default_factory=SizingLimits)
+    min_notional: float = 0.0           # venue minimum (quote) for instruments without preset rules
+    buffer: float = 0.1                 # targets use limits * (1 - buffer): room for drift between steps
+    grid_s: float = 1.0                 # decision grid step, seconds
+    checks_per_step: int = 5            # lane decisions per grid step (reductions confirmed before increases)
+    horizon: int = 30                   # label / signal horizon, grid rows
+    agents_fraction: float = 0.3
+    meta_fraction: float = 0.15
+    calibration_fraction: float = 0.1
+    top_k: int = 2                      # instruments held at once
+    penalty: float = 1.0                # lambda of greedy_penalty
+    corr_window: int = 120              # trailing bars of the return correlations and the CVaR
+    min_edge_bp: float = 0.0            # |mu| below this (bp) is no view
+    full_confidence: float = 0.1        # |2p - 1| at which the greedy rule takes the largest scale
+    actions: tuple[float, ...] = (0.0, 0.5, 1.0)   # scales of the risk budget (the logged action set)
+    epsilon: float = 0.05               # exploration: probability of a uniformly drawn action
+    seed: int = 0
+    alternative_action: int = 2         # index into actions: the alternative policy always takes it
+    scenarios: bool = True              # portfolio CVaR limit over the trailing horizon returns
+    meta_backend: Literal["auto", "lightgbm", "linear"] = "linear"
+    max_train_rows: int = 5_000         # rows per quantile fit (spread evenly in time)
+    window_s: float = 0.0               # > 0: only the first window_s seconds of the recording
+    run_alternative: bool = True        # the second backtest (alternative policy, deterministic)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise InputError(name, f"{what}, got {getattr(self, name)!r}")
+
+        for name in ("equity", "quote_to_account", "grid_s"):
+            need(math.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be a finite number > 0")
+        need(math.isfinite(self.min_notional) and self.min_notional >= 0, "min_notional", "must be >= 0")
+        need(0 <= self.buffer < 1, "buffer", "must be in [0, 1)")
+        need(self.checks_per_step >= 1, "checks_per_step", "must be >= 1")
+        need(self.horizon >= 1, "horizon", "must be >= 1 (grid rows)")
+        fr = (self.agents_fraction, self.meta_fraction, self.calibration_fraction)
+        need(all(f > 0 for f in fr) and sum(fr) < 0.9, "agents_fraction",
+             "agents_fraction, meta_fraction and calibration_fraction must be > 0 and leave >= 10% to trade")
+        need(self.top_k >= 1, "top_k", "must be >= 1")
+        need(math.isfinite(self.penalty) and self.penalty >= 0, "penalty", "must be >= 0")
+        need(self.corr_window >= 20, "corr_window", "must be >= 20 bars (CVaR_95 needs 20 returns)")
+        need(math.isfinite(self.min_edge_bp) and self.min_edge_bp >= 0, "min_edge_bp", "must be >= 0")
+        need(0 <= self.full_confidence <= 1, "full_confidence", "must be in [0, 1]")
+        need(len(self.actions) >= 2 and all(0 <= a <= 1 for a in self.actions), "actions",
+             "needs at least two scales in [0, 1]")
+        need(0 <= self.epsilon <= 1, "epsilon", "must be in [0, 1]")
+        need(0 <= self.alternative_action < len(self.actions), "alternative_action", "must index into actions")
+        need(self.max_train_rows >= 100, "max_train_rows", "must be >= 100")
+        need(math.isfinite(self.window_s) and self.window_s >= 0, "window_s", "must be >= 0")
+
+    @classmethod
+    def from_toml(cls, text: str | bytes) -> PortfolioConfig:
+        """A config from TOML text; InputError names the field for an unknown or invalid one."""
+        try:
+            return msgspec.toml.decode(text, type=cls)
+        except msgspec.ValidationError as exc:
+            raise InputError("config", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise InputError("config", f"not valid TOML: {exc}") from None
+
+    @property
+    def grid_ns(self) -> int:
+        return int(round(self.grid_s * 1e9))
+
+    def sizing_limits(self) -> SizingLimits:
+        """The full hard limits (the preset's when `preset` is set)."""
+        return preset_500_eur()[0] if self.preset == "500eur" else self.limits
+
+    def buffered_limits(self) -> SizingLimits:
+        """The limits targets are sized against: every exposure limit times (1 - buffer)."""
+        full = self.sizing_limits()
+        return msgspec.structs.replace(full, **{k: getattr(full, k) * (1.0 - self.buffer) for k in BUFFERED})
+
+
+# ------------------------------------------------------------------------------------------------
+# Signals
+
+
+@dataclass
+class Signals:
+    """Fitted agents and meta-weighter with their outputs on every feature row, and the time split."""
+
+    features: Any
+    agents: list
+    outputs: list                  # AgentOutput per agent, every row
+    meta: Any                      # MetaWeighter (fitted and calibrated)
+    split_ns: tuple[int, int, int]  # starts of the meta, calibration and trading slices
+    rows: dict[str, int]           # training rows per slice
+
+    def rows_of(self, instrument: int) -> np.ndarray:
+        return np.flatnonzero(np.asarray(self.features.instruments) == instrument)
+
+
+def fit_signals(features, config: PortfolioConfig) -> Signals:
+    """Fit the agents, the meta-weighter and its calibration on the training slices (module text)."""
+    from bot4.portfolio.agents import default_agents, forward_returns, label_end_times
+    from bot4.portfolio.meta import MetaWeighter
+
+    ts = np.asarray(features.timestamps, dtype=np.int64)
+    if ts.size == 0:
+        raise InputError("data", "the recording gave no feature rows (too short for one grid step?)")
+    t0, t1 = int(ts.min()), int(ts.max())
+    span = t1 - t0
+    ta = t0 + int(span * config.agents_fraction)
+    tm = ta + int(span * config.meta_fraction)
+    tc = tm + int(span * config.calibration_fraction)
+    r, end = forward_returns(features, config.horizon)
+    t_end = label_end_times(features, end)
+    ok = np.isfinite(r)
+    rows_a = np.flatnonzero(ok & (t_end < ta))
+    rows_m = np.flatnonzero(ok & (ts >= ta) & (t_end < tm))
+    rows_c = np.flatnonzero(ok & (ts >= tm) & (t_end < tc))
+    for name, rows in (("agents", rows_a), ("meta", rows_m), ("calibration", rows_c)):
+        if rows.size < 100:
+            raise InputError("data", f"only {rows.size} labelled rows in the {name} slice",
+                             "use a longer recording, a smaller grid_s or horizon, or larger fractions")
+    agents = default_agents(config.horizon)
+    for a in agents:
+        if hasattr(a, "quantiles"):
+            a.quantiles.max_rows = config.max_train_rows
+        a.fit(features, rows_a)
+    outputs = [a.predict(features) for a in agents]
+    meta = MetaWeighter(backend=config.meta_backend, max_rows=config.max_train_rows,
+                        min_regime_rows=max(500, rows_m.size // 10))
+    meta.fit(outputs, r, rows_m).calibrate(outputs, r, rows_c)
+    return Signals(features, agents, outputs, meta, (ta, tm, tc),
+                   {"agents": int(rows_a.size), "meta": int(rows_m.size), "calibration": int(rows_c.size)})
+
+
+def _rows_subset(outputs: list, idx: np.ndarray) -> list:
+    """The agents' outputs restricted to rows `idx` (for blending the latest rows at a step)."""
+    return [replace(o, timestamps=o.timestamps[idx], instruments=o.instruments[idx], mu=o.mu[idx],
+                    sigma=o.sigma[idx], quantiles=o.quantiles[idx], confidence=o.confidence[idx],
+                    regime=o.regime[idx]) for o in outputs]
+
+
+# ------------------------------------------------------------------------------------------------
+# The coordinator (one per backtest run; the lanes share it)
+
+
+@dataclass
+class Round:
+    """One logged decision: the instrument, the step, context, action and its propensity."""
+
+    step: int
+    lane: int
+    context: tuple[float, float, float, float]    # mu (bp), sigma (bp), p, score
+    action: int
+    propensity: float
+    greedy: int
+    reward: float = float("nan")                  # the lane's P&L change until the next step
+
+
+@dataclass
+class Lanes:
+    """Static description of the instruments (one lane each), in engine id order."""
+
+    ids: list[int]
+    symbols: list[str]
+    lot_size: np.ndarray          # venue units per engine lot
+    tick_size: np.ndarray
+    rules: list[OrderRules]
+    groups: np.ndarray            # integer group id per lane
+    group_names: list[str]
+    allow_short: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
+def lanes_for(specs: dict, config: PortfolioConfig) -> Lanes:
+    """Lanes from the data's instrument specs; venue rules from the preset (by symbol@venue) or
+    from the spec (lot = the instrument's lot, minimum notional = config.min_notional)."""
+    preset = preset_500_eur()[1] if config.preset == "500eur" else {}
+    ids = sorted(int(i) for i in specs)
+    rules, symbols = [], []
+    for i in ids:
+        s = specs[i]
+        if getattr(s, "inverse", False):
+            raise InputError("data", f"{s.symbol}: inverse (COIN-M) contracts are not supported by the portfolio job",
+                             "the engine marks P&L linearly in the quote currency; use USD-M or spot recordings")
+        key = f"{s.symbol}@{s.venue}"
+        lot = float(s.lot_size)
+        base = "".join(ch for ch in str(s.symbol).upper().split("USD")[0]) or str(s.symbol)
+        r = preset.get(key)
+        if r is None:
+            r = OrderRules(key, base, lot_step=lot, min_qty=lot, min_notional=config.min_notional,
+                           allow_short="spot" not in str(s.venue))
+        elif abs(r.lot_step / lot - round(r.lot_step / lot)) > 1e-9:
+            raise InputError("preset", f"{key}: lot step {r.lot_step} is not a multiple of the recording's lot {lot}")
+        rules.append(r)
+        symbols.append(key)
+    names = sorted({r.group for r in rules})
+    return Lanes(ids, symbols, np.array([float(specs[i].lot_size) for i in ids]),
+                 np.array([float(specs[i].tick_size) for i in ids]), rules,
+                 np.array([names.index(r.group) for r in rules]), names, np.array([r.allow_short for r in rules]))
+
+
+@dataclass
+class StepLog:
+    """Per grid step: exposures (held, at the step), caps, risk-budget use and correlations."""
+
+    ts: list = field(default_factory=list)
+    equity: list = field(default_factory=list)
+    exposure: list = field(default_factory=list)       # per lane, account currency
+    gross: list = field(default_factory=list)
+    net: list = field(default_factory=list)
+    max_group: list = field(default_factory=list)
+    caps: list = field(default_factory=list)           # (max_position, max_group, gross, net) at the step's equity
+    risk_used: list = field(default_factory=list)      # sum |a_i| u_i / (risk_per_trade * equity * top_k)
+    corr_topk: list = field(default_factory=list)
+    corr_div: list = field(default_factory=list)
+
+
+class Coordinator:
+    """Shared state of the lanes: computes each grid step's targets once, sequences the legs and
+    counts breaches on the positions held (module text, steps 3-8).
+
+    `plan(ts)` is the portfolio step (decision -> targets); `on_lane(ctx)` is what each lane calls
+    at its decisions; `on_fill(fill)` keeps positions current between decisions."""
+
+    def __init__(self, lanes: Lanes, config: PortfolioConfig, signals: Signals | None, bars: np.ndarray,
+                 bar_ends: np.ndarray, trade_start_ns: int, *, fixed_action: int | None = None,
+                 latest: Any = None):
+        self.lanes, self.cfg = lanes, config
+        self.full = config.sizing_limits()
+        self.buffered = config.buffered_limits()
+        self.fx = config.quote_to_account
+        self.signals = signals
+        self.fixed_action = fixed_action
+        self.rng = np.random.default_rng(config.seed)
+        self.trade_start = int(trade_start_ns)
+        self.grid = config.grid_ns
+        n = lanes.n
+        self.index = {i: k for k, i in enumerate(lanes.ids)}
+        self.pos = np.zeros(n, np.int64)          # engine lots held
+        self.mid = np.full(n, np.nan)             # price (quote per unit)
+        self.pnl = np.zeros(n)                    # account currency
+        self.peak = config.equity
+        self.step = -1
+        self.target = np.zeros(n, np.int64)
+        self.has_plan = False
+        self.bar_ends = np.asarray(bar_ends, np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.rets = np.diff(np.log(bars), axis=0) if len(bars) > 1 else np.zeros((0, n))
+        self.latest = latest if latest is not None else self._latest_rows()
+        self.rounds: list[Round] = []
+        self.open_rounds: list[Round] = []
+        self.pnl_at_step = np.zeros(n)
+        self.breaches = dict.fromkeys(LIMIT_NAMES, 0)
+        self.checks = 0
+        self.projections = 0
+        self.projected = dict.fromkeys(LIMIT_NAMES, 0)
+        self.counters = {"skipped_min_qty": 0, "skipped_min_notional": 0} | {f"vetoed_{k}": 0 for k in LIMIT_NAMES}
+        self.held_back = 0
+        self.no_risk_estimate = 0
+        self.steps = 0
+        self.max_exposure = np.zeros(n)
+        self.log = StepLog()
+        self.step_ns: list[int] = []             # wall ns of plan() per step (decision -> targets)
+        self.arrival: list[tuple[int, int, float]] = []   # (ts, lane, mid) at each leg sent
+        self.position_mismatch = 0
+        self.released: dict[int, int] = {}
+        self._scen: np.ndarray | None = None
+
+    # -- signals --------------------------------------------------------------------------------
+    def _latest_rows(self):
+        """Per lane: the feature-row timestamps and row indices (for the latest row at a time)."""
+        out = []
+        for i in self.lanes.ids:
+            rows = self.signals.rows_of(i) if self.signals is not None else np.zeros(0, np.int64)
+            ts = np.asarray(self.signals.features.timestamps, np.int64)[rows] if self.signals is not None else rows
+            out.append((ts, rows))
+        return out
+
+    def blended(self, ts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mu, sigma, p) per lane from each lane's latest feature row at or before `ts` (NaN where
+        the lane has none within two grid steps)."""
+        n = self.lanes.n
+        idx = np.full(n, -1, np.int64)
+        for k, (rts, rows) in enumerate(self.latest):
+            j = int(np.searchsorted(rts, ts, side="right")) - 1
+            if j >= 0 and ts - rts[j] <= 2 * self.grid:
+                idx[k] = rows[j]
+        mu, sigma, p = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        have = idx >= 0
+        if have.any() and self.signals is not None:
+            m = self.signals.meta.predict(_rows_subset(self.signals.outputs, idx[have]))
+            mu[have], sigma[have], p[have] = m.mu, m.sigma, m.p
+        return mu, sigma, p
+
+    # -- state ----------------------------------------------------------------------------------
+    def equity(self) -> float:
+        return self.cfg.equity + float(self.pnl.sum())
+
+    def notional(self, lots: np.ndarray) -> np.ndarray:
+        px = np.where(np.isfinite(self.mid), self.mid, 0.0)
+        return np.asarray(lots, np.float64) * self.lanes.lot_size * px * self.fx
+
+    def state(self, scenarios: np.ndarray | None = None) -> PortfolioState:
+        eq = self.equity()
+        self.peak = max(self.peak, eq)
+        return PortfolioState(eq, self.peak, self.notional(self.pos), self.lanes.groups, self.lanes.allow_short,
+                              scenarios)
+
+    def check(self) -> None:
+        """Count limit breaches of the positions held against the full limits."""
+        st = self.state(self._scen)
+        v = violations(st.positions, st, self.full)
+        self.checks += 1
+        for k, x in v.items():
+            if x > 0:
+                self.breaches[k] += 1
+        self.max_exposure = np.maximum(self.max_exposure, np.abs(st.positions))
+
+    # -- the portfolio step ---------------------------------------------------------------------
+    def _window(self, ts: int) -> np.ndarray:
+        b = int(np.searchsorted(self.bar_ends, ts, side="right"))     # bars ended at or before ts
+        w = self.rets[max(0, b - 1 - self.cfg.corr_window):max(0, b - 1)]
+        return w[np.isfinite(w).all(axis=1)] if len(w) else w
+
+    def plan(self, ts: int) -> np.ndarray:
+        """The portfolio step at `ts`: targets (engine lots per lane) from the lanes' latest state."""
+        from bot4.portfolio.ope import epsilon_greedy
+        from bot4.portfolio.risk_measures import conservative_cvar
+        from bot4.portfolio.selection import greedy_penalty, mean_pairwise, rolling_correlation, top_k
+
+        t_start = time.perf_counter_ns()
+        cfg, n = self.cfg, self.lanes.n
+        mu, sigma, p = self.blended(ts)
+        w = self._window(ts)
+        h = math.sqrt(cfg.horizon)
+        unit = np.full(n, np.nan)
+        if len(w) >= 20:
+            for k in range(n):
+                unit[k] = conservative_cvar(w[:, k], self.full.cvar_level) * h
+        scen = w * h if (cfg.scenarios and len(w) >= 20) else None
+        self._scen = scen
+        with np.errstate(invalid="ignore", divide="ignore"):
+            view = np.isfinite(mu) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(p) & np.isfinite(self.mid)
+            view &= np.abs(mu) >= max(cfg.min_edge_bp, 1e-12)
+            view &= (p - 0.5) * np.sign(mu) > 0
+            score = np.where(view, np.abs(mu) / np.where(view, sigma, 1.0), 0.0)
+        no_risk = view & ~np.isfinite(unit)
+        self.no_risk_estimate += int(no_risk.sum())
+        view &= ~no_risk
+        score = np.where(np.isfinite(score), score, 0.0)
+        cand = np.flatnonzero(view)
+        chosen: list[int] = []
+        if cand.size:
+            corr = (rolling_correlation(w[:, cand], len(w), len(w)).matrix if len(w) >= 3
+                    else np.eye(cand.size))
+            plain = [int(cand[j]) for j in top_k(score[cand], cfg.top_k)]
+            div = [int(cand[j]) for j in greedy_penalty(score[cand], corr, cfg.top_k, cfg.penalty).indices]
+            chosen = div
+            if len(plain) >= 2:
+                full_corr = np.eye(n)
+                full_corr[np.ix_(cand, cand)] = corr
+                self.log.corr_topk.append(mean_pairwise(full_corr, plain))
+                self.log.corr_div.append(mean_pairwise(full_corr, div))
+        # actions and their propensities (one round per chosen lane)
+        scale = np.zeros(n)
+        K = len(cfg.actions)
+        for k in chosen:
+            conf = abs(2.0 * p[k] - 1.0)
+            g = K - 1 if conf >= cfg.full_confidence else (K - 1) // 2
+            if self.fixed_action is not None:
+                a, prop = self.fixed_action, 1.0
+            else:
+                pi = epsilon_greedy(np.array([g]), K, cfg.epsilon)[0]
+                a = int(min(np.searchsorted(np.cumsum(pi), self.rng.random(), side="right"), K - 1))
+                prop = float(pi[a])
+            scale[k] = cfg.actions[a]
+            self.open_rounds.append(Round(self.steps, k, (float(mu[k]), float(sigma[k]), float(p[k]), float(score[k])),
+                                          int(a), prop, int(g)))
+        st = self.state(scen)
+        direction = np.where(scale > 0, np.sign(np.nan_to_num(mu)), 0.0)
+        want = risk_budget_notional(direction, np.where(np.isfinite(unit), unit, 1.0), st.equity, self.buffered,
+                                    scale=scale)
+        proj = project_report(want, st, self.buffered)
+        if proj.changed:
+            self.projections += 1
+            for name in proj.binding:
+                self.projected[name] += 1
+        px = np.where(np.isfinite(self.mid), self.mid, 1.0)
+        qty = self.pos * self.lanes.lot_size
+        tradable = np.isfinite(self.mid)
+        targets = np.where(tradable, proj.action, st.positions)
+        orders, _, counters = plan_orders(targets, qty, px, self.fx, self.lanes.rules, st, self.buffered)
+        for key, v in counters.items():
+            self.counters[key] += v
+        self.target = self.pos + np.round(orders / self.lanes.lot_size).astype(np.int64)
+        self.has_plan = True
+        self.steps += 1
+        self.step_ns.append(time.perf_counter_ns() - t_start)
+        # log
+        cap = lambda x: x * st.equity  # noqa: E731
+        self.log.ts.append(ts)
+        self.log.equity.append(st.equity)
+        self.log.exposure.append(st.positions.copy())
+        self.log.gross.append(float(np.abs(st.positions).sum()))
+        self.log.net.append(float(st.positions.sum()))
+        self.log.max_group.append(max(float(np.abs(st.positions[self.lanes.groups == g]).sum())
+                                      for g in np.unique(self.lanes.groups)))
+        self.log.caps.append((cap(self.full.max_position), cap(self.full.max_group_gross), cap(self.full.max_gross),
+                              cap(self.full.max_net)))
+        u = np.where(np.isfinite(unit), unit, 0.0)
+        budget = self.full.risk_per_trade * st.equity * cfg.top_k
+        self.log.risk_used.append(float(np.sum(np.abs(st.positions) * u) / budget) if budget > 0 else float("nan"))
+        return self.target
+
+    # -- sequencing -----------------------------------------------------------------------------
+    def _leg(self, k: int) -> int:
+        """The lane's next leg: its target, or 0 first when the target flips the sign."""
+        p, t = int(self.pos[k]), int(self.target[k])
+        return 0 if p * t < 0 else t
+
+    @staticmethod
+    def _reduces(p: int, e: int) -> bool:
+        return abs(e) <= abs(p) and p * e >= 0
+
+    def transit_ok(self, legs: dict[int, int]) -> bool:
+        """Whether every partly filled combination of `legs` (lane -> end lots, from the held
+        positions) stays within the buffered limits (closed-form worst case over the box)."""
+        lo = self.pos.astype(np.float64).copy()
+        hi = lo.copy()
+        for k, e in legs.items():
+            lo[k], hi[k] = min(lo[k], e), max(hi[k], e)
+        nlo, nhi = self.notional(lo), self.notional(hi)
+        big = np.maximum(np.abs(nlo), np.abs(nhi))
+        eq = max(0.0, self.equity())
+        L = self.buffered
+        if np.any(big > L.max_position * eq):
+            # the box limit: only what the legs change matters (a position already beyond it may shrink)
+            changed = [k for k in legs if big[k] > L.max_position * eq and abs(legs[k]) > abs(self.pos[k])]
+            if changed:
+                return False
+        for g in np.unique(self.lanes.groups):
+            m = self.lanes.groups == g
+            if big[m].sum() > L.max_group_gross * eq and not self._all_reduce(legs, m):
+                return False
+        if big.sum() > L.max_gross * eq and not self._all_reduce(legs, None):
+            return False
+        cap = L.max_net * eq
+        now = abs(float(self.notional(self.pos).sum()))
+        worst = max(abs(float(nlo.sum())), abs(float(nhi.sum())))
+        return worst <= cap or worst <= now      # never worse than the net held now
+
+    def _all_reduce(self, legs: dict[int, int], mask) -> bool:
+        return all(self._reduces(int(self.pos[k]), e) for k, e in legs.items() if mask is None or mask[k])
+
+    def in_flight(self, exclude: int) -> dict[int, int]:
+        """Released legs not yet reached (lane -> leg end lots)."""
+        return {k: e for k, e in self.released.items() if k != exclude and int(self.pos[k]) != e}
+
+    # -- the lane hooks -------------------------------------------------------------------------
+    def on_lane(self, ctx) -> None:
+        """A lane's decision: update its state, count breaches, plan the step when it is new and
+        move the lane toward its target (reductions first, legs released only when safe)."""
+        k = self.index[int(ctx.instrument)]
+        if int(ctx.position) != int(self.pos[k]):
+            self.position_mismatch += 1
+        self.pos[k] = int(ctx.position)
+        if ctx.two_sided:
+            self.mid[k] = float(ctx.mid) * self.lanes.tick_size[k]
+        self.pnl[k] = (float(ctx.realised) + float(ctx.unrealised) - float(ctx.fees)) * self.fx
+        self.check()
+        ts = int(ctx.ts)
+        if ts < self.trade_start:
+            return
+        step = (ts - self.trade_start) // self.grid
+        if step != self.step:
+            self.step = step
+            self._close_rounds()
+            self.plan(ts)
+            self.released = {}
+        if not self.has_plan or ctx.open_orders():
+            return
+        leg = self._leg(k)
+        if int(self.pos[k]) == leg:
+            return
+        if not self._reduces(int(self.pos[k]), leg):
+            pending = [j for j in range(self.lanes.n) if j != k and self._reduces(int(self.pos[j]), self._leg(j))
+                       and int(self.pos[j]) != self._leg(j)]
+            if pending:
+                self.held_back += 1
+                return
+        legs = self.in_flight(k) | {k: leg}
+        if not self.transit_ok(legs):
+            self.held_back += 1
+            return
+        self.released[k] = leg
+        self.arrival.append((ts, k, float(self.mid[k])))
+        ctx.target(int(leg), "aggressive")
+
+    def on_fill(self, fill) -> None:
+        """Keep the held position current between the lane's decisions and count breaches."""
+        k = self.index[int(fill.instrument)]
+        self.pos[k] += int(fill.qty) if str(fill.side) == "buy" else -int(fill.qty)
+        self.check()
+
+    def _close_rounds(self) -> None:
+        for r in self.open_rounds:
+            r.reward = float(self.pnl[r.lane] - self.pnl_at_step[r.lane])
+            self.rounds.append(r)
+        self.open_rounds = []
+        self.pnl_at_step = self.pnl.copy()
+
+
+def lane_class(coord: Coordinator) -> type:
+    """A bot4.Strategy class whose instances (one per instrument) all report to `coord`."""
+    from bot4.strategy import Strategy
+
+    class PortfolioLane(Strategy):
+        """One instrument's lane of the portfolio job (targets from the shared coordinator)."""
+
+        coordinator = coord
+
+        def on_decision(self, ctx):
+            self.coordinator.on_lane(ctx)
+            return None
+
+        def on_fill(self, fill) -> None:
+            self.coordinator.on_fill(fill)
+
+    return PortfolioLane
+
+
+# ------------------------------------------------------------------------------------------------
+# The job
+
+
+@dataclass
+class RunOutcome:
+    """One engine run of the portfolio: the engine's result and its coordinator."""
+
+    result: Any
+    coordinator: Coordinator
+
+
+@dataclass
+class PortfolioResult:
+    """Everything `bot4 portfolio backtest` reports (as_json) and draws (bot4.portfolio.report)."""
+
+    config: PortfolioConfig
+    lanes: Lanes
+    signals: Signals
+    main: RunOutcome
+    alternative: RunOutcome | None
+    ope: dict
+    seconds: float
+
+    def instruments(self) -> list[dict]:
+        fx = self.config.quote_to_account
+        per = {int(d["instrument"]): d for d in self.main.result.instruments}
+        out = []
+        for k, i in enumerate(self.lanes.ids):
+            d = per[i]
+            out.append({"instrument": i, "symbol": self.lanes.symbols[k], "pnl": float(d["pnl"]) * fx,
+                        "fees": float(d["fees"]) * fx, "fills": int(d["fills"]),
+                        "max_exposure": float(self.main.coordinator.max_exposure[k]),
+                        "position_lots": int(d["position"])})
+        return out
+
+    @property
+    def pnl(self) -> float:
+        return float(self.main.result.pnl) * self.config.quote_to_account
+
+    def max_drawdown(self) -> float:
+        return total_drawdown(self.main.result, self.config.quote_to_account)
+
+    def as_json(self) -> dict:
+        """The `--json` figures (account currency; correlations are means over the steps)."""
+        c = self.main.coordinator
+        cb, ca = np.array(c.log.corr_topk), np.array(c.log.corr_div)
+        ok = np.isfinite(cb) & np.isfinite(ca)
+        ru = np.array(c.log.risk_used)
+        ru = ru[np.isfinite(ru)]
+        lat = np.array(c.step_ns, dtype=np.float64)
+        alt = None
+        if self.alternative is not None:
+            ac = self.alternative.coordinator
+            rew = np.array([r.reward for r in ac.rounds])
+            alt = {"action": self.config.alternative_action, "scale": self.config.actions[self.config.alternative_action],
+                   "pnl": float(self.alternative.result.pnl) * self.config.quote_to_account,
+                   "rounds": int(rew.size), "value_per_round": float(rew.mean()) if rew.size else None,
+                   "limit_breaches": dict(ac.breaches)}
+        return {
+            "instruments": self.instruments(),
+            "pnl": self.pnl,
+            "max_drawdown": self.max_drawdown(),
+            "limit_breaches": dict(c.breaches),
+            "breach_checks": int(c.checks),
+            "projections": {"steps": int(c.projections), "by_limit": dict(c.projected)},
+            "skipped": {k: v for k, v in c.counters.items() if k.startswith("skipped")},
+            "vetoed": {k: v for k, v in c.counters.items() if k.startswith("vetoed")},
+            "held_back": int(c.held_back),
+            "no_risk_estimate": int(c.no_risk_estimate),
+            "risk_budget_used": {"mean": float(ru.mean()) if ru.size else None,
+                                 "max": float(ru.max()) if ru.size else None},
+            "correlation_before": float(cb[ok].mean()) if ok.any() else None,
+            "correlation_after": float(ca[ok].mean()) if ok.any() else None,
+            "correlation_steps": int(ok.sum()),
+            "steps": int(c.steps),
+            "rounds": len(c.rounds),
+            "ope": {k: v.as_dict() for k, v in self.ope.items()},
+            "alternative": alt,
+            "step_latency_ns": ({"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+                                 "p999": float(np.percentile(lat, 99.9))} if lat.size else None),
+            "kill_reason": str(self.main.result.kill_reason),
+            "split_ns": list(self.signals.split_ns),
+            "training_rows": self.signals.rows,
+            "seconds": self.seconds,
+        }
+
+
+def total_drawdown(result, fx: float = 1.0) -> float:
+    """Largest peak-to-trough fall of the run's total equity (account currency)."""
+    eq = np.asarray(result.equity["total_equity"], np.float64) * fx
+    if eq.size == 0:
+        return 0.0
+    peak = np.maximum.accumulate(np.concatenate([[0.0], eq]))[1:]
+    return float(np.max(peak - eq))
+
+
+def _window_data(data, seconds: float):
+    if seconds <= 0:
+        return data
+    from bot4.data.market_data import MarketData
+
+    first = min(int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a))
+    cut = first + int(seconds * 1e9)
+
+    def keep(a):
+        return a[a["ts_local"] < cut] if len(a) else a
+
+    return MarketData(specs=data.specs, book=keep(data.book), orders=keep(data.orders), trades=keep(data.trades),
+                      bbo=keep(data.bbo), rejections=data.rejections, sequence_gaps=data.sequence_gaps,
+                      sources=data.sources, venue=data.venue, stats=data.stats)
+
+
+def grid_bars(features, lanes: Lanes, grid_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bar_ends, mids): the last mid of each lane at or before every grid bar end."""
+    from bot4.portfolio.agents import MID
+
+    ts = np.asarray(features.timestamps, np.int64)
+    mid = np.asarray(features.matrix[:, list(features.names).index(MID)], np.float64)
+    inst = np.asarray(features.instruments)
+    start, end = int(ts.min()) - grid_ns, int(ts.max())
+    from bot4.portfolio.selection import mid_bars
+
+    cols = []
+    for i in lanes.ids:
+        m = inst == i
+        cols.append(mid_bars(ts[m], mid[m], grid_ns, start, end))
+    ends = np.arange(start + grid_ns, end + 1, grid_ns, dtype=np.int64)
+    return ends, np.column_stack(cols)
+
+
+def _engine_config(config: PortfolioConfig, fc) -> dict:
+    return {"engine": {"equity": config.equity / config.quote_to_account},
+            "pre_trade": {"max_position_lots": 2**40, "max_open_orders": 1000},
+            "kill_switch": {"max_drawdown": 0.99}, "features": fc}
+
+
+def run_lanes(data, lanes: Lanes, config: PortfolioConfig, signals: Signals, bars, bar_ends, fc,
+              fixed_action: int | None = None) -> RunOutcome:
+    """One engine run with a fresh coordinator (fixed_action: a deterministic policy)."""
+    from bot4.backtest import run
+
+    coord = Coordinator(lanes, config, signals, bars, bar_ends, signals.split_ns[2], fixed_action=fixed_action)
+    res = run(data, None, _engine_config(config, fc), progress=False, strategy=lane_class(coord))
+    coord._close_rounds()
+    return RunOutcome(res, coord)
+
+
+def evaluate_alternative(rounds: list[Round], config: PortfolioConfig, seed: int = 0) -> dict:
+    """IPS / SNIPS / DR of always taking `config.alternative_action`, from the logged rounds."""
+    from bot4.portfolio.ope import estimate_all, fit_reward_model
+
+    rounds = [r for r in rounds if math.isfinite(r.reward)]
+    if len(rounds) < 10:
+        return {}
+    K = len(config.actions)
+    reward = np.array([r.reward for r in rounds])
+    action = np.array([r.action for r in rounds])
+    pscore = np.array([r.propensity for r in rounds])
+    target = np.zeros((len(rounds), K))
+    target[:, config.alternative_action] = 1.0
+    x = np.array([r.context for r in rounds])
+    q = fit_reward_model(x, action, reward, K, seed=seed) if len(rounds) >= 4 else None
+    try:
+        return estimate_all(reward, action, pscore, target, q)
+    except InputError:
+        return {}     # e.g. SNIPS undefined: the logs never took the alternative action
+
+
+def portfolio_backtest(data, config: PortfolioConfig | None = None) -> PortfolioResult:
+    """Run the portfolio job on `data` (MarketData, a recording path or a list of them; module text)."""
+    from bot4.backtest.engine import _merged
+    from bot4.features import compute, trading_config
+
+    t0 = time.perf_counter()
+    config = config or PortfolioConfig()
+    data = _window_data(_merged(data), config.window_s)
+    lanes = lanes_for(data.specs, config)
+    fc = trading_config(decision="time", decision_interval_ns=config.grid_ns // config.checks_per_step)
+    feats = compute(data, fc)
+    # the signal rows: one per lane per grid step (the lanes' extra decisions in between reuse them)
+    ts = np.asarray(feats.timestamps, np.int64)
+    on_grid = ((ts - ts.min()) % config.grid_ns) < (config.grid_ns // config.checks_per_step)
+    from bot4.features.engine import FeatureSet
+
+    grid_feats = feats if on_grid.all() else FeatureSet(
+        timestamps=ts[on_grid], matrix=feats.matrix[on_grid], names=list(feats.names), valid=feats.valid[on_grid],
+        instruments=np.asarray(feats.instruments)[on_grid], counters=feats.counters)
+    signals = fit_signals(grid_feats, config)
+    bar_ends, bars = grid_bars(grid_feats, lanes, config.grid_ns)
+    main = run_lanes(data, lanes, config, signals, bars, bar_ends, fc)
+    alt = None
+    ope = evaluate_alternative(main.coordinator.rounds, config, config.seed)
+    if config.run_alternative:
+        alt = run_lanes(data, lanes, config, signals, bars, bar_ends, fc, fixed_action=config.alternative_action)
+    return PortfolioResult(config, lanes, signals, main, alt, ope, time.perf_counter() - t0)
+
+
+__all__ = ["BUFFERED", "Coordinator", "Lanes", "PortfolioConfig", "PortfolioResult", "Round", "RunOutcome", "Signals",
+           "StepLog", "evaluate_alternative", "fit_signals", "grid_bars", "lane_class", "lanes_for",
+           "portfolio_backtest", "run_lanes", "total_drawdown"]
