@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from bot4.errors import ConfigError, InputError
 
@@ -29,9 +30,20 @@ def _cmd_paper(args: argparse.Namespace) -> int:
             config = load_config(args.config)
         except ConfigError as exc:
             raise InputError("config", str(exc), fix=f"check it with `bot4 config check {args.config}`") from exc
+    if args.control != "auto":
+        from bot4.services.control import check_endpoint
+
+        try:
+            check_endpoint(args.control)
+        except ValueError as exc:
+            raise InputError("--control", str(exc)) from None
+
+    def announce(endpoint: str) -> None:  # stderr: --json keeps stdout one JSON object
+        print(f"paper: control endpoint {endpoint} (`bot4 ctl status --endpoint {endpoint}`)", file=sys.stderr,
+              flush=True)
     out = run_paper(args.data, speed=args.speed, config=config, model=args.model, strategy=args.strategy,
                     journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
-                    n_events=args.events)
+                    n_events=args.events, control=args.control, on_control=announce, announce=True)
     if args.json:
         print(json.dumps(out.as_json(), indent=2, sort_keys=True))
         return 0
@@ -71,5 +83,8 @@ def add_paper_command(sub) -> None:
                    help="journal fsync policy: always, every:N, interval:S or never (default every:1000)")
     p.add_argument("--processes", action="store_true",
                    help="run feed and engine as processes over ipc (default: threads over inproc)")
+    p.add_argument("--control", default="auto", metavar="ADDR",
+                   help="control endpoint for `bot4 ctl` (ipc://PATH or inproc://NAME; default: ipc in a fresh "
+                        "run folder, printed at start)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_paper)

@@ -5,6 +5,10 @@ ipc (processes=True), subscribes to the engine's decisions, executions, position
 and returns what came over the bus: the order events and fills as messages, the P&L (the last
 position's total equity), and the counters of feed, engine and collector. With speed "max" the
 result equals bot4.backtest.run over the same data (tests/services/test_session.py).
+
+While it runs, the session answers control commands (bot4.services.control; `bot4 ctl`) at its
+control endpoint: ipc in the session's run folder by default, forwarded to the engine, which
+applies them between pieces and replies with the command's trace id.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 import zmq
 
 from bot4 import contracts as c
+from bot4.services.control import ControlServer, check_endpoint
 from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, EngineService, run_engine
 from bot4.services.feed import Speed, parse_speed, run_feed
 
@@ -32,7 +37,8 @@ _COLLECT = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.TELEMETRY)
 class PaperResult:
     """What a session published: orders (OrderEvent), fills (Fill), decisions (count), pnl
     (quote units: total equity of the last position message; 0.0 without one), counters by
-    service (feed, engine, collector) and the journal directory (None = not journaled)."""
+    service (feed, engine, collector), the journal directory (None = not journaled) and the
+    control endpoint the session answered at (None = none)."""
 
     orders: list[c.OrderEvent]
     fills: list[c.Fill]
@@ -40,12 +46,14 @@ class PaperResult:
     pnl: float
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     journal: Path | None = None
+    control: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The summary as builtin types: counts of orders, fills and decisions, pnl, counters, journal."""
+        """The summary as builtin types: counts of orders, fills and decisions, pnl, counters,
+        journal, control endpoint."""
         return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
                 "pnl": self.pnl, "counters": self.counters,
-                "journal": str(self.journal) if self.journal is not None else None}
+                "journal": str(self.journal) if self.journal is not None else None, "control": self.control}
 
 
 @dataclass
@@ -97,10 +105,11 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
         ctx.term()
 
 
-def _engine_main(md: str, outp: str, kwargs: dict, out: Any) -> None:
+def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None) -> None:
     ctx = zmq.Context()
     try:
-        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True)["counters"]))
+        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
+                                      control_endpoint=ctl)["counters"]))
     except BaseException as exc:
         out.put(("engine", exc))
         raise SystemExit(1) from None
@@ -113,7 +122,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               processes: bool = False, seed: int | None = None, n_events: int | None = None,
               part_events: int = 100_000, venue: str | None = None, batch_events: int = 1024,
               fault_frames: Mapping[int, Sequence[bytes]] | None = None, timeout_s: float = 600.0,
-              venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS) -> PaperResult:
+              venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS, control: str | None = "auto",
+              on_control: Callable[[str], None] | None = None, announce: bool = False) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -122,8 +132,13 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     in and out there (fsync: its policy). batch_events: records per feed time slice.
     fault_frames: raw frames the feed injects after the n-th batch (see Feed). venue_lookahead_ns:
     how far the strategy trails the feed so the simulated venue has the recording's near future
-    (see bot4.services.engine)."""
+    (see bot4.services.engine). control: the control endpoint ("auto" = ipc in a fresh run
+    folder; an ipc:// or inproc:// address; None = no control plane); on_control is called with
+    it once it is bound, before any data flows; announce: also write it where `bot4 ctl` looks
+    first (bot4.services.control.pointer_file)."""
     parse_speed(speed)
+    if control is not None and control != "auto":
+        check_endpoint(control)
     source = Source(data, venue, seed, n_events, part_events)
     first_parts = source.parts()
     first = next(first_parts)
@@ -137,9 +152,20 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         sub.setsockopt(zmq.SUBSCRIBE, t)
     results: dict[str, Any] = {}
     tmp = None
+    server: ControlServer | None = None
     try:
-        if processes:
+        if processes or control == "auto":
             tmp = tempfile.mkdtemp(prefix="bot4-paper-")
+        tag = uuid.uuid4().hex
+        if control is not None:
+            endpoint = f"ipc://{tmp}/ctl" if control == "auto" else control
+            server = ControlServer(ctx, endpoint, f"ipc://{tmp}/ctlpub" if processes else f"inproc://ctl-{tag}",
+                                   announce=announce)
+            sub.setsockopt(zmq.SUBSCRIBE, c.CONTROL_REPLIES)
+            if on_control is not None:
+                on_control(endpoint)
+        ctl_pub = server.xpub.getsockopt_string(zmq.LAST_ENDPOINT) if server is not None else None
+        if processes:
             md, outp = f"ipc://{tmp}/md", f"ipc://{tmp}/out"
             # The collector binds before the engine starts, so the engine's outputs have their peer
             # from the engine's first frame on.
@@ -149,14 +175,14 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             else:
                 feed_source = Source(first, venue, seed, n_events, part_events)
             q: Any = mp.get_context("spawn").Queue()
-            procs = [mp.get_context("spawn").Process(target=_engine_main, args=(md, outp, engine_kwargs, q),
+            procs = [mp.get_context("spawn").Process(target=_engine_main, args=(md, outp, engine_kwargs, q, ctl_pub),
                                                      name="bot4-engine"),
                      mp.get_context("spawn").Process(target=_feed_main,
                                                      args=(md, feed_source, speed, batch_events, fault_frames, q),
                                                      name="bot4-feed")]
             for p in procs:
                 p.start()
-            collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs))
+            collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs), server)
             if collected is None:
                 for p in procs:  # one failed: the other may wait for it forever
                     p.terminate()
@@ -166,7 +192,6 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 name, value = q.get(timeout=5)
                 results[name] = value
         else:
-            tag = uuid.uuid4().hex
             md, outp = f"inproc://md-{tag}", f"inproc://out-{tag}"
 
             def chained() -> Iterable[Any]:
@@ -175,13 +200,14 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
 
             service = EngineService(**engine_kwargs)
             stop = threading.Event()
-            threads = [_Thread("engine", results, run_engine, ctx, md, outp, service),
+            threads = [_Thread("engine", results, run_engine, ctx, md, outp, service, control_endpoint=ctl_pub),
                        _Thread("feed", results, run_feed, ctx, md, chained(), speed=speed,
                                batch_events=batch_events, fault_frames=fault_frames, stop=stop)]
             threads[0].start()
             sub.connect(outp)
             threads[1].start()
-            collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()))
+            collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()),
+                                 server)
             if collected is None:
                 stop.set()  # the feed may be blocked on an engine that is gone
             for th in threads:
@@ -197,6 +223,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         if collected is None:
             raise RuntimeError("paper session: a service stopped before the end of stream")
     finally:
+        if server is not None:
+            server.close()
         sub.close()
         ctx.term()
         if tmp is not None:
@@ -206,8 +234,10 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     orders, fills, decisions, pnl, counters = collected
     return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
-                                 "collector": counters},
-                       journal=Path(journal) if journal is not None else None)
+                                 "collector": counters,
+                                 **({"control": dict(server.counters)} if server is not None else {})},
+                       journal=Path(journal) if journal is not None else None,
+                       control=server.endpoint if server is not None else None)
 
 
 class _Thread(threading.Thread):
@@ -222,7 +252,7 @@ class _Thread(threading.Thread):
             self._results[self._key] = exc
 
 
-def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple | None:
+def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
     fills: list[c.Fill] = []
@@ -230,9 +260,20 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple | None:
     pnl = 0.0
     idle = 0.0
     step = 0.2
+    poller = zmq.Poller()
+    for s in (sub, *(server.sockets if server is not None else ())):
+        poller.register(s, zmq.POLLIN)
     while True:
-        if not sub.poll(int(step * 1000)):
-            idle += step
+        ready = dict(poller.poll(int(step * 1000)))
+        if server is not None:
+            # Commands do not count as output: a session fed nothing still times out.
+            if server.router in ready:
+                server.on_client()
+            if server.xpub in ready:
+                server.on_engine_join()
+        if sub not in ready:
+            if not ready:
+                idle += step
             if failed():
                 return None  # the caller raises the service's own error
             if idle >= timeout_s:
@@ -243,6 +284,9 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any) -> tuple | None:
         if len(parts) != 2:
             continue
         topic, frame = parts
+        if server is not None and topic.startswith(c.CONTROL_REPLIES):
+            server.on_reply(frame)
+            continue
         msg = codecs[c.topic_of(topic)].decode(frame)
         if isinstance(msg, c.OrderEvent):
             orders.append(msg)

@@ -1,0 +1,181 @@
+"""The control endpoint of a paper session, and its client.
+
+A session binds a ROUTER socket at its control endpoint (ipc in its run folder by default) and an
+XPUB socket the engine subscribes to (topic CONTROL). A client (a DEALER; `send_command`) sends
+one Command frame; the server forwards it to the engine, which applies it between pieces and
+answers on CONTROL_REPLIES with the command's trace id; the server routes that reply back to the
+client that sent the trace id. A frame that is not a Command, a trace id already waiting for its
+reply and a command still unanswered when the session ends are answered at once with ok=False and
+the reason, so a client never waits for a reply that cannot come.
+
+The latest session started with ``announce=True`` writes its endpoint to `pointer_file()`, so
+`bot4 ctl` finds it without --endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from bot4 import contracts as c
+from bot4.errors import Bot4Error
+
+DEFAULT_TIMEOUT_S = 10.0
+_SUBSCRIBED = b"\x01" + c.CONTROL
+
+
+class ControlError(Bot4Error):
+    """A command that could not be delivered or got no reply (no session at the endpoint, a
+    session that ended, a reply that is not a CommandReply)."""
+
+
+def pointer_file() -> Path:
+    """Where the latest announced session's control endpoint is written (per user)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"bot4-{uid}" / "paper.endpoint"
+
+
+def announced_endpoint() -> str | None:
+    """The control endpoint of the latest announced session (None when there is none)."""
+    try:
+        text = pointer_file().read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def check_endpoint(endpoint: str) -> None:
+    """ValueError unless `endpoint` is an ipc:// or inproc:// address (a tcp control endpoint
+    would let any peer kill the session: it needs CURVE, not supported here yet)."""
+    if not endpoint.startswith(("ipc://", "inproc://")) or len(endpoint.split("://", 1)[1]) == 0:
+        raise ValueError(f"control endpoint {endpoint!r}: expected ipc://PATH or inproc://NAME "
+                         "(tcp is refused: commands from an unauthenticated peer could kill the session)")
+
+
+class ControlServer:
+    """The session side: `endpoint` (ROUTER, clients) and `publish` (XPUB, the engine connects
+    its SUB there). Drive it from one thread: poll `sockets`, then call `on_client` / `on_engine_join`
+    for the ready ones, and `on_reply` with every CONTROL_REPLIES frame the engine published."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, publish: str, *, announce: bool = False):
+        check_endpoint(endpoint)
+        self.endpoint = endpoint
+        self.router = ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1_000)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a client gone raises, counted below
+        self.xpub = ctx.socket(zmq.XPUB)
+        self.xpub.setsockopt(zmq.LINGER, 1_000)
+        self.sockets = (self.router, self.xpub)
+        self.codec = c.Codec(c.CONTROL)
+        self.replies = c.Codec(c.CONTROL_REPLIES)
+        self.pending: dict[int, bytes] = {}
+        self.waiting: deque[bytes] = deque()  # commands held until the engine has subscribed
+        self.joined = False
+        self.counters = dict.fromkeys(("commands", "replies", "refused", "client_gone"), 0)
+        try:
+            self.router.bind(endpoint)
+            self.xpub.bind(publish)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise ValueError(f"control endpoint {endpoint}: cannot bind ({exc})") from None
+        self._pointer = pointer_file() if announce else None
+        if self._pointer is not None:
+            self._pointer.parent.mkdir(mode=0o700, exist_ok=True)
+            self._pointer.write_text(endpoint + "\n")
+
+    def on_client(self) -> None:
+        """One client frame off the ROUTER: forwarded to the engine, or answered with a refusal."""
+        parts = self.router.recv_multipart()
+        ident, frame = parts[0], parts[-1]
+        self.counters["commands"] += 1
+        cmd = self.codec.decode(frame)
+        if isinstance(cmd, c.Rejection):
+            self._refuse(ident, 0, "?", f"not a command frame ({cmd.reason}: {cmd.detail})")
+            return
+        tag = str(type(cmd).__struct_config__.tag)
+        if cmd.trace == 0 or cmd.trace in self.pending:
+            self._refuse(ident, cmd.trace, tag, "the trace id is 0 or already waiting for its reply; use a fresh one")
+            return
+        self.pending[cmd.trace] = ident
+        if self.joined:
+            self.xpub.send_multipart((c.CONTROL, frame))
+        else:
+            self.waiting.append(frame)
+
+    def on_engine_join(self) -> None:
+        """A subscription message on the XPUB: once the engine has subscribed to CONTROL, the
+        commands held so far go out in order."""
+        msg = self.xpub.recv()
+        if msg == _SUBSCRIBED:
+            self.joined = True
+            while self.waiting:
+                self.xpub.send_multipart((c.CONTROL, self.waiting.popleft()))
+
+    def on_reply(self, frame: bytes) -> None:
+        """A CONTROL_REPLIES frame from the engine: routed to the client that sent its trace id."""
+        reply = self.replies.decode(frame)
+        if isinstance(reply, c.Rejection):
+            return
+        ident = self.pending.pop(reply.trace, None)
+        if ident is not None:
+            self._send(ident, frame)
+
+    def close(self, reason: str = "the session ended before the engine applied the command") -> None:
+        """Every command still waiting is answered with ok=False and `reason`; the sockets close."""
+        for trace, ident in list(self.pending.items()):
+            self._refuse(ident, trace, "?", reason)
+        self.pending.clear()
+        if self._pointer is not None:
+            try:
+                if self._pointer.read_text().strip() == self.endpoint:
+                    self._pointer.unlink()
+            except OSError:
+                pass
+        self.router.close()
+        self.xpub.close()
+
+    def _refuse(self, ident: bytes, trace: int, command: str, error: str) -> None:
+        self.counters["refused"] += 1
+        reply = c.CommandReply(trace=trace, ts=time.time_ns(), command=command, ok=False, error=error)
+        self._send(ident, self.replies.encode(reply))
+
+    def _send(self, ident: bytes, frame: Any) -> None:
+        try:
+            self.router.send_multipart((ident, frame))
+            self.counters["replies"] += 1
+        except zmq.ZMQError:  # the client hung up before its reply: nothing else to do
+            self.counters["client_gone"] += 1
+
+
+def send_command(cmd: c.Message, endpoint: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 ctx: zmq.Context | None = None) -> c.CommandReply:
+    """Send `cmd` (a Command with a non-zero trace id) to the session at `endpoint` and return
+    its CommandReply. ControlError when nothing listens there or no reply comes in `timeout_s`."""
+    check_endpoint(endpoint)
+    if endpoint.startswith("ipc://") and not os.path.exists(endpoint[len("ipc://"):]):
+        raise ControlError(f"no paper session at {endpoint} (the socket does not exist); "
+                           "start one with `bot4 paper` or pass the --endpoint it printed")
+    own = ctx is None
+    ctx = ctx or zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send(c.Codec(c.CONTROL).encode(cmd))
+        if not sock.poll(int(timeout_s * 1000)):
+            raise ControlError(f"no reply from {endpoint} within {timeout_s:g} s: is the paper session still running?")
+        frame = sock.recv_multipart()[-1]
+    finally:
+        sock.close()
+        if own:
+            ctx.term()
+    reply = c.Codec(c.CONTROL_REPLIES).decode(frame)
+    if isinstance(reply, c.Rejection):
+        raise ControlError(f"the reply from {endpoint} is not a CommandReply ({reply.reason})")
+    return reply
