@@ -3,32 +3,43 @@
   hop          One bus hop of an order message, engine (DEALER) -> venue (ROUTER) and back, as
                ping-pong; one-way latency = RTT/2. bot4's path is Codec.encode + send + recv +
                Codec.decode at both ends (the venue decodes the order and re-encodes its answer);
-               the floor is raw pyzmq with the same sockets and the same payload bytes, no codec.
-               inproc (the echo is a thread) and ipc (the echo is another process). Rounds of
-               HOP_N round trips alternate between the two paths so load hits both alike.
-               The message is an OrderEvent (the largest order message: 64-bit ids, ts, trace),
-               which encodes to 54 B (array-like MessagePack; the issue's "120 B" is the record
-               size, not the frame's). Target: bot4 <= 1.2x the raw floor (recorded per
-               percentile with the ratios). Gate: p50 <= 2x the floor (HOP_GATE); the
-               measured ratios are in HOP_MEASURED.
+               the floor is raw pyzmq with the same sockets (the same ROUTER and echo thread: the
+               echo tells the two dealers apart by identity) and the same payload bytes, no codec.
+               inproc (the echo is a thread) and ipc (another process), with both ends pinned to
+               one core or to one core each (PLACEMENTS). Rounds of HOP_N round trips alternate
+               between the two paths so load hits both alike. The message is an OrderEvent (the
+               largest order message: 64-bit ids, ts, trace), 54 B as encoded (array-like
+               MessagePack; the issue's "120 B" is a record's size, not this frame's).
+               Target: bot4 <= 1.2x the raw floor, recorded per percentile with the measured
+               ratio. Gate: p50 ratio <= HOP_GATE (1.6). Measured p50 ratios on the 2-core VM
+               (4 runs, load average 3-8 from other work): inproc 1.13-1.17x (one core,
+               ~5.3 vs ~4.7 us), 1.03-1.15x (two cores, ~17-27 vs ~17-23 us); ipc 0.93-0.96x
+               (one core, ~18 vs ~19 us), 0.97-1.04x (two cores, ~29-33 vs ~30-31 us). p99 and p99.9 are
+               recorded, not gated: on a loaded 2-core machine they are preemptions (ms), and one
+               run's inproc p99 ratio was 37x while its p99.9 ratio was 0.98x.
   throughput   Market data over ipc: the reference recording's book deltas as BookBatch frames
-               (raw record bytes, Feed batches of TP_BATCH events) from a feed process into the
-               engine service path in this process (Codec.decode, unpack, push into the core's
-               streaming engine with the top_of_book strategy), sustained events/s from the
-               first frame received to the end of the run; the floor receives the same frames
-               and does nothing else. Target >= 1 M book events/s (recorded). Gate: >= 1 M/s
-               x TP_MARGIN... see TP_GATE below (the floor is far above both).
+               (raw record bytes, Feed batches of TP_BATCH = 1,024 events) from a feed process
+               into the engine service path in this process (socket_frames, Codec.decode, unpack,
+               push into the core's streaming engine with the top_of_book strategy), sustained
+               events/s from the first frame received to the end of the run (EndOfStream and the
+               engine's finish included); the floor receives the same frames and does nothing
+               else. Rounds alternate. Target >= 1 M book events/s (recorded). Measured 1.3-4.3 M
+               events/s depending on the machine's load (4 runs), 4.75-6.25x the floor's time;
+               so the gate is the same-run ratio: engine path <= TP_FLOOR_GATE (8x) the floor.
   feed->order  Feed process -> engine process -> venue (this process) over ipc, the feed pacing
-               small batches LAT_GAP_S apart (no queueing), the market_maker strategy deciding on
-               the newest batch (no venue lookahead). Each decision and order message the engine
-               publishes goes to the venue with (feed send, engine receive, engine emit) times
-               (time.time_ns, one host clock), so feed->order splits into bus in, engine (decode,
-               unpack, core, encode) and bus out; the core's own per-stage latencies (its
-               tick_to_decision and stages) come from the engine as PerfSample batches through
-               bot4.services.perf (the collector writes build/perf/bus_paper.json). Recorded,
-               not gated on time: the test checks every order arrived and was decoded.
+               LAT_BATCH-event batches LAT_GAP_S apart (no queueing), the market_maker strategy
+               deciding on the newest batch (no venue lookahead). Each decision and order message
+               the engine publishes goes to the venue with (feed send, engine receive, engine
+               emit) times (time.time_ns, one host clock), so feed->order splits into bus in,
+               engine (decode, unpack, core over the whole batch, encode of every output) and bus
+               out. The engine's per-batch time, its push into the core and the core's own
+               per-decision stages (tick_to_decision, ...) come as PerfSample batches through
+               bot4.services.perf (its collector also writes build/perf/bus_paper.json). Recorded,
+               not gated on time; the test checks that every message the engine sent arrived and
+               decoded.
 
-Figures -> build/perf/bus.json (and bus_paper.json). Run: python -m pytest bench/test_bench_bus.py -q -s
+Figures -> build/perf/bus.json. Run: python -m pytest bench/test_bench_bus.py -q -p no:cacheprovider -s
+(25-35 s on the 2-core VM).
 """
 
 from __future__ import annotations
@@ -58,14 +69,13 @@ from conftest import PERF_DIR, written_manifest
 
 HOP_ROUNDS, HOP_N, HOP_WARMUP = 10, 1_000, 300
 HOP_TARGET = 1.2
-HOP_GATE = 2.0
+HOP_GATE = 1.6
 #: Where the two ends run: both on one core, or one on each (pinned; unpinned, the scheduler's
 #: choice between the two made single runs bimodal, ~19 vs ~35-48 us raw over ipc).
 PLACEMENTS = ("one_core", "two_cores")
-#: Measured on this 2-core VM (see the closing note of issue 11; filled from the runs below).
-HOP_MEASURED = ""
-TP_BATCH, TP_ROUNDS = 1024, 3
+TP_BATCH, TP_ROUNDS = 1024, 5
 TP_TARGET = 1e6
+TP_FLOOR_GATE = 8.0
 LAT_BATCH, LAT_GAP_S = 128, 0.0005
 
 SPAWN = mp.get_context("spawn")
@@ -277,11 +287,7 @@ def test_market_data_throughput_ipc(manifest, reference_data, tmp_path):
                                 "floor_seconds": floor, "floor_ratio": seconds / floor_s}
     print(f"\nmarket data over ipc, {TP_BATCH}-event batches: engine path {rate / 1e6:.2f} M book events/s, "
           f"recv floor {floor_rate / 1e6:.2f} M/s ({seconds / floor_s:.2f}x the floor's time)")
-    assert rate >= TP_GATE * TP_TARGET, (rate, floor_rate)
-
-
-TP_GATE = 1.0
-
+    assert seconds / floor_s <= TP_FLOOR_GATE, (rate, floor_rate)
 
 # -- feed -> decision -> order at the venue ------------------------------------------------------
 def test_feed_to_order_ipc(manifest, reference_data, tmp_path):
@@ -318,6 +324,7 @@ def test_feed_to_order_ipc(manifest, reference_data, tmp_path):
                 break
             _, topic, frame, stamps = parts
             msg = codecs[topic].decode(frame)
+            assert not isinstance(msg, c.Rejection), msg
             sent, got, emitted = ENGINE_STAMPS.unpack(stamps)
             row = (sent, got, emitted, t_venue)
             if isinstance(msg, c.Decision):
@@ -328,7 +335,6 @@ def test_feed_to_order_ipc(manifest, reference_data, tmp_path):
                     rows["new"].append(row)
             elif isinstance(msg, c.Fill):
                 rows["fill"].append(row)
-            assert not isinstance(msg, c.Rejection), msg
         perf_thread.join(60)
         for p in procs:
             p.join(60)
@@ -342,7 +348,7 @@ def test_feed_to_order_ipc(manifest, reference_data, tmp_path):
     assert not perf_thread.is_alive()
     hb = collector.heartbeats["engine"]
     assert hb["state"] == "stopping" and hb["counters"]["missed_batches"] == 0
-    received = len(rows["decision"]) + len(rows["order"]) + sum(1 for r in rows["fill"])
+    received = len(rows["decision"]) + len(rows["order"]) + len(rows["fill"])
     assert received == forwarded and forwarded > 0  # every message the engine sent reached the venue
     summary: dict[str, dict] = {}
     for kind in ("new", "order", "decision"):
@@ -351,10 +357,13 @@ def test_feed_to_order_ipc(manifest, reference_data, tmp_path):
                  "bus_out": a[:, 3] - a[:, 2]}
         for part, x in split.items():
             summary[f"{kind}.{part}"] = manifest.add_latency(f"feed_to_{kind}_{part}", x)
-    collector.add("bus:engine->venue", np.asarray(rows["order"], np.int64)[:, 3] - np.asarray(rows["order"], np.int64)[:, 2])
+    orders = np.asarray(rows["order"], np.int64)
+    collector.add("bus:engine->venue", orders[:, 3] - orders[:, 2])
     collector.write(PERF_DIR / "bus_paper.json")
-    core = collector.summary()["stages"]
-    for key, v in core.items():  # engine:batch, engine:core_push, engine:tick_to_decision, ...
+    collected = collector.summary()
+    core = collected["stages"]
+    # engine:batch, engine:core_push, engine:tick_to_decision and the other core stages, the two hops
+    for key, v in {**core, **collected["bus"]}.items():
         manifest.stages[key.replace(":", "_")] = v
     manifest.notes["feed_to_order"] = {
         "batch_events": LAT_BATCH, "gap_s": LAT_GAP_S, "strategy": "market_maker", "frames": len(frames),
