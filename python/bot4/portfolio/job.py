@@ -662,7 +662,7 @@ class PortfolioResult:
                    "pnl": float(self.alternative.result.pnl) * self.config.quote_to_account,
                    "rounds": int(rew.size), "value_per_round": float(rew.mean()) if rew.size else None,
                    "limit_breaches": dict(ac.breaches)}
-        return {
+        return _finite({
             "instruments": self.instruments(),
             "pnl": self.pnl,
             "max_drawdown": self.max_drawdown(),
@@ -688,7 +688,18 @@ class PortfolioResult:
             "split_ns": list(self.signals.split_ns),
             "training_rows": self.signals.rows,
             "seconds": self.seconds,
-        }
+        })
+
+
+def _finite(x):
+    """JSON-safe: non-finite floats become None, recursively."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def total_drawdown(result, fx: float = 1.0) -> float:
@@ -705,7 +716,7 @@ def _window_data(data, seconds: float):
         return data
     from bot4.data.market_data import MarketData
 
-    first = min(int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a))
+    first = min([int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a)])
     cut = first + int(seconds * 1e9)
 
     def keep(a):
