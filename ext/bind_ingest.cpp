@@ -5,6 +5,7 @@
 
 #include "ingest/binance_decoder.hpp"
 #include "ingest/decimal_units.hpp"
+#include "ingest/lobster_decoder.hpp"
 #include "ingest/tardis_decoder.hpp"
 
 namespace py = pybind11;
@@ -128,6 +129,45 @@ void bind_tardis(py::module_& m) {
           "[(reason, count, file index, line, sample bytes)] in order of first occurrence.");
 }
 
+void bind_lobster(py::module_& m) {
+  using ingest::LobsterDecoder;
+  py::class_<LobsterDecoder>(m, "LobsterDecoder",
+                             "Streaming reader of a LOBSTER message file (file 0) and orderbook file (1) "
+                             "and the reference's event building and reconciliation (see "
+                             "bot4.data.lobster for the contract).")
+      .def(py::init<>())
+      .def("begin_file", &LobsterDecoder::begin_file, "file"_a, "gzip"_a, "file: 0 messages, 1 orderbook.")
+      .def("set_threads", &LobsterDecoder::set_threads, "on"_a)
+      .def("feed", without_gil(&LobsterDecoder::feed), "data"_a, "Bytes of the file as stored (gzip or plain).")
+      .def("feed_plain", without_gil(&LobsterDecoder::feed_plain), "data"_a, "Decompressed bytes.")
+      .def(
+          "damage",
+          [](LobsterDecoder& d, const std::string& kind) {
+            if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
+            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
+          },
+          "kind"_a, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
+      .def("end_file", &LobsterDecoder::end_file)
+      .def("finish_parse", &LobsterDecoder::finish_parse)
+      .def_property_readonly("all_cents", &LobsterDecoder::all_cents)
+      .def_property_readonly("levels", &LobsterDecoder::levels)
+      .def(
+          "build",
+          [](LobsterDecoder& d, int64_t unit, bool reconcile, int64_t base_ns, uint32_t instrument) {
+            if (unit <= 0) throw py::value_error("unit must be positive");
+            py::gil_scoped_release release;
+            d.build(unit, reconcile, base_ns, instrument);
+          },
+          "unit"_a, "reconcile"_a, "base_ns"_a, "instrument"_a)
+      .def("take_orders", [](LobsterDecoder& d) { return take_vector(d.orders); })
+      .def("take_trades", [](LobsterDecoder& d) { return take_vector(d.trades); })
+      .def("stats", &LobsterDecoder::stats, "[(name, count)] in order of first increment.")
+      .def(
+          "rejections",
+          [](const LobsterDecoder& d) { return table_rejections(d.rejections, &ingest::lobster_reason_name); },
+          "[(reason, count, file (0 messages, 1 orderbook), line, sample bytes)] in order of first occurrence.");
+}
+
 }  // namespace
 
 void bind_ingest(py::module_& m) {
@@ -226,6 +266,7 @@ void bind_ingest(py::module_& m) {
           },
           "Counts and first samples of every rejection reason, in order of first occurrence.");
   bind_tardis(m);
+  bind_lobster(m);
 }
 
 }  // namespace bot4::ext

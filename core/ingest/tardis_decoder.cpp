@@ -2,13 +2,14 @@
 
 #include <cstring>
 
+#include "ingest/py_int.hpp"
+
 namespace bot4::ingest {
 
 namespace {
 
 constexpr int64_t kUs = 1000;
 constexpr __int128 kMaxSkewNs = static_cast<__int128>(86'400) * 1'000'000'000;  // MAX_CLOCK_SKEW_NS
-constexpr __int128 kHuge = static_cast<__int128>(1) << 100;
 
 const char* const kReasonNames[kTardisReasonCount] = {
     "truncated_file", "corrupt_file", "malformed_row", "unknown_symbol", "bad_timestamp",
@@ -16,34 +17,7 @@ const char* const kReasonNames[kTardisReasonCount] = {
     "nonpositive_price", "bad_id",
 };
 
-// Python's int(text) on ASCII: surrounding whitespace, a sign, digits with single underscores
-// between them. Values beyond 2^100 saturate (they are out of every range checked here).
-bool py_int(const Field& f, __int128& out) {
-  const char* s = f.p;
-  size_t n = f.n;
-  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[0]))) { ++s; --n; }
-  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[n - 1]))) --n;
-  size_t i = 0;
-  bool negative = false;
-  if (i < n && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
-  if (i >= n) return false;
-  __int128 v = 0;
-  bool prev_digit = false;
-  for (; i < n; ++i) {
-    const char c = s[i];
-    if (c == '_') {
-      if (!prev_digit || i + 1 >= n) return false;
-      prev_digit = false;
-      continue;
-    }
-    if (c < '0' || c > '9') return false;
-    prev_digit = true;
-    if (v < kHuge) v = v * 10 + (c - '0');
-  }
-  if (!prev_digit) return false;
-  out = negative ? -v : v;
-  return true;
-}
+bool py_int(const Field& f, __int128& out) { return ingest::py_int(f.p, f.n, out); }
 
 bool ascii_digits(const Field& f) {
   if (f.n == 0) return false;

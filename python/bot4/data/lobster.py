@@ -1,6 +1,11 @@
 """LOBSTER (NASDAQ TotalView-ITCH reconstructions, lobsterdata.com) message files to ORDER_EVENT and
 TRADE_EVENT arrays, optionally reconciled with the matching orderbook file.
 
+Files may be plain, gzip or zstd. `load_lobster` reads them with the native decoder
+(bot4.data.lobster_native) by default; this module's Python reader (``engine="python"``) is the
+reference it is tested against. A truncated or corrupt compressed file is counted as
+``truncated_file`` / ``corrupt_file`` after the rows read before the damage, which are kept.
+
 Message file (CSV, no header): ``time, type, order_id, size, price, direction``
 
 * time: seconds after midnight (exchange local time, US Eastern) with up to 9 decimals; parsed
@@ -57,13 +62,15 @@ import datetime as _dt
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from bot4.data.market_data import MarketData, RejectionLog
-from bot4.errors import DataError
+from bot4.data.progress import _NoProgress, iter_lines
+from bot4.errors import ConfigError, DataError
 from bot4.events import (
     ACTION_ADD, ACTION_CANCEL, ACTION_EXECUTE, ASK, BID, FLAG_CLEAR, FLAG_LAST, FLAG_RESYNC,
     FLAG_SNAPSHOT, NO_SIDE, ORDER_EVENT, TRADE_EVENT,
@@ -161,18 +168,25 @@ def _book_row(values: list[int], levels: int) -> tuple[dict, dict]:
     return bids, asks
 
 
-def _read_lines(path: Path) -> list[str]:
-    if path.suffix == ".gz":
-        import gzip
+def _text_lines(path: Path, rejections: RejectionLog) -> Iterator[str]:
+    """The lines of a plain, gzip or zstd file as ASCII text (other bytes replaced), trailing CRs
+    stripped; a truncated or corrupt compressed stream is counted after the lines before it."""
+    source = str(path)
+    for _, line in iter_lines(path, _NoProgress(), lambda kind, n, text: rejections.reject(kind, source, n, text)):
+        yield line.decode("ascii", "replace").rstrip("\r")
 
-        with gzip.open(path, "rt", encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-    else:
-        text = path.read_text(encoding="ascii", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
+
+def _tick_unit(tick_size: str) -> int:
+    """LOBSTER price units (USD x 10000) per tick of `tick_size` USD."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        unit_dec = Decimal(tick_size) * PRICE_SCALE
+    except InvalidOperation:
+        raise DataError(f"tick_size {tick_size!r} is not a decimal number") from None
+    if not unit_dec.is_finite() or unit_dec <= 0 or unit_dec != unit_dec.to_integral_value():
+        raise DataError(f"tick_size {tick_size!r} is not a multiple of 0.0001 USD")
+    return int(unit_dec)
 
 
 def load_lobster(
@@ -184,15 +198,21 @@ def load_lobster(
     symbol: str | None = None,
     date: str | None = None,
     progress: bool = False,
+    engine: str = "native",
 ) -> MarketData:
-    """Load a LOBSTER message file (and reconcile with its orderbook file when given).
+    """Load a LOBSTER message file (and reconcile with its orderbook file when given); plain,
+    gzip or zstd.
 
     tick_size: price units per tick in USD ("0.01" or "0.0001"). None picks "0.01" when every
     price in the files (messages and orderbook) is a whole cent, else "0.0001".
     symbol, date: default from the file name; date ("YYYY-MM-DD") makes timestamps UTC epoch ns.
+    engine: "native" (default: the C++ decoder, bot4.data.lobster_native) or "python" (this
+    module's reader, the reference the native one is tested against).
     Returns MarketData with orders (ORDER_EVENT), trades (TRADE_EVENT), rejections and, as the
     attribute `stats`, the loader's counters (see the module docstring).
     """
+    if engine not in ("native", "python"):
+        raise ConfigError(f"engine must be 'native' or 'python', got {engine!r}")
     mpath = Path(message_csv)
     if not mpath.is_file():
         raise DataError(f"{mpath}: no such file")
@@ -206,14 +226,21 @@ def load_lobster(
     if not date:
         log.warning("%s: no trading date; timestamps are ns after midnight", mpath.name)
 
+    if engine == "native":
+        from bot4.data.lobster_native import load_lobster_native
+
+        return load_lobster_native(mpath, bpath, tick_size=tick_size, instrument_id=instrument_id,
+                                   symbol=symbol, base_ns=base_ns, progress=progress)
+
     rejections = RejectionLog()
     stats: Counter = Counter()
     msrc = str(mpath)
 
     # ---- parse messages -------------------------------------------------------------------------
-    lines = _read_lines(mpath)
+    lines: list[str] = []
     rows: list[tuple | None] = []  # per line: (ts, type, oid, size, price, direction) or None
-    for line_no, line in enumerate(lines, 1):
+    for line_no, line in enumerate(_text_lines(mpath, rejections), 1):
+        lines.append(line)
         parts = line.split(",")
         if len(parts) < 6 or len(parts) > 7 or (len(parts) == 7 and parts[6].strip()):
             rejections.reject("bad_column_count", msrc, line_no, line)
@@ -258,8 +285,7 @@ def load_lobster(
     levels = 0
     if bpath is not None:
         bsrc = str(bpath)
-        blines = _read_lines(bpath)
-        for line_no, line in enumerate(blines, 1):
+        for line_no, line in enumerate(_text_lines(bpath, rejections), 1):
             parts = line.split(",")
             if len(parts) % 4 or not parts or (levels and len(parts) != 4 * levels):
                 rejections.reject("orderbook_bad_row", bsrc, line_no, line)
@@ -289,12 +315,7 @@ def load_lobster(
         tick_size = "0.01" if all(p % 100 == 0 for p in all_prices) else "0.0001"
     spec = InstrumentSpec(instrument_id=instrument_id, symbol=symbol, venue="NASDAQ",
                           tick_size=tick_size, lot_size="1")
-    from decimal import Decimal
-
-    unit_dec = Decimal(tick_size) * PRICE_SCALE
-    if unit_dec <= 0 or unit_dec != unit_dec.to_integral_value():
-        raise DataError(f"tick_size {tick_size!r} is not a multiple of 0.0001 USD")
-    unit = int(unit_dec)
+    unit = _tick_unit(tick_size)
     for i, r in enumerate(rows):
         if r is not None and r[4] % unit:
             rejections.reject("off_grid_price", msrc, i + 1, lines[i])
