@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -135,6 +136,22 @@ def test_the_projection_constraint_makes_the_policy_lean_less_on_the_safety_laye
     assert np.sum(held.policy.greedy(d.features) == big) < np.sum(free.policy.greedy(d.features) == big)
 
 
+def test_ridge_selection_is_off_policy_and_inside_the_training_rows():
+    d = _synthetic(2000)
+    cfg = rl.RLSizerConfig(exposure_budget=10.0, cvar_budget=1.0, projection_budget=1.0)
+    l2, scores = rl.select_l2(d, _limits(), cfg, (1e-2, 3.0))
+    # a ridge of 3 flattens the scores and the intercepts pick one action everywhere: worse here
+    assert [s["l2"] for s in scores] == [1e-2, 3.0] and l2 == 1e-2
+    assert scores[0]["score"] > scores[1]["score"]
+    # a budget no candidate meets (one dual step leaves the policy near uniform): the least excess wins
+    short = msgspec.structs.replace(cfg, exposure_budget=1e-6, epochs=1)
+    l2, scores = rl.select_l2(d, _limits(), short, (1e-2, 3.0))
+    assert all(s["budget_excess"] > 0 for s in scores)
+    assert l2 == min(scores, key=lambda s: s["budget_excess"])["l2"]
+    with pytest.raises(InputError, match="grid"):
+        rl.select_l2(d, _limits(), cfg, ())
+
+
 def test_bad_logs_are_refused_with_the_argument_named():
     d = _synthetic(50)
     with pytest.raises(InputError, match="pscore"):
@@ -150,6 +167,22 @@ def test_bad_logs_are_refused_with_the_argument_named():
                          epsilon=0.0)
 
 
+def test_rows_after_the_loggers_drawdown_stop_are_counted_and_left_out():
+    rng = np.random.default_rng(3)
+    n = 400
+    base = np.full((n, 1), 0.5)
+    returns = 0.002 * rng.normal(size=(n, 1))
+    t0 = np.arange(n, dtype=np.int64)
+    lim = _limits(max_drawdown=0.1)
+    d = rl.log_decisions(rng.normal(size=(n, 1)), ("x",), base, returns, t0, t0, np.array([0]), lim,
+                         cost_rate=1e-3, epsilon=0.3)      # 10 bp per round trip at half equity: the stop comes
+    assert 0 < d.dropped_stopped < n and d.n == n - d.dropped_stopped
+    assert np.all(d.features[:, d.names.index("drawdown")] < 0.1)
+    np.testing.assert_allclose(d.features[:, d.names.index("drawdown")], 1.0 - d.equity / d.peak, atol=1e-15)
+    with pytest.raises(InputError, match="names"):
+        rl.log_decisions(np.zeros((n, 1)), ("drawdown",), base, returns, t0, t0, np.array([0]), lim)
+
+
 def test_chronological_split_purges_training_labels_that_reach_the_test_span():
     d = _synthetic(100)
     d = rl.LoggedDecisions(**{**d.__dict__, "t1": d.t0 + 3 * 10**9})       # labels span 3 decisions
@@ -162,6 +195,7 @@ def test_chronological_split_purges_training_labels_that_reach_the_test_span():
 # ----------------------------------------------------------------------------------------------
 # recorded data
 
+GRID = (1e-3, 1e-2, 0.1, 1.0)
 FILES = {
     "BTCUSDT@binance-usdm": "usdm/btcusdt_20240808.gz",
     "ETHUSDT@binance-usdm": "usdm/ethusdt_20240808.gz",
@@ -224,12 +258,12 @@ def test_rl_sizer_on_four_recorded_binance_instruments(shared_data):
     executed action of both policies."""
     d, limits = binance_decisions(shared_data)
     assert d.n > 400
-    cfg = rl.RLSizerConfig()
-    out = rl.compare(d, limits, cfg, test_fraction=0.3)
+    out = rl.compare(d, limits, rl.RLSizerConfig(), test_fraction=0.3, l2_grid=GRID)
     print("\n" + json.dumps(out, indent=1))
-    _, te_idx = rl.chronological_split(d, 0.3)
+    assert out["l2"] in GRID and len(out["l2_selection"]) == len(GRID)
+    tr_idx, te_idx = rl.chronological_split(d, 0.3)
     te = d.subset(te_idx)
-    res = rl.train(d.subset(rl.chronological_split(d, 0.3)[0]), limits, cfg)
+    res = rl.train(d.subset(tr_idx), limits, rl.RLSizerConfig(l2=out["l2"]))
     assert np.all(res.lambdas >= 0)
     counters: dict[str, int] = {}
     for policy in (res.policy, 1.0):

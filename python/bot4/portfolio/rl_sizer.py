@@ -95,7 +95,8 @@ class LoggedDecisions:
     equity); equity, peak: n logged equity and peak equity; t0, t1: n decision and label-end times
     (ns); groups, allow_short: per instrument; scenarios: optional n x T x k return scenarios for
     the portfolio CVaR limit; cost_rate: cost per unit notional traded (scalar or per instrument);
-    multipliers: the action set."""
+    multipliers: the action set; dropped_stopped: rows `log_decisions` left out because the
+    logger's drawdown stop had triggered (a stopped book decides nothing)."""
 
     features: np.ndarray
     names: tuple[str, ...]
@@ -113,6 +114,7 @@ class LoggedDecisions:
     scenarios: np.ndarray | None = None
     cost_rate: float | np.ndarray = 0.0
     multipliers: tuple[float, ...] = MULTIPLIERS
+    dropped_stopped: int = 0
 
     def __post_init__(self) -> None:
         x = np.asarray(self.features)
@@ -403,8 +405,10 @@ def _dr_values(q: np.ndarray, y: np.ndarray, action: np.ndarray, pscore: np.ndar
     return v, const
 
 
-def train(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None = None) -> TrainResult:
-    """Primal-dual DR policy gradient on the logged decisions (see the module text)."""
+def train(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None = None, *,
+          costs: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
+    """Primal-dual DR policy gradient on the logged decisions (see the module text). costs:
+    `constraint_costs(d, limits)` when already computed."""
     cfg = config or RLSizerConfig()
     m = _check_multipliers(d.multipliers)
     K = len(m)
@@ -420,7 +424,9 @@ def train(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None
     s = float(np.std(y)) or 1.0
     alpha = cfg.cvar_level
     q_r = ope.fit_reward_model(x, a_log, y, K, n_folds=cfg.n_folds, seed=cfg.seed)
-    exposure, projected = constraint_costs(d, limits)
+    exposure, projected = constraint_costs(d, limits) if costs is None else costs
+    if exposure.shape != (d.n, K) or projected.shape != (d.n, K):
+        raise InputError("costs", f"must be two {d.n} x {K} matrices from constraint_costs")
     budgets = (cfg.exposure_budget, cfg.cvar_budget, cfg.projection_budget)
     lam = np.zeros(3)
     lam_hist = [lam.copy()]
@@ -431,13 +437,16 @@ def train(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None
     t_adam = 0
     loss = -y
     nu = math.nan
+    hinge = q_h = np.zeros(0)
     for _epoch in range(cfg.epochs):
         pi = policy_probs(theta, phi)
         w = pi[np.arange(d.n), a_log] / p_log
-        nu = _weighted_quantile(loss, w, alpha)
-        hinge = np.maximum(loss - nu, 0.0)
-        # a hinge is >= 0; a linear model of it is not, so its predictions are floored at 0
-        q_h = np.maximum(ope.fit_reward_model(x, a_log, hinge, K, n_folds=cfg.n_folds, seed=cfg.seed), 0.0)
+        nu_new = _weighted_quantile(loss, w, alpha)
+        if nu_new != nu:      # nu is one of the logged losses: refit the hinge model only when it moves
+            nu = nu_new
+            hinge = np.maximum(loss - nu, 0.0)
+            # a hinge is >= 0; a linear model of it is not, so its predictions are floored at 0
+            q_h = np.maximum(ope.fit_reward_model(x, a_log, hinge, K, n_folds=cfg.n_folds, seed=cfg.seed), 0.0)
         for _ in range(cfg.inner_steps):
             pi = policy_probs(theta, phi)
             v_r, _ = _dr_values(q_r, y, a_log, p_log, pi, cfg.clip)
@@ -561,8 +570,12 @@ def log_decisions(features, names, base, returns, t0, t1, groups, limits: Sizing
                   multipliers: tuple[float, ...] = MULTIPLIERS) -> LoggedDecisions:
     """Log decisions of the exploring fixed sizer: epsilon-greedy around m = 1 (propensities
     recorded), run on its own equity path (start 1). Appends two state columns: "drawdown" (of
-    that path) and "gross" (the base proposal's gross exposure / equity)."""
+    that path) and "gross" (the base proposal's gross exposure / equity). Once that path reaches
+    the drawdown stop the book is reduce-only and flat, every action executes 0 and nothing is
+    decided: those rows are left out and counted in `dropped_stopped`."""
     m = _check_multipliers(multipliers)
+    if "drawdown" in names or "gross" in names:
+        raise InputError("names", "'drawdown' and 'gross' are appended by log_decisions; rename those columns")
     if 1.0 not in m:
         raise InputError("multipliers", "must contain 1.0 (the fixed sizer) for the logging policy")
     if not 0 < epsilon <= 1:
@@ -584,7 +597,11 @@ def log_decisions(features, names, base, returns, t0, t1, groups, limits: Sizing
     eq_before = np.concatenate([[1.0], res.equity[:-1]])
     peak_before = np.maximum.accumulate(eq_before)
     full[:, -2] = np.array([xi[-2] for _, xi in acts])
-    return replace(proto, features=full, reward=res.returns, equity=eq_before, peak=peak_before)
+    logged = replace(proto, features=full, reward=res.returns, equity=eq_before, peak=peak_before)
+    live = np.flatnonzero(full[:, -2] < limits.max_drawdown)
+    if len(live) < 2:
+        raise InputError("limits", f"the logging policy hit its drawdown stop after {len(live)} decisions: nothing to learn from")
+    return replace(logged.subset(live), dropped_stopped=n - len(live))
 
 
 def chronological_split(d: LoggedDecisions, test_fraction: float = 0.3, *, embargo_ns: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -604,26 +621,72 @@ def chronological_split(d: LoggedDecisions, test_fraction: float = 0.3, *, embar
     return before[keep], test
 
 
+def select_l2(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None = None,
+              grid: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0), *, valid_fraction: float = 0.3,
+              embargo_ns: int = 0) -> tuple[float, list[dict]]:
+    """Choose the ridge weight off-policy: train on the purged chronological head of `d`, score the
+    greedy policy on the tail by the DR estimate of its after-cost return minus lambda_cvar times its
+    CVaR (self-normalised importance weights), among the candidates whose exposure and projection
+    rates on the tail (exact: they need no outcome) meet the budgets; if none does, the one that
+    exceeds them least. IPS-trained policies overfit the logged actions that happened to pay
+    (Swaminathan & Joachims 2015); the ridge is what limits that, and this picks it without
+    touching the test block. Returns (l2, one score dict per candidate)."""
+    cfg = config or RLSizerConfig()
+    if not grid or any(not (math.isfinite(g) and g >= 0) for g in grid):
+        raise InputError("grid", f"needs at least one finite l2 >= 0, got {grid!r}")
+    tr_idx, va_idx = chronological_split(d, valid_fraction, embargo_ns=embargo_ns)
+    tr, va = d.subset(tr_idx), d.subset(va_idx)
+    K = len(d.multipliers)
+    q = ope.fit_reward_model(va.features, va.action, va.reward, K, n_folds=cfg.n_folds, seed=cfg.seed)
+    exposure, projected = constraint_costs(va, limits)
+    tr_costs = constraint_costs(tr, limits)
+    scores = []
+    for l2 in grid:
+        pol = train(tr, limits, msgspec.structs.replace(cfg, l2=float(l2)), costs=tr_costs).policy
+        target = pol.action_dist(va.features)
+        value = ope.dr(va.reward, va.action, va.pscore, target, q, clip=cfg.clip).value
+        w = target[np.arange(va.n), va.action] / va.pscore
+        loss = -np.asarray(va.reward)
+        if w.sum() > 0:
+            nu = _weighted_quantile(loss, w, cfg.cvar_level)
+            cvar = nu + float(np.sum(w * np.maximum(loss - nu, 0.0)) / w.sum()) / (1 - cfg.cvar_level)
+        else:
+            cvar = math.inf
+        over = max(float(np.mean(np.sum(target * exposure, axis=1))) / cfg.exposure_budget - 1.0,
+                   float(np.mean(np.sum(target * projected, axis=1))) / cfg.projection_budget - 1.0, 0.0)
+        scores.append({"l2": float(l2), "value_dr": value, "cvar": cvar, "score": value - cfg.lambda_cvar * cvar,
+                       "budget_excess": over})
+    feasible = [s for s in scores if s["budget_excess"] == 0]
+    best = max(feasible, key=lambda s: s["score"]) if feasible else min(scores, key=lambda s: s["budget_excess"])
+    return best["l2"], scores
+
+
 def compare(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None = None, *,
-            test_fraction: float = 0.3, embargo_ns: int = 0) -> dict:
+            test_fraction: float = 0.3, embargo_ns: int = 0, l2_grid: tuple[float, ...] | None = None) -> dict:
     """Train on the purged chronological head, evaluate on the held-out tail: replay metrics of
     the fixed sizer and the learned policy, OPE of the learned policy from the held-out logs (IPS,
     SNIPS, DR with 95% normal intervals) beside its true value at the logged states, the final
-    multipliers and the training rows purged."""
+    multipliers and the training rows purged. With `l2_grid`, the ridge weight is chosen first by
+    `select_l2` inside the training rows."""
+    cfg = config or RLSizerConfig()
     tr_idx, te_idx = chronological_split(d, test_fraction, embargo_ns=embargo_ns)
     tr, te = d.subset(tr_idx), d.subset(te_idx)
-    res = train(tr, limits, config)
+    selection: list[dict] = []
+    if l2_grid is not None:
+        l2, selection = select_l2(tr, limits, cfg, l2_grid, embargo_ns=embargo_ns)
+        cfg = msgspec.structs.replace(cfg, l2=l2)
+    res = train(tr, limits, cfg)
     fixed = replay(te, limits, 1.0)
     learned = replay(te, limits, res.policy)
     K = len(d.multipliers)
     target = res.policy.action_dist(te.features)
-    q = ope.fit_reward_model(te.features, te.action, te.reward, K, seed=(config or RLSizerConfig()).seed)
+    q = ope.fit_reward_model(te.features, te.action, te.reward, K, n_folds=cfg.n_folds, seed=cfg.seed)
     est = ope.estimate_all(te.reward, te.action, te.pscore, target, q)
     truth = counterfactual_rewards(te, limits)
     fixed_idx = int(np.flatnonzero(np.asarray(d.multipliers) == 1.0)[0]) if 1.0 in d.multipliers else None
     out = {
         "train_rows": int(len(tr_idx)), "test_rows": int(len(te_idx)),
-        "purged": int(d.n - len(te_idx) - len(tr_idx)),
+        "purged": int(d.n - len(te_idx) - len(tr_idx)), "logged_rows_dropped_stopped": d.dropped_stopped,
         "fixed": fixed.metrics(), "learned": learned.metrics(),
         "breached_by_limit": {"fixed": fixed.breached, "learned": learned.breached},
         "projected_by_limit": {"fixed": fixed.projected, "learned": learned.projected},
@@ -632,7 +695,7 @@ def compare(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | No
         "true_value_at_logged_states": {"learned": float(np.mean(np.sum(target * truth, axis=1))),
                                         "fixed": float(np.mean(truth[:, fixed_idx])) if fixed_idx is not None else math.nan},
         "lambdas": res.final_lambdas, "train_constraints": dict(zip(CONSTRAINTS, map(float, res.constraint_values[-1]))),
-        "train_value_dr": res.value_dr, "train_ess": res.ess,
+        "train_value_dr": res.value_dr, "train_ess": res.ess, "l2": cfg.l2, "l2_selection": selection,
     }
     return out
 
@@ -640,5 +703,5 @@ def compare(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | No
 __all__ = [
     "CONSTRAINTS", "MULTIPLIERS", "SAFETY_COUNTERS", "LoggedDecisions", "RLSizerConfig", "ReplayResult", "SafeAction",
     "SoftmaxPolicy", "TrainResult", "chronological_split", "compare", "constraint_costs", "counterfactual_rewards",
-    "log_decisions", "policy_probs", "replay", "reward_of", "safe_exposure", "sanitize_multiplier", "train",
+    "log_decisions", "policy_probs", "replay", "reward_of", "safe_exposure", "sanitize_multiplier", "select_l2", "train",
 ]
