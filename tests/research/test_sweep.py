@@ -38,6 +38,7 @@ def test_dask_local_cluster_gives_the_same_table_as_one_process(local):
     pd.testing.assert_frame_equal(local.configurations, dask.configurations)
     assert local.pbo == dask.pbo
     assert json.dumps(local.calibration, sort_keys=True) == json.dumps(dask.calibration, sort_keys=True)
+    assert json.dumps(local.regime_calibration, sort_keys=True) == json.dumps(dask.regime_calibration, sort_keys=True)
 
 
 def test_cells_configurations_and_failures(local):
@@ -138,6 +139,11 @@ def test_cli_writes_table_json_and_report(tmp_path, capsys):
     assert len(table) == 4 and set(table["threshold"]) == {0.55, 0.6}
     html = (out / "report.html").read_text()
     assert "deflated_sharpe.png" in html and "Per-fold metrics" in html and (out / "deflated_sharpe.png").stat().st_size
+    regimes = pd.read_parquet(out / "regimes.parquet")
+    assert "Calibration per regime" in html and set(regimes["config"]) == {0, 1}
+    for cid, sub in regimes.groupby("config"):   # the regimes' rows partition the configuration's test rows
+        assert sub.loc[sub["status"] != "all", "rows"].sum() == sub.loc[sub["status"] == "all", "rows"].item()
+        assert set(doc["regime_calibration"]["configurations"][str(cid)]) == set(sub["regime"])
 
 
 @pytest.mark.realdata
@@ -150,3 +156,73 @@ def test_small_sweep_on_the_reference_recording():
     assert t["auc"].between(0, 1).all() and (t["test_samples"] > 100).all() and (t["trades"] >= 0).all()
     assert np.isfinite(res.configurations["deflated_sharpe"].astype(float)).all()
     assert res.pbo["pbo"] is not None and res.pbo["bars_not_shared"] == 0
+    for per in res.regime_calibration.values():
+        assert sum(m["rows"] for k, m in per.items() if k != "all") == per["all"]["rows"] > 0
+
+
+def _direct_regimes(data, cfg, fold_index):
+    """Regime names of one fold's test rows, computed here from the pieces: samples, folds, a
+    regime model fitted on the fold's training rows and run forward."""
+    from bot4.features import compute
+    from bot4.research import splits as S
+    from bot4.research.dataset import MID_COLUMN
+    from bot4.research.regimes import fit_regimes
+    from bot4.research.validate import build_samples
+
+    s = build_samples(compute(data, FCONF), cfg)
+    f = S.split(cfg.scheme, s.t0, s.t1, cfg.folds, embargo_ns=cfg.embargo_ns, n_test_groups=cfg.test_groups,
+                window=cfg.window)[fold_index]
+    mid = s.X[:, s.names.index(MID_COLUMN)].astype(np.float64)
+    tr = np.sort(f.train)
+    model = fit_regimes(s.t0[tr], mid[tr])
+    names = model.names("vol")
+    return [names[int(i)] if i >= 0 else "undefined" for i in model.labels(s.t0, mid, "vol")[f.test]]
+
+
+def test_calibration_per_regime_equals_a_direct_computation(local):
+    """The sweep's per-regime Brier / ECE of a configuration are those of its test rows, pooled over
+    the folds, computed here with scikit-learn's Brier and the ECE of METHODS §3; regimes below the
+    minimum sample are reported together as the pooled fallback."""
+    from sklearn.metrics import brier_score_loss
+
+    from bot4.research.calibration import ece
+    from bot4.research.sweep import FALLBACK, make_cells, regime_calibration_table, run_cell
+    from bot4.research.validate import ValidateConfig
+    from bot4.sources import load_stream
+
+    grid = parse_grid(GRID)
+    cells = [c for c in make_cells([SIM], grid, folds=3, scheme="walk-forward", feature_config=FCONF)
+             if c.point == 0]
+    data = load_stream(None, seed=SIM.seed, n_events=SIM.events).data
+    runs = [run_cell(c) for c in cells]
+    assert all(r["error"] is None and r["regime_error"] is None for r in runs)
+    cfg = ValidateConfig(**cells[0].config)
+    for c, r in zip(cells, runs):
+        assert r["regimes"].tolist() == _direct_regimes(data, cfg, c.fold)
+    y = np.concatenate([r["y"] for r in runs]).astype(int)
+    p = np.concatenate([r["p"] for r in runs])
+    reg = np.concatenate([r["regimes"] for r in runs])
+    for cid in (0, 1):                   # point 0 at both thresholds: the same test rows
+        got = local.regime_calibration[cid]
+        assert got["all"]["rows"] == y.size and got["all"]["brier"] == pytest.approx(brier_score_loss(y, p))
+        own = [k for k, m in got.items() if m["status"] == "own"]
+        assert own and FALLBACK not in got    # 50k simulator events: every regime has 200 rows per class
+        for name in own:
+            m = reg == name
+            assert min(y[m].sum(), (1 - y[m]).sum()) >= 200
+            assert got[name]["rows"] == m.sum() and got[name]["positives"] == y[m].sum()
+            assert got[name]["brier"] == pytest.approx(brier_score_loss(y[m], p[m]), rel=1e-12)
+            assert got[name]["ece"] == pytest.approx(ece(y[m], p[m], 10), rel=1e-12)
+    # a minimum above some regimes' counts sends them to the pooled fallback, computed on their rows
+    counts = {k: min(int(y[reg == k].sum()), int((1 - y[reg == k]).sum())) for k in set(reg.tolist())}
+    cut = sorted(counts.values())[-1]             # only the largest regime keeps its own figures
+    table = regime_calibration_table(y, p, reg, min_per_class=cut)
+    small = sorted(k for k, v in counts.items() if v < cut)
+    assert small and table[FALLBACK]["regimes"] == small and table[FALLBACK]["status"] == "fallback"
+    m = np.isin(reg, small)
+    assert table[FALLBACK]["rows"] == m.sum()
+    assert table[FALLBACK]["brier"] == pytest.approx(brier_score_loss(y[m], p[m]), rel=1e-12)
+    assert table[FALLBACK]["ece"] == pytest.approx(ece(y[m], p[m], 10), rel=1e-12)
+    assert [k for k, v in table.items() if v["status"] == "own"] == [k for k, v in counts.items() if v >= cut]
+    with pytest.raises(ConfigError, match="regime_min_per_class"):
+        sweep([SIM], Grid(), executor="local", regime_min_per_class=0)

@@ -18,6 +18,13 @@ by (recording, bar end time floored to the bar): exact when the grid leaves the 
 folds' spans are then the same for every configuration), and within one bar when it varies the
 horizon, which moves the folds' edges. Bars that some configuration lacks are left out, and
 counted.
+
+Calibration per regime: each cell labels its test rows with a volatility regime (GARCH(1,1)-t,
+bot4.research.regimes) fitted on the fold's training rows only and run forward causally. Per
+configuration, the test rows of all its folds are pooled by regime name; a regime with at least
+`regime_min_per_class` rows of each class (the rule bot4.research.regime_calibration applies
+before it fits a map of its own) gets its out-of-sample Brier, log-loss and ECE; the rows of the
+other regimes (and rows without a regime) are reported together as the pooled fallback.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import numpy as np
 
 from bot4.errors import ConfigError
 from bot4.research import metrics as M
+from bot4.research.regime_calibration import MIN_PER_CLASS
 from bot4.sim.generate import DEFAULT_EVENTS, DEFAULT_SEED
 
 EXTRA = "sweep"
@@ -267,13 +275,74 @@ def _cell(cell: Cell) -> dict:
     with tempfile.TemporaryDirectory(prefix="bot4-sweep-") as tmp:
         run = run_fold(data, s, folds[cell.fold], cell.fold, config, fconf, Path(tmp))
     doc = run.doc
+    regimes, regime_error = fold_regimes(s, folds[cell.fold])
     return dict(train_samples=doc["train"]["samples"], test_samples=int(run.y.size),
                 test_start_ns=doc["test"][0]["start_ns"], test_end_ns=doc["test"][-1]["end_ns"],
                 min_purge_ns=doc.get("min_purge_ns"), horizon_ns=doc.get("horizon_ns"),
                 probability={k: doc["metrics"][k] for k in ("auc", "brier", "log_loss", "ece", "base_rate")},
                 y=run.y.astype(np.int8), p=run.p.astype(np.float64), bar_ns=config.bar_ns,
+                regimes=regimes, regime_error=regime_error,
                 groups=[{"start_ns": g["start_ns"], "bars": b} for g, b in zip(doc["trading"], run.bars)],
                 trading=[_threshold_totals(doc["trading"], run.bars, j) for j in range(len(config.thresholds))])
+
+
+REGIME_KIND = "vol"
+FALLBACK = "pooled_fallback"
+
+
+def fold_regimes(s, fold) -> tuple[np.ndarray, str | None]:
+    """Regime name of each test row of `fold` (in the fold's test order), from a regime model
+    fitted on the fold's training rows and run forward over the samples in time order;
+    ("undefined" rows, the error) when no model can be fitted (too short or flat a window)."""
+    from bot4.research.dataset import MID_COLUMN
+    from bot4.research.regimes import fit_regimes
+
+    test = fold.test
+    mid = s.X[:, s.names.index(MID_COLUMN)].astype(np.float64)
+    train = np.sort(fold.train)
+    try:
+        model = fit_regimes(s.t0[train], mid[train])
+        ids = model.labels(s.t0, mid, REGIME_KIND)[test]
+    except ValueError as exc:
+        return np.full(test.size, "undefined", dtype=object), str(exc)
+    names = model.names(REGIME_KIND)
+    return np.array([names.get(int(i), "undefined") if i >= 0 else "undefined" for i in ids], dtype=object), None
+
+
+
+def regime_calibration_table(y, p, regimes, min_per_class: int = MIN_PER_CLASS, n_bins: int = 10) -> dict:
+    """Out-of-sample calibration per regime of pooled test rows: {regime name: {rows, positives,
+    brier, log_loss, ece, status "own"}} for each regime with >= min_per_class rows of each class,
+    and FALLBACK for the rows of every other regime together (status "fallback", `regimes` lists
+    them, `reason` says why); "all" is every row."""
+    from bot4.research.regime_calibration import metrics_by_regime
+
+    yy = np.asarray(y, dtype=np.int64)
+    rr = np.asarray(regimes, dtype=object)
+    if yy.size != rr.size or yy.size != np.asarray(p).size:
+        raise ValueError(f"y, p and regimes must have one entry per row, got {yy.size}, {np.asarray(p).size}, {rr.size}")
+    own: list[str] = []
+    fallback: list[str] = []
+    for name in sorted(set(rr.tolist())):
+        m = rr == name
+        n1 = int(yy[m].sum())
+        n0 = int(m.sum()) - n1
+        (own if name != "undefined" and min(n0, n1) >= min_per_class else fallback).append(name)
+    ids = np.full(yy.size, -1, dtype=np.int64)
+    names = {-1: FALLBACK}
+    for i, name in enumerate(own):
+        ids[rr == name] = i
+        names[i] = name
+    table = metrics_by_regime(yy, p, ids, names, n_bins) if yy.size else {"all": {"rows": 0}}
+    out: dict[str, Any] = {"all": table["all"] | {"positives": int(yy.sum()), "status": "all"}}
+    for name in own:
+        out[name] = table[name] | {"positives": int(yy[rr == name].sum()), "status": "own"}
+    if fallback:
+        m = np.isin(rr, fallback)
+        out[FALLBACK] = table[FALLBACK] | {
+            "positives": int(yy[m].sum()), "status": "fallback", "regimes": fallback,
+            "reason": f"fewer than {min_per_class} rows of a class (or no regime): pooled"}
+    return out
 
 
 def _threshold_totals(trading: list, bars: list, j: int) -> dict:
@@ -381,6 +450,9 @@ class SweepResult:
     executor: dict
     seconds: dict
     calibration: dict = field(default_factory=dict)   # per configuration: pooled reliability bins
+    # per configuration: out-of-sample Brier / log-loss / ECE per regime (regime_calibration_table)
+    regime_calibration: dict = field(default_factory=dict)
+    regime_min_per_class: int = MIN_PER_CLASS
     cell_seconds: list = field(default_factory=list)
 
     def as_json(self) -> dict:
@@ -392,12 +464,25 @@ class SweepResult:
                          "thresholds": list(self.grid.thresholds)},
                 "cells": int(len(self.cell_seconds)), "failed_cells": int(self.table["error"].notna().sum()),
                 "configurations": json.loads(self.configurations.to_json(orient="records")),
-                "pbo": self.pbo, "executor": self.executor, "seconds": self.seconds}
+                "pbo": self.pbo, "executor": self.executor, "seconds": self.seconds,
+                "regime_calibration": {"kind": REGIME_KIND, "min_per_class": self.regime_min_per_class,
+                                       "configurations": {str(k): v for k, v in self.regime_calibration.items()}}}
+
+    def regime_table(self):
+        """One row per (configuration, regime): rows, positives, status, Brier, log-loss, ECE."""
+        pd = require_pandas()
+        rows = [{"config": cid, "regime": name, **{k: m.get(k) for k in ("status", "rows", "positives", "brier",
+                                                                         "log_loss", "ece")},
+                 "merged": ", ".join(m.get("regimes", []))}
+                for cid, per in sorted(self.regime_calibration.items()) for name, m in per.items()]
+        return pd.DataFrame(rows, columns=["config", "regime", "status", "rows", "positives", "brier", "log_loss",
+                                           "ece", "merged"])
 
 
-def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Source]):
-    """(table, configurations, pbo, calibration) from the cells' results, independent of the order
-    they ran in."""
+def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Source], *,
+           regime_min_per_class: int = MIN_PER_CLASS):
+    """(table, configurations, pbo, calibration, regime calibration) from the cells' results,
+    independent of the order they ran in."""
     pd = require_pandas()
     points = grid.points()
     n_thr = len(grid.thresholds)
@@ -411,13 +496,13 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
                    "source": cell.source, "recording": sources[cell.source].label, "fold": cell.fold}
             if r["error"] is None:
                 row.update({k: r[k] for k in ("train_samples", "test_samples", "test_start_ns", "test_end_ns",
-                                              "min_purge_ns", "horizon_ns")})
+                                              "min_purge_ns", "horizon_ns", "regime_error")})
                 row.update(r["probability"])
                 row.update(r["trading"][j])
                 for g in r["groups"]:
                     ends = (g["start_ns"] + r["bar_ns"] * np.arange(1, g["bars"].shape[0] + 1)) // r["bar_ns"]
                     timelines.setdefault(cid, []).append((cell.source, ends, g["bars"][:, j]))
-                pooled.setdefault(cid, []).append((r["y"], r["p"]))
+                pooled.setdefault(cid, []).append((r["y"], r["p"], r["regimes"]))
             row["error"] = r["error"]
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -433,7 +518,7 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
         returns = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
         series[cid] = ({(int(s), int(e)) for s, e_arr, _ in parts for e in e_arr}, parts)
         yp = pooled.get(cid, [])
-        prob = M.probability_metrics(np.concatenate([a for a, _ in yp]), np.concatenate([b for _, b in yp])) if yp \
+        prob = M.probability_metrics(np.concatenate([a for a, _, _ in yp]), np.concatenate([b for _, b, _ in yp])) if yp \
             else M.probability_metrics([], [])
         point = points[cid // n_thr]
         confs.append({"config": cid, **{n: point[n] for n in grid.varied}, "threshold": grid.thresholds[cid % n_thr],
@@ -449,7 +534,11 @@ def gather(cells: list[Cell], results: list[dict], grid: Grid, sources: list[Sou
     configurations = pd.DataFrame(confs)
     pbo = _pbo(series, n_configs, confs)
     calibration = {cid: _reliability(pooled[cid]) for cid in sorted(pooled)}
-    return table, configurations, pbo, calibration
+    by_regime = {cid: regime_calibration_table(np.concatenate([a for a, _, _ in pooled[cid]]),
+                                               np.concatenate([b for _, b, _ in pooled[cid]]),
+                                               np.concatenate([c for _, _, c in pooled[cid]]), regime_min_per_class)
+                 for cid in sorted(pooled)}
+    return table, configurations, pbo, calibration, by_regime
 
 
 def _deflated(r: np.ndarray, sr, n_trials: int, variance: float) -> dict:
@@ -500,8 +589,8 @@ def _pbo(series: dict, n_configs: int, confs: list, n_blocks: int = 8) -> dict |
 
 def _reliability(yp: list, n_bins: int = 10) -> dict:
     """Pooled out-of-sample reliability: per equal-width bin, mean probability and observed rate."""
-    y = np.concatenate([a for a, _ in yp]).astype(np.float64)
-    p = np.concatenate([b for _, b in yp])
+    y = np.concatenate([a for a, _, _ in yp]).astype(np.float64)
+    p = np.concatenate([b for _, b, _ in yp])
     edges = np.linspace(0, 1, n_bins + 1)
     idx = np.clip(np.searchsorted(edges, p, side="left") - 1, 0, n_bins - 1)
     bins = []
@@ -514,12 +603,13 @@ def _reliability(yp: list, n_bins: int = 10) -> dict:
 
 def sweep(sources, grid: Grid | None = None, *, folds: int = 3, scheme: str = "walk-forward",
           feature_config=None, executor: str = "dask", workers: int = 2, scheduler: str | None = None,
-          progress: bool = False) -> SweepResult:
+          progress: bool = False, regime_min_per_class: int = MIN_PER_CLASS) -> SweepResult:
     """Run every (grid point, recording, fold) cell and gather one table.
 
     sources: Source objects, paths (str / Path), or None for the embedded simulator stream.
     executor: "dask" (LocalCluster of `workers` processes, or `scheduler`) or "local" (this
-    process, no Dask). The table is the same whichever executor ran it."""
+    process, no Dask). The table is the same whichever executor ran it. regime_min_per_class:
+    rows of each class a regime needs for its own calibration figures (else pooled fallback)."""
     import sys
 
     grid = grid or Grid()
@@ -529,6 +619,8 @@ def sweep(sources, grid: Grid | None = None, *, folds: int = 3, scheme: str = "w
         raise ConfigError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if int(folds) != folds or folds < 2:
         raise ConfigError(f"folds must be an integer >= 2, got {folds!r}")
+    if int(regime_min_per_class) != regime_min_per_class or regime_min_per_class < 1:
+        raise ConfigError(f"regime_min_per_class must be an integer >= 1, got {regime_min_per_class!r}")
     if int(workers) != workers or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     srcs = [s if isinstance(s, Source) else Source(path=str(s)) for s in (sources or [Source()])]
@@ -550,9 +642,11 @@ def sweep(sources, grid: Grid | None = None, *, folds: int = 3, scheme: str = "w
     else:
         results, info = run_dask(cells, workers=workers, scheduler=scheduler, progress=say)
     run_s = time.perf_counter() - t
-    table, configurations, pbo, calibration = gather(cells, results, grid, srcs)
+    table, configurations, pbo, calibration, by_regime = gather(cells, results, grid, srcs,
+                                                                 regime_min_per_class=regime_min_per_class)
     seconds = {"run": round(run_s, 3), "total": round(time.perf_counter() - t, 3)}
     info = {"executor": executor, **info}
     return SweepResult(table=table, configurations=configurations, pbo=pbo, grid=grid, sources=srcs, folds=folds,
                        scheme=scheme, executor=info, seconds=seconds, calibration=calibration,
+                       regime_calibration=by_regime, regime_min_per_class=int(regime_min_per_class),
                        cell_seconds=[(r["key"], r["seconds"]) for r in results])

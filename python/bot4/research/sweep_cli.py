@@ -27,7 +27,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         sources = [Source(seed=args.seed, events=args.events)]
     result = sweep(sources, grid, folds=args.folds, scheme=args.scheme, feature_config=fconf, executor=executor,
-                   workers=args.workers, scheduler=args.scheduler, progress=not (args.json or args.quiet))
+                   workers=args.workers, scheduler=args.scheduler, progress=not (args.json or args.quiet),
+                   regime_min_per_class=args.regime_min)
     written = None
     if out is not None:
         from bot4.research.sweep_report import write_report
@@ -50,6 +51,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         pnl = "n/a" if c["pnl"] is None else f"{c['pnl']:,.2f}"
         print(f"config {c['config']:<6} {params} threshold={c['threshold']:g}: AUC {auc}, pnl {pnl}, "
               f"Sharpe/bar {sr}, deflated {dsr}" + (f", {c['failed']} failed cell(s)" if c["failed"] else ""))
+        for name, m in result.regime_calibration.get(c["config"], {}).items():
+            if name != "all" and m.get("rows"):
+                merged = f" ({', '.join(m['regimes'])})" if m["status"] == "fallback" else ""
+                print(f"  regime {name}{merged}: rows {m['rows']:,}, Brier {m['brier']:.4f}, ECE {m['ece']:.4f}")
     pbo = result.pbo or {}
     print("PBO           " + (f"{pbo['pbo']:.3f} ({pbo['combinations']} CSCV splits, {pbo['bars']} bars)"
                               if pbo.get("pbo") is not None else f"n/a: {pbo.get('reason')}"))
@@ -57,12 +62,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for _, row in failed.drop_duplicates(["config", "source", "fold"]).iterrows():
         print(f"failed        config {row['config']} {row['recording']} fold {row['fold']}: {row['error']}")
     if written:
-        print(f"written       {written['html']} (and sweep.parquet, configurations.parquet, sweep.json)")
+        print(f"written       {written['html']} (and sweep.parquet, configurations.parquet, regimes.parquet, "
+              "sweep.json)")
     return 0
 
 
 def add_sweep_command(sub, add_stream_args) -> None:
     from bot4.cli import count
+    from bot4.research.regime_calibration import MIN_PER_CLASS
     from bot4.research.sweep import SWEEP_SCHEMES
 
     p = sub.add_parser("sweep", help="walk-forward folds x parameter grid x recordings on Dask, with the "
@@ -82,6 +89,10 @@ def add_sweep_command(sub, add_stream_args) -> None:
                    help="a running dask scheduler (tcp://host:8786) instead of a LocalCluster")
     p.add_argument("--local", action="store_true", help="run every cell in this process, without Dask")
     p.add_argument("--feature-config", metavar="FILE", help="feature config TOML (default: the pipeline's)")
+    p.add_argument("--regime-min", type=count(1), default=MIN_PER_CLASS, metavar="N",
+                   help="test rows of each class a regime needs for its own calibration figures; fewer: "
+                        f"reported with the pooled fallback (default {MIN_PER_CLASS})")
     p.add_argument("--out", metavar="DIR",
-                   help="new directory for sweep.parquet, configurations.parquet, sweep.json and report.html")
+                   help="new directory for sweep.parquet, configurations.parquet, regimes.parquet, sweep.json "
+                        "and report.html")
     p.set_defaults(func=_cmd_sweep)

@@ -1,6 +1,7 @@
 """A sweep's files: the cell table and the configurations as Parquet, sweep.json, and report.html
 with its PNG figures (per-fold metrics, out-of-sample equity per configuration, deflated Sharpe,
-PBO's logit distribution, pooled reliability per configuration)."""
+PBO's logit distribution, pooled reliability per configuration, out-of-sample calibration per
+regime)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-#: Calibration per regime is not part of a sweep: validate's folds calibrate one pooled map, so
-#: there is no per-regime calibration to report (bot4.research.regime_calibration fits one apart).
-REGIME_NOTE = ("Calibration per regime: not reported. The per-fold pipeline (bot4 validate) calibrates one "
-               "pooled map per fold; the reliability below is pooled over each configuration's test folds.")
+#: What the per-regime table shows (bot4.research.sweep.regime_calibration_table).
+REGIME_NOTE = ("Out-of-sample Brier, log-loss and ECE (10 equal-width bins) per volatility regime of each "
+               "configuration's test rows, pooled over its folds and recordings. Each fold's regimes come from a "
+               "GARCH(1,1)-t regime model fitted on that fold's training rows only and run forward. The probabilities "
+               "are the fold models' pooled calibration. A regime with fewer than {m} test rows of a class (and rows "
+               "without a regime) is not reported on its own: those rows are shown together as "
+               "'pooled_fallback', the map a regime calibrator would give them.")
 
 
 def _figure(path: Path, draw) -> str:
@@ -39,9 +43,10 @@ def write_report(result, out_dir) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "sweep.parquet", "configurations": out / "configurations.parquet",
-             "json": out / "sweep.json", "html": out / "report.html"}
+             "regimes": out / "regimes.parquet", "json": out / "sweep.json", "html": out / "report.html"}
     result.table.to_parquet(paths["table"], index=False)
     result.configurations.to_parquet(paths["configurations"], index=False)
+    result.regime_table().to_parquet(paths["regimes"], index=False)
     paths["json"].write_text(json.dumps(result.as_json(), indent=2, default=float) + "\n")
     t, c, varied = result.table, result.configurations, result.grid.varied
     ok = t[t["error"].isna()]
@@ -98,6 +103,7 @@ def write_report(result, out_dir) -> dict:
                 f"({pbo.get('bars_not_shared')} not shared), {pbo.get('n_blocks')} blocks"
                 if pbo.get("pbo") is not None else f"PBO not available: {html.escape(str(pbo.get('reason')))}")
     failed = t[t["error"].notna()][["config", "recording", "fold", "error"]]
+    regimes = result.regime_table()
     body = [
         "<!doctype html><html><head><meta charset='utf-8'><title>bot4 sweep</title>",
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
@@ -110,10 +116,13 @@ def write_report(result, out_dir) -> dict:
         "<h2>Configurations</h2>", c.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="n/a"),
         "<h2>Per-fold metrics</h2>",
         ok.drop(columns=["error"]).to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="n/a"),
+        "<h2>Calibration per regime</h2>",
+        f"<p>{html.escape(REGIME_NOTE.format(m=result.regime_min_per_class))}</p>",
+        regimes.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="n/a") if len(regimes)
+        else "<p>no test rows</p>",
         f"<h2>Failed cells ({len(failed)})</h2>",
         failed.to_html(index=False) if len(failed) else "<p>none</p>",
         "<h2>Figures</h2>", *[f"<p><img src='{f}' alt='{f}'></p>" for f in figs],
-        f"<p>{html.escape(REGIME_NOTE)}</p>",
         "</body></html>"]
     paths["html"].write_text("\n".join(body))
     return {k: str(v) for k, v in paths.items()}
