@@ -137,7 +137,8 @@ class BuiltinStrategy final : public StrategyHandle {
   // A live change of some fields (the others keep their values); validated as a whole before
   // the strategy sees it (config_error, nothing changed, on an unknown field or a bad value).
   void set_config(const py::dict& fields) {
-    py::dict merged = config_;
+    py::dict merged;  // a copy: config_ changes only once the whole is valid
+    for (auto item : config_) merged[item.first] = item.second;
     for (auto item : fields) merged[item.first] = item.second;
     strategy::visit_builtin(impl_->name(), [&](auto tag) {
       using S = typename decltype(tag)::type;

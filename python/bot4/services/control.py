@@ -176,6 +176,7 @@ def send_command(cmd: c.Message, endpoint: str, *, timeout_s: float = DEFAULT_TI
         if own:
             ctx.term()
     reply = c.Codec(c.CONTROL_REPLIES).decode(frame)
-    if isinstance(reply, c.Rejection):
-        raise ControlError(f"the reply from {endpoint} is not a CommandReply ({reply.reason})")
+    if not isinstance(reply, c.CommandReply):
+        why = reply.reason if isinstance(reply, c.Rejection) else type(reply).__name__
+        raise ControlError(f"the reply from {endpoint} is not a CommandReply ({why})")
     return reply
