@@ -162,6 +162,23 @@ def test_online_tracker_refuses_bad_observations():
         mt.CalibrationTracker(window=0)
 
 
+def test_cross_fit_predicts_each_fold_from_a_model_that_never_saw_it():
+    from bot4.features import compute, trading_config
+    from bot4.sim import generate
+
+    fs = compute(generate(seed=4, n_events=12_000), trading_config(decision="time"))
+    n = len(fs.timestamps)
+    folds = [(np.arange(0, n // 3), np.arange(n // 2, 2 * n // 3)), (np.arange(n // 3, 2 * n // 3), np.arange(0, n // 4))]
+    out = ag.cross_fit(lambda: ag.MeanReversionAgent(10, max_rows=1500), fs, folds)
+    for train, pred in folds:
+        ref = ag.MeanReversionAgent(10, max_rows=1500).fit(fs, train).predict(fs)
+        np.testing.assert_array_equal(out.mu[pred], ref.mu[pred])
+        np.testing.assert_array_equal(out.quantiles[pred], ref.quantiles[pred])
+    rest = np.ones(n, bool)
+    rest[np.concatenate([p for _, p in folds])] = False
+    assert np.isnan(out.mu[rest]).all() and np.all(out.confidence[rest] == 0) and np.all(out.regime[rest] == -1)
+
+
 def test_fit_refuses_outputs_of_different_lengths():
     outs, y, _ = _synthetic(300)
     short = _output("c", np.zeros(10), np.ones(10), np.zeros(10))
@@ -178,8 +195,9 @@ BINANCE = ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz", "spot/ethusdt
 
 @pytest.mark.realdata
 def test_out_of_sample_on_binance(shared_data):
-    """Walk-forward groups G0..G3 (bot4.research.splits, purged by label end time): agents fit on
-    G0, the meta-weighter on G1, isotonic on G2, all scored on G3 (100 ms rows, h = 100 rows)."""
+    """Walk-forward groups G0..G3 (bot4.research.splits, purged by label end time), 100 ms rows,
+    h = 100 rows (10 s). Stacking: the meta-weighter is fitted on the agents' out-of-fold outputs
+    over G0 + G1 (3 purged folds), the agents refitted on G0 + G1; isotonic on G2; all scored on G3."""
     from bot4.data import load
     from bot4.features import compute, trading_config
     from bot4.research import splits
@@ -188,32 +206,40 @@ def test_out_of_sample_on_binance(shared_data):
     assert np.unique(fs.instruments).size == 4
     h = 100
     r, end = ag.forward_returns(fs, h)
-    folds = splits.walk_forward(fs.timestamps, ag.label_end_times(fs, end), 3)
-    groups = [f.test for f in folds]                           # G1, G2, G3 (fold k tests G(k+1))
-    agent_rows = folds[0].train                                # G0 minus labels reaching G1
-    meta_rows = np.intersect1d(folds[1].train, groups[0])      # G1 minus labels reaching G2
-    cal_rows = np.intersect1d(folds[2].train, groups[1])       # G2 minus labels reaching G3
+    t1 = ag.label_end_times(fs, end)
+    folds = splits.walk_forward(fs.timestamps, t1, 3)
+    groups = [f.test for f in folds]                      # G1, G2, G3 (fold k tests G(k+1))
+    fit_rows = folds[1].train                             # G0 + G1 minus labels reaching G2
+    cal_rows = np.intersect1d(folds[2].train, groups[1])  # G2 minus labels reaching G3
     test = groups[2]
-    assert agent_rows.max() < groups[0][0] and np.all(end[agent_rows] < groups[0][0])
-    assert np.all(end[meta_rows] < groups[1][0]) and np.all(end[cal_rows] < test[0])
-    agents = [a.fit(fs, agent_rows) for a in (ag.DirectionAgent(h, max_rows=4000), ag.MicropriceOFIAgent(h, max_rows=4000),
-                                              ag.VolBreakoutAgent(h, max_rows=4000),
-                                              ag.MeanReversionAgent(h, max_rows=4000))]
-    outs = [a.predict(fs) for a in agents]
+    assert np.all(end[fit_rows] < groups[1][0]) and np.all(end[cal_rows] < test[0])
+    inner = [(fit_rows[f.train], fit_rows[f.test]) for f in splits.purged_kfold(fs.timestamps[fit_rows], t1[fit_rows], 3)]
+    makers = [lambda: ag.DirectionAgent(h, max_rows=4000), lambda: ag.MicropriceOFIAgent(h, max_rows=4000),
+              lambda: ag.VolBreakoutAgent(h, max_rows=4000), lambda: ag.MeanReversionAgent(h, max_rows=4000)]
+    oof = [ag.cross_fit(make, fs, inner) for make in makers]
+    outs = [make().fit(fs, fit_rows).predict(fs) for make in makers]
     reports = {}
     for label, kw in (("lightgbm_per_regime", dict(backend="lightgbm")),
+                      ("lightgbm_pooled", dict(backend="lightgbm", min_regime_rows=10**9)),
+                      ("linear_per_regime", dict(backend="linear", max_rows=4000)),
                       ("linear_pooled", dict(backend="linear", min_regime_rows=10**9, max_rows=4000))):
-        meta = mt.MetaWeighter(**kw).fit(outs, r, meta_rows).calibrate(outs, r, cal_rows)
-        reports[label] = rep = mt.evaluate(meta.predict(outs), outs, r, test)
+        meta = mt.MetaWeighter(**kw).fit(oof, r, fit_rows).calibrate(outs, r, cal_rows)
+        blended = meta.predict(outs)
+        reports[label] = rep = mt.evaluate(blended, outs, r, test)
         assert rep["rows"] > 5000
         cal = rep["calibration"]
         assert cal["isotonic"]["ece"] < cal["raw"]["ece"] and cal["isotonic"]["brier"] < cal["raw"]["brier"]
         # the online tracker fed the test rows one by one ends where the batch figures are
         tr = mt.CalibrationTracker(n_bins=10)
-        moved = test[np.isfinite(r[test]) & (r[test] != 0) & np.isfinite(meta.predict(outs).p[test])]
-        p = meta.predict(outs).p
+        moved = test[np.isfinite(r[test]) & (r[test] != 0) & np.isfinite(blended.p[test])]
         for i in moved:
-            tr.update(p[i], int(r[i] > 0))
-        assert tr.ece == pytest.approx(ece((r[moved] > 0).astype(int), p[moved]), abs=1e-9)
+            tr.update(blended.p[i], int(r[i] > 0))
+        assert tr.ece == pytest.approx(cal["isotonic"]["ece"], abs=1e-9)
+    # the pooled linear blend beats every single agent on the mean pinball loss over 0.1 / 0.5 / 0.9
+    lin = reports["linear_pooled"]
+    meta_mean = np.mean([lin["pinball"][t] for t in ("0.1", "0.5", "0.9")])
+    best_agent = min(np.mean(list(v.values())) for v in lin["agents"].values())
     print("\nout of sample, Binance spot + COIN-M BTC/ETH, h = 100 rows (10 s):")
     print(json.dumps(reports, indent=1))
+    print(f"mean pinball (0.1/0.5/0.9): linear pooled meta {meta_mean:.4f}, best single agent {best_agent:.4f}")
+    assert meta_mean < best_agent

@@ -26,6 +26,9 @@ Stated mappings (METHODS.md §14):
   for the others (0: no view, 1: certain of the sign).
 - regime: the row's volatility tercile of `ewma_vol` with edges from the training rows
   (`VolRegime`; -1 where undefined); any other causal labelling can be passed to `predict`.
+
+`cross_fit` gives out-of-fold outputs over purged folds, the inputs a meta-weighter
+(bot4.portfolio.meta) is fitted on.
 """
 
 from __future__ import annotations
@@ -431,6 +434,34 @@ class DirectionAgent(QuantileAgent):
         mu = np.where(np.isfinite(q[:, 1]), (2.0 * p - 1.0) * m, np.nan)
         sigma = (q[:, 2] - q[:, 0]) / NORMAL_10_90
         return self._output(features, mu, sigma, q, _confidence(np.where(np.isfinite(mu), p, np.nan)), regime)
+
+
+def cross_fit(make_agent, features, folds) -> AgentOutput:
+    """Out-of-fold outputs for stacking (what a meta-weighter should be fitted on): for each
+    (train_rows, predict_rows) in `folds`, a fresh agent from `make_agent()` is fitted on
+    train_rows and predicts predict_rows; rows in no predict set have no view. Pass purged
+    folds (e.g. bot4.research.splits.purged_kfold), or the outputs leak the labels they predict.
+    The model version is a hash of the folds' versions."""
+    n = len(features.timestamps)
+    out: AgentOutput | None = None
+    versions = []
+    for train_rows, predict_rows in folds:
+        agent = make_agent().fit(features, train_rows)
+        part = agent.predict(features)
+        versions.append(agent.model_version)
+        if out is None:
+            out = AgentOutput(agent=part.agent, model_version="", horizon=part.horizon, timestamps=part.timestamps,
+                              instruments=part.instruments, mu=np.full(n, np.nan), sigma=np.full(n, np.nan),
+                              quantiles=np.full_like(part.quantiles, np.nan), confidence=np.zeros(n),
+                              regime=np.full(n, -1, dtype=np.int64))
+        sel = _rows(predict_rows, n)
+        out.mu[sel], out.sigma[sel] = part.mu[sel], part.sigma[sel]
+        out.quantiles[sel], out.confidence[sel] = part.quantiles[sel], part.confidence[sel]
+        out.regime[sel] = part.regime[sel]
+    if out is None:
+        raise InputError("folds", "no fold to fit")
+    out.model_version = hashlib.sha256("".join(versions).encode()).hexdigest()[:16]
+    return out
 
 
 def default_agents(horizon: int = 100, short_horizon: int | None = None) -> list[QuantileAgent]:

@@ -4,7 +4,9 @@ per regime, with an isotonic-calibrated direction probability and an online cali
 Definitions (METHODS.md §3, §14):
 - Inputs of a row: for each agent, (mu, sigma, confidence) of that row (bot4.portfolio.agents);
   the target is the forward return r_h (bp) at the meta-weighter's horizon. Rows where an agent
-  has no view are left out of fitting and get NaN outputs.
+  has no view are left out of fitting and get NaN outputs. Fit it on the agents' out-of-fold
+  outputs (bot4.portfolio.agents.cross_fit over purged folds), as in stacking: an agent's
+  outputs on its own training rows are in-sample and would teach the blend to over-trust it.
 - Quantiles at tau in TAUS, one model per tau: LightGBM's quantile objective
   (LGBMRegressor(objective="quantile", alpha=tau)) when lightgbm is installed, else linear
   quantile regression (sklearn QuantileRegressor, HiGHS, no penalty); `backend` forces either.
