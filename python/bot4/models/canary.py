@@ -1,9 +1,9 @@
 """Canary: a fraction of the capital trades the challenger while the champion trades the rest,
 over the same events, then a promote / keep / rollback decision with its reasons.
 
-The engine trades one model per instrument (shadow slots are scored, never traded), so a canary
-is two backtests of the same data: the champion leg with (1 - fraction) of the risk budget and the
-challenger leg with `fraction` of it. The risk budget is every size knob of the engine config
+The engine trades one model per instrument (shadow slots are scored, never traded), so the two
+traded legs are two backtests of the same data: the champion leg with (1 - fraction) of the risk
+budget and the challenger leg with `fraction` of it (plus a control, below). The risk budget is every size knob of the engine config
 scaled alike: the starting equity (the sizer sizes in fractions of equity, lots =
 trunc(size * equity / (price * lot value))), the position cap (`pre_trade.max_position_lots`), the
 same-side exposure cap (`pre_trade.max_notional`) and, when set, the strategy's fixed and maximum
@@ -25,8 +25,9 @@ error rate (ERROR_COUNTERS / decisions) and p99.9 tick-to-decision latency. The 
 goes through the automatic rollback triggers (bot4.models.rollback, with the control's Sharpe as
 the baseline) and the A/B test (bot4.models.abtest: Welch on the control's and the challenger's
 per-bar returns, the sample per arm fixed in CanaryConfig before the run, so the verdict cannot
-depend on when it is looked at). Decision:
-rollback when a trigger fires, the challenger's kill switch trips, or the champion is better;
+depend on when it is looked at).
+
+Decision: rollback when a trigger fires, the challenger's kill switch trips, or the champion is better;
 promote when the challenger is better and no trigger fired; keep otherwise (no difference, or the
 fixed sample not reached).
 """
@@ -51,6 +52,7 @@ from bot4.models.rollback import RollbackPolicy, evaluate_rollback, latency_p999
 
 #: Engine counters that count a failure of the model or of the order path (not a risk refusal).
 ERROR_COUNTERS = ("nan_predictions", "om_rejected", "om_event_rejections", "sim_rejects")
+#: What run_canary can decide.
 DECISIONS = ("promote", "keep", "rollback")
 
 
