@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_command(sub)
     from bot4.services.cli import add_paper_command
     add_paper_command(sub)
-    from bot4.services.ctl import add_ctl_command
+    from bot4.services.ctl_cli import add_ctl_command
     add_ctl_command(sub)
     from bot4.services.keys_cli import add_keys_command
     add_keys_command(sub)
