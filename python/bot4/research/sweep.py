@@ -286,7 +286,9 @@ def _cell(cell: Cell) -> dict:
                 trading=[_threshold_totals(doc["trading"], run.bars, j) for j in range(len(config.thresholds))])
 
 
+#: Regimes the sweep reports calibration in (bot4.research.regimes.RegimeModel.labels kind).
 REGIME_KIND = "vol"
+#: Name of the group of regimes below the minimum sample (and rows without a regime).
 FALLBACK = "pooled_fallback"
 
 
