@@ -305,6 +305,7 @@ class MicropriceOFIAgent(QuantileAgent):
         super().__init__(horizon, max_rows)
 
     def inputs(self, features) -> np.ndarray:
+        """(rows, p) regressors of each row, from that row's features only (class docstring)."""
         return np.column_stack([self._get(features, c) for c in self.columns])
 
 
@@ -322,6 +323,7 @@ class VolBreakoutAgent(QuantileAgent):
         self.band = float(band)
 
     def inputs(self, features) -> np.ndarray:
+        """(rows, p) regressors of each row, from that row's features only (class docstring)."""
         z = self._get(features, "bollinger_z")
         breakout = np.sign(z) * np.maximum(np.abs(z) - self.band, 0.0)
         return np.column_stack([breakout, self._get(features, "ema_cross_5_20"), self._get(features, VOL)])
@@ -341,6 +343,7 @@ class MeanReversionAgent(QuantileAgent):
         self.band = float(band)
 
     def inputs(self, features) -> np.ndarray:
+        """(rows, p) regressors of each row, from that row's features only (class docstring)."""
         z = np.clip(self._get(features, "bollinger_z"), -self.band, self.band)
         rsi = (self._get(features, "rsi") - 50.0) / 50.0
         return np.column_stack([z, self._get(features, "vwap_deviation"), rsi, self._get(features, VOL)])
@@ -386,9 +389,12 @@ class DirectionAgent(QuantileAgent):
         return np.clip(self.calibrator.apply(zoo.proba(self.model, self._x(features))), 0.0, 1.0)
 
     def inputs(self, features) -> np.ndarray:
+        """(rows, p) regressors of each row, from that row's features only (class docstring)."""
         return np.column_stack([2.0 * self.probability(features) - 1.0, _column(features, VOL)])
 
     def fit(self, features, rows) -> DirectionAgent:
+        """Classifier, isotonic map, E|r_h| per regime and quantiles from the training `rows`
+        (class docstring); InputError without enough labelled rows or with one-sided moves."""
         from bot4.research import zoo
         from bot4.research.calibration import fit_isotonic
 
@@ -424,6 +430,7 @@ class DirectionAgent(QuantileAgent):
         return self
 
     def predict(self, features, regime=None) -> AgentOutput:
+        """mu = (2p - 1) E|r_h| and sigma, quantiles, confidence |2p - 1| of every row."""
         self._check_fitted()
         assert self.regime is not None
         x = self.inputs(features)
