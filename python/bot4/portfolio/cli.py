@@ -28,21 +28,20 @@ def load_config(path: str | None):
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from bot4.outdir import check_new_dir, new_run_dir, check_out_root, staged_dir
-    from bot4.portfolio.job import portfolio_backtest
+    from bot4.portfolio.job import load_recordings, portfolio_backtest
     from bot4.portfolio.report import write_report
     from bot4.sources import check_sources
 
     config = load_config(args.config)
-    check_sources(args.data)
+    for p in args.data:     # one by one: several venues side by side are one portfolio
+        check_sources([p])
     if args.out is not None:
         out = check_new_dir(args.out, "out_dir")
     else:
         out = new_run_dir(check_out_root("runs"), "portfolio")
     if not args.quiet:
         print(f"portfolio: {len(args.data)} recording(s), grid {config.grid_s} s ...", file=sys.stderr, flush=True)
-    from bot4.data import load
-
-    data = load(list(args.data))
+    data = load_recordings(args.data)
     result = portfolio_backtest(data, config)
     with staged_dir(out) as tmp:
         write_report(result, tmp)

@@ -93,6 +93,7 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     seed: int = 0
     alternative_action: int = 2         # index into actions: the alternative policy always takes it
     scenarios: bool = True              # portfolio CVaR limit over the trailing horizon returns
+    rebalance_band: float = 0.2         # same-sign changes below band * max_position * equity are not traded
     meta_backend: Literal["auto", "lightgbm", "linear"] = "linear"
     max_train_rows: int = 5_000         # rows per quantile fit (spread evenly in time)
     window_s: float = 0.0               # > 0: only the first window_s seconds of the recording
@@ -107,6 +108,7 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
             need(math.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be a finite number > 0")
         need(math.isfinite(self.min_notional) and self.min_notional >= 0, "min_notional", "must be >= 0")
         need(0 <= self.buffer < 1, "buffer", "must be in [0, 1)")
+        need(0 <= self.rebalance_band < 1, "rebalance_band", "must be in [0, 1)")
         need(self.checks_per_step >= 1, "checks_per_step", "must be >= 1")
         need(self.horizon >= 1, "horizon", "must be >= 1 (grid rows)")
         fr = (self.agents_fraction, self.meta_fraction, self.calibration_fraction)
@@ -331,6 +333,7 @@ class Coordinator:
         self.counters = {"skipped_min_qty": 0, "skipped_min_notional": 0} | {f"vetoed_{k}": 0 for k in LIMIT_NAMES}
         self.held_back = 0
         self.no_risk_estimate = 0
+        self.within_band = 0
         self.steps = 0
         self.max_exposure = np.zeros(n)
         self.log = StepLog()
@@ -413,7 +416,7 @@ class Coordinator:
                 unit[k] = conservative_cvar(w[:, k], self.full.cvar_level) * h
         scen = w * h if (cfg.scenarios and len(w) >= 20) else None
         self._scen = scen
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             view = np.isfinite(mu) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(p) & np.isfinite(self.mid)
             view &= np.abs(mu) >= max(cfg.min_edge_bp, 1e-12)
             view &= (p - 0.5) * np.sign(mu) > 0
@@ -445,7 +448,7 @@ class Coordinator:
                 a, prop = self.fixed_action, 1.0
             else:
                 pi = epsilon_greedy(np.array([g]), K, cfg.epsilon)[0]
-                a = int(min(np.searchsorted(np.cumsum(pi), self.rng.random(), side="right"), K - 1))
+                a = min(int(np.searchsorted(np.cumsum(pi), self.rng.random(), side="right")), K - 1)
                 prop = float(pi[a])
             scale[k] = cfg.actions[a]
             self.open_rounds.append(Round(self.steps, k, (float(mu[k]), float(sigma[k]), float(p[k]), float(score[k])),
@@ -466,7 +469,18 @@ class Coordinator:
         orders, _, counters = plan_orders(targets, qty, px, self.fx, self.lanes.rules, st, self.buffered)
         for key, v in counters.items():
             self.counters[key] += v
-        self.target = self.pos + np.round(orders / self.lanes.lot_size).astype(np.int64)
+        target = self.pos + np.round(orders / self.lanes.lot_size).astype(np.int64)
+        # no-trade band: a same-sign resize smaller than the band keeps the position (fees), when
+        # what is kept is still within the buffered limits
+        band = cfg.rebalance_band * self.buffered.max_position * st.equity
+        new_n, old_n = self.notional(target), st.positions
+        keep = (target != self.pos) & (target * self.pos > 0) & (np.abs(new_n - old_n) < band)
+        if keep.any():
+            trial = np.where(keep, self.pos, target)
+            if not any(v > 0 for v in violations(self.notional(trial), st, self.buffered).values()):
+                target = trial
+                self.within_band += int(keep.sum())
+        self.target = target
         self.has_plan = True
         self.steps += 1
         self.step_ns.append(time.perf_counter_ns() - t_start)
@@ -673,6 +687,7 @@ class PortfolioResult:
             "vetoed": {k: v for k, v in c.counters.items() if k.startswith("vetoed")},
             "held_back": int(c.held_back),
             "no_risk_estimate": int(c.no_risk_estimate),
+            "within_band": int(c.within_band),
             "risk_budget_used": {"mean": float(ru.mean()) if ru.size else None,
                                  "max": float(ru.max()) if ru.size else None},
             "correlation_before": float(cb[ok].mean()) if ok.any() else None,
@@ -709,6 +724,22 @@ def total_drawdown(result, fx: float = 1.0) -> float:
         return 0.0
     peak = np.maximum.accumulate(np.concatenate([[0.0], eq]))[1:]
     return float(np.max(peak - eq))
+
+
+def load_recordings(paths) -> Any:
+    """Recordings of several venues side by side (e.g. Binance USD-M and spot of one day): the
+    files are checked one by one (bot4.sources.check_sources), each venue's files are loaded
+    together (bot4.data.load) and the venues merged by receive time."""
+    from bot4.data import load
+    from bot4.data.market_data import merge
+    from bot4.sources import check_sources
+
+    by_venue: dict[str, list] = {}
+    for p in paths:
+        src = check_sources([p])[0]
+        by_venue.setdefault(src.venue, []).append(src.path)
+    parts = [load(files) for files in by_venue.values()]
+    return parts[0] if len(parts) == 1 else merge(parts)
 
 
 def _window_data(data, seconds: float):
@@ -813,5 +844,5 @@ def portfolio_backtest(data, config: PortfolioConfig | None = None) -> Portfolio
 
 
 __all__ = ["BUFFERED", "Coordinator", "Lanes", "PortfolioConfig", "PortfolioResult", "Round", "RunOutcome", "Signals",
-           "StepLog", "evaluate_alternative", "fit_signals", "grid_bars", "lane_class", "lanes_for",
+           "StepLog", "evaluate_alternative", "fit_signals", "grid_bars", "lane_class", "lanes_for", "load_recordings",
            "portfolio_backtest", "run_lanes", "total_drawdown"]

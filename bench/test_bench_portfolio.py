@@ -1,0 +1,104 @@
+"""Decision-to-intent latency of the portfolio step (issue 13, "Measured"): 4 and 16 instruments
+with 4 agents each.
+
+Synthetic inputs (a seeded market of grid mids, four agents' outputs per instrument and row, a
+linear MetaWeighter fitted and calibrated on them); the timed call is one lane's decision at a new
+grid step, `Coordinator.on_lane(ctx)` with a stand-in DecisionContext: state update, breach check,
+the portfolio step (blend the 4 agents' latest rows per instrument, trailing correlations and
+CVaR, diversified selection, epsilon-greedy action draws, risk-budget sizing, projection, lot
+rounding and venue minimums, the no-trade band) and the lane's ctx.target intent. Python, on one
+core: the figures are what the job pays per grid step, not the core engine's per-message path.
+Figures -> build/perf/portfolio_step.json; the same-run ratio 16 / 4 instruments is gated at
+quadratic growth (measured about 8x for 4x the instruments: the per-instrument CVaR and blend are
+linear, sizing.plan_orders checks every limit of every group per candidate trade); a cubic slip
+would break it."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import written_manifest
+
+STEPS = 400
+ROWS = 600
+RATIO_GATE = 16.0    # p50(16) / p50(4): 4x the instruments; quadratic would be 16 (measured 7-8)
+
+
+def _coordinator(n: int, seed: int = 0):
+    from bot4.portfolio.agents import AgentOutput
+    from bot4.portfolio.job import Coordinator, PortfolioConfig, Signals, lanes_for
+    from bot4.portfolio.meta import MetaWeighter
+
+    rng = np.random.default_rng(seed)
+    ts = np.repeat(np.arange(ROWS, dtype=np.int64) * 10**9, n)
+    inst = np.tile(np.arange(1, n + 1, dtype=np.uint32), ROWS)
+    outs = []
+    for a in range(4):
+        mu = rng.normal(0, 2, ts.size)
+        sig = np.abs(rng.normal(3, 1, ts.size)) + 0.1
+        outs.append(AgentOutput(f"a{a}", "v", 5, ts, inst, mu, sig, np.column_stack([mu - sig, mu, mu + sig]),
+                                np.full(ts.size, 0.5), rng.integers(0, 3, ts.size)))
+    y = outs[0].mu + rng.normal(0, 3, ts.size)
+    meta = MetaWeighter(backend="linear").fit(outs, y, np.arange(ts.size // 2))
+    meta.calibrate(outs, y, np.arange(ts.size // 2, ts.size))
+    sig = Signals(SimpleNamespace(timestamps=ts, instruments=inst), [], outs, meta, (0, 0, 0), {})
+    specs = {i: SimpleNamespace(symbol=f"X{i}USDT", venue="binance-usdm", lot_size="0.001", tick_size="0.01",
+                                inverse=False) for i in range(1, n + 1)}
+    cfg = PortfolioConfig(top_k=max(2, n // 4), corr_window=120, epsilon=0.05)
+    bars = np.exp(np.cumsum(rng.normal(0, 1e-3, (ROWS, n)), axis=0)) * 100
+    c = Coordinator(lanes_for(specs, cfg), cfg, sig, bars, np.arange(1, ROWS + 1, dtype=np.int64) * 10**9, 0)
+    c.mid[:] = bars[0]
+    return c
+
+
+class _Ctx:
+    """The DecisionContext fields the lane reads, and target() recording the intent."""
+
+    def __init__(self, instrument: int, ts: int):
+        self.instrument, self.ts, self.position, self.two_sided = instrument, ts, 0, True
+        self.mid, self.realised, self.unrealised, self.fees = 10_000, 0.0, 0.0, 0.0
+        self.intents: list = []
+
+    def open_orders(self):
+        return []
+
+    def target(self, lots, policy):
+        self.intents.append((lots, policy))
+        return {"ok": True}
+
+
+def _step_latency(n: int) -> tuple[np.ndarray, int]:
+    c = _coordinator(n)
+    out, intents = [], 0
+    for s in range(150, 150 + STEPS):
+        ctx = _Ctx(1, s * 10**9)
+        t0 = time.perf_counter_ns()
+        c.on_lane(ctx)
+        out.append(time.perf_counter_ns() - t0)
+        intents += len(ctx.intents)
+    assert c.steps == STEPS
+    return np.array(out, dtype=np.int64), intents
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    with written_manifest("portfolio_step") as m:
+        yield m
+
+
+def test_portfolio_step_latency(manifest):
+    _step_latency(4)                       # warm-up (imports, first calls)
+    figures = {}
+    for n in (4, 16):
+        lat, intents = _step_latency(n)
+        figures[n] = manifest.add_latency(f"decision_to_intent.{n}_instruments_4_agents", lat)
+        print(f"\n{n} instruments x 4 agents: p50 {np.percentile(lat, 50) / 1e3:.0f} us, "
+              f"p99 {np.percentile(lat, 99) / 1e3:.0f} us, p99.9 {np.percentile(lat, 99.9) / 1e3:.0f} us "
+              f"({intents} intents over {STEPS} steps)")
+    ratio = float(np.percentile(_step_latency(16)[0], 50) / np.percentile(_step_latency(4)[0], 50))
+    manifest.add_target("p50_16_over_4_instruments", ratio, RATIO_GATE, "lower")
+    assert ratio <= RATIO_GATE, f"the step's p50 grew {ratio:.1f}x from 4 to 16 instruments"
