@@ -120,6 +120,13 @@ def test_multipliers_rise_while_a_constraint_is_violated_and_never_go_negative()
     assert abs(c[-1, 0] - 0.1) < 0.02                                # the exposure settles at the budget
     # slack constraints keep a zero multiplier
     assert np.all(lam[:, 1] == 0) and np.all(lam[:, 2] == 0)
+    # the tail budget: CVaR_95 of the per-decision loss <= 5 bp of equity (the logger's is ~34 bp)
+    tail = rl.train(d, _limits(), rl.RLSizerConfig(exposure_budget=10.0, cvar_budget=5e-4, projection_budget=1.0,
+                                                   epochs=40))
+    lam, c = tail.lambdas[:, 1], tail.constraint_values[:, 1]
+    assert np.all(lam >= 0) and c[0] > 5e-4
+    assert np.all(np.diff(lam)[c > 5e-4] > 0) and np.all(np.diff(lam)[c <= 5e-4] <= 0)
+    assert c[-1] <= 5e-4
     slack = rl.train(d, _limits(), rl.RLSizerConfig(exposure_budget=100.0, cvar_budget=1.0, projection_budget=1.0,
                                                     epochs=10))
     assert np.all(slack.lambdas == 0)

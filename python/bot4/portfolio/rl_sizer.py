@@ -41,16 +41,24 @@ known) or q are right, and q removes most of the IPS variance. Fitted-Q was not 
 its argmax exploits the model's errors on actions the logger rarely took, with nothing to correct
 them; here the IPS residual corrects q on the logged actions, weights are clipped at `clip` (bias
 for variance, METHODS §10 pitfalls) and an L2 penalty keeps the policy near uniform scores where
-the data say little. The constraint costs exposure and projection are deterministic functions of
+the data say little. Without it the gradient steers the policy onto the logged actions that
+happened to pay (propensity overfitting, Swaminathan & Joachims 2015); `select_l2` picks its weight
+off-policy on a purged validation tail of the training rows. The constraint costs exposure and projection are deterministic functions of
 the logged state and the action (the projection is), so their expectations under pi are exact.
 The counterfactual reward of every action (available in a replay because the returns are
 exogenous) is never used in training: only in evaluation, as the truth the DR estimate is checked
 against. Assumption stated by METHODS §10: the decisions do not move the market (no impact).
 
+Logging (`log_decisions`): the fixed sizer with epsilon-greedy exploration over the multipliers
+(propensities recorded, `ope.epsilon_greedy`), on its own equity path; the state gets that path's
+drawdown and the base gross exposure. Rows after the logger's drawdown stop decide nothing (the
+book is flat and reduce-only) and are left out, counted in `dropped_stopped`.
+
 Evaluation (`compare`): a chronological split purged with `bot4.research.splits.purge_mask`
 (no training label overlaps the test span; optional embargo), the policy trained on the first
 part and replayed on the held-out part beside the fixed sizer (m = 1) on each policy's own equity
-path (drawdown stop included): after-cost mean return per decision, Sharpe per decision, CVaR95,
+path (drawdown stop included; a "drawdown" state column is replaced by the policy's own):
+after-cost mean return per decision, Sharpe per decision, CVaR95,
 max drawdown, proposals that breached a limit before projection and projections that bit, by
 limit; and the learned policy's value estimated off-policy from the held-out logs (IPS, SNIPS, DR
 with intervals, `bot4.portfolio.ope`) beside its true value at the logged states.
@@ -463,7 +471,8 @@ def train(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | None
             theta = theta + cfg.lr * (m1 / (1 - 0.9 ** t_adam)) / (np.sqrt(m2 / (1 - 0.999 ** t_adam)) + 1e-8)
         pi = policy_probs(theta, phi)
         v_h, c_h = _dr_values(q_h, hinge, a_log, p_log, pi, cfg.clip)
-        cvar = nu + float(np.mean(np.sum(pi * v_h, axis=1) + c_h)) / (1 - alpha)
+        # E[h] >= 0, but its DR estimate is not bounded (a large weight times a negative residual)
+        cvar = nu + max(0.0, float(np.mean(np.sum(pi * v_h, axis=1) + c_h))) / (1 - alpha)
         c = np.array([float(np.mean(np.sum(pi * exposure, axis=1))), cvar,
                       float(np.mean(np.sum(pi * projected, axis=1)))])
         g = np.array([ci / bi - 1.0 if math.isfinite(bi) else -1.0 for ci, bi in zip(c, budgets)])
