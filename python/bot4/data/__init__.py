@@ -41,14 +41,24 @@ def _binance_stream_symbol(path: Path, max_lines: int = 200) -> str | None:
     return None
 
 
-def _binance_groups(paths: list[Path]) -> list[list[Path]]:
+def _binance_groups(paths: list[Path], market: str | None = None) -> list[list[Path]]:
     """Paths grouped by instrument, each group in the order given (a group = one recording,
-    continuation files included)."""
+    continuation files included). An instrument is its market and symbol: BTCUSDT spot and
+    BTCUSDT USD-M futures are two recordings. With `market` given, a file of another market is
+    a DataError (decoded as `market` its messages would all be refused)."""
     if len(paths) < 2:
         return [paths]
-    groups: dict[str, list[Path]] = {}
+    from bot4.data.binance import detect_market
+
+    groups: dict[tuple[str, str], list[Path]] = {}
     for p in paths:
-        groups.setdefault(_binance_stream_symbol(p) or "", []).append(p)
+        try:
+            found = detect_market(p)
+        except DataError:   # too little in the file to tell: the loader decides (and counts)
+            found = market or ""
+        if market is not None and found != market:
+            raise DataError(f"{p} is a Binance {found} recording, not {market}")
+        groups.setdefault((found, _binance_stream_symbol(p) or ""), []).append(p)
     return list(groups.values())
 
 
@@ -95,7 +105,7 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
         from bot4.data.binance import load_binance
 
         market = None if venue == "binance" else venue.split("-", 1)[1]
-        groups = _binance_groups(paths)
+        groups = _binance_groups(paths, market)
         if len(groups) > 1:  # instruments recorded side by side: each its own recording, merged
             from bot4.data.market_data import merge
 
