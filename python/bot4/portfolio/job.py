@@ -420,6 +420,7 @@ class Coordinator:
             view = np.isfinite(mu) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(p) & np.isfinite(self.mid)
             view &= np.abs(mu) >= max(cfg.min_edge_bp, 1e-12)
             view &= (p - 0.5) * np.sign(mu) > 0
+            view &= self.lanes.allow_short | (mu > 0)      # a short view on a long-only lane is no candidate
             score = np.where(view, np.abs(mu) / np.where(view, sigma, 1.0), 0.0)
         no_risk = view & ~np.isfinite(unit)
         self.no_risk_estimate += int(no_risk.sum())
