@@ -55,6 +55,44 @@ def test_no_projected_action_breaches_a_hard_limit_whatever_the_policy_emits(pro
         assert sa.projection.changed
 
 
+@st.composite
+def policies_and_logs(draw):
+    """Small logs with arbitrary finite base sizes (up to 1e6 x equity), returns and scenarios,
+    random limits, and a policy whose parameters may be anything (NaN, inf, huge)."""
+    n, k = draw(st.integers(2, 12)), draw(st.integers(1, 4))
+    fin = st.floats(-1e6, 1e6, allow_nan=False)
+    base = draw(arrays(np.float64, (n, k), elements=fin))
+    returns = draw(arrays(np.float64, (n, k), elements=st.floats(-0.5, 0.5)))
+    scen = draw(st.one_of(st.none(), arrays(np.float64, (n, 20, k), elements=st.floats(-0.2, 0.2))))
+    x = draw(arrays(np.float64, (n, 2), elements=fin))
+    t0 = np.arange(n, dtype=np.int64)
+    d = rl.LoggedDecisions(x, ("x", "y"), base, returns, np.zeros(n, np.int64), np.full(n, 0.5), np.zeros(n),
+                           np.ones(n), np.ones(n), t0, t0, draw(arrays(np.int64, k, elements=st.integers(0, 2))),
+                           draw(arrays(np.bool_, k)), scen, cost_rate=draw(st.floats(0.0, 0.01)))
+    limits = sz.SizingLimits(
+        max_position=draw(st.floats(0.0, 2.0)), max_group_gross=draw(st.floats(0.0, 3.0)),
+        max_gross=draw(st.floats(0.0, 4.0)), max_net=draw(st.floats(0.0, 2.0)),
+        max_drawdown=draw(st.floats(0.01, 0.5)), max_portfolio_cvar=draw(st.floats(0.0, 0.1)))
+    theta = draw(arrays(np.float64, (len(rl.MULTIPLIERS), 3), elements=any_float))
+    policy = rl.SoftmaxPolicy(theta, np.zeros(2), np.ones(2))
+    return d, limits, policy
+
+
+@settings(max_examples=150, deadline=None)
+@given(policies_and_logs())
+def test_every_executed_action_of_any_policy_is_within_every_hard_limit(case):
+    d, limits, policy = case
+    res = rl.replay(d, limits, policy)
+    eq_before = np.concatenate([[1.0], res.equity[:-1]])
+    peak_before = np.maximum.accumulate(eq_before)
+    assert np.all(np.isfinite(res.exposures)) and np.all(np.isfinite(res.returns))
+    for i in range(d.n):
+        state = d.state(i, float(eq_before[i]), float(peak_before[i]))
+        _assert_within(res.exposures[i], state, limits)
+    bad = ~np.all(np.isfinite(policy.probs(d.features)), axis=1)
+    assert res.counters["rejected_nan_multiplier"] == int(bad.sum())
+
+
 def test_a_policy_with_non_finite_parameters_is_rejected_and_counted_not_traded():
     d = _synthetic(200)
     bad = rl.SoftmaxPolicy(np.full((5, d.features.shape[1] + 1), np.nan), np.zeros(d.features.shape[1]),

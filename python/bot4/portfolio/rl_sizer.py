@@ -283,10 +283,11 @@ class SoftmaxPolicy:
 
     def probs(self, features) -> np.ndarray:
         """n x K action probabilities (rows of NaN where the features or theta are not finite)."""
-        s = self.design(features) @ np.asarray(self.theta).T
-        s = s - s.max(axis=1, keepdims=True)
-        e = np.exp(s)
-        return e / e.sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            s = self.design(features) @ np.asarray(self.theta).T
+            s = s - s.max(axis=1, keepdims=True)
+            e = np.exp(s)
+            return e / e.sum(axis=1, keepdims=True)
 
     def greedy(self, features) -> np.ndarray:
         """The most probable action index per row."""
@@ -501,11 +502,15 @@ def policy_probs(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ReplayResult:
-    """One policy run over decisions on its own equity path (start equity 1)."""
+    """One policy run over decisions on its own equity path (start equity 1): per decision the
+    after-cost return, the equity after it, the multiplier used and the executed exposure (n x k,
+    the projection's output exactly, in units of the starting equity), and counts of breaches and
+    projections."""
 
     returns: np.ndarray
     equity: np.ndarray
     multipliers: np.ndarray
+    exposures: np.ndarray
     breached: dict[str, int]           # decisions whose proposal broke each limit before projection
     projected: dict[str, int]          # projections that bit, by limit
     counters: dict[str, int]           # safety rejections and clips
@@ -534,7 +539,7 @@ def _replay(d: LoggedDecisions, limits: SizingLimits, choose, *, record_actions:
     names = list(d.names)
     dd_col = names.index("drawdown") if "drawdown" in names else None
     equity = peak = 1.0
-    rets, eqs, mults, acts = [], [], [], []
+    rets, eqs, mults, acts, expo = [], [], [], [], []
     breached = dict.fromkeys(LIMIT_NAMES, 0)
     projected = dict.fromkeys(LIMIT_NAMES, 0)
     counters = dict.fromkeys(SAFETY_COUNTERS, 0)
@@ -552,14 +557,18 @@ def _replay(d: LoggedDecisions, limits: SizingLimits, choose, *, record_actions:
             projected[name] += 1
         n_breach += bool(sa.breached)
         n_proj += sa.projection.changed
-        r = reward_of(sa.projection.action / equity, d.returns[i], d.cost_rate)
+        e = sa.projection.action / equity if equity > 0 else np.zeros_like(sa.projection.action)
+        r = reward_of(e, d.returns[i], d.cost_rate)
+        expo.append(sa.projection.action)
         rets.append(r)
         mults.append(sa.multiplier)
         acts.append((act, x))
         equity *= 1.0 + r
         peak = max(peak, equity)
         eqs.append(equity)
-    res = ReplayResult(np.array(rets), np.array(eqs), np.array(mults), breached, projected, counters, n_breach, n_proj)
+    k = np.asarray(d.base).shape[1]
+    res = ReplayResult(np.array(rets), np.array(eqs), np.array(mults), np.array(expo).reshape(-1, k), breached, projected,
+                       counters, n_breach, n_proj)
     return (res, acts) if record_actions else res
 
 
