@@ -56,6 +56,8 @@ void TardisDecoder::add_spec(const std::string& symbol, uint32_t instrument, Gri
   s.price = price;
   s.qty = qty;
   syms_[symbol] = s;
+  last_sym_ = nullptr;
+  key_buf_.clear();
 }
 
 void TardisDecoder::begin_file(uint32_t file_index, bool gzip, TardisFile file) {
@@ -99,9 +101,17 @@ TardisDecoder::Sym* TardisDecoder::common(size_t ncols, const char* line, size_t
     reject(TardisReason::kMalformedRow, line, n);
     return nullptr;
   }
-  key_buf_.assign(f[1].p, f[1].n);
-  auto it = syms_.find(key_buf_);
-  if (it == syms_.end()) {
+  // Rows of one symbol come in runs: compare with the last symbol before hashing.
+  Sym* sym = nullptr;
+  if (last_sym_ != nullptr && f[1].n == key_buf_.size() && std::memcmp(f[1].p, key_buf_.data(), f[1].n) == 0) {
+    sym = last_sym_;
+  } else {
+    key_buf_.assign(f[1].p, f[1].n);
+    auto it = syms_.find(key_buf_);
+    last_sym_ = it == syms_.end() ? nullptr : &it->second;
+    sym = last_sym_;
+  }
+  if (sym == nullptr) {
     reject(TardisReason::kUnknownSymbol, line, n);
     return nullptr;
   }
@@ -123,7 +133,7 @@ TardisDecoder::Sym* TardisDecoder::common(size_t ncols, const char* line, size_t
   tsx = static_cast<int64_t>(x);
   tsl = static_cast<int64_t>(l);
   if (venue.empty()) venue.assign(f[0].p, f[0].n);
-  return &it->second;
+  return sym;
 }
 
 bool TardisDecoder::price_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
@@ -334,10 +344,10 @@ void TardisDecoder::snapshot_row(const char* line, size_t n) {
 void TardisDecoder::infer_row() {
   const auto& f = csv_.fields;
   if (f.size() != static_cast<size_t>(file_spec_.ncols)) return;
-  key_buf_.assign(f[1].p, f[1].n);
-  auto it = found_index_.find(key_buf_);
   uint32_t index;
-  if (it == found_index_.end()) {
+  if (last_found_ >= 0 && f[1].n == key_buf_.size() && std::memcmp(f[1].p, key_buf_.data(), f[1].n) == 0) {
+    index = static_cast<uint32_t>(last_found_);
+  } else if (key_buf_.assign(f[1].p, f[1].n), found_index_.count(key_buf_) == 0) {
     index = static_cast<uint32_t>(found.size());
     found_index_.emplace(key_buf_, index);
     Found entry;
@@ -345,8 +355,9 @@ void TardisDecoder::infer_row() {
     entry.exchange.assign(f[0].p, f[0].n);
     found.push_back(std::move(entry));
   } else {
-    index = it->second;
+    index = found_index_.at(key_buf_);
   }
+  last_found_ = static_cast<int64_t>(index);
   Found& entry = found[index];
   for (int slot = 0; slot < 2; ++slot) {
     const std::vector<int>& cols = slot == 0 ? file_spec_.price_cols : file_spec_.amount_cols;

@@ -130,8 +130,10 @@ class TardisDecoder final : public LineSink {
   uint32_t file_ = 0;
   int64_t line_no_ = 0;
   CsvFields csv_;
-  std::unordered_map<std::string, Sym> syms_;
-  std::string key_buf_;
+  std::unordered_map<std::string, Sym> syms_;  // node-based: Sym addresses are stable
+  std::string key_buf_;                         // the symbol of last_sym_ / last_found_
+  Sym* last_sym_ = nullptr;
+  int64_t last_found_ = -1;
 
   // message plumbing (book kinds)
   int64_t msg_seq_ = 0;

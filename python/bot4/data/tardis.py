@@ -339,6 +339,12 @@ class _Reader:
 
 
 def _read_header(path: Path) -> list[str]:
+    from bot4.data.sniff import _head
+
+    head = _head(path)  # the first 64 KiB of text, not the first 1 MiB chunk iter_lines inflates
+    if b"\n" in head:
+        line = head.split(b"\n", 1)[0]
+        return _split((line[:-1] if line.endswith(b"\r") else line).lstrip(b"\xef\xbb\xbf"))
     for _, line in iter_lines(path, _NoProgress(), lambda *a: None):
         return _split(line.lstrip(b"\xef\xbb\xbf"))
     raise DataError(f"empty file: {path}")
