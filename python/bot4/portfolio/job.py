@@ -607,6 +607,9 @@ def lane_class(coord: Coordinator) -> type:
         """One instrument's lane of the portfolio job (targets from the shared coordinator)."""
 
         coordinator = coord
+        # the lanes hold positions between steps on purpose: without this the router flattens a
+        # position that no working order protects, and every step would reopen it (fees twice)
+        holds_inventory = True
 
         def on_decision(self, ctx):
             self.coordinator.on_lane(ctx)
