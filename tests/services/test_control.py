@@ -329,3 +329,43 @@ def test_status_reports_the_running_config_and_model(data, tmp_path):
     assert r[1].data["config"]["kill_switch"]["max_drawdown"] == 1.0
     assert r[4].data["config"]["kill_switch"]["max_drawdown"] == 0.5
     assert r[4].data["strategy"]["name"] == "threshold_bracket" and r[4].data["strategy"]["stop_ticks"] == 5
+
+
+def test_journal_replay_repeats_live_changes(data, tmp_path):
+    frames, end = _frames(data)
+    new = _model_copy(tmp_path, "new", _uncalibrated)
+    third = len(frames) // 3
+    cmds = [_cmd(c.SetParameter(trace=1, ts=1, key="strategy.target_ticks", value=12)),
+            _cmd(c.SwapModel(trace=2, ts=1, path=str(new), sha256=_sha(new))),
+            _cmd(c.SetParameter(trace=3, ts=1, key="risk.pre_trade.max_position_lots", value=-1))]
+    _, _, out = _run(data, [*frames[:third], *cmds[:2], *frames[third:2 * third], cmds[2], *frames[2 * third:], end],
+                     journal=tmp_path / "j", fsync="never")
+    fresh = EngineService(data.specs, l3=list(data.specs), model=MODEL_DIR, config=NO_TRIPS)
+    replayed = replay_journal(tmp_path / "j", fresh)
+    keep = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.CONTROL_REPLIES)
+    assert [x for x in replayed if x[0] in keep] == [x for x in out if x[0] in keep]
+    assert [r.ok for r in _replies(out)] == [True, True, False]
+
+
+def test_control_server_answers_commands_left_at_the_end(tmp_path):
+    """A command the engine never took (it had not subscribed, or the session ended first) is
+    answered with ok=False when the server closes, so its client does not wait out its timeout."""
+    import threading
+
+    import zmq
+
+    from bot4.services.control import ControlServer, send_command
+
+    ctx = zmq.Context()
+    server = ControlServer(ctx, f"ipc://{tmp_path}/ctl", "inproc://ctl-pub")
+    box = {}
+    client = threading.Thread(target=lambda: box.update(r=send_command(c.Flatten(trace=42, ts=1),
+                                                                       f"ipc://{tmp_path}/ctl", timeout_s=30)))
+    client.start()
+    assert server.router.poll(10_000)
+    server.on_client()
+    assert server.pending and list(server.waiting)  # held: no engine subscribed yet
+    server.close("the session ended")
+    client.join(30)
+    ctx.term()
+    assert not box["r"].ok and box["r"].trace == 42 and box["r"].error == "the session ended"
