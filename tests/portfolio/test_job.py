@@ -65,6 +65,10 @@ def test_job_runs_within_limits_and_reports_consistent_figures(job):
         assert d["fills"] == int(np.count_nonzero(res.fills["instrument"] == d["instrument"]))
         assert d["max_exposure"] > 0
     assert j["pnl"] == pytest.approx(sum(d["pnl"] for d in j["instruments"]), abs=1e-6)
+    # the positions the breach counter saw (fills between decisions) always agreed with the engine's
+    assert j["position_mismatch"] == 0
+    per = {int(d["instrument"]): int(d["position"]) for d in res.instruments}
+    assert [per[i] for i in job.lanes.ids] == job.main.coordinator.pos.tolist()
     assert j["pnl"] == pytest.approx(float(res.equity["total_equity"][-1]))
     # the risk budget wants more than max_position allows on this market: the box projection bites
     assert j["projections"]["steps"] > 0 and j["projections"]["by_limit"]["box"] > 0
@@ -217,3 +221,59 @@ def test_targets_are_feasible_whatever_the_signals(mu, sigma, p, pos, mids, pnl,
             x = c.notional(np.array(corner))
             v = violations(x, st_, c.buffered)
             assert all(val <= 1e-9 * held.equity for val in v.values()), (corner, v)
+
+
+class _Ctx:
+    def __init__(self, instrument, ts, position, mid_ticks=10_000):
+        self.instrument, self.ts, self.position, self.two_sided = instrument, ts, position, True
+        self.mid, self.realised, self.unrealised, self.fees = mid_ticks, 0.0, 0.0, 0.0
+        self.intents: list = []
+
+    def open_orders(self):
+        return []
+
+    def target(self, lots, policy):
+        self.intents.append((lots, policy))
+        return {"ok": True}
+
+
+def test_increases_wait_until_the_steps_reductions_have_filled():
+    c = _synthetic(LIMITS, 0.1)
+    ts = 200 * 10**9
+    c.mid[:] = 100.0
+    c.pos[:] = [-500, 0, 0]                 # lane 0 short 500 lots = 500 (5% of equity)
+    c.step = (ts - c.trade_start) // c.grid  # this step's plan is set by hand below
+    c.has_plan = True
+    c.target = np.array([-100, 0, 800], np.int64)     # lane 0 reduces, lane 2 increases
+    c.released = {}
+    late = _Ctx(3, ts, 0)
+    c.on_lane(late)
+    assert late.intents == [] and c.held_back == 1       # lane 2 waits: lane 0 has not reduced
+    first = _Ctx(1, ts + 1, -500)
+    c.on_lane(first)
+    assert first.intents == [(-100, "aggressive")]
+    again = _Ctx(3, ts + 2, 0)
+    c.on_lane(again)
+    assert again.intents == []                           # still waiting: the reduction has not filled
+    c.on_fill(SimpleNamespace(instrument=1, side="buy", qty=400))
+    now = _Ctx(3, ts + 3, 0)
+    c.on_lane(now)
+    assert now.intents == [(800, "aggressive")]
+
+
+def test_a_sign_flip_goes_through_zero_first():
+    c = _synthetic(LIMITS, 0.1)
+    ts = 200 * 10**9
+    c.mid[:] = 100.0
+    c.pos[:] = [300, 0, 0]
+    c.step = (ts - c.trade_start) // c.grid
+    c.has_plan = True
+    c.target = np.array([-300, 0, 0], np.int64)
+    c.released = {}
+    ctx = _Ctx(1, ts, 300)
+    c.on_lane(ctx)
+    assert ctx.intents == [(0, "aggressive")]
+    c.on_fill(SimpleNamespace(instrument=1, side="sell", qty=300))
+    ctx = _Ctx(1, ts + 1, 0)
+    c.on_lane(ctx)
+    assert ctx.intents == [(-300, "aggressive")]

@@ -692,6 +692,7 @@ class PortfolioResult:
             "held_back": int(c.held_back),
             "no_risk_estimate": int(c.no_risk_estimate),
             "within_band": int(c.within_band),
+            "position_mismatch": int(c.position_mismatch),
             "risk_budget_used": {"mean": float(ru.mean()) if ru.size else None,
                                  "max": float(ru.max()) if ru.size else None},
             "correlation_before": float(cb[ok].mean()) if ok.any() else None,
