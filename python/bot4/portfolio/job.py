@@ -166,6 +166,7 @@ class Signals:
     rows: dict[str, int]           # training rows per slice
 
     def rows_of(self, instrument: int) -> np.ndarray:
+        """Indices of the instrument's feature rows (time order)."""
         return np.flatnonzero(np.asarray(self.features.instruments) == instrument)
 
 
@@ -371,13 +372,16 @@ class Coordinator:
 
     # -- state ----------------------------------------------------------------------------------
     def equity(self) -> float:
+        """Account equity: the starting equity plus every lane's P&L (account currency)."""
         return self.cfg.equity + float(self.pnl.sum())
 
     def notional(self, lots: np.ndarray) -> np.ndarray:
+        """Signed notionals (account currency) of engine lots per lane at the latest mids."""
         px = np.where(np.isfinite(self.mid), self.mid, 0.0)
         return np.asarray(lots, np.float64) * self.lanes.lot_size * px * self.fx
 
     def state(self, scenarios: np.ndarray | None = None) -> PortfolioState:
+        """The PortfolioState of the positions held (updates the peak equity)."""
         eq = self.equity()
         self.peak = max(self.peak, eq)
         return PortfolioState(eq, self.peak, self.notional(self.pos), self.lanes.groups, self.lanes.allow_short,
@@ -646,6 +650,7 @@ class PortfolioResult:
     seconds: float
 
     def instruments(self) -> list[dict]:
+        """Per instrument: pnl, fees (account currency), fills, max_exposure and final position."""
         fx = self.config.quote_to_account
         per = {int(d["instrument"]): d for d in self.main.result.instruments}
         out = []
@@ -662,6 +667,7 @@ class PortfolioResult:
         return float(self.main.result.pnl) * self.config.quote_to_account
 
     def max_drawdown(self) -> float:
+        """Largest fall of the total equity of the main run (account currency)."""
         return total_drawdown(self.main.result, self.config.quote_to_account)
 
     def as_json(self) -> dict:
