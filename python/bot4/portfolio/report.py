@@ -30,12 +30,12 @@ def fill_tca(result) -> dict:
                  "notional": np.zeros(0), "weighted_cost_bp": None, "unmatched": 0}
     if f.size == 0:
         return out
-    arr = np.array(coord.arrival, dtype=[("ts", "i8"), ("lane", "i8"), ("mid", "f8")]) if coord.arrival else None
+    arr = np.array(coord.arrival or [], dtype=[("ts", "i8"), ("lane", "i8"), ("mid", "f8")])
     side, px, mid, qty, fee_bp, lane = [], [], [], [], [], []
     for r in f:
         k = lanes.ids.index(int(r["instrument"]))
-        a = arr[arr["lane"] == k] if arr is not None else None
-        j = int(np.searchsorted(a["ts"], int(r["ts"]), side="right")) - 1 if a is not None and a.size else -1
+        a = arr[arr["lane"] == k]
+        j = int(np.searchsorted(a["ts"], int(r["ts"]), side="right")) - 1
         if j < 0 or not np.isfinite(a["mid"][j]) or a["mid"][j] <= 0 or r["qty"] <= 0:
             out["unmatched"] += 1
             continue
@@ -138,7 +138,7 @@ def _corr_fig(result) -> str:
     a, b = np.array(log.corr_topk), np.array(log.corr_div)
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.any():
-        bins = np.linspace(-1, 1, 41)
+        bins = [float(x) for x in np.linspace(-1, 1, 41)]
         ax.hist(a[ok], bins=bins, alpha=0.6, label=f"plain top-K (mean {a[ok].mean():.3f})")
         ax.hist(b[ok], bins=bins, alpha=0.6, label=f"diversified (mean {b[ok].mean():.3f})")
         ax.legend(fontsize=7)
