@@ -277,3 +277,31 @@ def test_a_sign_flip_goes_through_zero_first():
     ctx = _Ctx(1, ts + 1, 0)
     c.on_lane(ctx)
     assert ctx.intents == [(-300, "aggressive")]
+
+
+def test_cli_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
+    from bot4.cli import main
+
+    def refuse(*a, **k):
+        raise AssertionError("data read before the arguments were checked")
+
+    monkeypatch.setattr("bot4.portfolio.job.load_recordings", refuse)
+    rec = tmp_path / "btcusdt.gz"
+    import gzip
+
+    rec.write_bytes(gzip.compress(b'1723161255030314667 {"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate",'
+                                  b'"E":1723161256299,"T":1723161256298,"s":"BTCUSDT","U":5,"u":7,"pu":4,'
+                                  b'"b":[["61496.50","0.010"]],"a":[]}}\n'))
+    bad = tmp_path / "bad.toml"
+    cases = [(["--data", str(tmp_path / "missing.gz")], "--data"),
+             (["--data", str(rec), "--config", str(tmp_path / "none.toml")], "config"),
+             (["--data", str(rec), "--config", str(bad)], "epsilon")]
+    bad.write_text("epsilon = 2.0\n")
+    for argv, word in cases:
+        assert main(["portfolio", "backtest", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and word in err, err
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x").write_text("taken")
+    assert main(["portfolio", "backtest", "--data", str(rec), "--out", str(tmp_path / "out")]) == 2
+    assert "--out" in capsys.readouterr().err
