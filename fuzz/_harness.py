@@ -35,6 +35,23 @@ def scratch(name: str) -> Path:
     return d / name
 
 
+def assert_same_as_reference(native, reference_load, refusals: tuple) -> None:
+    """Differential check of a native loader: `reference_load()` (the Python engine) gives the
+    same arrays, rejection counts and samples, and stats; a refusal by the reference (one of
+    `refusals`, e.g. the csv module's own errors) ends the comparison."""
+    try:
+        reference = reference_load()
+    except refusals:
+        return
+    for name in ("book", "orders", "trades", "bbo"):
+        a, b = getattr(native, name), getattr(reference, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"native {name} differs from the reference"
+    assert native.rejections.as_dict() == reference.rejections.as_dict(), \
+        (native.rejections.as_dict(), reference.rejections.as_dict())
+    assert native.rejections.samples == reference.rejections.samples
+    assert native.stats == reference.stats and native.specs == reference.specs
+
+
 def main(file: str, seeds, one_input) -> None:
     name = Path(file).stem.removeprefix("fuzz_")
     out = ROOT / "build" / "fuzz" / name

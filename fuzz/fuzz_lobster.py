@@ -1,12 +1,14 @@
 """Fuzz bot4.data.load (venue "lobster": message file + the orderbook file beside it) and the
 feature engine on its output. The input is the message file, a NUL byte, then the orderbook file
-(no NUL: no orderbook file).
+(no NUL: no orderbook file). The native decoder is checked against the Python reference
+(load_lobster(engine="python")): same arrays, stats and rejections.
 
     python fuzz/fuzz_lobster.py -max_total_time=30      # bounded (CI)
     python fuzz/fuzz_lobster.py -runs=1000000           # >= 1M inputs
 """
 
 import bot4.data
+from bot4.data.lobster import load_lobster
 from bot4.errors import Bot4Error
 
 import _harness
@@ -47,8 +49,14 @@ def one_input(data: bytes) -> None:
         bpath.unlink(missing_ok=True)
     try:
         md = bot4.data.load(mpath, venue="lobster")
-    except Bot4Error:
-        return
+    except Bot4Error as exc:
+        try:
+            load_lobster(mpath, bpath if sep else None, engine="python")
+        except Bot4Error:
+            return
+        raise AssertionError(f"native refused what the reference read: {exc}") from None
+    _harness.assert_same_as_reference(md, lambda: load_lobster(mpath, bpath if sep else None, engine="python"),
+                                      refusals=(Bot4Error,))
     run_features(md)
 
 

@@ -3,7 +3,8 @@
 // double quote is split at every comma (str.split); a line with one goes through a port of
 // CPython's csv reader state machine for the default dialect (quote '"', doubled quotes, not
 // strict), so quoted commas and "" escapes give the same fields. Lines the csv module refuses
-// (a NUL, a CR inside an unquoted field) return false: the callers count them as malformed.
+// (a CR inside an unquoted field) return false: the callers count them as malformed. A NUL is
+// an ordinary character, as in the csv module since Python 3.11.
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -93,7 +94,6 @@ class CsvFields {
     };
     for (size_t i = 0; i < n; ++i) {
       const unsigned char c = static_cast<unsigned char>(p[i]);
-      if (c == 0) return false;  // "line contains NUL"
       if (!step(c)) return false;
     }
     step(-1);

@@ -1,7 +1,8 @@
 #pragma once
 // Python's int(text) on ASCII text, as the reference CSV loaders call it: surrounding whitespace
-// (str.strip's ASCII set), an optional sign, decimal digits with single underscores between them.
-// Values beyond 2^100 saturate there (far outside every range the loaders accept).
+// (\t \n \v \f \r and space: unlike str.strip, int() keeps \x1c-\x1f), an optional sign,
+// decimal digits with single underscores between them. Values beyond 2^100 saturate there (far
+// outside every range the loaders accept).
 #include <cstddef>
 
 #include "ingest/decimal_units.hpp"
@@ -10,8 +11,9 @@ namespace bot4::ingest {
 
 inline bool py_int(const char* s, size_t n, __int128& out) {
   constexpr __int128 kHuge = static_cast<__int128>(1) << 100;
-  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[0]))) { ++s; --n; }
-  while (n > 0 && detail::is_strip_space(static_cast<unsigned char>(s[n - 1]))) --n;
+  auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  while (n > 0 && space(s[0])) { ++s; --n; }
+  while (n > 0 && space(s[n - 1])) --n;
   size_t i = 0;
   bool negative = false;
   if (i < n && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';

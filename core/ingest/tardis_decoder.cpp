@@ -79,7 +79,7 @@ void TardisDecoder::on_line(const char* p, size_t n, int64_t line_no) {
   line_no_ = line_no;
   if (line_no == 1) return;  // the header, read by Python
   if (!csv_.split(p, n)) {
-    // The reference's csv module raises on these lines (a NUL, a CR in an unquoted field).
+    // The reference's csv module raises on these lines (a CR in an unquoted field).
     if (!infer_) reject(TardisReason::kMalformedRow, p, n);
     return;
   }

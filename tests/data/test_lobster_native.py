@@ -204,3 +204,14 @@ def test_garbage_bytes_never_crash_and_agree(tmp_path, blob, gz):
     mpath = tmp_path / f"{STEM}_message_5.csv"
     mpath.write_bytes(gzip.compress(blob, mtime=0) if gz else blob)
     assert_same_outcome(mpath)
+
+
+@pytest.mark.parametrize("row", [b"34200.005,1,16113600\x1e,100,5859400,-1", b"\x1c34200.005\x1f,1,16113600,100,5859400,-1",
+                                 b"34200.005,1, 16113600\t,100,+5859400,-1"])
+def test_fuzz_findings(tmp_path, row):
+    """Rows on which the differential fuzzer (fuzz/fuzz_lobster.py) once found the engines apart:
+    int() strips \\t\\n\\v\\f\\r and space but not \\x1c-\\x1f (str.strip, used on the time, does)."""
+    mpath = tmp_path / f"{STEM}_message_1.csv"
+    mpath.write_bytes(row + b"\n")
+    native = assert_same_outcome(mpath)
+    assert native is not None and native.stats["messages"] + native.rejections.total == 1

@@ -260,3 +260,39 @@ def test_garbage_bytes_never_crash_and_agree(tmp_path, blob, kind, gz):
     path = tmp_path / "garbage.csv"
     path.write_bytes(gzip.compress(body, mtime=0) if gz else body)
     assert_same_outcome(path)
+
+
+@pytest.mark.parametrize("row", [
+    b'derbiit,BTC-PERPETUAL,15\x01\x00699200"46050,fa,se,bid,6420.5,250',   # NUL: a character since 3.11
+    b"deribit,BTC-PERPETUAL,\x1c1585699200245000,1585699200355684,true,bid,6420.5,250",  # int() keeps \x1c
+    b"deribit,BTC-PERPETUAL,\x0b1585699200245000 ,1585699200355684\t,true,bid, 6420.5\x1c,250",
+])
+def test_fuzz_findings(tmp_path, row):
+    """Rows on which the differential fuzzer (fuzz/fuzz_tardis.py) once found the engines apart."""
+    path = tmp_path / "finding.csv"
+    path.write_bytes(HEADERS["book"].encode() + b"\n" + row + b"\n")
+    native = assert_same_outcome(path)
+    assert native is not None and native.rejections.total + len(native.book) == 1
+
+
+def test_rows_the_csv_module_refuses_are_malformed_in_both_engines(tmp_path):
+    t = 1585699200245000
+    path = tmp_path / "cr.csv"
+    path.write_bytes(HEADERS["book"].encode() + b"\n" + f'deribit,BTC-PERPETUAL,{t},{t},true,"bid",6420.5\r1,2'.encode()
+                     + b"\n" + f"deribit,BTC-PERPETUAL,{t},{t},true,bid,6420.5,2".encode() + b"\n")
+    native = assert_same_outcome(path)
+    assert native.rejections.as_dict() == {"malformed_row": 1} and len(native.book) == 1
+    bad_header = tmp_path / "header.csv"
+    bad_header.write_bytes(b'\xff\r\xff200"4,false\n')
+    with pytest.raises(DataError, match="not a Tardis CSV kind"):
+        load_tardis(bad_header)
+
+
+def test_snapshot_header_with_a_huge_level_index_is_read_by_its_columns(tmp_path):
+    """A damaged book_snapshot header claiming level 10^50 (a fuzz finding: range(10^50) hung)."""
+    path = tmp_path / "snap.csv"
+    header = HEADERS["snapshot"].replace("asks[1].amount", "asks[" + "5" * 50 + "].amount")
+    path.write_text(header + "\nbinance-futures,BTCUSDT,1585699200245000,1585699200245115,11657.08,1.7,"
+                    "11657.07,10.8,11657.54,5.4,11656.97,0.2\n")
+    native = assert_same_outcome(path)
+    assert len(native.book) == 3  # bids[0], bids[1], asks[0]; asks[1] has no amount column

@@ -90,7 +90,10 @@ def _header_kind(header: list[str]) -> str:
 def _split(line: bytes) -> list[str]:
     text = line.decode("utf-8", "replace")
     if '"' in text:
-        return next(csv.reader([text]))
+        try:
+            return next(csv.reader([text]))
+        except csv.Error:  # e.g. a CR inside an unquoted field: no fields, a malformed row
+            return []
     return text.split(",")
 
 
@@ -311,16 +314,7 @@ class _Reader:
                                  FLAG_LAST, 0, 0))
 
     def _read_book_snapshot(self, lines, header, source) -> None:
-        columns = {}
-        for i, name in enumerate(header[4:], start=4):
-            m = _SNAPSHOT_COL.match(name)
-            assert m is not None  # the file kind was told from these very column names
-            columns[(m.group(1), int(m.group(2)), m.group(3))] = i
-        depth = 1 + max(level for _, level, _ in columns)
-        pairs = [(BID if side == "bids" else ASK, columns[(side, i, "price")],
-                  columns[(side, i, "amount")])
-                 for side in ("bids", "asks") for i in range(depth)
-                 if (side, i, "price") in columns and (side, i, "amount") in columns]
+        pairs = snapshot_pairs(header)
         for line_no, line in lines:
             f = _split(line)
             common = self._common(f, len(header), source, line_no, line)
@@ -336,6 +330,21 @@ class _Reader:
                     self.reject(price if isinstance(price, str) else qty, source, line_no, line)
                     continue
                 self.book.add_level(side, price, qty)
+
+
+def snapshot_pairs(header: list[str]) -> list[tuple[int, int, int]]:
+    """(side, price column, amount column) of a book_snapshot_N header: bids then asks, each from
+    the touch out, levels that have both columns (by the levels present, not range(N): a damaged
+    header may claim level 10^50)."""
+    columns = {}
+    for i, name in enumerate(header[4:], start=4):
+        m = _SNAPSHOT_COL.match(name)
+        assert m is not None  # the file kind was told from these very column names
+        columns[(m.group(1), int(m.group(2)), m.group(3))] = i
+    levels = sorted({level for _, level, _ in columns})
+    return [(BID if side == "bids" else ASK, columns[(side, i, "price")], columns[(side, i, "amount")])
+            for side in ("bids", "asks") for i in levels
+            if (side, i, "price") in columns and (side, i, "amount") in columns]
 
 
 def _read_header(path: Path) -> list[str]:

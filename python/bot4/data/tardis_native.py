@@ -21,7 +21,7 @@ from bot4.data.binance_native import _grid_args
 from bot4.data.market_data import MarketData, RejectionLog, log
 from bot4.data.native_feed import feed_file
 from bot4.data.progress import CHUNK, byte_progress
-from bot4.events import ASK, BBO_EVENT, BID, BOOK_EVENT, TRADE_EVENT
+from bot4.events import BBO_EVENT, BOOK_EVENT, TRADE_EVENT
 from bot4.instrument import InstrumentSpec
 
 _KIND_CODE = {"incremental_book_L2": 0, "trades": 1, "quotes": 2, "book_snapshot": 3}
@@ -34,21 +34,10 @@ def _text(raw: bytes) -> str:
 
 def _file_layout(kind: str, header: list[str]) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
     """(price columns, amount columns, snapshot (side, price col, amount col) pairs) of a file."""
-    from bot4.data.tardis import _SNAPSHOT_COL, _price_amount_columns
+    from bot4.data.tardis import _price_amount_columns, snapshot_pairs
 
     prices, amounts = _price_amount_columns(kind, header)
-    pairs: list[tuple[int, int, int]] = []
-    if kind == "book_snapshot":
-        columns = {}
-        for i, name in enumerate(header[4:], start=4):
-            m = _SNAPSHOT_COL.match(name)
-            assert m is not None  # the kind was told from these very column names
-            columns[(m.group(1), int(m.group(2)), m.group(3))] = i
-        depth = 1 + max(level for _, level, _ in columns)
-        pairs = [(BID if side == "bids" else ASK, columns[(side, i, "price")], columns[(side, i, "amount")])
-                 for side in ("bids", "asks") for i in range(depth)
-                 if (side, i, "price") in columns and (side, i, "amount") in columns]
-    return prices, amounts, pairs
+    return prices, amounts, snapshot_pairs(header) if kind == "book_snapshot" else []
 
 
 def _run(decoder, files: list[Path], kinds: list[str], headers: list[list[str]], bar) -> None:
