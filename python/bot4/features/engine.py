@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -206,15 +207,14 @@ class RowWriter:
 
         self.path = path
         self._pq = pq
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: Any = None   # a pyarrow.parquet.ParquetWriter once the first rows came
         self.rows = 0
 
     def __call__(self, features: FeatureSet) -> None:
         table = _rows_table(features)
         if self._writer is None:
             self._writer = self._pq.ParquetWriter(self.path, table.schema)
-        writer = self._writer
-        writer.write_table(table)
+        self._writer.write_table(table)
         self.rows += table.num_rows
 
     def close(self) -> None:
