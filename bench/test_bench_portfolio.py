@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import written_manifest
+from portfolio.fake_context import FakeContext
 
 STEPS = 400
 ROWS = 600
@@ -57,27 +58,13 @@ def _coordinator(n: int, seed: int = 0):
     return c
 
 
-class _Ctx:
-    """The DecisionContext fields the lane reads, and target() recording the intent."""
-
-    def __init__(self, instrument: int, ts: int):
-        self.instrument, self.ts, self.position, self.two_sided = instrument, ts, 0, True
-        self.mid, self.realised, self.unrealised, self.fees = 10_000, 0.0, 0.0, 0.0
-        self.intents: list = []
-
-    def open_orders(self):
-        return []
-
-    def target(self, lots, policy):
-        self.intents.append((lots, policy))
-        return {"ok": True}
 
 
 def _step_latency(n: int) -> tuple[np.ndarray, int]:
     c = _coordinator(n)
     out, intents = [], 0
     for s in range(150, 150 + STEPS):
-        ctx = _Ctx(1, s * 10**9)
+        ctx = FakeContext(1, s * 10**9)
         t0 = time.perf_counter_ns()
         c.on_lane(ctx)
         out.append(time.perf_counter_ns() - t0)

@@ -3,7 +3,6 @@ errors), the built-ins (market_maker, top_of_book), end-of-run fills booked, and
 instruments in one run."""
 from __future__ import annotations
 
-import msgspec
 
 import numpy as np
 import pytest
@@ -164,23 +163,11 @@ def test_market_maker_quotes_both_sides_within_inventory(stream):
     assert new.size > 0 and (new["ts"] < first_pull).all()
 
 
-def _as_instrument(data, instrument, symbol):
-    from bot4.data.market_data import MarketData
-
-    spec = msgspec.structs.replace(next(iter(data.specs.values())), instrument_id=instrument, symbol=symbol)
-
-    def tag(a):
-        a = a.copy()
-        a["instrument"] = instrument
-        return a
-
-    return MarketData(specs={instrument: spec}, book=tag(data.book), orders=tag(data.orders),
-                      trades=tag(data.trades), venue=data.venue)
 
 
 def test_two_instruments_in_one_run_reconcile(stream):
-    a = _as_instrument(stream, 1, "AAA")
-    b = _as_instrument(generate(seed=12, n_events=30_000), 2, "BBB")
+    a = stream.as_instrument(1, "AAA")
+    b = generate(seed=12, n_events=30_000).as_instrument(2, "BBB")
     strat = Recorder
     both = run([a, b], None, {"sim": SIM}, progress=False, strategy=strat)
     alone_a = run(a, None, {"sim": SIM}, progress=False, strategy=strat)
@@ -203,7 +190,7 @@ def test_two_instruments_in_one_run_reconcile(stream):
 
 
 def test_one_strategy_instance_cannot_trade_two_instruments(stream):
-    a = _as_instrument(stream, 1, "AAA")
-    b = _as_instrument(stream, 2, "BBB")
+    a = stream.as_instrument(1, "AAA")
+    b = stream.as_instrument(2, "BBB")
     with pytest.raises(ValueError, match="pass its class"):
         run([a, b], None, progress=False, strategy=Recorder())

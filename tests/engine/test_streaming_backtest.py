@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pinned_outputs import CONFIG, EMBEDDED, MODEL_DIR
-from test_engine_api import _as_instrument
 from recordings import BTCUSDT, data_path
 
 from bot4 import _core
@@ -75,8 +74,8 @@ def test_generator_parts_watermarked_equal_one_run(embedded):
 def test_two_instruments_streamed_equal_one_run():
     from bot4.data.market_data import merge
 
-    a = _as_instrument(generate(seed=11, n_events=30_000), 1, "AAA")
-    b = _as_instrument(generate(seed=12, n_events=30_000), 2, "BBB")
+    a = generate(seed=11, n_events=30_000).as_instrument(1, "AAA")
+    b = generate(seed=12, n_events=30_000).as_instrument(2, "BBB")
     both = merge([a, b])
     cfg = {"sim": SIM}
     whole = run(both, None, cfg, progress=False, strategy="market_maker")

@@ -19,22 +19,11 @@ from bot4.portfolio.agents import AgentOutput
 from bot4.portfolio.job import (Coordinator, PortfolioConfig, Signals, lanes_for, portfolio_backtest)
 from bot4.portfolio.meta import MetaWeighter
 from bot4.portfolio.sizing import LIMIT_NAMES, PortfolioState, SizingLimits, violations
+from portfolio.fake_context import FakeContext
 
 CONFIG = dict(horizon=10, corr_window=40, grid_s=1.0, checks_per_step=4, top_k=2)
 
 
-def _as_instrument(data, instrument, symbol):
-    from bot4.data.market_data import MarketData
-
-    spec = msgspec.structs.replace(next(iter(data.specs.values())), instrument_id=instrument, symbol=symbol)
-
-    def tag(a):
-        a = a.copy()
-        a["instrument"] = instrument
-        return a
-
-    return MarketData(specs={instrument: spec}, book=tag(data.book), orders=tag(data.orders),
-                      trades=tag(data.trades), venue=data.venue)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +31,8 @@ def market():
     from bot4.data.market_data import merge
     from bot4.sim import generate
 
-    return merge([_as_instrument(generate(seed=1, n_events=40_000), 1, "AAAUSDT"),
-                  _as_instrument(generate(seed=2, n_events=40_000), 2, "BBBUSDT")])
+    return merge([generate(seed=1, n_events=40_000).as_instrument(1, "AAAUSDT"),
+                  generate(seed=2, n_events=40_000).as_instrument(2, "BBBUSDT")])
 
 
 @pytest.fixture(scope="module")
@@ -223,18 +212,6 @@ def test_targets_are_feasible_whatever_the_signals(mu, sigma, p, pos, mids, pnl,
             assert all(val <= 1e-9 * held.equity for val in v.values()), (corner, v)
 
 
-class _Ctx:
-    def __init__(self, instrument, ts, position, mid_ticks=10_000):
-        self.instrument, self.ts, self.position, self.two_sided = instrument, ts, position, True
-        self.mid, self.realised, self.unrealised, self.fees = mid_ticks, 0.0, 0.0, 0.0
-        self.intents: list = []
-
-    def open_orders(self):
-        return []
-
-    def target(self, lots, policy):
-        self.intents.append((lots, policy))
-        return {"ok": True}
 
 
 def test_increases_wait_until_the_steps_reductions_have_filled():
@@ -246,17 +223,17 @@ def test_increases_wait_until_the_steps_reductions_have_filled():
     c.has_plan = True
     c.target = np.array([-100, 0, 800], np.int64)     # lane 0 reduces, lane 2 increases
     c.released = {}
-    late = _Ctx(3, ts, 0)
+    late = FakeContext(3, ts, 0)
     c.on_lane(late)
     assert late.intents == [] and c.held_back == 1       # lane 2 waits: lane 0 has not reduced
-    first = _Ctx(1, ts + 1, -500)
+    first = FakeContext(1, ts + 1, -500)
     c.on_lane(first)
     assert first.intents == [(-100, "aggressive")]
-    again = _Ctx(3, ts + 2, 0)
+    again = FakeContext(3, ts + 2, 0)
     c.on_lane(again)
     assert again.intents == []                           # still waiting: the reduction has not filled
     c.on_fill(SimpleNamespace(instrument=1, side="buy", qty=400))
-    now = _Ctx(3, ts + 3, 0)
+    now = FakeContext(3, ts + 3, 0)
     c.on_lane(now)
     assert now.intents == [(800, "aggressive")]
 
@@ -270,11 +247,11 @@ def test_a_sign_flip_goes_through_zero_first():
     c.has_plan = True
     c.target = np.array([-300, 0, 0], np.int64)
     c.released = {}
-    ctx = _Ctx(1, ts, 300)
+    ctx = FakeContext(1, ts, 300)
     c.on_lane(ctx)
     assert ctx.intents == [(0, "aggressive")]
     c.on_fill(SimpleNamespace(instrument=1, side="sell", qty=300))
-    ctx = _Ctx(1, ts + 1, 0)
+    ctx = FakeContext(1, ts + 1, 0)
     c.on_lane(ctx)
     assert ctx.intents == [(-300, "aggressive")]
 

@@ -100,6 +100,23 @@ class MarketData:
     def level_changes(self) -> int:
         return int(len(self.book))
 
+    def as_instrument(self, instrument: int, symbol: str) -> MarketData:
+        """A copy of this single-instrument data as instrument `instrument` named `symbol` (same
+        events, same spec otherwise): with bot4.data.market_data.merge, several instruments from one
+        recording or simulator stream, for multi-instrument runs and tests."""
+        import msgspec
+
+        spec = msgspec.structs.replace(self.spec, instrument_id=int(instrument), symbol=symbol)
+
+        def tagged(a: np.ndarray) -> np.ndarray:
+            a = a.copy()
+            a["instrument"] = instrument
+            return a
+
+        return MarketData(specs={int(instrument): spec}, book=tagged(self.book), orders=tagged(self.orders),
+                          trades=tagged(self.trades), bbo=tagged(self.bbo), sources=list(self.sources),
+                          venue=self.venue)
+
 
 def _merge_arrays(arrays: list[np.ndarray]) -> np.ndarray:
     """Interleave several event arrays by receive time, keeping each array's own order.

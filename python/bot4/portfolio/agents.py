@@ -309,18 +309,22 @@ class MicropriceOFIAgent(QuantileAgent):
         return np.column_stack([self._get(features, c) for c in self.columns])
 
 
-class VolBreakoutAgent(QuantileAgent):
-    """Volatility breakout: the excess of the Bollinger z beyond +-band, sign(z) * max(|z| - band, 0)
-    (0 inside the band), the EMA(5)/EMA(20) trend and ewma_vol (bp)."""
-
-    name = "vol_breakout"
-    neutral_if_undefined = ("bollinger_z", "ema_cross_5_20")
+class _BandAgent(QuantileAgent):
+    """An agent reading the Bollinger z against a band of +-`band` standard deviations."""
 
     def __init__(self, horizon: int = 100, band: float = 2.0, max_rows: int = 20_000):
         super().__init__(horizon, max_rows)
         if not band > 0:
             raise InputError("band", f"must be > 0, got {band!r}")
         self.band = float(band)
+
+
+class VolBreakoutAgent(_BandAgent):
+    """Volatility breakout: the excess of the Bollinger z beyond +-band, sign(z) * max(|z| - band, 0)
+    (0 inside the band), the EMA(5)/EMA(20) trend and ewma_vol (bp)."""
+
+    name = "vol_breakout"
+    neutral_if_undefined = ("bollinger_z", "ema_cross_5_20")
 
     def inputs(self, features) -> np.ndarray:
         """(rows, p) regressors of each row, from that row's features only (class docstring)."""
@@ -329,18 +333,12 @@ class VolBreakoutAgent(QuantileAgent):
         return np.column_stack([breakout, self._get(features, "ema_cross_5_20"), self._get(features, VOL)])
 
 
-class MeanReversionAgent(QuantileAgent):
+class MeanReversionAgent(_BandAgent):
     """Mean reversion inside the band: the Bollinger z clipped to +-band, the deviation from the
     trade VWAP (bp), the RSI centred and scaled to [-1, 1], and ewma_vol (bp)."""
 
     name = "mean_reversion"
     neutral_if_undefined = ("bollinger_z", "vwap_deviation")
-
-    def __init__(self, horizon: int = 100, band: float = 2.0, max_rows: int = 20_000):
-        super().__init__(horizon, max_rows)
-        if not band > 0:
-            raise InputError("band", f"must be > 0, got {band!r}")
-        self.band = float(band)
 
     def inputs(self, features) -> np.ndarray:
         """(rows, p) regressors of each row, from that row's features only (class docstring)."""
