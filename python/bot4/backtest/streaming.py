@@ -205,8 +205,10 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
 
 
 def _concat(parts: list, dtype) -> np.ndarray:
-    """Parts joined in the core's record dtype (np.concatenate would drop its padding)."""
-    out = np.empty(sum(p.size for p in parts), dtype)
+    """Parts joined in the core's record dtype (np.concatenate would drop its padding). Zeroed
+    first: the assignment copies field by field, so the dtype's gaps (the core's pad fields) would
+    otherwise keep whatever the allocation held and two equal runs would differ byte for byte."""
+    out = np.zeros(sum(p.size for p in parts), dtype)
     at = 0
     for p in parts:
         out[at:at + p.size] = p
