@@ -115,3 +115,25 @@ def test_binance_damaged_zst_agrees_and_is_counted(spot_zst, tmp_path):
     whole = NativeBinanceLoader(market="spot").load(zst)
     n = len(native.book)
     assert 0 < n < len(whole.book) and native.book.tobytes() == whole.book[:n].tobytes()
+
+
+def test_load_guesses_venues_of_compressed_files(shared_data, tmp_path, spot_zst):
+    """bot4.data.load on .zst / .gz recordings: the venue from the name without the compression
+    suffix, Binance instruments grouped from the decompressed lines."""
+    from bot4.data import guess_venue, load
+
+    assert guess_venue("AAPL_2012-06-21_34200000_57600000_message_10.csv.zst") == "lobster"
+    assert guess_venue("AAPL_2012-06-21_34200000_57600000_message_10.csv.gz") == "lobster"
+    assert guess_venue("deribit_incremental_book_L2_BTC-PERPETUAL.csv.zst") == "tardis"
+    assert guess_venue("btcusdt_20240808.zst") == "binance"
+    lobster = shared_data / "lobster_aapl"
+    for f in lobster.iterdir():
+        (tmp_path / f"{f.name}.zst").write_bytes(zstandard.compress(f.read_bytes()))
+    message = next(tmp_path.glob("*_message_*.zst"))
+    assert load(message).orders.tobytes() == load(next(lobster.glob("*_message_*"))).orders.tobytes()
+    gz, zst = spot_zst
+    other = tmp_path / "btcusdt_20240808.zst"
+    other.write_bytes(zstandard.compress(gzip.decompress((shared_data / BINANCE / "spot/btcusdt_20240808.gz")
+                                                         .read_bytes())))
+    both = load([zst, other])  # two instruments: grouped by the symbol in their lines, merged
+    assert len(both.specs) == 2

@@ -17,26 +17,28 @@ def guess_venue(path: str | Path) -> str:
         return "databento-mbo"
     if name.endswith(".npz"):
         return "bot4-sim"
-    if "_message_" in name and name.endswith(".csv"):
+    text_name = name.removesuffix(".gz").removesuffix(".zst")  # CSV files may be gzip or zstd
+    if "_message_" in text_name and text_name.endswith(".csv"):
         return "lobster"
-    if name.endswith(".csv") or name.endswith(".csv.gz"):
+    if text_name.endswith(".csv"):
         return "tardis"
     return "binance"
 
 
 def _binance_stream_symbol(path: Path, max_lines: int = 200) -> str | None:
     """The symbol of a Binance raw recording, from its first combined-stream line."""
-    import gzip
     import re
 
-    opener = gzip.open if path.suffix == ".gz" else open
+    from bot4.data.progress import _NoProgress, iter_lines
+
+    # gzip, zstd or plain, told by content; a damaged tail just ends the scan
+    lines = iter_lines(path, _NoProgress(), lambda *a: None)
     try:
-        with opener(path, "rt", errors="replace") as f:
-            for _, line in zip(range(max_lines), f):
-                m = re.search(r'"stream"\s*:\s*"([a-z0-9_]+)@', line)
-                if m:
-                    return m.group(1)
-    except (OSError, EOFError):
+        for _, (_, raw) in zip(range(max_lines), lines):
+            m = re.search(r'"stream"\s*:\s*"([a-z0-9_]+)@', raw.decode("utf-8", "replace"))
+            if m:
+                return m.group(1)
+    except OSError:
         return None
     return None
 
