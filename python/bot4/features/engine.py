@@ -211,6 +211,7 @@ class RowWriter:
         self.rows = 0
 
     def __call__(self, features: FeatureSet) -> None:
+        """Append one piece's rows (the first piece fixes the file's schema)."""
         table = _rows_table(features)
         if self._writer is None:
             self._writer = self._pq.ParquetWriter(self.path, table.schema)
@@ -218,6 +219,7 @@ class RowWriter:
         self.rows += table.num_rows
 
     def close(self) -> None:
+        """Finish the file; with no rows written, an empty table with the columns save() writes."""
         if self._writer is None:
             empty = FeatureSet(timestamps=np.zeros(0, np.int64), matrix=np.zeros((0, len(feature_names()))),
                                names=feature_names(), valid=np.zeros((0, len(feature_names())), bool),

@@ -276,6 +276,8 @@ class SoftmaxPolicy:
     multipliers: tuple[float, ...] = MULTIPLIERS
 
     def design(self, features) -> np.ndarray:
+        """(rows, 1 + p) design matrix: an intercept column and the features standardised by the
+        training mean and scale (a 1-D input is one row)."""
         x = np.asarray(features, np.float64)
         if x.ndim == 1:
             x = x[None, :]
