@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,13 +62,16 @@ def nautilus_reference(reference_data):
 
 
 @contextmanager
-def written_manifest(name: str) -> Iterator[PerfManifest]:
+def written_manifest(name: str, figures: dict | None = None) -> Iterator[PerfManifest]:
     """A PerfManifest that is written to PERF_DIR/<name>.json when the block ends (every module's
-    `manifest` fixture is one)."""
+    `manifest` fixture is one); `figures`, a dict the module fills as it goes, joins its notes
+    then and is printed."""
     manifest = PerfManifest(name=name)
     yield manifest
+    if figures is not None:
+        manifest.notes.update(figures)
     path = manifest.write(PERF_DIR / f"{name}.json")
-    print(f"\nperf manifest written to {path}")
+    print(f"\nperf manifest written to {path}" + ("\n" + json.dumps(figures, indent=1) if figures else ""))
 
 
 @pytest.fixture(scope="session")

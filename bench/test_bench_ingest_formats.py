@@ -15,16 +15,14 @@ the figures go to build/perf/ingest_formats.json.
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 
 import pytest
 
 from bot4.data.lobster import load_lobster
 from bot4.data.tardis import load_tardis
-from bot4.perf import PerfManifest
 
-from conftest import PERF_DIR
+from conftest import written_manifest
 
 FIGURES: dict[str, float] = {}
 ROUNDS = 5
@@ -32,11 +30,8 @@ ROUNDS = 5
 
 @pytest.fixture(scope="module")
 def manifest():
-    m = PerfManifest(name="ingest_formats")
-    yield m
-    m.notes.update(FIGURES)
-    path = m.write(PERF_DIR / "ingest_formats.json")
-    print(f"\nperf manifest written to {path}\n" + json.dumps(FIGURES, indent=1))
+    with written_manifest("ingest_formats", FIGURES) as m:
+        yield m
 
 
 def _median(benchmark) -> float:
