@@ -96,11 +96,18 @@ def check_sources(paths: Sequence[str | Path], venue: str | None = None) -> list
                                  {"venue": found.venue})
         sources.append(Source(p, venue or found.venue, found.evidence))
     kinds = {s.venue for s in sources}
-    if len(kinds) > 1:
+    if len(kinds) > 1 and not all(k.startswith("binance-") for k in kinds):   # Binance markets side by side are fine
         raise InputError("paths", "the files are of different formats (" +
                          ", ".join(f"{s.path.name}: {s.venue}" for s in sources) + ") and one run reads one recording",
                          fix="name files of one recording")
     return sources
+
+
+def _venue_of(sources: list[Source]) -> str:
+    """The venue a run reads its checked sources as: theirs, or "binance" for Binance files of
+    several markets (the loader tells each file's market)."""
+    kinds = {s.venue for s in sources}
+    return kinds.pop() if len(kinds) == 1 else "binance"
 
 
 def check_events(n_events: int) -> None:
@@ -124,7 +131,7 @@ def load_stream(paths: Sequence[str | Path] | None = None, venue: str | None = N
     start = time.perf_counter()
     if paths:
         sources = check_sources(paths, venue)
-        chosen = sources[0].venue
+        chosen = _venue_of(sources)
         if progress:
             told = "" if venue else f" (told from the file: {sources[0].evidence})"
             print(f"reading       {', '.join(str(s.path) for s in sources)} as {chosen}{told}",
@@ -188,7 +195,7 @@ def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = 
         return PartStream(generate_parts(seed=seed, n_events=n_events, part_events=part_events),
                           f"{EMBEDDED_LABEL}, seed {seed}, {n_events:,} events)", "bot4-sim")
     sources = check_sources(paths, venue)
-    chosen = sources[0].venue
+    chosen = _venue_of(sources)
     label = ", ".join(str(p) for p in paths)
     files = [s.path for s in sources]
     from bot4.data.cache import is_dataset, iter_hours

@@ -35,3 +35,13 @@ def test_same_symbol_on_two_markets_is_two_instruments(shared_data):
 def test_a_file_of_another_market_than_the_venue_given_is_named(shared_data):
     with pytest.raises(DataError, match="spot recording, not usdm"):
         load([shared_data / USDM_BTC, shared_data / SPOT_BTC], venue="binance-usdm")
+
+
+def test_a_run_reads_binance_markets_side_by_side(shared_data):
+    from bot4.sources import check_sources, load_stream
+
+    files = [shared_data / USDM_BTC, shared_data / SPOT_BTC]
+    assert [s.venue for s in check_sources(files)] == ["binance-usdm", "binance-spot"]
+    stream = load_stream(files)
+    assert stream.venue == "binance" and len(stream.data.specs) == 2
+    assert len(stream.data.book) == sum(len(load(f).book) for f in files)
