@@ -275,3 +275,14 @@ def test_500_eur_preset_on_six_recorded_binance_instruments(shared_data):
     print(f"\n{decisions} decisions, equity {equity:.2f} EUR (peak {peak:.2f}), counters {totals}")
     assert decisions > 40
     assert totals["projections"] > 0 and totals["projected_group"] > 0   # the limits did bite
+
+
+def test_shrinking_ends_even_where_scaling_by_ulps_changes_nothing():
+    """Near subnormal caps a*f does not move when f moves by an ulp (hypothesis found such a case
+    in a fresh environment and the ulp-stepping loop ran for ever); the step now doubles, so the
+    loop ends at the latest at 0, which every cap admits."""
+    stuck = sz._shrink(np.array([1.0, -2.0]), lambda b: 1.0 if np.any(b) else 0.0, 0.5)
+    assert np.array_equal(stuck, np.zeros(2))
+    a = np.array([8.266545662882853e-300, -3e-300])
+    tiny = sz._shrink(a, lambda b: float(np.abs(b).sum()), 4.588857e-322)
+    assert float(np.abs(tiny).sum()) <= 4.588857e-322 and np.all(np.sign(tiny) * np.sign(a) >= 0)
