@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -68,10 +69,22 @@ def test_every_action_against_a_running_session(tmp_path, monkeypatch, capsys):
                                                          "new": 4}
         code, out, _ = _ctl(capsys, "set", "strategy.market_entry", "true", "--endpoint", ep)
         assert code == 0 and "new: True" in out
+        # the kill must come after the strategy has traded: wait for its first fill (commands reach the
+        # engine far faster than the feed, so without this the kill could land before any order)
+        polls = 0
+        while True:
+            code, out, _ = _ctl(capsys, "status", "--endpoint", ep, "--json")
+            polls += 1
+            assert code == 0, out
+            if json.loads(out)["data"].get("fills_published", 0) > 0:
+                break
+            assert polls < 600, "no fill within 60 s of the session"
+            time.sleep(0.1)
         assert _ctl(capsys, "flatten", "--endpoint", ep)[0] == 0
         assert _ctl(capsys, "kill", "--reason", "drill", "--endpoint", ep)[:2] == (0, "kill: ok\n")
     r = box["result"]
-    assert r.counters["engine"]["commands_applied"] == 8 and r.counters["control"]["replies"] == 8
+    sent = 8 + polls
+    assert r.counters["engine"]["commands_applied"] == sent and r.counters["control"]["replies"] == sent
     assert r.fills and r.fills[-1].ts >= r.orders[0].ts  # it traded, then the kill closed it
     assert r.control == ep and r.as_json()["control"] == ep
 
