@@ -37,6 +37,16 @@ def data_path(*parts: str) -> Path:
     return DATA_DIR.joinpath(*parts)
 
 
+def require_recording(path: Path) -> Path:
+    """`path` if that recording exists; otherwise a skip naming it, or a failure under
+    BOT4_REQUIRE_DATA (CI must not pass a data directory that lacks a file its tests read)."""
+    if not path.exists():
+        if REQUIRE_DATA:
+            pytest.fail(f"BOT4_REQUIRE_DATA is set and the recording {path} is missing", pytrace=False)
+        pytest.skip(f"reference recording missing: {path}")
+    return path
+
+
 def missing_reason() -> str:
     return f"needs recorded market data, not found at {DATA_DIR}: {HOW_TO}"
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import pinned_outputs as pinned
+from recordings import require_recording
 
 GOLDEN = json.loads(pinned.GOLDEN.read_text())
 
@@ -27,6 +28,5 @@ def test_embedded_stream_outputs_pinned():
 
 @pytest.mark.realdata
 def test_btcusdt_outputs_pinned():
-    if not pinned.REFERENCE.exists():
-        pytest.skip(f"reference recording missing: {pinned.REFERENCE}")
+    require_recording(pinned.REFERENCE)
     _check("btcusdt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pinned_outputs import CONFIG, EMBEDDED, MODEL_DIR
-from recordings import BTCUSDT, data_path
+from recordings import BTCUSDT, data_path, require_recording
 
 from bot4 import _core
 from bot4.backtest import run, run_stream, time_pieces
@@ -90,9 +90,7 @@ def test_btcusdt_native_chunks_and_time_cuts_equal_one_run():
     from bot4.data import load
     from bot4.data.binance_native import NativeBinanceLoader
 
-    path = data_path(*BTCUSDT)
-    if not path.exists():
-        pytest.skip(f"reference recording missing: {path}")
+    path = require_recording(data_path(*BTCUSDT))
     data = load(path)
     whole = run(data, MODEL_DIR, config=CONFIG, progress=False)
     got = run_stream(NativeBinanceLoader().iter_chunks(path, chunk_bytes=1 << 18), None, MODEL_DIR, config=CONFIG,

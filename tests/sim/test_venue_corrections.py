@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from recordings import BTCUSDT, data_path
+from recordings import BTCUSDT, data_path, require_recording
 
 from bot4 import _core
 from bot4.events import ASK, BID, BOOK_EVENT, FLAG_LAST, TRADE_EVENT
@@ -56,9 +56,7 @@ def test_a_print_and_its_depth_drop_in_one_millisecond_count_once(model):
 def btc():
     from bot4.data import load
 
-    path = data_path(*BTCUSDT)
-    if not path.exists():
-        pytest.skip(f"reference recording missing: {path}")
+    path = require_recording(data_path(*BTCUSDT))
     return load(path)
 
 

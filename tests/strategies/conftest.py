@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
 import pinned_outputs  # noqa: E402
+from recordings import require_recording  # noqa: E402
 
 OUTPUTS = ("decisions", "orders", "fills", "equity")
 
@@ -51,8 +52,7 @@ def embedded():
 
 @pytest.fixture(scope="session")
 def btcusdt():
-    if not pinned_outputs.REFERENCE.exists():
-        pytest.skip(f"reference recording missing: {pinned_outputs.REFERENCE}")
+    require_recording(pinned_outputs.REFERENCE)
     from bot4.data import load
 
     return load(pinned_outputs.REFERENCE)
