@@ -136,30 +136,29 @@ TardisDecoder::Sym* TardisDecoder::common(size_t ncols, const char* line, size_t
   return sym;
 }
 
-bool TardisDecoder::price_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
-  const NumStatus st = to_units(f.p, f.n, s.price, out);
+namespace {
+// A decimal field in units of `grid`; `allow_zero`: 0 passes (a size), else it is `bound` (a price).
+bool field_units(const Grid& grid, const Field& f, int64_t& out, TardisReason& why, bool allow_zero,
+                 TardisReason bound) {
+  const NumStatus st = to_units(f.p, f.n, grid, out);
   if (st != NumStatus::kOk) {
     why = st == NumStatus::kOffGrid ? TardisReason::kOffGrid : TardisReason::kBadNumber;
     return false;
   }
-  if (out <= 0) {
-    why = TardisReason::kNonpositivePrice;
+  if (out < 0 || (out == 0 && !allow_zero)) {
+    why = bound;
     return false;
   }
   return true;
 }
+}  // namespace
+
+bool TardisDecoder::price_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
+  return field_units(s.price, f, out, why, false, TardisReason::kNonpositivePrice);
+}
 
 bool TardisDecoder::qty_units(const Sym& s, const Field& f, int64_t& out, TardisReason& why) {
-  const NumStatus st = to_units(f.p, f.n, s.qty, out);
-  if (st != NumStatus::kOk) {
-    why = st == NumStatus::kOffGrid ? TardisReason::kOffGrid : TardisReason::kBadNumber;
-    return false;
-  }
-  if (out < 0) {
-    why = TardisReason::kNegativeQty;
-    return false;
-  }
-  return true;
+  return field_units(s.qty, f, out, why, true, TardisReason::kNegativeQty);
 }
 
 void TardisDecoder::open_message(int64_t tsx, int64_t tsl, uint32_t iid, uint8_t flags, bool clear) {
