@@ -191,7 +191,10 @@ def test_sigint_during_the_xgboost_fit(tmp_path):
     env.pop("BOT4_SIMD", None)
     proc = subprocess.Popen([sys.executable, "-m", "bot4.cli", "train", "--events", "100000", "--trees", "100000",
                              "--depth", "6", "--out", str(tmp_path / "m")], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, text=True, env=env,
+                            # as from a terminal: an ignored SIGINT would be inherited (a library in an
+                            # earlier test can leave pytest ignoring it), and Python keeps it ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     deadline = time.monotonic() + 120
     for line in proc.stderr:   # progress on stderr, about a line a second while fitting
