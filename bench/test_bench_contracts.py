@@ -9,7 +9,8 @@
                  append_many of the same records in batches of 100 (one write per batch)
 
 Figures -> build/perf/contracts.json (per-call ns: median of ROUNDS rounds of LOOPS calls).
-Gates: same-run ratios, set about 30% above today's figures to catch a regression.
+Gates: same-run ratios, the median of per-round ratios with the Codec and its floor timed in
+alternating rounds, so a burst of load on the shared machine hits both sides of a ratio.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ ROUNDS, LOOPS = 15, 20_000
 BATCH = 1_000
 #: Measured on this 2-core VM (3 runs): decode 1.13-1.45x (~215 vs ~150 ns), encode 1.7-1.8x (~115
 #: vs ~65 ns). The Codec's method call, topic check and counters are a fixed ~50-60 ns per frame,
-#: about 1% of a ~5 us inproc bus hop; the gates leave room for load.
+#: about 1% of a ~5 us inproc bus hop; the gates leave room for load. (One CI run timed the two
+#: sides one after the other and measured decode at 2.6x, 399 vs 152 ns: load during the first
+#: half; hence the alternating rounds.)
 GATES = {"decode": 2.0, "encode": 2.5}
 
 
@@ -39,14 +42,23 @@ def manifest():
         yield m
 
 
+def _round_ns(fn, arg, loops: int) -> float:
+    t0 = time.perf_counter_ns()
+    for _ in range(loops):
+        fn(arg)
+    return (time.perf_counter_ns() - t0) / loops
+
+
 def _per_call_ns(fn, arg, loops: int = LOOPS) -> float:
-    rounds = []
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter_ns()
-        for _ in range(loops):
-            fn(arg)
-        rounds.append((time.perf_counter_ns() - t0) / loops)
-    return float(np.median(rounds))
+    return float(np.median([_round_ns(fn, arg, loops) for _ in range(ROUNDS)]))
+
+
+def _paired_ns(fn, floor, arg, loops: int = LOOPS) -> tuple[float, float, float]:
+    """(median ns of fn, median ns of floor, median of the per-round ratios fn / floor), the two
+    timed in alternating rounds."""
+    pairs = [(_round_ns(fn, arg, loops), _round_ns(floor, arg, loops)) for _ in range(ROUNDS)]
+    a, b = np.array(pairs).T
+    return float(np.median(a)), float(np.median(b)), float(np.median(a / b))
 
 
 def _order() -> c.OrderIntent:
@@ -61,13 +73,14 @@ def test_codec_against_bare_msgspec(manifest):
     bare_dec = msgspec.msgpack.Decoder(c.OrderRequest)
     bare_enc = msgspec.msgpack.Encoder()
     assert codec.decode(frame) == bare_dec.decode(frame) == msg and bare_enc.encode(msg) == frame
-    dec, dec_floor = _per_call_ns(codec.decode, frame), _per_call_ns(bare_dec.decode, frame)
-    enc, enc_floor = _per_call_ns(codec.encode, msg), _per_call_ns(bare_enc.encode, msg)
+    dec, dec_floor, dec_ratio = _paired_ns(codec.decode, bare_dec.decode, frame)
+    enc, enc_floor, enc_ratio = _paired_ns(codec.encode, bare_enc.encode, msg)
     manifest.notes.update({"order_frame_bytes": len(frame), "decode_ns": dec, "decode_floor_ns": dec_floor,
-                           "encode_ns": enc, "encode_floor_ns": enc_floor})
+                           "decode_ratio": dec_ratio, "encode_ns": enc, "encode_floor_ns": enc_floor,
+                           "encode_ratio": enc_ratio})
     assert codec.rejected == dict.fromkeys(c.REJECT_REASONS, 0)
-    assert dec / dec_floor <= GATES["decode"], (dec, dec_floor)
-    assert enc / enc_floor <= GATES["encode"], (enc, enc_floor)
+    assert dec_ratio <= GATES["decode"], (dec, dec_floor, dec_ratio)
+    assert enc_ratio <= GATES["encode"], (enc, enc_floor, enc_ratio)
 
 
 def test_book_batch_unpack(manifest):
@@ -107,8 +120,7 @@ def test_journal_append(manifest, tmp_path, fsync, batch):
                 w.append_many([payload] * batch)
         seconds = time.perf_counter() - t0
     name = f"journal_append_{fsync}" + (f"_batch{batch}" if batch > 1 else "")
-    rate = manifest.add_throughput(name, n, seconds, "records/s")
+    manifest.add_throughput(name, n, seconds, "records/s")
     manifest.notes[f"{name}_segments"] = w.counters["segments"]
     r = JournalReader(tmp_path)
     assert sum(1 for _ in r) == n and r.damage is None
-    assert rate > 0
