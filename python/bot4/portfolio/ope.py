@@ -22,6 +22,26 @@ sample's mean weight held fixed; recomputing the ratio per resample is the stand
 
 q(x, a) for DR should be fitted out of fold (`fit_reward_model` cross-fits); fitting it on the
 same rounds it corrects biases DR toward the model.
+
+Carried positions (`memory` > 0). The estimators above assume a contextual bandit: the reward of a
+round depends on its own action only. Where a position carries over decisions (a trading book
+keeps part of what the previous decision bought, and pays to change it), the reward of round i
+also depends on the earlier actions of its episode (an instrument's chain of decisions). Under the
+bounded-memory assumption that r_i depends on the actions of its episode at times
+t_i - memory .. t_i only (and on contexts the actions do not move), the per-decision importance
+weight of Precup, Sutton & Singh (2000), truncated to that window, makes the estimators unbiased
+for the target policy's value per round:
+    W_past_i = prod of w_j over rounds j of the same episode with t_i - memory <= t_j < t_i
+    W_i      = W_past_i * w_i
+    IPS    V = (1/n) sum r_i min(W_i, clip)
+    SNIPS  V = sum r_i W_i / sum W_i
+    DR     V = (1/n) sum [ min(W_past_i, clip) sum_a pi_e(a|x_i) q(x_i, a) + min(W_i, clip) (r_i - q(x_i, a_i)) ]
+(per-decision DR with a truncated history, Jiang & Li 2016). memory = 0 is the bandit estimator,
+exactly. The price is variance: the weights are products of memory + 1 ratios (see `ess`). The
+normal interval still treats the per-round terms as independent, which rounds that share weights
+are not: it is narrower than the truth when memory > 0 (the bootstrap resamples rounds, so it
+shares that). Effects longer than the memory, and any effect of the actions on the market itself
+(impact), are not corrected: they remain the estimate's stated assumptions.
 """
 
 from __future__ import annotations
@@ -117,6 +137,39 @@ def effective_sample_size(w) -> float:
     return float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0
 
 
+def history_weights(weights, episode, t, memory: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W_past, W): per round, the product of the importance weights of the earlier rounds of its
+    episode within `memory` time units (t_i - memory <= t_j < t_i), and that product times the
+    round's own weight. memory = 0 gives (1, weights). Rounds need not be sorted."""
+    w = np.asarray(weights, dtype=np.float64)
+    n = len(w)
+    if not isinstance(memory, (int, np.integer)) or memory < 0:
+        raise InputError("memory", f"must be an integer >= 0 (time units of carried effect), got {memory!r}")
+    past = np.ones(n)
+    if memory == 0:
+        return past, w.copy()
+    if episode is None or t is None:
+        raise InputError("episode", "memory > 0 needs the rounds' episode ids and integer times")
+    ep = np.asarray(episode)
+    tt = np.asarray(t)
+    if ep.shape != (n,) or tt.shape != (n,):
+        raise InputError("episode", f"needs one episode id and one time per round ({n}), got {ep.shape} and {tt.shape}")
+    if not np.all(np.isfinite(tt.astype(np.float64))) or np.any(tt != np.round(tt)):
+        raise InputError("t", "must be integer times")
+    tt = tt.astype(np.int64)
+    for e in np.unique(ep):
+        idx = np.flatnonzero(ep == e)
+        idx = idx[np.argsort(tt[idx], kind="stable")]
+        te, we = tt[idx], w[idx]
+        if np.any(np.diff(te) == 0):
+            raise InputError("t", f"episode {e!r} has two rounds at one time")
+        # log-space running sums would lose exact zeros (a target that never takes the logged action)
+        for k, i in enumerate(idx):
+            lo = int(np.searchsorted(te, te[k] - memory, side="left"))
+            past[i] = float(np.prod(we[lo:k]))
+    return past, past * w
+
+
 def _check_clip(clip: float) -> float:
     if not (clip > 0) or math.isnan(clip):
         raise InputError("clip", f"must be > 0 (inf = no clipping), got {clip!r}")
@@ -143,20 +196,22 @@ def _interval(name: str, value: float, terms: np.ndarray | None, stat: Callable[
 
 
 def ips(reward, action, pscore, action_dist, *, clip: float = math.inf, level: float = 0.95, interval: str = "normal",
-        n_boot: int = 2000, seed: int = 0) -> OpeEstimate:
-    """Inverse propensity scoring, weights clipped at `clip`."""
+        n_boot: int = 2000, seed: int = 0, episode=None, t=None, memory: int = 0) -> OpeEstimate:
+    """Inverse propensity scoring, weights clipped at `clip`; with memory > 0 the weights are the
+    episode's products over the last `memory` time units (module text, carried positions)."""
     d = LoggedRounds.build(reward, action, pscore, action_dist)
-    w = np.minimum(d.weights, _check_clip(clip))
+    w = np.minimum(history_weights(d.weights, episode, t, memory)[1], _check_clip(clip))
     terms = d.reward * w
     return _interval("ips", float(terms.mean()), terms, lambda idx: float(terms[idx].mean()), d.n, level, interval,
                      n_boot, seed, effective_sample_size(w))
 
 
 def snips(reward, action, pscore, action_dist, *, level: float = 0.95, interval: str = "normal", n_boot: int = 2000,
-          seed: int = 0) -> OpeEstimate:
-    """Self-normalised IPS (biased, consistent; never outside the range of the rewards)."""
+          seed: int = 0, episode=None, t=None, memory: int = 0) -> OpeEstimate:
+    """Self-normalised IPS (biased, consistent; never outside the range of the rewards); memory as
+    in `ips`."""
     d = LoggedRounds.build(reward, action, pscore, action_dist)
-    w = d.weights
+    w = history_weights(d.weights, episode, t, memory)[1]
     if w.sum() <= 0:
         raise InputError("action_dist", "the target policy gives probability 0 to every logged action: SNIPS is undefined")
     value = float(np.sum(d.reward * w) / np.sum(w))
@@ -170,18 +225,22 @@ def snips(reward, action, pscore, action_dist, *, level: float = 0.95, interval:
 
 
 def dr(reward, action, pscore, action_dist, q_hat, *, clip: float = math.inf, level: float = 0.95,
-       interval: str = "normal", n_boot: int = 2000, seed: int = 0) -> OpeEstimate:
+       interval: str = "normal", n_boot: int = 2000, seed: int = 0, episode=None, t=None,
+       memory: int = 0) -> OpeEstimate:
     """Doubly robust: the reward model's value under the target policy plus the IPS-weighted
-    residual of the logged action. q_hat: n x K predicted rewards (fit out of fold)."""
+    residual of the logged action. q_hat: n x K predicted rewards (fit out of fold). memory > 0:
+    per-decision DR over the episode's last `memory` time units (module text)."""
     d = LoggedRounds.build(reward, action, pscore, action_dist)
     q = np.asarray(q_hat, dtype=np.float64)
     if q.ndim == 3 and q.shape[2] == 1:
         q = q[:, :, 0]
     if q.shape != d.action_dist.shape or not np.all(np.isfinite(q)):
         raise InputError("q_hat", f"must be a finite {d.action_dist.shape} matrix, got shape {q.shape}")
-    w = np.minimum(d.weights, _check_clip(clip))
+    cap = _check_clip(clip)
+    past, full = history_weights(d.weights, episode, t, memory)
+    w = np.minimum(full, cap)
     q_logged = q[np.arange(d.n), d.action]
-    terms = np.sum(d.action_dist * q, axis=1) + w * (d.reward - q_logged)
+    terms = np.minimum(past, cap) * np.sum(d.action_dist * q, axis=1) + w * (d.reward - q_logged)
     return _interval("dr", float(terms.mean()), terms, lambda idx: float(terms[idx].mean()), d.n, level, interval,
                      n_boot, seed, effective_sample_size(w))
 
@@ -237,7 +296,7 @@ def sample_actions(action_dist, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimate_all(reward, action, pscore, action_dist, q_hat=None, **kw) -> dict[str, OpeEstimate]:
-    """IPS, SNIPS and (when q_hat is given) DR with the same interval settings."""
+    """IPS, SNIPS and (when q_hat is given) DR with the same interval and memory settings."""
     clip = kw.pop("clip", math.inf)
     out = {"ips": ips(reward, action, pscore, action_dist, clip=clip, **kw),
            "snips": snips(reward, action, pscore, action_dist, **kw)}
@@ -248,5 +307,5 @@ def estimate_all(reward, action, pscore, action_dist, q_hat=None, **kw) -> dict[
 
 __all__ = [
     "LoggedRounds", "OpeEstimate", "dr", "effective_sample_size", "epsilon_greedy", "estimate_all", "fit_reward_model",
-    "ips", "sample_actions", "snips",
+    "history_weights", "ips", "sample_actions", "snips",
 ]
