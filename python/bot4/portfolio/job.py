@@ -41,8 +41,25 @@ sizing -> execution in the core engine, several instruments in one backtest.
    cross-fitted ridge reward model) estimate the per-round value of always taking
    `alternative_action`; a second backtest runs that policy deterministically and its actual
    per-round reward and P&L are reported beside the estimates. The rounds are not independent
-   bandit rounds (positions carry over steps), so the estimate is an approximation; the actual run
-   is the check.
+   bandit rounds: a lane's position carries over steps (the rebalance band keeps it, a change
+   pays costs on the difference, legs wait for reductions), so the reward of a round also depends
+   on the lane's earlier actions. The estimators therefore weight each round by the product of
+   the importance weights of its lane's rounds over the last `ope_memory` grid steps (episode =
+   lane; ope.history_weights): unbiased if the carried effect lasts at most `ope_memory` steps and
+   the actions do not move the market or, through the shared limits, the other lanes; `ope_bandit`
+   (memory 0) is reported beside it. The actual run is the check of those assumptions.
+9. Sizer (`sizer`): "fixed" scales the risk budget by the logged action only. "rl": the steps
+   before `rl_train_fraction` of the trading part are sized by the fixed sizer times a multiplier
+   drawn epsilon-greedily (`rl_epsilon`) around 1 from rl_sizer.MULTIPLIERS, each logged as a
+   decision (state: best score, mean calibrated confidence, trailing volatility, drawdown, gross
+   proposal; reward: the portfolio's P&L change until the next step over the equity at the step;
+   propensity); at the split the constrained RL sizer (rl_sizer.train: DR policy gradient,
+   Lagrange multipliers, CVaR-aware reward) is trained on those decisions, and every later step
+   takes the policy's multiplier. Every multiplier, explored or learned, reaches the book only
+   through rl_sizer.safe_exposure (sanitised, then the same projection as the fixed sizer) and the
+   same order planning and leg sequencing. A second run with the fixed sizer (same seed, so the
+   same per-lane actions) is the comparison: P&L, drawdown, CVaR_95 of the per-step P&L, limit
+   breaches and projections over the held-out steps (after the split) of both runs.
 
 Units: notionals, equity and P&L in the account currency (quote units times `quote_to_account`);
 engine positions in lots of the instrument. COIN-M (inverse) instruments are refused: the engine
@@ -60,6 +77,7 @@ import msgspec
 import numpy as np
 
 from bot4.errors import InputError
+from bot4.portfolio.rl_sizer import RLSizerConfig
 from bot4.portfolio.sizing import (LIMIT_NAMES, OrderRules, PortfolioState, SizingLimits, plan_orders,
                                    preset_500_eur, project_report, risk_budget_notional, violations)
 
@@ -97,7 +115,13 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     meta_backend: Literal["auto", "lightgbm", "linear"] = "linear"
     max_train_rows: int = 5_000         # rows per quantile fit (spread evenly in time)
     window_s: float = 0.0               # > 0: only the first window_s seconds of the recording
+    common_span: bool = True            # only the span in which every instrument has book data
     run_alternative: bool = True        # the second backtest (alternative policy, deterministic)
+    ope_memory: int = 1                 # grid steps a lane's action keeps affecting its rewards (OPE weights)
+    sizer: Literal["fixed", "rl"] = "fixed"   # "rl": the constrained RL sizer scales the sizes after rl_train_fraction
+    rl_train_fraction: float = 0.5      # of the trading steps: logged with exploration, then the RL sizer trains
+    rl_epsilon: float = 0.3             # exploration of the logged multiplier around 1 (sizer = "rl")
+    rl: RLSizerConfig = msgspec.field(default_factory=RLSizerConfig)   # [rl] in TOML
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, what: str) -> None:
@@ -125,6 +149,9 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
         need(0 <= self.alternative_action < len(self.actions), "alternative_action", "must index into actions")
         need(self.max_train_rows >= 100, "max_train_rows", "must be >= 100")
         need(math.isfinite(self.window_s) and self.window_s >= 0, "window_s", "must be >= 0")
+        need(self.ope_memory >= 0, "ope_memory", "must be >= 0 (grid steps)")
+        need(0 < self.rl_train_fraction < 1, "rl_train_fraction", "must be in (0, 1)")
+        need(0 < self.rl_epsilon <= 1, "rl_epsilon", "must be in (0, 1] (a greedy logger has no propensities)")
 
     @classmethod
     def from_toml(cls, text: str | bytes) -> PortfolioConfig:
@@ -290,6 +317,34 @@ class StepLog:
     risk_used: list = field(default_factory=list)      # sum |a_i| u_i / (risk_per_trade * equity * top_k)
     corr_topk: list = field(default_factory=list)
     corr_div: list = field(default_factory=list)
+    step: list = field(default_factory=list)           # step index of each entry
+    multiplier: list = field(default_factory=list)     # the sizer's multiplier (1 for the fixed sizer)
+    binding: list = field(default_factory=list)        # limits the projection changed the proposal for
+
+
+@dataclass
+class SizerDecision:
+    """One logged decision of the sizer (sizer = "rl"): the state, the fixed sizer's proposal as a
+    fraction of equity, the multiplier index and its propensity; closed at the next step with the
+    portfolio's P&L change over the equity (reward) and each lane's mid return (returns)."""
+
+    step: int
+    ts: int
+    features: np.ndarray
+    base: np.ndarray
+    action: int
+    propensity: float
+    equity: float
+    peak: float
+    pnl: float
+    mid: np.ndarray
+    scenarios: np.ndarray | None
+    reward: float = float("nan")
+    returns: np.ndarray | None = None
+
+
+#: state columns of the RL sizer's decisions
+SIZER_FEATURES = ("score_max", "confidence", "vol_bp", "drawdown", "gross")
 
 
 class Coordinator:
@@ -301,7 +356,7 @@ class Coordinator:
 
     def __init__(self, lanes: Lanes, config: PortfolioConfig, signals: Signals | None, bars: np.ndarray,
                  bar_ends: np.ndarray, trade_start_ns: int, *, fixed_action: int | None = None,
-                 latest: Any = None):
+                 latest: Any = None, split_step: int | None = None, rl_policy: Any = None, rl_learn: bool = True):
         self.lanes, self.cfg = lanes, config
         self.full = config.sizing_limits()
         self.buffered = config.buffered_limits()
@@ -343,6 +398,25 @@ class Coordinator:
         self.position_mismatch = 0
         self.released: dict[int, int] = {}
         self._scen: np.ndarray | None = None
+        # the sizer (module text, step 9); split_step also marks the held-out steps of a fixed run
+        from bot4.portfolio.rl_sizer import MULTIPLIERS, SAFETY_COUNTERS
+
+        self.split_step = split_step
+        self.split_ns = None if split_step is None else self.trade_start + int(split_step) * self.grid
+        self.rl_mode = config.sizer == "rl"
+        if self.rl_mode and split_step is None:
+            raise InputError("split_step", "sizer 'rl' needs the step at which the RL sizer is trained")
+        self.multipliers = MULTIPLIERS
+        self.rl_policy = rl_policy
+        self.rl_learn = rl_learn and rl_policy is None
+        self.rl_rng = np.random.default_rng([config.seed, 1])   # its own stream: the lanes' draws stay as in a fixed run
+        self.rl_decisions: list[SizerDecision] = []
+        self.rl_open: SizerDecision | None = None
+        self.rl_counters = dict.fromkeys(SAFETY_COUNTERS, 0) | {"steps_without_policy": 0}
+        self.rl_train: Any = None
+        self.rl_error: str | None = None
+        self.now = 0
+        self.breaches_held_out = dict.fromkeys(LIMIT_NAMES, 0)
 
     # -- signals --------------------------------------------------------------------------------
     def _latest_rows(self):
@@ -392,9 +466,12 @@ class Coordinator:
         st = self.state(self._scen)
         v = violations(st.positions, st, self.full)
         self.checks += 1
+        held_out = self.split_ns is not None and self.now >= self.split_ns
         for k, x in v.items():
             if x > 0:
                 self.breaches[k] += 1
+                if held_out:
+                    self.breaches_held_out[k] += 1
         self.max_exposure = np.maximum(self.max_exposure, np.abs(st.positions))
 
     # -- the portfolio step ---------------------------------------------------------------------
@@ -462,7 +539,10 @@ class Coordinator:
         direction = np.where(scale > 0, np.sign(np.nan_to_num(mu)), 0.0)
         want = risk_budget_notional(direction, np.where(np.isfinite(unit), unit, 1.0), st.equity, self.buffered,
                                     scale=scale)
-        proj = project_report(want, st, self.buffered)
+        if self.rl_mode:
+            mult, proj = self._rl_size(ts, want, st, score, p, chosen, w, scen)
+        else:
+            mult, proj = 1.0, project_report(want, st, self.buffered)
         if proj.changed:
             self.projections += 1
             for name in proj.binding:
@@ -492,6 +572,9 @@ class Coordinator:
         # log
         cap = lambda x: x * st.equity  # noqa: E731
         self.log.ts.append(ts)
+        self.log.step.append(self.step)
+        self.log.multiplier.append(mult)
+        self.log.binding.append(tuple(proj.binding))
         self.log.equity.append(st.equity)
         self.log.exposure.append(st.positions.copy())
         self.log.gross.append(float(np.abs(st.positions).sum()))
@@ -504,6 +587,83 @@ class Coordinator:
         budget = self.full.risk_per_trade * st.equity * cfg.top_k
         self.log.risk_used.append(float(np.sum(np.abs(st.positions) * u) / budget) if budget > 0 else float("nan"))
         return self.target
+
+    # -- the RL sizer ---------------------------------------------------------------------------
+    def _rl_features(self, st: PortfolioState, score, p, chosen: list[int], w: np.ndarray,
+                     base: np.ndarray) -> np.ndarray:
+        """The sizer's state (SIZER_FEATURES), finite by construction."""
+        conf = [abs(2.0 * float(p[k]) - 1.0) for k in chosen]
+        vol = float(np.mean(np.std(w, axis=0))) * 1e4 if len(w) >= 2 else 0.0
+        x = np.array([max((float(score[k]) for k in chosen), default=0.0), float(np.mean(conf)) if conf else 0.0,
+                      vol, st.drawdown, float(np.abs(base).sum())])
+        return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _rl_size(self, ts: int, want: np.ndarray, st: PortfolioState, score, p, chosen: list[int], w: np.ndarray,
+                 scen: np.ndarray | None):
+        """(multiplier, projection) of the step: explored and logged before the split, the learned
+        policy's after it; always through rl_sizer.safe_exposure."""
+        from bot4.portfolio.ope import epsilon_greedy
+        from bot4.portfolio.rl_sizer import safe_exposure
+
+        m = np.asarray(self.multipliers)
+        eq = st.equity
+        base = want / eq if eq > 0 else np.zeros_like(want)
+        x = self._rl_features(st, score, p, chosen, w, base)
+        if self.step < self.split_step:
+            pi = epsilon_greedy(np.array([int(np.flatnonzero(m == 1.0)[0])]), len(m), self.cfg.rl_epsilon)[0]
+            a = min(int(np.searchsorted(np.cumsum(pi), self.rl_rng.random(), side="right")), len(m) - 1)
+            mult = float(m[a])
+            self.rl_open = SizerDecision(self.step, ts, x, base.copy(), a, float(pi[a]), eq, st.peak_equity,
+                                         float(self.pnl.sum()), self.mid.copy(), None if scen is None else scen.copy())
+        else:
+            if self.rl_learn and self.rl_policy is None and self.rl_error is None:
+                self._rl_fit()
+            if self.rl_policy is None:
+                self.rl_counters["steps_without_policy"] += 1
+                mult = 1.0
+            else:
+                mult = self.rl_policy.multiplier(x)     # NaN is sanitised (and counted) by safe_exposure
+        sa = safe_exposure(mult, base, st, self.buffered, self.rl_counters, max_multiplier=float(m[-1]))
+        return sa.multiplier, sa.projection
+
+    def _rl_close(self) -> None:
+        d = self.rl_open
+        if d is None:
+            return
+        d.reward = (float(self.pnl.sum()) - d.pnl) / d.equity
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = self.mid / d.mid - 1.0
+        d.returns = np.where(np.isfinite(r), r, 0.0)
+        self.rl_decisions.append(d)
+        self.rl_open = None
+
+    def logged_decisions(self):
+        """The closed decisions before the split as rl_sizer.LoggedDecisions (InputError when there
+        are too few)."""
+        from bot4.portfolio.rl_sizer import LoggedDecisions
+
+        ds = [d for d in self.rl_decisions if d.step < self.split_step and math.isfinite(d.reward)]
+        if len(ds) < 2:
+            raise InputError("rl_train_fraction", f"only {len(ds)} logged sizer decisions before the split")
+        scen = None
+        if all(d.scenarios is not None for d in ds):
+            t = min(len(d.scenarios) for d in ds)
+            scen = np.stack([d.scenarios[len(d.scenarios) - t:] for d in ds])
+        t0 = np.array([d.ts for d in ds], np.int64)
+        return LoggedDecisions(np.array([d.features for d in ds]), SIZER_FEATURES, np.array([d.base for d in ds]),
+                               np.array([d.returns for d in ds]), np.array([d.action for d in ds]),
+                               np.array([d.propensity for d in ds]), np.array([d.reward for d in ds]),
+                               np.array([d.equity for d in ds]), np.array([d.peak for d in ds]), t0, t0 + self.grid - 1,
+                               self.lanes.groups, self.lanes.allow_short, scen, 0.0, self.multipliers)
+
+    def _rl_fit(self) -> None:
+        from bot4.portfolio.rl_sizer import train
+
+        try:
+            self.rl_train = train(self.logged_decisions(), self.buffered, self.cfg.rl)
+            self.rl_policy = self.rl_train.policy
+        except (InputError, ValueError, np.linalg.LinAlgError) as exc:
+            self.rl_error = str(exc)     # the fixed sizer sizes the rest (counted steps_without_policy)
 
     # -- sequencing -----------------------------------------------------------------------------
     def _leg(self, k: int) -> int:
@@ -554,6 +714,7 @@ class Coordinator:
         """A lane's decision: update its state, count breaches, plan the step when it is new and
         move the lane toward its target (reductions first, legs released only when safe)."""
         k = self.index[int(ctx.instrument)]
+        self.now = max(self.now, int(ctx.ts))
         if int(ctx.position) != int(self.pos[k]):
             self.position_mismatch += 1
         self.pos[k] = int(ctx.position)
@@ -596,6 +757,7 @@ class Coordinator:
         self.check()
 
     def _close_rounds(self) -> None:
+        self._rl_close()
         for r in self.open_rounds:
             r.reward = float(self.pnl[r.lane] - self.pnl_at_step[r.lane])
             self.rounds.append(r)
@@ -648,6 +810,8 @@ class PortfolioResult:
     alternative: RunOutcome | None
     ope: dict
     seconds: float
+    fixed: RunOutcome | None = None     # sizer = "rl": the same run with the fixed sizer (the comparison)
+    ope_bandit: dict = field(default_factory=dict)   # the same estimators with memory 0 (bandit rounds)
 
     def instruments(self) -> list[dict]:
         """Per instrument: pnl, fees (account currency), fills, max_exposure and final position."""
@@ -669,6 +833,26 @@ class PortfolioResult:
     def max_drawdown(self) -> float:
         """Largest fall of the total equity of the main run (account currency)."""
         return total_drawdown(self.main.result, self.config.quote_to_account)
+
+    def sizer_json(self) -> dict:
+        """kind; for "rl": the split, the training (decisions, Lagrange multipliers, DR value, or
+        the error that left the fixed sizer in place), the safety layer's counters and the held-out
+        comparison with the fixed sizer (held_out_metrics of both runs)."""
+        c = self.main.coordinator
+        if self.config.sizer != "rl":
+            return {"kind": "fixed"}
+        tr = c.rl_train
+        out = {"kind": "rl", "split_step": c.split_step, "split_ns": c.split_ns, "multipliers": list(c.multipliers),
+               "logged_decisions": sum(d.step < c.split_step for d in c.rl_decisions),
+               "train_error": c.rl_error, "safety_counters": dict(c.rl_counters),
+               "lambdas": tr.final_lambdas if tr is not None else None,
+               "train_value_dr": tr.value_dr if tr is not None else None,
+               "train_ess": tr.ess if tr is not None else None,
+               "held_out": {"rl": held_out_metrics(self.main, self.config.quote_to_account)}}
+        if self.fixed is not None:
+            out["held_out"]["fixed"] = held_out_metrics(self.fixed, self.config.quote_to_account)
+            out["fixed_limit_breaches"] = dict(self.fixed.coordinator.breaches)
+        return out
 
     def as_json(self) -> dict:
         """The `--json` figures (account currency; correlations are means over the steps)."""
@@ -707,7 +891,10 @@ class PortfolioResult:
             "steps": int(c.steps),
             "rounds": len(c.rounds),
             "ope": {k: v.as_dict() for k, v in self.ope.items()},
+            "ope_memory": self.config.ope_memory,
+            "ope_bandit": {k: v.as_dict() for k, v in self.ope_bandit.items()},
             "alternative": alt,
+            "sizer": self.sizer_json(),
             "step_latency_ns": ({"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
                                  "p999": float(np.percentile(lat, 99.9))} if lat.size else None),
             "kill_reason": str(self.main.result.kill_reason),
@@ -715,6 +902,31 @@ class PortfolioResult:
             "training_rows": self.signals.rows,
             "seconds": self.seconds,
         })
+
+
+def held_out_metrics(run: RunOutcome, fx: float = 1.0) -> dict:
+    """A run's figures over its held-out steps (from the coordinator's split on): P&L and max
+    drawdown of the total equity, CVaR_95 of the per-step P&L (historical, a positive loss; None
+    below 20 steps), limit breaches of the positions held, projections that bit (by limit) and the
+    mean multiplier; account currency."""
+    from bot4.portfolio.risk_measures import historical
+
+    c = run.coordinator
+    steps = np.asarray(c.log.step, np.int64)
+    keep = steps >= (c.split_step if c.split_step is not None else 0)
+    eq = np.asarray(c.log.equity, np.float64)[keep]
+    final = c.cfg.equity + float(run.result.pnl) * fx
+    path = np.concatenate([eq, [final]]) if eq.size else np.array([final])
+    dpnl = np.diff(path)
+    peak = np.maximum.accumulate(path)
+    binding = [b for b, k in zip(c.log.binding, keep) if k]
+    by_limit = {name: sum(name in b for b in binding) for name in LIMIT_NAMES}
+    mult = np.asarray(c.log.multiplier, np.float64)[keep]
+    return {"steps": int(keep.sum()), "pnl": float(path[-1] - path[0]), "max_drawdown": float(np.max(peak - path)),
+            "cvar95_step_pnl": float(historical(dpnl, 0.95).cvar) if dpnl.size >= 20 else None,
+            "limit_breaches": dict(c.breaches_held_out),
+            "projections": {"steps": int(sum(bool(b) for b in binding)), "by_limit": by_limit},
+            "mean_multiplier": float(mult.mean()) if mult.size else None}
 
 
 def _finite(x):
@@ -753,16 +965,41 @@ def load_recordings(paths) -> Any:
     return parts[0] if len(parts) == 1 else merge(parts)
 
 
-def _window_data(data, seconds: float):
-    if seconds <= 0:
+def common_span(data) -> tuple[int, int] | None:
+    """[start, end] (receive ns) in which every instrument of the data has book events: from the
+    latest first book event to the earliest last one (None without book events). Recordings
+    of different lengths side by side (Binance USD-M ends ~5 min before spot) would otherwise
+    leave lanes quoting a stale book after their data ended, and the engine fills them there."""
+    book = data.book
+    if not len(book):
+        return None
+    firsts, lasts = [], []
+    for i in np.unique(book["instrument"]):
+        t = book["ts_local"][book["instrument"] == i]
+        firsts.append(int(t.min()))
+        lasts.append(int(t.max()))
+    return max(firsts), min(lasts)
+
+
+def _window_data(data, seconds: float, span: tuple[int, int] | None = None):
+    if seconds <= 0 and span is None:
         return data
     from bot4.data.market_data import MarketData
 
-    first = min([int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a)])
-    cut = first + int(seconds * 1e9)
+    lo, hi = span if span is not None else (None, None)
+    first = lo if lo is not None else min([int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a)])
+    cut = first + int(seconds * 1e9) if seconds > 0 else hi + 1
+    if hi is not None:
+        cut = min(cut, hi + 1)
+    if cut <= first:
+        raise InputError("data", "the instruments' recordings do not overlap in time",
+                         "record them together, or set common_span = false")
 
     def keep(a):
-        return a[a["ts_local"] < cut] if len(a) else a
+        # the book before the common start is kept: it builds each instrument's book state
+        if not len(a):
+            return a
+        return a[a["ts_local"] < cut]
 
     return MarketData(specs=data.specs, book=keep(data.book), orders=keep(data.orders), trades=keep(data.trades),
                       bbo=keep(data.bbo), rejections=data.rejections, sequence_gaps=data.sequence_gaps,
@@ -788,26 +1025,37 @@ def grid_bars(features, lanes: Lanes, grid_ns: int) -> tuple[np.ndarray, np.ndar
 
 
 def _engine_config(config: PortfolioConfig, fc) -> dict:
+    # the job's own limits govern; the engine's per-order caps are in ticks x lots, which for a
+    # fine lot (spot: 1e-8 BTC) reach the default max_notional at a few hundred USDT and tripped
+    # the kill switch on consecutive rejects
     return {"engine": {"equity": config.equity / config.quote_to_account},
-            "pre_trade": {"max_position_lots": 2**40, "max_open_orders": 1000},
+            "pre_trade": {"max_position_lots": 2**40, "max_notional": 2**62, "max_open_orders": 1000},
             "kill_switch": {"max_drawdown": 0.99}, "features": fc}
 
 
 def run_lanes(data, lanes: Lanes, config: PortfolioConfig, signals: Signals, bars, bar_ends, fc,
-              fixed_action: int | None = None) -> RunOutcome:
-    """One engine run with a fresh coordinator (fixed_action: a deterministic policy)."""
+              fixed_action: int | None = None, *, split_step: int | None = None, rl_policy: Any = None,
+              rl_learn: bool = True) -> RunOutcome:
+    """One engine run with a fresh coordinator (fixed_action: a deterministic policy; split_step:
+    the RL sizer's split, also the held-out part of a fixed run; rl_policy: a trained sizer policy
+    to use after the split instead of training one; rl_learn=False: never train one here)."""
     from bot4.backtest import run
 
-    coord = Coordinator(lanes, config, signals, bars, bar_ends, signals.split_ns[2], fixed_action=fixed_action)
+    coord = Coordinator(lanes, config, signals, bars, bar_ends, signals.split_ns[2], fixed_action=fixed_action,
+                        split_step=split_step, rl_policy=rl_policy, rl_learn=rl_learn)
     res = run(data, None, _engine_config(config, fc), progress=False, strategy=lane_class(coord))
     coord._close_rounds()
     return RunOutcome(res, coord)
 
 
-def evaluate_alternative(rounds: list[Round], config: PortfolioConfig, seed: int = 0) -> dict:
-    """IPS / SNIPS / DR of always taking `config.alternative_action`, from the logged rounds."""
+def evaluate_alternative(rounds: list[Round], config: PortfolioConfig, seed: int = 0,
+                         memory: int | None = None) -> dict:
+    """IPS / SNIPS / DR of always taking `config.alternative_action`, from the logged rounds, with
+    importance weights over each lane's last `memory` steps (default config.ope_memory; module
+    text, step 8)."""
     from bot4.portfolio.ope import estimate_all, fit_reward_model
 
+    memory = config.ope_memory if memory is None else memory
     rounds = [r for r in rounds if math.isfinite(r.reward)]
     if len(rounds) < 10:
         return {}
@@ -819,8 +1067,10 @@ def evaluate_alternative(rounds: list[Round], config: PortfolioConfig, seed: int
     target[:, config.alternative_action] = 1.0
     x = np.array([r.context for r in rounds])
     q = fit_reward_model(x, action, reward, K, seed=seed) if len(rounds) >= 4 else None
+    episode = np.array([r.lane for r in rounds])
+    t = np.array([r.step for r in rounds])
     try:
-        return estimate_all(reward, action, pscore, target, q)
+        return estimate_all(reward, action, pscore, target, q, episode=episode, t=t, memory=memory)
     except InputError:
         return {}     # e.g. SNIPS undefined: the logs never took the alternative action
 
@@ -832,7 +1082,9 @@ def portfolio_backtest(data, config: PortfolioConfig | None = None) -> Portfolio
 
     t0 = time.perf_counter()
     config = config or PortfolioConfig()
-    data = _window_data(_merged(data), config.window_s)
+    data = _merged(data)
+    span = common_span(data) if config.common_span else None
+    data = _window_data(data, config.window_s, span)
     lanes = lanes_for(data.specs, config)
     fc = trading_config(decision="time", decision_interval_ns=config.grid_ns // config.checks_per_step)
     feats = compute(data, fc)
@@ -846,14 +1098,24 @@ def portfolio_backtest(data, config: PortfolioConfig | None = None) -> Portfolio
         instruments=np.asarray(feats.instruments)[on_grid], counters=feats.counters)
     signals = fit_signals(grid_feats, config)
     bar_ends, bars = grid_bars(grid_feats, lanes, config.grid_ns)
-    main = run_lanes(data, lanes, config, signals, bars, bar_ends, fc)
+    trade_start = signals.split_ns[2]
+    n_steps = max(1, (int(ts.max()) - trade_start) // config.grid_ns + 1)
+    split_step = max(1, int(n_steps * config.rl_train_fraction))
+    main = run_lanes(data, lanes, config, signals, bars, bar_ends, fc, split_step=split_step)
+    fixed = None
+    if config.sizer == "rl":
+        fixed = run_lanes(data, lanes, msgspec.structs.replace(config, sizer="fixed"), signals, bars, bar_ends, fc,
+                          split_step=split_step)
     alt = None
     ope = evaluate_alternative(main.coordinator.rounds, config, config.seed)
+    bandit = evaluate_alternative(main.coordinator.rounds, config, config.seed, memory=0) if config.ope_memory else ope
     if config.run_alternative:
-        alt = run_lanes(data, lanes, config, signals, bars, bar_ends, fc, fixed_action=config.alternative_action)
-    return PortfolioResult(config, lanes, signals, main, alt, ope, time.perf_counter() - t0)
+        alt = run_lanes(data, lanes, config, signals, bars, bar_ends, fc, fixed_action=config.alternative_action,
+                        split_step=split_step, rl_policy=main.coordinator.rl_policy, rl_learn=False)
+    return PortfolioResult(config, lanes, signals, main, alt, ope, time.perf_counter() - t0, fixed, bandit)
 
 
-__all__ = ["BUFFERED", "Coordinator", "Lanes", "PortfolioConfig", "PortfolioResult", "Round", "RunOutcome", "Signals",
-           "StepLog", "evaluate_alternative", "fit_signals", "grid_bars", "lane_class", "lanes_for", "load_recordings",
-           "portfolio_backtest", "run_lanes", "total_drawdown"]
+__all__ = ["BUFFERED", "SIZER_FEATURES", "Coordinator", "Lanes", "PortfolioConfig", "PortfolioResult", "Round",
+           "RunOutcome", "Signals", "SizerDecision", "StepLog", "evaluate_alternative", "fit_signals", "grid_bars",
+           "held_out_metrics", "lane_class", "lanes_for", "load_recordings", "portfolio_backtest", "run_lanes",
+           "total_drawdown"]
