@@ -3,7 +3,9 @@ chronological train / calibration / test split with purge gaps.
 
 The split is made on the full row timeline (every feature row, labelled or not) so that the purge
 gap is measured in real rows; rows whose label is undefined (dead zone, zero return, window past
-the data end, missing mid) are dropped from each slice afterwards.
+the data end, missing mid) are dropped from each slice afterwards. With a sequence length L > 1 a
+sample's features are the window of its last L feature rows (bot4.research.windows), and rows with
+fewer than L - 1 rows before them are dropped the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def label_definition(horizon: int, horizon_unit: str, dead_zone_bp: float) -> st
 @dataclass
 class Dataset:
     """Labelled rows in time order. Index arrays (train, calibration, test) point into X / y."""
-    X: np.ndarray                 # float32 (rows, features); NaN where a feature is undefined
+    X: np.ndarray                 # float32 (rows, features); NaN where a feature is undefined;
+                                  # with sequence_length L: windows, L * F columns, oldest row first
     y: np.ndarray                 # int8 0/1 label of each row
     timestamps: np.ndarray        # int64 ns, engine clock of each row
     rows: np.ndarray              # int64 row index in the instrument's feature rows (the split timeline)
@@ -47,6 +50,21 @@ class Dataset:
     n_feature_rows: int           # rows of the full feature matrix (labelled or not)
     instrument: int = 0
     spans: dict = field(default_factory=dict)  # slice -> [t_start_ns, t_end_ns, rows]
+    label_end_ns: np.ndarray | None = None     # int64 ns: time of the row each label window ends at
+    sequence_length: int = 1                   # feature rows per sample (bot4.research.windows)
+
+    def label_intervals(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """(t0, t1) of the samples `idx` in ns: the row's time and its label's end (bot4.research.splits).
+        Without label_end_ns (a Dataset built by hand), t1 = t0 + the horizon for an ns horizon and
+        the time of the row `horizon` samples later (or the last) for an events horizon."""
+        idx = np.asarray(idx, dtype=np.int64)
+        t0 = self.timestamps[idx]
+        if self.label_end_ns is not None:
+            return t0, self.label_end_ns[idx]
+        h = int(self.label["horizon"])
+        if self.label["unit"] == "ns":
+            return t0, t0 + h
+        return t0, self.timestamps[np.minimum(idx + h, self.timestamps.size - 1)]
 
     def part(self, name: str):
         """(X, y) of one slice."""
@@ -75,13 +93,19 @@ def _pick_instrument(instruments: np.ndarray, instrument: int | None) -> int:
 
 def build_dataset(data, feature_config=None, horizon: int = 100, horizon_unit: str = "events",
                   dead_zone_bp: float = 0.5, fractions=(0.6, 0.2, 0.2), *, instrument: int | None = None,
-                  features=None, progress: bool = False) -> Dataset:
+                  features=None, progress: bool = False, sequence_length: int = 1) -> Dataset:
     """Feature rows of `data` (MarketData) with forward-return labels and a purged split.
 
     `features` may pass an already computed FeatureSet (then `data` and `feature_config` are unused).
     With several instruments, only one instrument's rows are used (`instrument`, default: the one
     with the most rows), since the label compares consecutive mids of one price series.
+    sequence_length L > 1: each sample is the window of its last L feature rows, flattened oldest
+    first (L * F columns, names from bot4.research.windows.window_names); rows without L - 1 rows
+    before them are dropped like unlabelled rows.
     """
+    from bot4.research.windows import check_length, has_history, window_names, window_rows
+
+    sequence_length = check_length(sequence_length)
     if features is None:
         from bot4.features import FeatureConfig, compute
 
@@ -97,12 +121,13 @@ def build_dataset(data, feature_config=None, horizon: int = 100, horizon_unit: s
     parts, start = {}, 0
     keep_rows = []
     for name, idx in zip(SLICES, (split.train, split.calibration, split.test)):
-        kept = idx[label[idx] != UNDEFINED]     # dropped after the split: the purge used all rows
+        kept = idx[(label[idx] != UNDEFINED) & has_history(idx, sequence_length)]  # after the split:
+                                                # the purge used all rows
         keep_rows.append(kept)
         parts[name] = np.arange(start, start + kept.size, dtype=np.int64)
         start += kept.size
     rows = np.concatenate(keep_rows) if keep_rows else np.zeros(0, np.int64)
-    X = np.ascontiguousarray(matrix[rows], dtype=np.float32)
+    X = window_rows(matrix, rows, sequence_length)
     y = label[rows].astype(np.int8)
     t_rows = ts[rows]
     spans = {}
@@ -113,6 +138,7 @@ def build_dataset(data, feature_config=None, horizon: int = 100, horizon_unit: s
     label_info = {"horizon": int(horizon), "unit": horizon_unit, "dead_zone_bp": float(dead_zone_bp),
                   "definition": label_definition(int(horizon), horizon_unit, dead_zone_bp)}
     return Dataset(X=X, y=y, timestamps=t_rows, rows=rows,
-                   names=list(features.names), label=label_info, train=parts["train"],
+                   names=window_names(features.names, sequence_length), label=label_info, train=parts["train"],
                    calibration=parts["calibration"], test=parts["test"], gaps=tuple(split.gaps),
-                   n_feature_rows=int(ts.size), instrument=inst, spans=spans)
+                   n_feature_rows=int(ts.size), instrument=inst, spans=spans,
+                   label_end_ns=ts[np.minimum(end_idx[rows], ts.size - 1)], sequence_length=sequence_length)

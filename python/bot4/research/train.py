@@ -45,12 +45,17 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     Each field's unit and meaning is in its comment. Labels: the sign of the mid-price return over
     `horizon` (feature rows or ns), rows within `dead_zone_bp` of zero unlabelled. Rows are split
     in time into train / calibration / test by `fractions`, with purge gaps of the label horizon.
-    `model` picks the classifier (bot4.research.zoo.KINDS); the tree settings apply to XGBoost and
-    are mapped for LightGBM. ValueError at construction for an unknown model, calibration or
-    regime kind.
+    `model` picks the classifier (bot4.research.zoo.ALL_KINDS); the tree settings apply to XGBoost and
+    are mapped for LightGBM. `sequence_length` L > 1 makes each sample the window of its last L
+    feature rows (required, >= 2, by the sequence models 'lstm' and 'attention'; such a model takes
+    L * F inputs, which the core's ONNX Runtime path runs on windows, while the engine feeds one row
+    per decision). ValueError at construction for an unknown model, calibration or regime kind.
     """
 
-    model: str = "xgboost"              # bot4.research.zoo.KINDS: xgboost, lightgbm, logistic, mlp
+    model: str = "xgboost"              # bot4.research.zoo.ALL_KINDS: xgboost, lightgbm, logistic, mlp,
+                                        # lstm, attention (the last two: pip install 'bot4[deep]')
+    sequence_length: int = 1            # feature rows per sample (window, oldest first); >= 2 for
+                                        # lstm / attention (bot4.research.windows)
     # tree settings (XGBClassifier; LightGBM maps them, bot4.research.zoo.default_params)
     n_estimators: int = 500             # boosting rounds = trees (binary: one tree per round)
     max_depth: int = 6                  # maximum tree depth, levels below the root
@@ -77,9 +82,14 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     min_regime_class_rows: int = 200    # a regime gets its own map only with this many rows per class
 
     def __post_init__(self):
-        from bot4.research.zoo import KINDS
-        if self.model not in KINDS:
-            raise ValueError(f"model must be one of {KINDS}, got {self.model!r}")
+        from bot4.research.windows import check_length
+        from bot4.research.zoo import ALL_KINDS, SEQUENCE_KINDS
+        if self.model not in ALL_KINDS:
+            raise ValueError(f"model must be one of {ALL_KINDS}, got {self.model!r}")
+        check_length(self.sequence_length)
+        if self.model in SEQUENCE_KINDS and self.sequence_length < 2:
+            raise ValueError(f"model {self.model!r} reads windows of feature rows: set sequence_length >= 2 "
+                             f"(e.g. 16), got {self.sequence_length}")
         if self.calibration not in ("auto", *CALIBRATION_METHODS):
             raise ValueError(f"calibration must be 'auto' or one of {CALIBRATION_METHODS}, got {self.calibration!r}")
         from bot4.research.regimes import REGIME_KINDS
@@ -158,9 +168,12 @@ def _versions() -> dict:
     import xgboost
 
     import bot4
-    return {"xgboost": xgboost.__version__, "onnx": onnx.__version__,
-            "onnxmltools": onnxmltools.__version__, "onnxruntime": onnxruntime.__version__,
-            "bot4": bot4.__version__}
+    out = {"xgboost": xgboost.__version__, "onnx": onnx.__version__,
+           "onnxmltools": onnxmltools.__version__, "onnxruntime": onnxruntime.__version__,
+           "bot4": bot4.__version__}
+    if "torch" in sys.modules:   # a sequence model was fitted
+        out["torch"] = sys.modules["torch"].__version__
+    return out
 
 
 def export_onnx(classifier, n_features: int) -> bytes:
@@ -247,9 +260,13 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
         stage("features and labels")
         dataset = build_dataset(data, feature_config, horizon=config.horizon,
                                 horizon_unit=config.horizon_unit, dead_zone_bp=config.dead_zone_bp,
-                                fractions=config.fractions, progress=progress)
+                                fractions=config.fractions, progress=progress,
+                                sequence_length=config.sequence_length)
     seconds["dataset"] = time.perf_counter() - t
     ds = dataset
+    if ds.sequence_length != config.sequence_length:
+        raise ValueError(f"the dataset has windows of {ds.sequence_length} rows, the config asks for "
+                         f"{config.sequence_length}")
     sizes = {name: int(getattr(ds, name).size) for name in SLICES}
     stage(f"rows train {sizes['train']:,} / calibration {sizes['calibration']:,} / test {sizes['test']:,} "
           f"({ds.X.shape[1]} features, purge gaps {ds.gaps[0]} and {ds.gaps[1]} rows)")
@@ -269,7 +286,8 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
         clf.fit(X_tr, y_tr)
     else:
         stage(f"fitting {config.model}")
-        clf = zoo.fit(config.model, X_tr, y_tr, params)
+        t0_tr, t1_tr = ds.label_intervals(ds.train)
+        clf = zoo.fit(config.model, X_tr, y_tr, params, t0=t0_tr, t1=t1_tr)
     seconds["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -317,7 +335,11 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
         "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
         "feature_names": list(ds.names),
         "n_features": int(ds.X.shape[1]),
-        "input": {"name": INPUT_NAME, "dtype": "float32", "missing": "NaN"},
+        "input": {"name": INPUT_NAME, "dtype": "float32", "missing": "NaN",
+                  "sequence_length": int(ds.sequence_length),
+                  "layout": ("one feature row" if ds.sequence_length == 1 else
+                             f"the last {ds.sequence_length} feature rows, oldest first, flattened "
+                             f"row-major (bot4.research.windows)")},
         "output": {"name": "probabilities", "column": 1,
                    "meaning": "raw P(label = 1); apply 'calibration' (linear interpolation between "
                               "breakpoints, clipped outside) for the calibrated probability"},
@@ -335,11 +357,14 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
                                  "regime_model": regime_model.to_dict(), "calibration": cal.to_dict()}
                                 if regime_model is not None else
                                 {"kind": config.regime_kind, "error": regime_error}),
-        "model": {"kind": config.model, "objective": "binary:logistic", "opset": ONNX_OPSET,
+        "model": {"kind": config.model, "objective": "binary:logistic", "opset": zoo.opset(config.model),
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}},
         "versions": _versions(),
         "trained_on": source,
     }
+    if config.model in zoo.SEQUENCE_KINDS:
+        # losses per epoch, the epoch kept and the purged early-stopping fold's sizes
+        sidecar["model"]["training"] = clf.history
     if isinstance(feature_config, FeatureConfig):
         # what the backtest must compute for this model (bot4.backtest.run refuses a different one)
         sidecar["features"] = msgspec.to_builtins(feature_config)

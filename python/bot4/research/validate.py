@@ -46,6 +46,9 @@ class ValidateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     horizon_unit: str = "events"        # "events" (feature rows) or "ns"
     dead_zone_bp: float = 0.5
     # model: small on purpose, validation trains one per fold
+    model: str = "xgboost"              # bot4.research.zoo.ALL_KINDS (the tree settings: xgboost, lightgbm)
+    sequence_length: int = 1            # feature rows per sample (windows, bot4.research.windows);
+                                        # >= 2 for lstm / attention; > 1 needs backtest=False
     n_estimators: int = 100
     max_depth: int = 4
     learning_rate: float = 0.1
@@ -73,6 +76,16 @@ class ValidateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError(f"thresholds must be entry probabilities in (0.5, 1), got {self.thresholds}")
         if self.bar_ns <= 0:
             raise ValueError(f"bar_ns must be > 0, got {self.bar_ns}")
+        from bot4.research.windows import check_length
+        from bot4.research.zoo import ALL_KINDS, SEQUENCE_KINDS
+        if self.model not in ALL_KINDS:
+            raise ValueError(f"model must be one of {ALL_KINDS}, got {self.model!r}")
+        check_length(self.sequence_length)
+        if self.model in SEQUENCE_KINDS and self.sequence_length < 2:
+            raise ValueError(f"model {self.model!r} reads windows of feature rows: set sequence_length >= 2")
+        if self.sequence_length > 1 and self.backtest:
+            raise ValueError("the engine feeds a model one feature row per decision, not a window of "
+                             f"{self.sequence_length}: set backtest=False (probability metrics only)")
 
 
 @dataclass
@@ -89,8 +102,10 @@ class Samples:
 
 
 def build_samples(features, config: ValidateConfig, instrument: int | None = None) -> Samples:
-    """Labelled samples from a FeatureSet (rows whose label is undefined are dropped)."""
+    """Labelled samples from a FeatureSet (rows whose label is undefined are dropped, and with
+    config.sequence_length L > 1 the rows without L - 1 rows before them; X then holds windows)."""
     from bot4.research.dataset import MID_COLUMN, _pick_instrument, label_definition
+    from bot4.research.windows import has_history, window_names, window_rows
 
     inst = _pick_instrument(np.asarray(features.instruments), instrument)
     sel = np.flatnonzero(np.asarray(features.instruments) == inst)
@@ -99,10 +114,11 @@ def build_samples(features, config: ValidateConfig, instrument: int | None = Non
     mid = matrix[:, features.names.index(MID_COLUMN)]
     label, end = forward_labels(ts, mid, config.horizon, config.dead_zone_bp, config.horizon_unit)
     end_idx = label_end_index(ts, end, config.horizon_unit)
-    ok = (label != UNDEFINED) & (end_idx < ts.size)
+    L = config.sequence_length
+    ok = (label != UNDEFINED) & (end_idx < ts.size) & has_history(np.arange(ts.size), L)
     rows = np.flatnonzero(ok)
-    return Samples(X=np.ascontiguousarray(matrix[rows], dtype=np.float32), y=label[rows].astype(np.int8),
-                   t0=ts[rows], t1=ts[end_idx[rows]], names=list(features.names), instrument=inst,
+    return Samples(X=window_rows(matrix, rows, L), y=label[rows].astype(np.int8),
+                   t0=ts[rows], t1=ts[end_idx[rows]], names=window_names(features.names, L), instrument=inst,
                    n_feature_rows=int(ts.size),
                    label={"horizon": config.horizon, "unit": config.horizon_unit,
                           "dead_zone_bp": config.dead_zone_bp,
@@ -152,8 +168,10 @@ def train_fold(s: Samples, fit: np.ndarray, cal: np.ndarray, test: np.ndarray, c
     ds = Dataset(X=np.ascontiguousarray(X[order]), y=np.asarray(y[order], dtype=np.int8), timestamps=s.t0[order],
                  rows=order.astype(np.int64), names=s.names, label=s.label, train=parts[0],
                  calibration=parts[1], test=parts[2], gaps=(0, 0), n_feature_rows=s.n_feature_rows,
-                 instrument=s.instrument, spans=spans)
-    tconf = TrainConfig(n_estimators=config.n_estimators, max_depth=config.max_depth,
+                 instrument=s.instrument, spans=spans, label_end_ns=s.t1[order],
+                 sequence_length=config.sequence_length)
+    tconf = TrainConfig(model=config.model, sequence_length=config.sequence_length,
+                        n_estimators=config.n_estimators, max_depth=config.max_depth,
                         learning_rate=config.learning_rate, seed=config.seed, horizon=config.horizon,
                         horizon_unit=config.horizon_unit, dead_zone_bp=config.dead_zone_bp,
                         ece_bins=config.ece_bins)

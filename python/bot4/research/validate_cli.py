@@ -49,11 +49,15 @@ def _config(args: argparse.Namespace):
             raise ConfigError(f"--test-groups: must be < --folds ({args.folds}), got {args.test_groups}")
         kw["test_groups"] = args.test_groups
     for key, v in (("n_estimators", args.trees), ("max_depth", args.depth), ("horizon", args.horizon),
-                   ("window", args.window), ("thresholds", args.thresholds)):
+                   ("window", args.window), ("thresholds", args.thresholds), ("model", args.model),
+                   ("sequence_length", args.sequence_length)):
         if v is not None:
             kw[key] = v
     if args.no_backtest:
         kw["backtest"] = False
+    from bot4.research.zoo import SEQUENCE_KINDS
+    if args.model in SEQUENCE_KINDS and args.sequence_length is None:
+        kw["sequence_length"] = 16
     try:
         return ValidateConfig(**kw)
     except (TypeError, ValueError) as exc:
@@ -133,6 +137,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def add_validate_command(sub, add_stream_args) -> None:
     from bot4.cli import count
     from bot4.research.validate import SCHEMES
+    from bot4.research.zoo import ALL_KINDS
 
     p = sub.add_parser("validate", help="walk-forward / purged k-fold / CPCV validation with purging, "
                                         "embargo, deflated Sharpe, PBO and leakage sentinels")
@@ -149,6 +154,11 @@ def add_validate_command(sub, add_stream_args) -> None:
     p.add_argument("--horizon", type=count(1), metavar="ROWS", help="label horizon in feature rows (default 100)")
     p.add_argument("--trees", type=count(1), metavar="N", help="boosting rounds per fold (default 100)")
     p.add_argument("--depth", type=count(1), metavar="N", help="maximum tree depth (default 4)")
+    p.add_argument("--model", choices=ALL_KINDS,
+                   help="model trained per fold (default xgboost; lstm / attention need "
+                        "pip install 'bot4[deep]', --sequence-length and --no-backtest)")
+    p.add_argument("--sequence-length", type=count(1), metavar="L",
+                   help="feature rows per sample: the window of the last L rows (default 1; 16 for lstm / attention)")
     p.add_argument("--thresholds", type=thresholds, metavar="P,P,...",
                    help="entry probabilities tried (trials of the deflated Sharpe and PBO); the first is "
                         "reported (default 0.55,0.52,0.6,0.65)")

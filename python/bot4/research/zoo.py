@@ -6,22 +6,37 @@
   logistic  median imputation + standardisation + LogisticRegression; skl2onnx
   mlp       median imputation + standardisation + MLPClassifier (one hidden layer); skl2onnx
 
+  lstm       one LSTM layer over windows of the last L feature rows (PyTorch, optional:
+             `pip install 'bot4[deep]'`); torch.onnx.export, opset 17 (bot4.research.sequence)
+  attention  single-head self-attention over the same windows; same export
+
 Every export takes one float32 input named 'input' [N, n_features] and has an output named
 'probabilities' [N, 2] (no ZipMap), which is what the core's ONNX Runtime path selects; tree models
 also run on the core's own tree path. Models are fitted on float32 rows, the dtype the core feeds.
+For the sequence kinds a row is a window flattened oldest row first (bot4.research.windows), so
+n_features = L * F and the core runs them through the same ONNX Runtime path; they stop early on a
+purged validation fold, so `fit` needs each sample's label interval (t0, t1).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("xgboost", "lightgbm", "logistic", "mlp")
+KINDS = ("xgboost", "lightgbm", "logistic", "mlp")    # one feature row per sample
+SEQUENCE_KINDS = ("lstm", "attention")                 # windows of feature rows (bot4.research.sequence)
+ALL_KINDS = KINDS + SEQUENCE_KINDS
 INPUT_NAME = "input"
 ONNX_OPSET = 15          # onnxmltools 1.16 refuses > 15 for XGBoost (METHODS.md §12)
 
 
-def fit(kind: str, X, y, params: dict):
-    """A fitted classifier of `kind` (params: that framework's keyword arguments)."""
+def fit(kind: str, X, y, params: dict, *, t0=None, t1=None):
+    """A fitted classifier of `kind` (params: that framework's keyword arguments; for the sequence
+    kinds bot4.research.sequence.DEFAULTS). t0, t1: each sample's label interval, required by the
+    sequence kinds (their purged early-stopping fold) and unused by the others."""
+    if kind in SEQUENCE_KINDS:
+        from bot4.research import sequence
+
+        return sequence.fit(kind, X, y, params, t0=t0, t1=t1)
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y)
     if kind == "xgboost":
@@ -47,7 +62,7 @@ def fit(kind: str, X, y, params: dict):
         steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                  ("scale", StandardScaler()), ("model", head)]
         return Pipeline(steps).fit(X, y)
-    raise ValueError(f"unknown model kind {kind!r} (one of {KINDS})")
+    raise ValueError(f"unknown model kind {kind!r} (one of {ALL_KINDS})")
 
 
 def proba(model, X) -> np.ndarray:
@@ -57,6 +72,13 @@ def proba(model, X) -> np.ndarray:
 
 def export(kind: str, model, n_features: int) -> bytes:
     """ONNX bytes with input 'input' float32 [None, n_features] and output 'probabilities' [N, 2]."""
+    if kind in SEQUENCE_KINDS:
+        from bot4.research import sequence
+
+        if n_features != model.width:
+            raise ValueError(f"the {kind} model takes {model.width} columns ({model.length} rows x "
+                             f"{model.n_features} features), not {n_features}")
+        return sequence.export(model)
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     types = [(INPUT_NAME, FloatTensorType([None, n_features]))]
@@ -77,7 +99,7 @@ def export(kind: str, model, n_features: int) -> bytes:
                               target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
                               options={id(model.steps[-1][1]): {"zipmap": False}})
         return onx.SerializeToString()
-    raise ValueError(f"unknown model kind {kind!r} (one of {KINDS})")
+    raise ValueError(f"unknown model kind {kind!r} (one of {ALL_KINDS})")
 
 
 def default_params(kind: str, config) -> dict:
@@ -94,4 +116,17 @@ def default_params(kind: str, config) -> dict:
     if kind == "mlp":
         return {"hidden_layer_sizes": (32,), "alpha": 1e-3, "max_iter": 300, "early_stopping": True,
                 "random_state": config.seed}
-    raise ValueError(f"unknown model kind {kind!r} (one of {KINDS})")
+    if kind in SEQUENCE_KINDS:
+        from bot4.research.sequence import DEFAULTS
+
+        return dict(DEFAULTS, length=config.sequence_length, seed=config.seed, n_jobs=config.n_jobs)
+    raise ValueError(f"unknown model kind {kind!r} (one of {ALL_KINDS})")
+
+
+def opset(kind: str) -> int:
+    """The ONNX opset `export` writes for `kind`."""
+    if kind in SEQUENCE_KINDS:
+        from bot4.research.sequence import ONNX_OPSET as SEQUENCE_OPSET
+
+        return SEQUENCE_OPSET
+    return ONNX_OPSET
