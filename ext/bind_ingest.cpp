@@ -92,16 +92,49 @@ void bind_tardis(py::module_& m) {
           "kind: 0 incremental_book_L2, 1 trades, 2 quotes, 3 book_snapshot; pairs: (side, price "
           "column, amount column) of a book_snapshot file, bids then asks.")
       .def("set_threads", &TardisDecoder::set_threads, "on"_a)
-      .def("feed", without_gil(&TardisDecoder::feed), "data"_a, "Bytes of the file as stored (gzip or plain).")
-      .def("feed_plain", without_gil(&TardisDecoder::feed_plain), "data"_a, "Decompressed bytes.")
+      .def("expect", &TardisDecoder::expect, "n_files"_a,
+           "Files 0..n_files-1 are read together, their rows decoded in one merged order (merge()).")
+      .def(
+          "feed",
+          [](TardisDecoder& d, const py::buffer& b, int64_t file) {
+            size_t n;
+            const uint8_t* p = bytes_of(b, n);
+            py::gil_scoped_release release;
+            d.feed(p, n, file);
+          },
+          "data"_a, "file"_a = -1, "Bytes of the file as stored (gzip or plain); file -1: the one begun last.")
+      .def(
+          "feed_plain",
+          [](TardisDecoder& d, const py::buffer& b, int64_t file) {
+            size_t n;
+            const uint8_t* p = bytes_of(b, n);
+            py::gil_scoped_release release;
+            d.feed_plain(p, n, file);
+          },
+          "data"_a, "file"_a = -1, "Decompressed bytes.")
       .def(
           "damage",
-          [](TardisDecoder& d, const std::string& kind) {
+          [](TardisDecoder& d, const std::string& kind, int64_t file) {
             if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
-            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
+            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file", file);
           },
-          "kind"_a, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
-      .def("end_file", &TardisDecoder::end_file)
+          "kind"_a, "file"_a = -1, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
+      .def("end_file", &TardisDecoder::end_file, "file"_a = -1)
+      .def(
+          "merge",
+          [](TardisDecoder& d) {
+            py::gil_scoped_release release;
+            return d.merge();
+          },
+          "Decodes the queued rows the merged order allows; returns the files it waits for (empty: all "
+          "decoded).")
+      .def(
+          "take_closed_book",
+          [](TardisDecoder& d) {
+            auto v = d.take_closed_book();
+            return take_vector(v);
+          },
+          "Book records of messages no later row can extend (the open message's levels stay).")
       .def("take_book", [](TardisDecoder& d) { return take_vector(d.book); })
       .def("take_trades", [](TardisDecoder& d) { return take_vector(d.trades); })
       .def("take_bbo", [](TardisDecoder& d) { return take_vector(d.bbo); })

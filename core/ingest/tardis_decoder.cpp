@@ -1,6 +1,8 @@
 #include "ingest/tardis_decoder.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "ingest/py_int.hpp"
 
@@ -60,22 +62,167 @@ void TardisDecoder::add_spec(const std::string& symbol, uint32_t instrument, Gri
   key_buf_.clear();
 }
 
-void TardisDecoder::begin_file(uint32_t file_index, bool gzip, TardisFile file) {
-  file_ = file_index;
-  file_spec_ = std::move(file);
-  has_key_ = false;
-  numeric_ids_ = -1;
-  reader_.begin(gzip);
+TardisDecoder::File& TardisDecoder::at(int64_t file) {
+  const int64_t i = file < 0 ? current_ : file;
+  if (i < 0 || static_cast<size_t>(i) >= files_.size() || !files_[static_cast<size_t>(i)]->begun) {
+    throw std::out_of_range("tardis decoder: file " + std::to_string(i) + " was not begun");
+  }
+  return *files_[static_cast<size_t>(i)];
 }
 
-void TardisDecoder::on_damage(const char* kind, int64_t line_no, const std::string& tail) {
+void TardisDecoder::expect(uint32_t n_files) {
+  while (files_.size() < n_files) {
+    auto f = std::make_unique<File>();
+    f->owner = this;
+    f->index = static_cast<uint32_t>(files_.size());
+    files_.push_back(std::move(f));
+    ++live_;
+  }
+}
+
+void TardisDecoder::begin_file(uint32_t file_index, bool gzip, TardisFile file) {
+  expect(file_index + 1);
+  File& f = *files_[file_index];
+  if (f.begun) throw std::logic_error("tardis decoder: file " + std::to_string(file_index) + " was begun twice");
+  f.begun = true;
+  f.spec = std::move(file);
+  f.reader.set_threads(threads_);
+  f.reader.begin(gzip);
+  current_ = file_index;
+}
+
+void TardisDecoder::end_file(int64_t file) {
+  File& f = at(file);
+  f.reader.end(f);
+  f.ended = true;
+  if (!f.queued()) retire(f);
+}
+
+void TardisDecoder::retire(File& f) {
+  if (f.done) return;
+  f.done = true;
+  --live_;
+  f.queue = std::vector<Pending>();
+  f.text = std::string();
+  f.head = 0;
+}
+
+int64_t TardisDecoder::line_key(File& f, const char* p, size_t n) {
+  // The 4th field if it is -?[0-9]{1,18} (bot4.data.tardis._row_key, the same rule).
+  if (key_csv_.split(p, n) && key_csv_.fields.size() >= 4) {
+    const Field& t = key_csv_.fields[3];
+    size_t i = t.n > 0 && t.p[0] == '-' ? 1 : 0;
+    const size_t digits = t.n - i;
+    if (digits >= 1 && digits <= 18) {
+      int64_t v = 0;
+      for (; i < t.n && t.p[i] >= '0' && t.p[i] <= '9'; ++i) v = v * 10 + (t.p[i] - '0');
+      if (i == t.n) {
+        if (t.p[0] == '-') v = -v;
+        if (v > f.run_max) f.run_max = v;
+      }
+    }
+  }
+  return f.run_max;
+}
+
+void TardisDecoder::file_line(File& f, const char* p, size_t n, int64_t line_no) {
+  if (direct(f)) {
+    row(f, p, n, line_no);
+    return;
+  }
+  const int64_t key = line_key(f, p, n);
+  f.queue.push_back(Pending{f.text.size(), n, line_no, key, nullptr});
+  f.text.append(p, n);
+}
+
+void TardisDecoder::file_damage(File& f, const char* kind, int64_t line_no, const std::string& tail) {
+  if (direct(f)) {
+    damage_row(f, kind, line_no, tail.data(), tail.size());
+    return;
+  }
+  f.queue.push_back(Pending{f.text.size(), tail.size(), line_no, f.run_max, kind});
+  f.text.append(tail);
+}
+
+std::vector<uint32_t> TardisDecoder::merge() {
+  std::vector<uint32_t> waiting;
+  while (true) {
+    waiting.clear();
+    File* best = nullptr;
+    for (auto& up : files_) {
+      File& f = *up;
+      if (f.done) continue;
+      if (!f.queued()) {
+        if (f.ended) {
+          retire(f);
+        } else {
+          waiting.push_back(f.index);
+        }
+        continue;
+      }
+      if (best == nullptr || f.queue[f.head].key < best->queue[best->head].key) best = &f;
+    }
+    if (best == nullptr) return waiting;
+    // What may come before best's rows: every other file's next key (a waiting file's next key
+    // is at least its running maximum so far), ties to the lower index.
+    int64_t bound_key = INT64_MAX;
+    uint32_t bound_index = UINT32_MAX;
+    bool bounded = false;
+    for (auto& up : files_) {
+      File& f = *up;
+      if (f.done || &f == best) continue;
+      const int64_t k = f.queued() ? f.queue[f.head].key : f.run_max;
+      if (!bounded || k < bound_key || (k == bound_key && f.index < bound_index)) {
+        bound_key = k;
+        bound_index = f.index;
+        bounded = true;
+      }
+    }
+    size_t decoded = 0;
+    while (best->queued()) {
+      const Pending q = best->queue[best->head];
+      if (bounded && (q.key > bound_key || (q.key == bound_key && best->index > bound_index))) break;
+      ++best->head;
+      ++decoded;
+      if (q.damage != nullptr) {
+        damage_row(*best, q.damage, q.line_no, best->text.data() + q.off, q.len);
+      } else {
+        row(*best, best->text.data() + q.off, q.len, q.line_no);
+      }
+    }
+    if (!best->queued()) {
+      best->queue.clear();
+      best->text.clear();
+      best->head = 0;
+      if (best->ended) retire(*best);
+    }
+    if (decoded == 0) return waiting;  // best waits for a file that was not fed yet
+  }
+}
+
+std::vector<BookEvent> TardisDecoder::take_closed_book() {
+  const bool open = m_open_ && m_file_ >= 0 && !files_[static_cast<size_t>(m_file_)]->done;
+  const size_t keep = open ? std::min(m_levels_, book.size()) : 0;
+  std::vector<BookEvent> out;
+  if (keep == 0) {
+    out.swap(book);
+    return out;
+  }
+  out.assign(book.begin(), book.end() - static_cast<std::ptrdiff_t>(keep));
+  book.erase(book.begin(), book.end() - static_cast<std::ptrdiff_t>(keep));
+  return out;
+}
+
+void TardisDecoder::damage_row(File& f, const char* kind, int64_t line_no, const char* tail, size_t n) {
   if (infer_) return;  // the reference's inference pass ignores damage; the decoding pass counts it
   const TardisReason r =
       std::strcmp(kind, "truncated_file") == 0 ? TardisReason::kTruncatedFile : TardisReason::kCorruptFile;
-  rejections.reject(static_cast<size_t>(r), file_, line_no, tail.data(), tail.size());
+  rejections.reject(static_cast<size_t>(r), f.index, line_no, tail, n);
 }
 
-void TardisDecoder::on_line(const char* p, size_t n, int64_t line_no) {
+void TardisDecoder::row(File& f, const char* p, size_t n, int64_t line_no) {
+  cur_ = &f;
+  file_ = f.index;
   line_no_ = line_no;
   if (line_no == 1) return;  // the header, read by Python
   if (!csv_.split(p, n)) {
@@ -87,7 +234,7 @@ void TardisDecoder::on_line(const char* p, size_t n, int64_t line_no) {
     infer_row();
     return;
   }
-  switch (file_spec_.kind) {
+  switch (f.spec.kind) {
     case TardisKind::kIncrementalBookL2: book_row(p, n); break;
     case TardisKind::kTrades: trade_row(p, n); break;
     case TardisKind::kQuotes: quote_row(p, n); break;
@@ -169,12 +316,14 @@ void TardisDecoder::open_message(int64_t tsx, int64_t tsl, uint32_t iid, uint8_t
   m_flags_ = flags;
   m_clear_ = clear;
   m_levels_ = 0;
+  m_file_ = cur_->index;
+  m_open_ = false;
 }
 
 void TardisDecoder::add_level(uint8_t side, int64_t price, int64_t qty) {
   // kLast goes on the message's last level: set on each new level, taken off its predecessor
   // (a message's levels are contiguous and stay in `book` until the load ends).
-  if (m_levels_ > 0) book.back().flags &= static_cast<uint8_t>(~event_flag::kLast);
+  if (m_levels_ > 0 && !book.empty()) book.back().flags &= static_cast<uint8_t>(~event_flag::kLast);
   BookEvent e{};
   e.ts_exchange = m_tsx_;
   e.ts_local = m_tsl_;
@@ -211,15 +360,19 @@ void TardisDecoder::book_row(const char* line, size_t n) {
     reject(TardisReason::kBadSide, line, n);
     return;
   }
-  if (!has_key_ || key_sym_ != sym || key_tsx_ != tsx || key_tsl_ != tsl || key_snap_ != snap) {
-    has_key_ = true;
-    key_sym_ = sym;
-    key_tsx_ = tsx;
-    key_tsl_ = tsl;
-    key_snap_ = snap;
+  File& file = *cur_;
+  // A row of another file in between (a book_snapshot row) ended this file's message.
+  if (!file.has_key || file.key_sym != sym || file.key_tsx != tsx || file.key_tsl != tsl || file.key_snap != snap ||
+      m_file_ != static_cast<int64_t>(file.index)) {
+    file.has_key = true;
+    file.key_sym = sym;
+    file.key_tsx = tsx;
+    file.key_tsl = tsl;
+    file.key_snap = snap;
     const bool clear = snap && !sym->in_snapshot;
     sym->in_snapshot = snap;
     open_message(tsx, tsl, sym->iid, snap ? event_flag::kSnapshot : 0, clear);
+    m_open_ = true;
   }
   int64_t price = 0, qty = 0;
   TardisReason why_p = TardisReason::kBadNumber, why_q = TardisReason::kBadNumber;
@@ -238,9 +391,10 @@ void TardisDecoder::trade_row(const char* line, size_t n) {
   if (sym == nullptr) return;
   const auto& f = csv_.fields;
   const int64_t row_seq = row_seq_++;
-  if (numeric_ids_ < 0) numeric_ids_ = ascii_digits(f[4]) ? 1 : 0;
+  int& numeric_ids = cur_->numeric_ids;
+  if (numeric_ids < 0) numeric_ids = ascii_digits(f[4]) ? 1 : 0;
   int64_t seq = row_seq;
-  if (numeric_ids_ == 1) {
+  if (numeric_ids == 1) {
     __int128 id = 0;
     if (!ascii_digits(f[4]) || !py_int(f[4], id) || id >= (static_cast<__int128>(1) << 63)) {
       reject(TardisReason::kBadId, line, n);
@@ -321,11 +475,11 @@ void TardisDecoder::quote_row(const char* line, size_t n) {
 
 void TardisDecoder::snapshot_row(const char* line, size_t n) {
   int64_t tsx = 0, tsl = 0;
-  Sym* sym = common(static_cast<size_t>(file_spec_.ncols), line, n, tsx, tsl);
+  Sym* sym = common(static_cast<size_t>(cur_->spec.ncols), line, n, tsx, tsl);
   if (sym == nullptr) return;
   const auto& f = csv_.fields;
   open_message(tsx, tsl, sym->iid, event_flag::kSnapshot, true);
-  for (const SnapshotColumns& c : file_spec_.pairs) {
+  for (const SnapshotColumns& c : cur_->spec.pairs) {
     const Field& p = f[static_cast<size_t>(c.price_col)];
     if (p.empty()) continue;
     int64_t price = 0, qty = 0;
@@ -342,7 +496,7 @@ void TardisDecoder::snapshot_row(const char* line, size_t n) {
 
 void TardisDecoder::infer_row() {
   const auto& f = csv_.fields;
-  if (f.size() != static_cast<size_t>(file_spec_.ncols)) return;
+  if (f.size() != static_cast<size_t>(cur_->spec.ncols)) return;
   uint32_t index;
   if (last_found_ >= 0 && f[1].n == key_buf_.size() && std::memcmp(f[1].p, key_buf_.data(), f[1].n) == 0) {
     index = static_cast<uint32_t>(last_found_);
@@ -359,7 +513,7 @@ void TardisDecoder::infer_row() {
   last_found_ = static_cast<int64_t>(index);
   Found& entry = found[index];
   for (int slot = 0; slot < 2; ++slot) {
-    const std::vector<int>& cols = slot == 0 ? file_spec_.price_cols : file_spec_.amount_cols;
+    const std::vector<int>& cols = slot == 0 ? cur_->spec.price_cols : cur_->spec.amount_cols;
     int& best = slot == 0 ? entry.price_decimals : entry.amount_decimals;
     for (int c : cols) {
       const Field& v = f[static_cast<size_t>(c)];

@@ -9,6 +9,15 @@
 // rows, streaming: begin_file(), feed() chunks (gzip or plain, ingest/line_reader.hpp) or
 // feed_plain() (bytes Python decompressed, e.g. zstd), end_file().
 //
+// Several files read together (expect(n) first, then the files fed in any interleaving, each
+// call naming its file) are decoded in one merged row order: by each file's running maximum of
+// local_timestamp (its rows' 4th field; a row without one keeps the running maximum so far),
+// ties to the lower file index, each file's rows in their order. That is the order of a stable
+// sort of the files' rows concatenated, so it does not depend on how the files were cut into
+// chunks; merge() decodes every row that order already allows and says which files it waits
+// for. A file's lines wait in its queue (bounded by what was fed) until their turn; while a
+// single file remains they are decoded as they are split, as in the one-file case.
+//
 // Infer mode (constructed with infer=true) is the reference's infer_specs pass instead: per
 // symbol, in order of first appearance, the exchange and the largest number of decimals written
 // in its prices and amounts. Texts with an exponent or non-ASCII bytes are handed back in
@@ -18,6 +27,7 @@
 // timestamps and ids; here those rows are bad_timestamp / bad_id / malformed.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,22 +74,29 @@ struct TardisFile {
   std::vector<SnapshotColumns> pairs;        // book_snapshot
 };
 
-class TardisDecoder final : public LineSink {
+class TardisDecoder {
  public:
   explicit TardisDecoder(bool infer) : infer_(infer) {}
 
   // A known instrument, by its symbol as written in the files (utf-8 bytes).
   void add_spec(const std::string& symbol, uint32_t instrument, Grid price, Grid qty);
 
+  // Files 0..n-1 are read together (see the header comment); without it each file is read to
+  // its end before the next begins.
+  void expect(uint32_t n_files);
   void begin_file(uint32_t file_index, bool gzip, TardisFile file);
-  void set_threads(bool on) { reader_.set_threads(on); }
-  void feed(const uint8_t* data, size_t n) { reader_.feed(data, n, *this); }
-  void feed_plain(const uint8_t* data, size_t n) { reader_.feed_plain(data, n, *this); }
-  void damage(const char* kind) { reader_.damage(kind, *this); }
-  void end_file() { reader_.end(*this); }
-
-  void on_line(const char* p, size_t n, int64_t line_no) override;
-  void on_damage(const char* kind, int64_t line_no, const std::string& tail) override;
+  void set_threads(bool on) { threads_ = on; }
+  // file: the file the bytes belong to; -1: the one begun last.
+  void feed(const uint8_t* data, size_t n, int64_t file = -1) { at(file).reader.feed(data, n, at(file)); }
+  void feed_plain(const uint8_t* data, size_t n, int64_t file = -1) { at(file).reader.feed_plain(data, n, at(file)); }
+  void damage(const char* kind, int64_t file = -1) { at(file).reader.damage(kind, at(file)); }
+  void end_file(int64_t file = -1);
+  // Decodes the queued rows the merged order allows; returns the files it waits for (begun or
+  // expected, not ended, nothing queued). Empty once every file is ended and decoded.
+  std::vector<uint32_t> merge();
+  // Book records of the messages no later row can extend (all of them once every file ended):
+  // moved out, the open message's levels stay (a continuing row moves kLast off its last level).
+  std::vector<BookEvent> take_closed_book();
 
   std::vector<BookEvent> book;
   std::vector<TradeEvent> trades;
@@ -101,6 +118,45 @@ class TardisDecoder final : public LineSink {
   std::vector<Exotic> exotic;
 
  private:
+  // One file's reading state: its line splitter, layout, message key and queue of lines that
+  // wait for their turn in the merged order.
+  struct Pending {
+    size_t off, len;  // text (the line, or a damage tail) in `text`
+    int64_t line_no;
+    int64_t key;
+    const char* damage;  // nullptr: a line
+  };
+  struct File final : LineSink {
+    TardisDecoder* owner = nullptr;
+    uint32_t index = 0;
+    bool begun = false, ended = false, done = false;  // done: ended and nothing queued
+    LineReader reader;
+    TardisFile spec;
+    bool has_key = false;
+    const void* key_sym = nullptr;
+    int64_t key_tsx = 0, key_tsl = 0;
+    bool key_snap = false;
+    int numeric_ids = -1;  // -1 unknown, 0 row ordinals, 1 numeric ids
+    int64_t run_max = INT64_MIN;  // running maximum of local_timestamp (µs) of the lines split
+    std::string text;
+    std::vector<Pending> queue;
+    size_t head = 0;
+    bool queued() const { return head < queue.size(); }
+    void on_line(const char* p, size_t n, int64_t line_no) override { owner->file_line(*this, p, n, line_no); }
+    void on_damage(const char* kind, int64_t line_no, const std::string& tail) override {
+      owner->file_damage(*this, kind, line_no, tail);
+    }
+  };
+  File& at(int64_t file);
+  void file_line(File& f, const char* p, size_t n, int64_t line_no);
+  void file_damage(File& f, const char* kind, int64_t line_no, const std::string& tail);
+  // The only file left to read, with nothing queued: its rows need no merging.
+  bool direct(const File& f) const { return live_ == 1 && !f.queued(); }
+  int64_t line_key(File& f, const char* p, size_t n);
+  void row(File& f, const char* p, size_t n, int64_t line_no);
+  void damage_row(File& f, const char* kind, int64_t line_no, const char* tail, size_t n);
+  void retire(File& f);
+
   struct Sym {
     uint32_t iid = 0;
     Grid price, qty;
@@ -125,11 +181,15 @@ class TardisDecoder final : public LineSink {
   void add_level(uint8_t side, int64_t price, int64_t qty);
 
   bool infer_;
-  LineReader reader_;
-  TardisFile file_spec_;
+  bool threads_ = true;
+  std::vector<std::unique_ptr<File>> files_;
+  int64_t current_ = -1;  // the file begun last
+  uint32_t live_ = 0;     // files expected or begun and not done
+  File* cur_ = nullptr;   // the file of the row being decoded
   uint32_t file_ = 0;
   int64_t line_no_ = 0;
   CsvFields csv_;
+  CsvFields key_csv_;
   std::unordered_map<std::string, Sym> syms_;  // node-based: Sym addresses are stable
   std::string key_buf_;                         // the symbol of last_sym_ / last_found_
   Sym* last_sym_ = nullptr;
@@ -143,12 +203,10 @@ class TardisDecoder final : public LineSink {
   uint8_t m_flags_ = 0;
   bool m_clear_ = false;
   size_t m_levels_ = 0;
-  // per file: the incremental_book_L2 message key and the trades' id kind
-  bool has_key_ = false;
-  const Sym* key_sym_ = nullptr;
-  int64_t key_tsx_ = 0, key_tsl_ = 0;
-  bool key_snap_ = false;
-  int numeric_ids_ = -1;  // -1 unknown, 0 row ordinals, 1 numeric ids
+  // the file whose row opened the last message, and whether a later row may extend it (an
+  // incremental_book_L2 message; a row of another file always opens its own)
+  int64_t m_file_ = -1;
+  bool m_open_ = false;
 
   std::unordered_map<std::string, uint32_t> found_index_;
 };

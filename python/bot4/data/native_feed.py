@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot4 import _core
-from bot4.data.progress import GZIP_MAGIC, ZSTD_MAGIC, iter_decompressed
+from bot4.data.progress import _PIECE, CHUNK, GZIP_MAGIC, ZSTD_MAGIC, iter_decompressed
 
 
 def compression(path: Path) -> str:
@@ -26,8 +26,10 @@ def compression(path: Path) -> str:
 
 def feed_file(decoder, path: Path, bar, begin: Callable[[bool], None], chunk_bytes: int,
               python_inflate: bool = False) -> Iterator[None]:
-    """Feeds `path` to `decoder`, yielding after each chunk; `begin(gzip)` starts the file in the
-    decoder (gzip=True: the bytes fed are the gzip stream). end_file() is called at the end."""
+    """Feeds `path` to `decoder`, yielding after each chunk of `chunk_bytes` bytes as stored
+    (zstd: rounded up to whole 4 KiB pieces; gzip inflated in Python: 1 MiB); `begin(gzip)` starts
+    the file in the decoder (gzip=True: the bytes fed are the gzip stream). end_file() is called at
+    the end."""
     kind = compression(path)
     with open(path, "rb") as raw:
         if kind == "gzip" and not python_inflate and _core.ingest.has_zlib:
@@ -36,9 +38,18 @@ def feed_file(decoder, path: Path, bar, begin: Callable[[bool], None], chunk_byt
                 bar.update(len(chunk))
                 decoder.feed(chunk)
                 yield
+        elif kind == "plain":
+            begin(False)
+            while chunk := raw.read(chunk_bytes):
+                bar.update(len(chunk))
+                decoder.feed_plain(chunk)
+                yield
         else:
             begin(False)
-            for out in iter_decompressed(raw, bar):
+            # whole 4 KiB pieces a chunk: the pieces (what damage drops) stay aligned to the file
+            # offset whatever chunk_bytes is
+            piece = -(-chunk_bytes // _PIECE) * _PIECE
+            for out in iter_decompressed(raw, bar, piece if kind == "zstd" else CHUNK):
                 if isinstance(out, tuple):
                     decoder.damage(out[0])
                     break

@@ -42,9 +42,10 @@ def byte_progress(paths: Sequence[Path], enabled: bool, desc: str):
                 file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def iter_decompressed(raw, bar) -> Iterator[bytes | tuple[str]]:
+def iter_decompressed(raw, bar, chunk_bytes: int = CHUNK) -> Iterator[bytes | tuple[str]]:
     """The bytes of an open binary file, decompressed when it is gzip (multi-member) or zstd
-    (multi-frame), in chunks.
+    (multi-frame), in chunks of `chunk_bytes` bytes as stored (a multiple of 4 KiB keeps the
+    damage contract below the same whatever the size).
 
     Yields bytes chunks; if the compressed stream is corrupt or ends early, yields everything
     decoded before the damage (for a corrupt chunk, up to its last good 4 KiB input piece) and then
@@ -53,13 +54,13 @@ def iter_decompressed(raw, bar) -> Iterator[bytes | tuple[str]]:
     head = raw.read(4)
     raw.seek(0)
     if head == ZSTD_MAGIC:
-        yield from _iter_zstd(raw, bar)
+        yield from _iter_zstd(raw, bar, chunk_bytes)
         return
     head = head[:2]
     dec = zlib.decompressobj(wbits=31) if head == GZIP_MAGIC else None
     damage: str | None = None
     while True:
-        chunk = raw.read(CHUNK)
+        chunk = raw.read(chunk_bytes)
         if not chunk:
             break
         bar.update(len(chunk))
@@ -133,7 +134,7 @@ def _inflate(dec, data: bytes, parts: list[bytes]):
     return dec
 
 
-def _iter_zstd(raw, bar) -> Iterator[bytes | tuple[str]]:
+def _iter_zstd(raw, bar, chunk_bytes: int = CHUNK) -> Iterator[bytes | tuple[str]]:
     """iter_decompressed for zstd: 4 KiB input pieces, so a corrupt frame drops only the output of
     the piece zstd refused; a new frame may follow the end of one (concatenated .zst files)."""
     import zstandard
@@ -141,7 +142,7 @@ def _iter_zstd(raw, bar) -> Iterator[bytes | tuple[str]]:
     dec = zstandard.ZstdDecompressor().decompressobj()
     damage: str | None = None
     while True:
-        chunk = raw.read(CHUNK)
+        chunk = raw.read(chunk_bytes)
         if not chunk:
             break
         bar.update(len(chunk))

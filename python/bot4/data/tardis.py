@@ -10,7 +10,7 @@ module's Python reader (``engine="python"``) is the reference it is tested again
   message: FLAG_LAST on its last record. ``is_snapshot=true`` rows carry FLAG_SNAPSHOT, and the
   first row of a run of snapshot rows (at the start of the symbol's data or after non-snapshot
   rows) carries FLAG_CLEAR: the book is reset there, as Tardis asks on reconnection snapshots.
-  Tardis gives no update ids: ``seq`` is the message's ordinal in the load.
+  Tardis gives no update ids: ``seq`` is the message's ordinal in the load (merged order).
 * ``trades`` (exchange,symbol,timestamp,local_timestamp,id,side,price,amount) -> ``trades``.
   ``side`` is the aggressor (buy -> BID, sell -> ASK, anything Tardis marks unknown -> NO_SIDE).
   ``seq`` is the numeric trade id when the file's ids are integers; when they are not (BitMEX
@@ -23,6 +23,13 @@ module's Python reader (``engine="python"``) is the reference it is tested again
 
 Timestamps: ``timestamp`` (exchange, µs) -> ts_exchange ns, ``local_timestamp`` (Tardis receive
 time, µs) -> ts_local ns.
+
+Several files (an instrument's incremental_book_L2 and trades files, several days, several
+symbols) are read in one merged row order, so every array is in receive order across files: by
+each file's running maximum of local_timestamp (a row without a readable one keeps its file's
+maximum so far), ties to the file given first, each file's rows in their order. An L2 message
+never spans files: a row of another file that opens a message (a book_snapshot row) ends it.
+``iter_tardis`` decodes the same rows in the same order part by part, with bounded memory.
 
 Instrument specs: pass ``spec`` (one InstrumentSpec, for files of that symbol) or a dict
 symbol -> spec. Rows of a symbol without a spec are rejected as ``unknown_symbol``. With
@@ -44,9 +51,10 @@ alone; the rest of its message is kept.
 from __future__ import annotations
 
 import csv
+import heapq
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -177,6 +185,7 @@ class _Reader:
         self.book = BookColumns()
         self.trades: list[tuple] = []
         self.bbo: list[tuple] = []
+        self.msg_file: _File | None = None  # the file whose row opened the last message
 
     def reject(self, reason: str, source: str, line_no: int, text) -> None:
         if isinstance(text, bytes):
@@ -185,9 +194,10 @@ class _Reader:
 
     # --- book message plumbing ---
 
-    def _open_message(self, tsx: int, tsl: int, iid: int, flags: int, clear: bool) -> None:
+    def _open_message(self, ff: _File, tsx: int, tsl: int, iid: int, flags: int, clear: bool) -> None:
         self.book.open_message(tsx, tsl, self.msg_seq, iid, flags, clear)
         self.msg_seq += 1
+        self.msg_file = ff
 
     # --- rows ---
 
@@ -215,121 +225,163 @@ class _Reader:
             self.venue = f[0]
         return sym, tsx, tsl
 
-    def read(self, path: Path, kind: str, header: list[str], bar) -> None:
-        source = str(path)
-        lines = iter_lines(path, bar, lambda k, n, t: self.reject(k, source, n, t))
-        next(lines, None)  # header
-        getattr(self, "_read_" + kind)(lines, header, source)
+    def read(self, files: list[Path], kinds: list[str], headers: list[list[str]], bar) -> None:
+        """Every file's rows in the merged order (see merged_rows)."""
+        states = [_File(i, path, kind, header) for i, (path, kind, header) in enumerate(zip(files, kinds, headers))]
+        for _, index, line_no, line, f, damage in merged_rows(states, bar):
+            ff = states[index]
+            if damage is not None:
+                self.reject(damage, ff.source, line_no, line)
+            elif line_no != 1:  # the header
+                getattr(self, "_row_" + ff.kind)(ff, f, line_no, line)
 
-    def _read_incremental_book_L2(self, lines, header, source) -> None:
-        key = None
-        for line_no, line in lines:
-            f = _split(line)
-            common = self._common(f, 8, source, line_no, line)
-            if common is None:
+    def _row_incremental_book_L2(self, ff: _File, f: list[str], line_no: int, line: bytes) -> None:
+        source = ff.source
+        common = self._common(f, 8, source, line_no, line)
+        if common is None:
+            return
+        sym, tsx, tsl = common
+        snap_text = f[4]
+        if snap_text == "true":
+            is_snap = True
+        elif snap_text == "false":
+            is_snap = False
+        else:
+            self.reject("malformed_row", source, line_no, line)
+            return
+        side = _BOOK_SIDE.get(f[5])
+        if side is None:
+            self.reject("bad_side", source, line_no, line)
+            return
+        row_key = (f[1], tsx, tsl, is_snap)
+        # a row of another file in between (a book_snapshot row) ended this file's message
+        if row_key != ff.key or self.msg_file is not ff:
+            ff.key = row_key
+            clear = is_snap and not sym.in_snapshot
+            sym.in_snapshot = is_snap
+            self._open_message(ff, tsx, tsl, sym.iid, FLAG_SNAPSHOT if is_snap else 0, clear)
+        price = sym.price(f[6])
+        qty = sym.qty(f[7])
+        if isinstance(price, str) or isinstance(qty, str):
+            self.reject(price if isinstance(price, str) else qty, source, line_no, line)
+            return
+        self.book.add_level(side, price, qty)
+
+    def _row_trades(self, ff: _File, f: list[str], line_no: int, line: bytes) -> None:
+        source = ff.source
+        common = self._common(f, 8, source, line_no, line)
+        if common is None:
+            return
+        sym, tsx, tsl = common
+        row_seq = self.row_seq
+        self.row_seq += 1
+        if ff.numeric_ids is None:
+            ff.numeric_ids = f[4].isdigit()
+        if ff.numeric_ids:
+            if not f[4].isdigit():
+                self.reject("bad_id", source, line_no, line)
+                return
+            seq = int(f[4])
+            if seq >= 1 << 63:
+                self.reject("bad_id", source, line_no, line)
+                return
+        else:
+            seq = row_seq
+        aggressor = _AGGRESSOR.get(f[5])
+        if aggressor is None:
+            self.reject("bad_side", source, line_no, line)
+            return
+        price = sym.price(f[6])
+        qty = sym.qty(f[7])
+        if isinstance(price, str) or isinstance(qty, str):
+            self.reject(price if isinstance(price, str) else qty, source, line_no, line)
+            return
+        self.trades.append((tsx, tsl, seq, price, qty, sym.iid, aggressor, FLAG_LAST, 0))
+
+    def _row_quotes(self, ff: _File, f: list[str], line_no: int, line: bytes) -> None:
+        source = ff.source
+        common = self._common(f, 8, source, line_no, line)
+        if common is None:
+            return
+        sym, tsx, tsl = common
+        seq = self.row_seq
+        self.row_seq += 1
+        ask_qty, ask_price, bid_price, bid_qty = f[4], f[5], f[6], f[7]
+        values = []
+        for p_text, q_text, none in ((bid_price, bid_qty, NO_BID_PRICE),
+                                     (ask_price, ask_qty, NO_ASK_PRICE)):
+            if p_text == "":
+                values += [none, 0]
                 continue
-            sym, tsx, tsl = common
-            snap_text = f[4]
-            if snap_text == "true":
-                is_snap = True
-            elif snap_text == "false":
-                is_snap = False
-            else:
-                self.reject("malformed_row", source, line_no, line)
+            p, q = sym.price(p_text), sym.qty(q_text or "0")
+            bad = p if isinstance(p, str) else q if isinstance(q, str) else None
+            if bad is not None:
+                self.reject(bad, source, line_no, line)
+                return
+            values += [p, q]
+        self.bbo.append((tsx, tsl, seq, values[0], values[1], values[2], values[3], sym.iid,
+                         FLAG_LAST, 0, 0))
+
+    def _row_book_snapshot(self, ff: _File, f: list[str], line_no: int, line: bytes) -> None:
+        source = ff.source
+        common = self._common(f, len(ff.header), source, line_no, line)
+        if common is None:
+            return
+        sym, tsx, tsl = common
+        self._open_message(ff, tsx, tsl, sym.iid, FLAG_SNAPSHOT, True)
+        for side, pi, qi in ff.pairs:
+            if f[pi] == "":
                 continue
-            side = _BOOK_SIDE.get(f[5])
-            if side is None:
-                self.reject("bad_side", source, line_no, line)
-                continue
-            row_key = (f[1], tsx, tsl, is_snap)
-            if row_key != key:
-                key = row_key
-                clear = is_snap and not sym.in_snapshot
-                sym.in_snapshot = is_snap
-                self._open_message(tsx, tsl, sym.iid, FLAG_SNAPSHOT if is_snap else 0, clear)
-            price = sym.price(f[6])
-            qty = sym.qty(f[7])
+            price, qty = sym.price(f[pi]), sym.qty(f[qi])
             if isinstance(price, str) or isinstance(qty, str):
                 self.reject(price if isinstance(price, str) else qty, source, line_no, line)
                 continue
             self.book.add_level(side, price, qty)
 
-    def _read_trades(self, lines, header, source) -> None:
-        numeric_ids: bool | None = None
-        for line_no, line in lines:
-            f = _split(line)
-            common = self._common(f, 8, source, line_no, line)
-            if common is None:
-                continue
-            sym, tsx, tsl = common
-            row_seq = self.row_seq
-            self.row_seq += 1
-            if numeric_ids is None:
-                numeric_ids = f[4].isdigit()
-            if numeric_ids:
-                if not f[4].isdigit():
-                    self.reject("bad_id", source, line_no, line)
-                    continue
-                seq = int(f[4])
-                if seq >= 1 << 63:
-                    self.reject("bad_id", source, line_no, line)
-                    continue
-            else:
-                seq = row_seq
-            aggressor = _AGGRESSOR.get(f[5])
-            if aggressor is None:
-                self.reject("bad_side", source, line_no, line)
-                continue
-            price = sym.price(f[6])
-            qty = sym.qty(f[7])
-            if isinstance(price, str) or isinstance(qty, str):
-                self.reject(price if isinstance(price, str) else qty, source, line_no, line)
-                continue
-            self.trades.append((tsx, tsl, seq, price, qty, sym.iid, aggressor, FLAG_LAST, 0))
 
-    def _read_quotes(self, lines, header, source) -> None:
-        for line_no, line in lines:
-            f = _split(line)
-            common = self._common(f, 8, source, line_no, line)
-            if common is None:
-                continue
-            sym, tsx, tsl = common
-            seq = self.row_seq
-            self.row_seq += 1
-            ask_qty, ask_price, bid_price, bid_qty = f[4], f[5], f[6], f[7]
-            values = []
-            for p_text, q_text, none in ((bid_price, bid_qty, NO_BID_PRICE),
-                                         (ask_price, ask_qty, NO_ASK_PRICE)):
-                if p_text == "":
-                    values += [none, 0]
-                    continue
-                p, q = sym.price(p_text), sym.qty(q_text or "0")
-                bad = p if isinstance(p, str) else q if isinstance(q, str) else None
-                if bad is not None:
-                    self.reject(bad, source, line_no, line)
-                    break
-                values += [p, q]
-            else:
-                self.bbo.append((tsx, tsl, seq, values[0], values[1], values[2], values[3], sym.iid,
-                                 FLAG_LAST, 0, 0))
+class _File:
+    """One file's reading state: its layout, the last L2 message key and the trades' id kind."""
 
-    def _read_book_snapshot(self, lines, header, source) -> None:
-        pairs = snapshot_pairs(header)
-        for line_no, line in lines:
-            f = _split(line)
-            common = self._common(f, len(header), source, line_no, line)
-            if common is None:
-                continue
-            sym, tsx, tsl = common
-            self._open_message(tsx, tsl, sym.iid, FLAG_SNAPSHOT, True)
-            for side, pi, qi in pairs:
-                if f[pi] == "":
-                    continue
-                price, qty = sym.price(f[pi]), sym.qty(f[qi])
-                if isinstance(price, str) or isinstance(qty, str):
-                    self.reject(price if isinstance(price, str) else qty, source, line_no, line)
-                    continue
-                self.book.add_level(side, price, qty)
+    __slots__ = ("index", "path", "source", "kind", "header", "pairs", "key", "numeric_ids")
+
+    def __init__(self, index: int, path: Path, kind: str, header: list[str]):
+        self.index = index
+        self.path = path
+        self.source = str(path)
+        self.kind = kind
+        self.header = header
+        self.pairs = snapshot_pairs(header) if kind == "book_snapshot" else []
+        self.key: tuple | None = None
+        self.numeric_ids: bool | None = None
+
+
+_KEY = re.compile(r"-?[0-9]{1,18}")
+_NO_KEY = -(1 << 63)
+
+
+def _file_rows(ff: _File, bar) -> Iterator[tuple]:
+    """(key, file index, line number, line, fields, None) of each line of a file, then
+    (key, file index, line number, tail, None, damage reason) if it is damaged. key: the running
+    maximum of the rows' local_timestamp (the 4th field when it is -?[0-9]{1,18})."""
+    damage: list[tuple] = []
+    run_max = _NO_KEY
+    for line_no, line in iter_lines(ff.path, bar, lambda k, n, t: damage.append((k, n, t))):
+        f = _split(line)
+        if len(f) >= 4 and _KEY.fullmatch(f[3]):
+            run_max = max(run_max, int(f[3]))
+        yield run_max, ff.index, line_no, line, f, None
+    for kind, line_no, tail in damage:
+        yield run_max, ff.index, line_no, tail, None, kind
+
+
+def merged_rows(states: list[_File], bar) -> Iterator[tuple]:
+    """The rows of several files in one order: by each file's running maximum of local_timestamp,
+    ties to the earlier file, each file's rows in their order (a stable sort of the files' rows
+    concatenated). The native decoder (TardisDecoder.merge) reads several files in this order."""
+    streams = [_file_rows(ff, bar) for ff in states]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=lambda item: (item[0], item[1]))
 
 
 def snapshot_pairs(header: list[str]) -> list[tuple[int, int, int]]:
@@ -430,8 +482,7 @@ def load_tardis(paths: str | Path | Sequence[str | Path],
         else:
             specs = dict(spec)
         reader = _Reader(specs)
-        for path, kind, header in zip(files, kinds, headers):
-            reader.read(path, kind, header, bar)
+        reader.read(files, kinds, headers, bar)
     finally:
         bar.close()
     data = MarketData(
@@ -448,3 +499,26 @@ def load_tardis(paths: str | Path | Sequence[str | Path],
              ", ".join(data.sources), ", ".join(kinds), len(data.book), len(data.trades),
              len(data.bbo), reader.rejections.as_dict(), time.perf_counter() - started)
     return data
+
+
+def iter_tardis(paths: str | Path | Sequence[str | Path],
+                spec: InstrumentSpec | dict[str, InstrumentSpec] | None = None, *,
+                chunk_bytes: int = 8 << 20, progress: bool = False) -> Iterator[MarketData]:
+    """The files load_tardis would read, as consecutive MarketData parts decoded `chunk_bytes`
+    of file (as stored) at a time by the native decoder: memory stays bounded by about a chunk
+    per file whatever the files' sizes (gzip inflated and zstd decompressed in pieces; a line,
+    an L2 message and the book state carry over from one chunk to the next).
+
+    Several files are decoded together in load_tardis's merged row order, so concatenating the
+    parts' arrays gives exactly load_tardis(paths, spec)'s arrays. Each part carries the
+    instruments and the rejections counted so far (the last part: all of them; it may hold no
+    records). spec=None infers the grids first, in a pass over the files of its own.
+    """
+    from bot4.data.tardis_native import iter_tardis_native
+
+    if chunk_bytes <= 0:
+        raise ConfigError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    files = _as_paths(paths)
+    headers = [_read_header(p) for p in files]
+    kinds = [_header_kind(h) for h in headers]
+    return iter_tardis_native(files, kinds, headers, spec, chunk_bytes, progress)
