@@ -161,7 +161,7 @@ def load_stream(paths: Sequence[str | Path] | None = None, venue: str | None = N
 
 #: Simulator events per part of a streamed run (bot4.sim.generate_parts).
 STREAM_PART_EVENTS = 200_000
-#: Compressed bytes of a Binance recording read per part of a streamed run.
+#: Bytes of a recording file (as stored) read per part of a streamed run.
 STREAM_CHUNK_BYTES = 8 << 20
 
 
@@ -180,9 +180,11 @@ def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = 
                  progress: bool = False) -> PartStream:
     """The stream load_stream would read, as parts that are read or generated only when asked
     for: a Binance recording of one instrument (the native decoder, `chunk_bytes` of file a
-    part), a dataset written by `bot4 convert` (an hour partition a part; any venue it was
-    converted from) or the embedded simulator (`part_events` a part). Other formats are refused
-    with the fix (convert them first); so are Binance files of several instruments.
+    part), Tardis CSV files (the native decoder, `chunk_bytes` of each file a part, several files
+    merged by receive time as bot4.data.tardis.iter_tardis does), a dataset written by
+    `bot4 convert` (an hour partition a part; any venue it was converted from) or the embedded
+    simulator (`part_events` a part). Other formats are refused with the fix (convert them
+    first); so are Binance files of several instruments.
 
     Raises InputError (with the fix) before anything is read."""
     check_events(n_events)
@@ -212,9 +214,13 @@ def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = 
                              "stream that, or run without --stream")
         market = None if chosen == "binance" else chosen.split("-", 1)[1]
         parts = NativeBinanceLoader(market, progress=progress).iter_chunks(files, chunk_bytes=chunk_bytes)
+    elif chosen == "tardis":
+        from bot4.data.tardis import iter_tardis
+
+        parts = iter_tardis(files, chunk_bytes=chunk_bytes, progress=progress)
     else:
-        raise InputError("paths", f"a streamed run reads Binance recordings, `bot4 convert` datasets and the "
-                         f"embedded stream; {label} is {chosen}",
+        raise InputError("paths", f"a streamed run reads Binance and Tardis recordings, `bot4 convert` datasets "
+                         f"and the embedded stream; {label} is {chosen}",
                          fix=f"convert it first (`bot4 convert --data {label} --out DIR`) and stream DIR, "
                              "or run without --stream")
     if progress:

@@ -183,11 +183,166 @@ def write_dataset(data: MarketData, sources: Sequence[str | Path], out: str | Pa
     return manifest
 
 
+class _Records:
+    """records.npy written as records come: the header is rewritten with the final count at
+    close, padded to the length it was given at open (the .npy format pads headers with spaces)."""
+
+    _WIDTH = 20  # digits reserved for the record count
+
+    def __init__(self, path: Path, dtype: np.dtype):
+        self.path, self.dtype, self.n = path, dtype, 0
+        self.fh = open(path, "wb")
+        self.fh.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        from numpy.lib import format as npy
+
+        def text(count: int) -> str:
+            return repr({"descr": npy.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (count,)})
+
+        size = len(text(0)) + self._WIDTH + 1  # room for a count of any width, and the final newline
+        size += -(len(npy.MAGIC_PREFIX) + 2 + 2 + size) % 64  # magic, version, length: v1.0 aligns to 64
+        header = text(n).ljust(size - 1).encode("latin1") + b"\n"
+        return npy.MAGIC_PREFIX + bytes([1, 0]) + len(header).to_bytes(2, "little") + header
+
+    def write(self, recs: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(recs).tobytes())
+        self.n += len(recs)
+
+    def close(self) -> None:
+        self.fh.seek(0)
+        self.fh.write(self._header(self.n))
+        self.fh.close()
+
+
+def write_dataset_parts(parts: Iterable[MarketData], sources: Sequence[str | Path], out: str | Path, *,
+                        compression: str = "zstd", records: bool = True) -> dict:
+    """write_dataset for a recording given as consecutive MarketData parts (bot4.sources.stream_parts,
+    bot4.data.tardis.iter_tardis, NativeBinanceLoader.iter_chunks): memory holds one part and a
+    Parquet writer per open partition; the dataset reads back as write_dataset's of the parts
+    concatenated (the instruments, rejections and gaps are the last part's). Returns the manifest."""
+    pa, pq = _pyarrow()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ARRAYS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    (out / MANIFEST).unlink(missing_ok=True)
+    entries = [_source_entry(Path(p)) for p in sources]
+    source_meta = json.dumps([{"name": e["name"], "sha256": e["sha256"]} for e in entries])
+    counts = dict.fromkeys(ARRAYS, 0)
+    running = dict.fromkeys(ARRAYS, np.iinfo(np.int64).min)
+    written: dict[str, list[tuple[int, int]]] = {name: [] for name in ARRAYS}
+    open_parts: dict[tuple[str, int, int], tuple] = {}  # (array, instrument, hour) -> (parquet, records)
+    last = None
+
+    def close(key) -> None:
+        writer, recs = open_parts.pop(key)
+        writer.close()
+        if recs is not None:
+            recs.close()
+
+    try:
+        for data in parts:
+            last = data
+            spec_json = {iid: msgspec.json.encode(spec).decode() for iid, spec in data.specs.items()}
+            for name in ARRAYS:
+                recs = getattr(data, name)
+                if not len(recs):
+                    continue
+                key = np.maximum.accumulate(np.maximum(recs["ts_local"], running[name])) // _HOUR_NS
+                running[name] = int(max(running[name], recs["ts_local"].max()))
+                rows = np.arange(counts[name], counts[name] + len(recs), dtype=np.int64)
+                counts[name] += len(recs)
+                for iid in np.unique(recs["instrument"]):
+                    sel = np.flatnonzero(recs["instrument"] == iid)
+                    hours = key[sel]
+                    bounds = np.flatnonzero(np.diff(hours)) + 1
+                    for run in np.split(np.arange(len(sel)), bounds):
+                        idx = sel[run]
+                        hour = int(key[idx[0]])
+                        slot = (name, int(iid), hour)
+                        chunk = recs[idx]
+                        columns = {f: np.ascontiguousarray(chunk[f]) for f in chunk.dtype.names}
+                        columns["row"] = rows[idx]
+                        table = pa.table(columns).replace_schema_metadata({
+                            "bot4.array": name, "bot4.spec": spec_json.get(int(iid), ""),
+                            "bot4.sources": source_meta, "bot4.format": str(FORMAT)})
+                        if slot not in open_parts:
+                            part = out / name / f"instrument={int(iid)}" / f"hour={_hour_label(hour)}"
+                            part.mkdir(parents=True, exist_ok=True)
+                            writer = pq.ParquetWriter(part / "part-0.parquet", table.schema, compression=compression,
+                                                      write_statistics=["ts_local", "row"])
+                            open_parts[slot] = (writer, _Records(part / "records.npy", chunk.dtype) if records
+                                                else None)
+                            written[name].append((int(iid), hour))
+                        writer, rec_file = open_parts[slot]
+                        writer.write_table(table)
+                        if rec_file is not None:
+                            rec_file.write(chunk)
+                # the array's keys never go back: its partitions of earlier hours are complete
+                for slot in [k for k in open_parts if k[0] == name and k[2] < int(key[-1])]:
+                    close(slot)
+    finally:
+        for slot in list(open_parts):
+            close(slot)
+    if last is None:
+        raise DataError("no parts to write")
+    partitions = {name: [f"{name}/instrument={iid}/hour={_hour_label(hour)}/part-0.parquet"
+                         for iid, hour in sorted(written[name])] for name in ARRAYS if written[name]}
+    manifest = {
+        "format": FORMAT,
+        "venue": last.venue,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": entries,
+        "specs": [json.loads(msgspec.json.encode(s)) for s in last.specs.values()],
+        "counts": counts,
+        "partitions": partitions,
+        "records": records,
+        "sequence_gaps": int(last.sequence_gaps),
+        "rejections": {"counts": dict(last.rejections.counts),
+                       "samples": {k: list(v) for k, v in last.rejections.samples.items()}},
+    }
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out / MANIFEST)
+    return manifest
+
+
+def _parts(files: list[Path], venue: str | None, progress: bool, chunk_bytes: int) -> Iterator[MarketData] | None:
+    """The recording as parts when its format is decoded part by part (Tardis files, a Binance
+    recording of one instrument), else None (read whole)."""
+    from bot4.data import _binance_groups, guess_venue
+
+    if not all(p.is_file() for p in files):
+        return None  # load() says what is wrong, or reads the dataset given
+    if venue is None:
+        kinds = {guess_venue(p) for p in files}
+        if len(kinds) != 1:
+            return None  # load() says what is wrong
+        venue = kinds.pop()
+    if venue == "tardis":
+        from bot4.data.tardis import iter_tardis
+
+        return iter_tardis(files, chunk_bytes=chunk_bytes, progress=progress)
+    if venue == "binance" or venue.startswith("binance-"):
+        from bot4.data.binance_native import NativeBinanceLoader
+
+        market = None if venue == "binance" else venue.split("-", 1)[1]
+        if len(_binance_groups(files, market)) > 1:
+            return None
+        return NativeBinanceLoader(market, progress=progress).iter_chunks(files, chunk_bytes=chunk_bytes)
+    return None
+
+
 def convert(paths: str | Path | Sequence[str | Path], out: str | Path, venue: str | None = None, *,
             progress: bool = False, compression: str = "zstd", records: bool = True,
-            force: bool = False) -> dict:
+            force: bool = False, chunk_bytes: int = 8 << 20) -> dict:
     """Decode a recording and write it as a dataset; a no-op when `out` already holds this
-    recording converted from unchanged sources (unless force). Returns the manifest."""
+    recording converted from unchanged sources (unless force). Returns the manifest.
+
+    Tardis files and a Binance recording of one instrument are decoded and written `chunk_bytes`
+    of file at a time (write_dataset_parts: bounded memory); other formats are read whole."""
     from bot4.data import load
 
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
@@ -198,6 +353,9 @@ def convert(paths: str | Path | Sequence[str | Path], out: str | Path, venue: st
         if same_files and not stale_sources(manifest):
             log.info("dataset %s is up to date", out)
             return manifest
+    parts = _parts(files, venue, progress, chunk_bytes)
+    if parts is not None:  # memory: one part, whatever the recording's size
+        return write_dataset_parts(parts, files, out, compression=compression, records=records)
     data = load(files, venue=venue, progress=progress)
     return write_dataset(data, files, out, compression=compression, records=records)
 
