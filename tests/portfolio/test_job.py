@@ -20,6 +20,7 @@ from bot4.portfolio.job import (Coordinator, PortfolioConfig, Signals, lanes_for
 from bot4.portfolio.meta import MetaWeighter
 from bot4.portfolio.sizing import LIMIT_NAMES, PortfolioState, SizingLimits, violations
 from portfolio.fake_context import FakeContext
+from recordings import data_path, require_recording
 
 CONFIG = dict(horizon=10, corr_window=40, grid_s=1.0, checks_per_step=4, top_k=2)
 
@@ -141,6 +142,71 @@ def test_config_is_validated():
         PortfolioConfig.from_toml("[limits]\nmax_gross = -1.0\n")
     c = PortfolioConfig.from_toml("epsilon = 0.1\n[limits]\nmax_net = 0.5\n")
     assert c.epsilon == 0.1 and c.limits.max_net == 0.5 and c.buffered_limits().max_net == pytest.approx(0.45)
+
+
+@pytest.fixture(scope="module")
+def job_rl(market):
+    return portfolio_backtest(market, PortfolioConfig(epsilon=0.3, seed=3, sizer="rl", **CONFIG))
+
+
+def test_rl_sizer_is_trained_on_the_first_part_and_compared_on_the_rest(job_rl, tmp_path):
+    j = job_rl.as_json()
+    s = j["sizer"]
+    c = job_rl.main.coordinator
+    assert s["kind"] == "rl" and s["train_error"] is None and job_rl.fixed is not None
+    # every step before the split was logged with a propensity of the epsilon-greedy multiplier
+    logged = [d for d in c.rl_decisions if d.step < c.split_step]
+    assert s["logged_decisions"] == len(logged) == c.split_step
+    pi_greedy, pi_other = 1 - 0.3 + 0.3 / 5, 0.3 / 5
+    assert {round(d.propensity, 12) for d in logged} == {round(pi_greedy, 12), round(pi_other, 12)}
+    assert all(np.isfinite(d.reward) for d in logged)
+    assert all(v >= 0 for v in s["lambdas"].values())
+    steps = np.asarray(c.log.step)
+    mult = np.asarray(c.log.multiplier)
+    assert set(np.unique(mult)) <= set(c.multipliers)
+    # after the split the policy's greedy multiplier sizes every step
+    after = steps >= c.split_step
+    x = np.array([d.features for d in c.rl_decisions if d.step >= c.split_step])
+    assert x.size == 0 or np.array_equal(mult[after][:len(x)], [c.rl_policy.multiplier(r) for r in x])
+    ho = s["held_out"]
+    assert ho["rl"]["steps"] == ho["fixed"]["steps"] == int(after.sum()) > 20
+    assert ho["fixed"]["mean_multiplier"] == 1.0
+    for run in (job_rl.main, job_rl.fixed, job_rl.alternative):
+        assert all(v == 0 for v in run.coordinator.breaches.values())
+    for name in ("rl", "fixed"):
+        assert all(v == 0 for v in ho[name]["limit_breaches"].values())
+        assert ho[name]["pnl"] <= ho[name]["max_drawdown"] or ho[name]["pnl"] > 0
+        assert ho[name]["cvar95_step_pnl"] is not None
+    # the fixed run drew the same per-lane actions (the multiplier has its own random stream)
+    assert [(r.step, r.lane, r.action) for r in job_rl.main.coordinator.rounds] == \
+        [(r.step, r.lane, r.action) for r in job_rl.fixed.coordinator.rounds]
+    # the alternative run used the main run's trained policy, never one of its own
+    assert job_rl.alternative.coordinator.rl_policy is c.rl_policy and job_rl.alternative.coordinator.rl_train is None
+    from bot4.portfolio.report import write_report
+
+    text = write_report(job_rl, tmp_path / "r")["report"].read_text()
+    assert "<section id='sizer'><h2>sizer</h2><img" in text
+
+
+def test_ope_weights_carry_over_the_lanes_last_step(job):
+    j = job.as_json()
+    assert j["ope_memory"] == 1 and set(j["ope_bandit"]) == {"ips", "snips", "dr"}
+    # products of two weights: fewer effective rounds than the bandit weights
+    assert j["ope"]["ips"]["ess"] <= j["ope_bandit"]["ips"]["ess"]
+    from bot4.portfolio.job import evaluate_alternative
+
+    same = evaluate_alternative(job.main.coordinator.rounds, job.config, job.config.seed, memory=0)
+    assert same["dr"].value == j["ope_bandit"]["dr"]["value"]
+
+
+def test_common_span_is_where_every_instrument_has_book_data():
+    from bot4.portfolio.job import common_span
+
+    book = np.zeros(6, dtype=[("ts_local", "i8"), ("instrument", "u4")])
+    book["ts_local"] = [10, 20, 30, 40, 50, 60]
+    book["instrument"] = [1, 2, 1, 2, 1, 1]       # instrument 2 starts later and ends earlier
+    assert common_span(SimpleNamespace(book=book)) == (20, 40)
+    assert common_span(SimpleNamespace(book=book[:0])) is None
 
 
 def test_inverse_contracts_are_refused():
@@ -282,3 +348,57 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "out" / "x").write_text("taken")
     assert main(["portfolio", "backtest", "--data", str(rec), "--out", str(tmp_path / "out")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+# -- real data: Binance USD-M and spot BTCUSDT and ETHUSDT recorded together ----------------------
+
+LINEAR = ["usdm/btcusdt_20240808.gz", "usdm/ethusdt_20240808.gz", "spot/btcusdt_20240808.gz",
+          "spot/btcusdt_20240809.gz", "spot/ethusdt_20240808.gz", "spot/ethusdt_20240809.gz"]
+#: the four instruments overlap for ~345 s (USD-M ends first): a 10 s horizon keeps >= 100
+#: labelled rows in every training slice
+REAL = dict(horizon=10, calibration_fraction=0.15, corr_window=60, penalty=10.0, sizer="rl")
+
+
+@pytest.mark.realdata
+def test_job_on_four_recorded_binance_instruments():
+    from bot4.portfolio.job import load_recordings
+
+    from bot4.portfolio.job import common_span
+
+    files = [require_recording(data_path("binance_hftbacktest", f)) for f in LINEAR]
+    data = load_recordings(files)
+    span = common_span(data)
+    ends = {int(i): int(data.book["ts_local"][data.book["instrument"] == i].max()) for i in (1, 2, 101, 102)}
+    assert span[1] == min(ends[1], ends[2]) < min(ends[101], ends[102]) - 200 * 10**9   # USD-M ends ~5 min first
+    r = portfolio_backtest(data, PortfolioConfig(**REAL))
+    j = r.as_json()
+    print(f"\n{ {k: j[k] for k in ('pnl', 'max_drawdown', 'correlation_before', 'correlation_after', 'steps')} }")
+    print(j["sizer"]["held_out"])
+    assert [d["symbol"] for d in j["instruments"]] == ["BTCUSDT@binance-usdm", "ETHUSDT@binance-usdm",
+                                                         "BTCUSDT@binance-spot", "ETHUSDT@binance-spot"]
+    assert j["kill_reason"] == "none" and j["position_mismatch"] == 0
+    assert j["steps"] > 100 and j["breach_checks"] > 1000
+    for run in (r.main, r.fixed, r.alternative):
+        assert all(v == 0 for v in run.coordinator.breaches.values())
+    assert all(v == 0 for v in j["limit_breaches"].values())
+    # both venues traded within the common span (no lane filled on a book whose data had ended)
+    assert all(d["fills"] > 0 for d in j["instruments"])
+    assert int(r.main.result.fills["ts"].max()) <= span[1]
+    assert j["correlation_steps"] > 50
+    assert j["correlation_after"] <= j["correlation_before"]
+    s = j["sizer"]
+    assert s["train_error"] is None and s["logged_decisions"] > 30
+    for name in ("rl", "fixed"):
+        h = s["held_out"][name]
+        assert h["steps"] > 30 and all(v == 0 for v in h["limit_breaches"].values())
+    assert j["alternative"]["rounds"] > 0 and set(j["ope"]) == {"ips", "snips", "dr"}
+
+
+@pytest.mark.realdata
+def test_coin_margined_recordings_are_refused_with_the_reason():
+    from bot4.portfolio.job import load_recordings
+
+    files = [require_recording(data_path("binance_hftbacktest", f)) for f in
+             ("usdm/btcusdt_20240808.gz", "coinm/btcusd_perp_20240808.gz")]
+    with pytest.raises(InputError, match="inverse"):
+        portfolio_backtest(load_recordings(files), PortfolioConfig(**REAL))

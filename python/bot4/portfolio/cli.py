@@ -33,6 +33,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from bot4.sources import check_sources
 
     config = load_config(args.config)
+    if args.sizer is not None:
+        import msgspec
+
+        config = msgspec.structs.replace(config, sizer=args.sizer)
     for p in args.data:     # one by one: several venues side by side are one portfolio
         check_sources([p])
     if args.out is not None:
@@ -60,6 +64,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     print(f"correlation   top-K {j['correlation_before']} -> diversified {j['correlation_after']}")
     for name, e in j["ope"].items():
         print(f"ope {name:<9} {e['value']:.4f} [{e['low']:.4f}, {e['high']:.4f}] per round")
+    if j["sizer"]["kind"] == "rl":
+        s = j["sizer"]
+        print(f"rl sizer      trained on {s['logged_decisions']} decisions"
+              + (f" (not trained: {s['train_error']})" if s["train_error"] else ""))
+        for name, h in s["held_out"].items():
+            print(f"  held-out {name:<6} pnl {h['pnl']:10.2f}  drawdown {h['max_drawdown']:9.2f}  "
+                  f"cvar95 {h['cvar95_step_pnl']}  breaches {sum(h['limit_breaches'].values())}  "
+                  f"projections {h['projections']['steps']}")
     if j["alternative"]:
         a = j["alternative"]
         print(f"alternative   actual {a['value_per_round']} per round, pnl {a['pnl']:.2f}")
@@ -76,6 +88,8 @@ def add_portfolio_command(sub: argparse._SubParsersAction) -> None:
                    help="recordings of the instruments (e.g. Binance USD-M BTCUSDT and ETHUSDT of one day)")
     b.add_argument("--config", metavar="FILE", help="TOML with PortfolioConfig fields ([limits] for SizingLimits)")
     b.add_argument("--out", metavar="DIR", help="new folder for report.html and result.json (default runs/<time>-portfolio)")
+    b.add_argument("--sizer", choices=("fixed", "rl"), help="override the config's sizer: 'rl' trains the constrained "
+                   "RL sizer on the first rl_train_fraction of the trading steps and compares it with the fixed one")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_backtest)

@@ -1,8 +1,9 @@
 """The portfolio job's report: one self-contained report.html (matplotlib PNGs inline as base64)
 beside result.json: equity and drawdown per instrument and in total, exposures against the limits
 over time, risk-budget use, correlation of the picks before (plain top-K) and after (diversified)
-selection, costs (fees and TCA per fill against the arrival mid, cost_model.tca) and the OPE
-estimates of the alternative policy beside its actual backtest."""
+selection, costs (fees and TCA per fill against the arrival mid, cost_model.tca), the OPE
+estimates of the alternative policy beside its actual backtest, and the sizer (with sizer = "rl":
+equity of the RL and the fixed sizer over the held-out steps, the RL multiplier per step)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bot4.report.html import _png
 
 REPORT_FILE = "report.html"
 RESULT_FILE = "result.json"
-SECTIONS = ("equity", "drawdown", "exposure", "risk_budget", "correlation", "costs", "ope")
+SECTIONS = ("equity", "drawdown", "exposure", "risk_budget", "correlation", "costs", "ope", "sizer")
 
 
 def fill_tca(result) -> dict:
@@ -179,6 +180,30 @@ def _ope_fig(result, j: dict) -> str:
     return _png(fig)
 
 
+def _sizer_fig(result) -> str | None:
+    """Equity of the RL run and the fixed comparison run per step, the RL multiplier below
+    (None for the fixed sizer)."""
+    if result.config.sizer != "rl" or result.fixed is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.4), sharex=True, height_ratios=(2, 1))
+    c = result.main.coordinator
+    t0 = c.log.ts[0] if c.log.ts else 0
+    for name, run in (("rl sizer", result.main), ("fixed sizer", result.fixed)):
+        lc = run.coordinator.log
+        axes[0].plot((np.asarray(lc.ts) - t0) / 1e9, lc.equity, lw=1.2, label=name)
+    axes[1].step((np.asarray(c.log.ts) - t0) / 1e9, c.log.multiplier, where="post", lw=1.0)
+    if c.split_ns is not None:
+        for ax in axes:
+            ax.axvline((c.split_ns - t0) / 1e9, color="grey", ls=":", lw=0.8)
+    axes[0].set_ylabel("equity (account)")
+    axes[0].legend(fontsize=7)
+    axes[1].set_ylabel("multiplier")
+    axes[1].set_xlabel("seconds from the first trading step (dotted: the RL sizer is trained)")
+    return _png(fig)
+
+
 def _table(rows) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table>{body}</table>"
@@ -195,18 +220,25 @@ def render_html(result) -> str:
             ("TCA weighted cost (bp)", t["weighted_cost_bp"]), ("fills without an arrival mid", t["unmatched"])]
     rows += [(d["symbol"], f"pnl {d['pnl']:.2f}, fills {d['fills']}, max exposure {d['max_exposure']:.2f}")
              for d in j["instruments"]]
+    if j["sizer"]["kind"] == "rl":
+        s = j["sizer"]
+        rows.append(("rl sizer", f"trained on {s['logged_decisions']} logged decisions; error: {s['train_error']}; "
+                                 f"lambdas {json.dumps(s['lambdas'])}"))
+        for name, h in s["held_out"].items():
+            rows.append((f"held-out {name}", json.dumps(h)))
     if j.get("alternative"):
         rows.append(("alternative (actual)", json.dumps({k: j["alternative"][k] for k in
                                                           ("scale", "pnl", "rounds", "value_per_round")})))
     figs = {"equity": _equity_fig(result, "equity"), "drawdown": _equity_fig(result, "drawdown"),
             "exposure": _exposure_fig(result), "risk_budget": _risk_fig(result), "correlation": _corr_fig(result),
-            "costs": _costs_fig(result, t), "ope": _ope_fig(result, j)}
+            "costs": _costs_fig(result, t), "ope": _ope_fig(result, j), "sizer": _sizer_fig(result)}
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>bot4 portfolio backtest</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td{padding:2px 8px}</style></head><body>",
              "<h1>bot4 portfolio backtest</h1>", _table(rows)]
     for sec in SECTIONS:
-        parts.append(f"<section id='{sec}'><h2>{sec.replace('_', ' ')}</h2>"
-                     f"<img alt='{sec}' src='data:image/png;base64,{figs[sec]}'></section>")
+        body = (f"<img alt='{sec}' src='data:image/png;base64,{figs[sec]}'>" if figs[sec] is not None
+                else "<p>fixed sizer (multiplier 1 at every step)</p>")
+        parts.append(f"<section id='{sec}'><h2>{sec.replace('_', ' ')}</h2>{body}</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
