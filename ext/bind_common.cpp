@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "common/events.hpp"
+#include "execution/venue.hpp"
 
 namespace py = pybind11;
 
@@ -20,6 +21,10 @@ void bind_common(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(BboEvent, ts_exchange, ts_local, seq, bid_price, bid_qty, ask_price,
                        ask_qty, instrument, flags, reserved0, reserved1);
   PYBIND11_NUMPY_DTYPE(TopOfBook, bid_price, bid_qty, ask_price, ask_qty);
+  PYBIND11_NUMPY_DTYPE(execution::VenueRequestRecord, sent_local, clock_offset, id, price, qty, instrument, kind,
+                       side, type, reduce_only);
+  PYBIND11_NUMPY_DTYPE(execution::VenueResponseRecord, venue_ts, local_ts, id, price, qty, fee, instrument, kind,
+                       side, maker, reserved);
 
   py::dict dtypes;
   dtypes["BookEvent"] = py::dtype::of<BookEvent>();
@@ -27,6 +32,8 @@ void bind_common(py::module_& m) {
   dtypes["TradeEvent"] = py::dtype::of<TradeEvent>();
   dtypes["BboEvent"] = py::dtype::of<BboEvent>();
   dtypes["TopOfBook"] = py::dtype::of<TopOfBook>();
+  dtypes["VenueRequest"] = py::dtype::of<execution::VenueRequestRecord>();
+  dtypes["VenueResponse"] = py::dtype::of<execution::VenueResponseRecord>();
   m.attr("record_dtypes") = dtypes;
 
   py::dict flags;

@@ -19,6 +19,7 @@
 #include "risk/kill_switch.hpp"
 #include "risk/pre_trade_checks.hpp"
 #include "sim/request_replay.hpp"
+#include "sim/sim_venue.hpp"
 #include "sim/sim_params.hpp"
 #include "strategy/builtins.hpp"
 #include "strategy/callback_strategy.hpp"
@@ -496,14 +497,118 @@ py::dict backtest(const py::dict& config, const py::list& instruments, const py:
   return result_dict(r);
 }
 
+// The engine's remote venues reach Python through `exchange(instrument, requests, clock_offset,
+// now) -> (responses, live)` (arrays of the VenueRequest / VenueResponse records; see
+// execution::VenueTransport). Called with the GIL taken from inside the engine's run; the first
+// error is kept and raised once the core returns, and the venue then counts as idle.
+class PyVenueTransport final : public execution::VenueTransport {
+ public:
+  explicit PyVenueTransport(py::object fn) : fn_(std::move(fn)) {}
+  bool exchange(InstrumentId instrument, const std::vector<execution::VenueRequestRecord>& requests,
+                int64_t clock_offset, int64_t now, std::vector<execution::VenueResponseRecord>& out) override {
+    py::gil_scoped_acquire gil;
+    if (failed_) return false;
+    try {
+      py::array_t<execution::VenueRequestRecord> req(static_cast<py::ssize_t>(requests.size()));
+      if (!requests.empty())
+        std::memcpy(req.mutable_data(), requests.data(), requests.size() * sizeof(execution::VenueRequestRecord));
+      py::tuple got = fn_(instrument, req, clock_offset, now).cast<py::tuple>();
+      if (got.size() != 2) throw py::value_error("a venue exchange returns (responses, live)");
+      size_t n = 0;
+      const auto* r = record_buffer<execution::VenueResponseRecord>(got[0].cast<py::array>(), "VENUE_RESPONSE", n);
+      out.insert(out.end(), r, r + n);
+      return got[1].cast<bool>();
+    } catch (py::error_already_set& e) {
+      failed_ = true;
+      error_ = py::reinterpret_borrow<py::object>(e.value());
+      return false;
+    } catch (py::builtin_exception& e) {  // (a TypeError from a wrong response dtype stays one)
+      e.set_error();
+      py::error_already_set err;
+      failed_ = true;
+      error_ = py::reinterpret_borrow<py::object>(err.value());
+      return false;
+    } catch (const std::exception& e) {
+      failed_ = true;
+      error_ = py::reinterpret_borrow<py::object>(PyExc_ValueError)(e.what());
+      return false;
+    }
+  }
+  void raise_if_failed() {
+    if (!failed_) return;
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error_.ptr())), error_.ptr());
+    throw py::error_already_set();
+  }
+
+ private:
+  py::object fn_;
+  bool failed_ = false;
+  py::object error_;
+};
+
+class SimVenueHandle {
+ public:
+  SimVenueHandle(const py::object& sim, double tick_size, double lot_size) : venue_(config(sim, tick_size, lot_size)) {
+    venue_.append_feed(nullptr, 0, nullptr, 0, nullptr, 0);
+  }
+  void append_feed(const py::object& book, const py::object& trades, const py::object& orders) {
+    size_t nb = 0, nt = 0, no = 0;
+    const BookEvent* b = nullptr;
+    const TradeEvent* t = nullptr;
+    const OrderEvent* o = nullptr;
+    if (!book.is_none()) b = record_buffer<BookEvent>(book.cast<py::array>(), "BOOK_EVENT", nb);
+    if (!trades.is_none()) t = record_buffer<TradeEvent>(trades.cast<py::array>(), "TRADE_EVENT", nt);
+    if (!orders.is_none()) o = record_buffer<OrderEvent>(orders.cast<py::array>(), "ORDER_EVENT", no);
+    py::gil_scoped_release release;
+    venue_.append_feed(b, nb, o, no, t, nt);
+  }
+  py::tuple exchange(uint32_t instrument, const py::array& requests, int64_t clock_offset, int64_t now) {
+    size_t n = 0;
+    const auto* r = record_buffer<execution::VenueRequestRecord>(requests, "VENUE_REQUEST", n);
+    out_.clear();
+    bool live;
+    {
+      py::gil_scoped_release release;
+      live = venue_.exchange(instrument, r, n, clock_offset, now, out_);
+    }
+    py::array_t<execution::VenueResponseRecord> responses(static_cast<py::ssize_t>(out_.size()));
+    if (!out_.empty())
+      std::memcpy(responses.mutable_data(), out_.data(), out_.size() * sizeof(execution::VenueResponseRecord));
+    return py::make_tuple(responses, live);
+  }
+  py::dict counters() const { return sim_counters(venue_.simulator().counters()); }
+
+ private:
+  static sim::SimConfig config(const py::object& sim, double tick_size, double lot_size) {
+    sim::SimConfig sc = sim_config_from(sim);
+    sc.tick_size = tick_size;
+    sc.lot_size = lot_size;
+    return sc;
+  }
+  sim::SimVenue venue_;
+  std::vector<execution::VenueResponseRecord> out_;
+};
+
 // A backtest fed in pieces (engine/streaming_backtest.hpp); strategies and models stay alive
-// with it.
+// with it. venue: None = a simulator per instrument in the process; a callable = the venue is
+// outside (see PyVenueTransport).
 class StreamingBacktestHandle {
  public:
-  StreamingBacktestHandle(const py::dict& config, const py::list& instruments)
-      : ins_(instruments_from(instruments)), run_(engine_config_from(config), ins_.spec) {
+  StreamingBacktestHandle(const py::dict& config, const py::list& instruments, const py::object& venue)
+      : ins_(instruments_from(instruments)),
+        transport_(venue.is_none() ? nullptr : std::make_unique<PyVenueTransport>(venue)),
+        run_(engine_config_from(config), ins_.spec, transport_.get()) {
     std::string error;
     if (!run_.start(error)) throw py::value_error(error);
+  }
+  py::dict remote_venue_counters() const {
+    const auto c = run_.remote_counters();
+    py::dict d;
+    d["requests"] = c.requests;
+    d["exchanges"] = c.exchanges;
+    d["skipped"] = c.skipped;
+    d["responses"] = c.responses;
+    return d;
   }
   void push(const py::object& book, const py::object& trades, const py::object& orders, int64_t watermark) {
     if (finished_) throw py::value_error("push after finish");
@@ -614,8 +719,10 @@ class StreamingBacktestHandle {
  private:
   void raise_if_failed() {
     for (auto& h : ins_.handles) h->raise_if_failed();
+    if (transport_) transport_->raise_if_failed();
   }
   InstrumentsArg ins_;
+  std::unique_ptr<PyVenueTransport> transport_;
   engine::StreamingBacktest run_;
   bool finished_ = false;
 };
@@ -847,7 +954,10 @@ void bind_engine(py::module_& m) {
                                       "A backtest fed the recording in pieces, with bounded memory; equal to one "
                                       "backtest() over the concatenated pieces when late_events and the venues' "
                                       "late_feed_events are 0")
-      .def(py::init<const py::dict&, const py::list&>(), py::arg("config"), py::arg("instruments"))
+      .def(py::init<const py::dict&, const py::list&, const py::object&>(), py::arg("config"), py::arg("instruments"),
+           py::arg("venue") = py::none())
+      .def("remote_venue_counters", &StreamingBacktestHandle::remote_venue_counters,
+           "requests, exchanges (round trips), skipped (polls of an idle venue) and responses of the remote venues")
       .def("push", &StreamingBacktestHandle::push, py::arg("book") = py::none(), py::arg("trades") = py::none(),
            py::arg("orders") = py::none(), py::arg("watermark"),
            "The next piece of each stream; every record not yet pushed has a merge key (its stream's running "
@@ -898,6 +1008,15 @@ void bind_engine(py::module_& m) {
     return f.fee(price, qty, maker, tick, lot);
   }, py::arg("price"), py::arg("qty"), py::arg("maker"), py::arg("tick_size"), py::arg("lot_size"),
      py::arg("maker_bps") = 2.0, py::arg("taker_bps") = 5.0);
+  py::class_<SimVenueHandle>(m, "SimVenue",
+                             "The venue simulator of one instrument serving an engine in another process "
+                             "(sim::SimVenue::exchange)")
+      .def(py::init<const py::object&, double, double>(), py::arg("sim"), py::arg("tick_size"), py::arg("lot_size"))
+      .def("append_feed", &SimVenueHandle::append_feed, py::arg("book") = py::none(), py::arg("trades") = py::none(),
+           py::arg("orders") = py::none(), "the next records of this instrument's recording (each stream in receive order)")
+      .def("exchange", &SimVenueHandle::exchange, py::arg("instrument"), py::arg("requests"), py::arg("clock_offset"),
+           py::arg("now"), "takes the engine's requests, answers its poll at `now`: (responses, live)")
+      .def("counters", &SimVenueHandle::counters, "the simulator's counters");
   m.def("simulate_orders", [](const py::object& book, const py::object& trades, const py::list& requests,
                               double maker_bps, double taker_bps, int64_t latency_ns, const py::object& orders,
                               const std::string& mode, int64_t response_latency_ns, const std::string& queue_model,

@@ -43,6 +43,8 @@ struct StreamingBacktest::Impl {
   std::vector<BacktestInstrument> instruments;
   Engine engine;
   std::vector<std::unique_ptr<sim::SimVenue>> venues;
+  execution::VenueTransport* transport = nullptr;
+  std::vector<std::unique_ptr<execution::RemoteVenue>> remote;
   std::vector<BookEvent> book;
   std::vector<OrderEvent> orders;
   std::vector<TradeEvent> trades;
@@ -79,8 +81,11 @@ struct StreamingBacktest::Impl {
   }
 };
 
-StreamingBacktest::StreamingBacktest(const EngineConfig& cfg, std::vector<BacktestInstrument> instruments)
-    : impl_(std::make_unique<Impl>(cfg, std::move(instruments))) {}
+StreamingBacktest::StreamingBacktest(const EngineConfig& cfg, std::vector<BacktestInstrument> instruments,
+                                     execution::VenueTransport* transport)
+    : impl_(std::make_unique<Impl>(cfg, std::move(instruments))) {
+  impl_->transport = transport;
+}
 StreamingBacktest::~StreamingBacktest() = default;
 
 bool StreamingBacktest::start(std::string& error) {
@@ -91,6 +96,12 @@ bool StreamingBacktest::start(std::string& error) {
     return false;
   }
   for (const auto& bi : m.instruments) {
+    if (m.transport != nullptr) {
+      auto venue = std::make_unique<execution::RemoteVenue>(bi.spec.id, m.transport);
+      if (!m.engine.add_instrument(bi.spec, bi.strategy, bi.models, venue.get(), error)) return false;
+      m.remote.push_back(std::move(venue));
+      continue;
+    }
     sim::SimConfig sc = bi.sim;
     sc.tick_size = bi.spec.tick_size;
     sc.lot_size = bi.spec.lot_size;
@@ -174,5 +185,17 @@ size_t StreamingBacktest::buffered() const {
          m.merge.consumed_trades();
 }
 int64_t StreamingBacktest::watermark() const { return impl_->watermark; }
+
+execution::RemoteVenueCounters StreamingBacktest::remote_counters() const {
+  execution::RemoteVenueCounters total;
+  for (const auto& v : impl_->remote) {
+    const auto& c = v->counters();
+    total.requests += c.requests;
+    total.exchanges += c.exchanges;
+    total.skipped += c.skipped;
+    total.responses += c.responses;
+  }
+  return total;
+}
 
 }  // namespace bot4::engine

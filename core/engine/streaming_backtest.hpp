@@ -9,12 +9,17 @@
 #include <vector>
 
 #include "engine/backtest.hpp"
+#include "execution/remote_venue.hpp"
 
 namespace bot4::engine {
 
 class StreamingBacktest {
  public:
-  StreamingBacktest(const EngineConfig& cfg, std::vector<BacktestInstrument> instruments);
+  // transport: nullptr = each instrument trades against its own venue simulator fed the pieces;
+  // otherwise against a venue outside the process (execution::RemoteVenue over `transport`, not
+  // owned), which gets its market data on its own.
+  StreamingBacktest(const EngineConfig& cfg, std::vector<BacktestInstrument> instruments,
+                    execution::VenueTransport* transport = nullptr);
   ~StreamingBacktest();
   StreamingBacktest(const StreamingBacktest&) = delete;
   StreamingBacktest& operator=(const StreamingBacktest&) = delete;
@@ -40,6 +45,8 @@ class StreamingBacktest {
   uint64_t late_events() const;   // records pushed below an earlier watermark
   size_t buffered() const;        // events held for the engine, not yet processed
   int64_t watermark() const;
+  // The remote venues' counters summed (all zero with simulators in the process).
+  execution::RemoteVenueCounters remote_counters() const;
 
  private:
   struct Impl;

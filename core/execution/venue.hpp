@@ -37,6 +37,76 @@ struct VenueResponse {
   int64_t local_ts = 0;  // when the engine receives it
 };
 
+// The request and response as they travel to a venue outside the process (fixed layout: numpy
+// twins in python/bot4/events.py, checked at import). clock_offset is the least local - exchange
+// time the engine had seen in its market data when it sent the request, so a simulated venue
+// there maps the request to its exchange time exactly as one inside the process would.
+struct VenueRequestRecord {
+  int64_t sent_local;
+  int64_t clock_offset;
+  uint64_t id;
+  int64_t price;
+  int64_t qty;
+  uint32_t instrument;
+  uint8_t kind;         // VenueRequestKind
+  uint8_t side;         // Side
+  uint8_t type;         // VenueOrderType
+  uint8_t reduce_only;  // 0 or 1
+};
+
+struct VenueResponseRecord {
+  int64_t venue_ts;
+  int64_t local_ts;
+  uint64_t id;
+  int64_t price;
+  int64_t qty;
+  double fee;
+  uint32_t instrument;
+  uint8_t kind;  // VenueResponseKind
+  uint8_t side;  // Side
+  uint8_t maker;
+  uint8_t reserved;
+};
+
+inline VenueRequestRecord to_record(const VenueRequest& r, uint32_t instrument, int64_t sent_local,
+                                    int64_t clock_offset) {
+  return VenueRequestRecord{sent_local, clock_offset, r.id, r.price, r.qty, instrument,
+                            static_cast<uint8_t>(r.kind), static_cast<uint8_t>(r.side),
+                            static_cast<uint8_t>(r.type), static_cast<uint8_t>(r.reduce_only)};
+}
+
+inline VenueRequest from_record(const VenueRequestRecord& r) {
+  VenueRequest q;
+  q.kind = static_cast<VenueRequestKind>(r.kind);
+  q.id = r.id;
+  q.side = static_cast<Side>(r.side);
+  q.type = static_cast<VenueOrderType>(r.type);
+  q.price = r.price;
+  q.qty = r.qty;
+  q.reduce_only = r.reduce_only != 0;
+  return q;
+}
+
+inline VenueResponseRecord to_record(const VenueResponse& r, uint32_t instrument) {
+  return VenueResponseRecord{r.venue_ts, r.local_ts, r.id, r.price, r.qty, r.fee, instrument,
+                             static_cast<uint8_t>(r.kind), static_cast<uint8_t>(r.side),
+                             static_cast<uint8_t>(r.maker), 0};
+}
+
+inline VenueResponse from_record(const VenueResponseRecord& r) {
+  VenueResponse s;
+  s.kind = static_cast<VenueResponseKind>(r.kind);
+  s.id = r.id;
+  s.side = static_cast<Side>(r.side);
+  s.price = r.price;
+  s.qty = r.qty;
+  s.fee = r.fee;
+  s.maker = r.maker != 0;
+  s.venue_ts = r.venue_ts;
+  s.local_ts = r.local_ts;
+  return s;
+}
+
 class Venue {
  public:
   virtual ~Venue() = default;

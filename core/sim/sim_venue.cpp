@@ -11,4 +11,19 @@ void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   sim_.poll(now, out);
 }
 
+bool SimVenue::exchange(InstrumentId instrument, const execution::VenueRequestRecord* requests, size_t n,
+                        int64_t clock_offset, int64_t now, std::vector<execution::VenueResponseRecord>& out) {
+  // The learned offset is a running minimum, so observing each request's offset before it is
+  // sent, in order, leaves the simulator exactly where the engine's own observations would have.
+  // An offset of INT64_MAX (nothing seen yet) changes nothing.
+  for (size_t i = 0; i < n; ++i) {
+    sim_.observe(0, requests[i].clock_offset);
+    sim_.send(execution::from_record(requests[i]), requests[i].sent_local);
+  }
+  sim_.observe(0, clock_offset);
+  poll(now, polled_);
+  for (const auto& r : polled_) out.push_back(execution::to_record(r, instrument));
+  return !sim_.idle();
+}
+
 }  // namespace bot4::sim

@@ -25,10 +25,16 @@ class SimVenue final : public execution::Venue {
   void send(const execution::VenueRequest& request, int64_t sent_local) override { sim_.send(request, sent_local); }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
   void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
+  // Serves an engine in another process (execution::RemoteVenue): takes its requests, each at the
+  // clock offset the engine had when it sent it, then answers its poll at `now`. Returns whether
+  // the venue is still live (see VenueSimulator::idle).
+  bool exchange(InstrumentId instrument, const execution::VenueRequestRecord* requests, size_t n, int64_t clock_offset,
+                int64_t now, std::vector<execution::VenueResponseRecord>& out);
   const VenueSimulator& simulator() const { return sim_; }
 
  private:
   VenueSimulator sim_;
+  std::vector<execution::VenueResponse> polled_;
 };
 
 }  // namespace bot4::sim

@@ -135,6 +135,8 @@ class VenueSimulator {
     if (!responses_.empty() && responses_.front().local_ts <= now) poll_due(now, out);
   }
   bool has_pending_responses() const { return !responses_.empty(); }
+  // Nothing in flight, working or unanswered: no response can come before a new request.
+  bool idle() const { return requests_.empty() && orders_.empty() && responses_.empty(); }
 
   // The replayed book: the L2Book in L2 mode, the L3 book's aggregated view in L3 mode (without
   // the consumed-by-us overlay).

@@ -78,3 +78,8 @@ class JournalLockedError(Bot4Error):
 class KeyFileError(Bot4Error):
     """A CURVE key directory or certificate file that cannot be used: missing, malformed, a
     secret readable by others, or a secret that does not match its public key (bot4 keys)."""
+
+
+class VenueLinkError(Bot4Error):
+    """The link between an engine and a venue outside its process failed: no reply in time, a
+    reply that is not one, out of turn, or the venue's refusal (bot4.services.venue)."""

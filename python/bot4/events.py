@@ -67,12 +67,29 @@ BBO_EVENT = _record(
 
 TOP_OF_BOOK = _record([("bid_price", "<i8"), ("bid_qty", "<i8"), ("ask_price", "<i8"), ("ask_qty", "<i8")])
 
+VENUE_REQUEST = _record(
+    [("sent_local", "<i8"), ("clock_offset", "<i8"), ("id", "<u8"), ("price", "<i8"), ("qty", "<i8"),
+     ("instrument", "<u4"), ("kind", "u1"), ("side", "u1"), ("type", "u1"), ("reduce_only", "u1")]
+)
+"""A request to a venue outside the process (core/execution/venue.hpp VenueRequestRecord): kind
+0 new, 1 cancel, 2 replace; type 0 limit, 1 market, 2 stop; clock_offset: the least ts_local -
+ts_exchange the engine had seen when it sent the request (INT64_MAX: none yet)."""
+
+VENUE_RESPONSE = _record(
+    [("venue_ts", "<i8"), ("local_ts", "<i8"), ("id", "<u8"), ("price", "<i8"), ("qty", "<i8"), ("fee", "<f8"),
+     ("instrument", "<u4"), ("kind", "u1"), ("side", "u1"), ("maker", "u1"), ("reserved", "u1")]
+)
+"""A venue's response (VenueResponseRecord): kind 0 ack, 1 fill, 2 expire, 3 reject, 4 cancelled;
+local_ts: when the engine receives it."""
+
 DTYPES = {
     "BookEvent": BOOK_EVENT,
     "OrderEvent": ORDER_EVENT,
     "TradeEvent": TRADE_EVENT,
     "BboEvent": BBO_EVENT,
     "TopOfBook": TOP_OF_BOOK,
+    "VenueRequest": VENUE_REQUEST,
+    "VenueResponse": VENUE_RESPONSE,
 }
 
 

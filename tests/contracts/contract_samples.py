@@ -66,6 +66,34 @@ def _bbo() -> np.ndarray:
     return a
 
 
+def _venue_requests() -> np.ndarray:
+    a = np.zeros(2, events.VENUE_REQUEST)
+    a["sent_local"] = [TS, TS + 5]
+    a["clock_offset"] = [1_270_000_000, 1_269_999_000]
+    a["id"] = [77, 77]
+    a["price"] = [6_500_000, 6_499_990]
+    a["qty"] = [2, 3]
+    a["instrument"] = 1
+    a["kind"] = [0, 2]
+    a["type"] = 0
+    a["reduce_only"] = [0, 1]
+    return a
+
+
+def _venue_responses() -> np.ndarray:
+    a = np.zeros(2, events.VENUE_RESPONSE)
+    a["venue_ts"] = [TS - 1_270_000_000, TS - 1_269_000_000]
+    a["local_ts"] = [TS + 900, TS + 1_000_900]
+    a["id"] = 77
+    a["price"] = 6_500_000
+    a["qty"] = [2, 1]
+    a["fee"] = [0.0, -0.0125]
+    a["instrument"] = 1
+    a["kind"] = [0, 1]
+    a["maker"] = [0, 1]
+    return a
+
+
 def samples() -> dict[str, c.Message]:
     """tag -> the sample of that message type."""
     out: list[c.Message] = [
@@ -106,6 +134,9 @@ def samples() -> dict[str, c.Message]:
                        frame=memoryview(b"\x93\xa6cancel\x01"), trace=TRACE),
         c.Signal(ts=TS, instrument=1, agent="ofi", model_version="ab12cd34", mu=0.75, sigma=2.5, q10=-2.5,
                  q50=0.75, q90=3.875, horizon=100, horizon_unit="rows", confidence=0.25, regime=2, trace=TRACE),
+        c.pack(c.VenueRequests, _venue_requests(), seq=6, ts=TS, trace=TRACE, instrument=1, now=TS + 10,
+               clock_offset=1_269_999_000, md_seq=41),
+        c.pack(c.VenueResponses, _venue_responses(), seq=6, ts=TS, trace=TRACE, live=True),
     ]
     return {type(m).__struct_config__.tag: m for m in out}
 

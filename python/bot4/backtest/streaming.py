@@ -115,7 +115,8 @@ def _empty(dtype) -> np.ndarray:
 def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=None, progress: bool = True, *,
                strategy=None, shadow=None, l3: Iterable[int] = (),
                on_records: Callable[[dict], None] | None = None,
-               control: Callable[[Any], None] | None = None) -> BacktestResult:
+               control: Callable[[Any], None] | None = None,
+               venue: Callable[[int, np.ndarray, int, int], tuple[np.ndarray, bool]] | None = None) -> BacktestResult:
     """Backtest a recording given in pieces (Piece tuples, or MarketData parts in receive order).
 
     specs: {instrument id: InstrumentSpec}; default: the first MarketData part's (give them when
@@ -126,7 +127,11 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     the result then carries no per-event records, only totals and the last equity record.
     control: called with the core's StreamingBacktest before each piece is pushed (and once
     before the end), to apply control commands between pieces: kill(), flatten(), pause(on). Without it, the records are
-    gathered into the result as run() returns them."""
+    gathered into the result as run() returns them. venue: None = each instrument trades against
+    a venue simulator in the process, fed the pieces; else the venue is outside the process and
+    reached through venue(instrument, requests, clock_offset, now) -> (responses, live) (arrays of
+    bot4.events.VENUE_REQUEST / VENUE_RESPONSE; see bot4.services.venue): the core asks it only
+    while it is live or has requests to send, so a remote simulator gives the same run."""
     it = iter(pieces)
     first = next(it, None)
     if first is None:
@@ -145,7 +150,7 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
     if not specs:
         raise ValueError("specs are needed: the instruments to trade")
     prep = _Prepared(specs, l3_ids, model, config, strategy, shadow)
-    engine = _core.engine.StreamingBacktest(prep.cfg, prep.instruments)
+    engine = _core.engine.StreamingBacktest(prep.cfg, prep.instruments, venue)
     kept: dict[str, list] = {k: [] for k in _RECORDS}
     lat: dict[str, list] = {}
 
@@ -200,6 +205,8 @@ def run_stream(pieces: Iterable, specs: dict | None = None, model=None, config=N
         records = {k: _concat(kept[k], out[k].dtype) for k in _RECORDS}
         records["latency_ns"] = {k: np.concatenate([*lat.get(k, []), v]) for k, v in out["latency_ns"].items()}
     result = prep.result(out, records, int(n_events), seconds)
+    if venue is not None:
+        result.counters.update({f"remote_venue_{k}": int(v) for k, v in engine.remote_venue_counters().items()})
     late = result.counters.get("late_events", 0) + result.counters.get("sim_late_feed_events", 0)
     if progress and late:
         print(f"backtest: warning: {late:,} records arrived after their time had passed (the pieces are not in "

@@ -29,6 +29,7 @@ from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
 from bot4.contracts.signal import Signal
 from bot4.contracts.telemetry import Heartbeat, PerfSample, Telemetry
+from bot4.contracts.venue import VenueLink, VenueRequests, VenueResponses
 from bot4.contracts.topics import (
     CONTROL,
     CONTROL_REPLIES,
@@ -42,6 +43,7 @@ from bot4.contracts.topics import (
     SIGNALS,
     TELEMETRY,
     TOPICS,
+    VENUE,
     instrument_topic,
     topic_of,
 )
@@ -60,8 +62,9 @@ __all__ = [
     "JournalEntry",
     "Signal",
     "Heartbeat", "PerfSample", "Telemetry",
+    "VenueLink", "VenueRequests", "VenueResponses",
     "CONTROL", "CONTROL_REPLIES", "DECISIONS", "ENRICHMENT", "EXECUTIONS", "JOURNAL", "MARKET", "ORDER_REQUESTS",
-    "POSITIONS", "SIGNALS", "TELEMETRY", "TOPICS", "instrument_topic", "topic_of",
+    "POSITIONS", "SIGNALS", "TELEMETRY", "TOPICS", "VENUE", "instrument_topic", "topic_of",
 ]
 
 

@@ -19,6 +19,7 @@ from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
 from bot4.contracts.signal import Signal
 from bot4.contracts.telemetry import Telemetry
+from bot4.contracts.venue import VenueLink
 
 MARKET = b"md/"
 DECISIONS = b"dec/"
@@ -31,6 +32,7 @@ TELEMETRY = b"tel/"
 ENRICHMENT = b"enr/"
 JOURNAL = b"jnl/"
 SIGNALS = b"sig/"
+VENUE = b"ven/"
 
 #: Topic prefix -> the type a socket on it decodes (a tagged union, or one tagged Struct).
 TOPICS: dict[bytes, Any] = {
@@ -45,6 +47,7 @@ TOPICS: dict[bytes, Any] = {
     ENRICHMENT: EnrichmentMessage,
     JOURNAL: JournalEntry,
     SIGNALS: Signal,
+    VENUE: VenueLink,
 }
 
 

@@ -35,7 +35,8 @@ import zmq
 from bot4 import contracts as c
 from bot4.backtest import run_stream
 from bot4.backtest.streaming import Piece
-from bot4.events import BOOK_EVENT, TRADE_EVENT
+from bot4.errors import VenueLinkError
+from bot4.events import BOOK_EVENT, TRADE_EVENT, VENUE_REQUEST
 from bot4.services import live
 from bot4.services.feed import await_unsubscribe, bind_publisher, wait_subscribers
 from bot4.services.journal import JournalReader, JournalWriter
@@ -69,11 +70,14 @@ class EngineService:
     """One engine over a session's instruments. specs, l3, model, config, strategy: as
     bot4.backtest.run_stream (strategy by name or spec string when run in its own process).
     journal: a directory for the journal (None = no journal); fsync: its policy
-    (bot4.services.journal.FsyncPolicy spec: "always", "every:N", "interval:S", "never")."""
+    (bot4.services.journal.FsyncPolicy spec: "always", "every:N", "interval:S", "never").
+    venue: None = the venue simulators run inside the core; else call(frame) -> reply frame, the
+    link to a venue outside (bot4.services.venue.venue_link); its frames are journaled too."""
 
     def __init__(self, specs: dict, *, l3: Iterable[int] = (), model=None, config=None, strategy=None,
                  journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
-                 venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS):
+                 venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS,
+                 venue: Callable[[bytes], Any] | None = None):
         if venue_lookahead_ns < 0:
             raise ValueError(f"venue_lookahead_ns must be >= 0, got {venue_lookahead_ns}")
         self.lookahead = int(venue_lookahead_ns)
@@ -95,8 +99,14 @@ class EngineService:
         self._jcodec = c.Codec(c.JOURNAL)
         self.counters: dict[str, int] = dict.fromkeys(
             ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
-             "end_of_stream", "fills_published", "commands_applied", "commands_refused"), 0)
+             "end_of_stream", "fills_published", "commands_applied", "commands_refused", "venue_exchanges"), 0)
         self.result: Any = None
+        self._venue_call = venue
+        self._journal: JournalWriter | None = None
+        self._jseq = 0
+        self._venue_codec = c.Codec(c.VENUE)
+        self._venue_seq = 0
+        self._md_seq = 0  # market data batches taken in (a remote venue takes in as many before it answers)
 
     def run_frames(self, frames: Iterable[tuple[bytes, Any]], emit: Emit,
                    on_end: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -112,7 +122,10 @@ class EngineService:
         try:
             self.result = run_stream(self._pieces(frames), self.specs, self.model, self.config, progress=False,
                                      strategy=self.strategy, l3=self.l3, on_records=self._publish,
-                                     control=self._apply_commands)
+                                     control=self._apply_commands,
+                                     venue=self._exchange if self._venue_call is not None else None)
+            if self._venue_call is not None:
+                self._exchange(int(min(self.specs)), np.zeros(0, VENUE_REQUEST), INT64_MAX, INT64_MAX, final=True)
             summary = self.summary()
             hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="stopping",
                              counters={k: v for k, v in summary["counters"].items() if isinstance(v, int)})
@@ -169,6 +182,7 @@ class EngineService:
                 self.counters["seq_gaps"] += 1
                 self.counters["missed_batches"] += max(0, msg.seq - expected)
             expected = msg.seq + 1
+            self._md_seq = expected
             recs = c.unpack(msg)
             wm = msg.watermark
             if wm != INT64_MAX:
@@ -183,6 +197,30 @@ class EngineService:
             elif isinstance(msg, c.L3Batch):
                 yield Piece(none, np.zeros(0, TRADE_EVENT), recs, wm)
             # BboBatch: the venue's own top of book checks a rebuilt book; the engine does not trade on it.
+
+    # -- the venue outside ------------------------------------------------------------------------
+    def _exchange(self, instrument: int, requests: np.ndarray, clock_offset: int, now: int,
+                  final: bool = False) -> tuple[np.ndarray, bool]:
+        """One round trip to the venue (the core's RemoteVenue calls this with the GIL)."""
+        assert self._venue_call is not None
+        self._venue_seq += 1
+        frame = self._venue_codec.encode(c.pack(c.VenueRequests, requests, seq=self._venue_seq, ts=time.time_ns(),
+                                                instrument=instrument, now=now, clock_offset=clock_offset,
+                                                md_seq=self._md_seq, final=final))
+        self._journal_frame("out", c.VENUE, frame)
+        reply_frame = self._venue_call(frame)
+        self._journal_frame("in", c.VENUE, reply_frame)
+        reply = self._venue_codec.decode(reply_frame)
+        if isinstance(reply, c.Rejection):
+            raise VenueLinkError(f"the venue's reply was refused: {reply.reason}: {reply.detail}")
+        if not isinstance(reply, c.VenueResponses):
+            raise VenueLinkError(f"the venue answered a {type(reply).__name__}, not VenueResponses")
+        if reply.error:
+            raise VenueLinkError(f"the venue refused exchange {self._venue_seq}: {reply.error}")
+        if reply.seq != self._venue_seq:
+            raise VenueLinkError(f"the venue answered exchange {reply.seq}, expected {self._venue_seq}")
+        self.counters["venue_exchanges"] += 1
+        return np.array(c.unpack(reply)), bool(reply.live)
 
     # -- control -------------------------------------------------------------------------------
     def _apply_commands(self, engine: Any) -> None:
@@ -303,11 +341,18 @@ def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[
 
 def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: EngineService, *,
                subscribers: int = 1, ready: Any = None, connect_out: bool = False,
-               ack_timeout_s: float = 30.0, control_endpoint: str | None = None) -> dict[str, Any]:
+               ack_timeout_s: float = 30.0, control_endpoint: str | None = None,
+               venue_endpoint: str | None = None) -> dict[str, Any]:
     """The engine service over sockets: SUB on the feed's `md_endpoint` (and on the session's
     command publisher at `control_endpoint`, topic CONTROL), XPUB (never dropping) bound at
     `out_endpoint` (connected to it with connect_out=True: the collector binds); waits for
-    `subscribers` of its outputs before taking market data."""
+    `subscribers` of its outputs before taking market data. venue_endpoint: the ROUTER of a venue
+    service (bot4.services.venue) to trade with instead of the simulators inside the core."""
+    venue_sock = None
+    if venue_endpoint is not None:
+        from bot4.services.venue import venue_link
+
+        service._venue_call, venue_sock = venue_link(ctx, venue_endpoint)
     pub = bind_publisher(ctx, out_endpoint, connect=connect_out)
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the unsubscribe that acknowledges the feed's end must get out
@@ -334,6 +379,8 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
     finally:
         sub.close()
         pub.close()
+        if venue_sock is not None:
+            venue_sock.close()
 
 
 def journal_frames(directory: str | os.PathLike[str], direction: str = "in") -> Iterator[tuple[bytes, bytes]]:
@@ -348,7 +395,17 @@ def journal_frames(directory: str | os.PathLike[str], direction: str = "in") -> 
 
 def replay_journal(directory: str | os.PathLike[str], service: EngineService) -> list[tuple[bytes, bytes]]:
     """Run the input frames journaled in `directory` through `service` (a fresh engine, built
-    with the session's specs, model, config and strategy); returns its output frames."""
+    with the session's specs, model, config and strategy); returns its output frames. A session
+    whose venue was outside is replayed against the venue's journaled replies, in order."""
     out: list[tuple[bytes, bytes]] = []
-    service.run_frames(journal_frames(directory, "in"), lambda t, f: out.append((t, bytes(f))))
+    inputs = list(journal_frames(directory, "in"))
+    replies = iter([f for t, f in inputs if t == c.VENUE])
+    if any(t == c.VENUE for t, _ in inputs):
+        def replayed(frame: bytes) -> bytes:
+            reply = next(replies, None)
+            if reply is None:
+                raise VenueLinkError("the replay asked the venue more often than the journaled session did")
+            return reply
+        service._venue_call = replayed
+    service.run_frames(iter([(t, f) for t, f in inputs if t != c.VENUE]), lambda t, f: out.append((t, bytes(f))))
     return out

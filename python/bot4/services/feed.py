@@ -175,6 +175,9 @@ def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect:
     that never drops (XPUB_NODROP: a full queue blocks the sender)."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.XPUB_NODROP, 1)
+    # Every subscription comes up, not only a topic's first: two subscribers of one topic (an
+    # engine and a venue on the feed) are counted as two.
+    sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 5_000)
     if connect:
@@ -184,9 +187,10 @@ def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect:
     return sock
 
 
-def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0, stop: Any = None) -> None:
-    """Block until `n` subscriptions arrived on the XPUB `sock` (TimeoutError after timeout_s;
-    InterruptedError when `stop` is set)."""
+def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0, stop: Any = None,
+                     topic: bytes | None = None) -> None:
+    """Block until `n` subscriptions (to `topic` only, when given) arrived on the XPUB `sock`
+    (TimeoutError after timeout_s; InterruptedError when `stop` is set)."""
     seen = 0
     deadline = time.monotonic() + timeout_s
     while seen < n:
@@ -198,7 +202,7 @@ def wait_subscribers(sock: zmq.Socket, n: int, timeout_s: float = 30.0, stop: An
         if not sock.poll(int(min(left, 0.1) * 1000)):
             continue
         msg = sock.recv()
-        if msg[:1] == b"\x01":
+        if msg[:1] == b"\x01" and (topic is None or msg[1:] == topic):
             seen += 1
 
 
@@ -226,7 +230,7 @@ def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Sp
     try:
         if ready is not None:
             ready.set()
-        wait_subscribers(sock, subscribers, stop=stop)
+        wait_subscribers(sock, subscribers, stop=stop, topic=c.MARKET)
         out = feed.publish(sock, speed, stop)
         if subscribers:
             out["end_acknowledged"] = int(await_unsubscribe(sock, c.MARKET, ack_timeout_s, stop))

@@ -29,6 +29,7 @@ from bot4 import contracts as c
 from bot4.services.control import ControlServer, check_endpoint
 from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, EngineService, run_engine
 from bot4.services.feed import Speed, parse_speed, run_feed
+from bot4.services.venue import VenueService, run_venue
 
 _COLLECT = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.TELEMETRY)
 
@@ -93,11 +94,11 @@ def _instruments(first: Any) -> tuple[dict, list[int]]:
 
 
 def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
-               fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any) -> None:
+               fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any, subscribers: int = 1) -> None:
     ctx = zmq.Context()
     try:
         out.put(("feed", run_feed(ctx, endpoint, source.parts(), speed=speed, batch_events=batch_events,
-                                  fault_frames=fault_frames)))
+                                  fault_frames=fault_frames, subscribers=subscribers)))
     except BaseException as exc:  # the parent reports it; a process cannot raise into it
         out.put(("feed", exc))
         raise SystemExit(1) from None
@@ -105,13 +106,25 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
         ctx.term()
 
 
-def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None) -> None:
+def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None,
+                 venue: str | None = None) -> None:
     ctx = zmq.Context()
     try:
         out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
-                                      control_endpoint=ctl)["counters"]))
+                                      control_endpoint=ctl, venue_endpoint=venue)["counters"]))
     except BaseException as exc:
         out.put(("engine", exc))
+        raise SystemExit(1) from None
+    finally:
+        ctx.term()
+
+
+def _venue_main(md: str, endpoint: str, kwargs: dict, out: Any) -> None:
+    ctx = zmq.Context()
+    try:
+        out.put(("venue", run_venue(ctx, md, endpoint, VenueService(**kwargs))))
+    except BaseException as exc:
+        out.put(("venue", exc))
         raise SystemExit(1) from None
     finally:
         ctx.term()
@@ -123,7 +136,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               part_events: int = 100_000, venue: str | None = None, batch_events: int = 1024,
               fault_frames: Mapping[int, Sequence[bytes]] | None = None, timeout_s: float = 600.0,
               venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS, control: str | None = "auto",
-              on_control: Callable[[str], None] | None = None, announce: bool = False) -> PaperResult:
+              on_control: Callable[[str], None] | None = None, announce: bool = False,
+              venue_service: bool = False) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -135,7 +149,10 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     (see bot4.services.engine). control: the control endpoint ("auto" = ipc in a fresh run
     folder; an ipc:// or inproc:// address; None = no control plane); on_control is called with
     it once it is bound, before any data flows; announce: also write it where `bot4 ctl` looks
-    first (bot4.services.control.pointer_file)."""
+    first (bot4.services.control.pointer_file). venue_service: the venue simulators run as a
+    service of their own (a thread, or a process with processes=True) that reads the feed and
+    trades with the engine over ROUTER/DEALER (bot4.services.venue), instead of inside the
+    engine's core; the result is the same."""
     parse_speed(speed)
     if control is not None and control != "auto":
         check_endpoint(control)
@@ -145,6 +162,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     specs, l3 = _instruments(first)
     engine_kwargs = dict(specs=specs, l3=l3, model=model, config=config, strategy=strategy, journal=journal,
                          fsync=fsync, venue_lookahead_ns=venue_lookahead_ns)
+    venue_kwargs = dict(specs=specs, l3=l3, config=config)
+    md_subscribers = 2 if venue_service else 1
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the end-of-output acknowledgement (an unsubscribe) must get out
@@ -154,7 +173,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     tmp = None
     server: ControlServer | None = None
     try:
-        if processes or control == "auto":
+        if processes or control == "auto" or venue_service:
             tmp = tempfile.mkdtemp(prefix="bot4-paper-")
         tag = uuid.uuid4().hex
         if control is not None:
@@ -175,11 +194,17 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             else:
                 feed_source = Source(first, venue, seed, n_events, part_events)
             q: Any = mp.get_context("spawn").Queue()
-            procs = [mp.get_context("spawn").Process(target=_engine_main, args=(md, outp, engine_kwargs, q, ctl_pub),
+            venue_ep = f"ipc://{tmp}/venue" if venue_service else None
+            procs = [mp.get_context("spawn").Process(target=_engine_main,
+                                                     args=(md, outp, engine_kwargs, q, ctl_pub, venue_ep),
                                                      name="bot4-engine"),
                      mp.get_context("spawn").Process(target=_feed_main,
-                                                     args=(md, feed_source, speed, batch_events, fault_frames, q),
+                                                     args=(md, feed_source, speed, batch_events, fault_frames, q,
+                                                           md_subscribers),
                                                      name="bot4-feed")]
+            if venue_ep is not None:
+                procs.insert(0, mp.get_context("spawn").Process(target=_venue_main,
+                                                                args=(md, venue_ep, venue_kwargs, q), name="bot4-venue"))
             for p in procs:
                 p.start()
             collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs), server)
@@ -200,9 +225,19 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
 
             service = EngineService(**engine_kwargs)
             stop = threading.Event()
-            threads = [_Thread("engine", results, run_engine, ctx, md, outp, service, control_endpoint=ctl_pub),
+            venue_ep = f"inproc://venue-{tag}" if venue_service else None
+            threads = [_Thread("engine", results, run_engine, ctx, md, outp, service, control_endpoint=ctl_pub,
+                               venue_endpoint=venue_ep),
                        _Thread("feed", results, run_feed, ctx, md, chained(), speed=speed,
-                               batch_events=batch_events, fault_frames=fault_frames, stop=stop)]
+                               batch_events=batch_events, fault_frames=fault_frames, stop=stop,
+                               subscribers=md_subscribers)]
+            if venue_ep is not None:
+                bound = threading.Event()
+                venue_thread = _Thread("venue", results, run_venue, ctx, md, venue_ep, VenueService(**venue_kwargs),
+                                       stop=stop, ready=bound)
+                venue_thread.start()
+                bound.wait(30)
+                threads.append(venue_thread)
             threads[0].start()
             sub.connect(outp)
             threads[1].start()
@@ -214,7 +249,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 th.join(timeout_s)
             if isinstance(results.get("engine"), dict):
                 results["engine"] = results["engine"]["counters"]
-        for name in ("engine", "feed"):
+        for name in ("engine", "feed", "venue"):
             err = results.get(name)
             if isinstance(err, BaseException):
                 if processes:
@@ -235,6 +270,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
                                  "collector": counters,
+                                 **({"venue": results.get("venue", {})} if venue_service else {}),
                                  **({"control": dict(server.counters)} if server is not None else {})},
                        journal=Path(journal) if journal is not None else None,
                        control=server.endpoint if server is not None else None)

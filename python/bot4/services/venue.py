@@ -1,0 +1,238 @@
+"""Venue service: the venue simulators of a session's instruments in a service of their own,
+serving engines over a ROUTER socket (topic VENUE, bot4.contracts.venue) and reading the
+market data feed themselves, as a venue outside the engine's process would.
+
+Each exchange is a request and its reply, so no order or fill is ever dropped on the link: the
+engine sends the requests it made since the last exchange and asks for the responses received by
+its local time; the venue answers. Before it answers, the venue takes in at least as many market
+data batches as the engine had (md_seq), so it simulates on no less of the recording than the
+engine saw; the core asks only while the venue is live or has requests to send (see
+core/execution/remote_venue.hpp), so a session with its venue here gives the same orders, fills
+and P&L as one backtest (tests/services/test_venue.py).
+
+A frame that is not a valid VenueRequests is a counted rejection and answered with an error (the
+engine raises it); a request for an instrument this venue does not serve likewise. The venue
+stops once every engine sent its final exchange (or when `stop` is set).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import zmq
+
+from bot4 import _core
+from bot4 import contracts as c
+from bot4.events import VENUE_RESPONSE
+
+SERVICE = "venue"
+INT64_MAX = 2**63 - 1
+
+
+class VenueService:
+    """One simulator per instrument of `specs` ({id: InstrumentSpec}), configured by the `sim`
+    section of `config` (as bot4.backtest.run); `l3`: instruments whose order events make the
+    book (their derived L2 records are not replayed, as in a backtest)."""
+
+    def __init__(self, specs: Mapping[int, Any], *, l3: Iterable[int] = (), config: Any = None):
+        from bot4.backtest.engine import engine_config
+
+        if not specs:
+            raise ValueError("the venue needs the instruments it serves (specs)")
+        sim = engine_config(config).get("sim")
+        self.venues = {int(i): _core.engine.SimVenue(sim, float(s.tick_size), float(s.lot_size))
+                       for i, s in sorted(specs.items())}
+        self.l3 = {int(i) for i in l3}
+        self.md = c.Codec(c.MARKET)
+        self.link = c.Codec(c.VENUE)
+        self.md_seq = 0           # market data batches taken in
+        self.md_ended = False
+        self.finals = 0           # engines that sent their final exchange
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("exchanges", "requests", "responses", "md_batches", "md_records", "md_seq_gaps", "waits_for_md",
+             "refused", "bad_envelope"), 0)
+
+    # -- market data ---------------------------------------------------------------------------
+    def take_market(self, frame: Any) -> None:
+        """One market data frame: its records go to their instruments' simulators."""
+        msg = self.md.decode(frame)
+        if isinstance(msg, c.Rejection):
+            return
+        if isinstance(msg, c.EndOfStream):
+            self.md_ended = True
+            return
+        if not isinstance(msg, (c.BookBatch, c.TradeBatch, c.L3Batch)):
+            if isinstance(msg, c.MarketBatch):
+                self.md_seq = max(self.md_seq, msg.seq + 1)  # (BBO checks: no venue state)
+            return
+        if msg.seq != self.md_seq:
+            self.counters["md_seq_gaps"] += 1
+        self.md_seq = max(self.md_seq, msg.seq + 1)
+        recs = c.unpack(msg)
+        self.counters["md_batches"] += 1
+        self.counters["md_records"] += int(recs.size)
+        if isinstance(msg, c.BookBatch) and self.l3 and recs.size:
+            recs = recs[~np.isin(recs["instrument"], list(self.l3))]
+        several = len(self.venues) > 1
+        for i, venue in self.venues.items():
+            mine = recs[recs["instrument"] == i] if several else recs
+            if not mine.size:
+                continue
+            mine = np.ascontiguousarray(mine)
+            if isinstance(msg, c.BookBatch):
+                venue.append_feed(book=mine)
+            elif isinstance(msg, c.TradeBatch):
+                venue.append_feed(trades=mine)
+            else:
+                venue.append_feed(orders=mine)
+
+    # -- the link ------------------------------------------------------------------------------
+    def decode(self, frame: Any) -> c.VenueRequests | bytes:
+        """A request frame's message, or the error reply to a frame that is not a request."""
+        msg = self.link.decode(frame)
+        if isinstance(msg, c.Rejection):
+            return self._refuse(0, f"not a venue request: {msg.reason}: {msg.detail}")
+        if not isinstance(msg, c.VenueRequests):
+            return self._refuse(0, f"not a venue request: {type(msg).__struct_config__.tag}")
+        return msg
+
+    def waits(self, msg: c.VenueRequests) -> bool:
+        """Whether `msg` waits for market data the engine had and this venue not yet."""
+        return msg.md_seq > self.md_seq and not self.md_ended
+
+    def answer(self, msg: c.VenueRequests) -> bytes:
+        """The reply to one request: the responses due by its `now`, or a refusal."""
+        venue = self.venues.get(msg.instrument)
+        if venue is None:
+            return self._refuse(msg.seq, f"instrument {msg.instrument} is not served here "
+                                         f"(serves {', '.join(map(str, self.venues))})")
+        if msg.md_seq > self.md_seq:
+            return self._refuse(msg.seq, f"the engine took in {msg.md_seq} market data batches, the venue "
+                                         f"only {self.md_seq} before the feed ended")
+        requests = np.ascontiguousarray(c.unpack(msg))
+        responses, live = venue.exchange(msg.instrument, requests, msg.clock_offset, msg.now)
+        self.counters["exchanges"] += 1
+        self.counters["requests"] += int(requests.size)
+        self.counters["responses"] += int(responses.size)
+        if msg.final:
+            self.finals += 1
+        return self.link.encode(c.pack(c.VenueResponses, responses, seq=msg.seq, ts=time.time_ns(), live=bool(live)))
+
+    def summary(self) -> dict[str, Any]:
+        """The service's counters, the link codec's and every simulator's (sim.<instrument>.*)."""
+        out: dict[str, Any] = dict(self.counters)
+        out.update({f"md.{k}": v for k, v in self.md.counters().items()})
+        out.update({f"link.{k}": v for k, v in self.link.counters().items()})
+        for i, v in self.venues.items():
+            out.update({f"sim.{i}.{k}": int(x) for k, x in v.counters().items()})
+        return out
+
+    def _refuse(self, seq: int, error: str) -> bytes:
+        self.counters["refused"] += 1
+        return self.link.encode(c.pack(c.VenueResponses, np.zeros(0, VENUE_RESPONSE), seq=seq, ts=time.time_ns(),
+                                       live=False, error=error))
+
+
+def run_venue(ctx: zmq.Context, md_endpoint: str, endpoint: str, service: VenueService, *, engines: int = 1,
+              stop: Any = None, ready: Any = None, idle_timeout_s: float = 600.0) -> dict[str, Any]:
+    """The venue service over sockets: SUB on the feed at `md_endpoint`, ROUTER bound at
+    `endpoint`; returns its summary once `engines` engines sent their final exchange. ready: an
+    object with set() called once bound; stop: an Event that ends it early; idle_timeout_s: no
+    frame for that long is an error (TimeoutError)."""
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 5_000)
+    router.bind(endpoint)
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 2_000)
+    sub.setsockopt(zmq.RCVHWM, 0)  # (the feed never drops: a full queue blocks it, not us)
+    sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
+    sub.connect(md_endpoint)
+    poller = zmq.Poller()
+    poller.register(sub, zmq.POLLIN)
+    poller.register(router, zmq.POLLIN)
+    parked: list[tuple[bytes, c.VenueRequests]] = []  # requests waiting for market data the engine had
+    unsubscribed = False
+    if ready is not None:
+        ready.set()
+    idle = 0.0
+    try:
+        while service.finals < engines:
+            if stop is not None and stop.is_set():
+                break
+            ready_socks = dict(poller.poll(100))
+            if not ready_socks:
+                idle += 0.1
+                if idle >= idle_timeout_s:
+                    raise TimeoutError(f"venue: no frame for {idle_timeout_s:.0f} s")
+                continue
+            idle = 0.0
+            if sub in ready_socks:
+                # Market data first: a parked request may be waiting for it.
+                for _ in range(64):
+                    try:
+                        parts = sub.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    if len(parts) != 2:
+                        service.counters["bad_envelope"] += 1
+                        continue
+                    service.take_market(parts[1].buffer)
+                if service.md_ended and not unsubscribed:
+                    sub.setsockopt(zmq.UNSUBSCRIBE, c.MARKET)  # acknowledges the feed's end
+                    unsubscribed = True
+            if router in ready_socks:
+                while True:
+                    try:
+                        parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    if len(parts) != 3:
+                        service.counters["bad_envelope"] += 1
+                        if len(parts) >= 2:  # the peer is known: it gets an answer rather than a hang
+                            router.send_multipart((parts[0].bytes, c.VENUE, service._refuse(0, "expected (topic, frame)")))
+                        continue
+                    got = service.decode(parts[2].buffer)
+                    if isinstance(got, bytes):
+                        router.send_multipart((parts[0].bytes, c.VENUE, got))
+                    else:
+                        parked.append((parts[0].bytes, got))
+            still: list[tuple[bytes, c.VenueRequests]] = []
+            for who, msg in parked:
+                if service.waits(msg):
+                    service.counters["waits_for_md"] += 1
+                    still.append((who, msg))
+                    continue
+                router.send_multipart((who, c.VENUE, service.answer(msg)))
+            parked = still
+        return service.summary()
+    finally:
+        sub.close()
+        router.close()
+
+
+def venue_link(ctx: zmq.Context, endpoint: str, timeout_s: float = 60.0) -> tuple[Any, Any]:
+    """A DEALER connected to the venue at `endpoint` and call(frame) -> reply frame over it (a
+    VenueLinkError when no reply comes within timeout_s). Returns (call, socket); close the
+    socket when done."""
+    from bot4.errors import VenueLinkError
+
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 2_000)
+    sock.connect(endpoint)
+    ms = int(timeout_s * 1000)
+
+    def call(frame: bytes) -> Any:
+        sock.send_multipart((c.VENUE, frame), copy=False)
+        if not sock.poll(ms, zmq.POLLIN):
+            raise VenueLinkError(f"the venue at {endpoint} did not answer within {timeout_s:.0f} s")
+        parts = sock.recv_multipart(copy=False)
+        if len(parts) != 2:
+            raise VenueLinkError(f"the venue at {endpoint} answered {len(parts)} frames, expected 2")
+        return parts[1].buffer
+
+    return call, sock
+
+
