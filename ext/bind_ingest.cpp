@@ -171,16 +171,41 @@ void bind_lobster(py::module_& m) {
       .def(py::init<>())
       .def("begin_file", &LobsterDecoder::begin_file, "file"_a, "gzip"_a, "file: 0 messages, 1 orderbook.")
       .def("set_threads", &LobsterDecoder::set_threads, "on"_a)
-      .def("feed", without_gil(&LobsterDecoder::feed), "data"_a, "Bytes of the file as stored (gzip or plain).")
-      .def("feed_plain", without_gil(&LobsterDecoder::feed_plain), "data"_a, "Decompressed bytes.")
+      .def(
+          "feed",
+          [](LobsterDecoder& d, const py::buffer& b, int file) {
+            size_t n;
+            const uint8_t* p = bytes_of(b, n);
+            py::gil_scoped_release release;
+            d.feed(p, n, file);
+          },
+          "data"_a, "file"_a = -1, "Bytes of the file as stored (gzip or plain); file -1: the one begun last.")
+      .def(
+          "feed_plain",
+          [](LobsterDecoder& d, const py::buffer& b, int file) {
+            size_t n;
+            const uint8_t* p = bytes_of(b, n);
+            py::gil_scoped_release release;
+            d.feed_plain(p, n, file);
+          },
+          "data"_a, "file"_a = -1, "Decompressed bytes.")
       .def(
           "damage",
-          [](LobsterDecoder& d, const std::string& kind) {
+          [](LobsterDecoder& d, const std::string& kind, int file) {
             if (kind != "truncated_file" && kind != "corrupt_file") throw py::value_error("unknown damage kind");
-            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file");
+            d.damage(kind == "truncated_file" ? "truncated_file" : "corrupt_file", file);
           },
-          "kind"_a, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
-      .def("end_file", &LobsterDecoder::end_file)
+          "kind"_a, "file"_a = -1, "Damage found by a Python-side decompressor: 'truncated_file' | 'corrupt_file'.")
+      .def("end_file", &LobsterDecoder::end_file, "file"_a = -1)
+      .def("stream_begin", &LobsterDecoder::stream_begin, "unit"_a, "with_book"_a, "base_ns"_a, "instrument"_a,
+           "scan"_a, "Streaming mode: build parameters first, both files fed side by side, pump() builds.")
+      .def(
+          "pump",
+          [](LobsterDecoder& d) {
+            py::gil_scoped_release release;
+            return d.pump();
+          },
+          "Builds every row whose orderbook row was read; returns the files it waits for (empty: done).")
       .def("finish_parse", &LobsterDecoder::finish_parse)
       .def_property_readonly("all_cents", &LobsterDecoder::all_cents)
       .def_property_readonly("levels", &LobsterDecoder::levels)

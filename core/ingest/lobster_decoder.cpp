@@ -95,24 +95,104 @@ bool has_price(const std::vector<std::pair<int64_t, int64_t>>& side, int64_t p) 
 const char* lobster_reason_name(size_t reason) { return kReasonNames[reason]; }
 
 void LobsterDecoder::begin_file(uint32_t file, bool gzip) {
-  file_ = file;
-  if (file == 1) have_book_ = true;
-  reader_.begin(gzip);
+  file_ = file & 1u;
+  if (file_ == 1) have_book_ = true;
+  reader_[file_].begin(gzip);
 }
 
-void LobsterDecoder::on_damage(const char* kind, int64_t line_no, const std::string& tail) {
+void LobsterDecoder::end_file(int file) {
+  const uint32_t f = pick(file);
+  reader_[f].end(ports_[f]);
+  ended_[f] = true;
+}
+
+void LobsterDecoder::on_damage(uint32_t file, const char* kind, int64_t line_no, const std::string& tail) {
+  if (streaming_) {
+    // Counted at the end, each file's after its own rows (the whole-file phases' order).
+    if (!scan_) damage_.push_back({file, Damage{kind, tail, line_no}});
+    return;
+  }
   const LobsterReason r =
       std::strcmp(kind, "truncated_file") == 0 ? LobsterReason::kTruncatedFile : LobsterReason::kCorruptFile;
-  reject(r, file_, line_no, tail.data(), tail.size());
+  phase_ = static_cast<int>(file);
+  reject(r, file, line_no, tail.data(), tail.size());
 }
 
-void LobsterDecoder::on_line(const char* p, size_t n, int64_t) {
+void LobsterDecoder::on_line(uint32_t file, const char* p, size_t n, int64_t) {
   while (n > 0 && p[n - 1] == '\r') --n;  // the reference strips every trailing CR
-  if (file_ == 0) {
+  file_ = file;
+  if (file == 0) {
     message_line(p, n);
   } else {
     book_line(p, n);
   }
+}
+
+void LobsterDecoder::stream_begin(int64_t unit, bool with_book, int64_t base_ns, uint32_t instrument, bool scan) {
+  streaming_ = true;
+  scan_ = scan;
+  unit_ = unit;
+  reconcile_ = with_book;
+  have_book_ = with_book;
+  base_ns_ = base_ns;
+  instrument_ = instrument;
+}
+
+std::vector<uint32_t> LobsterDecoder::pump() {
+  std::vector<uint32_t> waiting;
+  if (scan_) {
+    for (uint32_t f = 0; f < (have_book_ ? 2u : 1u); ++f) {
+      if (!ended_[f]) waiting.push_back(f);
+    }
+    return waiting;
+  }
+  phase_ = 5;
+  while (!pending_rows_.empty()) {
+    // a row is built once its orderbook row is read (or the orderbook file has ended)
+    if (reconcile_ && pending_truths_.empty() && !ended_[1]) break;
+    PendingRow pr = std::move(pending_rows_.front());
+    pending_rows_.pop_front();
+    const size_t t = next_t_++;
+    Truth truth;
+    bool has = false;
+    if (reconcile_ && !pending_truths_.empty()) {
+      truth = std::move(pending_truths_.front().first);
+      has = pending_truths_.front().second;
+      pending_truths_.pop_front();
+    }
+    if (!pr.row.valid) {
+      have_prev_ = false;
+      continue;
+    }
+    build_row(t, pr.row, pr.text.data(), pr.text.size(), has ? &truth : nullptr, have_prev_ ? &prev_truth_ : nullptr);
+    if (has) prev_truth_ = std::move(truth);
+    have_prev_ = has;
+  }
+  // orderbook rows past the last message row only count (orderbook_row_count_mismatch)
+  if (ended_[0] && pending_rows_.empty()) pending_truths_.clear();
+  if (!ended_[0] && pending_rows_.empty()) waiting.push_back(0);
+  if (have_book_ && !ended_[1] && (pending_truths_.empty() || ended_[0])) waiting.push_back(1);
+  if (waiting.empty() && !stream_done_) finish_stream();
+  return waiting;
+}
+
+void LobsterDecoder::finish_stream() {
+  stream_done_ = true;
+  std::stable_sort(damage_.begin(), damage_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [file, d] : damage_) {
+    phase_ = static_cast<int>(file);
+    const LobsterReason r =
+        d.kind == "truncated_file" ? LobsterReason::kTruncatedFile : LobsterReason::kCorruptFile;
+    reject(r, file, d.line, d.tail.data(), d.tail.size());
+  }
+  phase_ = 2;
+  if (have_book_ && lines_[1] != lines_[0]) {
+    const std::string text = std::to_string(lines_[1]) + " orderbook rows for " + std::to_string(lines_[0]) + " messages";
+    reject(LobsterReason::kOrderbookRowCountMismatch, 1, lines_[1], text.data(), text.size());
+  }
+  // the whole-file phases' order of first occurrence (stable within a phase)
+  std::stable_sort(rejections.order.begin(), rejections.order.end(),
+                   [this](uint8_t a, uint8_t b) { return first_phase_[a] < first_phase_[b]; });
 }
 
 void LobsterDecoder::count(const char* name, int64_t by) {
@@ -128,10 +208,10 @@ void LobsterDecoder::count(const char* name, int64_t by) {
 std::vector<std::pair<std::string, int64_t>> LobsterDecoder::stats() const {
   std::vector<std::pair<std::string, int64_t>> out;
   for (const auto& name : stat_names_) out.emplace_back(name, stat_values_.at(name));
-  int64_t messages = 0;
+  int64_t messages = valid_messages_;
   for (const Row& r : rows_) messages += r.valid ? 1 : 0;
   out.emplace_back("messages", messages);
-  out.emplace_back("book_levels", n_levels_);
+  out.emplace_back("book_levels", levels_ != 0 ? levels_ : 10);
   return out;
 }
 
@@ -142,11 +222,27 @@ const char* LobsterDecoder::line_text(size_t row, size_t& n) const {
 }
 
 void LobsterDecoder::message_line(const char* p, size_t n) {
-  text_.append(p, n);
-  text_end_.push_back(text_.size());
-  const int64_t line_no = static_cast<int64_t>(rows_.size()) + 1;
-  rows_.push_back(Row{0, 0, 0, 0, 0, 0, false});
-  Row& row = rows_.back();
+  phase_ = 0;
+  Row row{0, 0, 0, 0, 0, 0, false};
+  const int64_t line_no = ++lines_[0];
+  message_fields(p, n, line_no, row);
+  if (!streaming_) {
+    text_.append(p, n);
+    text_end_.push_back(text_.size());
+    rows_.push_back(row);
+    return;
+  }
+  if (scan_) return;
+  if (row.valid && row.price % unit_ != 0) {
+    phase_ = 3;
+    reject(LobsterReason::kOffGridPrice, 0, line_no, p, n);
+    row.valid = false;
+  }
+  valid_messages_ += row.valid ? 1 : 0;
+  pending_rows_.push_back(PendingRow{row, std::string(p, n)});
+}
+
+void LobsterDecoder::message_fields(const char* p, size_t n, int64_t line_no, Row& row) {
   std::vector<Span> parts;
   parts.reserve(8);
   split_commas(p, n, parts);
@@ -189,26 +285,47 @@ void LobsterDecoder::message_line(const char* p, size_t n) {
 }
 
 void LobsterDecoder::book_line(const char* p, size_t n) {
-  const int64_t line_no = static_cast<int64_t>(book_.size()) + 1;
-  book_.emplace_back();
-  book_ok_.push_back(false);
+  phase_ = 1;
+  const int64_t line_no = ++lines_[1];
+  Truth t;
+  const bool ok = book_fields(p, n, line_no, t);
+  if (!streaming_) {
+    book_.push_back(std::move(t));
+    book_ok_.push_back(ok);
+    return;
+  }
+  if (scan_) return;
+  bool on_grid = ok;
+  if (ok) {
+    for (const LevelList& s : t.sides) {
+      for (const auto& [price, q] : s) on_grid = on_grid && price % unit_ == 0;
+    }
+    if (!on_grid) {
+      phase_ = 4;
+      reject(LobsterReason::kOrderbookOffGridPrice, 1, line_no, "", 0);
+    }
+  }
+  // rows past the last message row are not kept: they only count
+  if (!(ended_[0] && pending_rows_.empty())) pending_truths_.emplace_back(std::move(t), on_grid);
+}
+
+bool LobsterDecoder::book_fields(const char* p, size_t n, int64_t line_no, Truth& t) {
   std::vector<Span> parts;
   split_commas(p, n, parts);
   if (parts.size() % 4 != 0 || (levels_ != 0 && parts.size() != static_cast<size_t>(4 * levels_))) {
     reject(LobsterReason::kOrderbookBadRow, 1, line_no, p, n);
-    return;
+    return false;
   }
   std::vector<int64_t> values(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
     __int128 v = 0;
     if (!py_int(parts[i].p, parts[i].n, v) || v >= kLimit || v <= -kLimit) {
       reject(LobsterReason::kOrderbookBadRow, 1, line_no, p, n);
-      return;
+      return false;
     }
     values[i] = static_cast<int64_t>(v);
   }
   if (levels_ == 0) levels_ = static_cast<int>(values.size() / 4);
-  Truth& t = book_.back();
   auto put = [](LevelList& side, int64_t price, int64_t qty) {
     for (auto& [p0, q0] : side) {
       if (p0 == price) {
@@ -228,7 +345,7 @@ void LobsterDecoder::book_line(const char* p, size_t n) {
       if (price % 100 != 0) all_cents_ = false;
     }
   }
-  book_ok_.back() = true;
+  return true;
 }
 
 void LobsterDecoder::finish_parse() {
@@ -437,15 +554,28 @@ void LobsterDecoder::build(int64_t unit, bool reconcile, int64_t base_ns, uint32
       book_ok_[i] = false;
     }
   }
+  base_ns_ = base_ns;
   const Truth* prev = nullptr;
   for (size_t t = 0; t < rows_.size(); ++t) {
     const Truth* truth = t < book_.size() && book_ok_[t] ? &book_[t] : nullptr;
-    const size_t start = orders.size();
     const Row& r = rows_[t];
     if (!r.valid) {
       prev = nullptr;
       continue;
     }
+    size_t n;
+    const char* text = line_text(t, n);
+    build_row(t, r, text, n, truth, prev);
+    prev = truth;
+  }
+}
+
+void LobsterDecoder::build_row(size_t t, const Row& r, const char* text, size_t text_n, const Truth* truth,
+                               const Truth* prev) {
+  n_levels_ = levels_ != 0 ? levels_ : 10;
+  const size_t start = orders.size();
+  const int64_t base_ns = base_ns_;
+  {
     const int64_t ts = r.ts + base_ns;
     const int64_t seq = static_cast<int64_t>(t);
     const uint8_t side = r.direction == 1 ? kBid : kAsk;
@@ -470,9 +600,7 @@ void LobsterDecoder::build(int64_t unit, bool reconcile, int64_t base_ns, uint32
     if (r.type == 1) {
       const uint64_t oid = static_cast<uint64_t>(r.oid);
       if (model_orders_.count(oid) != 0) {
-        size_t n;
-        const char* text = line_text(t, n);
-        reject(LobsterReason::kDuplicateAdd, 0, seq + 1, text, n);
+        reject(LobsterReason::kDuplicateAdd, 0, seq + 1, text, text_n);
       } else {
         model_add(oid, side, r.price, r.size);
         emit(ts, seq, oid, r.price, r.size, side, kAdd, 0);
@@ -514,7 +642,6 @@ void LobsterDecoder::build(int64_t unit, bool reconcile, int64_t base_ns, uint32
       correct(ts, seq, *truth, prev, t != 0 ? event_flag::kResync : event_flag::kSnapshot);
     }
     if (orders.size() > start) orders.back().flags |= event_flag::kLast;
-    prev = truth;
   }
 }
 

@@ -516,3 +516,33 @@ def load_lobster(
                     sources=sources, venue="NASDAQ")
     md.stats = dict(stats)
     return md
+
+
+def iter_lobster(message_csv: str | Path, orderbook_csv: str | Path | None = None, *, tick_size: str | None = None,
+                 instrument_id: int = 1, symbol: str | None = None, date: str | None = None,
+                 chunk_bytes: int = 8 << 20, progress: bool = False) -> Iterator[MarketData]:
+    """The events load_lobster would return, as consecutive MarketData parts built `chunk_bytes`
+    of each file (as stored) at a time by the native decoder: the message and orderbook files are
+    read side by side, so memory holds about a chunk of rows whatever the files' sizes (the model
+    book carries over). Concatenating the parts' arrays gives exactly load_lobster's; each part
+    carries the rejections so far, the last one all of them (in load_lobster's order) and the
+    stats. tick_size=None picks the tick in a pass over the files of its own (see load_lobster).
+    """
+    from bot4.data.lobster_native import iter_lobster_native
+
+    if chunk_bytes <= 0:
+        raise ConfigError(f"chunk_bytes must be positive, got {chunk_bytes}")
+    mpath = Path(message_csv)
+    if not mpath.is_file():
+        raise DataError(f"{mpath}: no such file")
+    bpath = Path(orderbook_csv) if orderbook_csv is not None else None
+    if bpath is not None and not bpath.is_file():
+        raise DataError(f"{bpath}: no such file")
+    m = _NAME.search(mpath.name)
+    symbol = symbol or (m.group("symbol") if m else mpath.stem)
+    date = date or (m.group("date") if m else None)
+    base_ns = _midnight_ns(date) if date else 0
+    if not date:
+        log.warning("%s: no trading date; timestamps are ns after midnight", mpath.name)
+    return iter_lobster_native(mpath, bpath, tick_size=tick_size, instrument_id=instrument_id, symbol=symbol,
+                               base_ns=base_ns, chunk_bytes=chunk_bytes, progress=progress)

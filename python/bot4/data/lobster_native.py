@@ -12,6 +12,7 @@ rows without the GIL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,4 +63,86 @@ def load_lobster_native(mpath: Path, bpath: Path | None, *, tick_size: str | Non
                     trades=np.asarray(decoder.take_trades()).view(TRADE_EVENT),
                     rejections=rejections, sources=[str(p) for p in files], venue="NASDAQ")
     md.stats = dict(decoder.stats())
+    return md
+
+
+class _Port:
+    """One file's side of a decoder reading both files side by side: what feed_file drives."""
+
+    __slots__ = ("decoder", "index")
+
+    def __init__(self, decoder, index: int):
+        self.decoder = decoder
+        self.index = index
+
+    def feed(self, data) -> None:
+        self.decoder.feed(data, self.index)
+
+    def feed_plain(self, data) -> None:
+        self.decoder.feed_plain(data, self.index)
+
+    def damage(self, kind: str) -> None:
+        self.decoder.damage(kind, self.index)
+
+    def end_file(self) -> None:
+        self.decoder.end_file(self.index)
+
+
+def _side_by_side(decoder, files: list[Path], bar, chunk_bytes: int) -> Iterator[None]:
+    """Feeds the files in streaming mode, a chunk to each file pump() waits for; yields after each
+    round. Memory: the message rows waiting for their orderbook rows (about a chunk)."""
+    feeds = []
+    for index, path in enumerate(files):
+        def begin(gzip: bool, index: int = index) -> None:
+            decoder.begin_file(index, gzip)
+
+        feeds.append(feed_file(_Port(decoder, index), path, bar, begin, chunk_bytes))
+    while waiting := decoder.pump():
+        for index in waiting:
+            next(feeds[index], None)  # the last next() ends the file
+        yield
+
+
+def iter_lobster_native(mpath: Path, bpath: Path | None, *, tick_size: str | None, instrument_id: int,
+                        symbol: str, base_ns: int, chunk_bytes: int, progress: bool = False) -> Iterator[MarketData]:
+    """bot4.data.lobster.iter_lobster's work once the files, symbol and day are known."""
+    from bot4.data.lobster import _tick_unit
+
+    files = [mpath] + ([bpath] if bpath is not None else [])
+    bar = byte_progress(files * (2 if tick_size is None else 1), progress, f"lobster {mpath.name}")
+    try:
+        if tick_size is None:  # a pass of its own: the tick needs every price in the files
+            scan = _core.ingest.LobsterDecoder()
+            scan.stream_begin(1, bpath is not None, base_ns, instrument_id, True)
+            for _ in _side_by_side(scan, files, bar, chunk_bytes):
+                pass
+            tick_size = "0.01" if scan.all_cents else "0.0001"
+        spec = InstrumentSpec(instrument_id=instrument_id, symbol=symbol, venue="NASDAQ",
+                              tick_size=tick_size, lot_size="1")
+        decoder = _core.ingest.LobsterDecoder()
+        decoder.stream_begin(_tick_unit(tick_size), bpath is not None, base_ns, instrument_id, False)
+        for _ in _side_by_side(decoder, files, bar, chunk_bytes):
+            part = _take(decoder, spec, files, final=False)
+            if len(part.orders) or len(part.trades):
+                yield part
+    finally:
+        bar.close()
+    yield _take(decoder, spec, files, final=True)
+
+
+def _take(decoder, spec: InstrumentSpec, files: list[Path], final: bool) -> MarketData:
+    """The events built since the last take, with the rejections so far (and, final, the stats)."""
+    rejections = RejectionLog()
+    for reason, count, file, line, raw in decoder.rejections():
+        text = raw.decode("utf-8" if reason in _DAMAGE else "ascii", "replace")
+        rejections.counts[reason] = count
+        rejections.samples[reason] = (str(files[file]), line, text)
+        if final:
+            log.info("rejected (%s) at %s:%d: %s", reason, files[file], line, text)
+    md = MarketData(specs={spec.instrument_id: spec},
+                    orders=np.asarray(decoder.take_orders()).view(ORDER_EVENT),
+                    trades=np.asarray(decoder.take_trades()).view(TRADE_EVENT),
+                    rejections=rejections, sources=[str(p) for p in files], venue="NASDAQ")
+    if final:
+        md.stats = dict(decoder.stats())
     return md
