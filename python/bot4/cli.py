@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-bbo", action="store_true",
                    help="compare the rebuilt top of book with the venue's own (Binance bookTicker)")
     p.add_argument("--stream", action="store_true",
-                   help="read the recording part by part (Binance or Tardis files, a `bot4 convert` dataset or the embedded "
+                   help="read the recording part by part (Binance, Tardis or LOBSTER files, a `bot4 convert` dataset or the embedded "
                         "stream): memory holds one part")
     p.set_defaults(func=_cmd_replay)
 

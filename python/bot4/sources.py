@@ -181,7 +181,8 @@ def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = 
     """The stream load_stream would read, as parts that are read or generated only when asked
     for: a Binance recording of one instrument (the native decoder, `chunk_bytes` of file a
     part), Tardis CSV files (the native decoder, `chunk_bytes` of each file a part, several files
-    merged by receive time as bot4.data.tardis.iter_tardis does), a dataset written by
+    merged by receive time as bot4.data.tardis.iter_tardis does), a LOBSTER message file with
+    the orderbook file beside it (bot4.data.lobster.iter_lobster), a dataset written by
     `bot4 convert` (an hour partition a part; any venue it was converted from) or the embedded
     simulator (`part_events` a part). Other formats are refused with the fix (convert them
     first); so are Binance files of several instruments.
@@ -218,9 +219,14 @@ def stream_parts(paths: Sequence[str | Path] | None = None, venue: str | None = 
         from bot4.data.tardis import iter_tardis
 
         parts = iter_tardis(files, chunk_bytes=chunk_bytes, progress=progress)
+    elif chosen == "lobster" and len(files) == 1:
+        from bot4.data import lobster_orderbook
+        from bot4.data.lobster import iter_lobster
+
+        parts = iter_lobster(files[0], lobster_orderbook(files[0]), chunk_bytes=chunk_bytes, progress=progress)
     else:
-        raise InputError("paths", f"a streamed run reads Binance and Tardis recordings, `bot4 convert` datasets "
-                         f"and the embedded stream; {label} is {chosen}",
+        raise InputError("paths", f"a streamed run reads Binance, Tardis and LOBSTER recordings, `bot4 convert` "
+                         f"datasets and the embedded stream; {label} is {chosen}",
                          fix=f"convert it first (`bot4 convert --data {label} --out DIR`) and stream DIR, "
                              "or run without --stream")
     if progress:

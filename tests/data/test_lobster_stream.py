@@ -132,3 +132,30 @@ def test_chunk_bytes_must_be_positive(tmp_path):
     path.write_text("34200.1,1,1,100,5853300,1\n")
     with pytest.raises(ConfigError, match="chunk_bytes"):
         iter_lobster(path, chunk_bytes=0)
+
+
+@pytest.mark.realdata
+def test_stream_parts_and_convert_read_lobster_part_by_part(files, tmp_path, monkeypatch):
+    """`--stream` (bot4.sources.stream_parts) replays the sample as the whole load, and
+    `bot4 convert` writes it part by part into a dataset that reads back as the whole load."""
+    from bot4.data import load
+    from bot4.data.cache import convert, load_dataset
+    from bot4.replay import replay, replay_parts
+    from bot4.sources import stream_parts
+
+    whole = load(files[0])
+    stream = stream_parts([files[0]], chunk_bytes=2000)
+    assert stream.venue == "lobster"
+    timings = {"seconds", "load_seconds", "book_events_per_second"}
+    a, b = replay_parts(stream.parts).as_json(), replay(whole).as_json()
+    assert {k: v for k, v in a.items() if k not in timings} == {k: v for k, v in b.items() if k not in timings}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("convert read the whole recording")
+
+    monkeypatch.setattr("bot4.data.load", refuse)
+    convert(files[0], tmp_path / "ds", chunk_bytes=3000)
+    back = load_dataset(tmp_path / "ds")
+    for name in ("orders", "trades"):
+        assert getattr(back, name).tobytes() == getattr(whole, name).tobytes()
+    assert back.rejections.as_dict() == whole.rejections.as_dict() and back.specs == whole.specs

@@ -64,6 +64,13 @@ def _binance_groups(paths: list[Path], market: str | None = None) -> list[list[P
     return list(groups.values())
 
 
+def lobster_orderbook(message: Path) -> Path | None:
+    """The orderbook file beside a LOBSTER message file (``_message_`` -> ``_orderbook_`` in its
+    name), or None when there is none."""
+    book = message.with_name(message.name.replace("_message_", "_orderbook_"))
+    return book if book != message and book.is_file() else None
+
+
 def load(paths: str | Path | list, venue: str | None = None, progress: bool = False) -> MarketData:
     """Load one recording (several paths of one instrument = one continuous recording, in the
     order given; Binance files of several instruments = their recordings side by side, each
@@ -122,8 +129,7 @@ def load(paths: str | Path | list, venue: str | None = None, progress: bool = Fa
 
         if len(paths) != 1:
             raise DataError("lobster takes one message file (its orderbook file is found beside it)")
-        book = paths[0].with_name(paths[0].name.replace("_message_", "_orderbook_"))
-        return load_lobster(paths[0], book if book != paths[0] and book.is_file() else None)
+        return load_lobster(paths[0], lobster_orderbook(paths[0]))
     if venue == "bot4-sim":   # `bot4 sim generate` output
         from bot4.sim.generate import load_npz
 

@@ -310,8 +310,9 @@ def write_dataset_parts(parts: Iterable[MarketData], sources: Sequence[str | Pat
 
 
 def _parts(files: list[Path], venue: str | None, progress: bool, chunk_bytes: int) -> Iterator[MarketData] | None:
-    """The recording as parts when its format is decoded part by part (Tardis files, a Binance
-    recording of one instrument), else None (read whole)."""
+    """The recording as parts when its format is decoded part by part (Tardis files, a LOBSTER
+    message file with its orderbook file, a Binance recording of one instrument), else None (read
+    whole)."""
     from bot4.data import _binance_groups, guess_venue
 
     if not all(p.is_file() for p in files):
@@ -325,6 +326,11 @@ def _parts(files: list[Path], venue: str | None, progress: bool, chunk_bytes: in
         from bot4.data.tardis import iter_tardis
 
         return iter_tardis(files, chunk_bytes=chunk_bytes, progress=progress)
+    if venue == "lobster" and len(files) == 1:
+        from bot4.data import lobster_orderbook
+        from bot4.data.lobster import iter_lobster
+
+        return iter_lobster(files[0], lobster_orderbook(files[0]), chunk_bytes=chunk_bytes, progress=progress)
     if venue == "binance" or venue.startswith("binance-"):
         from bot4.data.binance_native import NativeBinanceLoader
 
@@ -341,8 +347,9 @@ def convert(paths: str | Path | Sequence[str | Path], out: str | Path, venue: st
     """Decode a recording and write it as a dataset; a no-op when `out` already holds this
     recording converted from unchanged sources (unless force). Returns the manifest.
 
-    Tardis files and a Binance recording of one instrument are decoded and written `chunk_bytes`
-    of file at a time (write_dataset_parts: bounded memory); other formats are read whole."""
+    Tardis files, a LOBSTER message file (with its orderbook file) and a Binance recording of one
+    instrument are decoded and written `chunk_bytes` of file at a time (write_dataset_parts:
+    bounded memory); other formats are read whole."""
     from bot4.data import load
 
     files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]

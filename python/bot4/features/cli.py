@@ -89,6 +89,6 @@ def add_features_command(sub, add_stream_args) -> None:
                    help="feature config (TOML, fields of bot4.features.FeatureConfig); default FeatureConfig()")
     p.add_argument("--config", action=Renamed, pointer="use --feature-config FILE for the feature TOML")
     p.add_argument("--stream", action="store_true",
-                   help="read the recording part by part (Binance or Tardis files, a `bot4 convert` dataset or the embedded "
+                   help="read the recording part by part (Binance, Tardis or LOBSTER files, a `bot4 convert` dataset or the embedded "
                         "stream) and append the rows to the .parquet file as they come: memory holds one part")
     p.set_defaults(func=_cmd_features)

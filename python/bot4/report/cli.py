@@ -205,7 +205,7 @@ def add_backtest_commands(sub, add_stream_args) -> None:
     add_stream_args(p)
     _add_common(p)
     p.add_argument("--stream", action="store_true",
-                   help="read the recording part by part (Binance or Tardis files, a `bot4 convert` dataset or the "
+                   help="read the recording part by part (Binance, Tardis or LOBSTER files, a `bot4 convert` dataset or the "
                         "embedded stream) so that market data of any size fits in memory; trains nothing: "
                         "needs --model DIR or a --strategy that needs no model")
     p = sub.add_parser("demo", help="the main job: train, backtest and report on the embedded default "
