@@ -57,6 +57,6 @@ def test_train_pipeline_with_another_model(ref_data, tmp_path):
 
 def test_unknown_kind_refused():
     with pytest.raises(ValueError, match="model must be one of"):
-        TrainConfig(model="lstm")
+        TrainConfig(model="gru")
     with pytest.raises(ValueError, match="unknown model kind"):
         zoo.fit("svm", np.zeros((4, 2)), [0, 1, 0, 1], {})

@@ -38,6 +38,7 @@ import io
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ DEFAULTS = {
     "length": 16,                 # L: feature rows per window (the input has L * F columns)
     "hidden": 16,                 # LSTM hidden size / attention model width
     "epochs": 30,                 # maximum passes over the fitting samples
-    "batch_size": 256,            # samples per Adam step
+    "batch_size": 128,            # samples per Adam step
     "lr": 3e-3,                   # Adam learning rate
     "weight_decay": 1e-4,         # Adam L2 penalty
     "patience": 4,                # epochs without a lower validation loss before stopping
@@ -142,7 +143,7 @@ class SequenceClassifier:
     the training and validation loss, the epoch kept, the purged and held-out sample counts)."""
 
     kind: str
-    module: object                 # the torch.nn.Module (eval mode)
+    module: Any                    # the torch.nn.Module (eval mode)
     length: int                    # L, rows per window
     n_features: int                # F, features per row
     params: dict

@@ -161,7 +161,7 @@ def evaluate(y, p, n_bins: int = 10) -> dict:
                             "count": [int(v) for v in count]}}
 
 
-def _versions() -> dict:
+def _versions(kind: str = "xgboost") -> dict:
     import onnx
     import onnxmltools
     import onnxruntime
@@ -171,8 +171,10 @@ def _versions() -> dict:
     out = {"xgboost": xgboost.__version__, "onnx": onnx.__version__,
            "onnxmltools": onnxmltools.__version__, "onnxruntime": onnxruntime.__version__,
            "bot4": bot4.__version__}
-    if "torch" in sys.modules:   # a sequence model was fitted
-        out["torch"] = sys.modules["torch"].__version__
+    if kind in zoo.SEQUENCE_KINDS:
+        import torch
+
+        out["torch"] = torch.__version__
     return out
 
 
@@ -359,7 +361,7 @@ def train(data, config: TrainConfig | None = None, out_dir=".", progress: bool =
                                 {"kind": config.regime_kind, "error": regime_error}),
         "model": {"kind": config.model, "objective": "binary:logistic", "opset": zoo.opset(config.model),
                   **{k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}},
-        "versions": _versions(),
+        "versions": _versions(config.model),
         "trained_on": source,
     }
     if config.model in zoo.SEQUENCE_KINDS:

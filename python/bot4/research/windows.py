@@ -48,8 +48,8 @@ def window_rows(matrix, rows, length: int) -> np.ndarray:
         bad = int(r[(r < length - 1) | (r >= m.shape[0])][0])
         raise ValueError(f"feature row {bad} has no full window of {length} rows in a matrix of "
                          f"{m.shape[0]} rows (it needs rows {bad - length + 1}..{bad})")
-    if length == 1:
-        return np.ascontiguousarray(m[r], dtype=np.float32)
+    if length == 1 or r.size == 0:
+        return np.ascontiguousarray(m[r], dtype=np.float32).reshape(r.size, length * m.shape[1])
     view = np.lib.stride_tricks.sliding_window_view(m, length, axis=0)   # [n - L + 1, F, L]
     w = view[r - (length - 1)].transpose(0, 2, 1)                          # [N, L, F], oldest first
     return np.ascontiguousarray(w.reshape(r.size, length * m.shape[1]), dtype=np.float32)
