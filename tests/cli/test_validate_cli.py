@@ -69,3 +69,21 @@ def test_btcusdt_walk_forward():
     # 20 book-message rows span about a second on this recording; the purge is in time
     assert all(f["min_purge_ns"] > 500_000_000 for f in doc["folds"])
     assert doc["sharpe_detail"]["n_trials"] == 4
+
+
+def test_sequence_model_needs_no_backtest():
+    r = run_cli("--model", "lstm", timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--no-backtest" in lines[0] and "one feature row per decision" in lines[0], r.stderr
+
+
+def test_attention_model_on_windows(tmp_path):
+    pytest.importorskip("torch", reason="the sequence models need PyTorch: pip install 'bot4[deep]'")
+    r = run_cli("--events", "40000", "--folds", "2", "--model", "attention", "--no-backtest", "--json", "--horizon", "20")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["config"]["model"] == "attention" and doc["config"]["sequence_length"] == 16
+    assert len(doc["folds"]) == 2 and doc["sharpe"] is None
+    for f in doc["folds"]:
+        assert f["min_purge_ns"] > f["horizon_ns"] > 0 and 0 <= f["metrics"]["auc"] <= 1

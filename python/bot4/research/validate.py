@@ -85,7 +85,7 @@ class ValidateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError(f"model {self.model!r} reads windows of feature rows: set sequence_length >= 2")
         if self.sequence_length > 1 and self.backtest:
             raise ValueError("the engine feeds a model one feature row per decision, not a window of "
-                             f"{self.sequence_length}: set backtest=False (probability metrics only)")
+                             f"{self.sequence_length}: set backtest=False (--no-backtest; probability metrics only)")
 
 
 @dataclass
