@@ -135,8 +135,9 @@ def samples() -> dict[str, c.Message]:
         c.Signal(ts=TS, instrument=1, agent="ofi", model_version="ab12cd34", mu=0.75, sigma=2.5, q10=-2.5,
                  q50=0.75, q90=3.875, horizon=100, horizon_unit="rows", confidence=0.25, regime=2, trace=TRACE),
         c.pack(c.VenueRequests, _venue_requests(), seq=6, ts=TS, trace=TRACE, instrument=1, now=TS + 10,
-               clock_offset=1_269_999_000, md_seq=41),
+               clock_offset=1_269_999_000, md_seq=41, engine="engine-a"),
         c.pack(c.VenueResponses, _venue_responses(), seq=6, ts=TS, trace=TRACE, live=True),
+        c.ReplayRequest(ts=TS, from_seq=41, max_frames=256, trace=TRACE),
     ]
     return {type(m).__struct_config__.tag: m for m in out}
 

@@ -23,7 +23,16 @@ from bot4.contracts.control import (
 )
 from bot4.contracts.decision import Decision
 from bot4.contracts.enrichment import Enrichment, EnrichmentMessage, EnrichmentRequest
-from bot4.contracts.market import BboBatch, BookBatch, EndOfStream, L3Batch, MarketBatch, MarketData, TradeBatch
+from bot4.contracts.market import (
+    BboBatch,
+    BookBatch,
+    EndOfStream,
+    L3Batch,
+    MarketBatch,
+    MarketData,
+    ReplayRequest,
+    TradeBatch,
+)
 from bot4.contracts.orders import CancelIntent, Execution, Fill, OrderEvent, OrderIntent, OrderRequest, ReplaceIntent
 from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
@@ -40,6 +49,7 @@ from bot4.contracts.topics import (
     MARKET,
     ORDER_REQUESTS,
     POSITIONS,
+    REPLAY,
     SIGNALS,
     TELEMETRY,
     TOPICS,
@@ -56,7 +66,7 @@ __all__ = [
     "SwapModel",
     "Decision",
     "Enrichment", "EnrichmentMessage", "EnrichmentRequest",
-    "BboBatch", "BookBatch", "EndOfStream", "L3Batch", "MarketBatch", "MarketData", "TradeBatch",
+    "BboBatch", "BookBatch", "EndOfStream", "L3Batch", "MarketBatch", "MarketData", "ReplayRequest", "TradeBatch",
     "CancelIntent", "Execution", "Fill", "OrderEvent", "OrderIntent", "OrderRequest", "ReplaceIntent",
     "Position",
     "JournalEntry",
@@ -64,7 +74,7 @@ __all__ = [
     "Heartbeat", "PerfSample", "Telemetry",
     "VenueLink", "VenueRequests", "VenueResponses",
     "CONTROL", "CONTROL_REPLIES", "DECISIONS", "ENRICHMENT", "EXECUTIONS", "JOURNAL", "MARKET", "ORDER_REQUESTS",
-    "POSITIONS", "SIGNALS", "TELEMETRY", "TOPICS", "VENUE", "instrument_topic", "topic_of",
+    "POSITIONS", "REPLAY", "SIGNALS", "TELEMETRY", "TOPICS", "VENUE", "instrument_topic", "topic_of",
 ]
 
 

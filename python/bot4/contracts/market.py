@@ -6,7 +6,9 @@ fed event by event without a frame per event). Unpack with bot4.contracts.unpack
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+import msgspec
 
 from bot4.contracts.arrays import ArrayBatch
 from bot4.contracts.base import U64, Message, TsNs
@@ -56,3 +58,13 @@ class EndOfStream(Message, frozen=True, kw_only=True, tag="eos"):
 
 
 MarketData = BookBatch | TradeBatch | L3Batch | BboBatch | EndOfStream
+
+
+class ReplayRequest(Message, frozen=True, kw_only=True, tag="replay"):
+    """Ask a feed for the frames it published from batch `from_seq` on (at most `max_frames`),
+    e.g. an engine restarted after a crash catching up on what it missed (topic REPLAY; the
+    reply is the frames themselves, see bot4.services.feed.serve_replay)."""
+
+    ts: TsNs
+    from_seq: U64
+    max_frames: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1024

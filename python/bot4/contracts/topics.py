@@ -13,7 +13,7 @@ from typing import Any
 from bot4.contracts.control import Command, CommandReply
 from bot4.contracts.decision import Decision
 from bot4.contracts.enrichment import EnrichmentMessage
-from bot4.contracts.market import MarketData
+from bot4.contracts.market import MarketData, ReplayRequest
 from bot4.contracts.orders import Execution, OrderRequest
 from bot4.contracts.position import Position
 from bot4.contracts.record import JournalEntry
@@ -33,6 +33,7 @@ ENRICHMENT = b"enr/"
 JOURNAL = b"jnl/"
 SIGNALS = b"sig/"
 VENUE = b"ven/"
+REPLAY = b"rpl/"
 
 #: Topic prefix -> the type a socket on it decodes (a tagged union, or one tagged Struct).
 TOPICS: dict[bytes, Any] = {
@@ -48,6 +49,7 @@ TOPICS: dict[bytes, Any] = {
     JOURNAL: JournalEntry,
     SIGNALS: Signal,
     VENUE: VenueLink,
+    REPLAY: ReplayRequest,
 }
 
 

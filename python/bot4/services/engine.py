@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,13 @@ class EngineService:
     journal: a directory for the journal (None = no journal); fsync: its policy
     (bot4.services.journal.FsyncPolicy spec: "always", "every:N", "interval:S", "never").
     venue: None = the venue simulators run inside the core; else call(frame) -> reply frame, the
-    link to a venue outside (bot4.services.venue.venue_link); its frames are journaled too."""
+    link to a venue outside (bot4.services.venue.venue_link); its frames are journaled too.
+    name: the engine's name at the venue (its exchanges are idempotent by name and seq)."""
 
     def __init__(self, specs: dict, *, l3: Iterable[int] = (), model=None, config=None, strategy=None,
                  journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
                  venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS,
-                 venue: Callable[[bytes], Any] | None = None):
+                 venue: Callable[[bytes], Any] | None = None, name: str = SERVICE):
         if venue_lookahead_ns < 0:
             raise ValueError(f"venue_lookahead_ns must be >= 0, got {venue_lookahead_ns}")
         self.lookahead = int(venue_lookahead_ns)
@@ -102,8 +104,14 @@ class EngineService:
              "end_of_stream", "fills_published", "commands_applied", "commands_refused", "venue_exchanges"), 0)
         self.result: Any = None
         self._venue_call = venue
+        self.name = name
         self._journal: JournalWriter | None = None
         self._jseq = 0
+        # Crash recovery (recovery_inputs): journal records that are already there, by kind, not
+        # written again as the replay regenerates them; the venue's journaled replies, in order.
+        self._skip = {"in": 0, "in_venue": 0, "out": 0, "out_venue": 0}
+        self._journaled_replies: deque[bytes] = deque()
+        self.recovered: dict[str, int] | None = None
         self._venue_codec = c.Codec(c.VENUE)
         self._venue_seq = 0
         self._md_seq = 0  # market data batches taken in (a remote venue takes in as many before it answers)
@@ -116,10 +124,18 @@ class EngineService:
         self._on_end = on_end
         journal = JournalWriter(self.journal_dir, fsync=self.fsync) if self.journal_dir is not None else None
         self._journal = journal
-        self._jseq = 0
+        self._jseq = sum(self._skip.values())  # (a recovered engine numbers on after its journal)
         self._emit = emit
         self._exec_id = 0
         try:
+            if self.recovered is not None:
+                # Marks where this incarnation's outputs begin: they repeat the lost one's from the
+                # start, and a collector drops as many as it already has (not journaled: it is not
+                # an output of the run).
+                hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="starting",
+                                 counters=dict(self.recovered))
+                emit(c.TELEMETRY, self.out[c.TELEMETRY].encode(hb))
+                self.counters["frames_out"] += 1
             self.result = run_stream(self._pieces(frames), self.specs, self.model, self.config, progress=False,
                                      strategy=self.strategy, l3=self.l3, on_records=self._publish,
                                      control=self._apply_commands,
@@ -147,6 +163,8 @@ class EngineService:
         counters.update({f"ctl.{k}": v for k, v in self.control_codec.counters().items()})
         if r is not None:
             counters.update({f"core.{k}": int(v) for k, v in r.counters.items()})
+        if self.recovered is not None:
+            counters.update({f"recovery.{k}": v for k, v in self.recovered.items()})
         return {"counters": counters}
 
     # -- input ---------------------------------------------------------------------------------
@@ -198,6 +216,45 @@ class EngineService:
                 yield Piece(none, np.zeros(0, TRADE_EVENT), recs, wm)
             # BboBatch: the venue's own top of book checks a rebuilt book; the engine does not trade on it.
 
+    # -- crash recovery --------------------------------------------------------------------------
+    def recovery_inputs(self) -> tuple[list[tuple[bytes, bytes]], int]:
+        """Prepare to carry on a session from this engine's journal after a crash: returns the
+        journaled input frames (market data and commands, in order) to run first, and the seq of
+        the last market data frame among them (-1: none). The engine is deterministic, so those
+        frames (with the venue's journaled replies, which answer its exchanges again without
+        asking the venue) rebuild its state exactly; what it regenerates is not journaled twice.
+        A torn last record (the crash) counts as not received: the feed replays it."""
+        if self.journal_dir is None:
+            raise ValueError("crash recovery needs the engine's journal directory")
+        inputs: list[tuple[bytes, bytes]] = []
+        replies: list[bytes] = []
+        counts = dict.fromkeys(self._skip, 0)
+        last_md = -1
+        md = c.Codec(c.MARKET)
+        if self.journal_dir.exists() and any(self.journal_dir.iterdir()):
+            codec = c.Codec(c.JOURNAL)
+            reader = JournalReader(self.journal_dir)
+            for payload in reader:
+                e = codec.decode(payload)
+                if not isinstance(e, c.JournalEntry) or e.service != SERVICE:
+                    continue
+                topic, frame = bytes(e.topic), bytes(e.frame)
+                counts[e.direction + ("_venue" if topic == c.VENUE else "")] += 1
+                if e.direction != "in":
+                    continue
+                if topic == c.VENUE:
+                    replies.append(frame)
+                    continue
+                inputs.append((topic, frame))
+                if topic.startswith(c.MARKET):
+                    msg = md.decode(frame)
+                    if isinstance(msg, (c.MarketBatch, c.EndOfStream)):
+                        last_md = max(last_md, msg.seq)
+        self._skip = counts
+        self._journaled_replies = deque(replies)
+        self.recovered = {**{f"journaled_{k}": v for k, v in counts.items()}, "last_md_seq": last_md}
+        return inputs, last_md
+
     # -- the venue outside ------------------------------------------------------------------------
     def _exchange(self, instrument: int, requests: np.ndarray, clock_offset: int, now: int,
                   final: bool = False) -> tuple[np.ndarray, bool]:
@@ -206,9 +263,12 @@ class EngineService:
         self._venue_seq += 1
         frame = self._venue_codec.encode(c.pack(c.VenueRequests, requests, seq=self._venue_seq, ts=time.time_ns(),
                                                 instrument=instrument, now=now, clock_offset=clock_offset,
-                                                md_seq=self._md_seq, final=final))
+                                                md_seq=self._md_seq, final=final, engine=self.name))
         self._journal_frame("out", c.VENUE, frame)
-        reply_frame = self._venue_call(frame)
+        if self._journaled_replies:
+            reply_frame = self._journaled_replies.popleft()  # recovering: the venue already answered this
+        else:
+            reply_frame = self._venue_call(frame)
         self._journal_frame("in", c.VENUE, reply_frame)
         reply = self._venue_codec.decode(reply_frame)
         if isinstance(reply, c.Rejection):
@@ -303,6 +363,10 @@ class EngineService:
     def _journal_frame(self, direction: str, topic: bytes, frame: Any) -> None:
         if self._journal is None:
             return
+        kind = direction + ("_venue" if topic == c.VENUE else "")
+        if self._skip[kind]:
+            self._skip[kind] -= 1  # recovering: this record is in the journal already
+            return
         entry = c.JournalEntry(ts=time.time_ns(), seq=self._jseq, service=SERVICE, direction=direction,  # type: ignore[arg-type]
                                topic=bytes(topic), frame=memoryview(frame))
         self._jseq += 1
@@ -342,12 +406,16 @@ def socket_frames(sock: zmq.Socket, counters: dict[str, int]) -> Iterator[tuple[
 def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: EngineService, *,
                subscribers: int = 1, ready: Any = None, connect_out: bool = False,
                ack_timeout_s: float = 30.0, control_endpoint: str | None = None,
-               venue_endpoint: str | None = None) -> dict[str, Any]:
+               venue_endpoint: str | None = None, recover: bool = False,
+               replay_endpoint: str | None = None) -> dict[str, Any]:
     """The engine service over sockets: SUB on the feed's `md_endpoint` (and on the session's
     command publisher at `control_endpoint`, topic CONTROL), XPUB (never dropping) bound at
     `out_endpoint` (connected to it with connect_out=True: the collector binds); waits for
     `subscribers` of its outputs before taking market data. venue_endpoint: the ROUTER of a venue
-    service (bot4.services.venue) to trade with instead of the simulators inside the core."""
+    service (bot4.services.venue) to trade with instead of the simulators inside the core.
+    recover: carry on a session from the service's journal after a crash (see recovery_inputs):
+    the journaled inputs first, then what the feed sent since, from its replay endpoint
+    (`replay_endpoint`, bot4.services.feed.serve_replay), then the live feed."""
     venue_sock = None
     if venue_endpoint is not None:
         from bot4.services.venue import venue_link
@@ -368,8 +436,23 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
 
         def emit(topic: bytes, frame: bytes) -> None:
             pub.send_multipart((topic, frame), copy=False)
-        summary = service.run_frames(socket_frames(sub, service.counters), emit,
-                                     on_end=lambda: sub.setsockopt(zmq.UNSUBSCRIBE, c.MARKET))
+        frames: Iterable[tuple[bytes, Any]] = socket_frames(sub, service.counters)
+        replay_sock = None
+        if recover:
+            from bot4.services.feed import replay_client
+
+            journaled, last_md = service.recovery_inputs()
+            if replay_endpoint is None:
+                raise ValueError("recovery needs the feed's replay endpoint")
+            fetch, replay_sock = replay_client(ctx, replay_endpoint)
+            ended = any(t.startswith(c.MARKET) and isinstance(c.Codec(c.MARKET).decode(f), c.EndOfStream)
+                        for t, f in journaled[-1:])
+            frames = iter(journaled) if ended else _chain(journaled, _caught_up(frames, fetch, last_md + 1))
+        try:
+            summary = service.run_frames(frames, emit, on_end=lambda: sub.setsockopt(zmq.UNSUBSCRIBE, c.MARKET))
+        finally:
+            if replay_sock is not None:
+                replay_sock.close()
         # Closing a socket with frames still queued lost the tail of the output now and then
         # (processes over ipc, despite LINGER); so the collector acknowledges the end by dropping
         # its telemetry subscription once it has the final heartbeat (the last frame sent).
@@ -381,6 +464,39 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
         pub.close()
         if venue_sock is not None:
             venue_sock.close()
+
+
+def _chain(first: list, then: Iterator) -> Iterator:
+    yield from first
+    yield from then
+
+
+def _caught_up(live: Iterable[tuple[bytes, Any]], fetch: Callable[[int, int], list], nxt: int) -> Iterator:
+    """Market data from seq `nxt` on without a gap or a repeat: what the feed's replay holds
+    first, then the live frames (each live batch already replayed is skipped; a gap before one is
+    fetched from the replay). Other frames (commands) pass through."""
+    codec = c.Codec(c.MARKET)
+
+    def replayed(until: int | None) -> Iterator[tuple[bytes, Any]]:
+        nonlocal nxt
+        while until is None or nxt < until:
+            got = fetch(nxt, 1024 if until is None else min(1024, until - nxt))
+            if not got:
+                return
+            for t, f in got:
+                nxt += 1
+                yield t, f
+    yield from replayed(None)
+    for topic, frame in live:
+        if bytes(topic).startswith(c.MARKET):
+            msg = codec.decode(frame)
+            if isinstance(msg, (c.MarketBatch, c.EndOfStream)):
+                if msg.seq < nxt:
+                    continue
+                if msg.seq > nxt:
+                    yield from replayed(msg.seq)
+                nxt = msg.seq + 1
+        yield topic, frame
 
 
 def journal_frames(directory: str | os.PathLike[str], direction: str = "in") -> Iterator[tuple[bytes, bytes]]:

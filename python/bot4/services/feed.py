@@ -14,7 +14,9 @@ before the first batch (ZeroMQ drops what is published before a subscription arr
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -49,11 +51,13 @@ def parse_speed(speed: Speed) -> float | None:
 
 class Frame(NamedTuple):
     """One frame to send: at (the recording's local time it belongs to, for pacing; None = send
-    at once), topic and the encoded message."""
+    at once), topic and the encoded message; seq: its place in the stream (a batch's seq, the
+    EndOfStream's count; None for an injected fault frame)."""
 
     at: int | None
     topic: bytes
     frame: bytes
+    seq: int | None = None
 
 
 class Feed:
@@ -113,12 +117,14 @@ class Feed:
 
     def end_frame(self, clock=time.time_ns) -> Frame:
         """The EndOfStream after the batches sent so far."""
-        return Frame(None, c.MARKET, self.codec.encode(c.EndOfStream(ts=clock(), seq=self.batches)))
+        return Frame(None, c.MARKET, self.codec.encode(c.EndOfStream(ts=clock(), seq=self.batches)), self.batches)
 
-    def publish(self, sock: zmq.Socket, speed: Speed = "max", stop: Any = None) -> dict[str, int]:
+    def publish(self, sock: zmq.Socket, speed: Speed = "max", stop: Any = None,
+                ring: ReplayRing | None = None) -> dict[str, int]:
         """Send every frame on `sock`, paced at `speed` x the recording's clock ("max": as fast as
         the subscribers take them). stop: an object with is_set() (threading.Event) to end early
-        (the EndOfStream is still sent). Returns the counters."""
+        (the EndOfStream is still sent). ring: keeps what was sent for replay. Returns the
+        counters."""
         factor = parse_speed(speed)
         t0_rec: int | None = None
         t0_wall = 0
@@ -135,9 +141,14 @@ class Feed:
                     time.sleep(wait / 1e9)
                 else:
                     late += 1
+            if ring is not None and f.seq is not None:
+                ring.add(f.seq, f.topic, f.frame)
             if not _send(sock, f, stop):
                 return self.counters(late)
-        _send(sock, self.end_frame(), stop)
+        end = self.end_frame()
+        if ring is not None:
+            ring.add(end.seq, end.topic, end.frame)
+        _send(sock, end, stop)
         return self.counters(late)
 
     def counters(self, late: int = 0) -> dict[str, int]:
@@ -150,7 +161,7 @@ class Feed:
         msg = c.pack(_BATCHES[i], np.ascontiguousarray(recs), seq=self.batches, ts=clock(), watermark=watermark)
         self.batches += 1
         self.records += int(recs.size)
-        return Frame(at, c.MARKET, self.codec.encode(msg))
+        return Frame(at, c.MARKET, self.codec.encode(msg), msg.seq)
 
     def _faults(self, n: int) -> Iterator[Frame]:
         for frame in self.fault_frames.get(n, ()):
@@ -221,19 +232,131 @@ def await_unsubscribe(pub: zmq.Socket, topic: bytes, timeout_s: float, stop: Any
 def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Speed = "max",
              batch_events: int = 1024, subscribers: int = 1,
              fault_frames: Mapping[int, Sequence[bytes]] | None = None, stop: Any = None,
-             ready: Any = None, ack_timeout_s: float = 600.0) -> dict[str, int]:
+             ready: Any = None, ack_timeout_s: float = 600.0, replay_endpoint: str | None = None,
+             replay_bytes: int = 1 << 30, serve_until: Any = None) -> dict[str, int]:
     """The feed service: bind `endpoint`, wait for `subscribers`, publish the recording, end with
     EndOfStream and wait (up to ack_timeout_s) for the subscribers to acknowledge it (counter
-    end_acknowledged). ready: an object with set() called once bound (threading.Event)."""
+    end_acknowledged). ready: an object with set() called once bound (threading.Event).
+    replay_endpoint: also answer ReplayRequests there (serve_replay) from the last replay_bytes
+    of frames sent, until `serve_until` (an Event) is set after the stream ends, so an engine
+    restarted after a crash can catch up on what it missed."""
     feed = Feed(parts, batch_events=batch_events, fault_frames=fault_frames)
     sock = bind_publisher(ctx, endpoint)
+    ring = ReplayRing(replay_bytes) if replay_endpoint is not None else None
+    server = None
+    halt = threading.Event()
     try:
+        if ring is not None:
+            assert replay_endpoint is not None
+            bound = threading.Event()
+            server = threading.Thread(target=serve_replay, args=(ctx, replay_endpoint, ring, halt, bound),
+                                      name="bot4-feed-replay", daemon=True)
+            server.start()
+            bound.wait(30)
         if ready is not None:
             ready.set()
         wait_subscribers(sock, subscribers, stop=stop, topic=c.MARKET)
-        out = feed.publish(sock, speed, stop)
+        out = feed.publish(sock, speed, stop, ring)
         if subscribers:
             out["end_acknowledged"] = int(await_unsubscribe(sock, c.MARKET, ack_timeout_s, stop))
+        if serve_until is not None:
+            while not serve_until.wait(0.1):
+                if stop is not None and stop.is_set():
+                    break
+        if ring is not None:
+            out.update({f"replay.{k}": v for k, v in ring.counters.items()})
         return out
     finally:
+        halt.set()
+        if server is not None:
+            server.join(5)
         sock.close()
+
+
+class ReplayGone(Exception):
+    """The frames asked for are no longer held (the ring kept only the newest bytes)."""
+
+
+class ReplayRing:
+    """The frames a feed sent, by seq, keeping the newest `max_bytes` of them."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self._frames: deque[tuple[int, bytes, bytes]] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.counters = {"requests": 0, "frames_replayed": 0, "evicted": 0, "gone": 0}
+
+    def add(self, seq: int, topic: bytes, frame: bytes) -> None:
+        with self._lock:
+            self._frames.append((seq, topic, frame))
+            self._bytes += len(frame)
+            while self._bytes > self.max_bytes and len(self._frames) > 1:
+                self._bytes -= len(self._frames.popleft()[2])
+                self.counters["evicted"] += 1
+
+    def since(self, seq: int, max_frames: int) -> list[tuple[bytes, bytes]]:
+        """Up to max_frames frames from `seq` on ([] when none was sent yet); ReplayGone when
+        `seq` was evicted."""
+        with self._lock:
+            self.counters["requests"] += 1
+            if not self._frames or seq > self._frames[-1][0]:
+                return []
+            first = self._frames[0][0]
+            if seq < first:
+                self.counters["gone"] += 1
+                raise ReplayGone(f"the feed holds frames from seq {first} on, asked for {seq}")
+            at = seq - first  # seqs are consecutive in the ring
+            out = [(t, f) for _, t, f in list(self._frames)[at:at + max_frames]]
+            self.counters["frames_replayed"] += len(out)
+            return out
+
+
+def serve_replay(ctx: zmq.Context, endpoint: str, ring: ReplayRing, halt: Any, bound: Any = None) -> None:
+    """Answer ReplayRequests (topic REPLAY) on a ROUTER at `endpoint` until `halt` is set. The
+    reply is [b"ok", topic, frame, topic, frame, ...] (no pairs: nothing newer yet) or
+    [b"gone", reason] / [b"bad", reason]."""
+    codec = c.Codec(c.REPLAY)
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 1_000)
+    router.bind(endpoint)
+    if bound is not None:
+        bound.set()
+    try:
+        while not halt.is_set():
+            if not router.poll(100):
+                continue
+            parts = router.recv_multipart()
+            who = parts[0]
+            msg = codec.decode(parts[-1]) if len(parts) >= 2 else None
+            if not isinstance(msg, c.ReplayRequest):
+                router.send_multipart((who, b"bad", b"expected a ReplayRequest frame"))
+                continue
+            try:
+                frames = ring.since(msg.from_seq, msg.max_frames)
+            except ReplayGone as exc:
+                router.send_multipart((who, b"gone", str(exc).encode()))
+                continue
+            router.send_multipart([who, b"ok", *(x for pair in frames for x in pair)])
+    finally:
+        router.close()
+
+
+def replay_client(ctx: zmq.Context, endpoint: str, timeout_s: float = 30.0) -> tuple[Any, Any]:
+    """fetch(from_seq, max_frames) -> [(topic, frame), ...] from a feed's replay endpoint (a
+    ConnectionError when the feed no longer holds them or does not answer), and its socket."""
+    codec = c.Codec(c.REPLAY)
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+
+    def fetch(from_seq: int, max_frames: int = 1024) -> list[tuple[bytes, bytes]]:
+        sock.send(codec.encode(c.ReplayRequest(ts=time.time_ns(), from_seq=from_seq, max_frames=max_frames)))
+        if not sock.poll(int(timeout_s * 1000)):
+            raise ConnectionError(f"the feed's replay at {endpoint} did not answer within {timeout_s:.0f} s")
+        parts = sock.recv_multipart()
+        if parts[0] != b"ok":
+            raise ConnectionError(f"feed replay: {parts[0].decode()}: {parts[1].decode() if len(parts) > 1 else ''}")
+        return list(zip(parts[1::2], parts[2::2]))
+
+    return fetch, sock

@@ -94,11 +94,13 @@ def _instruments(first: Any) -> tuple[dict, list[int]]:
 
 
 def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
-               fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any, subscribers: int = 1) -> None:
+               fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any, subscribers: int = 1,
+               replay: str | None = None, done: Any = None) -> None:
     ctx = zmq.Context()
     try:
         out.put(("feed", run_feed(ctx, endpoint, source.parts(), speed=speed, batch_events=batch_events,
-                                  fault_frames=fault_frames, subscribers=subscribers)))
+                                  fault_frames=fault_frames, subscribers=subscribers, replay_endpoint=replay,
+                                  serve_until=done)))
     except BaseException as exc:  # the parent reports it; a process cannot raise into it
         out.put(("feed", exc))
         raise SystemExit(1) from None
@@ -107,11 +109,12 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
 
 
 def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None,
-                 venue: str | None = None) -> None:
+                 venue: str | None = None, recover: bool = False, replay: str | None = None) -> None:
     ctx = zmq.Context()
     try:
         out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
-                                      control_endpoint=ctl, venue_endpoint=venue)["counters"]))
+                                      control_endpoint=ctl, venue_endpoint=venue, recover=recover,
+                                      replay_endpoint=replay)["counters"]))
     except BaseException as exc:
         out.put(("engine", exc))
         raise SystemExit(1) from None
@@ -137,7 +140,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               fault_frames: Mapping[int, Sequence[bytes]] | None = None, timeout_s: float = 600.0,
               venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS, control: str | None = "auto",
               on_control: Callable[[str], None] | None = None, announce: bool = False,
-              venue_service: bool = False) -> PaperResult:
+              venue_service: bool = False, restarts: int = 0,
+              on_engine_start: Callable[[int], None] | None = None) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -152,7 +156,15 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     first (bot4.services.control.pointer_file). venue_service: the venue simulators run as a
     service of their own (a thread, or a process with processes=True) that reads the feed and
     trades with the engine over ROUTER/DEALER (bot4.services.venue), instead of inside the
-    engine's core; the result is the same."""
+    engine's core; the result is the same. restarts: with processes, venue_service and a journal,
+    an engine process that dies (kill -9 included) is started again up to this many times and
+    carries on from its journal (bot4.services.engine.run_engine recover=True), the feed
+    replaying what it missed; the venue answers its repeated exchanges once, and the collector
+    drops the outputs it already has, so the result is the same as without the crash.
+    on_engine_start: called with each engine process's pid once it starts."""
+    if restarts and not (processes and venue_service and journal is not None):
+        raise ValueError("restarts needs processes=True, venue_service=True and a journal (the state a restarted "
+                         "engine carries on from)")
     parse_speed(speed)
     if control is not None and control != "auto":
         check_endpoint(control)
@@ -193,21 +205,40 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 feed_source = source
             else:
                 feed_source = Source(first, venue, seed, n_events, part_events)
-            q: Any = mp.get_context("spawn").Queue()
+            spawn = mp.get_context("spawn")
+            q: Any = spawn.Queue()
             venue_ep = f"ipc://{tmp}/venue" if venue_service else None
-            procs = [mp.get_context("spawn").Process(target=_engine_main,
-                                                     args=(md, outp, engine_kwargs, q, ctl_pub, venue_ep),
-                                                     name="bot4-engine"),
-                     mp.get_context("spawn").Process(target=_feed_main,
-                                                     args=(md, feed_source, speed, batch_events, fault_frames, q,
-                                                           md_subscribers),
-                                                     name="bot4-feed")]
+            replay_ep = f"ipc://{tmp}/replay" if restarts else None
+            done = spawn.Event()
+
+            def engine_process(recover: bool) -> Any:
+                return spawn.Process(target=_engine_main, name="bot4-engine",
+                                     args=(md, outp, engine_kwargs, q, ctl_pub, venue_ep, recover, replay_ep))
+            procs = [engine_process(False),
+                     spawn.Process(target=_feed_main, name="bot4-feed",
+                                   args=(md, feed_source, speed, batch_events, fault_frames, q, md_subscribers,
+                                         replay_ep, done if replay_ep else None))]
             if venue_ep is not None:
-                procs.insert(0, mp.get_context("spawn").Process(target=_venue_main,
-                                                                args=(md, venue_ep, venue_kwargs, q), name="bot4-venue"))
-            for p in procs:
+                procs.append(spawn.Process(target=_venue_main, args=(md, venue_ep, venue_kwargs, q), name="bot4-venue"))
+            for p in procs[::-1]:  # the venue and the feed first: the engine connects to them
                 p.start()
-            collected = _collect(sub, timeout_s, lambda: any(p.exitcode not in (None, 0) for p in procs), server)
+            if on_engine_start is not None:
+                on_engine_start(procs[0].pid)
+            restarted = 0
+
+            def failed() -> bool:
+                nonlocal restarted
+                if procs[0].exitcode not in (None, 0) and restarted < restarts:
+                    restarted += 1
+                    procs[0] = engine_process(True)
+                    procs[0].start()
+                    if on_engine_start is not None:
+                        on_engine_start(procs[0].pid)
+                    return False
+                return any(p.exitcode not in (None, 0) for p in procs)
+            collected = _collect(sub, timeout_s, failed, server)
+            done.set()
+            results["restarts"] = restarted
             if collected is None:
                 for p in procs:  # one failed: the other may wait for it forever
                     p.terminate()
@@ -271,6 +302,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
                                  "collector": counters,
                                  **({"venue": results.get("venue", {})} if venue_service else {}),
+                                 **({"supervisor": {"engine_restarts": results.get("restarts", 0)}} if restarts else {}),
                                  **({"control": dict(server.counters)} if server is not None else {})},
                        journal=Path(journal) if journal is not None else None,
                        control=server.endpoint if server is not None else None)
@@ -296,6 +328,8 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
     pnl = 0.0
     idle = 0.0
     step = 0.2
+    accepted = skip = index = 0
+    recovery = {"engine_restarts": 0, "repeated_outputs": 0}
     poller = zmq.Poller()
     for s in (sub, *(server.sockets if server is not None else ())):
         poller.register(s, zmq.POLLIN)
@@ -320,10 +354,22 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
         if len(parts) != 2:
             continue
         topic, frame = parts
+        if not topic.startswith(c.TELEMETRY):
+            # Every engine output but telemetry is a deterministic sequence; a restarted engine
+            # repeats it from the start, and what we already have is dropped by its place.
+            index += 1
+            if index <= skip:
+                recovery["repeated_outputs"] += 1
+                continue
+            accepted += 1
         if server is not None and topic.startswith(c.CONTROL_REPLIES):
             server.on_reply(frame)
             continue
         msg = codecs[c.topic_of(topic)].decode(frame)
+        if isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "starting":
+            skip, index = accepted, 0
+            recovery["engine_restarts"] += 1
+            continue
         if isinstance(msg, c.OrderEvent):
             orders.append(msg)
         elif isinstance(msg, c.Fill):
@@ -336,6 +382,7 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
             sub.setsockopt(zmq.UNSUBSCRIBE, c.TELEMETRY)  # tells the engine everything arrived
             break
     counters = {"frames": sum(x.decoded for x in codecs.values())}
+    counters.update({k: v for k, v in recovery.items() if v})
     for t, x in codecs.items():
         for k, v in x.rejected.items():
             if v:

@@ -13,11 +13,17 @@ and P&L as one backtest (tests/services/test_venue.py).
 A frame that is not a valid VenueRequests is a counted rejection and answered with an error (the
 engine raises it); a request for an instrument this venue does not serve likewise. The venue
 stops once every engine sent its final exchange (or when `stop` is set).
+
+Exchanges are idempotent by (engine, seq): the venue keeps the replies it gave each engine (the
+last `history` of them), answers a repeat with the same reply and changes nothing, so an engine
+killed mid-session and restarted from its journal (which repeats its exchanges) neither loses nor
+duplicates an order. A request that skips a seq is refused.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,7 +43,8 @@ class VenueService:
     section of `config` (as bot4.backtest.run); `l3`: instruments whose order events make the
     book (their derived L2 records are not replayed, as in a backtest)."""
 
-    def __init__(self, specs: Mapping[int, Any], *, l3: Iterable[int] = (), config: Any = None):
+    def __init__(self, specs: Mapping[int, Any], *, l3: Iterable[int] = (), config: Any = None,
+                 history: int = 1_000_000):
         from bot4.backtest.engine import engine_config
 
         if not specs:
@@ -51,9 +58,12 @@ class VenueService:
         self.md_seq = 0           # market data batches taken in
         self.md_ended = False
         self.finals = 0           # engines that sent their final exchange
+        self.history = int(history)
+        self._replies: dict[str, deque[bytes]] = {}  # engine -> the replies to its exchanges, by seq
+        self._next: dict[str, int] = {}              # engine -> the seq of its next new exchange
         self.counters: dict[str, int] = dict.fromkeys(
             ("exchanges", "requests", "responses", "md_batches", "md_records", "md_seq_gaps", "waits_for_md",
-             "refused", "bad_envelope"), 0)
+             "refused", "bad_envelope", "repeats"), 0)
 
     # -- market data ---------------------------------------------------------------------------
     def take_market(self, frame: Any) -> None:
@@ -104,7 +114,19 @@ class VenueService:
         return msg.md_seq > self.md_seq and not self.md_ended
 
     def answer(self, msg: c.VenueRequests) -> bytes:
-        """The reply to one request: the responses due by its `now`, or a refusal."""
+        """The reply to one request: the responses due by its `now`, the reply already given to
+        a repeat of it, or a refusal."""
+        nxt = self._next.get(msg.engine, 1)
+        if msg.seq < nxt:
+            kept = self._replies.get(msg.engine, deque())
+            at = len(kept) - (nxt - msg.seq)
+            if at < 0:
+                return self._refuse(msg.seq, f"exchange {msg.seq} of engine {msg.engine!r} is older than the "
+                                             f"{len(kept)} replies kept")
+            self.counters["repeats"] += 1
+            return kept[at]
+        if msg.seq > nxt:
+            return self._refuse(msg.seq, f"engine {msg.engine!r} skipped from exchange {nxt - 1} to {msg.seq}")
         venue = self.venues.get(msg.instrument)
         if venue is None:
             return self._refuse(msg.seq, f"instrument {msg.instrument} is not served here "
@@ -119,7 +141,10 @@ class VenueService:
         self.counters["responses"] += int(responses.size)
         if msg.final:
             self.finals += 1
-        return self.link.encode(c.pack(c.VenueResponses, responses, seq=msg.seq, ts=time.time_ns(), live=bool(live)))
+        reply = self.link.encode(c.pack(c.VenueResponses, responses, seq=msg.seq, ts=0, live=bool(live)))
+        self._replies.setdefault(msg.engine, deque(maxlen=self.history)).append(reply)
+        self._next[msg.engine] = msg.seq + 1
+        return reply
 
     def summary(self) -> dict[str, Any]:
         """The service's counters, the link codec's and every simulator's (sim.<instrument>.*)."""
