@@ -128,6 +128,9 @@ bool StreamingBacktest::push(const BookEvent* book, size_t n_book, const OrderEv
     error = "watermark " + std::to_string(watermark) + " is below the previous one (" + std::to_string(m.watermark) + ")";
     return false;
   }
+  // An empty piece at the same watermark adds nothing: draining to that watermark now would leave
+  // the venues no look-ahead (they would see later records late). The next piece drains it.
+  if (n_book + n_orders + n_trades == 0 && watermark == m.watermark) return true;
   // The venues first: each reads only its instrument's records (with one instrument, all of them,
   // as run_backtest's venue does).
   const bool several = m.venues.size() > 1;
