@@ -141,7 +141,7 @@ def test_no_session_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     code, _, err = _ctl(capsys, "kill", "--endpoint", f"ipc://{tmp_path}/nothing")
     assert code == 2 and "no paper session at" in err and err.count("\n") == 1
     code, _, err = _ctl(capsys, "status", "--endpoint", "tcp://127.0.0.1:5555")
-    assert code == 2 and "tcp is refused" in err
+    assert code == 2 and "tcp needs CURVE keys" in err
     # a socket file nobody answers on (a session that died): the reply times out
     import zmq
 
@@ -162,7 +162,7 @@ def test_paper_prints_its_control_endpoint_and_refuses_tcp(tmp_path, monkeypatch
     out, err = capsys.readouterr()
     assert f"paper: control endpoint ipc://{tmp_path}/ctl" in err and json.loads(out)["control"] == f"ipc://{tmp_path}/ctl"
     assert main(["paper", "--events", "3000", "--control", "tcp://0.0.0.0:7000"]) == 2
-    assert "tcp is refused" in capsys.readouterr().err
+    assert "tcp needs CURVE keys" in capsys.readouterr().err
 
 
 def test_the_server_answers_what_it_cannot_forward(tmp_path, monkeypatch):

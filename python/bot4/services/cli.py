@@ -1,10 +1,18 @@
-"""`bot4 paper`: a paper-trading session (bot4.services.session.run_paper) from the command line."""
+"""`bot4 paper`: a paper-trading session (bot4.services.session.run_paper) from the command line.
+
+With --live the session runs in a thread and this thread draws the live view
+(bot4.services.live_view.watch) from the session's observer endpoint, so however slowly the
+terminal draws, the session is never held up (bot4.services.observer)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
+import threading
+from typing import Any
 
 from bot4.errors import ConfigError, InputError
 
@@ -34,16 +42,35 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         from bot4.services.control import check_endpoint
 
         try:
-            check_endpoint(args.control)
+            check_endpoint(args.control, curve=args.keys is not None)
         except ValueError as exc:
             raise InputError("--control", str(exc)) from None
+    if args.observe is not None:
+        from bot4.services.observer import check_observe_endpoint
+
+        try:
+            check_observe_endpoint(args.observe, curve=args.keys is not None)
+        except ValueError as exc:
+            raise InputError("--observe", str(exc)) from None
+    if args.keys is not None:
+        from bot4.services.security import KeyDir
+
+        KeyDir(args.keys).authorised()  # a KeyFileError names the missing or bad file before anything starts
 
     def announce(endpoint: str) -> None:  # stderr: --json keeps stdout one JSON object
         print(f"paper: control endpoint {endpoint} (`bot4 ctl status --endpoint {endpoint}`)", file=sys.stderr,
               flush=True)
-    out = run_paper(args.data, speed=args.speed, config=config, model=args.model, strategy=args.strategy,
-                    journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
-                    n_events=args.events, control=args.control, on_control=announce, announce=True)
+    kwargs = dict(speed=args.speed, config=config, model=args.model, strategy=args.strategy,
+                  journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
+                  n_events=args.events, control=args.control, on_control=announce, announce=True,
+                  observe=args.observe, keys=args.keys)
+    if args.live:
+        out = _run_live(args, kwargs)
+    else:
+        if args.observe is not None:
+            print(f"paper: observer endpoint {args.observe} (`bot4 ctl watch --endpoint {args.observe}`)",
+                  file=sys.stderr, flush=True)
+        out = run_paper(args.data, **kwargs)
     if args.json:
         print(json.dumps(out.as_json(), indent=2, sort_keys=True))
         return 0
@@ -60,6 +87,44 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     if out.journal is not None:
         print(f"journal: {out.journal} ({eng.get('journal.records', 0):,} records)")
     return 0
+
+
+def _run_live(args: argparse.Namespace, kwargs: dict) -> Any:
+    """run_paper in a thread, the live view drawn here until the session ends."""
+    import zmq
+    from rich.console import Console
+
+    from bot4.services.live_view import LiveView, subscribe, watch
+    from bot4.services.session import run_paper
+
+    folder = None
+    if kwargs["observe"] is None:
+        folder = tempfile.mkdtemp(prefix="bot4-live-")
+        kwargs["observe"] = f"ipc://{folder}/observe"
+    box: dict[str, Any] = {}
+
+    def session() -> None:
+        try:
+            box["out"] = run_paper(args.data, observers=1, **kwargs)  # starts once the view has subscribed
+        except BaseException as exc:  # raised again below, in the CLI's thread
+            box["error"] = exc
+    th = threading.Thread(target=session, name="bot4-paper", daemon=True)
+    ctx = zmq.Context()
+    sock = subscribe(ctx, kwargs["observe"], keys=args.keys, name=args.name)
+    try:
+        th.start()
+        # --json keeps stdout one JSON object: the view goes to stderr then.
+        watch(sock, LiveView(), console=Console(stderr=args.json), idle_timeout_s=None,
+              stop=lambda: not th.is_alive())
+        th.join()
+    finally:
+        sock.close()
+        ctx.term()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
 
 
 def add_paper_command(sub) -> None:
@@ -84,7 +149,17 @@ def add_paper_command(sub) -> None:
     p.add_argument("--processes", action="store_true",
                    help="run feed and engine as processes over ipc (default: threads over inproc)")
     p.add_argument("--control", default="auto", metavar="ADDR",
-                   help="control endpoint for `bot4 ctl` (ipc://PATH or inproc://NAME; default: ipc in a fresh "
-                        "run folder, printed at start)")
+                   help="control endpoint for `bot4 ctl` (ipc://PATH, inproc://NAME, or tcp://HOST:PORT with --keys; "
+                        "default: ipc in a fresh run folder, printed at start)")
+    p.add_argument("--observe", metavar="ADDR",
+                   help="publish every engine output to observers (`bot4 ctl watch`) there: ipc://PATH, or "
+                        "tcp://HOST:PORT with --keys; a slow observer is conflated, never waited for")
+    p.add_argument("--live", action="store_true",
+                   help="draw a live view (positions, P&L, orders, fills, decisions, latency) while the session runs")
+    p.add_argument("--keys", metavar="DIR",
+                   help="CURVE keys directory (`bot4 keys generate DIR`): required for tcp endpoints, whose peers "
+                        "must hold an authorised client key")
+    p.add_argument("--name", metavar="NAME", default=None,
+                   help="the live view's client name in --keys when --observe is tcp (default: client)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_paper)

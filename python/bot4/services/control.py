@@ -10,6 +10,12 @@ the reason, so a client never waits for a reply that cannot come.
 
 The latest session started with ``announce=True`` writes its endpoint to `pointer_file()`, so
 `bot4 ctl` finds it without --endpoint.
+
+A tcp control endpoint is served with CURVE only (bot4.services.security; `bot4 keys generate
+DIR`): the ROUTER is a CURVE server whose clients a CurveGuard admits by key, so a peer without
+CURVE or with a key the directory does not authorise is never answered (its handshake fails; the
+guard counts the refusals). ipc and inproc endpoints are protected by the file system and the
+process.
 """
 
 from __future__ import annotations
@@ -50,25 +56,38 @@ def announced_endpoint() -> str | None:
     return text or None
 
 
-def check_endpoint(endpoint: str) -> None:
-    """ValueError unless `endpoint` is an ipc:// or inproc:// address (a tcp control endpoint
-    would let any peer kill the session: it needs CURVE, not supported here yet)."""
-    if not endpoint.startswith(("ipc://", "inproc://")) or len(endpoint.split("://", 1)[1]) == 0:
+def check_endpoint(endpoint: str, *, curve: bool = False) -> None:
+    """ValueError unless `endpoint` is an ipc:// or inproc:// address, or a tcp:// one with CURVE
+    keys (curve=True): without them any peer could kill the session."""
+    schemes = ("ipc://", "inproc://", "tcp://") if curve else ("ipc://", "inproc://")
+    if not endpoint.startswith(schemes) or len(endpoint.split("://", 1)[1]) == 0:
+        if endpoint.startswith("tcp://"):
+            raise ValueError(f"control endpoint {endpoint!r}: tcp needs CURVE keys (keys=DIR, `--keys DIR`; create "
+                             "them with `bot4 keys generate DIR`): commands from an unauthenticated peer could kill "
+                             "the session")
         raise ValueError(f"control endpoint {endpoint!r}: expected ipc://PATH or inproc://NAME "
-                         "(tcp is refused: commands from an unauthenticated peer could kill the session)")
+                         "(or tcp://HOST:PORT with CURVE keys)")
 
 
 class ControlServer:
     """The session side: `endpoint` (ROUTER, clients) and `publish` (XPUB, the engine connects
     its SUB there). Drive it from one thread: poll `sockets`, then call `on_client` / `on_engine_join`
-    for the ready ones, and `on_reply` with every CONTROL_REPLIES frame the engine published."""
+    for the ready ones, and `on_reply` with every CONTROL_REPLIES frame the engine published.
+    keys, guard: the CURVE keys directory and the context's CurveGuard (required for tcp)."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, publish: str, *, announce: bool = False):
-        check_endpoint(endpoint)
+    def __init__(self, ctx: zmq.Context, endpoint: str, publish: str, *, announce: bool = False,
+                 keys: Any = None, guard: Any = None):
+        check_endpoint(endpoint, curve=keys is not None)
+        if endpoint.startswith("tcp://") and guard is None:
+            raise ValueError("a tcp control endpoint needs the context's CurveGuard (guard=)")
         self.endpoint = endpoint
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1_000)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a client gone raises, counted below
+        if endpoint.startswith("tcp://"):
+            from bot4.services.security import secure_server
+
+            secure_server(self.router, keys, guard)
         self.xpub = ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.LINGER, 1_000)
         self.sockets = (self.router, self.xpub)
@@ -84,6 +103,8 @@ class ControlServer:
         except zmq.ZMQError as exc:
             self.close()
             raise ValueError(f"control endpoint {endpoint}: cannot bind ({exc})") from None
+        if endpoint.startswith("tcp://") and endpoint.endswith((":0", ":*")):
+            self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)  # the port the system chose
         self._pointer = pointer_file() if announce else None
         if self._pointer is not None:
             self._pointer.parent.mkdir(mode=0o700, exist_ok=True)
@@ -154,10 +175,12 @@ class ControlServer:
 
 
 def send_command(cmd: c.Message, endpoint: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 ctx: zmq.Context | None = None) -> c.CommandReply:
+                 ctx: zmq.Context | None = None, keys: Any = None, name: str | None = None) -> c.CommandReply:
     """Send `cmd` (a Command with a non-zero trace id) to the session at `endpoint` and return
-    its CommandReply. ControlError when nothing listens there or no reply comes in `timeout_s`."""
-    check_endpoint(endpoint)
+    its CommandReply. ControlError when nothing listens there or no reply comes in `timeout_s`
+    (as for a tcp session that refused this client's key). keys, name: the CURVE keys directory
+    and this client's name in it (tcp only; default name "client")."""
+    check_endpoint(endpoint, curve=keys is not None)
     if endpoint.startswith("ipc://") and not os.path.exists(endpoint[len("ipc://"):]):
         raise ControlError(f"no paper session at {endpoint} (the socket does not exist); "
                            "start one with `bot4 paper` or pass the --endpoint it printed")
@@ -166,10 +189,16 @@ def send_command(cmd: c.Message, endpoint: str, *, timeout_s: float = DEFAULT_TI
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        if endpoint.startswith("tcp://"):
+            from bot4.services.security import DEFAULT_CLIENT, secure_client
+
+            secure_client(sock, keys, name or DEFAULT_CLIENT)
         sock.connect(endpoint)
         sock.send(c.Codec(c.CONTROL).encode(cmd))
         if not sock.poll(int(timeout_s * 1000)):
-            raise ControlError(f"no reply from {endpoint} within {timeout_s:g} s: is the paper session still running?")
+            refused = " (or it refused this client's CURVE key)" if endpoint.startswith("tcp://") else ""
+            raise ControlError(f"no reply from {endpoint} within {timeout_s:g} s: is the paper session still "
+                               f"running?{refused}")
         frame = sock.recv_multipart()[-1]
     finally:
         sock.close()

@@ -1,6 +1,7 @@
 """`bot4 ctl`: commands to a running paper session (bot4.services.control.send_command) from the
-command line. Exit status: 0 applied, 1 refused by the session (the reason printed), 2 a usage
-error or no session to talk to (one line, no traceback)."""
+command line, and `bot4 ctl watch`, the live view (bot4.services.live_view) of a session's
+observer endpoint. Exit status: 0 applied (watch: the session was seen), 1 refused by the session
+(the reason printed), 2 a usage error or no session to talk to (one line, no traceback)."""
 
 from __future__ import annotations
 
@@ -104,20 +105,56 @@ def _print_reply(reply: Any, as_json: bool) -> None:
         print(f"  {k}: {json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v}")
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    import zmq
+    from rich.console import Console
+
+    from bot4.services.control import ControlError
+    from bot4.services.live_view import subscribe, watch
+    from bot4.services.observer import announced_observer, check_observe_endpoint, observer_pointer_file
+
+    endpoint = args.endpoint or announced_observer()
+    if endpoint is None:
+        raise InputError("--endpoint", f"no running paper session with observers announced (no "
+                         f"{observer_pointer_file()})", fix="pass --endpoint ADDR as `bot4 paper --observe` printed it")
+    try:
+        check_observe_endpoint(endpoint, curve=args.keys is not None)
+    except ValueError as exc:
+        raise InputError("--endpoint", str(exc)) from None
+    if not args.timeout > 0:
+        raise InputError("--timeout", f"must be a positive number of seconds, got {args.timeout}")
+    ctx = zmq.Context()
+    sock = subscribe(ctx, endpoint, keys=args.keys, name=args.name)
+    try:
+        view = watch(sock, console=Console(stderr=args.json), idle_timeout_s=args.timeout)
+    finally:
+        sock.close()
+        ctx.term()
+    if args.json:
+        print(json.dumps(view.as_json(), indent=2, sort_keys=True))
+    if not view.frames:
+        raise ControlError(f"nothing from {endpoint} within {args.timeout:g} s: is the session running with "
+                           "--observe (or --live)?" + (" Does it accept this client's CURVE key?"
+                                                       if endpoint.startswith("tcp://") else ""))
+    return 0
+
+
 def _cmd_ctl(args: argparse.Namespace) -> int:
     from bot4.services.control import announced_endpoint, check_endpoint, pointer_file, send_command
 
+    if args.action == "watch":
+        return _cmd_watch(args)
     endpoint = args.endpoint or announced_endpoint()
     if endpoint is None:
         raise InputError("--endpoint", f"no running paper session announced (no {pointer_file()})",
                          fix="pass --endpoint ADDR as `bot4 paper` printed it")
     try:
-        check_endpoint(endpoint)
+        check_endpoint(endpoint, curve=args.keys is not None)
     except ValueError as exc:
         raise InputError("--endpoint", str(exc)) from None
     if not args.timeout > 0:
         raise InputError("--timeout", f"must be a positive number of seconds, got {args.timeout}")
-    reply = send_command(build_command(args), endpoint, timeout_s=args.timeout)
+    reply = send_command(build_command(args), endpoint, timeout_s=args.timeout, keys=args.keys, name=args.name)
     _print_reply(reply, args.json)
     return 0 if reply.ok else EXIT_REFUSED
 
@@ -126,15 +163,26 @@ def add_ctl_command(sub) -> None:
     """Registers `bot4 ctl ACTION ...`."""
     from bot4.services.control import DEFAULT_TIMEOUT_S
 
-    common = argparse.ArgumentParser(add_help=False)
+    secure = argparse.ArgumentParser(add_help=False)
+    secure.add_argument("--keys", metavar="DIR", help="CURVE keys directory (`bot4 keys generate DIR`): needed for a "
+                        "tcp endpoint")
+    secure.add_argument("--name", metavar="NAME", help="this client's name in --keys (default: client)")
+    common = argparse.ArgumentParser(add_help=False, parents=[secure])
     common.add_argument("--endpoint", metavar="ADDR",
                         help="the session's control endpoint (default: the latest session `bot4 paper` started)")
     common.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"seconds to wait for the reply (default {DEFAULT_TIMEOUT_S:g})")
     common.add_argument("--json", action="store_true", help="print the reply as one JSON object")
     p = sub.add_parser("ctl", help="control a running paper session: status, set, kill, flatten, pause, resume, "
-                                   "swap-model, push")
+                                   "swap-model, push; watch it live")
     acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    w = acts.add_parser("watch", parents=[secure], help="the live view of a running session (its observer endpoint: "
+                                                        "`bot4 paper --observe ADDR` or --live)")
+    w.add_argument("--endpoint", metavar="ADDR", help="the session's observer endpoint (default: the latest session "
+                                                      "`bot4 paper` started with observers)")
+    w.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"stop when nothing arrives for S seconds (default {DEFAULT_TIMEOUT_S:g})")
+    w.add_argument("--json", action="store_true", help="draw on stderr; print the final figures as one JSON object")
     acts.add_parser("status", parents=[common], help="the session's state, config and model")
     k = acts.add_parser("kill", parents=[common], help="trip the kill switch: cancel, close, stay flat")
     k.add_argument("--reason", default="bot4 ctl kill", help="recorded with the command")

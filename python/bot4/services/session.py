@@ -29,6 +29,7 @@ from bot4 import contracts as c
 from bot4.services.control import ControlServer, check_endpoint
 from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, EngineService, run_engine
 from bot4.services.feed import Speed, parse_speed, run_feed
+from bot4.services.observer import ConflatingPublisher, check_observe_endpoint, observer_key
 from bot4.services.venue import VenueService, run_venue
 
 _COLLECT = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.TELEMETRY)
@@ -38,8 +39,9 @@ _COLLECT = (c.DECISIONS, c.EXECUTIONS, c.POSITIONS, c.TELEMETRY)
 class PaperResult:
     """What a session published: orders (OrderEvent), fills (Fill), decisions (count), pnl
     (quote units: total equity of the last position message; 0.0 without one), counters by
-    service (feed, engine, collector), the journal directory (None = not journaled) and the
-    control endpoint the session answered at (None = none)."""
+    service (feed, engine, collector; observer: what its observers were sent, conflated and
+    dropped), the journal directory (None = not journaled), the control endpoint the session
+    answered at (None = none) and its observer endpoint (None = none)."""
 
     orders: list[c.OrderEvent]
     fills: list[c.Fill]
@@ -48,13 +50,15 @@ class PaperResult:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     journal: Path | None = None
     control: str | None = None
+    observe: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The summary as builtin types: counts of orders, fills and decisions, pnl, counters,
-        journal, control endpoint."""
+        journal, control and observer endpoints."""
         return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
                 "pnl": self.pnl, "counters": self.counters,
-                "journal": str(self.journal) if self.journal is not None else None, "control": self.control}
+                "journal": str(self.journal) if self.journal is not None else None, "control": self.control,
+                "observe": self.observe}
 
 
 @dataclass
@@ -140,6 +144,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               fault_frames: Mapping[int, Sequence[bytes]] | None = None, timeout_s: float = 600.0,
               venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS, control: str | None = "auto",
               on_control: Callable[[str], None] | None = None, announce: bool = False,
+              observe: str | None = None, observers: int = 0, keys: str | os.PathLike[str] | None = None,
               venue_service: bool = False, restarts: int = 0,
               on_engine_start: Callable[[int], None] | None = None) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
@@ -151,9 +156,17 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     fault_frames: raw frames the feed injects after the n-th batch (see Feed). venue_lookahead_ns:
     how far the strategy trails the feed so the simulated venue has the recording's near future
     (see bot4.services.engine). control: the control endpoint ("auto" = ipc in a fresh run
-    folder; an ipc:// or inproc:// address; None = no control plane); on_control is called with
+    folder; an ipc:// or inproc:// address, or tcp:// with keys; None = no control plane);
+    on_control is called with
     it once it is bound, before any data flows; announce: also write it where `bot4 ctl` looks
-    first (bot4.services.control.pointer_file). venue_service: the venue simulators run as a
+    first (bot4.services.control.pointer_file), the observer endpoint beside it. observe: an
+    ipc://, inproc:// or tcp:// address where the collector republishes every engine output to
+    observers (a live view, `bot4 ctl watch`) through a ConflatingPublisher that never stalls the
+    session (bot4.services.observer; its counters are counters["observer"]); observers: wait up
+    to 30 s for that many observers to subscribe before anything starts. keys: a CURVE keys
+    directory (bot4.services.security, `bot4 keys generate DIR`), required when the control or
+    observer endpoint is tcp://: only its authorised clients are answered.
+    venue_service: the venue simulators run as a
     service of their own (a thread, or a process with processes=True) that reads the feed and
     trades with the engine over ROUTER/DEALER (bot4.services.venue), instead of inside the
     engine's core; the result is the same. restarts: with processes, venue_service and a journal,
@@ -167,7 +180,9 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                          "engine carries on from)")
     parse_speed(speed)
     if control is not None and control != "auto":
-        check_endpoint(control)
+        check_endpoint(control, curve=keys is not None)
+    if observe is not None:
+        check_observe_endpoint(observe, curve=keys is not None)
     source = Source(data, venue, seed, n_events, part_events)
     first_parts = source.parts()
     first = next(first_parts)
@@ -184,14 +199,25 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     results: dict[str, Any] = {}
     tmp = None
     server: ControlServer | None = None
+    observer: ConflatingPublisher | None = None
+    guard: Any = None
+    observed: dict[str, int] = {}
     try:
+        if any(e is not None and e.startswith("tcp://") for e in (control, observe)):
+            from bot4.services.security import CurveGuard
+
+            guard = CurveGuard(ctx, keys)
+        if observe is not None:
+            observer = ConflatingPublisher(ctx, observe, keys=keys, guard=guard, announce=announce)
+            if observers:
+                observer.wait_observers(observers)
         if processes or control == "auto" or venue_service:
             tmp = tempfile.mkdtemp(prefix="bot4-paper-")
         tag = uuid.uuid4().hex
         if control is not None:
             endpoint = f"ipc://{tmp}/ctl" if control == "auto" else control
             server = ControlServer(ctx, endpoint, f"ipc://{tmp}/ctlpub" if processes else f"inproc://ctl-{tag}",
-                                   announce=announce)
+                                   announce=announce, keys=keys, guard=guard)
             sub.setsockopt(zmq.SUBSCRIBE, c.CONTROL_REPLIES)
             if on_control is not None:
                 on_control(endpoint)
@@ -236,7 +262,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                         on_engine_start(procs[0].pid)
                     return False
                 return any(p.exitcode not in (None, 0) for p in procs)
-            collected = _collect(sub, timeout_s, failed, server)
+            collected = _collect(sub, timeout_s, failed, server, observer)
             done.set()
             results["restarts"] = restarted
             if collected is None:
@@ -273,7 +299,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             sub.connect(outp)
             threads[1].start()
             collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()),
-                                 server)
+                                 server, observer)
             if collected is None:
                 stop.set()  # the feed may be blocked on an engine that is gone
             for th in threads:
@@ -289,9 +315,13 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         if collected is None:
             raise RuntimeError("paper session: a service stopped before the end of stream")
     finally:
+        if observer is not None:
+            observed = observer.close()
         if server is not None:
             server.close()
         sub.close()
+        if guard is not None:
+            guard.stop()
         ctx.term()
         if tmp is not None:
             for f in Path(tmp).iterdir():
@@ -303,9 +333,12 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                                  "collector": counters,
                                  **({"venue": results.get("venue", {})} if venue_service else {}),
                                  **({"supervisor": {"engine_restarts": results.get("restarts", 0)}} if restarts else {}),
+                                 **({"observer": observed} if observer is not None else {}),
+                                 **({"security": guard.counters()} if guard is not None else {}),
                                  **({"control": dict(server.counters)} if server is not None else {})},
                        journal=Path(journal) if journal is not None else None,
-                       control=server.endpoint if server is not None else None)
+                       control=server.endpoint if server is not None else None,
+                       observe=observer.endpoint if observer is not None else None)
 
 
 class _Thread(threading.Thread):
@@ -320,7 +353,8 @@ class _Thread(threading.Thread):
             self._results[self._key] = exc
 
 
-def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None) -> tuple | None:
+def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None,
+             observer: ConflatingPublisher | None = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
     fills: list[c.Fill] = []
@@ -342,6 +376,8 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
             if server.xpub in ready:
                 server.on_engine_join()
         if sub not in ready:
+            if observer is not None:
+                observer.flush()  # a slow observer catches up while the engine is quiet
             if not ready:
                 idle += step
             if failed():
@@ -370,6 +406,8 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
             skip, index = accepted, 0
             recovery["engine_restarts"] += 1
             continue
+        if observer is not None and not isinstance(msg, c.Rejection):
+            observer.publish(topic, frame, observer_key(topic, msg))
         if isinstance(msg, c.OrderEvent):
             orders.append(msg)
         elif isinstance(msg, c.Fill):
