@@ -708,10 +708,22 @@ class StreamingBacktestHandle {
     if (!run_.engine().swap_model(slot, ptr, error)) throw py::value_error(error);
     ins_.keep.push_back(model);
   }
-  void kill() { run_.engine().kill(); }
-  void flatten() { run_.engine().flatten(); }
-  void pause(bool on) { run_.engine().pause(on); }
-  bool paused() { return run_.engine().paused(); }
+  void kill(const py::object& instrument) {
+    if (instrument.is_none()) run_.engine().kill();
+    else if (!run_.engine().halt(instrument.cast<uint32_t>())) unknown_instrument(instrument);
+  }
+  void flatten(const py::object& instrument) {
+    if (instrument.is_none()) run_.engine().flatten();
+    else if (!run_.engine().flatten(instrument.cast<uint32_t>())) unknown_instrument(instrument);
+  }
+  void pause(bool on, const py::object& instrument) {
+    if (instrument.is_none()) run_.engine().pause(on);
+    else if (!run_.engine().pause(instrument.cast<uint32_t>(), on)) unknown_instrument(instrument);
+  }
+  bool paused(const py::object& instrument) {
+    return instrument.is_none() ? run_.engine().paused() : run_.engine().paused(instrument.cast<uint32_t>());
+  }
+  bool halted(uint32_t instrument) { return run_.engine().halted(instrument); }
   size_t buffered() const { return run_.buffered(); }
   uint64_t late_events() const { return run_.late_events(); }
   int64_t watermark() const { return run_.watermark(); }
@@ -720,6 +732,9 @@ class StreamingBacktestHandle {
   void raise_if_failed() {
     for (auto& h : ins_.handles) h->raise_if_failed();
     if (transport_) transport_->raise_if_failed();
+  }
+  [[noreturn]] static void unknown_instrument(const py::object& instrument) {
+    throw py::value_error("instrument " + py::str(instrument).cast<std::string>() + " is not traded by this engine");
   }
   InstrumentsArg ins_;
   std::unique_ptr<PyVenueTransport> transport_;
@@ -965,11 +980,16 @@ void bind_engine(py::module_& m) {
       .def("take_records", &StreamingBacktestHandle::take_records,
            "decisions, orders, fills, equity and latency_ns produced so far (then forgotten by the engine)")
       .def("finish", &StreamingBacktestHandle::finish, "processes the rest; the result as backtest() returns it")
-      .def("kill", &StreamingBacktestHandle::kill,
-           "trip the kill switch (manual): every instrument cancels, closes and stays flat")
-      .def("flatten", &StreamingBacktestHandle::flatten, "every instrument cancels and closes, then trades again")
-      .def("pause", &StreamingBacktestHandle::pause, py::arg("on"),
-           "strategies not called while paused (working orders stay, responses arrive)")
+      .def("kill", &StreamingBacktestHandle::kill, py::arg("instrument") = py::none(),
+           "trip the kill switch (manual): every instrument cancels, closes and stays flat; with an instrument, "
+           "that one halts (cancels, closes, its strategy not called again) and the others trade on")
+      .def("flatten", &StreamingBacktestHandle::flatten, py::arg("instrument") = py::none(),
+           "every instrument (or the one given) cancels and closes, then trades again")
+      .def("pause", &StreamingBacktestHandle::pause, py::arg("on"), py::arg("instrument") = py::none(),
+           "strategies (or one instrument's) not called while paused (working orders stay, responses arrive)")
+      .def("is_paused", &StreamingBacktestHandle::paused, py::arg("instrument") = py::none(),
+           "whether the engine (or one instrument's strategy) is paused")
+      .def("halted", &StreamingBacktestHandle::halted, py::arg("instrument"), "whether an instrument was halted")
       .def("config", &StreamingBacktestHandle::config,
            "the running engine, sizing, pre_trade and kill_switch sections, {section: {field: value}}")
       .def("set_config", &StreamingBacktestHandle::set_config, py::arg("sections"),
@@ -984,7 +1004,7 @@ void bind_engine(py::module_& m) {
       .def("swap_model", &StreamingBacktestHandle::swap_model, py::arg("model"), py::arg("slot") = 0,
            "replace model slot `slot` of every feature-reading instrument from the next decision on (slot = the "
            "model count appends); ValueError and no change for a model of the wrong input width")
-      .def_property_readonly("paused", &StreamingBacktestHandle::paused)
+      .def_property_readonly("paused", [](StreamingBacktestHandle& h) { return h.paused(py::none()); })
       .def_property_readonly("buffered", &StreamingBacktestHandle::buffered)
       .def_property_readonly("late_events", &StreamingBacktestHandle::late_events)
       .def_property_readonly("watermark", &StreamingBacktestHandle::watermark);

@@ -42,6 +42,8 @@ struct Lane {
   double row_vol_bp = 0.0;  // ewma_vol of the row, bp per return sample
   double row_vpin = 0.0;
   bool pending = false;     // a row arrived and awaits its decision
+  bool paused = false;      // control plane, this instrument only: strategy not called
+  bool halted = false;      // control plane: flattened, strategy never called again
   uint64_t events = 0;
   uint64_t decisions = 0;
   size_t last_decision_fills = 0;  // index into all fills ever recorded (taken ones included)
@@ -76,6 +78,11 @@ struct Engine::Impl {
 
   Lane* lane_of(InstrumentId id) {
     for (auto& l : lanes)
+      if (l.spec.id == id) return &l;
+    return nullptr;
+  }
+  const Lane* lane_of(InstrumentId id) const {
+    for (const auto& l : lanes)
       if (l.spec.id == id) return &l;
     return nullptr;
   }
@@ -165,7 +172,7 @@ struct Engine::Impl {
     ctx.flattening = l.router->flattening();
     ctx.headroom = l.router->headroom();
     ctx.exec = l.router.get();
-    if (!paused) l.strategy->on_decision(ctx);  // paused: the flatten machine still runs
+    if (!paused && !l.paused && !l.halted) l.strategy->on_decision(ctx);  // (the flatten machine still runs)
     const strategy::DecisionAction action = l.router->end_decision();
     const uint64_t t4 = cycle_now();
     l.router->forward_events(t);
@@ -507,6 +514,44 @@ void Engine::pause(bool on) {
 }
 
 bool Engine::paused() const { return impl_->paused; }
+
+bool Engine::halt(InstrumentId instrument) {
+  Impl& m = *impl_;
+  Lane* l = m.lane_of(instrument);
+  if (l == nullptr) return false;
+  ++m.out.counters.commands;
+  l->halted = true;
+  if (m.now != INT64_MIN && !l->router->flattening()) l->router->start_flatten(m.now);
+  return true;
+}
+
+bool Engine::flatten(InstrumentId instrument) {
+  Impl& m = *impl_;
+  Lane* l = m.lane_of(instrument);
+  if (l == nullptr) return false;
+  ++m.out.counters.commands;
+  if (m.now != INT64_MIN && !l->router->flattening()) l->router->start_flatten(m.now);
+  return true;
+}
+
+bool Engine::pause(InstrumentId instrument, bool on) {
+  Impl& m = *impl_;
+  Lane* l = m.lane_of(instrument);
+  if (l == nullptr) return false;
+  ++m.out.counters.commands;
+  l->paused = on;
+  return true;
+}
+
+bool Engine::paused(InstrumentId instrument) const {
+  const Lane* l = impl_->lane_of(instrument);
+  return l != nullptr && l->paused;
+}
+
+bool Engine::halted(InstrumentId instrument) const {
+  const Lane* l = impl_->lane_of(instrument);
+  return l != nullptr && l->halted;
+}
 
 bool Engine::set_config(const EngineConfig& next, std::string& error) {
   Impl& m = *impl_;

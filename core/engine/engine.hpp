@@ -88,6 +88,15 @@ class Engine {
   void flatten();
   void pause(bool on);
   bool paused() const;
+  // The same for one instrument (false: not an instrument of this engine). halt(): that
+  // instrument cancels and closes and its strategy is not called again (the kill switch stays
+  // untouched: the other instruments trade on). pause(id, on) pauses its strategy only.
+  bool halt(InstrumentId instrument);
+  bool flatten(InstrumentId instrument);
+  bool pause(InstrumentId instrument, bool on);
+  // Whether one instrument's strategy is paused / halted (false for an unknown instrument).
+  bool paused(InstrumentId instrument) const;
+  bool halted(InstrumentId instrument) const;
   // A live config change between events (control plane): the engine, sizing, pre-trade and
   // kill-switch sections of `next` replace the running ones as a whole, from the next event on
   // (see PositionSizer / PreTradeChecks / KillSwitch::set_config for what each keeps). The

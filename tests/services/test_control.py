@@ -369,3 +369,73 @@ def test_control_server_answers_commands_left_at_the_end(tmp_path):
     client.join(30)
     ctx.term()
     assert not box["r"].ok and box["r"].trace == 42 and box["r"].error == "the session ended"
+
+
+@pytest.fixture(scope="module")
+def two():
+    from bot4.data.market_data import merge
+
+    return merge([generate(seed=11, n_events=20_000).as_instrument(1, "AAA"),
+                  generate(seed=12, n_events=20_000).as_instrument(2, "BBB")])
+
+
+def _run_two(data, frames):
+    eng = EngineService(data.specs, l3=[1, 2], config={"sim": {"entry_latency_ns": 200_000},
+                                                      "kill_switch": NO_TRIPS["kill_switch"]}, strategy="market_maker")
+    out: list[tuple[bytes, bytes]] = []
+    summary = eng.run_frames(frames, lambda t, f: out.append((t, bytes(f))))
+    return eng, summary, out
+
+
+def _orders_by_instrument(out):
+    ex = c.Codec(c.EXECUTIONS)
+    msgs = [ex.decode(f) for t, f in out if t == c.EXECUTIONS]
+    return {i: [m for m in msgs if isinstance(m, c.OrderEvent) and m.instrument == i] for i in (1, 2)}
+
+
+def test_one_instrument_halted_the_other_trades_on(two):
+    frames, end = _frames(two)
+    _, _, clean = _run_two(two, [*frames, end])
+    at = len(frames) // 3
+    cmds = [(c.CONTROL, CTL.encode(c.Kill(trace=1, ts=1, instrument=2))),
+            (c.CONTROL, CTL.encode(c.Status(trace=2, ts=1)))]
+    eng, summary, out = _run_two(two, [*frames[:at], *cmds, *frames[at:], end])
+    r = eng.result
+    replies = {x.trace: x for x in _replies(out)}
+    assert replies[1].ok and replies[2].data["instruments"] == {"1": {"paused": False, "halted": False},
+                                                               "2": {"paused": False, "halted": True}}
+    assert r.kill_reason == "none"  # the kill switch itself was not tripped
+    by = {d["instrument"]: d for d in r.instruments}
+    full = {d["instrument"]: d for d in _run_two(two, [*frames, end])[0].result.instruments}
+    assert by[2]["position"] == 0 and 0 < by[2]["orders"] < full[2]["orders"] // 2
+    clean_by, got_by = _orders_by_instrument(clean), _orders_by_instrument(out)
+    assert len(got_by[1]) > 100 and len(got_by[2]) < len(clean_by[2]) // 2  # 1 trades on, 2 stopped
+
+
+def test_one_instrument_paused_the_other_trades(two):
+    frames, end = _frames(two)
+    pause = [(c.CONTROL, CTL.encode(c.Pause(trace=1, ts=1, instrument=1))),
+             (c.CONTROL, CTL.encode(c.Status(trace=2, ts=1)))]
+    eng, summary, out = _run_two(two, [*pause, *frames, end])
+    replies = {x.trace: x for x in _replies(out)}
+    assert replies[2].data["instruments"]["1"] == {"paused": True, "halted": False}
+    assert replies[2].data["instruments"]["2"] == {"paused": False, "halted": False} and not replies[2].data["paused"]
+    by = _orders_by_instrument(out)
+    assert by[1] == [] and len(by[2]) > 100
+
+
+def test_resume_flatten_one_and_an_unknown_instrument_refused(two):
+    frames, end = _frames(two)
+    q = len(frames) // 4
+    pause = [(c.CONTROL, CTL.encode(c.Pause(trace=1, ts=1, instrument=1)))]
+    later = [(c.CONTROL, CTL.encode(c.Resume(trace=2, ts=1, instrument=1))),
+             (c.CONTROL, CTL.encode(c.Flatten(trace=3, ts=1, instrument=2))),
+             (c.CONTROL, CTL.encode(c.Kill(trace=4, ts=1, instrument=9)))]
+    eng, summary, out = _run_two(two, [*pause, *frames[:q], *later, *frames[q:], end])
+    replies = {x.trace: x for x in _replies(out)}
+    assert replies[1].ok and replies[2].ok and replies[3].ok
+    assert not replies[4].ok and "instrument 9 is not traded by this engine" in replies[4].error
+    assert summary["counters"]["commands_applied"] == 3 and summary["counters"]["commands_refused"] == 1
+    assert eng.result.counters["commands"] == 3 and eng.result.kill_reason == "none"
+    by = _orders_by_instrument(out)
+    assert len(by[1]) > 50  # resumed: instrument 1 trades after the pause

@@ -19,10 +19,12 @@ Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$", description="s
 
 class Kill(Message, frozen=True, kw_only=True, tag="kill"):
     """Trip the kill switch: cancel every order, then close positions reduce-only until flat;
-    no new exposure until restarted."""
+    no new exposure until restarted. With `instrument`, halt that one only (cancel, close, its
+    strategy never called again); the kill switch stays untouched and the others trade on."""
 
     ts: TsNs
     reason: str = ""
+    instrument: Instrument | None = None
 
 
 class Flatten(Message, frozen=True, kw_only=True, tag="flatten"):

@@ -285,27 +285,31 @@ class EngineService:
     # -- control -------------------------------------------------------------------------------
     def _apply_commands(self, engine: Any) -> None:
         """The commands received since the last piece, in order, each answered on CONTROL_REPLIES
-        (same trace id). Kill, Flatten, Pause, Resume and Status act on every instrument (a command
-        for one instrument is refused: not yet); SetParameter, ConfigUpdate and SwapModel are
+        (same trace id). Kill, Flatten, Pause and Resume act on every instrument, or on the one
+        they name (Kill then halts it; an instrument this engine does not trade is refused);
+        Status reports each instrument's paused/halted state; SetParameter, ConfigUpdate and SwapModel are
         validated and applied by bot4.services.live, or refused with the reason and nothing
         changed (a refused swap leaves the old model trading)."""
         while self._commands:
             cmd = self._commands.pop(0)
             tag = type(cmd).__struct_config__.tag
             error, data = "", {}
-            if getattr(cmd, "instrument", None) is not None:
-                error = "per-instrument commands are not supported yet; omit instrument to act on all"
+            one = getattr(cmd, "instrument", None)
+            if one is not None and int(one) not in self.specs:
+                error = f"instrument {one} is not traded by this engine (trades {', '.join(map(str, sorted(self.specs)))})"
             elif isinstance(cmd, c.Kill):
-                engine.kill()
+                engine.kill(one)
             elif isinstance(cmd, c.Flatten):
-                engine.flatten()
+                engine.flatten(one)
             elif isinstance(cmd, c.Pause):
-                engine.pause(True)
+                engine.pause(True, one)
             elif isinstance(cmd, c.Resume):
-                engine.pause(False)
+                engine.pause(False, one)
             elif isinstance(cmd, c.Status):
                 data = {"paused": bool(engine.paused), "buffered": int(engine.buffered),
                         **{k: v for k, v in self.counters.items()},
+                        "instruments": {str(i): {"paused": bool(engine.is_paused(i)), "halted": bool(engine.halted(i))}
+                                        for i in sorted(self.specs)},
                         "config": engine.config(), "strategy": engine.strategy_config(), "model": self._model_sha}
             else:
                 try:
