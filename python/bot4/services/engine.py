@@ -74,12 +74,15 @@ class EngineService:
     (bot4.services.journal.FsyncPolicy spec: "always", "every:N", "interval:S", "never").
     venue: None = the venue simulators run inside the core; else call(frame) -> reply frame, the
     link to a venue outside (bot4.services.venue.venue_link); its frames are journaled too.
-    name: the engine's name at the venue (its exchanges are idempotent by name and seq)."""
+    name: the engine's name at the venue (its exchanges are idempotent by name and seq).
+    shard: one of several engines over one feed: records of other instruments are dropped
+    (counted: other_shard_records) and a command naming another engine's instrument is left to
+    that engine (not answered here)."""
 
     def __init__(self, specs: dict, *, l3: Iterable[int] = (), model=None, config=None, strategy=None,
                  journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
                  venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS,
-                 venue: Callable[[bytes], Any] | None = None, name: str = SERVICE):
+                 venue: Callable[[bytes], Any] | None = None, name: str = SERVICE, shard: bool = False):
         if venue_lookahead_ns < 0:
             raise ValueError(f"venue_lookahead_ns must be >= 0, got {venue_lookahead_ns}")
         self.lookahead = int(venue_lookahead_ns)
@@ -101,10 +104,13 @@ class EngineService:
         self._jcodec = c.Codec(c.JOURNAL)
         self.counters: dict[str, int] = dict.fromkeys(
             ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
-             "end_of_stream", "fills_published", "commands_applied", "commands_refused", "venue_exchanges"), 0)
+             "end_of_stream", "fills_published", "commands_applied", "commands_refused", "venue_exchanges",
+             "other_shard_records", "other_shard_commands"), 0)
         self.result: Any = None
         self._venue_call = venue
         self.name = name
+        self.shard = shard
+        self._ids = np.array(sorted(int(i) for i in specs), np.uint32)
         self._journal: JournalWriter | None = None
         self._jseq = 0
         # Crash recovery (recovery_inputs): journal records that are already there, by kind, not
@@ -208,6 +214,11 @@ class EngineService:
             last_wm = max(last_wm, wm)
             self.counters["batches"] += 1
             self.counters["records_in"] += int(recs.size)
+            if self.shard and recs.size:
+                mine = np.isin(recs["instrument"], self._ids)
+                if not mine.all():
+                    self.counters["other_shard_records"] += int(recs.size - mine.sum())
+                    recs = np.ascontiguousarray(recs[mine])
             if isinstance(msg, c.BookBatch):
                 yield Piece(recs, none, none, wm)
             elif isinstance(msg, c.TradeBatch):
@@ -295,6 +306,9 @@ class EngineService:
             tag = type(cmd).__struct_config__.tag
             error, data = "", {}
             one = getattr(cmd, "instrument", None)
+            if one is not None and int(one) not in self.specs and self.shard:
+                self.counters["other_shard_commands"] += 1  # another engine's: it answers
+                continue
             if one is not None and int(one) not in self.specs:
                 error = f"instrument {one} is not traded by this engine (trades {', '.join(map(str, sorted(self.specs)))})"
             elif isinstance(cmd, c.Kill):

@@ -113,23 +113,24 @@ def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
 
 
 def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None,
-                 venue: str | None = None, recover: bool = False, replay: str | None = None) -> None:
+                 venue: str | None = None, recover: bool = False, replay: str | None = None,
+                 key: str = "engine") -> None:
     ctx = zmq.Context()
     try:
-        out.put(("engine", run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
-                                      control_endpoint=ctl, venue_endpoint=venue, recover=recover,
-                                      replay_endpoint=replay)["counters"]))
+        out.put((key, run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
+                                 control_endpoint=ctl, venue_endpoint=venue, recover=recover,
+                                 replay_endpoint=replay)["counters"]))
     except BaseException as exc:
-        out.put(("engine", exc))
+        out.put((key, exc))
         raise SystemExit(1) from None
     finally:
         ctx.term()
 
 
-def _venue_main(md: str, endpoint: str, kwargs: dict, out: Any) -> None:
+def _venue_main(md: str, endpoint: str, kwargs: dict, out: Any, engines: int = 1) -> None:
     ctx = zmq.Context()
     try:
-        out.put(("venue", run_venue(ctx, md, endpoint, VenueService(**kwargs))))
+        out.put(("venue", run_venue(ctx, md, endpoint, VenueService(**kwargs), engines=engines)))
     except BaseException as exc:
         out.put(("venue", exc))
         raise SystemExit(1) from None
@@ -146,7 +147,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               on_control: Callable[[str], None] | None = None, announce: bool = False,
               observe: str | None = None, observers: int = 0, keys: str | os.PathLike[str] | None = None,
               venue_service: bool = False, restarts: int = 0,
-              on_engine_start: Callable[[int], None] | None = None) -> PaperResult:
+              on_engine_start: Callable[[int], None] | None = None,
+              shards: Sequence[Sequence[int]] | None = None) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -174,7 +176,17 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     carries on from its journal (bot4.services.engine.run_engine recover=True), the feed
     replaying what it missed; the venue answers its repeated exchanges once, and the collector
     drops the outputs it already has, so the result is the same as without the crash.
-    on_engine_start: called with each engine process's pid once it starts."""
+    on_engine_start: called with each engine process's pid once it starts. shards: the
+    instruments split over several engine processes (processes=True), e.g. [[1, 2], [3]]: each
+    engine trades its group against its own ledger and risk limits (its journal in
+    journal/shard-<k>), all behind the same contracts, the feed and (with venue_service) one
+    venue; pnl is the sum of the engines' total equity. A command naming an instrument goes to
+    its engine; a command for all is answered by the first engine to reply (Status then shows
+    that engine's instruments)."""
+    if shards is not None and not processes:
+        raise ValueError("shards run as engine processes: pass processes=True")
+    if shards is not None and restarts:
+        raise ValueError("restarts are for one engine; not with shards yet")
     if restarts and not (processes and venue_service and journal is not None):
         raise ValueError("restarts needs processes=True, venue_service=True and a journal (the state a restarted "
                          "engine carries on from)")
@@ -189,8 +201,19 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     specs, l3 = _instruments(first)
     engine_kwargs = dict(specs=specs, l3=l3, model=model, config=config, strategy=strategy, journal=journal,
                          fsync=fsync, venue_lookahead_ns=venue_lookahead_ns)
+    groups = _shard_groups(shards, specs)
+    sharded = shards is not None
+
+    def shard_kwargs(k: int) -> dict:
+        ids = set(groups[k])
+        if not sharded:
+            return engine_kwargs
+        return dict(engine_kwargs, specs={i: s for i, s in specs.items() if i in ids}, l3=[i for i in l3 if i in ids],
+                    journal=Path(journal) / f"shard-{k}" if journal is not None else None, name=f"engine-{k}",
+                    shard=True)
     venue_kwargs = dict(specs=specs, l3=l3, config=config)
-    md_subscribers = 2 if venue_service else 1
+    md_subscribers = len(groups) + (1 if venue_service else 0)
+    shard_of = {i: k for k, ids in enumerate(groups) for i in ids}
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the end-of-output acknowledgement (an unsubscribe) must get out
@@ -237,19 +260,22 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             replay_ep = f"ipc://{tmp}/replay" if restarts else None
             done = spawn.Event()
 
-            def engine_process(recover: bool) -> Any:
-                return spawn.Process(target=_engine_main, name="bot4-engine",
-                                     args=(md, outp, engine_kwargs, q, ctl_pub, venue_ep, recover, replay_ep))
-            procs = [engine_process(False),
-                     spawn.Process(target=_feed_main, name="bot4-feed",
-                                   args=(md, feed_source, speed, batch_events, fault_frames, q, md_subscribers,
-                                         replay_ep, done if replay_ep else None))]
+            def engine_process(recover: bool, k: int = 0) -> Any:
+                return spawn.Process(target=_engine_main, name=f"bot4-engine-{k}" if sharded else "bot4-engine",
+                                     args=(md, outp, shard_kwargs(k), q, ctl_pub, venue_ep, recover, replay_ep,
+                                           f"engine-{k}" if sharded else "engine"))
+            procs = [engine_process(False, k) for k in range(len(groups))]
+            procs.append(spawn.Process(target=_feed_main, name="bot4-feed",
+                                       args=(md, feed_source, speed, batch_events, fault_frames, q, md_subscribers,
+                                             replay_ep, done if replay_ep else None)))
             if venue_ep is not None:
-                procs.append(spawn.Process(target=_venue_main, args=(md, venue_ep, venue_kwargs, q), name="bot4-venue"))
-            for p in procs[::-1]:  # the venue and the feed first: the engine connects to them
+                procs.append(spawn.Process(target=_venue_main, args=(md, venue_ep, venue_kwargs, q, len(groups)),
+                                           name="bot4-venue"))
+            for p in procs[::-1]:  # the venue and the feed first: the engines connect to them
                 p.start()
             if on_engine_start is not None:
-                on_engine_start(procs[0].pid)
+                for p in procs[:len(groups)]:
+                    on_engine_start(p.pid)
             restarted = 0
 
             def failed() -> bool:
@@ -262,7 +288,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                         on_engine_start(procs[0].pid)
                     return False
                 return any(p.exitcode not in (None, 0) for p in procs)
-            collected = _collect(sub, timeout_s, failed, server, observer)
+            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of)
             done.set()
             results["restarts"] = restarted
             if collected is None:
@@ -306,7 +332,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 th.join(timeout_s)
             if isinstance(results.get("engine"), dict):
                 results["engine"] = results["engine"]["counters"]
-        for name in ("engine", "feed", "venue"):
+        for name in ("engine", "feed", "venue", *(f"engine-{k}" for k in range(len(groups)) if sharded)):
             err = results.get(name)
             if isinstance(err, BaseException):
                 if processes:
@@ -330,6 +356,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     orders, fills, decisions, pnl, counters = collected
     return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
+                                 **({"engines": {f"engine-{k}": results.get(f"engine-{k}", {})
+                                                 for k in range(len(groups))}} if sharded else {}),
                                  "collector": counters,
                                  **({"venue": results.get("venue", {})} if venue_service else {}),
                                  **({"supervisor": {"engine_restarts": results.get("restarts", 0)}} if restarts else {}),
@@ -353,8 +381,28 @@ class _Thread(threading.Thread):
             self._results[self._key] = exc
 
 
+def _shard_groups(shards: Sequence[Sequence[int]] | None, specs: Mapping[int, Any]) -> list[list[int]]:
+    """The instrument groups, one per engine (one group of all without shards); every instrument
+    in exactly one group."""
+    if shards is None:
+        return [sorted(int(i) for i in specs)]
+    groups = [sorted(int(i) for i in g) for g in shards]
+    if any(not g for g in groups):
+        raise ValueError("shards: a group without instruments")
+    seen = [i for g in groups for i in g]
+    unknown = sorted(set(seen) - set(specs))
+    if unknown:
+        raise ValueError(f"shards: instrument(s) {unknown} not in the data (it has {sorted(specs)})")
+    if len(seen) != len(set(seen)):
+        raise ValueError("shards: an instrument in more than one group")
+    missing = sorted(set(specs) - set(seen))
+    if missing:
+        raise ValueError(f"shards: instrument(s) {missing} in no group")
+    return groups
+
+
 def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None,
-             observer: ConflatingPublisher | None = None) -> tuple | None:
+             observer: ConflatingPublisher | None = None, shard_of: Mapping[int, int] | None = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
     fills: list[c.Fill] = []
@@ -364,6 +412,9 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
     step = 0.2
     accepted = skip = index = 0
     recovery = {"engine_restarts": 0, "repeated_outputs": 0}
+    engines = len(set(shard_of.values())) if shard_of else 1
+    stopped = 0
+    equity: dict[int, float] = {}  # engine -> its last total equity
     poller = zmq.Poller()
     for s in (sub, *(server.sockets if server is not None else ())):
         poller.register(s, zmq.POLLIN)
@@ -415,10 +466,13 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
         elif isinstance(msg, c.Decision):
             decisions += 1
         elif isinstance(msg, c.Position):
-            pnl = msg.total_equity
+            equity[shard_of.get(msg.instrument, 0) if shard_of else 0] = msg.total_equity
+            pnl = sum(equity.values())
         elif isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "stopping":
-            sub.setsockopt(zmq.UNSUBSCRIBE, c.TELEMETRY)  # tells the engine everything arrived
-            break
+            stopped += 1
+            if stopped == engines:
+                sub.setsockopt(zmq.UNSUBSCRIBE, c.TELEMETRY)  # tells the engines everything arrived
+                break
     counters = {"frames": sum(x.decoded for x in codecs.values())}
     counters.update({k: v for k, v in recovery.items() if v})
     for t, x in codecs.items():
