@@ -42,6 +42,7 @@ class Base(RuleBasedStateMachine):
         self.oco_q = {}         # OCO group id -> (qty first, qty second) as submitted
         self.raced = set()      # OCO groups where a cancel-pending leg received a fill
         self.broken = set()     # groups where the venue itself ended a leg (no protection promise)
+        self.cancel_seen = set()  # OTO children ever seen with a cancel in flight or done
 
     # ---- helpers ------------------------------------------------------------------------
     def _submit(self, cid, call):
@@ -162,7 +163,14 @@ class Base(RuleBasedStateMachine):
             return
         event("oto child released")
         assert children and all(c["role"] == "oto_child" and c["parent_id"] == parent["order_id"] for c in children)
-        intact = all(c["state"] in WORKING or c["state"] == "filled" for c in children)
+        for c in children:
+            if c["state"] not in WORKING and c["state"] != "filled":
+                self.cancel_seen.add(c["order_id"])
+        # A child being cancelled (self-trade prevention's cancel_both, say) is not resized by
+        # later parent fills, even if the venue then fills it (the cancel lost the race): such a
+        # child no longer carries the promise total == parent filled.
+        intact = all((c["state"] in WORKING or c["state"] == "filled") and c["order_id"] not in self.cancel_seen
+                     for c in children)
         if intact and not g["halted"]:
             total = sum(c["qty"] for c in children)
             if self.policy == "decrement_both":
