@@ -103,6 +103,7 @@ def samples() -> dict[str, c.Message]:
         c.pack(c.BboBatch, _bbo(), seq=4, ts=TS, trace=TRACE, watermark=TS - 1_000),
         c.EndOfStream(ts=TS, seq=5, trace=TRACE),
         c.Decision(ts=TS, instrument=1, p=0.625, target=1, action=1, position=-3, trace=TRACE),
+        c.ShadowScore(ts=TS, instrument=1, slot=2, p=0.4375, trace=TRACE),
         c.OrderIntent(ts=TS, id=77, instrument=1, side=0, type=0, price=6_500_000, qty=2, reduce_only=False,
                       role=1, group=77, trace=TRACE),
         c.CancelIntent(ts=TS, id=77, instrument=1, trace=TRACE),

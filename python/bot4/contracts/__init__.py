@@ -21,7 +21,7 @@ from bot4.contracts.control import (
     Status,
     SwapModel,
 )
-from bot4.contracts.decision import Decision
+from bot4.contracts.decision import Decision, DecisionMessage, ShadowScore
 from bot4.contracts.enrichment import Enrichment, EnrichmentMessage, EnrichmentRequest
 from bot4.contracts.market import (
     BboBatch,
@@ -64,7 +64,7 @@ __all__ = [
     "REJECT_REASONS", "Codec", "Rejection",
     "Command", "CommandReply", "ConfigUpdate", "Flatten", "Kill", "Pause", "Resume", "SetParameter", "Status",
     "SwapModel",
-    "Decision",
+    "Decision", "DecisionMessage", "ShadowScore",
     "Enrichment", "EnrichmentMessage", "EnrichmentRequest",
     "BboBatch", "BookBatch", "EndOfStream", "L3Batch", "MarketBatch", "MarketData", "ReplayRequest", "TradeBatch",
     "CancelIntent", "Execution", "Fill", "OrderEvent", "OrderIntent", "OrderRequest", "ReplaceIntent",

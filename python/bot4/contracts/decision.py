@@ -1,5 +1,6 @@
 """Decision messages (topic DECISIONS): what the strategy decided at one decision point, the
-fields of the core's decision record (core/engine/records.hpp DecisionRec, same names and units)."""
+fields of the core's decision record (core/engine/records.hpp DecisionRec, same names and units),
+and what each shadow model scored at that point (ScoreRec)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,19 @@ class Decision(Message, frozen=True, kw_only=True, tag="decision"):
     target: Annotated[int, msgspec.Meta(ge=-128, le=127)]
     action: DecisionAction
     position: Lots
+
+
+class ShadowScore(Message, frozen=True, kw_only=True, tag="shadow_score"):
+    """A shadow (challenger) model's output at one decision, on the same feature row as the
+    champion's p in the Decision of the same ts and instrument; logged, never traded. ts: the
+    decision's time. slot: the model slot (1, 2, ...: the order the shadows were given in; 0 is
+    the champion). p: the shadow's output (NaN if it produced none)."""
+
+    ts: TsNs
+    instrument: Instrument
+    slot: Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]
+    p: float
+
+
+#: What travels on DECISIONS.
+DecisionMessage = Decision | ShadowScore

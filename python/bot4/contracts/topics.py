@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot4.contracts.control import Command, CommandReply
-from bot4.contracts.decision import Decision
+from bot4.contracts.decision import DecisionMessage
 from bot4.contracts.enrichment import EnrichmentMessage
 from bot4.contracts.market import MarketData, ReplayRequest
 from bot4.contracts.orders import Execution, OrderRequest
@@ -38,7 +38,7 @@ REPLAY = b"rpl/"
 #: Topic prefix -> the type a socket on it decodes (a tagged union, or one tagged Struct).
 TOPICS: dict[bytes, Any] = {
     MARKET: MarketData,
-    DECISIONS: Decision,
+    DECISIONS: DecisionMessage,
     ORDER_REQUESTS: OrderRequest,
     EXECUTIONS: Execution,
     POSITIONS: Position,
