@@ -75,3 +75,19 @@ def test_paper_equals_the_backtest_on_btcusdt():
     assert whole.fills.size > 10
     assert_same_as_backtest(paper, whole)
     _engine_clean(paper)
+
+
+def test_a_session_writes_its_perf_manifest(whole, tmp_path):
+    import json
+
+    paper = run_paper(None, seed=SEED, n_events=EVENTS, part_events=9_000, model=MODEL_DIR, config=CONFIG,
+                      venue_service=True, control=None, perf=tmp_path / "perf.json")
+    assert_same_as_backtest(paper, whole)  # the timings sent beside the outputs change nothing
+    m = json.loads(paper.perf.read_text())
+    stages = m["stages"]
+    assert stages["engine:tick_to_decision"]["count"] == whole.decisions.size
+    assert stages["engine:batch"]["count"] == paper.counters["engine"]["batches"]
+    assert stages["bus:engine<->venue"]["count"] == paper.counters["engine"]["venue_exchanges"]
+    for s in stages.values():
+        assert s["p50"] <= s["p95"] <= s["p99"] <= s["p999"]
+    assert m["machine"]["cores"] >= 1 and m["machine"]["simd_active"]

@@ -43,6 +43,8 @@ from bot4.services.feed import await_unsubscribe, bind_publisher, wait_subscribe
 from bot4.services.journal import JournalReader, JournalWriter
 
 SERVICE = "engine"
+#: Latency samples per PerfSample message.
+PERF_BATCH = 4096
 INT64_MIN = -(2**63)
 #: Recording time the strategy is held behind the newest batch so the simulated venue has the
 #: recording's near future (request latency plus feed-latency jitter; 1 s is ample on the
@@ -105,11 +107,14 @@ class EngineService:
         self.counters: dict[str, int] = dict.fromkeys(
             ("frames_in", "frames_out", "bad_envelope", "batches", "records_in", "seq_gaps", "missed_batches",
              "end_of_stream", "fills_published", "commands_applied", "commands_refused", "venue_exchanges",
-             "other_shard_records", "other_shard_commands"), 0)
+             "other_shard_records", "other_shard_commands", "perf_samples_sent"), 0)
         self.result: Any = None
         self._venue_call = venue
         self.name = name
         self.shard = shard
+        self._perf: dict[str, list[np.ndarray]] = {}
+        self._perf_seq = 0
+        self._emit: Emit | None = None
         self._ids = np.array(sorted(int(i) for i in specs), np.uint32)
         self._journal: JournalWriter | None = None
         self._jseq = 0
@@ -148,6 +153,7 @@ class EngineService:
                                      venue=self._exchange if self._venue_call is not None else None)
             if self._venue_call is not None:
                 self._exchange(int(min(self.specs)), np.zeros(0, VENUE_REQUEST), INT64_MAX, INT64_MAX, final=True)
+            self._perf_flush()
             summary = self.summary()
             hb = c.Heartbeat(ts=time.time_ns(), service=SERVICE, instance=os.getpid(), seq=0, state="stopping",
                              counters={k: v for k, v in summary["counters"].items() if isinstance(v, int)})
@@ -219,12 +225,17 @@ class EngineService:
                 if not mine.all():
                     self.counters["other_shard_records"] += int(recs.size - mine.sum())
                     recs = np.ascontiguousarray(recs[mine])
+            t0 = time.perf_counter_ns()
             if isinstance(msg, c.BookBatch):
                 yield Piece(recs, none, none, wm)
             elif isinstance(msg, c.TradeBatch):
                 yield Piece(none, recs, none, wm)
             elif isinstance(msg, c.L3Batch):
                 yield Piece(none, np.zeros(0, TRADE_EVENT), recs, wm)
+            else:
+                continue
+            # (the core's push of this batch, and the publishing of what it produced)
+            self._perf_add("batch", np.array([time.perf_counter_ns() - t0], np.int64))
             # BboBatch: the venue's own top of book checks a rebuilt book; the engine does not trade on it.
 
     # -- crash recovery --------------------------------------------------------------------------
@@ -279,7 +290,9 @@ class EngineService:
         if self._journaled_replies:
             reply_frame = self._journaled_replies.popleft()  # recovering: the venue already answered this
         else:
+            t0 = time.perf_counter_ns()
             reply_frame = self._venue_call(frame)
+            self._perf_add("bus:engine<->venue", np.array([time.perf_counter_ns() - t0], np.int64))
         self._journal_frame("in", c.VENUE, reply_frame)
         reply = self._venue_codec.decode(reply_frame)
         if isinstance(reply, c.Rejection):
@@ -348,7 +361,31 @@ class EngineService:
         raise live.ChangeRefused(f"{type(cmd).__struct_config__.tag}: not a command the engine knows")
 
     # -- output --------------------------------------------------------------------------------
+    def _perf_add(self, stage: str, ns: np.ndarray) -> None:
+        """Latency samples of one stage, sent as PerfSample batches on TELEMETRY every
+        PERF_BATCH samples (bot4.services.perf collects them). Not journaled: timings are not an
+        output of the run."""
+        if not ns.size:
+            return
+        kept = self._perf.setdefault(stage, [])
+        kept.append(np.asarray(ns, np.int64))
+        if sum(a.size for a in kept) >= PERF_BATCH:
+            self._perf_flush(stage)
+
+    def _perf_flush(self, stage: str | None = None) -> None:
+        for name in ([stage] if stage is not None else list(self._perf)):
+            kept = self._perf.pop(name, [])
+            if not kept or self._emit is None:
+                continue
+            msg = c.pack(c.PerfSample, np.concatenate(kept), seq=self._perf_seq, ts=time.time_ns(), service=SERVICE,
+                         stage=name)
+            self._perf_seq += 1
+            self._emit(c.TELEMETRY, self.out[c.TELEMETRY].encode(msg))
+            self.counters["perf_samples_sent"] += 1
+
     def _publish(self, rec: dict) -> None:
+        for stage, ns in rec.get("latency_ns", {}).items():
+            self._perf_add(stage, ns)
         # Each table's messages, then all of them sent in time order (stable: within one time,
         # decisions, orders, fills, positions as the core wrote them).
         out: list[tuple[int, bytes, bytes]] = []

@@ -41,7 +41,8 @@ class PaperResult:
     (quote units: total equity of the last position message; 0.0 without one), counters by
     service (feed, engine, collector; observer: what its observers were sent, conflated and
     dropped), the journal directory (None = not journaled), the control endpoint the session
-    answered at (None = none) and its observer endpoint (None = none)."""
+    answered at (None = none), its observer endpoint (None = none) and the perf manifest it
+    wrote (None = none)."""
 
     orders: list[c.OrderEvent]
     fills: list[c.Fill]
@@ -51,6 +52,7 @@ class PaperResult:
     journal: Path | None = None
     control: str | None = None
     observe: str | None = None
+    perf: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The summary as builtin types: counts of orders, fills and decisions, pnl, counters,
@@ -58,7 +60,7 @@ class PaperResult:
         return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
                 "pnl": self.pnl, "counters": self.counters,
                 "journal": str(self.journal) if self.journal is not None else None, "control": self.control,
-                "observe": self.observe}
+                "observe": self.observe, "perf": str(self.perf) if self.perf is not None else None}
 
 
 @dataclass
@@ -148,7 +150,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               observe: str | None = None, observers: int = 0, keys: str | os.PathLike[str] | None = None,
               venue_service: bool = False, restarts: int = 0,
               on_engine_start: Callable[[int], None] | None = None,
-              shards: Sequence[Sequence[int]] | None = None) -> PaperResult:
+              shards: Sequence[Sequence[int]] | None = None,
+              perf: str | os.PathLike[str] | None = None) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -182,7 +185,9 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     journal/shard-<k>), all behind the same contracts, the feed and (with venue_service) one
     venue; pnl is the sum of the engines' total equity. A command naming an instrument goes to
     its engine; a command for all is answered by the first engine to reply (Status then shows
-    that engine's instruments)."""
+    that engine's instruments). perf: write the session's perf manifest there at the end
+    (bot4.services.perf: the core's per-decision stages, the engine's per-batch time and the
+    engine<->venue round trips, p50/p95/p99/p99.9 with the machine they ran on)."""
     if shards is not None and not processes:
         raise ValueError("shards run as engine processes: pass processes=True")
     if shards is not None and restarts:
@@ -225,6 +230,11 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     observer: ConflatingPublisher | None = None
     guard: Any = None
     observed: dict[str, int] = {}
+    perf_collector = None
+    if perf is not None:
+        from bot4.services.perf import PerfCollector
+
+        perf_collector = PerfCollector("paper")
     try:
         if any(e is not None and e.startswith("tcp://") for e in (control, observe)):
             from bot4.services.security import CurveGuard
@@ -288,7 +298,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                         on_engine_start(procs[0].pid)
                     return False
                 return any(p.exitcode not in (None, 0) for p in procs)
-            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of)
+            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of, perf=perf_collector)
             done.set()
             results["restarts"] = restarted
             if collected is None:
@@ -325,7 +335,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             sub.connect(outp)
             threads[1].start()
             collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()),
-                                 server, observer)
+                                 server, observer, perf=perf_collector)
             if collected is None:
                 stop.set()  # the feed may be blocked on an engine that is gone
             for th in threads:
@@ -354,6 +364,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                 f.unlink()
             os.rmdir(tmp)
     orders, fills, decisions, pnl, counters = collected
+    written = perf_collector.write(perf) if perf_collector is not None and perf is not None else None
     return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
                                  **({"engines": {f"engine-{k}": results.get(f"engine-{k}", {})
@@ -366,7 +377,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                                  **({"control": dict(server.counters)} if server is not None else {})},
                        journal=Path(journal) if journal is not None else None,
                        control=server.endpoint if server is not None else None,
-                       observe=observer.endpoint if observer is not None else None)
+                       observe=observer.endpoint if observer is not None else None, perf=written)
 
 
 class _Thread(threading.Thread):
@@ -402,7 +413,8 @@ def _shard_groups(shards: Sequence[Sequence[int]] | None, specs: Mapping[int, An
 
 
 def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None,
-             observer: ConflatingPublisher | None = None, shard_of: Mapping[int, int] | None = None) -> tuple | None:
+             observer: ConflatingPublisher | None = None, shard_of: Mapping[int, int] | None = None,
+             perf: Any = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
     fills: list[c.Fill] = []
@@ -459,6 +471,8 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
             continue
         if observer is not None and not isinstance(msg, c.Rejection):
             observer.publish(topic, frame, observer_key(topic, msg))
+        if perf is not None and isinstance(msg, (c.PerfSample, c.Heartbeat)):
+            perf.take(msg)
         if isinstance(msg, c.OrderEvent):
             orders.append(msg)
         elif isinstance(msg, c.Fill):
