@@ -56,6 +56,7 @@ Emit = Callable[[bytes, bytes], None]
 #: record table -> (message type, topic) of what the engine publishes
 OUTPUTS: dict[str, tuple[type[c.Message], bytes]] = {
     "decisions": (c.Decision, c.DECISIONS),
+    "scores": (c.ShadowScore, c.DECISIONS),
     "orders": (c.OrderEvent, c.EXECUTIONS),
     "fills": (c.Fill, c.EXECUTIONS),
     "equity": (c.Position, c.POSITIONS),
@@ -79,12 +80,16 @@ class EngineService:
     name: the engine's name at the venue (its exchanges are idempotent by name and seq).
     shard: one of several engines over one feed: records of other instruments are dropped
     (counted: other_shard_records) and a command naming another engine's instrument is left to
-    that engine (not answered here)."""
+    that engine (not answered here). shadow: models scored beside the champion at every
+    decision, never traded (as bot4.backtest.run's shadow; model directories when the engine
+    runs in its own process); each score is published as a ShadowScore on DECISIONS after the
+    decisions of its time. A model swap replaces the champion (slot 0) only."""
 
     def __init__(self, specs: dict, *, l3: Iterable[int] = (), model=None, config=None, strategy=None,
                  journal: str | os.PathLike[str] | None = None, fsync: str = "every:1000",
                  venue_lookahead_ns: int = DEFAULT_LOOKAHEAD_NS,
-                 venue: Callable[[bytes], Any] | None = None, name: str = SERVICE, shard: bool = False):
+                 venue: Callable[[bytes], Any] | None = None, name: str = SERVICE, shard: bool = False,
+                 shadow: Any = None):
         if venue_lookahead_ns < 0:
             raise ValueError(f"venue_lookahead_ns must be >= 0, got {venue_lookahead_ns}")
         self.lookahead = int(venue_lookahead_ns)
@@ -95,6 +100,7 @@ class EngineService:
 
             model = load(Path(model))  # once: the swap check reads its feature config
         self.specs, self.l3, self.model, self.config, self.strategy = specs, list(l3), model, config, strategy
+        self.shadow = shadow
         self._features = _running_features(model, config)
         self._model_sha = _model_sha(model)
         self.journal_dir = Path(journal) if journal is not None else None
@@ -148,7 +154,8 @@ class EngineService:
                 emit(c.TELEMETRY, self.out[c.TELEMETRY].encode(hb))
                 self.counters["frames_out"] += 1
             self.result = run_stream(self._pieces(frames), self.specs, self.model, self.config, progress=False,
-                                     strategy=self.strategy, l3=self.l3, on_records=self._publish,
+                                     strategy=self.strategy, shadow=self.shadow, l3=self.l3,
+                                     on_records=self._publish,
                                      control=self._apply_commands,
                                      venue=self._exchange if self._venue_call is not None else None)
             if self._venue_call is not None:
@@ -387,7 +394,7 @@ class EngineService:
         for stage, ns in rec.get("latency_ns", {}).items():
             self._perf_add(stage, ns)
         # Each table's messages, then all of them sent in time order (stable: within one time,
-        # decisions, orders, fills, positions as the core wrote them).
+        # decisions, shadow scores, orders, fills, positions as the core wrote them).
         out: list[tuple[int, bytes, bytes]] = []
         for table, (tp, topic) in OUTPUTS.items():
             arr = rec[table]

@@ -52,6 +52,11 @@ class PaperResult:
     journal: Path | None = None
     control: str | None = None
     observe: str | None = None
+    #: Shadow models' scores (ShadowScore, one per decision per shadow slot, in the order
+    #: published) and the champion's decisions they were scored beside (Decision: its p is slot
+    #: 0's); both kept only when the session ran shadow models (run_paper shadow=).
+    scores: list[c.ShadowScore] = field(default_factory=list)
+    scored_decisions: list[c.Decision] = field(default_factory=list)
     perf: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               observe: str | None = None, observers: int = 0, keys: str | os.PathLike[str] | None = None,
               venue_service: bool = False, restarts: int = 0,
               on_engine_start: Callable[[int], None] | None = None,
-              shards: Sequence[Sequence[int]] | None = None,
+              shards: Sequence[Sequence[int]] | None = None, shadow: Any = None,
               perf: str | os.PathLike[str] | None = None) -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
@@ -185,7 +190,10 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     journal/shard-<k>), all behind the same contracts, the feed and (with venue_service) one
     venue; pnl is the sum of the engines' total equity. A command naming an instrument goes to
     its engine; a command for all is answered by the first engine to reply (Status then shows
-    that engine's instruments). perf: write the session's perf manifest there at the end
+    that engine's instruments). shadow: a model or a list of them scored beside the champion at
+    every decision and never traded (as bot4.backtest.run's shadow; model directories with
+    processes=True): the result keeps their scores and the champion's decisions (scores,
+    scored_decisions), for bot4.models.live_canary. perf: write the session's perf manifest there at the end
     (bot4.services.perf: the core's per-decision stages, the engine's per-batch time and the
     engine<->venue round trips, p50/p95/p99/p99.9 with the machine they ran on)."""
     if shards is not None and not processes:
@@ -205,7 +213,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     first = next(first_parts)
     specs, l3 = _instruments(first)
     engine_kwargs = dict(specs=specs, l3=l3, model=model, config=config, strategy=strategy, journal=journal,
-                         fsync=fsync, venue_lookahead_ns=venue_lookahead_ns)
+                         fsync=fsync, venue_lookahead_ns=venue_lookahead_ns, shadow=shadow)
     groups = _shard_groups(shards, specs)
     sharded = shards is not None
 
@@ -230,6 +238,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     observer: ConflatingPublisher | None = None
     guard: Any = None
     observed: dict[str, int] = {}
+    scored: list[Any] | None = [] if shadow is not None else None
     perf_collector = None
     if perf is not None:
         from bot4.services.perf import PerfCollector
@@ -298,7 +307,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                         on_engine_start(procs[0].pid)
                     return False
                 return any(p.exitcode not in (None, 0) for p in procs)
-            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of, perf=perf_collector)
+            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of, scores=scored, perf=perf_collector)
             done.set()
             results["restarts"] = restarted
             if collected is None:
@@ -335,7 +344,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             sub.connect(outp)
             threads[1].start()
             collected = _collect(sub, timeout_s, lambda: any(isinstance(v, BaseException) for v in results.values()),
-                                 server, observer, perf=perf_collector)
+                                 server, observer, scores=scored, perf=perf_collector)
             if collected is None:
                 stop.set()  # the feed may be blocked on an engine that is gone
             for th in threads:
@@ -365,7 +374,9 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             os.rmdir(tmp)
     orders, fills, decisions, pnl, counters = collected
     written = perf_collector.write(perf) if perf_collector is not None and perf is not None else None
-    return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl,
+    shadow_kept = dict(scores=[m for m in scored if isinstance(m, c.ShadowScore)],
+                       scored_decisions=[m for m in scored if isinstance(m, c.Decision)]) if scored is not None else {}
+    return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl, **shadow_kept,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
                                  **({"engines": {f"engine-{k}": results.get(f"engine-{k}", {})
                                                  for k in range(len(groups))}} if sharded else {}),
@@ -414,6 +425,7 @@ def _shard_groups(shards: Sequence[Sequence[int]] | None, specs: Mapping[int, An
 
 def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None,
              observer: ConflatingPublisher | None = None, shard_of: Mapping[int, int] | None = None,
+             scores: list | None = None,
              perf: Any = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
     orders: list[c.OrderEvent] = []
@@ -473,6 +485,8 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
             observer.publish(topic, frame, observer_key(topic, msg))
         if perf is not None and isinstance(msg, (c.PerfSample, c.Heartbeat)):
             perf.take(msg)
+        if scores is not None and isinstance(msg, (c.Decision, c.ShadowScore)):
+            scores.append(msg)
         if isinstance(msg, c.OrderEvent):
             orders.append(msg)
         elif isinstance(msg, c.Fill):
