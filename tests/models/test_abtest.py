@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bot4.models.abtest import ab_test, required_samples, welch
+from bot4.models.abtest import ab_test, paired, paired_test, required_samples, welch
 
 
 def test_methods_vector():
@@ -64,3 +64,27 @@ def test_bad_input_refused():
         welch([1, np.nan, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="zero variance"):
         welch([1, 1, 1], [2, 2, 2])
+
+
+def test_paired_matches_scipy_ttest_rel():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=60)
+    b = a + 0.3 + rng.normal(scale=0.5, size=60)  # shared per-event part: paired, not Welch
+    t, df, p, (lo, hi) = paired(a, b, alpha=0.1)
+    ref = stats.ttest_rel(b, a)
+    assert t == pytest.approx(ref.statistic, rel=1e-12) and p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert df == ref.df == 59
+    ci = ref.confidence_interval(confidence_level=0.9)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    r = paired_test(a, b, n_required=40)
+    ref40 = stats.ttest_rel(b[:40], a[:40])
+    assert r.test == "paired" and r.decision == "b_better" and r.pvalue == pytest.approx(ref40.pvalue, rel=1e-10)
+    # the shared part hides the difference from the unpaired test
+    assert stats.ttest_ind(b[:40], a[:40], equal_var=False).pvalue > r.pvalue
+
+
+def test_paired_refuses_unequal_or_constant_arms():
+    with pytest.raises(ValueError, match="same length"):
+        paired_test([1.0, 2.0, 3.0], [1.0, 2.0], 2)
+    with pytest.raises(ValueError, match="zero variance"):
+        paired([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
