@@ -90,3 +90,26 @@ def test_refusals(session, data, tmp_path):
         live_canary(dataclasses.replace(session, scores=session.scores[:-4]), data)
     with pytest.raises(FileNotFoundError):
         live_canary(tmp_path / "nothing")
+
+
+def test_cli_paper_with_shadow_then_canary_on_its_journal(tmp_path, capsys, session):
+    from bot4.cli import main
+
+    alt = session.journal.parent / "alt"
+    j = tmp_path / "j"
+    assert main(["paper", "--events", "30000", "--seed", "11", "--model", str(MODEL_DIR), "--shadow", str(alt),
+                 "--journal", str(j), "--fsync", "never", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["scores"] == got["decisions"] > 1000
+    assert main(["models", "canary", "--session", str(j), "--horizon-ms", "2000", "--n", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lib = live_canary(j, horizon_ns=H, n_required=20)
+    assert out == lib.as_json() | {"session": str(j)}
+    assert out["decisions"]["1"] in ("promote", "keep", "rollback") and out["tests"]["1"]["test"] == "paired"
+    assert main(["models", "canary", "--session", str(j), "--horizon-ms", "2000", "--n", "20"]) == 0
+    text = capsys.readouterr().out
+    assert "shadow 1" in text and "paired log_loss" in text
+    assert main(["models", "canary", "--session", str(tmp_path / "none")]) == 2
+    assert "no session journal" in capsys.readouterr().err
+    assert main(["models", "canary"]) == 2
+    assert "--fraction" in capsys.readouterr().err

@@ -180,6 +180,33 @@ def _cmd_ab(args) -> int:
     return _print(args, res.to_dict(), lines)
 
 
+def _cmd_live_canary(args) -> int:
+    from bot4.models.live_canary import live_canary
+
+    data = None
+    if args.data:
+        from bot4.data import load
+
+        data = load([Path(p) for p in args.data], venue=args.venue, progress=not args.json)
+    try:
+        res = live_canary(args.session, data, horizon_ns=int(round(args.horizon_ms * 1e6)),
+                          instrument=args.instrument, n_required=args.n, alpha=args.alpha, loss=args.loss)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"live canary on {args.session}: {exc}") from exc
+    out = res.as_json() | {"session": args.session}
+    ch = res.champion
+    lines = [f"session     {args.session}  instrument {res.instrument}  decisions {res.n_decisions:,}  labelled "
+             f"{res.n_labelled:,}  pairs one horizon apart {res.n_spaced:,}",
+             f"champion    Brier {ch['brier']:.4f}  log loss {ch['log_loss']:.4f}  AUC {ch['auc']:.4f}"]
+    for slot, m in res.shadows.items():
+        t = res.tests[slot]
+        stat = f", t {t['statistic']:.3f}, p {t['pvalue']:.4g}" if t.get("pvalue") is not None else ""
+        lines += [f"shadow {slot}    Brier {m['brier']:.4f}  log loss {m['log_loss']:.4f}  AUC {m['auc']:.4f}",
+                  f"  decision  {res.decisions[slot]}: {res.reasons[slot]} (paired {res.loss}, first "
+                  f"{t['n_required']} pairs{stat})"]
+    return _print(args, out, lines)
+
+
 def _cmd_canary(args) -> int:
     import msgspec
 
@@ -187,6 +214,11 @@ def _cmd_canary(args) -> int:
     from bot4.models.rollback import RollbackPolicy
     from bot4.sources import load_stream
 
+    if args.session:
+        return _cmd_live_canary(args)
+    if args.fraction is None:
+        raise ConfigError("give --fraction (a canary trading part of the budget) or --session DIR (a paper "
+                          "session's shadow scores)")
     try:
         policy = (msgspec.convert(_read_json(args.policy, "rollback policy"), RollbackPolicy)
                   if args.policy else RollbackPolicy())
@@ -283,7 +315,8 @@ def add_models_command(sub) -> None:
     q.add_argument("--alpha", type=float, default=0.05)
     q.set_defaults(func=_cmd_ab)
     q = msub.add_parser("canary", help="trade the challenger on a fraction of the risk budget and the champion on "
-                                       "the rest, then promote / keep / rollback")
+                                       "the rest, then promote / keep / rollback; or, with --session, judge a paper "
+                                       "session's shadow models against its champion on its own decisions")
     common(q)
     q.add_argument("--data", nargs="+", metavar="PATH", help="recording (default: the embedded simulator stream)")
     q.add_argument("--venue", help="data format (default: told from the file)")
@@ -291,10 +324,19 @@ def add_models_command(sub) -> None:
     q.add_argument("--events", type=int, default=200_000, help="embedded stream size")
     q.add_argument("--champion", default="champion", metavar="REF", help="model directory or registry reference")
     q.add_argument("--challenger", default="challenger", metavar="REF", help="model directory or registry reference")
-    q.add_argument("--fraction", type=float, required=True, help="share of the risk budget the challenger trades, (0, 1)")
+    q.add_argument("--fraction", type=float, help="share of the risk budget the challenger trades, (0, 1)")
+    q.add_argument("--session", metavar="JOURNAL_DIR",
+                   help="a paper session's journal (bot4 paper --shadow DIR --journal JOURNAL_DIR): paired test of "
+                        "the shadows' per-decision losses against the champion's (labels from --data, else from "
+                        "the journal's market data)")
+    q.add_argument("--horizon-ms", type=float, default=5000.0, help="with --session: label horizon, ms")
+    q.add_argument("--instrument", type=int, help="with --session: instrument id (default: the only one)")
+    q.add_argument("--loss", choices=("log_loss", "brier"), default="log_loss",
+                   help="with --session: the per-decision loss compared")
     q.add_argument("--risk-config", metavar="FILE", help="engine, risk and strategy config of the full budget (TOML)")
     q.add_argument("--bar-ms", type=float, default=1000.0, help="bar of the per-bar returns (Sharpe, A/B), ms")
-    q.add_argument("--n", type=int, default=200, help="bars per leg for the A/B test, fixed before the run")
+    q.add_argument("--n", type=int, default=200, help="bars per leg for the A/B test (with --session: decision "
+                                                      "pairs one horizon apart), fixed before the run")
     q.add_argument("--alpha", type=float, default=0.05)
     q.add_argument("--policy", metavar="FILE", help="rollback trigger limits (JSON, fields of "
                                                     "bot4.models.rollback.RollbackPolicy; Sharpe per bar)")

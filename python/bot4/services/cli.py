@@ -64,6 +64,8 @@ def _cmd_paper(args: argparse.Namespace) -> int:
                   journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
                   n_events=args.events, control=args.control, on_control=announce, announce=True,
                   observe=args.observe, keys=args.keys)
+    if args.shadow:
+        kwargs["shadow"] = list(args.shadow)
     if args.live:
         out = _run_live(args, kwargs)
     else:
@@ -78,6 +80,8 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     rejected = sum(v for k, v in eng.items() if k.startswith("md.rejected."))
     print(f"paper: {out.decisions:,} decisions, {len(out.orders):,} order events, {len(out.fills):,} fills, "
           f"pnl {out.pnl:,.4f}")
+    if out.scores:
+        print(f"paper: {len(out.scores):,} shadow scores over {len(args.shadow)} shadow model(s)")
     print(f"feed: {out.counters.get('feed', {}).get('batches', 0):,} batches, "
           f"{out.counters.get('feed', {}).get('records', 0):,} records, "
           f"{out.counters.get('feed', {}).get('behind_schedule', 0):,} behind schedule")
@@ -141,6 +145,9 @@ def add_paper_command(sub) -> None:
                    help="replay pace: N x the recording's own clock, or max (default: max)")
     p.add_argument("--config", metavar="FILE", help="risk and strategy config (TOML; `bot4 config check FILE`)")
     p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + model.json); default: none")
+    p.add_argument("--shadow", nargs="+", metavar="DIR",
+                   help="shadow model directories scored beside --model at every decision, never traded (judge them "
+                        "with `bot4 models canary --session JOURNAL_DIR`)")
     p.add_argument("--strategy", metavar="NAME", help="strategy: a built-in (`bot4 strategies`), module:Class or a "
                    "file (default: the config's [strategy], threshold_bracket)")
     p.add_argument("--journal", metavar="DIR", help="journal every frame in and out of the engine there")

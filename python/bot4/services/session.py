@@ -63,7 +63,7 @@ class PaperResult:
         """The summary as builtin types: counts of orders, fills and decisions, pnl, counters,
         journal, control and observer endpoints."""
         return {"orders": len(self.orders), "fills": len(self.fills), "decisions": self.decisions,
-                "pnl": self.pnl, "counters": self.counters,
+                "scores": len(self.scores), "pnl": self.pnl, "counters": self.counters,
                 "journal": str(self.journal) if self.journal is not None else None, "control": self.control,
                 "observe": self.observe, "perf": str(self.perf) if self.perf is not None else None}
 
