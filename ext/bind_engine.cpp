@@ -459,6 +459,8 @@ InstrumentsArg instruments_from(const py::list& instruments) {
     bi.spec.tick_size = d["tick_size"].cast<double>();
     bi.spec.lot_size = d["lot_size"].cast<double>();
     bi.spec.l3 = d.contains("l3") ? d["l3"].cast<bool>() : false;
+    bi.spec.inverse = d.contains("inverse") ? d["inverse"].cast<bool>() : false;
+    bi.spec.contract_size = d.contains("contract_size") ? d["contract_size"].cast<double>() : 1.0;
     a.handles.push_back(strategy_handle(d["strategy"]));
     bi.strategy = a.handles.back()->get();
     if (d.contains("models"))
@@ -548,7 +550,8 @@ class PyVenueTransport final : public execution::VenueTransport {
 
 class SimVenueHandle {
  public:
-  SimVenueHandle(const py::object& sim, double tick_size, double lot_size) : venue_(config(sim, tick_size, lot_size)) {
+  SimVenueHandle(const py::object& sim, double tick_size, double lot_size, bool inverse, double contract_size)
+      : venue_(config(sim, tick_size, lot_size, inverse, contract_size)) {
     venue_.append_feed(nullptr, 0, nullptr, 0, nullptr, 0);
   }
   void append_feed(const py::object& book, const py::object& trades, const py::object& orders) {
@@ -579,10 +582,13 @@ class SimVenueHandle {
   py::dict counters() const { return sim_counters(venue_.simulator().counters()); }
 
  private:
-  static sim::SimConfig config(const py::object& sim, double tick_size, double lot_size) {
+  static sim::SimConfig config(const py::object& sim, double tick_size, double lot_size, bool inverse,
+                                double contract_size) {
     sim::SimConfig sc = sim_config_from(sim);
     sc.tick_size = tick_size;
     sc.lot_size = lot_size;
+    sc.inverse = inverse;
+    sc.contract_size = contract_size;
     return sc;
   }
   sim::SimVenue venue_;
@@ -1023,15 +1029,17 @@ void bind_engine(py::module_& m) {
     qm.on_level_change(q, prev, next);
     return q.front;
   }, py::arg("front"), py::arg("prev"), py::arg("next"), py::arg("model") = "power", py::arg("power") = 2.0);
-  m.def("fee", [](int64_t price, int64_t qty, bool maker, double tick, double lot, double maker_bps, double taker_bps) {
+  m.def("fee", [](int64_t price, int64_t qty, bool maker, double tick, double lot, double maker_bps, double taker_bps,
+                  bool inverse, double contract_size) {
     sim::FeeModel f({maker_bps, taker_bps});
-    return f.fee(price, qty, maker, tick, lot);
+    return f.fee(price, qty, maker, tick, lot, inverse, contract_size);
   }, py::arg("price"), py::arg("qty"), py::arg("maker"), py::arg("tick_size"), py::arg("lot_size"),
-     py::arg("maker_bps") = 2.0, py::arg("taker_bps") = 5.0);
+     py::arg("maker_bps") = 2.0, py::arg("taker_bps") = 5.0, py::arg("inverse") = false, py::arg("contract_size") = 1.0);
   py::class_<SimVenueHandle>(m, "SimVenue",
                              "The venue simulator of one instrument serving an engine in another process "
                              "(sim::SimVenue::exchange)")
-      .def(py::init<const py::object&, double, double>(), py::arg("sim"), py::arg("tick_size"), py::arg("lot_size"))
+      .def(py::init<const py::object&, double, double, bool, double>(), py::arg("sim"), py::arg("tick_size"),
+           py::arg("lot_size"), py::arg("inverse") = false, py::arg("contract_size") = 1.0)
       .def("append_feed", &SimVenueHandle::append_feed, py::arg("book") = py::none(), py::arg("trades") = py::none(),
            py::arg("orders") = py::none(), "the next records of this instrument's recording (each stream in receive order)")
       .def("exchange", &SimVenueHandle::exchange, py::arg("instrument"), py::arg("requests"), py::arg("clock_offset"),

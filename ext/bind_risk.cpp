@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config_dict.hpp"
+#include "portfolio/ledger.hpp"
 #include "risk/kill_switch.hpp"
 #include "risk/position_sizer.hpp"
 #include "risk/pre_trade_checks.hpp"
@@ -164,6 +165,8 @@ void bind_risk(py::module_& m) {
       .def("on_venue_reject", &PreTradeChecks::on_venue_reject, py::arg("order_id"))
       .def_property("reduce_only", &PreTradeChecks::reduce_only, &PreTradeChecks::set_reduce_only)
       .def_property("position", &PreTradeChecks::position, &PreTradeChecks::set_position)
+      .def("set_notional_price", &PreTradeChecks::set_notional_price, py::arg("ticks"),
+           "inverse contracts: every lot counts contract_size / tick_size ticks of notional (0 = price)")
       .def_property_readonly("live_orders", &PreTradeChecks::live_orders)
       .def_property_readonly("buys", [](const PreTradeChecks& c) { return side_dict(c.buys()); })
       .def_property_readonly("sells", [](const PreTradeChecks& c) { return side_dict(c.sells()); })
@@ -175,6 +178,59 @@ void bind_risk(py::module_& m) {
         }
         return d;
       }, "count per reason name; 'ok' counts accepted orders");
+
+  // --- the engine's ledger (core/portfolio), for checks of its accounting ---
+  py::class_<portfolio::Ledger>(m, "Ledger",
+                                "Positions, average entry, realised/unrealised P&L and fees per instrument "
+                                "(linear and inverse) as the engine keeps them")
+      .def(py::init<>())
+      .def("add_instrument", &portfolio::Ledger::add_instrument, py::arg("instrument"), py::arg("tick_size"),
+           py::arg("lot_size"), py::arg("inverse") = false, py::arg("contract_size") = 1.0, "the slot")
+      .def(
+          "fill",
+          [](portfolio::Ledger& l, size_t slot, const std::string& side, int64_t price, int64_t qty, double fee) {
+            const Side sd = parse_side(side);
+            if (slot >= l.size()) throw py::index_error("no such ledger slot");
+            if (sd == Side::None || price <= 0 || qty <= 0)
+              throw py::value_error("a fill needs side buy/sell, price > 0 and qty > 0");
+            l.fill(slot, sd, price, qty, fee);
+          },
+          py::arg("slot"), py::arg("side"), py::arg("price"), py::arg("qty"), py::arg("fee") = 0.0,
+          "price in ticks, qty in lots, fee in settlement units (quote; base coin if inverse)")
+      .def(
+          "mark",
+          [](portfolio::Ledger& l, size_t slot, int64_t mid) {
+            if (slot >= l.size()) throw py::index_error("no such ledger slot");
+            l.mark(slot, mid);
+          },
+          py::arg("slot"), py::arg("mid"))
+      .def(
+          "book",
+          [](const portfolio::Ledger& l, size_t slot) {
+            if (slot >= l.size()) throw py::index_error("no such ledger slot");
+            const auto& b = l.book(slot);
+            py::dict d;
+            d["instrument"] = b.instrument;
+            d["inverse"] = b.inverse;
+            d["position"] = b.position;
+            d["average_entry"] = b.average_entry();
+            d["realised"] = b.realised_quote();
+            d["realised_coin"] = b.realised_coin;
+            d["unrealised"] = b.unrealised_at(b.mark);
+            d["unrealised_coin"] = b.unrealised_coin(b.mark);
+            d["fees"] = b.fees_quote();
+            d["fees_settlement"] = b.fees;
+            d["equity"] = b.equity_at(b.mark);
+            d["mark"] = b.mark;
+            d["fills"] = b.fills;
+            return d;
+          },
+          py::arg("slot"),
+          "quote-unit figures at the slot's mark (inverse: coin amounts x mark), the coin ones, average entry in ticks")
+      .def("total_equity", py::overload_cast<>(&portfolio::Ledger::total_equity, py::const_))
+      .def("total_fees", &portfolio::Ledger::total_fees)
+      .def("total_realised", &portfolio::Ledger::total_realised)
+      .def("__len__", &portfolio::Ledger::size);
 }
 
 }  // namespace bot4::ext

@@ -58,6 +58,8 @@ bool run_backtest(const EngineConfig& cfg, const std::vector<BacktestInstrument>
     sim::SimConfig sc = bi.sim;
     sc.tick_size = bi.spec.tick_size;
     sc.lot_size = bi.spec.lot_size;
+    sc.inverse = bi.spec.inverse;
+    sc.contract_size = bi.spec.contract_size;
     auto venue = std::make_unique<sim::SimVenue>(sc);
     if (several) {
       Feed& f = feeds[i];

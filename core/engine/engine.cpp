@@ -167,7 +167,7 @@ struct Engine::Impl {
     ctx.average_entry = lb.average_entry();
     ctx.realised = lb.realised_quote();
     ctx.unrealised = lb.unrealised_at(top.mid());
-    ctx.fees = lb.fees;
+    ctx.fees = lb.fees_quote();
     ctx.equity = eq;
     ctx.flattening = l.router->flattening();
     ctx.headroom = l.router->headroom();
@@ -194,9 +194,9 @@ struct Engine::Impl {
     out.decisions.push_back(DecisionRec{t, p, signal, action, 0, l.spec.id, lb.position});
     const double real = lb.realised_quote();
     const double unreal = lb.unrealised_at(mid);
-    const double eq = real + unreal - lb.fees;
+    const double eq = real + unreal - lb.fees_quote();
     const double total = ledger.total_equity();
-    out.equity.push_back(EquityRec{t, lb.position, real, unreal, lb.fees, eq, total, l.spec.id, 0});
+    out.equity.push_back(EquityRec{t, lb.position, real, unreal, lb.fees_quote(), eq, total, l.spec.id, 0});
     peak = std::max(peak, total);
     out.max_drawdown = std::max(out.max_drawdown, peak - total);
     l.last_decision_fills = fills_taken + out.fills.size();
@@ -284,6 +284,11 @@ bool Engine::add_instrument(const InstrumentSpec& spec, strategy::Strategy* stra
     error = "instrument " + std::to_string(spec.id) + ": tick_size and lot_size must be > 0";
     return false;
   }
+  if (spec.inverse && !execution::inverse_notional_ticks(spec.contract_size, spec.tick_size)) {
+    error = "instrument " + std::to_string(spec.id) +
+            ": an inverse instrument needs a finite contract_size > 0 that is a whole number of ticks";
+    return false;
+  }
   for (const auto* model : models) {
     if (model == nullptr || model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
       error = "model input width does not match the feature engine's columns";
@@ -301,7 +306,7 @@ bool Engine::add_instrument(const InstrumentSpec& spec, strategy::Strategy* stra
     error = std::string("strategy ") + strategy->name() + " reads only the book: give it no model";
     return false;
   }
-  l.slot = m.ledger.add_instrument(spec.id, spec.tick_size, spec.lot_size);
+  l.slot = m.ledger.add_instrument(spec.id, spec.tick_size, spec.lot_size, spec.inverse, spec.contract_size);
   m.lanes.push_back(std::move(l));
   return true;
 }
@@ -346,6 +351,8 @@ bool Engine::start(std::string& error) {
     rs.ledger_slot = l.slot;
     rs.tick_size = l.spec.tick_size;
     rs.lot_size = l.spec.lot_size;
+    rs.inverse = l.spec.inverse;
+    rs.contract_size = l.spec.contract_size;
     l.router = std::make_unique<execution::Router>(rs, l.venue, &m.kill, &m.sizer, &m.ledger, &m.out);
     l.router->set_strategy(l.strategy);
     l.router->set_book(l.view);
@@ -454,7 +461,7 @@ void Engine::finish() {
     const double real = lb.realised_quote();
     const double unreal = lb.unrealised_at(lb.mark);
     const double total = m.ledger.total_equity();
-    m.out.equity.push_back(EquityRec{last_ts, lb.position, real, unreal, lb.fees, real + unreal - lb.fees, total,
+    m.out.equity.push_back(EquityRec{last_ts, lb.position, real, unreal, lb.fees_quote(), real + unreal - lb.fees_quote(), total,
                                      l.spec.id, 0});
     m.peak = std::max(m.peak, total);
     m.out.max_drawdown = std::max(m.out.max_drawdown, m.peak - total);
@@ -480,7 +487,7 @@ void Engine::finish() {
     s.position = lb.position;
     s.realised = lb.realised_quote();
     s.unrealised = lb.unrealised_at(lb.mark);
-    s.fees = lb.fees;
+    s.fees = lb.fees_quote();
     s.pnl = lb.equity_at(lb.mark);
     m.out.instruments.push_back(s);
   }

@@ -46,6 +46,11 @@ struct InstrumentSpec {
   double tick_size = 1.0;
   double lot_size = 1.0;
   bool l3 = false;  // book from L3 order events
+  // Inverse (coin-margined): a contract is worth contract_size quote units (face value) and
+  // settles in the base coin; P&L, fees and notionals follow (portfolio/ledger.hpp). Linear
+  // instruments do not read contract_size.
+  bool inverse = false;
+  double contract_size = 1.0;
 };
 
 class Engine {

@@ -105,6 +105,8 @@ bool StreamingBacktest::start(std::string& error) {
     sim::SimConfig sc = bi.sim;
     sc.tick_size = bi.spec.tick_size;
     sc.lot_size = bi.spec.lot_size;
+    sc.inverse = bi.spec.inverse;
+    sc.contract_size = bi.spec.contract_size;
     auto venue = std::make_unique<sim::SimVenue>(sc);
     venue->append_feed(nullptr, 0, nullptr, 0, nullptr, 0);
     if (!m.engine.add_instrument(bi.spec, bi.strategy, bi.models, venue.get(), error)) return false;

@@ -46,7 +46,18 @@ constexpr uint64_t kKeyTag = uint64_t{1} << 62;  // pre-trade check ids of our i
 Router::Router(const RouterSetup& setup, Venue* venue, risk::KillSwitch* kill, const risk::PositionSizer* sizer,
                portfolio::Ledger* ledger, engine::EngineResult* out)
     : setup_(setup), venue_(venue), kill_(kill), sizer_(sizer), ledger_(ledger), out_(out), om_(setup.orders),
-      checks_(setup.pre_trade, kill) {}
+      checks_(setup.pre_trade, kill) {
+  // An inverse contract's notional does not move with its price: q F quote units.
+  if (setup.inverse) checks_.set_notional_price(inverse_notional_ticks(setup.contract_size, setup.tick_size));
+}
+
+int64_t inverse_notional_ticks(double contract_size, double tick_size) {
+  if (!(contract_size > 0.0) || !(tick_size > 0.0) || !std::isfinite(contract_size)) return 0;
+  const double ticks = contract_size / tick_size;
+  const double whole = std::round(ticks);
+  if (!(whole >= 1.0) || whole > 9.0e15 || std::fabs(ticks - whole) > 1e-9 * whole) return 0;
+  return static_cast<int64_t>(whole);
+}
 
 void Router::set_book(const book::L2Book* b) { book_ = b; }
 
@@ -287,7 +298,8 @@ int64_t Router::size_order(const strategy::OrderSpec& o, int64_t price) {
   in.crisis_regime = in_.crisis;
   if (in.crisis_regime) ++out_->counters.crisis_entries;
   const risk::SizeResult sr = sizer_->size(in);
-  const double price_q = static_cast<double>(price) * setup_.tick_size;
+  // Quote units per lot_size (inverse: the face value, whatever the price).
+  const double price_q = setup_.inverse ? setup_.contract_size : static_cast<double>(price) * setup_.tick_size;
   int64_t qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(std::abs(sr.size), in_.equity, price_q, setup_.lot_size) : 0;
   const int64_t cap = o.max_qty_lots > 0 ? o.max_qty_lots : setup_.pre_trade.max_position_lots;
   qty = std::min(qty, cap);

@@ -44,9 +44,15 @@ struct RouterSetup {
   size_t ledger_slot = 0;
   double tick_size = 1.0;
   double lot_size = 1.0;
+  bool inverse = false;        // coin-margined: a lot's notional is lot_size x contract_size quote units
+  double contract_size = 1.0;  // inverse: quote units per contract
   orders::OrderManagerConfig orders;
   risk::PreTradeConfig pre_trade;
 };
+
+// An inverse contract's notional per lot in the pre-trade checks' unit (ticks x lots):
+// contract_size / tick_size; 0 when that is not a whole number (or contract_size is not > 0).
+int64_t inverse_notional_ticks(double contract_size, double tick_size);
 
 class Router final : public strategy::Execution {
  public:

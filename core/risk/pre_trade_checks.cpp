@@ -92,7 +92,7 @@ RejectReason PreTradeChecks::evaluate(const OrderIntent& o) noexcept {
   const i128 lots = signed_pos + s.inflight_qty + s.open_qty + o.qty;
   if (lots > cfg_.max_position_lots) return RejectReason::MaxPosition;
   // Notional: position marked at mid plus live same-side orders at their limit prices.
-  const i128 notional = signed_pos * o.mid + s.notional + static_cast<i128>(o.qty) * o.price;
+  const i128 notional = signed_pos * notional_px(o.mid) + s.notional + static_cast<i128>(o.qty) * notional_px(o.price);
   if (notional > cfg_.max_notional) return RejectReason::MaxNotional;
 
   // Last, so a token is only spent on an order that passes everything else.
@@ -112,14 +112,14 @@ RejectReason PreTradeChecks::check(const OrderIntent& o) noexcept {
   SideExposure& s = sides_[side_index(o.side)];
   s.inflight_qty += o.qty;
   s.orders += 1;
-  s.notional += static_cast<i128>(o.qty) * o.price;
+  s.notional += static_cast<i128>(o.qty) * notional_px(o.price);
   return r;
 }
 
 void PreTradeChecks::remove(std::unordered_map<uint64_t, Live>::iterator it) noexcept {
   SideExposure& s = sides_[side_index(it->second.side)];
   (it->second.acked ? s.open_qty : s.inflight_qty) -= it->second.remaining;
-  s.notional -= static_cast<i128>(it->second.remaining) * it->second.price;
+  s.notional -= static_cast<i128>(it->second.remaining) * notional_px(it->second.price);
   s.orders -= 1;
   orders_.erase(it);
 }
@@ -142,7 +142,7 @@ bool PreTradeChecks::on_fill(uint64_t order_id, int64_t qty) noexcept {
   const int64_t q = std::min(qty, o.remaining);
   SideExposure& s = sides_[side_index(o.side)];
   (o.acked ? s.open_qty : s.inflight_qty) -= q;
-  s.notional -= static_cast<i128>(q) * o.price;
+  s.notional -= static_cast<i128>(q) * notional_px(o.price);
   o.remaining -= q;
   position_ += o.side == Side::Bid ? q : -q;
   if (o.remaining == 0) {

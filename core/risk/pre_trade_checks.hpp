@@ -27,7 +27,7 @@ enum class RejectReason : uint8_t {
   PriceCollar,    // |price − mid| beyond collar_ticks or collar_bps
   MaxOpenOrders,  // open + in-flight orders already at max_open_orders
   MaxPosition,    // position + same-side open + in-flight + qty beyond max_position_lots
-  MaxNotional,    // same-side exposure notional beyond max_notional (tick·lots)
+  MaxNotional,    // same-side exposure notional beyond max_notional (tick·lots; inverse: F/tick per lot)
   RateLimit,      // token bucket empty
   Count
 };
@@ -90,6 +90,10 @@ class PreTradeChecks {
   void set_reduce_only(bool on) noexcept { reduce_only_ = on; }
   bool reduce_only() const noexcept { return reduce_only_; }
   void set_position(int64_t lots) noexcept { position_ = lots; }  // e.g. from a venue snapshot
+  // Inverse contracts: every lot's notional is `ticks` (contract_size / tick_size) whatever the
+  // price, so position, live orders and the new order count at it instead of mid / limit price
+  // (0 = linear: price). Before the first check(): live orders keep the notional they were added with.
+  void set_notional_price(int64_t ticks) noexcept { notional_price_ = ticks; }
 
   int64_t position() const noexcept { return position_; }
   const SideExposure& buys() const noexcept { return sides_[0]; }
@@ -116,7 +120,9 @@ class PreTradeChecks {
   std::array<SideExposure, 2> sides_{};
   std::array<uint64_t, kRejectReasonCount> counts_{};
   int64_t position_ = 0;
+  int64_t notional_price_ = 0;
   bool reduce_only_ = false;
+  int64_t notional_px(int64_t price) const noexcept { return notional_price_ > 0 ? notional_price_ : price; }
 };
 
 }  // namespace bot4::risk

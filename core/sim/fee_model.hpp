@@ -1,5 +1,6 @@
 #pragma once
-// Maker/taker fees in basis points of the fill notional (quote units). Negative = rebate.
+// Maker/taker fees in basis points of the fill notional (quote units; base coin for inverse
+// contracts). Negative = rebate.
 #include <cstdint>
 
 namespace bot4::sim {
@@ -12,8 +13,11 @@ struct FeeConfig {
 class FeeModel {
  public:
   explicit FeeModel(const FeeConfig& cfg = {}) : cfg_(cfg) {}
-  // Fee in quote units for a fill of qty lots at price ticks.
-  double fee(int64_t price_ticks, int64_t qty_lots, bool maker, double tick_size, double lot_size) const;
+  // Fee for a fill of qty lots at price ticks, in quote units; for an inverse (coin-margined)
+  // instrument of contract_size quote units per contract, in the base coin: bps of
+  // qty lot_size contract_size / price.
+  double fee(int64_t price_ticks, int64_t qty_lots, bool maker, double tick_size, double lot_size,
+             bool inverse = false, double contract_size = 1.0) const;
   const FeeConfig& config() const { return cfg_; }
 
  private:

@@ -63,7 +63,7 @@ int64_t VenueSimulator::fill(Working& w, int64_t price, int64_t qty, bool maker,
     s.price = price;
     s.qty = qty;
     s.maker = maker;
-    s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size);
+    s.fee = fees_.fee(price, qty, maker, cfg_.tick_size, cfg_.lot_size, cfg_.inverse, cfg_.contract_size);
     ++counters_.fills;
     ++(maker ? counters_.maker_fills : counters_.taker_fills);
   }

@@ -34,13 +34,15 @@ class BacktestResult:
     #: ORDER_ROLES) and flags (uint16).
     orders: np.ndarray
     #: One record per fill: ts (int64 ns, local receipt), id (uint64 order id), side (uint8),
-    #: price (int64 ticks), qty (int64 lots), fee (float64 quote units, negative = rebate),
+    #: price (int64 ticks), qty (int64 lots), fee (float64 quote units; base coin for an
+    #: inverse instrument; negative = rebate),
     #: maker (uint8 0/1), role (uint8), accepted (uint8 0/1: the order manager took the fill).
     fills: np.ndarray
     #: Equity curve, one record per decision: ts (int64 ns), position (int64 lots), realised,
     #: unrealised, fees and equity = realised + unrealised - fees (float64 quote units) of the
     #: decision's instrument, total_equity (all instruments, each marked at its last mid) and
     #: instrument (uint32). A last record per instrument books fills received after its last decision.
+    #: Inverse (coin-margined) instruments: the coin amounts times the decision's mid.
     equity: np.ndarray
     #: Stage name -> int64 array of ns, one value per decision ("timer": one per timer firing).
     latency_ns: dict[str, np.ndarray]
@@ -65,7 +67,9 @@ class BacktestResult:
     #: The engine config the run used (sections -> fields).
     config: dict[str, Any] = field(default_factory=dict)
     #: Per instrument: instrument (id), symbol, events, decisions, orders, fills, position (lots),
-    #: realised, unrealised, fees and pnl (quote units), tick_size, lot_size, sim (venue counters).
+    #: realised, unrealised, fees and pnl (quote units), tick_size, lot_size, inverse,
+    #: contract_size, sim (venue counters). An inverse (coin-margined) instrument's figures are its
+    #: base-coin amounts times the last mid; its fills' `fee` is in the base coin.
     instruments: list[dict[str, Any]] = field(default_factory=list)
     #: Shadow models' outputs, one record per decision per model slot >= 1 (challengers scored on
     #: the same rows as the champion in slot 0, never traded unless the strategy reads them): ts
