@@ -50,7 +50,8 @@ def test_journal_and_result_give_the_same_scores_and_verdict(session, data):
     b = live_canary(session.journal, horizon_ns=H, n_required=30)
     assert a.as_json() == b.as_json()
     # slot 2 is the champion itself: identical losses, nothing to test, kept
-    assert a.shadows[2] == a.champion and a.tests[2]["decision"] == "undefined" and a.decisions[2] == "keep"
+    assert a.shadows[2] == a.champion and a.tests[2]["decision"] == "no_difference" and a.decisions[2] == "keep"
+    assert a.tests[2]["statistic"] is None and "identical" in a.reasons[2]
     assert a.tests[1]["test"] == "paired" and a.tests[1]["df"] == 29.0 and a.n_spaced >= 30
 
 

@@ -58,7 +58,9 @@ def test_compare_reports_both_models_on_the_same_labels(stream, challenger):
     assert rep.shadows[1] != rep.champion
     for m in (rep.champion, rep.shadows[1]):
         assert 0.0 <= m["brier"] <= 1.0 and m["log_loss"] > 0 and 0.0 <= m["auc"] <= 1.0
-    assert rep.ab[1]["n_a"] == rep.ab[1]["n_b"] >= 30
+    assert rep.ab[1]["n_a"] == rep.ab[1]["n_b"] == rep.n_spaced >= 30
+    # scored at the same decisions: a paired test (df = n - 1), not Welch's
+    assert rep.ab[1]["test"] == "paired" and rep.ab[1]["df"] == 29.0 and rep.ab[2]["statistic"] is None
     assert rep.as_json()["ab"]["1"]["decision"] in {"a_better", "b_better", "no_difference"}
 
 

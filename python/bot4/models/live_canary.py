@@ -6,7 +6,8 @@ trades it (bot4.services.engine), so the two models' outputs come in pairs. Each
 labelled by the direction of the mid price over `horizon_ns` after it (bot4.research.shadow: the
 book rebuilt from the session's market data, the journal's own input frames by default; decisions
 whose mid does not move, or whose horizon runs past the data, are left out). Both models get
-Brier score, log-loss and AUC on the same labelled decisions.
+Brier score, log-loss and AUC on the same labelled decisions (bot4.research.shadow.compare_scores,
+the comparison a backtest's shadow scores get too).
 
 The verdict is a paired t-test (bot4.models.abtest.paired_test) of the per-decision loss
 differences, champion minus shadow (positive: the shadow is better), at a sample size fixed before
@@ -32,8 +33,6 @@ import numpy as np
 
 from bot4 import contracts as c
 
-#: The per-decision losses the paired test can compare.
-LOSSES = ("log_loss", "brier")
 DECISION_DTYPE = np.dtype([("ts", "<i8"), ("p", "<f8"), ("instrument", "<u4")])
 SCORE_DTYPE = np.dtype([("ts", "<i8"), ("p", "<f8"), ("instrument", "<u4"), ("slot", "<u4")])
 
@@ -120,15 +119,6 @@ def journal_market_data(journal: str | os.PathLike[str]) -> Any:
     return SimpleNamespace(book=b, orders=o, specs=dict.fromkeys(int(i) for i in ids))
 
 
-def _losses(p: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
-    from bot4.research.shadow import EPS
-
-    if loss == "brier":
-        return (p - y) ** 2
-    q = np.clip(p, EPS, 1 - EPS)
-    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
-
-
 def live_canary(session: Any, data: Any = None, *, horizon_ns: int = 5_000_000_000, instrument: int | None = None,
                 n_required: int = 100, alpha: float = 0.05, loss: str = "log_loss") -> LiveCanary:
     """Judge the shadow models of a paper session against its champion (module docstring).
@@ -138,8 +128,7 @@ def live_canary(session: Any, data: Any = None, *, horizon_ns: int = 5_000_000_0
     journal (a PaperResult needs `data` unless it was journaled). horizon_ns: label horizon.
     instrument: which one (default: the only one). n_required, alpha: the fixed number of pairs
     and the level of the paired test. loss: "log_loss" or "brier"."""
-    from bot4.models.abtest import paired_test
-    from bot4.research.shadow import _metrics, _spaced, direction_labels, mid_path
+    from bot4.research.shadow import LOSSES, compare_scores
 
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -156,46 +145,11 @@ def live_canary(session: Any, data: Any = None, *, horizon_ns: int = 5_000_000_0
         from bot4.data import load
 
         data = load(Path(data))
-    ids = sorted(int(i) for i in np.unique(dec["instrument"]))
-    if instrument is None:
-        if len(ids) != 1:
-            raise ValueError(f"several instruments in the session ({ids}); pass instrument=")
-        instrument = ids[0]
-    dec = dec[dec["instrument"] == instrument]
-    sc = sc[sc["instrument"] == instrument]
-    if not dec.size:
-        raise ValueError(f"no decision of instrument {instrument} in the session (it has {ids})")
-    ts_dec = np.asarray(dec["ts"], np.int64)
-    ts, mid = mid_path(data, instrument)
-    y, mask = direction_labels(ts_dec, ts, mid, int(horizon_ns))
-    p0 = np.asarray(dec["p"], np.float64)
-    mask &= np.isfinite(p0)
-    per_slot = {}
-    for s in sorted(int(x) for x in np.unique(sc["slot"])):
-        mine = sc[sc["slot"] == s]
-        if mine.size != dec.size or not np.array_equal(np.asarray(mine["ts"], np.int64), ts_dec):
-            raise ValueError(f"slot {s}: {mine.size} scores do not pair with the {dec.size} decisions")
-        per_slot[s] = np.asarray(mine["p"], np.float64)
-        mask &= np.isfinite(per_slot[s])
-    if not mask.any():
-        raise ValueError("no decision has a label (mid never moved over the horizon, or the data is too short)")
-    yl = y[mask].astype(np.float64)
-    spaced = _spaced(ts_dec[mask], int(horizon_ns))
-    out = LiveCanary(instrument=int(instrument), horizon_ns=int(horizon_ns), loss=loss, n_decisions=int(dec.size),
-                     n_labelled=int(mask.sum()), n_spaced=int(spaced.size), champion=_metrics(p0[mask], yl))
-    champion_loss = _losses(p0[mask][spaced], yl[spaced], loss)
-    for s, ps in per_slot.items():
-        out.shadows[s] = _metrics(ps[mask], yl)
-        shadow_loss = _losses(ps[mask][spaced], yl[spaced], loss)
-        # b better when its mean is higher: the arms are negative losses
-        if champion_loss.size >= n_required and np.array_equal(champion_loss[:n_required],
-                                                                 shadow_loss[:n_required]):
-            res = {"decision": "undefined", "n_required": int(n_required), "n_a": int(champion_loss.size),
-                   "n_b": int(shadow_loss.size), "statistic": None, "df": None, "pvalue": None,
-                   "mean_diff": None, "ci": None, "alpha": alpha, "test": "paired"}
-        else:
-            res = paired_test(-champion_loss, -shadow_loss, n_required, alpha).to_dict()
-        out.tests[s] = res
+    rep = compare_scores(dec, sc, data, horizon_ns, instrument, n_required, alpha, loss)
+    out = LiveCanary(instrument=rep.instrument, horizon_ns=rep.horizon_ns, loss=loss, n_decisions=rep.n_decisions,
+                     n_labelled=rep.n_labelled, n_spaced=rep.n_spaced, champion=rep.champion, shadows=rep.shadows,
+                     tests=rep.ab)
+    for s, res in rep.ab.items():
         out.decisions[s], out.reasons[s] = _verdict(res, loss)
     return out
 
@@ -209,6 +163,6 @@ def _verdict(res: dict, loss: str) -> tuple[str, str]:
                             f"on {n} pairs)")
     if res["decision"] == "insufficient_sample":
         return "keep", f"fixed sample not reached ({res['n_a']} of {n} pairs one horizon apart)"
-    if res["decision"] == "undefined":
+    if res["statistic"] is None:
         return "keep", f"the two models' losses are identical on the first {n} pairs"
     return "keep", f"no difference (p {res['pvalue']:.4g} on {n} pairs)"

@@ -5,9 +5,12 @@ on what the market did next.
 Each decision is labelled by the direction of the mid price over `horizon_ns` after it (the book
 rebuilt from the same recording; decisions whose mid does not move, or whose horizon runs past
 the data, are left out). Both models get Brier score, log-loss and AUC on the same labelled
-decisions; the A/B test (Welch, fixed sample, METHODS §11, bot4.models.abtest) compares the
-per-decision log-loss on decisions at least one horizon apart, so that the samples do not share
-label windows.
+decisions. Both are scored at the same decisions, so the A/B test is paired (fixed sample,
+METHODS §11, bot4.models.abtest.paired_test): the per-decision loss differences, on decisions at
+least one horizon apart. Closer decisions' labels share part of their window, their differences
+would be correlated and the paired standard error too small; neighbouring windows still share
+the market's own autocorrelation, which the test assumes weak at that spacing. The same
+comparison runs on a paper session's scores (compare_scores; bot4.models.live_canary).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import numpy as np
 from bot4.events import NO_ASK_PRICE, NO_BID_PRICE
 
 EPS = 1e-6  # probabilities clipped to [EPS, 1 - EPS] for the log-loss
+#: The per-decision losses the paired test compares.
+LOSSES = ("log_loss", "brier")
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,15 @@ class ShadowReport:
     n_labelled: int            # with a mid move over the horizon
     champion: dict[str, float]  # brier, log_loss, auc
     shadows: dict[int, dict[str, float]] = field(default_factory=dict)  # slot -> metrics
-    ab: dict[int, dict[str, Any]] = field(default_factory=dict)         # slot -> ab_test result
+    ab: dict[int, dict[str, Any]] = field(default_factory=dict)         # slot -> paired_test result
+    instrument: int = -1
+    n_spaced: int = 0          # labelled decisions at least one horizon apart (the test's pairs)
+    loss: str = "log_loss"     # the per-decision loss the test compares
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {"horizon_ns": self.horizon_ns, "n_decisions": self.n_decisions, "n_labelled": self.n_labelled,
+                "instrument": self.instrument, "n_spaced": self.n_spaced, "loss": self.loss,
                 "champion": self.champion, "shadows": {str(k): v for k, v in self.shadows.items()},
                 "ab": {str(k): v for k, v in self.ab.items()}}
 
@@ -93,48 +102,81 @@ def _spaced(ts: np.ndarray, gap: int) -> np.ndarray:
 
 
 def compare(result, data, horizon_ns: int = 5_000_000_000, instrument: int | None = None,
-            n_required: int = 100, alpha: float = 0.05) -> ShadowReport:
-    """Champion against shadows for one run of bot4.backtest.run(..., shadow=...) on `data`.
-
-    horizon_ns: label horizon (default 5 s). instrument: which one (default: the only one).
-    n_required, alpha: the fixed sample per arm and level of the A/B test on per-decision
-    log-loss (b = the shadow; "b_better" means the shadow's log-loss is lower)."""
-    from bot4.models.abtest import ab_test
-
+            n_required: int = 100, alpha: float = 0.05, loss: str = "log_loss") -> ShadowReport:
+    """Champion against shadows for one run of bot4.backtest.run(..., shadow=...) on `data`
+    (compare_scores on its decisions and scores)."""
     if result.scores is None or not result.scores.size:
         raise ValueError("the run has no shadow scores: run it with shadow=MODEL")
-    ids = sorted(int(i) for i in np.unique(result.decisions["instrument"]))
+    return compare_scores(result.decisions, result.scores, data, horizon_ns, instrument, n_required, alpha, loss)
+
+
+def decision_losses(p: np.ndarray, y: np.ndarray, loss: str = "log_loss") -> np.ndarray:
+    """Per-decision loss of probabilities `p` against labels `y` (0/1): "log_loss" (p clipped to
+    [EPS, 1 - EPS]) or "brier"."""
+    if loss == "brier":
+        return (p - y) ** 2
+    if loss != "log_loss":
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    q = np.clip(p, EPS, 1 - EPS)
+    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+
+def compare_scores(decisions: np.ndarray, scores: np.ndarray, data, horizon_ns: int = 5_000_000_000,
+                   instrument: int | None = None, n_required: int = 100, alpha: float = 0.05,
+                   loss: str = "log_loss") -> ShadowReport:
+    """Champion (the decisions' p) against each shadow slot (scores: ts, p, instrument, slot, one
+    per decision per slot, as bot4.backtest's result.scores or a paper session's) on `data`.
+
+    horizon_ns: label horizon (default 5 s). instrument: which one (default: the only one).
+    n_required, alpha: the fixed number of pairs and the level of the paired test of per-decision
+    `loss` ("log_loss" or "brier"; b = the shadow, "b_better" means its loss is lower), on
+    decisions at least one horizon apart so that no two pairs share a label window."""
+    from bot4.models.abtest import paired_test
+
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if not scores.size:
+        raise ValueError("no shadow scores to compare")
+    ids = sorted(int(i) for i in np.unique(decisions["instrument"]))
     if instrument is None:
         if len(ids) != 1:
             raise ValueError(f"several instruments in the run ({ids}); pass instrument=")
         instrument = ids[0]
-    dec = result.decisions[result.decisions["instrument"] == instrument]
-    sc = result.scores[result.scores["instrument"] == instrument]
+    dec = decisions[decisions["instrument"] == instrument]
+    sc = scores[scores["instrument"] == instrument]
+    if not dec.size:
+        raise ValueError(f"no decision of instrument {instrument} (the run has {ids})")
+    ts_dec = np.asarray(dec["ts"], np.int64)
     ts, mid = mid_path(data, instrument)
-    y, mask = direction_labels(np.asarray(dec["ts"], np.int64), ts, mid, int(horizon_ns))
+    y, mask = direction_labels(ts_dec, ts, mid, int(horizon_ns))
     p0 = np.asarray(dec["p"], np.float64)
     mask &= np.isfinite(p0)
     slots = sorted(int(s) for s in np.unique(sc["slot"]))
     per_slot = {}
     for s in slots:
-        ps = np.asarray(sc[sc["slot"] == s]["p"], np.float64)
-        if ps.size != dec.size:
-            raise ValueError(f"slot {s}: {ps.size} scores for {dec.size} decisions")
-        per_slot[s] = ps
-        mask &= np.isfinite(ps)
+        mine = sc[sc["slot"] == s]
+        if mine.size != dec.size or not np.array_equal(np.asarray(mine["ts"], np.int64), ts_dec):
+            raise ValueError(f"slot {s}: {mine.size} scores do not pair with the {dec.size} decisions")
+        per_slot[s] = np.asarray(mine["p"], np.float64)
+        mask &= np.isfinite(per_slot[s])
     if not mask.any():
         raise ValueError("no decision has a label (mid never moved over the horizon, or the data is too short)")
     yl = y[mask].astype(np.float64)
+    spaced = _spaced(ts_dec[mask], int(horizon_ns))
     report = ShadowReport(horizon_ns=int(horizon_ns), n_decisions=int(dec.size), n_labelled=int(mask.sum()),
-                          champion=_metrics(p0[mask], yl))
-    spaced = _spaced(np.asarray(dec["ts"], np.int64)[mask], int(horizon_ns))
-
-    def losses(p):
-        q = np.clip(p[mask][spaced], EPS, 1 - EPS)
-        return -(yl[spaced] * np.log(q) + (1 - yl[spaced]) * np.log(1 - q))
-    # ab_test's b is better when its mean is higher: compare negative losses
-    la = -losses(p0)
+                          champion=_metrics(p0[mask], yl), instrument=int(instrument), n_spaced=int(spaced.size),
+                          loss=loss)
+    # paired_test's b is better when its mean is higher: compare negative losses
+    la = -decision_losses(p0[mask][spaced], yl[spaced], loss)
     for s, ps in per_slot.items():
         report.shadows[s] = _metrics(ps[mask], yl)
-        report.ab[s] = ab_test(la, -losses(ps), n_required=n_required, alpha=alpha).to_dict()
+        lb = -decision_losses(ps[mask][spaced], yl[spaced], loss)
+        if la.size >= n_required and np.array_equal(la[:n_required], lb[:n_required]):
+            # the same losses on every pair (the champion as its own shadow): no difference, and
+            # no t statistic (the differences have no spread)
+            report.ab[s] = {"decision": "no_difference", "n_required": int(n_required), "n_a": int(la.size),
+                            "n_b": int(lb.size), "statistic": None, "df": None, "pvalue": None, "mean_diff": 0.0,
+                            "ci": None, "alpha": alpha, "test": "paired"}
+        else:
+            report.ab[s] = paired_test(la, lb, n_required=n_required, alpha=alpha).to_dict()
     return report
