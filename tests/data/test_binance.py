@@ -121,6 +121,10 @@ def test_every_price_and_size_is_on_the_grid(loaded):
         assert data.rejections.counts[reason] == 0
     spec = data.spec
     assert spec == BINANCE_SPECS[(exp["market"], spec.symbol)]
+    # COIN-M quantities are contracts of a face value in USD (100 for BTC, 10 for ETH): inverse
+    face = {"BTCUSD_PERP": "100", "ETHUSD_PERP": "10"}
+    assert spec.inverse == (exp["market"] == "coinm")
+    assert spec.contract_size == face.get(spec.symbol, "1") and spec.lot_size in ("1", "0.001", "0.00000001")
 
 
 def test_book_matches_book_ticker_exactly(loaded):
