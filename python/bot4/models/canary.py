@@ -23,9 +23,12 @@ Each leg is judged on capital-relative figures: after-fee P&L, per-bar Sharpe (e
 bar of `bar_ns` / the leg's capital, mean / sd), drawdown (fraction of the leg's peak equity),
 error rate (ERROR_COUNTERS / decisions) and p99.9 tick-to-decision latency. The challenger leg
 goes through the automatic rollback triggers (bot4.models.rollback, with the control's Sharpe as
-the baseline) and the A/B test (bot4.models.abtest: Welch on the control's and the challenger's
-per-bar returns, the sample per arm fixed in CanaryConfig before the run, so the verdict cannot
-depend on when it is looked at).
+the baseline) and the A/B test (bot4.models.abtest.paired_test on the control's and the
+challenger's per-bar returns, the sample per arm fixed in CanaryConfig before the run, so the
+verdict cannot depend on when it is looked at). The test is paired: both legs trade over the same
+bars of the same events, and what the market does in a bar moves both; Welch's unpaired test would
+count that shared part as noise. Per-bar returns of a strategy that holds positions across bars
+are still autocorrelated, which the t-test does not model (a longer bar_ns weakens it).
 
 Decision: rollback when a trigger fires, the challenger's kill switch trips, or the champion is better;
 promote when the challenger is better and no trigger fired; keep otherwise (no difference, or the
@@ -47,7 +50,7 @@ import msgspec
 import numpy as np
 
 from bot4.errors import ConfigError, ModelError
-from bot4.models.abtest import ab_test
+from bot4.models.abtest import paired_test
 from bot4.models.rollback import RollbackPolicy, evaluate_rollback, latency_p999, max_drawdown
 
 #: Engine counters that count a failure of the model or of the order path (not a risk refusal).
@@ -330,6 +333,9 @@ def decide(champion: Leg, challenger: Leg, canary: CanaryConfig, control: Leg | 
                            f"{canary.n_required} bars); no rollback trigger fired")
         elif ab["decision"] == "undefined":
             reasons.append(f"A/B: {ab['note']}; no rollback trigger fired")
+        elif ab["pvalue"] is None:
+            reasons.append(f"A/B: no difference (the same returns in each of the first {canary.n_required} bars); "
+                           "no rollback trigger fired")
         else:
             reasons.append(f"A/B: no difference (p {ab['pvalue']:.4g} >= {canary.alpha:g}); "
                            "no rollback trigger fired")
@@ -345,4 +351,10 @@ def _ab(a: np.ndarray, b: np.ndarray, canary: CanaryConfig) -> dict:
         return {"decision": "undefined", "n_required": n, "n_a": int(x.size), "n_b": int(y.size),
                 "statistic": None, "df": None, "pvalue": None, "mean_diff": None, "ci": None,
                 "alpha": canary.alpha, "note": f"neither leg's equity moved over the first {n} bars"}
-    return ab_test(x, y, n, canary.alpha).to_dict()
+    if x.size >= n and y.size >= n and np.array_equal(x[:n], y[:n]):
+        # the same returns in every bar (e.g. the champion as its own challenger): no difference,
+        # and no t statistic (the differences have no spread)
+        return {"decision": "no_difference", "n_required": n, "n_a": int(x.size), "n_b": int(y.size),
+                "statistic": None, "df": None, "pvalue": None, "mean_diff": 0.0, "ci": None, "alpha": canary.alpha,
+                "test": "paired"}
+    return paired_test(x, y, n, canary.alpha).to_dict()
