@@ -1,6 +1,7 @@
 """bot4.services.observer: observers never stall the session. A subscriber that never reads
 leaves the session's orders, fills and P&L equal to the backtest's; what it missed is counted
-exactly (published = sent + conflated + dropped + unsent per topic); a subscriber that reads
+exactly (published = sent + unobserved + conflated + dropped + pending or unsent, per topic); a
+subscriber that reads
 gets every execution; the publisher alone, scripted, keeps the latest state per key and the
 newest executions."""
 
@@ -40,7 +41,7 @@ def _exact(k: dict[str, int]) -> None:
     for n in NAMES:
         lost = k.get(f"conflated.{n}", 0) + (k["dropped.executions"] if n == "executions" else 0)
         waiting = k["queue.depth"] if n == "executions" else k[f"pending.{n}"]
-        assert k[f"published.{n}"] == k[f"sent.{n}"] + lost + waiting + k.get(f"unsent.{n}", 0), n
+        assert k[f"published.{n}"] == k[f"sent.{n}"] + k[f"unobserved.{n}"] + lost + waiting + k.get(f"unsent.{n}", 0), n
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads-inproc", "processes-ipc"])
@@ -62,12 +63,11 @@ def test_a_stalled_observer_changes_nothing_and_its_losses_are_counted(whole, pr
     assert paper.counters["engine"]["end_acknowledged"] == 1 and paper.observe == endpoint
     k = paper.counters["observer"]
     _exact(k)
-    # The observer was offered every engine output the collector received, and nothing else but
-    # its own heartbeats.
+    assert not any(v for n, v in k.items() if n.startswith("unobserved."))  # it subscribed before the start
+    # The observer was offered every engine output the collector received.
     assert k["published.decisions"] == paper.decisions
     assert k["published.executions"] == len(paper.orders) + len(paper.fills)
-    engine_frames = paper.counters["collector"]["frames"]
-    assert k["published.positions"] == engine_frames - paper.decisions - k["published.executions"] - 1
+    assert k["published.positions"] == whole.equity.size
     assert k["conflated.positions"] > 0 and k["conflated.decisions"] > 0
     # It never read: almost everything was conflated or left unsent, and the executions waited in
     # the queue (none dropped: fewer than its 10,000).
@@ -216,6 +216,14 @@ def test_conflation_happens_and_heartbeats_carry_the_counters():
         hb_counts = pub.close(flush_s=0)
         assert hb_counts["published.telemetry"] >= 1  # the closing heartbeat at least
         _exact(hb_counts)
+        # Nobody subscribed: nothing is sent, everything is counted as unobserved.
+        alone = ConflatingPublisher(ctx, "inproc://alone")
+        for i in range(10):
+            m = _position(i, 1)
+            alone.publish(c.POSITIONS, enc.encode(m), observer_key(c.POSITIONS, m))
+        k = alone.close(flush_s=0)
+        assert k["unobserved.positions"] == 10 and k["sent.positions"] == 0 and k["unobserved.telemetry"] == 1
+        _exact(k)
     finally:
         sub.close()
         ctx.term()

@@ -8,11 +8,13 @@ tested without a terminal. watch() subscribes to a session's observer endpoint, 
 stalls the session however slowly the terminal draws, and refreshes the view a few times per
 second until the session ends.
 
-Latency: the engine publishes per-stage latency only as PerfSample frames on TELEMETRY; today it
-publishes none during a run (its one Heartbeat, with its counters, comes at the end), so the view
-shows each PerfSample stage when there is one and says so when there is none. What it always
-shows is the observer's own lag: the age of the observer heartbeat when it reached the view
-(wall clock, meaningful when both run on one host).
+Latency: the engine publishes its latency samples as PerfSample batches on TELEMETRY (the core's
+per-decision stages, its per-batch push and publish time, engine<->venue round trips), a batch
+per stage every 4,096 samples (bot4.services.engine.PERF_BATCH) and the rest at the end; the
+view shows p50/p99/max of each stage's latest batch that reached it (telemetry conflates per
+stage: a slow view sees fewer batches, never a mixed one), and says so while none has come (a
+short session may send its samples only at its end). It also shows the observer's own lag: the
+age of the observer heartbeat when it reached the view (wall clock, meaningful on one host).
 """
 
 from __future__ import annotations
@@ -168,8 +170,8 @@ class LiveView:
         """p50/p99/max (µs) of each stage's latest PerfSample batch, or a line saying the session
         published none."""
         if not self.stages:
-            return Text("latency: the session published no per-stage samples (PerfSample) so far; "
-                        "the engine sends its counters once, at the end")
+            return Text("latency: no per-stage samples (PerfSample) so far; the engine sends a batch per "
+                        "stage every 4,096 samples and the rest at its end")
         t = Table(title="latency (latest samples, µs)", title_justify="left", box=box.SIMPLE_HEAD)
         for col in ("service", "stage", "n", "p50", "p99", "max"):
             t.add_column(col, justify="left" if col in ("service", "stage") else "right")
@@ -199,6 +201,10 @@ class LiveView:
     def render(self) -> Group:
         """The whole view: positions table, latency, status line."""
         return Group(self.positions_table(), self.latency_table(), self.status_line())
+
+
+#: Frames read per refresh at most (the rest wait, then conflate in the observer publisher).
+_BURST = 5_000
 
 
 def subscribe(ctx: zmq.Context, endpoint: str, *, keys: Any = None, name: str | None = None) -> zmq.Socket:
@@ -236,23 +242,33 @@ def watch(sock: zmq.Socket, view: LiveView | None = None, *, console: Console | 
     if ctx_live is not None:
         ctx_live.start()
     try:
-        next_draw = time.monotonic() + every
-        while not view.ended and not (stop is not None and stop()):
+        while True:
+            # Read in bursts once per refresh: between them the frames wait in the pipes and the
+            # observer publisher conflates what does not fit, so the view decodes a few thousand
+            # frames a second at most, however fast the session runs (in-process, its Python
+            # would otherwise take the GIL from the session's threads).
+            got = 0
+            while got < _BURST:
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                got += 1
+                if len(parts) == 2:
+                    view.feed(parts[0], parts[1])
+                if view.ended:
+                    break
             now = time.monotonic()
-            if sock.poll(int(max(0.0, min(every, next_draw - now)) * 1000)):
-                while True:  # everything that is there, then one draw
-                    try:
-                        parts = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    if len(parts) == 2:
-                        view.feed(parts[0], parts[1])
-                idle_since = time.monotonic()
-            elif idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
+            if got:
+                idle_since = now
+            if view.ended or (stop is not None and stop()):
                 break
-            if ctx_live is not None and time.monotonic() >= next_draw:
+            if idle_timeout_s is not None and now - idle_since > idle_timeout_s:
+                break
+            if ctx_live is not None:
                 ctx_live.update(view.render(), refresh=True)
-                next_draw = time.monotonic() + every
+            if got < _BURST:  # else more is waiting: read on at once
+                time.sleep(max(0.0, every - (time.monotonic() - now)))
     finally:
         if ctx_live is not None:
             ctx_live.update(view.render(), refresh=True)

@@ -12,15 +12,18 @@ an XPUB with XPUB_NODROP and a small high-water mark, sent to without blocking. 
 would block goes to a backlog:
 
 * POSITIONS, DECISIONS and TELEMETRY frames keep only the latest per key (topic and instrument;
-  telemetry: topic, service and stage); each one replaced is counted in `conflated.<topic>`.
+  see observer_key); each one replaced is counted in `conflated.<topic>`.
 * EXECUTIONS (order events and fills) are never conflated: they wait in a FIFO of `queue` frames;
   when it is full the oldest is dropped and counted (`dropped.executions`), so an observer that
   catches up sees the most recent executions.
 
 The backlog goes out, executions first, whenever the observers take frames again (each publish
-and each flush() tries). For every topic, published = sent + conflated + dropped + pending
-(`pending.<topic>` for states; `queue.depth` for executions, with `queue.max` its largest), and
-what is still pending at close() is counted as `unsent.<topic>`.
+and each flush() tries; after a failed send, publish() backlogs the next few frames without
+trying). A frame offered while no observer is subscribed is not sent (ZeroMQ would discard it)
+and is counted as `unobserved.<topic>`; the subscriptions are read at each heartbeat. For every
+topic, published = sent + unobserved + conflated + dropped + pending (`pending.<topic>` for
+states; `queue.depth` for executions, with `queue.max` its largest), and what is still pending
+at close() is counted as `unsent.<topic>`.
 
 One publisher serves every observer: ZeroMQ refuses a non-blocking send while any subscriber's
 queue is full, so the slowest observer sets the pace and a fast observer beside a stalled one sees
@@ -55,6 +58,8 @@ DEFAULT_HWM = 100
 #: Executions held for slow observers before the oldest is dropped.
 DEFAULT_QUEUE = 10_000
 DEFAULT_HEARTBEAT_S = 0.25
+#: Frames backlogged without a send attempt after one failed (a failed send is the costly part).
+_RETRY_AFTER = 32
 #: Topics whose frames keep only the latest per key when an observer is slow.
 CONFLATED: tuple[bytes, ...] = (c.POSITIONS, c.DECISIONS, c.TELEMETRY)
 #: Topics an observer receives (the engine's outputs and the session's telemetry).
@@ -90,11 +95,14 @@ def announced_observer() -> str | None:
 
 def observer_key(topic: bytes, msg: Any) -> Hashable:
     """The conflation key of a decoded message on `topic`: (topic, instrument) for decisions,
-    positions and executions, (topic, service, stage) for telemetry."""
+    positions and executions; a shadow model's score per instrument and slot; a heartbeat per
+    service instance; latency samples per service and stage."""
     if isinstance(msg, c.Heartbeat):
-        return (topic, msg.service, "")
+        return (topic, "hb", msg.service, msg.instance)
     if isinstance(msg, c.PerfSample):
-        return (topic, msg.service, msg.stage)
+        return (topic, "perf", msg.service, msg.stage)
+    if isinstance(msg, c.ShadowScore):
+        return (topic, "shadow", msg.instrument, msg.slot)
     return (topic, getattr(msg, "instrument", None))
 
 
@@ -140,11 +148,13 @@ class ConflatingPublisher:
         self._clock = clock
         self._next_hb = clock() + self._hb_every
         self.subscriptions = 0
+        self._skip = 0
         self.queue_max = 0
         self.published = {t: 0 for t in TOPICS}
         self.sent = {t: 0 for t in TOPICS}
         self.conflated = {t: 0 for t in CONFLATED}
         self.dropped_executions = 0
+        self.unobserved = {t: 0 for t in TOPICS}
         self.unsent: dict[bytes, int] = {}
         self.closed = False
         self._pointer = observer_pointer_file() if announce else None
@@ -158,7 +168,14 @@ class ConflatingPublisher:
         never blocks."""
         prefix = c.topic_of(topic) if topic not in self.published else topic
         self.published[prefix] += 1
-        if (self._queue or self._latest) and not self._drain():
+        if self.subscriptions <= 0:
+            self.unobserved[prefix] += 1
+        elif self._skip:
+            # An observer was full a moment ago: a failed send costs more than the backlog, so
+            # the next attempt waits a few frames (flush() always tries).
+            self._skip -= 1
+            self._backlog(prefix, topic, frame, key)
+        elif (self._queue or self._latest) and not self._drain():
             self._backlog(prefix, topic, frame, key)
         elif not self._send(prefix, topic, frame):
             self._backlog(prefix, topic, frame, key)
@@ -176,8 +193,9 @@ class ConflatingPublisher:
 
     def _send(self, prefix: bytes, topic: bytes, frame: Any) -> bool:
         try:
-            self.sock.send_multipart((topic, frame), flags=zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart((topic, frame), flags=zmq.NOBLOCK)  # small frames: copying is cheaper
         except zmq.Again:
+            self._skip = _RETRY_AFTER
             return False
         self.sent[prefix] += 1
         return True
@@ -219,10 +237,13 @@ class ConflatingPublisher:
         self._hb_seq += 1
         frame = self._hb_codec.encode(hb)
         self.published[c.TELEMETRY] += 1
-        if (self._queue or self._latest) and not self._drain():
-            self._backlog(c.TELEMETRY, c.TELEMETRY, frame, (c.TELEMETRY, SERVICE, ""))
+        key = observer_key(c.TELEMETRY, hb)
+        if self.subscriptions <= 0:
+            self.unobserved[c.TELEMETRY] += 1
+        elif (self._queue or self._latest) and not self._drain():
+            self._backlog(c.TELEMETRY, c.TELEMETRY, frame, key)
         elif not self._send(c.TELEMETRY, c.TELEMETRY, frame):
-            self._backlog(c.TELEMETRY, c.TELEMETRY, frame, (c.TELEMETRY, SERVICE, ""))
+            self._backlog(c.TELEMETRY, c.TELEMETRY, frame, key)
 
     # -- observers -------------------------------------------------------------------------------
     def _subscriptions(self) -> None:
@@ -260,7 +281,8 @@ class ConflatingPublisher:
         return out
 
     def counters(self) -> dict[str, int]:
-        """published.<topic>, sent.<topic>, conflated.<topic> (positions, decisions, telemetry),
+        """published.<topic>, sent.<topic>, unobserved.<topic> (offered while no observer was
+        subscribed), conflated.<topic> (positions, decisions, telemetry),
         dropped.executions, unsent.<topic> (after close), queue.depth and queue.max (executions
         waiting now and at most), pending.<topic> (states waiting now: positions, decisions,
         telemetry), observers (subscriptions now)."""
@@ -268,6 +290,7 @@ class ConflatingPublisher:
         for t in TOPICS:
             out[f"published.{_NAMES[t]}"] = self.published[t]
             out[f"sent.{_NAMES[t]}"] = self.sent[t]
+            out[f"unobserved.{_NAMES[t]}"] = self.unobserved[t]
         for t in CONFLATED:
             out[f"conflated.{_NAMES[t]}"] = self.conflated[t]
         out["dropped.executions"] = self.dropped_executions
@@ -281,7 +304,7 @@ class ConflatingPublisher:
         out["observers"] = self.subscriptions
         return out
 
-    def close(self, flush_s: float = 0.5) -> dict[str, int]:
+    def close(self, flush_s: float = 0.2) -> dict[str, int]:
         """A last heartbeat (state "stopping"), then the backlog goes out for as long as the
         observers take some of it at least every flush_s seconds (a stalled observer holds the end
         flush_s at most); what is left is counted as unsent.<topic>. Returns counters()."""
