@@ -95,3 +95,15 @@ def test_ab_command(tmp_path):
     assert out["decision"] == "b_better" and out["n_required"] == 5
     r = _run("ab", "--a", str(a), "--b", str(b), "--n", "6", registry="unused")
     assert r.returncode == 0 and "insufficient sample" in r.stdout
+    # --paired: b[i] - a[i] on the first 5 pairs (scipy.stats.ttest_rel)
+    from scipy import stats
+
+    b5 = tmp_path / "b5.txt"
+    b5.write_text("0\n.1\n-.1\n.2\n.05\n")
+    r = _run("ab", "--a", str(b5), "--b", str(a), "--n", "5", "--paired", "--json", registry="unused")
+    out = json.loads(r.stdout)
+    ref = stats.ttest_rel([.1, .3, .2, .5, .4], [0, .1, -.1, .2, .05])
+    assert out["test"] == "paired" and out["df"] == 4.0
+    assert out["statistic"] == pytest.approx(ref.statistic) and out["pvalue"] == pytest.approx(ref.pvalue)
+    r = _run("ab", "--a", str(a), "--b", str(b), "--n", "5", "--paired", registry="unused")
+    assert r.returncode == 2 and "same length" in r.stderr

@@ -164,17 +164,18 @@ def _read_sample(path: str) -> list:
 
 
 def _cmd_ab(args) -> int:
-    from bot4.models.abtest import ab_test
+    from bot4.models.abtest import ab_test, paired_test
 
     try:
-        res = ab_test(_read_sample(args.a), _read_sample(args.b), args.n, args.alpha)
+        res = (paired_test if args.paired else ab_test)(_read_sample(args.a), _read_sample(args.b), args.n, args.alpha)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
     if res.statistic is None:
         lines = [f"insufficient sample: a {res.n_a}, b {res.n_b}, need {res.n_required} each (no test run)"]
     else:
         lo, hi = res.ci or (float("nan"), float("nan"))
-        lines = [f"{res.decision}: mean(b) - mean(a) {res.mean_diff:+.6g}, t {res.statistic:.4f}, df {res.df:.2f}, "
+        lines = [f"{res.decision} ({res.test}): mean(b) - mean(a) {res.mean_diff:+.6g}, t {res.statistic:.4f}, "
+                 f"df {res.df:.2f}, "
                  f"p {res.pvalue:.4g}, {100 * (1 - res.alpha):.0f}% CI [{lo:.6g}, {hi:.6g}] "
                  f"(first {res.n_required} of each arm)"]
     return _print(args, res.to_dict(), lines)
@@ -307,12 +308,14 @@ def add_models_command(sub) -> None:
     q.add_argument("--data", nargs="+", required=True, metavar="PATH")
     q.add_argument("--venue", help="data format (default: guessed from the file)")
     q.set_defaults(func=_cmd_evaluate)
-    q = msub.add_parser("ab", help="Welch's t-test of per-period returns at a fixed sample size (no peeking)")
+    q = msub.add_parser("ab", help="Welch's t-test of per-period returns at a fixed sample size (no peeking); "
+                                   "--paired when a[i] and b[i] are measured on the same period or event")
     common(q)
     q.add_argument("--a", required=True, metavar="FILE", help="champion's per-period returns (JSON list or lines)")
     q.add_argument("--b", required=True, metavar="FILE", help="challenger's per-period returns")
     q.add_argument("--n", type=int, required=True, help="observations per arm, fixed before the test")
     q.add_argument("--alpha", type=float, default=0.05)
+    q.add_argument("--paired", action="store_true", help="paired t-test on b[i] - a[i] (same length)")
     q.set_defaults(func=_cmd_ab)
     q = msub.add_parser("canary", help="trade the challenger on a fraction of the risk budget and the champion on "
                                        "the rest, then promote / keep / rollback; or, with --session, judge a paper "
