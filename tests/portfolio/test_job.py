@@ -209,10 +209,25 @@ def test_common_span_is_where_every_instrument_has_book_data():
     assert common_span(SimpleNamespace(book=book[:0])) is None
 
 
-def test_inverse_contracts_are_refused():
-    spec = SimpleNamespace(symbol="BTCUSD_PERP", venue="binance-coinm", lot_size="1", tick_size="0.1", inverse=True)
-    with pytest.raises(InputError, match="inverse"):
-        lanes_for({1: spec}, PortfolioConfig())
+def test_inverse_lanes_count_face_value_notional():
+    """A COIN-M lane's notional is contracts x face value (quote), whatever the price; a linear
+    lane's is lots x lot x price."""
+    specs = {1: SimpleNamespace(symbol="BTCUSDT", venue="binance-usdm", lot_size="0.001", tick_size="0.1",
+                                inverse=False),
+             201: SimpleNamespace(symbol="BTCUSD_PERP", venue="binance-coinm", lot_size="1", tick_size="0.1",
+                                  inverse=True, contract_size="100")}
+    lanes = lanes_for(specs, PortfolioConfig())
+    assert lanes.inverse.tolist() == [False, True] and lanes.contract_size.tolist() == [1.0, 100.0]
+    assert lanes.rules[1].inverse and lanes.rules[1].contract_size == 100.0 and lanes.rules[1].group == "BTC"
+    assert lanes.group_names == ["BTC"]
+    np.testing.assert_allclose(lanes.unit_value(np.array([60_000.0, 60_000.0])), [60_000.0, 100.0])
+    np.testing.assert_allclose(lanes.unit_value(np.array([30_000.0, 90_000.0])), [30_000.0, 100.0])
+    # the 500 EUR preset's COIN-M rules agree with the recording's spec; a different face value is refused
+    lanes_for(specs, PortfolioConfig(preset="500eur"))
+    bad = dict(specs)
+    bad[201] = SimpleNamespace(**{**vars(specs[201]), "contract_size": "10"})
+    with pytest.raises(InputError, match="contract_size"):
+        lanes_for(bad, PortfolioConfig(preset="500eur"))
 
 
 # -- property: feasible targets whatever the signals ----------------------------------------------
@@ -394,11 +409,47 @@ def test_job_on_four_recorded_binance_instruments():
     assert j["alternative"]["rounds"] > 0 and set(j["ope"]) == {"ips", "snips", "dr"}
 
 
+MIXED = ["usdm/btcusdt_20240808.gz", "spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz",
+         "coinm/btcusd_perp_20240808.gz", "coinm/ethusd_perp_20240808.gz"]
+
+
 @pytest.mark.realdata
-def test_coin_margined_recordings_are_refused_with_the_reason():
+def test_job_on_coin_margined_usd_margined_and_spot_recordings():
+    """COIN-M lanes trade beside USD-M and spot: zero breaches, notionals in contracts x face value,
+    and each COIN-M lane's P&L is the inverse formula over its fills converted at one mid."""
+    from fractions import Fraction
+
     from bot4.portfolio.job import load_recordings
 
-    files = [require_recording(data_path("binance_hftbacktest", f)) for f in
-             ("usdm/btcusdt_20240808.gz", "coinm/btcusd_perp_20240808.gz")]
-    with pytest.raises(InputError, match="inverse"):
-        portfolio_backtest(load_recordings(files), PortfolioConfig(**REAL))
+    data = load_recordings([require_recording(data_path("binance_hftbacktest", f)) for f in MIXED])
+    r = portfolio_backtest(data, PortfolioConfig(**{**REAL, "sizer": "fixed"}))
+    j = r.as_json()
+    print(f"\n{ {k: j[k] for k in ('pnl', 'max_drawdown', 'correlation_before', 'correlation_after', 'steps')} }")
+    for d in j["instruments"]:
+        print(d)
+    assert [d["symbol"] for d in j["instruments"]] == ["BTCUSDT@binance-usdm", "BTCUSDT@binance-spot",
+                                                         "BTCUSD_PERP@binance-coinm", "ETHUSD_PERP@binance-coinm"]
+    assert j["kill_reason"] == "none" and j["position_mismatch"] == 0 and j["steps"] > 100
+    for run in (r.main, r.alternative):
+        assert all(v == 0 for v in run.coordinator.breaches.values())
+    assert all(v == 0 for v in j["limit_breaches"].values())
+    assert j["pnl"] == pytest.approx(sum(d["pnl"] for d in j["instruments"]), rel=1e-9, abs=1e-9)
+    res = r.main.result
+    for d in j["instruments"][2:]:
+        spec = data.specs[d["instrument"]]
+        face, tick = float(spec.contract_size), float(spec.tick_size)
+        assert d["fills"] > 0 and 0 < d["max_exposure"] <= r.config.limits.max_position * r.config.equity
+        assert d["max_exposure"] / face == pytest.approx(round(d["max_exposure"] / face))  # whole contracts
+        f = res.fills[(res.fills["instrument"] == d["instrument"]) & (res.fills["accepted"] == 1)]
+        signed = np.where(f["side"] == 0, 1, -1) * f["qty"]
+        np.testing.assert_allclose(f["fee"], f["qty"] * face / (f["price"] * tick)
+                                   * np.where(f["maker"] == 1, 2.0, 5.0) * 1e-4, rtol=1e-12)
+        s = next(x for x in res.instruments if x["instrument"] == d["instrument"])
+        assert s["position"] == int(signed.sum())
+        # the mid the coin amounts were converted at, from the fees; then the whole P&L at that mid
+        fees = float(f["fee"].sum())
+        mid = s["fees"] / fees / tick
+        assert f["price"].min() * 0.99 < mid < f["price"].max() * 1.01
+        coin = Fraction(face) / Fraction(tick) * (sum(Fraction(int(q), int(p)) for q, p in zip(signed, f["price"]))
+                                                  - (Fraction(s["position"]) / Fraction(mid) if s["position"] else 0))
+        assert s["pnl"] == pytest.approx((float(coin) - fees) * mid * tick, rel=1e-9, abs=1e-9)

@@ -62,8 +62,10 @@ sizing -> execution in the core engine, several instruments in one backtest.
    breaches and projections over the held-out steps (after the split) of both runs.
 
 Units: notionals, equity and P&L in the account currency (quote units times `quote_to_account`);
-engine positions in lots of the instrument. COIN-M (inverse) instruments are refused: the engine
-marks P&L linearly in the quote currency.
+engine positions in lots of the instrument. An inverse (COIN-M) lane's notional is its contracts
+times the face value (quote units, whatever the price); its P&L comes from the engine in quote
+units (the coin P&L times the mid), which for a position of notional N moving by a return r is
+N r as for a linear one, so the same return-based risk sizing applies.
 """
 
 from __future__ import annotations
@@ -269,6 +271,14 @@ class Lanes:
     groups: np.ndarray            # integer group id per lane
     group_names: list[str]
     allow_short: np.ndarray
+    inverse: np.ndarray | None = None         # bool per lane: coin-margined (notional = lots x lot x face value)
+    contract_size: np.ndarray | None = None   # face value per contract (quote units), inverse lanes
+
+    def unit_value(self, px: np.ndarray) -> np.ndarray:
+        """Quote units per venue unit of quantity at prices `px` (inverse: the face value)."""
+        if self.inverse is None or not self.inverse.any():
+            return px
+        return np.where(self.inverse, self.contract_size, px)
 
     @property
     def n(self) -> int:
@@ -283,16 +293,18 @@ def lanes_for(specs: dict, config: PortfolioConfig) -> Lanes:
     rules, symbols = [], []
     for i in ids:
         s = specs[i]
-        if getattr(s, "inverse", False):
-            raise InputError("data", f"{s.symbol}: inverse (COIN-M) contracts are not supported by the portfolio job",
-                             "the engine marks P&L linearly in the quote currency; use USD-M or spot recordings")
+        inverse = bool(getattr(s, "inverse", False))
+        face = float(getattr(s, "contract_size", 1)) if inverse else 1.0
         key = f"{s.symbol}@{s.venue}"
         lot = float(s.lot_size)
         base = "".join(ch for ch in str(s.symbol).upper().split("USD")[0]) or str(s.symbol)
         r = preset.get(key)
         if r is None:
             r = OrderRules(key, base, lot_step=lot, min_qty=lot, min_notional=config.min_notional,
-                           allow_short="spot" not in str(s.venue))
+                           allow_short="spot" not in str(s.venue), inverse=inverse, contract_size=face)
+        elif r.inverse != inverse or (inverse and abs(r.contract_size - face) > 1e-9 * face):
+            raise InputError("preset", f"{key}: preset rules (inverse={r.inverse}, contract_size={r.contract_size}) "
+                             f"differ from the recording's spec (inverse={inverse}, contract_size={face})")
         elif abs(r.lot_step / lot - round(r.lot_step / lot)) > 1e-9:
             raise InputError("preset", f"{key}: lot step {r.lot_step} is not a multiple of the recording's lot {lot}")
         rules.append(r)
@@ -300,7 +312,8 @@ def lanes_for(specs: dict, config: PortfolioConfig) -> Lanes:
     names = sorted({r.group for r in rules})
     return Lanes(ids, symbols, np.array([float(specs[i].lot_size) for i in ids]),
                  np.array([float(specs[i].tick_size) for i in ids]), rules,
-                 np.array([names.index(r.group) for r in rules]), names, np.array([r.allow_short for r in rules]))
+                 np.array([names.index(r.group) for r in rules]), names, np.array([r.allow_short for r in rules]),
+                 np.array([r.inverse for r in rules], bool), np.array([r.contract_size for r in rules], np.float64))
 
 
 @dataclass
@@ -450,8 +463,9 @@ class Coordinator:
         return self.cfg.equity + float(self.pnl.sum())
 
     def notional(self, lots: np.ndarray) -> np.ndarray:
-        """Signed notionals (account currency) of engine lots per lane at the latest mids."""
-        px = np.where(np.isfinite(self.mid), self.mid, 0.0)
+        """Signed notionals (account currency) of engine lots per lane at the latest mids (inverse
+        lanes: lots x lot x face value)."""
+        px = self.lanes.unit_value(np.where(np.isfinite(self.mid), self.mid, 0.0))
         return np.asarray(lots, np.float64) * self.lanes.lot_size * px * self.fx
 
     def state(self, scenarios: np.ndarray | None = None) -> PortfolioState:

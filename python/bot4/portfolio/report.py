@@ -42,11 +42,14 @@ def fill_tca(result) -> dict:
             continue
         p = float(r["price"]) * lanes.tick_size[k]
         q = float(r["qty"]) * lanes.lot_size[k]
+        inverse = lanes.inverse is not None and bool(lanes.inverse[k])
+        if inverse:  # contracts -> base coin (q F / p), so p q is the quote notional; the fee is in coin
+            q = q * float(lanes.contract_size[k]) / p
         side.append(1.0 if int(r["side"]) == 0 else -1.0)
         px.append(p)
         mid.append(float(a["mid"][j]))
         qty.append(q)
-        fee_bp.append(float(r["fee"]) / (p * q) * 1e4)
+        fee_bp.append(float(r["fee"]) / (q if inverse else p * q) * 1e4)
         lane.append(k)
     if side:
         t = tca(side, px, mid, qty, fee_bp)
