@@ -12,7 +12,6 @@ import zmq
 from paper_helpers import CONFIG, MODEL_DIR, assert_same_as_backtest
 from recordings import BTCUSDT, data_path, require_recording
 
-from bot4 import _core
 from bot4 import contracts as c
 from bot4.backtest import run, run_stream
 from bot4.backtest.engine import _l3_ids, engine_config
@@ -21,7 +20,7 @@ from bot4.errors import VenueLinkError
 from bot4.events import VENUE_REQUEST, VENUE_RESPONSE
 from bot4.services.engine import EngineService, journal_frames, replay_journal
 from bot4.services.session import run_paper
-from bot4.services.venue import VenueService, run_venue, venue_link
+from bot4.services.venue import VenueService, _venue_of, run_venue, venue_link
 from bot4.sim import generate
 
 SEED, EVENTS = 7, 30_000
@@ -40,7 +39,7 @@ def whole(data):
 def _local_venue(specs, config=CONFIG, calls=None):
     """The core's remote-venue path with the simulators called directly (no sockets)."""
     sim = engine_config(config).get("sim")
-    venues = {i: _core.engine.SimVenue(sim, float(s.tick_size), float(s.lot_size)) for i, s in specs.items()}
+    venues = {i: _venue_of(sim, s) for i, s in specs.items()}
 
     def exchange(instrument, requests, clock_offset, now):
         if calls is not None:
@@ -227,5 +226,27 @@ def test_the_core_over_a_remote_venue_equals_the_backtest_on_btcusdt():
             yield p
     got = run_stream(fed(), d.specs, MODEL_DIR, CONFIG, progress=False, venue=exchange, l3=_l3_ids(d))
     assert ref.fills.size > 10
+    for k in ("orders", "fills", "equity"):
+        np.testing.assert_array_equal(getattr(got, k), getattr(ref, k), err_msg=k)
+
+
+@pytest.mark.realdata
+def test_an_inverse_contract_over_a_remote_venue_equals_the_backtest():
+    # (the venue service's simulators charge COIN-M fees in coin on the face value, as the core's)
+    from bot4.data import load
+
+    d = load(require_recording(data_path("binance_hftbacktest", "coinm", "btcusd_perp_20240808.gz")))
+    (spec,) = d.specs.values()
+    assert spec.inverse and float(spec.contract_size) == 100
+    kw = dict(config={"sim": {"entry_latency_ns": 200_000}}, strategy="market_maker")
+    ref = run(d, None, progress=False, **kw)
+    venues, exchange = _local_venue(d.specs, config=kw["config"])
+
+    def fed():
+        for p in time_pieces(d, seconds=20):
+            _feed_all(venues, p, _l3_ids(d))
+            yield p
+    got = run_stream(fed(), d.specs, None, progress=False, venue=exchange, l3=_l3_ids(d), **kw)
+    assert ref.fills.size > 10 and np.all(ref.fills["fee"] != 0)
     for k in ("orders", "fills", "equity"):
         np.testing.assert_array_equal(getattr(got, k), getattr(ref, k), err_msg=k)

@@ -50,8 +50,7 @@ class VenueService:
         if not specs:
             raise ValueError("the venue needs the instruments it serves (specs)")
         sim = engine_config(config).get("sim")
-        self.venues = {int(i): _core.engine.SimVenue(sim, float(s.tick_size), float(s.lot_size))
-                       for i, s in sorted(specs.items())}
+        self.venues = {int(i): _venue_of(sim, s) for i, s in sorted(specs.items())}
         self.l3 = {int(i) for i in l3}
         self.md = c.Codec(c.MARKET)
         self.link = c.Codec(c.VENUE)
@@ -159,6 +158,14 @@ class VenueService:
         self.counters["refused"] += 1
         return self.link.encode(c.pack(c.VenueResponses, np.zeros(0, VENUE_RESPONSE), seq=seq, ts=time.time_ns(),
                                        live=False, error=error))
+
+
+def _venue_of(sim: Any, spec: Any) -> Any:
+    """The simulator of one instrument, configured as a backtest's (an inverse contract charges
+    its fees in coin on its face value)."""
+    inverse = bool(getattr(spec, "inverse", False))
+    return _core.engine.SimVenue(sim, float(spec.tick_size), float(spec.lot_size), inverse=inverse,
+                                 contract_size=float(getattr(spec, "contract_size", 1)) if inverse else 1.0)
 
 
 def run_venue(ctx: zmq.Context, md_endpoint: str, endpoint: str, service: VenueService, *, engines: int = 1,
