@@ -57,8 +57,11 @@ def _cmd_paper(args: argparse.Namespace) -> int:
 
         KeyDir(args.keys).authorised()  # a KeyFileError names the missing or bad file before anything starts
 
+    keys_hint = f" --keys {args.keys}" if args.keys is not None else ""
+
     def announce(endpoint: str) -> None:  # stderr: --json keeps stdout one JSON object
-        print(f"paper: control endpoint {endpoint} (`bot4 ctl status --endpoint {endpoint}`)", file=sys.stderr,
+        hint = keys_hint if endpoint.startswith("tcp://") else ""
+        print(f"paper: control endpoint {endpoint} (`bot4 ctl status --endpoint {endpoint}{hint}`)", file=sys.stderr,
               flush=True)
     kwargs = dict(speed=args.speed, config=config, model=args.model, strategy=args.strategy,
                   journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
@@ -70,7 +73,8 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         out = _run_live(args, kwargs)
     else:
         if args.observe is not None:
-            print(f"paper: observer endpoint {args.observe} (`bot4 ctl watch --endpoint {args.observe}`)",
+            hint = keys_hint if args.observe.startswith("tcp://") else ""
+            print(f"paper: observer endpoint {args.observe} (`bot4 ctl watch --endpoint {args.observe}{hint}`)",
                   file=sys.stderr, flush=True)
         out = run_paper(args.data, **kwargs)
     if args.json:

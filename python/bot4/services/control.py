@@ -84,10 +84,13 @@ class ControlServer:
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1_000)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a client gone raises, counted below
+        self._monitor = None
         if endpoint.startswith("tcp://"):
-            from bot4.services.security import secure_server
+            from bot4.services.security import HandshakeMonitor, secure_server
 
             secure_server(self.router, keys, guard)
+            # Counts the refused peers ZAP never sees (no CURVE at all: a protocol failure).
+            self._monitor = HandshakeMonitor(self.router)
         self.xpub = ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.LINGER, 1_000)
         self.sockets = (self.router, self.xpub)
@@ -96,6 +99,8 @@ class ControlServer:
         self.pending: dict[int, bytes] = {}
         self.waiting: deque[bytes] = deque()  # commands held until the engine has subscribed
         self.joined = False
+        #: commands, replies, refused, client_gone; on tcp also handshake.<outcome> (after close,
+        #: bot4.services.security.HANDSHAKE_EVENTS)
         self.counters = dict.fromkeys(("commands", "replies", "refused", "client_gone"), 0)
         try:
             self.router.bind(endpoint)
@@ -152,6 +157,10 @@ class ControlServer:
         for trace, ident in list(self.pending.items()):
             self._refuse(ident, trace, "?", reason)
         self.pending.clear()
+        if self._monitor is not None:
+            self.counters.update(self._monitor.counters())
+            self._monitor.stop()
+            self._monitor = None
         if self._pointer is not None:
             try:
                 if self._pointer.read_text().strip() == self.endpoint:

@@ -205,6 +205,15 @@ class LiveView:
 
 #: Frames read per refresh at most (the rest wait, then conflate in the observer publisher).
 _BURST = 5_000
+#: After stop(): how long the view waits for frames still on their way (the session's end).
+_TAIL_S = 0.5
+
+
+def _drain_tail(sock: zmq.Socket, view: LiveView) -> None:
+    while not view.ended and sock.poll(int(_TAIL_S * 1000)):
+        parts = sock.recv_multipart()
+        if len(parts) == 2:
+            view.feed(parts[0], parts[1])
 
 
 def subscribe(ctx: zmq.Context, endpoint: str, *, keys: Any = None, name: str | None = None) -> zmq.Socket:
@@ -230,7 +239,8 @@ def watch(sock: zmq.Socket, view: LiveView | None = None, *, console: Console | 
           stop: Callable[[], bool] | None = None, live: bool = True) -> LiveView:
     """Read `sock` (subscribe()) into `view` and draw it on `console`, refreshed
     refresh_per_second times per second, until the session ends (the observer's last heartbeat),
-    `stop()` is true, or nothing arrived for idle_timeout_s (None: wait forever). live=False
+    `stop()` is true (what is still on its way is read first, until the end or a quiet half
+    second), or nothing arrived for idle_timeout_s (None: wait forever). live=False
     draws once, at the end. Returns the view."""
     from rich.live import Live
 
@@ -261,7 +271,10 @@ def watch(sock: zmq.Socket, view: LiveView | None = None, *, console: Console | 
             now = time.monotonic()
             if got:
                 idle_since = now
-            if view.ended or (stop is not None and stop()):
+            if view.ended:
+                break
+            if stop is not None and stop():
+                _drain_tail(sock, view)
                 break
             if idle_timeout_s is not None and now - idle_since > idle_timeout_s:
                 break

@@ -128,10 +128,14 @@ class ConflatingPublisher:
         self.sock.setsockopt(zmq.XPUB_VERBOSER, 1)  # every (un)subscription comes up: observers counted
         self.sock.setsockopt(zmq.SNDHWM, int(hwm))
         self.sock.setsockopt(zmq.LINGER, 0)  # observers never hold the session's end
+        self._monitor = None
+        self._handshakes: dict[str, int] = {}
         if tcp:
-            from bot4.services.security import secure_server
+            from bot4.services.security import HandshakeMonitor, secure_server
 
             secure_server(self.sock, keys, guard)
+            # Counts the refused peers ZAP never sees (no CURVE at all: a protocol failure).
+            self._monitor = HandshakeMonitor(self.sock)
         try:
             self.sock.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -285,7 +289,8 @@ class ConflatingPublisher:
         subscribed), conflated.<topic> (positions, decisions, telemetry),
         dropped.executions, unsent.<topic> (after close), queue.depth and queue.max (executions
         waiting now and at most), pending.<topic> (states waiting now: positions, decisions,
-        telemetry), observers (subscriptions now)."""
+        telemetry), observers (subscriptions now); on tcp handshake.<outcome>
+        (bot4.services.security.HANDSHAKE_EVENTS)."""
         out: dict[str, int] = {}
         for t in TOPICS:
             out[f"published.{_NAMES[t]}"] = self.published[t]
@@ -302,6 +307,7 @@ class ConflatingPublisher:
         for t in CONFLATED:
             out[f"pending.{_NAMES[t]}"] = pending[t]
         out["observers"] = self.subscriptions
+        out.update(self._monitor.counters() if self._monitor is not None else self._handshakes)
         return out
 
     def close(self, flush_s: float = 0.2) -> dict[str, int]:
@@ -322,6 +328,10 @@ class ConflatingPublisher:
         self.unsent = {t: n for t, n in self.pending().items() if n}
         self._queue.clear()
         self._latest.clear()
+        if self._monitor is not None:
+            self._handshakes = self._monitor.counters()
+            self._monitor.stop()
+            self._monitor = None
         # Observers that kept up get the frames still in the pipes (held at most flush_s more);
         # a stalled one gets nothing more: the end is not held for it.
         self.sock.close(linger=0 if self.unsent else int(flush_s * 1000))
