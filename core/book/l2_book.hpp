@@ -42,6 +42,11 @@ class L2Book {
 
   // Direct level write used by the L3 book and the market generator: no checks, no counters.
   void set_level(Side side, int64_t price, int64_t qty);
+  // Cache hint for an event that apply() will see soon (see PriceLadder::prefetch); changes nothing.
+  void prefetch(const BookEvent& ev) const {
+    if (ev.side == static_cast<uint8_t>(Side::Bid)) bids_.prefetch(ev.price);
+    else asks_.prefetch(ev.price);
+  }
 
   int64_t best_bid() const { return best_bid_; }
   int64_t best_ask() const { return best_ask_; }

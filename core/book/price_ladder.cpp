@@ -20,7 +20,7 @@ uint32_t checked_window(uint32_t window_ticks) {
 
 PriceLadder::PriceLadder(uint32_t window_ticks)
     : window_(checked_window(window_ticks)),
-      qty_(window_ticks, 0),
+      qty_(window_ticks),
       occupied_(window_ticks / 64, 0),
       summary_((window_ticks / 64 + 63) / 64, 0) {
   if (window_ticks < 64 || !std::has_single_bit(window_ticks)) {
@@ -155,7 +155,12 @@ void PriceLadder::rebase(int64_t new_base) {
 }
 
 void PriceLadder::clear() {
-  std::fill(qty_.begin(), qty_.end(), 0);
+  // Only occupied levels hold a nonzero size: zero those (a full fill would touch every page of
+  // the window).
+  for (size_t w = 0; w < occupied_.size(); ++w) {
+    for (uint64_t bits = occupied_[w]; bits != 0; bits &= bits - 1)
+      qty_[(w << 6) + static_cast<unsigned>(std::countr_zero(bits))] = 0;
+  }
   std::fill(occupied_.begin(), occupied_.end(), 0);
   std::fill(summary_.begin(), summary_.end(), 0);
   far_.clear();

@@ -65,6 +65,9 @@ class StreamMerge {
   const BookEvent& book() const { return book_[ib_]; }
   const OrderEvent& order() const { return orders_[io_]; }
   const TradeEvent& trade() const { return trades_[it_]; }
+  // The book event k places after the next one of its stream (nullptr past the end): lets a
+  // consumer prefetch the book levels it will write.
+  const BookEvent* book_ahead(size_t k) const { return ib_ + k < nb_ ? book_ + ib_ + k : nullptr; }
   // Consumes the event peek() named, with the key it returned.
   const BookEvent& pop_book(int64_t key) {
     kb_ = key;

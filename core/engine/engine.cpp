@@ -663,8 +663,12 @@ bool Engine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders,
   StreamMerge merge(book, n_book, orders, n_orders, trades, n_trades, StreamMerge::Stamp::Local);
   int64_t key;
   for (StreamMerge::Kind kind; (kind = merge.peek(key)) != StreamMerge::kDone;) {
-    if (kind == StreamMerge::kBook) on_book(merge.pop_book(key));
-    else if (kind == StreamMerge::kOrders) on_order_event(merge.pop_order(key));
+    if (kind == StreamMerge::kBook) {
+      // Cache hint: the book levels a few events ahead (the lane's book writes scattered levels).
+      if (const BookEvent* ahead = merge.book_ahead(8))
+        if (const Lane* la = m.lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      on_book(merge.pop_book(key));
+    } else if (kind == StreamMerge::kOrders) on_order_event(merge.pop_order(key));
     else on_trade(merge.pop_trade(key));
   }
   finish();

@@ -6,24 +6,17 @@ namespace bot4::sim {
 
 void ConsumedLiquidity::add(Side side, int64_t price, int64_t qty) {
   if (qty <= 0) return;
-  for (auto& e : entries_)
-    if (e.price == price && e.side == side) {
-      e.qty += qty;
-      return;
-    }
-  entries_.push_back(Entry{price, qty, side});
+  book::FarLevels& m = levels_[index(side)];
+  m.set(price, m.get(price) + qty);
 }
 
-void ConsumedLiquidity::reset(Side side, int64_t price) {
+void ConsumedLiquidity::reset_slow(Side side, int64_t price) {
   Through& t = through_[index(side)];
-  if (!t.active && entries_.empty()) return;
   if (t.active && beyond(side, price, t.price) &&
       std::find(t.refreshed.begin(), t.refreshed.end(), price) == t.refreshed.end())
     t.refreshed.push_back(price);
-  if (entries_.empty()) return;
-  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                [&](const Entry& e) { return e.price == price && e.side == side; }),
-                 entries_.end());
+  book::FarLevels& m = levels_[index(side)];
+  if (!m.empty()) m.set(price, 0);
 }
 
 void ConsumedLiquidity::trade_through(Side side, int64_t price) {
@@ -35,9 +28,8 @@ void ConsumedLiquidity::trade_through(Side side, int64_t price) {
   t.refreshed.clear();
 }
 
-void ConsumedLiquidity::settle(Side side, int64_t replayed_best) {
+void ConsumedLiquidity::settle_slow(Side side, int64_t replayed_best) {
   Through& t = through_[index(side)];
-  if (!t.active) return;
   const bool none = side == Side::Bid ? replayed_best == kNoBidPrice : replayed_best == kNoAskPrice;
   if (none || !beyond(side, replayed_best, t.price)) {
     t.active = false;
@@ -46,7 +38,8 @@ void ConsumedLiquidity::settle(Side side, int64_t replayed_best) {
 }
 
 void ConsumedLiquidity::clear() {
-  entries_.clear();
+  levels_[0].clear();
+  levels_[1].clear();
   for (auto& t : through_) {
     t.active = false;
     t.refreshed.clear();

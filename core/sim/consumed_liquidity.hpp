@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "book/far_levels.hpp"
 #include "common/types.hpp"
 
 namespace bot4::sim {
@@ -26,13 +27,12 @@ class ConsumedLiquidity {
  public:
   // Lots of the level (side, price) taken by our orders or a print since its last replayed update.
   int64_t consumed(Side side, int64_t price) const {
-    for (const auto& e : entries_)
-      if (e.price == price && e.side == side) return e.qty;
-    return 0;
+    const book::FarLevels& m = levels_[index(side)];
+    return m.empty() ? 0 : m.get(price);
   }
   // Replayed size minus what was consumed (never negative); 0 for a level a print traded through.
   int64_t available(Side side, int64_t price, int64_t replayed) const {
-    if (entries_.empty() && !through_[0].active && !through_[1].active) return replayed;
+    if (empty()) return replayed;
     if (gone(side, price)) return 0;
     const int64_t left = replayed - consumed(side, price);
     return left > 0 ? left : 0;
@@ -42,26 +42,31 @@ class ConsumedLiquidity {
   // better than the print is gone until the replay updates it. One bound per side (the latest
   // print's price), plus the levels updated since: O(1) per print however deep it went.
   void trade_through(Side side, int64_t price);
-  // The replay updated the level: its size is authoritative again.
-  void reset(Side side, int64_t price);
+  // The replay updated the level: its size is authoritative again. Inline early-out: the replay
+  // resets a level on every book event, and the overlay is mostly empty.
+  void reset(Side side, int64_t price) {
+    const int i = index(side);
+    if (through_[i].active || !levels_[i].empty()) reset_slow(side, price);
+  }
   // The replayed best price of `side` is now at or behind the print bound: every level beyond it
   // was updated, so the bound is spent.
-  void settle(Side side, int64_t replayed_best);
+  void settle(Side side, int64_t replayed_best) {
+    if (through_[index(side)].active) settle_slow(side, replayed_best);
+  }
   void clear();
-  bool empty() const { return entries_.empty() && !through_[0].active && !through_[1].active; }
-  size_t size() const { return entries_.size(); }
+  bool empty() const {
+    return levels_[0].empty() && levels_[1].empty() && !through_[0].active && !through_[1].active;
+  }
+  size_t size() const { return levels_[0].size() + levels_[1].size(); }
 
  private:
-  struct Entry {
-    int64_t price;
-    int64_t qty;
-    Side side;
-  };
   struct Through {
     bool active = false;
     int64_t price = 0;               // levels strictly better than this are gone...
     std::vector<int64_t> refreshed;  // ...except these, updated by the replay since
   };
+  void reset_slow(Side side, int64_t price);
+  void settle_slow(Side side, int64_t replayed_best);
   static int index(Side side) { return side == Side::Bid ? 0 : 1; }
   static bool beyond(Side side, int64_t price, int64_t bound) {
     return side == Side::Bid ? price > bound : price < bound;
@@ -73,7 +78,10 @@ class ConsumedLiquidity {
       if (p == price) return false;
     return true;
   }
-  std::vector<Entry> entries_;  // few entries (the levels our takers walked), linear search
+  // Lots consumed per level, one map per side (bids, asks): a hash map, not a list, because levels
+  // a print consumed and the replay never updated again stay (on the BTCUSDT recording the list
+  // grew to ~100 entries, scanned on every replayed book event).
+  book::FarLevels levels_[2];
   Through through_[2];
 };
 

@@ -221,26 +221,31 @@ void VenueSimulator::fill_crossed(int64_t venue_ts) {
 
 void VenueSimulator::on_book(const BookEvent& ev) {
   if (!feed_attached_) latency_.observe(ev.ts_exchange, ev.ts_local);
-  resolve_mode(SimMode::L2);
   if (mode_ != SimMode::L2) {
-    ++counters_.ignored_events;
-    return;
+    resolve_mode(SimMode::L2);
+    if (mode_ != SimMode::L2) {
+      ++counters_.ignored_events;
+      return;
+    }
   }
   activate(ev.ts_exchange);
   const auto side = static_cast<Side>(ev.side);
   const bool whole = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) != 0;
   const bool level = !whole && (side == Side::Bid || side == Side::Ask);
-  int64_t prev = 0;
-  if (level && !orders_.empty()) prev = book_.qty_at(side, ev.price);
-  if (book_.apply(ev) > book::BookStatus::Crossed) ++counters_.book_rejected;
+  const bool rejected = book_.apply(ev) > book::BookStatus::Crossed;
+  if (rejected) ++counters_.book_rejected;
   // The feed's new size is authoritative from now on (see consumed_liquidity.hpp).
   if (whole) consumed_.clear();
-  else if (level) consumed_.reset(side, ev.price);
-  if (level && !consumed_.empty())
+  else if (level) {
+    consumed_.reset(side, ev.price);
     consumed_.settle(side, side == Side::Bid ? book_.best_bid() : book_.best_ask());
+  }
   if (orders_.empty()) return;
   if (level) {
     const int64_t next = book_.qty_at(side, ev.price);
+    // The level's size before this event: the book's own record of it (a rejected event left the
+    // level as it was).
+    const int64_t prev = rejected ? next : book_.last_prev_qty();
     for (auto& w : orders_)
       if (w.type == SimOrderType::Limit && w.side == side && w.price == ev.price)
         queue_.on_level_change_at(w.queue, prev, next, ev.ts_exchange);
@@ -399,8 +404,11 @@ void VenueSimulator::advance_feed(int64_t t) {
   advanced_to_ = std::max(advanced_to_, t);
   int64_t key;
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
-    if (kind == StreamMerge::kBook) on_book(feed_.pop_book(key));
-    else if (kind == StreamMerge::kOrders) on_order(feed_.pop_order(key));
+    if (kind == StreamMerge::kBook) {
+      if (!tracker_)
+        if (const BookEvent* ahead = feed_.book_ahead(kPrefetchAhead)) book_.prefetch(*ahead);
+      on_book(feed_.pop_book(key));
+    } else if (kind == StreamMerge::kOrders) on_order(feed_.pop_order(key));
     else on_trade(feed_.pop_trade(key));
   }
   activate(t);

@@ -191,6 +191,8 @@ class VenueSimulator {
   int64_t effective_best(Side side) const;
   void fill_crossed(int64_t venue_ts);  // resting limits the book moved through fill as maker
   const book::L2Book& view() const { return book(); }
+  // Book events ahead of the one replayed whose levels are prefetched (a cache hint only).
+  static constexpr size_t kPrefetchAhead = 8;
 
   SimConfig cfg_;
   QueueModel queue_;
