@@ -66,7 +66,8 @@ class LiveView:
         self.instruments: dict[int, InstrumentView] = {}
         self.total_equity: float | None = None
         self.stages: dict[tuple[str, str], np.ndarray] = {}  # (service, stage) -> the latest samples (ns)
-        self.heartbeats: dict[str, c.Heartbeat] = {}
+        self.heartbeats: dict[str, c.Heartbeat] = {}  # service -> its latest heartbeat
+        self.engines_stopped: set[int] = set()  # instances (one per shard) that sent their last heartbeat
         self.observer_lag_ns: int | None = None
         self.frames = 0
         self._clock = clock
@@ -122,6 +123,8 @@ class LiveView:
             self.stages[(msg.service, msg.stage)] = np.array(c.unpack(msg), dtype=np.int64)
         elif isinstance(msg, c.Heartbeat):
             self.heartbeats[msg.service] = msg
+            if msg.service == "engine" and msg.state == "stopping":
+                self.engines_stopped.add(msg.instance)
             if msg.service == OBSERVER:
                 self.observer_lag_ns = self._clock() - msg.ts
 
@@ -194,8 +197,8 @@ class LiveView:
                          f"queue {k.get('queue.depth', 0):,} (max {k.get('queue.max', 0):,})")
             if self.observer_lag_ns is not None:
                 parts.append(f"lag {self.observer_lag_ns / 1e6:,.1f} ms")
-        eng = self.heartbeats.get("engine")
-        parts.append("engine finished" if eng is not None and eng.state == "stopping" else "engine running")
+        done = len(self.engines_stopped)
+        parts.append("engine running" if not done else "engine finished" if done == 1 else f"{done} engines finished")
         return Text(" · ".join(parts))
 
     def render(self) -> Group:
@@ -203,8 +206,11 @@ class LiveView:
         return Group(self.positions_table(), self.latency_table(), self.status_line())
 
 
-#: Frames read per refresh at most (the rest wait, then conflate in the observer publisher).
+#: Frames read per burst at most (the rest wait, then conflate in the observer publisher).
 _BURST = 5_000
+#: Seconds between bursts (shorter than the observer publisher's close flush_s, so a view that
+#: reads is never taken for a stalled one at the session's end).
+_READ_EVERY_S = 0.1
 #: After stop(): how long the view waits for frames still on their way (the session's end).
 _TAIL_S = 0.5
 
@@ -247,16 +253,18 @@ def watch(sock: zmq.Socket, view: LiveView | None = None, *, console: Console | 
     view = view if view is not None else LiveView()
     console = console or Console()
     every = 1.0 / refresh_per_second
+    read_every = min(every, _READ_EVERY_S)
+    next_draw = time.monotonic()
     idle_since = time.monotonic()
     ctx_live = Live(view.render(), console=console, auto_refresh=False, transient=False) if live else None
     if ctx_live is not None:
         ctx_live.start()
     try:
         while True:
-            # Read in bursts once per refresh: between them the frames wait in the pipes and the
-            # observer publisher conflates what does not fit, so the view decodes a few thousand
-            # frames a second at most, however fast the session runs (in-process, its Python
-            # would otherwise take the GIL from the session's threads).
+            # Read in bursts every _READ_EVERY_S: between them the frames wait in the pipes and
+            # the observer publisher conflates what does not fit, so the view decodes about ten
+            # thousand frames a second at most, however fast the session runs (in-process, its
+            # Python would otherwise take the GIL from the session's threads).
             got = 0
             while got < _BURST:
                 try:
@@ -278,10 +286,11 @@ def watch(sock: zmq.Socket, view: LiveView | None = None, *, console: Console | 
                 break
             if idle_timeout_s is not None and now - idle_since > idle_timeout_s:
                 break
-            if ctx_live is not None:
+            if ctx_live is not None and now >= next_draw:
                 ctx_live.update(view.render(), refresh=True)
+                next_draw = now + every
             if got < _BURST:  # else more is waiting: read on at once
-                time.sleep(max(0.0, every - (time.monotonic() - now)))
+                time.sleep(max(0.0, read_every - (time.monotonic() - now)))
     finally:
         if ctx_live is not None:
             ctx_live.update(view.render(), refresh=True)

@@ -58,6 +58,9 @@ DEFAULT_HWM = 100
 #: Executions held for slow observers before the oldest is dropped.
 DEFAULT_QUEUE = 10_000
 DEFAULT_HEARTBEAT_S = 0.25
+#: close(): how long the observers may take nothing before the rest of the backlog is given up
+#: (a reader slower than this at the end is taken for a stalled one).
+DEFAULT_FLUSH_S = 0.3
 #: Frames backlogged without a send attempt after one failed (a failed send is the costly part).
 _RETRY_AFTER = 32
 #: Topics whose frames keep only the latest per key when an observer is slow.
@@ -310,10 +313,11 @@ class ConflatingPublisher:
         out.update(self._monitor.counters() if self._monitor is not None else self._handshakes)
         return out
 
-    def close(self, flush_s: float = 0.2) -> dict[str, int]:
+    def close(self, flush_s: float = DEFAULT_FLUSH_S) -> dict[str, int]:
         """A last heartbeat (state "stopping"), then the backlog goes out for as long as the
         observers take some of it at least every flush_s seconds (a stalled observer holds the end
-        flush_s at most); what is left is counted as unsent.<topic>. Returns counters()."""
+        flush_s at most); what is left is counted as unsent.<topic>. When nothing is left, the
+        socket lingers up to flush_s more for the frames still in its pipes. Returns counters()."""
         if self.sock.closed:
             return self.counters()
         self.closed = True
