@@ -156,6 +156,7 @@ class ConflatingPublisher:
         self._next_hb = clock() + self._hb_every
         self.subscriptions = 0
         self._skip = 0
+        self._sent_at = time.monotonic()  # the last frame an observer took
         self.queue_max = 0
         self.published = {t: 0 for t in TOPICS}
         self.sent = {t: 0 for t in TOPICS}
@@ -205,6 +206,7 @@ class ConflatingPublisher:
             self._skip = _RETRY_AFTER
             return False
         self.sent[prefix] += 1
+        self._sent_at = time.monotonic()
         return True
 
     def _backlog(self, prefix: bytes, topic: bytes, frame: Any, key: Hashable) -> None:
@@ -315,14 +317,15 @@ class ConflatingPublisher:
 
     def close(self, flush_s: float = DEFAULT_FLUSH_S) -> dict[str, int]:
         """A last heartbeat (state "stopping"), then the backlog goes out for as long as the
-        observers take some of it at least every flush_s seconds (a stalled observer holds the end
-        flush_s at most); what is left is counted as unsent.<topic>. When nothing is left, the
-        socket lingers up to flush_s more for the frames still in its pipes. Returns counters()."""
+        observers take some of it at least every flush_s seconds (an observer that took nothing
+        for flush_s already is not waited for); what is left is counted as unsent.<topic>. When
+        nothing is left, the socket lingers up to flush_s more for the frames still in its pipes.
+        Returns counters()."""
         if self.sock.closed:
             return self.counters()
         self.closed = True
         self._heartbeat()
-        deadline = time.monotonic() + flush_s
+        deadline = self._sent_at + flush_s
         left = sum(self.pending().values())
         while not self._drain() and time.monotonic() < deadline:
             now_left = sum(self.pending().values())
