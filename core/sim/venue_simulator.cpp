@@ -229,6 +229,24 @@ void VenueSimulator::on_book(const BookEvent& ev) {
     }
   }
   activate(ev.ts_exchange);
+  const bool rejected = replay_book(ev);
+  if (orders_.empty()) return;
+  const auto side = static_cast<Side>(ev.side);
+  const bool whole = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) != 0;
+  const bool level = !whole && (side == Side::Bid || side == Side::Ask);
+  if (level) {
+    const int64_t next = book_.qty_at(side, ev.price);
+    // The level's size before this event: the book's own record of it (a rejected event left the
+    // level as it was).
+    const int64_t prev = rejected ? next : book_.last_prev_qty();
+    for (auto& w : orders_)
+      if (w.type == SimOrderType::Limit && w.side == side && w.price == ev.price)
+        queue_.on_level_change_at(w.queue, prev, next, ev.ts_exchange);
+  }
+  if (ev.flags & event_flag::kLast) fill_crossed(ev.ts_exchange);
+}
+
+inline bool VenueSimulator::replay_book(const BookEvent& ev) {
   const auto side = static_cast<Side>(ev.side);
   const bool whole = (ev.flags & (event_flag::kSnapshot | event_flag::kClear)) != 0;
   const bool level = !whole && (side == Side::Bid || side == Side::Ask);
@@ -240,17 +258,7 @@ void VenueSimulator::on_book(const BookEvent& ev) {
     consumed_.reset(side, ev.price);
     consumed_.settle(side, side == Side::Bid ? book_.best_bid() : book_.best_ask());
   }
-  if (orders_.empty()) return;
-  if (level) {
-    const int64_t next = book_.qty_at(side, ev.price);
-    // The level's size before this event: the book's own record of it (a rejected event left the
-    // level as it was).
-    const int64_t prev = rejected ? next : book_.last_prev_qty();
-    for (auto& w : orders_)
-      if (w.type == SimOrderType::Limit && w.side == side && w.price == ev.price)
-        queue_.on_level_change_at(w.queue, prev, next, ev.ts_exchange);
-  }
-  if (ev.flags & event_flag::kLast) fill_crossed(ev.ts_exchange);
+  return rejected;
 }
 
 void VenueSimulator::on_order(const OrderEvent& ev) {
@@ -403,6 +411,27 @@ void VenueSimulator::append_feed(const BookEvent* book, size_t n_book, const Ord
 void VenueSimulator::advance_feed(int64_t t) {
   advanced_to_ = std::max(advanced_to_, t);
   int64_t key;
+  // Nothing working and no request due by t: no event of this call can fill, trigger or activate
+  // anything (requests are queued only by send(), never during a replay), so an L2 venue only
+  // keeps its book and overlay up to date, exactly as on_book / on_trade would, without their
+  // per-event checks (the common case of a backtest between orders).
+  const bool quiet = mode_ == SimMode::L2 && feed_attached_ && orders_.empty() && !stops_due_ &&
+                     (requests_.empty() || requests_.front().arrival > t);
+  if (quiet) {
+    for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
+      if (kind == StreamMerge::kBook) {
+        if (const BookEvent* ahead = feed_.book_ahead(kPrefetchAhead)) book_.prefetch(*ahead);
+        replay_book(feed_.pop_book(key));
+      } else if (kind == StreamMerge::kTrades) {
+        const TradeEvent& ev = feed_.pop_trade(key);
+        if (ev.qty > 0) consume_print(ev);
+      } else {
+        on_order(feed_.pop_order(key));
+      }
+    }
+    activate(t);
+    return;
+  }
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
     if (kind == StreamMerge::kBook) {
       if (!tracker_)

@@ -190,6 +190,8 @@ class VenueSimulator {
   // Best price of `side` with liquidity left after the overlay (kNoBid/AskPrice when none).
   int64_t effective_best(Side side) const;
   void fill_crossed(int64_t venue_ts);  // resting limits the book moved through fill as maker
+  // An L2 book event into the book and the consumed overlay; returns whether the book rejected it.
+  bool replay_book(const BookEvent& ev);
   const book::L2Book& view() const { return book(); }
   // Book events ahead of the one replayed whose levels are prefetched (a cache hint only).
   static constexpr size_t kPrefetchAhead = 8;
