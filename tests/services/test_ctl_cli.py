@@ -198,3 +198,15 @@ def test_processes_mode_answers_commands(tmp_path, monkeypatch):
                                      box["endpoint"], timeout_s=30)
         assert reply.ok and reply.data == {"key": "strategy.stop_ticks", "old": 20, "new": 9}
     assert box["result"].counters["engine"]["commands_applied"] == 1
+
+
+def test_instrument_commands_are_built_from_the_command_line():
+    from bot4 import contracts as c
+    from bot4.cli import build_parser
+    from bot4.services.ctl_cli import build_command
+
+    parser = build_parser()
+    for action, tp in (("kill", c.Kill), ("flatten", c.Flatten), ("pause", c.Pause), ("resume", c.Resume)):
+        cmd = build_command(parser.parse_args(["ctl", action, "--instrument", "2"]))
+        assert isinstance(cmd, tp) and cmd.instrument == 2
+        assert build_command(parser.parse_args(["ctl", action])).instrument is None

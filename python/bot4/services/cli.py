@@ -27,6 +27,16 @@ def _speed(text: str) -> str | float:
     return text if text == "max" else float(text)
 
 
+def _shards(text: str) -> list[list[int]]:
+    try:
+        groups = [[int(x) for x in g.split(",") if x.strip()] for g in text.split(";")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected instrument ids like '1,2;3', got {text!r}") from None
+    if any(not g for g in groups):
+        raise argparse.ArgumentTypeError(f"a shard without instruments in {text!r}")
+    return groups
+
+
 def _cmd_paper(args: argparse.Namespace) -> int:
     from bot4.services.session import run_paper
 
@@ -52,6 +62,11 @@ def _cmd_paper(args: argparse.Namespace) -> int:
             check_observe_endpoint(args.observe, curve=args.keys is not None)
         except ValueError as exc:
             raise InputError("--observe", str(exc)) from None
+    if args.restarts and not (args.processes and args.venue_service and args.journal):
+        raise InputError("--restarts", "needs --processes, --venue-service and --journal (the state a restarted "
+                                       "engine carries on from)")
+    if args.shards is not None and not args.processes:
+        raise InputError("--shards", "shards run as engine processes", fix="add --processes")
     if args.keys is not None:
         from bot4.services.security import KeyDir
 
@@ -66,7 +81,8 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     kwargs = dict(speed=args.speed, config=config, model=args.model, strategy=args.strategy,
                   journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
                   n_events=args.events, control=args.control, on_control=announce, announce=True,
-                  observe=args.observe, keys=args.keys)
+                  observe=args.observe, keys=args.keys, venue_service=args.venue_service, restarts=args.restarts,
+                  shards=args.shards, perf=args.perf)
     if args.shadow:
         kwargs["shadow"] = list(args.shadow)
     if args.live:
@@ -136,6 +152,7 @@ def _run_live(args: argparse.Namespace, kwargs: dict) -> Any:
 
 
 def add_paper_command(sub) -> None:
+    from bot4.cli import count
     from bot4.sim import DEFAULT_SEED
     from bot4.sim.generate import DEFAULT_EVENTS
 
@@ -159,6 +176,14 @@ def add_paper_command(sub) -> None:
                    help="journal fsync policy: always, every:N, interval:S or never (default every:1000)")
     p.add_argument("--processes", action="store_true",
                    help="run feed and engine as processes over ipc (default: threads over inproc)")
+    p.add_argument("--venue-service", action="store_true",
+                   help="run the venue simulators as a service of their own (ROUTER/DEALER), not inside the engine")
+    p.add_argument("--restarts", type=count(0), default=0, metavar="N",
+                   help="start a dead engine process again up to N times; it carries on from its journal (needs "
+                        "--processes, --venue-service and --journal)")
+    p.add_argument("--shards", type=_shards, metavar="IDS;IDS",
+                   help="split the instruments over engine processes, e.g. '1,2;3' (needs --processes)")
+    p.add_argument("--perf", metavar="FILE", help="write the session's perf manifest (p50..p99.9 per stage) there")
     p.add_argument("--control", default="auto", metavar="ADDR",
                    help="control endpoint for `bot4 ctl` (ipc://PATH, inproc://NAME, or tcp://HOST:PORT with --keys; "
                         "default: ipc in a fresh run folder, printed at start)")

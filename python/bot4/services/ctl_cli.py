@@ -41,13 +41,13 @@ def build_command(args: argparse.Namespace) -> Any:
     if action == "status":
         return c.Status(**base)
     if action == "kill":
-        return c.Kill(**base, reason=args.reason)
+        return c.Kill(**base, reason=args.reason, instrument=args.instrument)
     if action == "flatten":
-        return c.Flatten(**base)
+        return c.Flatten(**base, instrument=args.instrument)
     if action == "pause":
-        return c.Pause(**base)
+        return c.Pause(**base, instrument=args.instrument)
     if action == "resume":
-        return c.Resume(**base)
+        return c.Resume(**base, instrument=args.instrument)
     if action == "set":
         return c.SetParameter(**base, key=args.key, value=parse_value(args.value))
     if action == "swap-model":
@@ -184,11 +184,14 @@ def add_ctl_command(sub) -> None:
                    help=f"stop when nothing arrives for S seconds (default {DEFAULT_TIMEOUT_S:g})")
     w.add_argument("--json", action="store_true", help="draw on stderr; print the final figures as one JSON object")
     acts.add_parser("status", parents=[common], help="the session's state, config and model")
-    k = acts.add_parser("kill", parents=[common], help="trip the kill switch: cancel, close, stay flat")
+    k = acts.add_parser("kill", parents=[common], help="trip the kill switch: cancel, close, stay flat (with "
+                                                       "--instrument: halt that one only, the others trade on)")
     k.add_argument("--reason", default="bot4 ctl kill", help="recorded with the command")
-    acts.add_parser("flatten", parents=[common], help="cancel and close every position, then trade on")
-    acts.add_parser("pause", parents=[common], help="stop sending new orders (working orders stay)")
-    acts.add_parser("resume", parents=[common], help="undo pause")
+    one = [k, acts.add_parser("flatten", parents=[common], help="cancel and close every position, then trade on"),
+           acts.add_parser("pause", parents=[common], help="stop sending new orders (working orders stay)"),
+           acts.add_parser("resume", parents=[common], help="undo pause")]
+    for q in one:
+        q.add_argument("--instrument", type=int, metavar="ID", help="act on this instrument only (its id)")
     s = acts.add_parser("set", parents=[common], help="change one parameter live, e.g. risk.pre_trade.max_position_lots 5")
     s.add_argument("key", help="dotted TOML path: engine.F, risk.sizing.F, risk.pre_trade.F, risk.kill_switch.F, "
                                "strategy.F")
