@@ -288,6 +288,7 @@ class ReplayRing:
         self.counters = {"requests": 0, "frames_replayed": 0, "evicted": 0, "gone": 0}
 
     def add(self, seq: int, topic: bytes, frame: bytes) -> None:
+        """Keep one sent frame (seqs consecutive); the oldest go once past max_bytes."""
         with self._lock:
             self._frames.append((seq, topic, frame))
             self._bytes += len(frame)
