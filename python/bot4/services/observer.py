@@ -20,7 +20,10 @@ would block goes to a backlog:
 The backlog goes out, executions first, whenever the observers take frames again (each publish
 and each flush() tries; after a failed send, publish() backlogs the next few frames without
 trying). A frame offered while no observer is subscribed is not sent (ZeroMQ would discard it)
-and is counted as `unobserved.<topic>`; the subscriptions are read at each heartbeat. For every
+and is counted as `unobserved.<topic>`; the subscriptions are read at each heartbeat, so a first
+observer misses up to heartbeat_s of frames (run_paper's `observers` waits for observers before
+the session starts), and one that joins mid-session sees each state from its next change (there
+is no last-value cache). For every
 topic, published = sent + unobserved + conflated + dropped + pending (`pending.<topic>` for
 states; `queue.depth` for executions, with `queue.max` its largest), and what is still pending
 at close() is counted as `unsent.<topic>`.
