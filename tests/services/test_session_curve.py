@@ -162,3 +162,24 @@ def test_paper_live_over_tcp_is_a_curve_client(tmp_path, capsys, monkeypatch):
     # The live view's client name must be one the directory authorises.
     assert main(["paper", "--events", "100", "--live", "--observe", obs, "--keys", str(keys), "--name", "nobody"]) == 2
     assert "nobody.key_secret" in capsys.readouterr().err
+
+
+def test_a_tcp_control_endpoint_on_port_0_announces_the_port_chosen(tmp_path):
+    keys = tmp_path / "keys"
+    generate_keys(keys)
+    ready, box = threading.Event(), {}
+
+    def session() -> None:
+        try:
+            box["out"] = run_paper(None, seed=5, n_events=6000, speed=10.0, control="tcp://127.0.0.1:0", keys=keys,
+                                   on_control=lambda e: (box.update(ep=e), ready.set()))
+        except BaseException as exc:
+            box["error"] = exc
+            ready.set()
+    th = threading.Thread(target=session, daemon=True)
+    th.start()
+    assert ready.wait(60) and "error" not in box, box.get("error")
+    assert box["ep"].startswith("tcp://127.0.0.1:") and not box["ep"].endswith(":0")
+    assert send_command(_status(), box["ep"], keys=keys, timeout_s=20).ok
+    th.join(120)
+    assert box["out"].control == box["ep"]

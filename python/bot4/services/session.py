@@ -262,7 +262,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                                    announce=announce, keys=keys, guard=guard)
             sub.setsockopt(zmq.SUBSCRIBE, c.CONTROL_REPLIES)
             if on_control is not None:
-                on_control(endpoint)
+                on_control(server.endpoint)  # (the bound address: tcp port 0 becomes the port chosen)
         ctl_pub = server.xpub.getsockopt_string(zmq.LAST_ENDPOINT) if server is not None else None
         if processes:
             md, outp = f"ipc://{tmp}/md", f"ipc://{tmp}/out"
