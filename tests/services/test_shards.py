@@ -18,8 +18,8 @@ CONFIG = {"sim": {"entry_latency_ns": 200_000, "response_latency_ns": 200_000},
 
 @pytest.fixture(scope="module")
 def parts():
-    return [generate(seed=11, n_events=20_000).as_instrument(1, "AAA"),
-            generate(seed=12, n_events=20_000).as_instrument(2, "BBB")]
+    return [generate(seed=11, n_events=6_000).as_instrument(1, "AAA"),
+            generate(seed=12, n_events=6_000).as_instrument(2, "BBB")]
 
 
 @pytest.fixture(scope="module")
