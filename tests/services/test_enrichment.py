@@ -398,3 +398,33 @@ def test_streamed_run_reads_the_cache_while_the_source_takes_seconds(ctx):
     _same_outputs(res, base)
     sub.close(0)
     pub.close(0)
+
+
+def test_a_paper_session_never_waits_for_a_hung_source(ctx):
+    # The same in a paper session (feed -> engine over ZeroMQ, the strategy in the engine's thread):
+    # the session ends while the source is still inside its one fetch, and trades as without it.
+    from bot4.services.session import run_paper
+
+    data = generate(seed=5, n_events=20_000)
+    base = run_paper(data, strategy=Imbalance, control=None)
+    assert base.orders
+    pub, sub = _pubsub(ctx, "enr-paper")
+    subscriber = EnrichmentSubscriber(sub).start()
+    src = SlowSource(3600.0)
+    with EnrichmentService(src, timeout=3600, ttl=60, sock=pub) as svc:
+        strat = EnrichedImbalance(svc, subscriber.cache)
+        result: dict = {}
+        runner = threading.Thread(target=lambda: result.update(res=run_paper(data, strategy=strat, control=None)))
+        runner.start()
+        runner.join(120)
+        finished = not runner.is_alive()
+        in_fetch = src.calls == 1 and src.returned == 0
+        src.close()
+        runner.join()
+    subscriber.close()
+    assert finished and in_fetch
+    paper = result["res"]
+    assert strat.misses == paper.decisions == base.decisions and strat.hits == 0
+    assert paper.orders == base.orders and paper.fills == base.fills and paper.pnl == base.pnl
+    sub.close(0)
+    pub.close(0)
