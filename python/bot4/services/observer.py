@@ -62,8 +62,10 @@ DEFAULT_HWM = 100
 DEFAULT_QUEUE = 10_000
 DEFAULT_HEARTBEAT_S = 0.25
 #: close(): how long the observers may take nothing before the rest of the backlog is given up
-#: (a reader slower than this at the end is taken for a stalled one).
-DEFAULT_FLUSH_S = 0.3
+#: (a reader slower than this at the end is taken for a stalled one). A stalled observer costs
+#: nothing here (it took nothing long before the end); 0.3 s lost the end of a reading `bot4 ctl
+#: watch` on a loaded 2-core machine, whose reads were held up by the session's own threads.
+DEFAULT_FLUSH_S = 1.0
 #: Frames backlogged without a send attempt after one failed (a failed send is the costly part).
 _RETRY_AFTER = 32
 #: Topics whose frames keep only the latest per key when an observer is slow.
