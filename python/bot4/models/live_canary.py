@@ -90,9 +90,8 @@ def session_scores(session: Any) -> tuple[np.ndarray, np.ndarray]:
                 (scores if isinstance(msg, c.ShadowScore) else decs).append(msg)
     else:
         decs, scores = list(session.scored_decisions), list(session.scores)
-    d = np.array([(m.ts, m.p, m.instrument) for m in decs], DECISION_DTYPE)
-    s = np.array([(m.ts, m.p, m.instrument, m.slot) for m in scores], SCORE_DTYPE)
-    return d, s
+    return (np.array([(m.ts, m.p, m.instrument) for m in decs], DECISION_DTYPE),
+            np.array([(m.ts, m.p, m.instrument, m.slot) for m in scores], SCORE_DTYPE))
 
 
 def journal_market_data(journal: str | os.PathLike[str]) -> Any:

@@ -276,7 +276,7 @@ class Lanes:
 
     def unit_value(self, px: np.ndarray) -> np.ndarray:
         """Quote units per venue unit of quantity at prices `px` (inverse: the face value)."""
-        if self.inverse is None or not self.inverse.any():
+        if self.inverse is None or not self.inverse.any() or self.contract_size is None:
             return px
         return np.where(self.inverse, self.contract_size, px)
 
@@ -623,7 +623,7 @@ class Coordinator:
         eq = st.equity
         base = want / eq if eq > 0 else np.zeros_like(want)
         x = self._rl_features(st, score, p, chosen, w, base)
-        if self.step < self.split_step:
+        if self.split_step is not None and self.step < self.split_step:
             pi = epsilon_greedy(np.array([int(np.flatnonzero(m == 1.0)[0])]), len(m), self.cfg.rl_epsilon)[0]
             a = min(int(np.searchsorted(np.cumsum(pi), self.rl_rng.random(), side="right")), len(m) - 1)
             mult = float(m[a])
@@ -856,8 +856,8 @@ class PortfolioResult:
         if self.config.sizer != "rl":
             return {"kind": "fixed"}
         tr = c.rl_train
-        out = {"kind": "rl", "split_step": c.split_step, "split_ns": c.split_ns, "multipliers": list(c.multipliers),
-               "logged_decisions": sum(d.step < c.split_step for d in c.rl_decisions),
+        out: dict[str, Any] = {"kind": "rl", "split_step": c.split_step, "split_ns": c.split_ns, "multipliers": list(c.multipliers),
+               "logged_decisions": sum(c.split_step is not None and d.step < c.split_step for d in c.rl_decisions),
                "train_error": c.rl_error, "safety_counters": dict(c.rl_counters),
                "lambdas": tr.final_lambdas if tr is not None else None,
                "train_value_dr": tr.value_dr if tr is not None else None,
@@ -1002,7 +1002,12 @@ def _window_data(data, seconds: float, span: tuple[int, int] | None = None):
 
     lo, hi = span if span is not None else (None, None)
     first = lo if lo is not None else min([int(a["ts_local"][0]) for a in (data.book, data.trades, data.orders) if len(a)])
-    cut = first + int(seconds * 1e9) if seconds > 0 else hi + 1
+    if seconds > 0:
+        cut = first + int(seconds * 1e9)
+    elif hi is not None:
+        cut = hi + 1
+    else:
+        raise ValueError("a slice needs seconds > 0 or the span's end")
     if hi is not None:
         cut = min(cut, hi + 1)
     if cut <= first:

@@ -418,6 +418,7 @@ class EngineService:
             self._send(topic, frame)
 
     def _send(self, topic: bytes, frame: bytes) -> None:
+        assert self._emit is not None  # (set by run_frames)
         self._emit(topic, frame)
         self.counters["frames_out"] += 1
         self._journal_frame("out", topic, frame)

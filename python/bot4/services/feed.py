@@ -146,7 +146,7 @@ class Feed:
             if not _send(sock, f, stop):
                 return self.counters(late)
         end = self.end_frame()
-        if ring is not None:
+        if ring is not None and end.seq is not None:
             ring.add(end.seq, end.topic, end.frame)
         _send(sock, end, stop)
         return self.counters(late)

@@ -248,6 +248,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         if any(e is not None and e.startswith("tcp://") for e in (control, observe)):
             from bot4.services.security import CurveGuard
 
+            if keys is None:
+                raise ValueError("tcp endpoints need keys (a CURVE keys directory, `bot4 keys generate DIR`)")
             guard = CurveGuard(ctx, keys)
         if observe is not None:
             observer = ConflatingPublisher(ctx, observe, keys=keys, guard=guard, announce=announce)
@@ -374,9 +376,10 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             os.rmdir(tmp)
     orders, fills, decisions, pnl, counters = collected
     written = perf_collector.write(perf) if perf_collector is not None and perf is not None else None
-    shadow_kept = dict(scores=[m for m in scored if isinstance(m, c.ShadowScore)],
-                       scored_decisions=[m for m in scored if isinstance(m, c.Decision)]) if scored is not None else {}
-    return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl, **shadow_kept,
+    kept_scores = [m for m in scored if isinstance(m, c.ShadowScore)] if scored is not None else []
+    kept_decisions = [m for m in scored if isinstance(m, c.Decision)] if scored is not None else []
+    return PaperResult(orders=orders, fills=fills, decisions=decisions, pnl=pnl, scores=kept_scores,
+                       scored_decisions=kept_decisions,
                        counters={"feed": results.get("feed", {}), "engine": results.get("engine", {}),
                                  **({"engines": {f"engine-{k}": results.get(f"engine-{k}", {})
                                                  for k in range(len(groups))}} if sharded else {}),
