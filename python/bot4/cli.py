@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_ctl_command(sub)
     from bot4.services.keys_cli import add_keys_command
     add_keys_command(sub)
+    from bot4.services.deploy_cli import add_serve_command
+    add_serve_command(sub)
     from bot4.portfolio.cli import add_portfolio_command
     add_portfolio_command(sub)
     return parser

@@ -65,6 +65,9 @@ def _cmd_paper(args: argparse.Namespace) -> int:
     if args.restarts and not (args.processes and args.venue_service and args.journal):
         raise InputError("--restarts", "needs --processes, --venue-service and --journal (the state a restarted "
                                        "engine carries on from)")
+    if args.transport == "tcp" and not (args.processes and args.keys is not None):
+        raise InputError("--transport", "tcp links are between processes, with CURVE keys",
+                         fix="add --processes and --keys DIR (`bot4 keys generate DIR`)")
     if args.shards is not None and not args.processes:
         raise InputError("--shards", "shards run as engine processes", fix="add --processes")
     if args.keys is not None:
@@ -82,7 +85,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
                   journal=args.journal, fsync=args.fsync, processes=args.processes, seed=args.seed,
                   n_events=args.events, control=args.control, on_control=announce, announce=True,
                   observe=args.observe, keys=args.keys, venue_service=args.venue_service, restarts=args.restarts,
-                  shards=args.shards, perf=args.perf)
+                  shards=args.shards, perf=args.perf, transport=args.transport)
     if args.shadow:
         kwargs["shadow"] = list(args.shadow)
     if args.live:
@@ -176,6 +179,9 @@ def add_paper_command(sub) -> None:
                    help="journal fsync policy: always, every:N, interval:S or never (default every:1000)")
     p.add_argument("--processes", action="store_true",
                    help="run feed and engine as processes over ipc (default: threads over inproc)")
+    p.add_argument("--transport", choices=("ipc", "tcp"), default="ipc",
+                   help="with --processes: the links between the services as ipc sockets (default) or tcp on "
+                        "127.0.0.1 with CURVE (needs --keys); across hosts see `bot4 serve`")
     p.add_argument("--venue-service", action="store_true",
                    help="run the venue simulators as a service of their own (ROUTER/DEALER), not inside the engine")
     p.add_argument("--restarts", type=count(0), default=0, metavar="N",

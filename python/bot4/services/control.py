@@ -73,10 +73,15 @@ class ControlServer:
     """The session side: `endpoint` (ROUTER, clients) and `publish` (XPUB, the engine connects
     its SUB there). Drive it from one thread: poll `sockets`, then call `on_client` / `on_engine_join`
     for the ready ones, and `on_reply` with every CONTROL_REPLIES frame the engine published.
-    keys, guard: the CURVE keys directory and the context's CurveGuard (required for tcp)."""
+    keys, guard: the CURVE keys directory and the context's CurveGuard (required when `endpoint`
+    or `publish` is tcp: the engines on other hosts then connect to `publish` as CURVE clients).
+
+    engines: how many engines subscribe (shards). A command naming an instrument is answered by
+    the engine trading it; any other command goes to every engine, and its client gets one reply
+    once all of them answered (merge_replies: Status aggregated over the shards)."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, publish: str, *, announce: bool = False,
-                 keys: Any = None, guard: Any = None):
+                 keys: Any = None, guard: Any = None, engines: int = 1):
         check_endpoint(endpoint, curve=keys is not None)
         if endpoint.startswith("tcp://") and guard is None:
             raise ValueError("a tcp control endpoint needs the context's CurveGuard (guard=)")
@@ -93,10 +98,25 @@ class ControlServer:
             self._monitor = HandshakeMonitor(self.router)
         self.xpub = ctx.socket(zmq.XPUB)
         self.xpub.setsockopt(zmq.LINGER, 1_000)
+        self._pub_monitor = None
+        if publish.startswith("tcp://"):
+            from bot4.services.security import HandshakeMonitor, secure_server
+
+            if guard is None or keys is None:
+                self.router.close()
+                raise ValueError(f"command publisher {publish}: tcp needs CURVE keys and the context's CurveGuard")
+            secure_server(self.xpub, keys, guard)
+            self._pub_monitor = HandshakeMonitor(self.xpub)
+        self.engines = max(1, int(engines))
+        self._joins = 0
+        self.xpub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every engine's subscription comes up, so all are counted
         self.sockets = (self.router, self.xpub)
         self.codec = c.Codec(c.CONTROL)
         self.replies = c.Codec(c.CONTROL_REPLIES)
         self.pending: dict[int, bytes] = {}
+        # trace -> the replies still expected, and those in (source, CommandReply) so far
+        self._expect: dict[int, int] = {}
+        self._got: dict[int, list[tuple[str, c.CommandReply]]] = {}
         self.waiting: deque[bytes] = deque()  # commands held until the engine has subscribed
         self.joined = False
         #: commands, replies, refused, client_gone; on tcp also handshake.<outcome> (after close,
@@ -129,34 +149,53 @@ class ControlServer:
             self._refuse(ident, cmd.trace, tag, "the trace id is 0 or already waiting for its reply; use a fresh one")
             return
         self.pending[cmd.trace] = ident
+        self._expect[cmd.trace] = 1 if getattr(cmd, "instrument", None) is not None else self.engines
         if self.joined:
             self.xpub.send_multipart((c.CONTROL, frame))
         else:
             self.waiting.append(frame)
 
     def on_engine_join(self) -> None:
-        """A subscription message on the XPUB: once the engine has subscribed to CONTROL, the
+        """A subscription message on the XPUB: once every engine has subscribed to CONTROL, the
         commands held so far go out in order."""
         msg = self.xpub.recv()
         if msg == _SUBSCRIBED:
+            self._joins += 1
+        if msg == _SUBSCRIBED and self._joins >= self.engines and not self.joined:
             self.joined = True
             while self.waiting:
                 self.xpub.send_multipart((c.CONTROL, self.waiting.popleft()))
 
-    def on_reply(self, frame: bytes) -> None:
-        """A CONTROL_REPLIES frame from the engine: routed to the client that sent its trace id."""
+    def on_reply(self, frame: bytes, source: str = "engine") -> None:
+        """A CONTROL_REPLIES frame from engine `source`: routed to the client that sent its trace
+        id (with several engines, once every engine the command went to answered, merged)."""
         reply = self.replies.decode(frame)
-        if isinstance(reply, c.Rejection):
+        if not isinstance(reply, c.CommandReply) or reply.trace not in self.pending:
             return
-        ident = self.pending.pop(reply.trace, None)
-        if ident is not None:
-            self._send(ident, frame)
+        expect = self._expect.get(reply.trace, 1)
+        if expect <= 1 and reply.trace not in self._got:
+            self._expect.pop(reply.trace, None)
+            self._send(self.pending.pop(reply.trace), frame)
+            return
+        got = self._got.setdefault(reply.trace, [])
+        got.append((source, reply))
+        if len(got) < expect:
+            return
+        del self._got[reply.trace]
+        self._expect.pop(reply.trace, None)
+        self._send(self.pending.pop(reply.trace), self.replies.encode(merge_replies(got)))
 
     def close(self, reason: str = "the session ended before the engine applied the command") -> None:
         """Every command still waiting is answered with ok=False and `reason`; the sockets close."""
         for trace, ident in list(self.pending.items()):
             self._refuse(ident, trace, "?", reason)
         self.pending.clear()
+        self._got.clear()
+        self._expect.clear()
+        if self._pub_monitor is not None:
+            self.counters.update({f"publish.{k}": v for k, v in self._pub_monitor.counters().items()})
+            self._pub_monitor.stop()
+            self._pub_monitor = None
         if self._monitor is not None:
             self.counters.update(self._monitor.counters())
             self._monitor.stop()
@@ -181,6 +220,37 @@ class ControlServer:
             self.counters["replies"] += 1
         except zmq.ZMQError:  # the client hung up before its reply: nothing else to do
             self.counters["client_gone"] += 1
+
+
+def merge_replies(replies: list[tuple[str, c.CommandReply]]) -> c.CommandReply:
+    """One reply for a command every engine (shard) answered, from (engine name, reply) pairs:
+    ok when all are, the refusals' errors each prefixed with its engine; data holds every
+    engine's own under "engines", and for Status also the aggregate: "instruments" (each
+    engine's per-instrument entries, with the engine that trades it), "paused" (any engine),
+    "buffered" and every integer counter summed over the engines ("totals"), and config,
+    strategy and model when all engines agree (else see "engines")."""
+    replies = sorted(replies, key=lambda r: r[0])
+    first = replies[0][1]
+    ok = all(r.ok for _, r in replies)
+    error = "; ".join(f"{src}: {r.error}" for src, r in replies if not r.ok)
+    data: dict[str, Any] = {"engines": {src: r.data for src, r in replies}}
+    if first.command == "status":
+        instruments: dict[str, Any] = {}
+        totals: dict[str, int] = {}
+        for src, r in replies:
+            for i, entry in (r.data.get("instruments") or {}).items():
+                instruments[i] = {**entry, "engine": src}
+            for k, v in r.data.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    totals[k] = totals.get(k, 0) + v
+        data.update({"instruments": dict(sorted(instruments.items(), key=lambda kv: int(kv[0]))),
+                     "paused": any(bool(r.data.get("paused")) for _, r in replies),
+                     "buffered": totals.get("buffered", 0), "totals": totals, "shards": len(replies)})
+        for k in ("config", "strategy", "model"):
+            values = [r.data.get(k) for _, r in replies]
+            if all(v == values[0] for v in values):
+                data[k] = values[0]
+    return c.CommandReply(trace=first.trace, ts=first.ts, command=first.command, ok=ok, error=error, data=data)
 
 
 def send_command(cmd: c.Message, endpoint: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,

@@ -43,6 +43,8 @@ from bot4.services.feed import await_unsubscribe, bind_publisher, wait_subscribe
 from bot4.services.journal import JournalReader, JournalWriter
 
 SERVICE = "engine"
+#: Between a shard engine's output topic and its name (run_engine): b"exe/" + SOURCE_SEP + b"engine-1".
+SOURCE_SEP = b"@"
 #: Latency samples per PerfSample message.
 PERF_BATCH = 4096
 INT64_MIN = -(2**63)
@@ -470,7 +472,7 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
                subscribers: int = 1, ready: Any = None, connect_out: bool = False,
                ack_timeout_s: float = 30.0, control_endpoint: str | None = None,
                venue_endpoint: str | None = None, recover: bool = False,
-               replay_endpoint: str | None = None) -> dict[str, Any]:
+               replay_endpoint: str | None = None, transport: Any = None) -> dict[str, Any]:
     """The engine service over sockets: SUB on the feed's `md_endpoint` (and on the session's
     command publisher at `control_endpoint`, topic CONTROL), XPUB (never dropping) bound at
     `out_endpoint` (connected to it with connect_out=True: the collector binds); waits for
@@ -478,13 +480,18 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
     service (bot4.services.venue) to trade with instead of the simulators inside the core.
     recover: carry on a session from the service's journal after a crash (see recovery_inputs):
     the journaled inputs first, then what the feed sent since, from its replay endpoint
-    (`replay_endpoint`, bot4.services.feed.serve_replay), then the live feed."""
+    (`replay_endpoint`, bot4.services.feed.serve_replay), then the live feed. transport: how
+    every endpoint is bound or connected (bot4.services.security.Transport; required for tcp,
+    CURVE on every link). A shard engine (service.shard) publishes its outputs on its topics
+    followed by "@" and its name (e.g. b"exe/@engine-1"), so a collector tells the engines apart."""
+    from bot4.services.security import close_link, connect_link
+
     venue_sock = None
     if venue_endpoint is not None:
         from bot4.services.venue import venue_link
 
-        service._venue_call, venue_sock = venue_link(ctx, venue_endpoint)
-    pub = bind_publisher(ctx, out_endpoint, connect=connect_out)
+        service._venue_call, venue_sock = venue_link(ctx, venue_endpoint, transport=transport)
+    pub = bind_publisher(ctx, out_endpoint, connect=connect_out, transport=transport, link="out")
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the unsubscribe that acknowledges the feed's end must get out
     sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
@@ -494,11 +501,12 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
             ready.set()
         wait_subscribers(pub, subscribers)
         if control_endpoint is not None:
-            sub.connect(control_endpoint)
-        sub.connect(md_endpoint)
+            connect_link(sub, control_endpoint, "control_pub", transport)
+        connect_link(sub, md_endpoint, "md", transport)
+        source = SOURCE_SEP + service.name.encode() if service.shard else b""
 
         def emit(topic: bytes, frame: bytes) -> None:
-            pub.send_multipart((topic, frame), copy=False)
+            pub.send_multipart((topic + source, frame), copy=False)
         frames: Iterable[tuple[bytes, Any]] = socket_frames(sub, service.counters)
         replay_sock = None
         if recover:
@@ -507,7 +515,7 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
             journaled, last_md = service.recovery_inputs()
             if replay_endpoint is None:
                 raise ValueError("recovery needs the feed's replay endpoint")
-            fetch, replay_sock = replay_client(ctx, replay_endpoint)
+            fetch, replay_sock = replay_client(ctx, replay_endpoint, transport=transport)
             ended = any(t.startswith(c.MARKET) and isinstance(c.Codec(c.MARKET).decode(f), c.EndOfStream)
                         for t, f in journaled[-1:])
             frames = iter(journaled) if ended else _chain(journaled, _caught_up(frames, fetch, last_md + 1))
@@ -524,7 +532,7 @@ def run_engine(ctx: zmq.Context, md_endpoint: str, out_endpoint: str, service: E
         return summary
     finally:
         sub.close()
-        pub.close()
+        close_link(pub, transport)
         if venue_sock is not None:
             venue_sock.close()
 

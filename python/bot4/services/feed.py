@@ -181,9 +181,11 @@ def _send(sock: zmq.Socket, f: Frame, stop: Any) -> bool:
             sock.poll(100, zmq.POLLOUT)
 
 
-def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect: bool = False) -> zmq.Socket:
+def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect: bool = False,
+                   transport: Any = None, link: str = "md") -> zmq.Socket:
     """An XPUB bound at `endpoint` (connected to it with connect=True, when the subscriber binds)
-    that never drops (XPUB_NODROP: a full queue blocks the sender)."""
+    that never drops (XPUB_NODROP: a full queue blocks the sender). transport: a
+    bot4.services.security.Transport (required for tcp: CURVE); link: its name in the counters."""
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     # Every subscription comes up, not only a topic's first: two subscribers of one topic (an
@@ -191,10 +193,12 @@ def bind_publisher(ctx: zmq.Context, endpoint: str, hwm: int = 1000, *, connect:
     sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.LINGER, 5_000)
+    from bot4.services.security import bind_link, connect_link
+
     if connect:
-        sock.connect(endpoint)
+        connect_link(sock, endpoint, link, transport)
     else:
-        sock.bind(endpoint)
+        bind_link(sock, endpoint, link, transport)
     return sock
 
 
@@ -233,15 +237,18 @@ def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Sp
              batch_events: int = 1024, subscribers: int = 1,
              fault_frames: Mapping[int, Sequence[bytes]] | None = None, stop: Any = None,
              ready: Any = None, ack_timeout_s: float = 600.0, replay_endpoint: str | None = None,
-             replay_bytes: int = 1 << 30, serve_until: Any = None) -> dict[str, int]:
+             replay_bytes: int = 1 << 30, serve_until: Any = None, transport: Any = None) -> dict[str, int]:
     """The feed service: bind `endpoint`, wait for `subscribers`, publish the recording, end with
     EndOfStream and wait (up to ack_timeout_s) for the subscribers to acknowledge it (counter
     end_acknowledged). ready: an object with set() called once bound (threading.Event).
     replay_endpoint: also answer ReplayRequests there (serve_replay) from the last replay_bytes
     of frames sent, until `serve_until` (an Event) is set after the stream ends, so an engine
-    restarted after a crash can catch up on what it missed."""
+    restarted after a crash can catch up on what it missed. transport: how the endpoints are
+    bound (bot4.services.security.Transport; required for tcp, whose peers it authenticates
+    with CURVE; its counters join the result as security.*)."""
+    from bot4.services.security import close_link
     feed = Feed(parts, batch_events=batch_events, fault_frames=fault_frames)
-    sock = bind_publisher(ctx, endpoint)
+    sock = bind_publisher(ctx, endpoint, transport=transport, link="md")
     ring = ReplayRing(replay_bytes) if replay_endpoint is not None else None
     server = None
     halt = threading.Event()
@@ -249,7 +256,7 @@ def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Sp
         if ring is not None:
             assert replay_endpoint is not None
             bound = threading.Event()
-            server = threading.Thread(target=serve_replay, args=(ctx, replay_endpoint, ring, halt, bound),
+            server = threading.Thread(target=serve_replay, args=(ctx, replay_endpoint, ring, halt, bound, transport),
                                       name="bot4-feed-replay", daemon=True)
             server.start()
             bound.wait(30)
@@ -265,12 +272,14 @@ def run_feed(ctx: zmq.Context, endpoint: str, parts: Iterable[Any], *, speed: Sp
                     break
         if ring is not None:
             out.update({f"replay.{k}": v for k, v in ring.counters.items()})
+        if transport is not None:
+            out.update({f"security.{k}": v for k, v in transport.counters().items()})
         return out
     finally:
         halt.set()
         if server is not None:
             server.join(5)
-        sock.close()
+        close_link(sock, transport)
 
 
 class ReplayGone(Exception):
@@ -313,14 +322,17 @@ class ReplayRing:
             return out
 
 
-def serve_replay(ctx: zmq.Context, endpoint: str, ring: ReplayRing, halt: Any, bound: Any = None) -> None:
+def serve_replay(ctx: zmq.Context, endpoint: str, ring: ReplayRing, halt: Any, bound: Any = None,
+                 transport: Any = None) -> None:
     """Answer ReplayRequests (topic REPLAY) on a ROUTER at `endpoint` until `halt` is set. The
     reply is [b"ok", topic, frame, topic, frame, ...] (no pairs: nothing newer yet) or
-    [b"gone", reason] / [b"bad", reason]."""
+    [b"gone", reason] / [b"bad", reason]. transport: as run_feed's."""
+    from bot4.services.security import bind_link, close_link
+
     codec = c.Codec(c.REPLAY)
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 1_000)
-    router.bind(endpoint)
+    bind_link(router, endpoint, "replay", transport)
     if bound is not None:
         bound.set()
     try:
@@ -340,16 +352,19 @@ def serve_replay(ctx: zmq.Context, endpoint: str, ring: ReplayRing, halt: Any, b
                 continue
             router.send_multipart([who, b"ok", *(x for pair in frames for x in pair)])
     finally:
-        router.close()
+        close_link(router, transport)
 
 
-def replay_client(ctx: zmq.Context, endpoint: str, timeout_s: float = 30.0) -> tuple[Any, Any]:
+def replay_client(ctx: zmq.Context, endpoint: str, timeout_s: float = 30.0, transport: Any = None) -> tuple[Any, Any]:
     """fetch(from_seq, max_frames) -> [(topic, frame), ...] from a feed's replay endpoint (a
-    ConnectionError when the feed no longer holds them or does not answer), and its socket."""
+    ConnectionError when the feed no longer holds them or does not answer), and its socket.
+    transport: as run_feed's (CURVE client on tcp)."""
+    from bot4.services.security import connect_link
+
     codec = c.Codec(c.REPLAY)
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    connect_link(sock, endpoint, "replay", transport)
 
     def fetch(from_seq: int, max_frames: int = 1024) -> list[tuple[bytes, bytes]]:
         sock.send(codec.encode(c.ReplayRequest(ts=time.time_ns(), from_seq=from_seq, max_frames=max_frames)))

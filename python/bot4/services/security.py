@@ -360,3 +360,143 @@ class HandshakeMonitor:
         except zmq.ZMQError:
             pass
         self._mon.close(linger=0)
+
+
+def is_tcp(endpoint: str | None) -> bool:
+    """Whether `endpoint` is a tcp:// address (the links that need CURVE)."""
+    return endpoint is not None and endpoint.startswith("tcp://")
+
+
+class Transport:
+    """Binds and connects one context's service sockets, every link the same way: ipc:// and
+    inproc:// endpoints as given (the file system and the process protect them), tcp:// ones
+    with CURVE only. A bound tcp socket is a CURVE server (the keys directory's server pair)
+    whose clients the context's CurveGuard admits by key, with a HandshakeMonitor counting the
+    peers refused before ZAP (no CURVE at all); a connected one is CURVE client `name`. A tcp
+    endpoint without keys is a ValueError, so no link ever runs over tcp in the clear.
+
+    counters(): zap.allowed / zap.denied (the guard's) and <link>.handshake.<outcome> per bound
+    tcp socket. Close sockets bound here with close() (from the socket's thread) and stop() the
+    transport before terminating the context."""
+
+    def __init__(self, ctx: zmq.Context, keys: KeyDir | str | os.PathLike | None = None, name: str = DEFAULT_CLIENT,
+                 guard: CurveGuard | None = None):
+        self.context = ctx
+        self.keys = KeyDir(keys) if keys is not None and not isinstance(keys, KeyDir) else keys
+        self.name = check_name(name)
+        self._guard = guard
+        self._own_guard = False
+        self._monitors: dict[int, tuple[str, HandshakeMonitor]] = {}
+        self._closed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _keys(self, endpoint: str, link: str) -> KeyDir:
+        if self.keys is None:
+            raise ValueError(f"{link} endpoint {endpoint}: tcp needs CURVE keys (keys=DIR, `--keys DIR`; create them "
+                             "with `bot4 keys generate DIR`): an unauthenticated peer could read or inject frames")
+        return self.keys
+
+    def guard(self) -> CurveGuard:
+        """The context's CurveGuard (started on first use unless one was given)."""
+        with self._lock:
+            if self._guard is None:
+                assert self.keys is not None
+                self._guard = CurveGuard(self.context, self.keys)
+                self._own_guard = True
+            return self._guard
+
+    def bind(self, sock: zmq.Socket, endpoint: str, link: str) -> str:
+        """Bind `sock` at `endpoint` (CURVE server on tcp); returns the bound address (the port
+        the system chose for tcp port 0 or *). A failed bind is a ValueError naming the link."""
+        if is_tcp(endpoint):
+            keys = self._keys(endpoint, link)
+            secure_server(sock, keys, self.guard())
+            with self._lock:
+                self._monitors[id(sock)] = (link, HandshakeMonitor(sock))
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.close(sock, linger=0)
+            raise ValueError(f"{link} endpoint {endpoint}: cannot bind ({exc})") from None
+        if is_tcp(endpoint) and endpoint.endswith((":0", ":*")):
+            return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return endpoint
+
+    def connect(self, sock: zmq.Socket, endpoint: str, link: str) -> None:
+        """Connect `sock` to `endpoint` (as CURVE client `name` on tcp)."""
+        if is_tcp(endpoint):
+            secure_client(sock, self._keys(endpoint, link), self.name)
+        sock.connect(endpoint)
+
+    def close(self, sock: zmq.Socket, linger: int | None = None) -> None:
+        """Stop the socket's handshake monitor (its counts are kept) and close it."""
+        with self._lock:
+            entry = self._monitors.pop(id(sock), None)
+        if entry is not None:
+            link, mon = entry
+            counts = mon.counters()
+            mon.stop()
+            with self._lock:
+                for k, v in counts.items():
+                    self._closed[f"{link}.{k}"] = self._closed.get(f"{link}.{k}", 0) + v
+        sock.close(linger)
+
+    def counters(self) -> dict[str, int]:
+        """The guard's zap.* counts and the handshakes of every tcp socket bound here."""
+        with self._lock:
+            out = dict(self._closed)
+            live = list(self._monitors.values())
+            guard = self._guard
+        for link, mon in live:
+            for k, v in mon.counters().items():
+                out[f"{link}.{k}"] = out.get(f"{link}.{k}", 0) + v
+        if guard is not None:
+            out.update(guard.counters())
+        return out
+
+    def stop(self) -> None:
+        """Stop the guard this transport started (not one it was given)."""
+        with self._lock:
+            guard, own = self._guard, self._own_guard
+            self._guard, self._own_guard = (None, False) if own else (guard, False)
+        if own and guard is not None:
+            guard.stop()
+
+
+def bind_link(sock: zmq.Socket, endpoint: str, link: str, transport: Transport | None) -> str:
+    """`transport.bind` when there is one; else a plain bind, refused for tcp (no keys)."""
+    if transport is not None:
+        return transport.bind(sock, endpoint, link)
+    if is_tcp(endpoint):
+        Transport(sock.context)._keys(endpoint, link)
+    sock.bind(endpoint)
+    return endpoint
+
+
+def connect_link(sock: zmq.Socket, endpoint: str, link: str, transport: Transport | None) -> None:
+    """`transport.connect` when there is one; else a plain connect, refused for tcp (no keys)."""
+    if transport is not None:
+        transport.connect(sock, endpoint, link)
+        return
+    if is_tcp(endpoint):
+        Transport(sock.context)._keys(endpoint, link)
+    sock.connect(endpoint)
+
+
+def close_link(sock: zmq.Socket, transport: Transport | None, linger: int | None = None) -> None:
+    """`transport.close` when there is one; else sock.close()."""
+    if transport is not None:
+        transport.close(sock, linger)
+    else:
+        sock.close(linger)
+
+
+def free_tcp_endpoint(host: str = "127.0.0.1") -> str:
+    """A tcp://HOST:PORT address whose port was free a moment ago (for services started on
+    their own that must know each other's address before they bind)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    return f"tcp://{host}:{port}"

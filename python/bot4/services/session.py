@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import zmq
 
 from bot4 import contracts as c
 from bot4.services.control import ControlServer, check_endpoint
-from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, EngineService, run_engine
+from bot4.services.engine import DEFAULT_LOOKAHEAD_NS, SOURCE_SEP, EngineService, run_engine
 from bot4.services.feed import Speed, parse_speed, run_feed
 from bot4.services.observer import ConflatingPublisher, check_observe_endpoint, observer_key
 from bot4.services.venue import VenueService, run_venue
@@ -97,6 +98,53 @@ class Source:
             yield self.data
 
 
+class Links(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the services of one session meet: each link's endpoint (ipc://PATH, or
+    tcp://HOST:PORT with CURVE keys on every service; bot4.services.security.Transport).
+
+    md: the feed's market data (the feed binds; engines and the venue connect). out: the
+    collector's engine outputs (the collector binds; engines connect). venue: the venue
+    service's orders and fills (the venue binds; engines connect; None = the venue inside each
+    engine). replay: the feed's replay ring for a restarted engine (the feed binds; None = no
+    restarts). control_pub: the collector's command publisher (the collector binds; engines
+    connect; None = no control plane)."""
+
+    md: str
+    out: str
+    venue: str | None = None
+    replay: str | None = None
+    control_pub: str | None = None
+
+    def tcp(self) -> bool:
+        """Whether any link is tcp (every service then needs the CURVE keys)."""
+        return any(e is not None and e.startswith("tcp://")
+                   for e in (self.md, self.out, self.venue, self.replay, self.control_pub))
+
+
+def local_links(folder: str, transport: str = "ipc", *, venue: bool = False, replay: bool = False,
+                control: bool = True, host: str = "127.0.0.1") -> Links:
+    """Links for services on this machine: ipc sockets in `folder`, or tcp on `host` at ports
+    free a moment ago (transport="tcp")."""
+    if transport not in ("ipc", "tcp"):
+        raise ValueError(f"transport must be 'ipc' or 'tcp', got {transport!r}")
+    if transport == "ipc":
+        def at(name: str) -> str:
+            return f"ipc://{folder}/{name}"
+    else:
+        from bot4.services.security import free_tcp_endpoint
+
+        def at(name: str) -> str:
+            return free_tcp_endpoint(host)
+    return Links(md=at("md"), out=at("out"), venue=at("venue") if venue else None,
+                 replay=at("replay") if replay else None, control_pub=at("ctlpub") if control else None)
+
+
+def _transport(ctx: zmq.Context, keys: Any, client: str) -> Any:
+    from bot4.services.security import Transport
+
+    return Transport(ctx, keys, client)
+
+
 def _instruments(first: Any) -> tuple[dict, list[int]]:
     import numpy as np
 
@@ -106,42 +154,49 @@ def _instruments(first: Any) -> tuple[dict, list[int]]:
 
 def _feed_main(endpoint: str, source: Source, speed: Speed, batch_events: int,
                fault_frames: Mapping[int, Sequence[bytes]] | None, out: Any, subscribers: int = 1,
-               replay: str | None = None, done: Any = None) -> None:
+               replay: str | None = None, done: Any = None, keys: Any = None, client: str = "client") -> None:
     ctx = zmq.Context()
+    tr = _transport(ctx, keys, client)
     try:
         out.put(("feed", run_feed(ctx, endpoint, source.parts(), speed=speed, batch_events=batch_events,
                                   fault_frames=fault_frames, subscribers=subscribers, replay_endpoint=replay,
-                                  serve_until=done)))
+                                  serve_until=done, transport=tr)))
     except BaseException as exc:  # the parent reports it; a process cannot raise into it
         out.put(("feed", exc))
         raise SystemExit(1) from None
     finally:
+        tr.stop()
         ctx.term()
 
 
 def _engine_main(md: str, outp: str, kwargs: dict, out: Any, ctl: str | None = None,
                  venue: str | None = None, recover: bool = False, replay: str | None = None,
-                 key: str = "engine") -> None:
+                 key: str = "engine", keys: Any = None, client: str = "client") -> None:
     ctx = zmq.Context()
+    tr = _transport(ctx, keys, client)
     try:
         out.put((key, run_engine(ctx, md, outp, EngineService(**kwargs), connect_out=True,
                                  control_endpoint=ctl, venue_endpoint=venue, recover=recover,
-                                 replay_endpoint=replay)["counters"]))
+                                 replay_endpoint=replay, transport=tr)["counters"]))
     except BaseException as exc:
         out.put((key, exc))
         raise SystemExit(1) from None
     finally:
+        tr.stop()
         ctx.term()
 
 
-def _venue_main(md: str, endpoint: str, kwargs: dict, out: Any, engines: int = 1) -> None:
+def _venue_main(md: str, endpoint: str, kwargs: dict, out: Any, engines: int = 1, keys: Any = None,
+                client: str = "client") -> None:
     ctx = zmq.Context()
+    tr = _transport(ctx, keys, client)
     try:
-        out.put(("venue", run_venue(ctx, md, endpoint, VenueService(**kwargs), engines=engines)))
+        out.put(("venue", run_venue(ctx, md, endpoint, VenueService(**kwargs), engines=engines, transport=tr)))
     except BaseException as exc:
         out.put(("venue", exc))
         raise SystemExit(1) from None
     finally:
+        tr.stop()
         ctx.term()
 
 
@@ -156,7 +211,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
               venue_service: bool = False, restarts: int = 0,
               on_engine_start: Callable[[int], None] | None = None,
               shards: Sequence[Sequence[int]] | None = None, shadow: Any = None,
-              perf: str | os.PathLike[str] | None = None) -> PaperResult:
+              perf: str | os.PathLike[str] | None = None, transport: str = "ipc", links: Links | None = None,
+              remote: bool = False, client: str = "client") -> PaperResult:
     """Paper-trade `data` (recording path(s), a MarketData, or None = the embedded simulator with
     `seed` and `n_events`) at `speed` (a factor over the recording's clock, or "max").
 
@@ -175,7 +231,14 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     session (bot4.services.observer; its counters are counters["observer"]); observers: wait up
     to 30 s for that many observers to subscribe before anything starts. keys: a CURVE keys
     directory (bot4.services.security, `bot4 keys generate DIR`), required when the control or
-    observer endpoint is tcp://: only its authorised clients are answered.
+    observer endpoint is tcp://, or any link is: only its authorised clients are answered.
+    transport: with processes, the links between the services as "ipc" sockets in the run
+    folder or "tcp" on 127.0.0.1 (needs keys: CURVE on every link, each service authenticating
+    its peers). links: the services' endpoints (Links) instead of chosen ones, e.g. tcp on
+    other hosts; remote: the feed, venue and engines are started elsewhere on `links`
+    (bot4.services.deploy, `bot4 serve`) and this process is the collector only: it binds
+    links.out and links.control_pub and collects until every engine stopped (counters then
+    hold the collector's own only). client: this process's client name in the keys directory.
     venue_service: the venue simulators run as a
     service of their own (a thread, or a process with processes=True) that reads the feed and
     trades with the engine over ROUTER/DEALER (bot4.services.venue), instead of inside the
@@ -184,13 +247,14 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     carries on from its journal (bot4.services.engine.run_engine recover=True), the feed
     replaying what it missed; the venue answers its repeated exchanges once, and the collector
     drops the outputs it already has, so the result is the same as without the crash.
+    With shards, each engine restarts on its own (restarts counts the restarts of all of them).
     on_engine_start: called with each engine process's pid once it starts. shards: the
     instruments split over several engine processes (processes=True), e.g. [[1, 2], [3]]: each
     engine trades its group against its own ledger and risk limits (its journal in
     journal/shard-<k>), all behind the same contracts, the feed and (with venue_service) one
     venue; pnl is the sum of the engines' total equity. A command naming an instrument goes to
-    its engine; a command for all is answered by the first engine to reply (Status then shows
-    that engine's instruments). shadow: a model or a list of them scored beside the champion at
+    its engine; a command for all goes to every engine and is answered once all did, merged
+    (bot4.services.control.merge_replies: Status aggregated over the shards). shadow: a model or a list of them scored beside the champion at
     every decision and never traded (as bot4.backtest.run's shadow; model directories with
     processes=True): the result keeps their scores and the champion's decisions (scores,
     scored_decisions), for bot4.models.live_canary. perf: write the session's perf manifest there at the end
@@ -198,8 +262,22 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     engine<->venue round trips, p50/p95/p99/p99.9 with the machine they ran on)."""
     if shards is not None and not processes:
         raise ValueError("shards run as engine processes: pass processes=True")
-    if shards is not None and restarts:
-        raise ValueError("restarts are for one engine; not with shards yet")
+    if remote and not processes:
+        raise ValueError("remote services are processes elsewhere: pass processes=True (and links)")
+    if remote and links is None:
+        raise ValueError("remote needs the services' links (Links)")
+    if remote and restarts:
+        raise ValueError("restarts with remote services are the hosts' own (`bot4 serve engine --recover`)")
+    if transport not in ("ipc", "tcp"):
+        raise ValueError(f"transport must be 'ipc' or 'tcp', got {transport!r}")
+    if (transport == "tcp" or (links is not None and links.tcp())) and keys is None:
+        raise ValueError("tcp links need keys (a CURVE keys directory, `bot4 keys generate DIR`)")
+    if links is not None and not processes:
+        raise ValueError("links are between service processes: pass processes=True")
+    if links is not None and venue_service != (links.venue is not None):
+        raise ValueError("links.venue must be given exactly when venue_service=True")
+    if links is not None and restarts and links.replay is None:
+        raise ValueError("restarts need the feed's replay link (links.replay)")
     if restarts and not (processes and venue_service and journal is not None):
         raise ValueError("restarts needs processes=True, venue_service=True and a journal (the state a restarted "
                          "engine carries on from)")
@@ -226,7 +304,6 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                     shard=True)
     venue_kwargs = dict(specs=specs, l3=l3, config=config)
     md_subscribers = len(groups) + (1 if venue_service else 0)
-    shard_of = {i: k for k, ids in enumerate(groups) for i in ids}
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)  # the end-of-output acknowledgement (an unsubscribe) must get out
@@ -238,19 +315,23 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     observer: ConflatingPublisher | None = None
     guard: Any = None
     observed: dict[str, int] = {}
+    security: dict[str, int] = {}
     scored: list[Any] | None = [] if shadow is not None else None
     perf_collector = None
     if perf is not None:
         from bot4.services.perf import PerfCollector
 
         perf_collector = PerfCollector("paper")
+    link_tr: Any = None
     try:
-        if any(e is not None and e.startswith("tcp://") for e in (control, observe)):
-            from bot4.services.security import CurveGuard
+        if (any(e is not None and e.startswith("tcp://") for e in (control, observe)) or transport == "tcp"
+                or (links is not None and links.tcp())):
+            from bot4.services.security import CurveGuard, Transport
 
             if keys is None:
                 raise ValueError("tcp endpoints need keys (a CURVE keys directory, `bot4 keys generate DIR`)")
             guard = CurveGuard(ctx, keys)
+            link_tr = Transport(ctx, keys, client, guard=guard)
         if observe is not None:
             observer = ConflatingPublisher(ctx, observe, keys=keys, guard=guard, announce=announce)
             if observers:
@@ -258,40 +339,55 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
         if processes or control == "auto" or venue_service:
             tmp = tempfile.mkdtemp(prefix="bot4-paper-")
         tag = uuid.uuid4().hex
+        if processes and links is None:
+            links = local_links(str(tmp), transport, venue=venue_service, replay=bool(restarts),
+                                control=control is not None)
         if control is not None:
             endpoint = f"ipc://{tmp}/ctl" if control == "auto" else control
-            server = ControlServer(ctx, endpoint, f"ipc://{tmp}/ctlpub" if processes else f"inproc://ctl-{tag}",
-                                   announce=announce, keys=keys, guard=guard)
+            if links is not None and links.control_pub is None:
+                raise ValueError("a control endpoint with links needs links.control_pub (where the engines "
+                                 "take the commands)")
+            publish = links.control_pub if links is not None else f"inproc://ctl-{tag}"
+            assert publish is not None
+            server = ControlServer(ctx, endpoint, publish, announce=announce, keys=keys, guard=guard,
+                                   engines=len(groups))
             sub.setsockopt(zmq.SUBSCRIBE, c.CONTROL_REPLIES)
             if on_control is not None:
                 on_control(server.endpoint)  # (the bound address: tcp port 0 becomes the port chosen)
         ctl_pub = server.xpub.getsockopt_string(zmq.LAST_ENDPOINT) if server is not None else None
         if processes:
-            md, outp = f"ipc://{tmp}/md", f"ipc://{tmp}/out"
+            from bot4.services.security import bind_link
+
+            assert links is not None
+            md, outp = links.md, links.out
             # The collector binds before the engine starts, so the engine's outputs have their peer
             # from the engine's first frame on.
-            sub.bind(outp)
+            outp = bind_link(sub, outp, "out", link_tr)
             if isinstance(data, (str, os.PathLike, list, tuple)) or data is None:
                 feed_source = source
             else:
                 feed_source = Source(first, venue, seed, n_events, part_events)
             spawn = mp.get_context("spawn")
             q: Any = spawn.Queue()
-            venue_ep = f"ipc://{tmp}/venue" if venue_service else None
-            replay_ep = f"ipc://{tmp}/replay" if restarts else None
+            venue_ep = links.venue if venue_service else None
+            replay_ep = links.replay if restarts else None
             done = spawn.Event()
+            keys_arg = str(keys) if keys is not None else None
 
             def engine_process(recover: bool, k: int = 0) -> Any:
                 return spawn.Process(target=_engine_main, name=f"bot4-engine-{k}" if sharded else "bot4-engine",
                                      args=(md, outp, shard_kwargs(k), q, ctl_pub, venue_ep, recover, replay_ep,
-                                           f"engine-{k}" if sharded else "engine"))
-            procs = [engine_process(False, k) for k in range(len(groups))]
-            procs.append(spawn.Process(target=_feed_main, name="bot4-feed",
-                                       args=(md, feed_source, speed, batch_events, fault_frames, q, md_subscribers,
-                                             replay_ep, done if replay_ep else None)))
-            if venue_ep is not None:
-                procs.append(spawn.Process(target=_venue_main, args=(md, venue_ep, venue_kwargs, q, len(groups)),
-                                           name="bot4-venue"))
+                                           f"engine-{k}" if sharded else "engine", keys_arg, client))
+            procs: list[Any] = []
+            if not remote:
+                procs = [engine_process(False, k) for k in range(len(groups))]
+                procs.append(spawn.Process(target=_feed_main, name="bot4-feed",
+                                           args=(md, feed_source, speed, batch_events, fault_frames, q,
+                                                 md_subscribers, replay_ep, done if replay_ep else None, keys_arg,
+                                                 client)))
+                if venue_ep is not None:
+                    procs.append(spawn.Process(target=_venue_main, name="bot4-venue",
+                                               args=(md, venue_ep, venue_kwargs, q, len(groups), keys_arg, client)))
             for p in procs[::-1]:  # the venue and the feed first: the engines connect to them
                 p.start()
             if on_engine_start is not None:
@@ -301,15 +397,18 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
 
             def failed() -> bool:
                 nonlocal restarted
-                if procs[0].exitcode not in (None, 0) and restarted < restarts:
-                    restarted += 1
-                    procs[0] = engine_process(True)
-                    procs[0].start()
-                    if on_engine_start is not None:
-                        on_engine_start(procs[0].pid)
-                    return False
+                for k in range(len(groups) if procs else 0):
+                    if procs[k].exitcode not in (None, 0) and restarted < restarts:
+                        # (each engine on its own: a shard's restart leaves the others running)
+                        restarted += 1
+                        procs[k] = engine_process(True, k)
+                        procs[k].start()
+                        if on_engine_start is not None:
+                            on_engine_start(procs[k].pid)
+                        return False
                 return any(p.exitcode not in (None, 0) for p in procs)
-            collected = _collect(sub, timeout_s, failed, server, observer, shard_of=shard_of, scores=scored, perf=perf_collector)
+            collected = _collect(sub, timeout_s, failed, server, observer, engines=len(groups), scores=scored,
+                                 perf=perf_collector)
             done.set()
             results["restarts"] = restarted
             if collected is None:
@@ -366,8 +465,12 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
             observed = observer.close()
         if server is not None:
             server.close()
-        sub.close()
+        if link_tr is not None:
+            link_tr.close(sub)  # (its handshake counts are kept)
+        else:
+            sub.close()
         if guard is not None:
+            security = {**guard.counters(), **(link_tr.counters() if link_tr is not None else {})}
             guard.stop()
         ctx.term()
         if tmp is not None:
@@ -387,7 +490,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                                  **({"venue": results.get("venue", {})} if venue_service else {}),
                                  **({"supervisor": {"engine_restarts": results.get("restarts", 0)}} if restarts else {}),
                                  **({"observer": observed} if observer is not None else {}),
-                                 **({"security": guard.counters()} if guard is not None else {}),
+                                 **({"security": security} if guard is not None else {}),
                                  **({"control": dict(server.counters)} if server is not None else {})},
                        journal=Path(journal) if journal is not None else None,
                        control=server.endpoint if server is not None else None,
@@ -427,7 +530,7 @@ def _shard_groups(shards: Sequence[Sequence[int]] | None, specs: Mapping[int, An
 
 
 def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServer | None = None,
-             observer: ConflatingPublisher | None = None, shard_of: Mapping[int, int] | None = None,
+             observer: ConflatingPublisher | None = None, engines: int = 1,
              scores: list | None = None,
              perf: Any = None) -> tuple | None:
     codecs = {t: c.Codec(t) for t in _COLLECT}
@@ -437,11 +540,12 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
     pnl = 0.0
     idle = 0.0
     step = 0.2
-    accepted = skip = index = 0
+    # Per engine (a shard's outputs carry its name after the topic): outputs accepted, how many
+    # of a restarted engine's repeated outputs to drop, and its outputs since it (re)started.
+    place: dict[bytes, list[int]] = {}
     recovery = {"engine_restarts": 0, "repeated_outputs": 0}
-    engines = len(set(shard_of.values())) if shard_of else 1
     stopped = 0
-    equity: dict[int, float] = {}  # engine -> its last total equity
+    equity: dict[bytes, float] = {}  # engine -> its last total equity
     poller = zmq.Poller()
     for s in (sub, *(server.sockets if server is not None else ())):
         poller.register(s, zmq.POLLIN)
@@ -468,20 +572,24 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
         if len(parts) != 2:
             continue
         topic, frame = parts
+        at = topic.find(SOURCE_SEP)
+        source = topic[at + 1:] if at >= 0 else b"engine"
+        topic = topic[:at] if at >= 0 else topic
+        mine = place.setdefault(source, [0, 0, 0])  # accepted, skip, index
         if not topic.startswith(c.TELEMETRY):
             # Every engine output but telemetry is a deterministic sequence; a restarted engine
-            # repeats it from the start, and what we already have is dropped by its place.
-            index += 1
-            if index <= skip:
+            # repeats it from the start, and what we already have of it is dropped by its place.
+            mine[2] += 1
+            if mine[2] <= mine[1]:
                 recovery["repeated_outputs"] += 1
                 continue
-            accepted += 1
+            mine[0] += 1
         if server is not None and topic.startswith(c.CONTROL_REPLIES):
-            server.on_reply(frame)
+            server.on_reply(frame, source.decode(errors="replace"))
             continue
         msg = codecs[c.topic_of(topic)].decode(frame)
         if isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "starting":
-            skip, index = accepted, 0
+            mine[1], mine[2] = mine[0], 0
             recovery["engine_restarts"] += 1
             continue
         if observer is not None and not isinstance(msg, c.Rejection):
@@ -497,7 +605,7 @@ def _collect(sub: zmq.Socket, timeout_s: float, failed: Any, server: ControlServ
         elif isinstance(msg, c.Decision):
             decisions += 1
         elif isinstance(msg, c.Position):
-            equity[shard_of.get(msg.instrument, 0) if shard_of else 0] = msg.total_equity
+            equity[source] = msg.total_equity
             pnl = sum(equity.values())
         elif isinstance(msg, c.Heartbeat) and msg.service == "engine" and msg.state == "stopping":
             stopped += 1

@@ -169,19 +169,24 @@ def _venue_of(sim: Any, spec: Any) -> Any:
 
 
 def run_venue(ctx: zmq.Context, md_endpoint: str, endpoint: str, service: VenueService, *, engines: int = 1,
-              stop: Any = None, ready: Any = None, idle_timeout_s: float = 600.0) -> dict[str, Any]:
+              stop: Any = None, ready: Any = None, idle_timeout_s: float = 600.0,
+              transport: Any = None) -> dict[str, Any]:
     """The venue service over sockets: SUB on the feed at `md_endpoint`, ROUTER bound at
     `endpoint`; returns its summary once `engines` engines sent their final exchange. ready: an
     object with set() called once bound; stop: an Event that ends it early; idle_timeout_s: no
-    frame for that long is an error (TimeoutError)."""
+    frame for that long is an error (TimeoutError). transport: how the endpoints are bound and
+    connected (bot4.services.security.Transport; required for tcp, CURVE on every link; its
+    counters join the summary as security.*)."""
+    from bot4.services.security import bind_link, close_link, connect_link
+
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 5_000)
-    router.bind(endpoint)
+    bind_link(router, endpoint, "venue", transport)
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 2_000)
     sub.setsockopt(zmq.RCVHWM, 0)  # (the feed never drops: a full queue blocks it, not us)
     sub.setsockopt(zmq.SUBSCRIBE, c.MARKET)
-    sub.connect(md_endpoint)
+    connect_link(sub, md_endpoint, "md", transport)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     poller.register(router, zmq.POLLIN)
@@ -239,21 +244,25 @@ def run_venue(ctx: zmq.Context, md_endpoint: str, endpoint: str, service: VenueS
                     continue
                 router.send_multipart((who, c.VENUE, service.answer(msg)))
             parked = still
-        return service.summary()
+        summary = service.summary()
+        if transport is not None:
+            summary.update({f"security.{k}": v for k, v in transport.counters().items()})
+        return summary
     finally:
         sub.close()
-        router.close()
+        close_link(router, transport)
 
 
-def venue_link(ctx: zmq.Context, endpoint: str, timeout_s: float = 60.0) -> tuple[Any, Any]:
+def venue_link(ctx: zmq.Context, endpoint: str, timeout_s: float = 60.0, transport: Any = None) -> tuple[Any, Any]:
     """A DEALER connected to the venue at `endpoint` and call(frame) -> reply frame over it (a
     VenueLinkError when no reply comes within timeout_s). Returns (call, socket); close the
-    socket when done."""
+    socket when done. transport: as run_venue's (CURVE client on tcp)."""
     from bot4.errors import VenueLinkError
+    from bot4.services.security import connect_link
 
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 2_000)
-    sock.connect(endpoint)
+    connect_link(sock, endpoint, "venue", transport)
     ms = int(timeout_s * 1000)
 
     def call(frame: bytes) -> Any:
