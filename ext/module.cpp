@@ -15,6 +15,7 @@ void bind_risk(py::module_& m);
 void bind_orders(py::module_& m);
 void bind_engine(py::module_& m);
 void bind_ingest(py::module_& m);
+void bind_portfolio(py::module_& m);
 }  // namespace bot4::ext
 
 PYBIND11_MODULE(_core, m) {
@@ -40,4 +41,6 @@ PYBIND11_MODULE(_core, m) {
   bot4::ext::bind_engine(engine);
   py::module_ ingest = m.def_submodule("ingest", "native venue decoders (streaming gzip + fixed-schema JSON)");
   bot4::ext::bind_ingest(ingest);
+  py::module_ portfolio = m.def_submodule("portfolio", "the per-decision portfolio step (blend, select, size)");
+  bot4::ext::bind_portfolio(portfolio);
 }

@@ -9,6 +9,7 @@ from bot4._core import features as features
 from bot4._core import inference as inference
 from bot4._core import ingest as ingest
 from bot4._core import orders as orders
+from bot4._core import portfolio as portfolio
 from bot4._core import risk as risk
 from bot4._core import sim as sim
 from bot4._core import simd as simd

@@ -37,6 +37,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         import msgspec
 
         config = msgspec.structs.replace(config, sizer=args.sizer)
+    if getattr(args, "step", None) is not None:
+        import msgspec
+
+        config = msgspec.structs.replace(config, step=args.step)
     for p in args.data:     # one by one: several venues side by side are one portfolio
         check_sources([p])
     if args.out is not None:
@@ -90,6 +94,8 @@ def add_portfolio_command(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", metavar="DIR", help="new folder for report.html and result.json (default runs/<time>-portfolio)")
     b.add_argument("--sizer", choices=("fixed", "rl"), help="override the config's sizer: 'rl' trains the constrained "
                    "RL sizer on the first rl_train_fraction of the trading steps and compares it with the fixed one")
+    b.add_argument("--step", choices=("core", "python"), help="override the config's portfolio step: 'core' (C++, "
+                   "the default) or 'python' (the reference implementation)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_backtest)

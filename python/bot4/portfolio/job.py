@@ -121,6 +121,7 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     run_alternative: bool = True        # the second backtest (alternative policy, deterministic)
     ope_memory: int = 1                 # grid steps a lane's action keeps affecting its rewards (OPE weights)
     sizer: Literal["fixed", "rl"] = "fixed"   # "rl": the constrained RL sizer scales the sizes after rl_train_fraction
+    step: Literal["core", "python"] = "core"  # the portfolio step: in the core (C++), or the Python reference
     rl_train_fraction: float = 0.5      # of the trading steps: logged with exploration, then the RL sizer trains
     rl_epsilon: float = 0.3             # exploration of the logged multiplier around 1 (sizer = "rl")
     rl: RLSizerConfig = msgspec.field(default_factory=RLSizerConfig)   # [rl] in TOML
@@ -402,6 +403,7 @@ class Coordinator:
         self.counters = {"skipped_min_qty": 0, "skipped_min_notional": 0} | {f"vetoed_{k}": 0 for k in LIMIT_NAMES}
         self.held_back = 0
         self.no_risk_estimate = 0
+        self.not_probability = 0                  # lanes whose p was finite but outside [0, 1] (no view)
         self.within_band = 0
         self.steps = 0
         self.max_exposure = np.zeros(n)
@@ -430,6 +432,13 @@ class Coordinator:
         self.rl_error: str | None = None
         self.now = 0
         self.breaches_held_out = dict.fromkeys(LIMIT_NAMES, 0)
+        # the step in the core (config.step == "core"): loaded once, one call per decision
+        self.core: Any = None
+        if config.step == "core" and signals is not None:
+            from bot4.portfolio.core_step import build_core_step
+
+            self.core = build_core_step(lanes, config, signals, bars, bar_ends, self.latest, self.rng,
+                                        fixed_action=fixed_action)
 
     # -- signals --------------------------------------------------------------------------------
     def _latest_rows(self):
@@ -495,7 +504,61 @@ class Coordinator:
         return w[np.isfinite(w).all(axis=1)] if len(w) else w
 
     def plan(self, ts: int) -> np.ndarray:
-        """The portfolio step at `ts`: targets (engine lots per lane) from the lanes' latest state."""
+        """The portfolio step at `ts`: targets (engine lots per lane) from the lanes' latest state
+        (in the core unless config.step is "python"; the Python step below is the reference)."""
+        if self.core is not None:
+            return self._plan_core(ts)
+        return self._plan_python(ts)
+
+    def _plan_core(self, ts: int) -> np.ndarray:
+        """plan() through bot4._core.portfolio.PortfolioStep (same targets, rounds, counters and
+        logs as _plan_python). An instance-level `blended` (a test's or a study's views) is fed to
+        the core's step_views instead of the loaded signal rows."""
+        t_start = time.perf_counter_ns()
+        core = self.core
+        core.project = not self.rl_mode
+        if "blended" in self.__dict__:
+            mu_, sigma_, p_ = self.blended(ts)
+            r = core.step_views(ts, mu_, sigma_, p_, self.pos, self.mid, self.pnl, self.peak)
+        else:
+            r = core.step(ts, self.pos, self.mid, self.pnl, self.peak)
+        mu, sigma, p, score, unit = r.mu, r.sigma, r.p, r.score, r.unit
+        scen = r.scenarios
+        self._scen = scen
+        self.peak = r.peak
+        self.no_risk_estimate += int(r.no_risk)
+        self.not_probability += int(r.not_probability)
+        if r.has_corr:
+            self.log.corr_topk.append(r.corr_topk)
+            self.log.corr_div.append(r.corr_div)
+        chosen = r.chosen
+        for k, a, prop, g in zip(chosen, r.action, r.propensity, r.greedy):
+            self.open_rounds.append(Round(self.steps, k, (float(mu[k]), float(sigma[k]), float(p[k]), float(score[k])),
+                                          int(a), float(prop), int(g)))
+        positions = r.positions
+        if self.rl_mode:
+            st = PortfolioState(r.equity, r.peak, positions, self.lanes.groups, self.lanes.allow_short, scen)
+            mult, proj = self._rl_size(ts, r.want, st, score, p, chosen, r.window, scen)
+            binding = tuple(proj.binding)
+            r = core.finish(proj.action, list(binding))
+        else:
+            mult, binding = 1.0, r.binding
+        if binding:
+            self.projections += 1
+            for name in binding:
+                self.projected[name] += 1
+        for key, v in r.counters.items():
+            self.counters[key] += v
+        self.within_band += int(r.within_band)
+        self.target = r.target
+        self.has_plan = True
+        self.steps += 1
+        self.step_ns.append(time.perf_counter_ns() - t_start)
+        self._log_step(ts, mult, binding, r.equity, positions, unit)
+        return self.target
+
+    def _plan_python(self, ts: int) -> np.ndarray:
+        """The Python portfolio step (the reference of the core's)."""
         from bot4.portfolio.ope import epsilon_greedy
         from bot4.portfolio.risk_measures import conservative_cvar
         from bot4.portfolio.selection import greedy_penalty, mean_pairwise, rolling_correlation, top_k
@@ -513,6 +576,10 @@ class Coordinator:
         self._scen = scen
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             view = np.isfinite(mu) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(p) & np.isfinite(self.mid)
+            # a p outside [0, 1] is no probability (|2p - 1| overflowed on p ~ 1e308): no view, counted
+            not_prob = np.isfinite(p) & ((p < 0) | (p > 1))
+            self.not_probability += int(not_prob.sum())
+            view &= ~not_prob
             view &= np.abs(mu) >= max(cfg.min_edge_bp, 1e-12)
             view &= (p - 0.5) * np.sign(mu) > 0
             view &= self.lanes.allow_short | (mu > 0)      # a short view on a long-only lane is no candidate
@@ -583,24 +650,27 @@ class Coordinator:
         self.has_plan = True
         self.steps += 1
         self.step_ns.append(time.perf_counter_ns() - t_start)
-        # log
-        cap = lambda x: x * st.equity  # noqa: E731
+        self._log_step(ts, mult, tuple(proj.binding), st.equity, st.positions, unit)
+        return self.target
+
+    def _log_step(self, ts: int, mult: float, binding: tuple, equity: float, positions: np.ndarray,
+                  unit: np.ndarray) -> None:
+        cap = lambda x: x * equity  # noqa: E731
         self.log.ts.append(ts)
         self.log.step.append(self.step)
         self.log.multiplier.append(mult)
-        self.log.binding.append(tuple(proj.binding))
-        self.log.equity.append(st.equity)
-        self.log.exposure.append(st.positions.copy())
-        self.log.gross.append(float(np.abs(st.positions).sum()))
-        self.log.net.append(float(st.positions.sum()))
-        self.log.max_group.append(max(float(np.abs(st.positions[self.lanes.groups == g]).sum())
+        self.log.binding.append(tuple(binding))
+        self.log.equity.append(equity)
+        self.log.exposure.append(positions.copy())
+        self.log.gross.append(float(np.abs(positions).sum()))
+        self.log.net.append(float(positions.sum()))
+        self.log.max_group.append(max(float(np.abs(positions[self.lanes.groups == g]).sum())
                                       for g in np.unique(self.lanes.groups)))
         self.log.caps.append((cap(self.full.max_position), cap(self.full.max_group_gross), cap(self.full.max_gross),
                               cap(self.full.max_net)))
         u = np.where(np.isfinite(unit), unit, 0.0)
-        budget = self.full.risk_per_trade * st.equity * cfg.top_k
-        self.log.risk_used.append(float(np.sum(np.abs(st.positions) * u) / budget) if budget > 0 else float("nan"))
-        return self.target
+        budget = self.full.risk_per_trade * equity * self.cfg.top_k
+        self.log.risk_used.append(float(np.sum(np.abs(positions) * u) / budget) if budget > 0 else float("nan"))
 
     # -- the RL sizer ---------------------------------------------------------------------------
     def _rl_features(self, st: PortfolioState, score, p, chosen: list[int], w: np.ndarray,

@@ -1,0 +1,92 @@
+#pragma once
+// Risk-budget sizing, the safety projection and lot-rounded order planning of the portfolio step
+// (bot4.portfolio.sizing is the reference; METHODS.md §7, §16). Exposures are signed notionals in
+// the account currency; limits are fractions of equity.
+//
+//   risk_budget   a_i = sign(d_i) clip(k_i, 0, 1) risk_per_trade max(0, E) / max(u_i, min_unit_risk)
+//   project       clip to the box [lo_i, hi_i] (no shorts where forbidden; after the drawdown
+//                 stop reduce-only), then scale toward zero by every group's gross, the gross, the
+//                 net and the portfolio CVaR over the scenarios in turn; each scaled result is
+//                 checked with the exact comparison the caller uses (factor nudged down until it
+//                 holds), so a projected action meets every limit without tolerance and a
+//                 feasible one comes back bit-identical.
+//   plan_orders   targets rounded toward zero to the lot step, trades below the venue minimum
+//                 quantity or notional skipped (counted), then accepted (reductions first, larger
+//                 first) only while no limit is breached or worsened (vetoes counted by limit).
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace bot4::portfolio {
+
+enum Limit : int { kBox = 0, kGroup = 1, kGross = 2, kNet = 3, kRisk = 4 };
+constexpr size_t kLimits = 5;
+constexpr const char* kLimitNames[kLimits] = {"box", "group", "gross", "net", "risk"};
+
+struct SizingLimits {
+  double risk_per_trade = 0.01;
+  double max_position = 0.5;
+  double max_group_gross = 1.0;
+  double max_gross = 2.0;
+  double max_net = 1.0;
+  double max_drawdown = 0.10;
+  double cvar_level = 0.95;
+  double max_portfolio_cvar = 0.02;
+  double min_unit_risk = 0.0005;
+};
+
+// One lane's venue rules (quantities in venue units, notional in quote).
+struct LaneRules {
+  int group = 0;               // integer group id
+  double lot_step = 1.0;       // quantity grid
+  double min_qty = 0.0;
+  double min_notional = 0.0;
+  bool allow_short = true;
+  bool inverse = false;        // notional = qty x contract_size (quote), not qty x price
+  double contract_size = 1.0;
+  double unit_value(double price) const { return inverse ? contract_size : price * contract_size; }
+};
+
+// What the feasible set depends on (positions: signed notionals; scenarios: T x n row-major or
+// none).
+struct SizingState {
+  double equity = 0.0;
+  double peak_equity = 0.0;
+  const double* positions = nullptr;
+  size_t n = 0;
+  const double* scenarios = nullptr;
+  size_t scenario_rows = 0;
+  double drawdown() const;
+  bool stopped(const SizingLimits& l) const;
+};
+
+using Violations = std::array<double, kLimits>;
+using OrderCounters = std::array<int64_t, 2 + kLimits>;  // skipped_min_qty, skipped_min_notional, vetoed_<limit>
+
+class RiskBudgetSizer {
+ public:
+  // rules: one per lane; groups are the distinct rule groups in ascending order.
+  void configure(std::vector<LaneRules> rules);
+  const std::vector<LaneRules>& rules() const { return rules_; }
+  size_t n() const { return rules_.size(); }
+
+  void box_bounds(const SizingState& st, const SizingLimits& l, std::vector<double>& lo, std::vector<double>& hi) const;
+  // `a` projected in place; `binding` receives the limits that changed it (a name per group).
+  void project(std::vector<double>& a, const SizingState& st, const SizingLimits& l, std::vector<int>& binding);
+  Violations violations(const double* a, const SizingState& st, const SizingLimits& l);
+  // orders (venue quantity per lane) and the counters; `positions_out` the notionals afterwards.
+  void plan_orders(const std::vector<double>& targets, const std::vector<double>& positions_qty,
+                   const std::vector<double>& prices, double fx, const SizingState& st, const SizingLimits& l,
+                   std::vector<double>& orders, std::vector<double>& positions_out, OrderCounters& counters);
+
+ private:
+  double measure(int kind, int group, const double* a, const SizingState& st, const SizingLimits& l);
+  bool shrink(std::vector<double>& a, int kind, int group, double cap, const SizingState& st, const SizingLimits& l);
+
+  std::vector<LaneRules> rules_;
+  std::vector<int> group_ids_;  // distinct, ascending
+  std::vector<double> tmp_, tmp2_, tmp3_, lo_, hi_, trial_, b_;
+};
+
+}  // namespace bot4::portfolio
