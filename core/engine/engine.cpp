@@ -38,6 +38,14 @@ struct Lane {
   std::unique_ptr<book::L3Book> l3;
   const book::L2Book* view = nullptr;
   std::vector<float> row_f;
+  // Window models read the last L feature rows, oldest first, flattened (bot4.research.windows):
+  // the lane keeps the last `window` rows in a ring stored twice over ([2 * window][F], row r at
+  // slots r % window and r % window + window), so every window is one contiguous span.
+  std::vector<size_t> model_rows;  // feature rows each model slot reads (1: the current row)
+  size_t window = 1;               // the most rows any slot reads
+  std::vector<float> ring;
+  uint64_t rows_seen = 0;          // rows pushed since the start
+  size_t rows_held = 0;            // rows in the ring (<= window)
   int64_t row_t = 0;
   double row_vol_bp = 0.0;  // ewma_vol of the row, bp per return sample
   double row_vpin = 0.0;
@@ -52,6 +60,57 @@ struct Lane {
   int64_t taken_late_fill_ts = INT64_MIN;
   uint64_t taken_new_orders = 0;
 };
+
+// Feature rows a model reads: its input width is L whole feature rows (L = 1: the current row).
+bool rows_read(const inference::Model* model, size_t& rows, std::string& error) {
+  constexpr size_t kMaxWindowRows = 4096;
+  const size_t f = static_cast<size_t>(features::FeatureEngine::columns());
+  if (model == nullptr) {
+    error = "no model given";
+    return false;
+  }
+  const size_t n = model->n_features();
+  if (n == 0 || n % f != 0 || n / f > kMaxWindowRows) {
+    error = "model input width " + std::to_string(n) + " does not match the feature engine's columns (" +
+            std::to_string(f) + ", or a window of L whole feature rows, L * " + std::to_string(f) + " with L <= " +
+            std::to_string(kMaxWindowRows) + ")";
+    return false;
+  }
+  rows = n / f;
+  return true;
+}
+
+// Grows the ring to `rows` rows (never shrinks), keeping the rows it holds.
+void grow_window(Lane& l, size_t rows) {
+  if (rows <= l.window && !l.ring.empty()) return;
+  const size_t f = l.row_f.size();
+  const size_t w = std::max(rows, l.window);
+  std::vector<float> ring(2 * w * f);
+  for (size_t k = 0; k < l.rows_held; ++k) {
+    const uint64_t r = l.rows_seen - l.rows_held + k;
+    const float* src = l.ring.data() + (r % l.window) * f;
+    std::copy(src, src + f, ring.data() + (r % w) * f);
+    std::copy(src, src + f, ring.data() + (r % w + w) * f);
+  }
+  l.ring = std::move(ring);
+  l.window = w;
+}
+
+void push_row(Lane& l) {
+  const size_t f = l.row_f.size();
+  const size_t s = l.rows_seen % l.window;
+  std::copy(l.row_f.begin(), l.row_f.end(), l.ring.begin() + static_cast<std::ptrdiff_t>(s * f));
+  std::copy(l.row_f.begin(), l.row_f.end(), l.ring.begin() + static_cast<std::ptrdiff_t>((s + l.window) * f));
+  ++l.rows_seen;
+  l.rows_held = std::min(l.rows_held + 1, l.window);
+}
+
+// The window of the last `rows` rows (oldest first), or nullptr while fewer have arrived.
+const float* window_of(const Lane& l, size_t rows) {
+  if (l.rows_held < rows) return nullptr;
+  const size_t first = static_cast<size_t>((l.rows_seen - rows) % l.window);
+  return l.ring.data() + first * l.row_f.size();
+}
 }  // namespace
 
 struct Engine::Impl {
@@ -122,7 +181,15 @@ struct Engine::Impl {
   void decide(Lane& l, int64_t t, uint64_t t0, uint64_t t1, uint64_t t2) {
     ++out.counters.decisions;
     ++l.decisions;
-    for (size_t i = 0; i < l.models.size(); ++i) l.outputs[i] = l.models[i]->predict_one(l.row_f.data());
+    for (size_t i = 0; i < l.models.size(); ++i) {
+      if (l.model_rows[i] == 1) {
+        l.outputs[i] = l.models[i]->predict_one(l.row_f.data());
+      } else {
+        // A window model has no prediction until L rows have arrived (NaN: no decision).
+        const float* w = window_of(l, l.model_rows[i]);
+        l.outputs[i] = w != nullptr ? l.models[i]->predict_one(w) : std::nan("");
+      }
+    }
     for (size_t i = 1; i < l.outputs.size(); ++i)
       out.scores.push_back(ScoreRec{t, l.outputs[i], l.spec.id, static_cast<uint32_t>(i)});
     const double p = l.outputs.empty() ? std::nan("") : l.outputs[0];
@@ -289,16 +356,18 @@ bool Engine::add_instrument(const InstrumentSpec& spec, strategy::Strategy* stra
             ": an inverse instrument needs a finite contract_size > 0 that is a whole number of ticks";
     return false;
   }
+  std::vector<size_t> model_rows;
   for (const auto* model : models) {
-    if (model == nullptr || model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
-      error = "model input width does not match the feature engine's columns";
-      return false;
-    }
+    size_t rows = 0;
+    if (!rows_read(model, rows, error)) return false;
+    model_rows.push_back(rows);
   }
   Lane l;
   l.spec = spec;
   l.strategy = strategy;
   l.models = std::move(models);
+  l.model_rows = std::move(model_rows);
+  for (size_t rows : l.model_rows) l.window = std::max(l.window, rows);
   l.outputs.assign(l.models.size(), std::nan(""));
   l.venue = venue;
   l.book_only = strategy->book_only();
@@ -340,6 +409,7 @@ bool Engine::start(std::string& error) {
     if (!m.fe.add_instrument(setup, error)) return false;
     l.view = m.fe.book_view(setup.id);
     l.row_f.resize(features::FeatureEngine::columns());
+    if (l.window > 1) grow_window(l, l.window);
     m.features_used = true;
   }
   execution::RouterSetup rs;
@@ -364,6 +434,7 @@ bool Engine::start(std::string& error) {
           Lane* l = m.lane_of(id);
           if (l == nullptr) return;
           for (size_t i = 0; i < l->row_f.size(); ++i) l->row_f[i] = static_cast<float>(row[i]);
+          if (!l->ring.empty()) push_row(*l);
           l->row_t = t;
           l->row_vol_bp = row[features::f_ewma_vol];
           l->row_vpin = row[features::f_vpin];
@@ -580,15 +651,8 @@ bool Engine::set_config(const EngineConfig& next, std::string& error) {
 
 bool Engine::swap_model(size_t slot, inference::Model* model, std::string& error) {
   Impl& m = *impl_;
-  if (model == nullptr) {
-    error = "no model given";
-    return false;
-  }
-  if (model->n_features() != static_cast<size_t>(features::FeatureEngine::columns())) {
-    error = "model input width " + std::to_string(model->n_features()) + " does not match the feature engine's " +
-            std::to_string(features::FeatureEngine::columns()) + " columns";
-    return false;
-  }
+  size_t rows = 0;
+  if (!rows_read(model, rows, error)) return false;
   size_t reading = 0;
   for (const auto& l : m.lanes) {
     if (l.book_only) continue;
@@ -608,10 +672,15 @@ bool Engine::swap_model(size_t slot, inference::Model* model, std::string& error
     if (l.book_only) continue;
     if (slot == l.models.size()) {
       l.models.push_back(model);
+      l.model_rows.push_back(rows);
       l.outputs.push_back(std::nan(""));
     } else {
       l.models[slot] = model;
+      l.model_rows[slot] = rows;
     }
+    // A longer window than the lane keeps: the ring grows now, keeping the rows it has; the model
+    // predicts once it has L of them.
+    if (rows > 1 && (rows > l.window || l.ring.empty())) grow_window(l, rows);
   }
   return true;
 }

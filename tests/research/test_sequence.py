@@ -1,6 +1,6 @@
 """The sequence models (LSTM, attention): ONNX Runtime (Python and the core's C API path) against torch
 on test windows (<= 1e-5), determinism under a seed, the purged early-stopping fold, the graph's own
-imputation and standardisation, refusals of bad windows, and real-data training and purged
+imputation and standardisation, refusals of bad windows, the engine running one, and real-data training and purged
 walk-forward validation."""
 
 from __future__ import annotations
@@ -179,13 +179,25 @@ def test_train_on_real_windows_through_the_core(kind, ref_data, tmp_path):
 
 
 @pytest.mark.realdata
-def test_the_engine_refuses_a_window_model(ref_data, tmp_path):
-    """The engine feeds one feature row per decision: a window model is refused, not misread."""
+def test_the_engine_runs_a_window_model(ref_data, tmp_path):
+    """The engine keeps the last L feature rows per instrument: a window model trained by the
+    pipeline decides from the L-th row on, on the same windows the research pipeline builds."""
+    import msgspec
+
     import bot4.backtest as backtest
+    from bot4.features import compute
+    from bot4.research.windows import window_rows
 
     train(ref_data, TrainConfig(model="attention", sequence_length=4), tmp_path / "m", progress=False)
-    with pytest.raises(ValueError, match="model input width does not match the feature engine's columns"):
-        backtest.run(ref_data, str(tmp_path / "m"), progress=False)
+    model = bot4.models.load(tmp_path / "m")
+    res = backtest.run(ref_data, str(tmp_path / "m"), progress=False)
+    p = res.decisions["p"]
+    assert np.isnan(p[:3]).all() and np.isfinite(p[3:]).all()
+    fs = compute(ref_data, msgspec.structs.replace(model.feature_config, decision="message"), progress=False)
+    matrix = np.ascontiguousarray(fs.matrix, dtype=np.float32)
+    assert matrix.shape[0] == p.size
+    some = np.random.default_rng(0).choice(np.arange(3, p.size), 100, replace=False)
+    np.testing.assert_array_equal(p[some], [model.predict_one(w) for w in window_rows(matrix, some, 4)])
 
 
 @pytest.mark.realdata

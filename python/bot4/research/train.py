@@ -48,8 +48,9 @@ class TrainConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     `model` picks the classifier (bot4.research.zoo.ALL_KINDS); the tree settings apply to XGBoost and
     are mapped for LightGBM. `sequence_length` L > 1 makes each sample the window of its last L
     feature rows (required, >= 2, by the sequence models 'lstm' and 'attention'; such a model takes
-    L * F inputs, which the core's ONNX Runtime path runs on windows, while the engine feeds one row
-    per decision). ValueError at construction for an unknown model, calibration or regime kind.
+    L * F inputs, which the core's ONNX Runtime path runs on windows; in a backtest or paper session
+    the engine keeps the last L feature rows of each instrument and predicts from the first full
+    window on). ValueError at construction for an unknown model, calibration or regime kind.
     """
 
     model: str = "xgboost"              # bot4.research.zoo.ALL_KINDS: xgboost, lightgbm, logistic, mlp,
