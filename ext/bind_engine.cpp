@@ -42,6 +42,11 @@ EngineConfig engine_config_from(const py::dict& d) {
     else if (section == "sizing") c.sizing = config_from<risk::SizingConfig>(item.second, "sizing");
     else if (section == "pre_trade") c.pre_trade = config_from<risk::PreTradeConfig>(item.second, "pre_trade");
     else if (section == "kill_switch") c.kill_switch = config_from<risk::KillSwitchConfig>(item.second, "kill_switch");
+    else if (section == "ensemble") {
+      c.ensemble = config_from<inference::EnsembleConfig>(item.second, "ensemble");
+      std::string error;
+      if (!inference::Ensemble::validate_fields(c.ensemble, error)) config_error(error);
+    }
     else if (section == "features") {  // the model's FeatureConfig (train/serve parity)
       if (!item.second.is_none()) c.features = feature_config_from_dict(item.second.cast<py::dict>());
     } else if (section == "sim" || section == "strategy") {
@@ -68,6 +73,7 @@ py::dict schema() {
   d["pre_trade"] = config_schema<risk::PreTradeConfig>();
   d["kill_switch"] = config_schema<risk::KillSwitchConfig>();
   d["sim"] = config_schema<sim::SimParams>();
+  d["ensemble"] = config_schema<inference::EnsembleConfig>();
   py::dict strategies;
   strategy::for_each_builtin([&](auto tag) {
     using S = typename decltype(tag)::type;
@@ -718,6 +724,7 @@ class StreamingBacktestHandle {
     if (instrument.is_none()) run_.engine().kill();
     else if (!run_.engine().halt(instrument.cast<uint32_t>())) unknown_instrument(instrument);
   }
+  size_t refresh_ensemble_weights() { return run_.engine().refresh_ensemble_weights(); }
   void flatten(const py::object& instrument) {
     if (instrument.is_none()) run_.engine().flatten();
     else if (!run_.engine().flatten(instrument.cast<uint32_t>())) unknown_instrument(instrument);
@@ -811,8 +818,14 @@ void bind_context(py::module_& m) {
       .def_property_readonly("ask_qty", [](const DecisionContext& c) { return c.top.ask_qty; })
       .def_property_readonly("two_sided", [](const DecisionContext& c) { return c.top.two_sided(); })
       .def_property_readonly("mid", [](const DecisionContext& c) { return c.top.mid(); })
-      .def_property_readonly("p", [](const DecisionContext& c) { return c.model(0); },
-                             "model slot 0's output (P(up)); NaN without a model")
+      .def_property_readonly("p", [](const DecisionContext& c) { return c.probability(); },
+                             "the probability to trade on (P(up)): the ensemble's when one is configured, else "
+                             "model slot 0's output; NaN without a model")
+      .def_readonly("has_ensemble", &DecisionContext::has_ensemble, "an [ensemble] is configured")
+      .def_readonly("ensemble", &DecisionContext::ensemble,
+                    "the ensemble's P(up) after the disagreement breaker (NaN without an ensemble)")
+      .def_readonly("size_scale", &DecisionContext::size_scale,
+                    "the breaker's multiplier on entry sizes, applied by the router (1 without an ensemble)")
       .def_property_readonly("models", [](const DecisionContext& c) {
         return std::vector<double>(c.models, c.models + c.n_models);
       })
@@ -954,6 +967,11 @@ void bind_engine(py::module_& m) {
       .def(py::init<py::object>(), py::arg("obj"))
       .def_property_readonly("object", &CallbackStrategyHandle::object);
   m.attr("PLUGIN_ABI") = strategy::plugin_abi();
+  m.def("check_ensemble", [](const py::dict& section) {
+    const auto c = config_from<inference::EnsembleConfig>(section, "ensemble");
+    std::string error;
+    if (!inference::Ensemble::validate_fields(c, error)) config_error(error);
+  }, py::arg("section"), "ConfigError for an [ensemble] section the core refuses (the checks without the slot count)");
   m.def("echo_config", [](const py::dict& config) {
     // The config as the core parsed it (sections -> fields), for checks that every field arrives.
     const EngineConfig c = engine_config_from(config);
@@ -962,6 +980,7 @@ void bind_engine(py::module_& m) {
     out["sizing"] = config_to(c.sizing);
     out["pre_trade"] = config_to(c.pre_trade);
     out["kill_switch"] = config_to(c.kill_switch);
+    out["ensemble"] = config_to(c.ensemble);
     out["sim"] = config_to(config_from<sim::SimParams>(config.contains("sim") ? py::object(config["sim"]) : py::object(py::none()), "sim"));
     if (config.contains("strategy")) {
       py::dict st = py::dict(config["strategy"]);
@@ -989,6 +1008,9 @@ void bind_engine(py::module_& m) {
       .def("kill", &StreamingBacktestHandle::kill, py::arg("instrument") = py::none(),
            "trip the kill switch (manual): every instrument cancels, closes and stays flat; with an instrument, "
            "that one halts (cancels, closes, its strategy not called again) and the others trade on")
+      .def("refresh_ensemble_weights", &StreamingBacktestHandle::refresh_ensemble_weights,
+           "adaptive ensemble: every instrument's weights recomputed now from the losses so far (a control "
+           "command); the number of instruments refreshed")
       .def("flatten", &StreamingBacktestHandle::flatten, py::arg("instrument") = py::none(),
            "every instrument (or the one given) cancels and closes, then trades again")
       .def("pause", &StreamingBacktestHandle::pause, py::arg("on"), py::arg("instrument") = py::none(),

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "config_dict.hpp"
+#include "inference/ensemble.hpp"
 #include "inference/model.hpp"
 #include "simd/simd_level.hpp"
 
@@ -220,6 +222,45 @@ void bind_inference(py::module_& m) {
       .def_property_readonly("max_depth", [](const Model& self) { return self.trees() ? self.trees()->max_depth() : 0; })
       .def_property_readonly("fallback_reason", &Model::fallback_reason)
       .def_property_readonly("has_calibration", [](const Model& self) { return !self.calibration().empty(); });
+
+  using inference::Ensemble;
+  py::class_<Ensemble>(m, "Ensemble",
+                       "The engine's ensemble stage on its own (inference/ensemble.hpp): one instrument's model "
+                       "slots combined per decision, with the disagreement breaker and the adaptive weights")
+      .def(py::init([](const py::dict& config, size_t n_slots) {
+             const auto cfg = config_from<inference::EnsembleConfig>(config, "ensemble");
+             auto e = std::make_unique<Ensemble>();
+             std::string error;
+             if (!e->configure(cfg, n_slots, error)) config_error(error);
+             return e;
+           }),
+           py::arg("config"), py::arg("n_slots"), "ConfigError for a config that does not fit n_slots slots")
+      .def(
+          "combine",
+          [](Ensemble& self, const std::vector<double>& p, int64_t t, double mid, double vol_bp) {
+            if (p.size() != self.slots())
+              throw py::value_error("combine: " + std::to_string(p.size()) + " outputs for " + std::to_string(self.slots()) +
+                                    " slots");
+            const auto o = self.combine(p.data(), t, mid, vol_bp);
+            static const char* states[] = {"calm", "scaled", "fallback", "undefined"};
+            static const char* refreshes[] = {"", "normal", "fast"};
+            py::dict d;
+            d["p"] = o.p;
+            d["combined"] = o.combined;
+            d["scale"] = o.scale;
+            d["dispersion"] = o.dispersion;
+            d["state"] = states[static_cast<int>(o.state)];
+            d["refresh"] = refreshes[static_cast<int>(o.refresh)];
+            return d;
+          },
+          py::arg("p"), py::arg("t") = 0, py::arg("mid") = 0.0, py::arg("vol_bp") = 0.0,
+          "one decision: {p, combined, scale, dispersion, state, refresh} from the slots' outputs at local time t "
+          "(ns), the book mid (<= 0: none) and the row's ewma_vol (bp)")
+      .def("refresh", &Ensemble::refresh, "adaptive: weights recomputed now (False in the other modes)")
+      .def_property_readonly("weights", &Ensemble::weights, "the normalised weights (weighted, adaptive)")
+      .def_property_readonly("mean_losses", &Ensemble::mean_losses, "adaptive: mean loss per slot (NaN before a label)")
+      .def_property_readonly("resolved", &Ensemble::resolved, "adaptive: predictions resolved with a label")
+      .def_property_readonly("n_slots", &Ensemble::slots);
 }
 
 }  // namespace bot4::ext

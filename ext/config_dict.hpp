@@ -3,10 +3,12 @@
 // the one field list (visit_fields). Unknown keys, wrong types and values outside the declared
 // bounds raise bot4.errors.ConfigError naming section and key.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "common/config_fields.hpp"
 
@@ -44,9 +46,21 @@ T cast_field(py::handle v, const std::string& where) {
   }
 }
 
+// A float_list field: a list (or tuple) of numbers, each checked as a float field.
+template <>
+inline std::vector<double> cast_field<std::vector<double>>(py::handle v, const std::string& where) {
+  if (!py::isinstance<py::list>(v) && !py::isinstance<py::tuple>(v)) config_error(where + " must be a list of numbers");
+  std::vector<double> out;
+  size_t i = 0;
+  for (auto x : v) out.push_back(cast_field<double>(x, where + "[" + std::to_string(i++) + "]"));
+  return out;
+}
+
 template <typename T>
 void check_bounds(const FieldInfo& f, const T& value, const std::string& where) {
-  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+  if constexpr (std::is_same_v<T, std::vector<double>>) {
+    for (size_t i = 0; i < value.size(); ++i) check_bounds(f, value[i], where + "[" + std::to_string(i) + "]");
+  } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
     const double x = static_cast<double>(value);
     if (!std::isfinite(x)) config_error(where + " must be finite");
     if (f.min.set && (f.min.exclusive ? !(x > f.min.value) : !(x >= f.min.value)))

@@ -7,6 +7,7 @@
 // bounds: cfg::ge(x), cfg::gt(x) (min), cfg::le(x), cfg::lt(x) (max) or cfg::any.
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace bot4 {
 
@@ -25,7 +26,7 @@ inline constexpr Bound any{0.0, false, false};
 
 struct FieldInfo {
   const char* name;
-  const char* type;  // "float", "int", "bool", "str"
+  const char* type;  // "float", "int", "bool", "str", "float_list" (min/max bound each element)
   const char* unit;
   const char* doc;
   Bound min;
@@ -35,6 +36,7 @@ struct FieldInfo {
 template <typename T>
 constexpr const char* field_type_name() {
   if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_same_v<T, std::vector<double>>) return "float_list";
   else if constexpr (std::is_floating_point_v<T>) return "float";
   else if constexpr (std::is_integral_v<T>) return "int";
   else return "str";

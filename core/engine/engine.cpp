@@ -17,7 +17,8 @@
 namespace bot4::engine {
 
 const char* stage_name(int s) {
-  static const char* names[] = {"features", "model", "strategy_risk", "orders", "sim", "tick_to_decision"};
+  static const char* names[] = {"features", "model", "ensemble", "strategy_risk", "orders", "sim", "tick_to_decision"};
+  static_assert(sizeof(names) / sizeof(names[0]) == kStageCount);
   return s >= 0 && s < kStageCount ? names[s] : "?";
 }
 
@@ -28,6 +29,7 @@ struct Lane {
   strategy::Strategy* strategy = nullptr;
   std::vector<inference::Model*> models;
   std::vector<double> outputs;
+  inference::Ensemble ens;  // active() only with an ensemble configured and model slots
   execution::Venue* venue = nullptr;
   std::unique_ptr<execution::Router> router;
   bool book_only = false;
@@ -190,13 +192,34 @@ struct Engine::Impl {
         l.outputs[i] = w != nullptr ? l.models[i]->predict_one(w) : std::nan("");
       }
     }
-    for (size_t i = 1; i < l.outputs.size(); ++i)
+    for (size_t i = l.ens.active() ? 0 : 1; i < l.outputs.size(); ++i)
       out.scores.push_back(ScoreRec{t, l.outputs[i], l.spec.id, static_cast<uint32_t>(i)});
-    const double p = l.outputs.empty() ? std::nan("") : l.outputs[0];
+    double p = l.outputs.empty() ? std::nan("") : l.outputs[0];
     if (!l.models.empty() && !std::isfinite(p)) ++out.counters.nan_predictions;
     const uint64_t t3 = cycle_now();
 
     const book::L2Book& b = *l.view;
+    // Ensemble stage: the slots' outputs combined, the breaker's size scale (timed apart; 0 ns
+    // without an ensemble, whose decisions stay exactly as before).
+    uint64_t t3e = t3;
+    double size_scale = 1.0;
+    bool ensemble = false;
+    if (l.ens.active()) {
+      ensemble = true;
+      const inference::EnsembleOutput eo = l.ens.combine(l.outputs.data(), t, static_cast<double>(raw_mid(b)), l.row_vol_bp);
+      p = eo.p;
+      size_scale = eo.scale;
+      auto& c = out.counters;
+      switch (eo.state) {
+        case inference::BreakerState::Calm: ++c.ensemble_calm; break;
+        case inference::BreakerState::Scaled: ++c.ensemble_scaled; break;
+        case inference::BreakerState::Fallback: ++c.ensemble_fallback; break;
+        case inference::BreakerState::Undefined: ++c.ensemble_undefined; break;
+      }
+      if (eo.refresh == inference::Refresh::Normal) ++c.ensemble_refreshes;
+      else if (eo.refresh == inference::Refresh::Fast) ++c.ensemble_fast_refreshes;
+      t3e = cycle_now();
+    }
     strategy::BookTop top{b.best_bid(), b.best_bid_qty(), b.best_ask(), b.best_ask_qty()};
     // Kill switch on total equity; once tripped, every instrument flattens for good.
     const double eq = cfg.engine.equity + ledger.total_equity(l.slot, top.mid());
@@ -213,6 +236,7 @@ struct Engine::Impl {
     in.equity = eq;
     in.period_vol = period_vol(l, t);
     in.crisis = cfg.engine.crisis_vpin > 0.0 && l.row_vpin >= cfg.engine.crisis_vpin;
+    in.size_scale = size_scale;
     l.router->begin_decision(in);
 
     const auto& lb = ledger.book(l.slot);
@@ -230,6 +254,11 @@ struct Engine::Impl {
     }
     ctx.models = l.outputs.data();
     ctx.n_models = l.outputs.size();
+    if (ensemble) {
+      ctx.has_ensemble = true;
+      ctx.ensemble = p;
+      ctx.size_scale = size_scale;
+    }
     ctx.position = lb.position;
     ctx.average_entry = lb.average_entry();
     ctx.realised = lb.realised_quote();
@@ -249,7 +278,8 @@ struct Engine::Impl {
     lat[kSim].push_back(static_cast<int64_t>(t1 - t0));
     lat[kFeatures].push_back(static_cast<int64_t>(t2 - t1));
     lat[kModel].push_back(static_cast<int64_t>(t3 - t2));
-    lat[kStrategyRisk].push_back(static_cast<int64_t>(t4 - t3));
+    lat[kEnsemble].push_back(static_cast<int64_t>(t3e - t3));
+    lat[kStrategyRisk].push_back(static_cast<int64_t>(t4 - t3e));
     lat[kOrders].push_back(static_cast<int64_t>(t5 - t4));
     lat[kTickToDecision].push_back(static_cast<int64_t>(t5 - t1));
     record(l, t, p, ctx.signal, static_cast<int8_t>(action), raw_mid(b));
@@ -369,6 +399,10 @@ bool Engine::add_instrument(const InstrumentSpec& spec, strategy::Strategy* stra
   l.model_rows = std::move(model_rows);
   for (size_t rows : l.model_rows) l.window = std::max(l.window, rows);
   l.outputs.assign(l.models.size(), std::nan(""));
+  if (!l.models.empty() && !l.ens.configure(m.cfg.ensemble, l.models.size(), error)) {
+    error = "instrument " + std::to_string(spec.id) + ": " + error;
+    return false;
+  }
   l.venue = venue;
   l.book_only = strategy->book_only();
   if (l.book_only && !l.models.empty()) {
@@ -657,6 +691,10 @@ bool Engine::swap_model(size_t slot, inference::Model* model, std::string& error
   for (const auto& l : m.lanes) {
     if (l.book_only) continue;
     ++reading;
+    if (l.ens.active() && slot == l.models.size()) {
+      error = "an ensemble combines " + std::to_string(l.models.size()) + " model slots: a slot may be replaced, not appended";
+      return false;
+    }
     if (slot > l.models.size()) {
       error = "model slot " + std::to_string(slot) + " is beyond the next free slot (" +
               std::to_string(l.models.size()) + ")";
@@ -683,6 +721,18 @@ bool Engine::swap_model(size_t slot, inference::Model* model, std::string& error
     if (rows > 1 && (rows > l.window || l.ring.empty())) grow_window(l, rows);
   }
   return true;
+}
+
+size_t Engine::refresh_ensemble_weights() {
+  Impl& m = *impl_;
+  ++m.out.counters.commands;
+  size_t n = 0;
+  for (auto& l : m.lanes)
+    if (l.ens.refresh()) {
+      ++n;
+      ++m.out.counters.ensemble_flag_refreshes;
+    }
+  return n;
 }
 
 void Engine::take_records(EngineRecords& into) {

@@ -1,6 +1,6 @@
 #pragma once
 // Engine: the stages wired per instrument and fed one event at a time.
-//   market event -> venue interface (clock) -> book + features -> models -> strategy ->
+//   market event -> venue interface (clock) -> book + features -> models -> ensemble -> strategy ->
 //   execution router (sizing, pre-trade checks, order manager) -> venue; venue responses ->
 //   router -> ledger, strategy.
 // on_book / on_trade / on_order_event / on_timer / on_venue_response each take one event (or a
@@ -17,6 +17,7 @@
 #include "engine/records.hpp"
 #include "execution/venue.hpp"
 #include "features/feature_config.hpp"
+#include "inference/ensemble.hpp"
 #include "inference/model.hpp"
 #include "risk/risk_config.hpp"
 #include "strategy/strategy.hpp"
@@ -39,6 +40,8 @@ struct EngineConfig {
   risk::PreTradeConfig pre_trade;
   risk::KillSwitchConfig kill_switch;
   features::FeatureConfig features;
+  // Combination of each instrument's model slots (mode "none": the strategy reads slot 0).
+  inference::EnsembleConfig ensemble;
 };
 
 struct InstrumentSpec {
@@ -112,7 +115,12 @@ class Engine {
   // count appends one), from the next decision on; the caller keeps `model` alive. Refused
   // (false, `error`, nothing changed) for a null model, an input width other than the feature
   // engine's, a slot beyond the next free one, or when no instrument reads features.
+  // With an ensemble configured a slot may be replaced but not appended (its weights are per slot).
   bool swap_model(size_t slot, inference::Model* model, std::string& error);
+  // Adaptive ensemble (inference/ensemble.hpp): every instrument's weights recomputed now from the
+  // losses so far, between events (a control-plane command); the number of instruments refreshed
+  // (0 when no instrument runs an adaptive ensemble).
+  size_t refresh_ensemble_weights();
 
   // Moves the records so far (decisions, orders, fills, equity, latency in ns) into `into` and
   // forgets them, so a long run's memory stays bounded; totals, counters and per-instrument

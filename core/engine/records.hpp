@@ -13,7 +13,8 @@ namespace bot4::engine {
 
 struct DecisionRec {
   int64_t ts;
-  double p;          // model slot 0's output (NaN without a model)
+  double p;          // the probability the strategy was given: the ensemble's when one is configured
+                     // (inference/ensemble.hpp), else model slot 0's output (NaN without a model)
   int8_t target;     // the strategy's signal (+1 / -1 / 0)
   int8_t action;     // strategy::DecisionAction
   int16_t pad0;
@@ -22,6 +23,7 @@ struct DecisionRec {
 };
 // A model scored at a decision but not the one the strategy's p comes from (slots >= 1: a
 // shadow/challenger), so its outputs can be compared with the champion's on the same events.
+// With an ensemble configured every slot (0 included) is recorded: the inputs of the combination.
 struct ScoreRec {
   int64_t ts;
   double p;
@@ -69,7 +71,8 @@ struct EquityRec {
   uint32_t pad;
 };
 
-enum Stage : int { kFeatures = 0, kModel, kStrategyRisk, kOrders, kSim, kTickToDecision, kStageCount };
+// ensemble: the ensemble stage (combination, breaker, adaptive weights; 0 without an ensemble).
+enum Stage : int { kFeatures = 0, kModel, kEnsemble, kStrategyRisk, kOrders, kSim, kTickToDecision, kStageCount };
 const char* stage_name(int s);
 
 // X(name, doc)
@@ -97,7 +100,14 @@ const char* stage_name(int s);
   X(leg_risk_bypass, "protective legs the pre-trade checks would have refused")               \
   X(end_of_run_fills, "fills received after the last decision (booked at the end)")            \
   X(late_events, "streamed backtest: records pushed below an earlier watermark (processed out of their order)") \
-  X(commands, "control commands applied (kill, flatten, pause, resume, config changes, model swaps)")
+  X(commands, "control commands applied (kill, flatten, pause, resume, config changes, model swaps, weight refreshes)") \
+  X(ensemble_calm, "ensemble decisions with the model dispersion <= ensemble.scale_dispersion")  \
+  X(ensemble_scaled, "ensemble decisions above scale_dispersion: size scaled by ensemble.size_scale") \
+  X(ensemble_fallback, "ensemble decisions above fallback_dispersion: the fallback slot alone, size scaled") \
+  X(ensemble_undefined, "ensemble decisions with a non-finite model output (no probability)")    \
+  X(ensemble_refreshes, "adaptive ensemble weight refreshes at the normal cadence (refresh_every)") \
+  X(ensemble_fast_refreshes, "adaptive ensemble weight refreshes at the volatile cadence (refresh_every_fast)") \
+  X(ensemble_flag_refreshes, "adaptive ensemble weight refreshes on request (Engine::refresh_ensemble_weights)")
 
 #define BOT4_COUNTER_MEMBER(name, doc) uint64_t name = 0;
 struct EngineCounters {

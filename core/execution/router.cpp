@@ -300,7 +300,9 @@ int64_t Router::size_order(const strategy::OrderSpec& o, int64_t price) {
   const risk::SizeResult sr = sizer_->size(in);
   // Quote units per lot_size (inverse: the face value, whatever the price).
   const double price_q = setup_.inverse ? setup_.contract_size : static_cast<double>(price) * setup_.tick_size;
-  int64_t qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(std::abs(sr.size), in_.equity, price_q, setup_.lot_size) : 0;
+  // The ensemble breaker's size scale (1 without an ensemble) on the risk units, before rounding to lots.
+  const double units = o.reduce_only || !(in_.size_scale < 1.0) ? std::abs(sr.size) : std::abs(sr.size) * in_.size_scale;
+  int64_t qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(units, in_.equity, price_q, setup_.lot_size) : 0;
   const int64_t cap = o.max_qty_lots > 0 ? o.max_qty_lots : setup_.pre_trade.max_position_lots;
   qty = std::min(qty, cap);
   if (qty <= 0) ++out_->counters.size_zero;
@@ -324,6 +326,14 @@ strategy::Outcome Router::submit(const strategy::OrderSpec& o) {
   if (qty <= 0) {
     qty = size_order(o, price);
     if (qty <= 0) {
+      out.sized_zero = true;
+      return out;
+    }
+  } else if (in_.size_scale < 1.0 && !o.reduce_only) {
+    // The ensemble breaker scales a size the strategy fixed (whole lots, rounded down).
+    qty = static_cast<int64_t>(std::floor(static_cast<double>(qty) * in_.size_scale));
+    if (qty <= 0) {
+      ++out_->counters.size_zero;
       out.sized_zero = true;
       return out;
     }

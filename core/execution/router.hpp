@@ -37,6 +37,7 @@ struct DecisionInputs {
   double equity = 0.0;        // starting equity + total P&L, quote units
   double period_vol = 0.0;    // sizer's sigma per period (NaN: unknown yet)
   bool crisis = false;        // regime flag for the sizer
+  double size_scale = 1.0;    // (0, 1]: the ensemble breaker's multiplier on entry sizes (not reduce-only)
 };
 
 struct RouterSetup {

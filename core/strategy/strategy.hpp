@@ -132,8 +132,16 @@ struct DecisionContext {
   RiskHeadroom headroom;
   Execution* exec = nullptr;
   int8_t signal = 0;                   // written by the strategy: its view (+1 long, -1 short, 0 flat), recorded
+  // The ensemble stage (inference/ensemble.hpp), when the engine config has one: the combined
+  // P(up) after the disagreement breaker, and the breaker's size multiplier (the router applies it
+  // to entry sizes; told here so a strategy may read it). Without an ensemble: false, NaN, 1.
+  bool has_ensemble = false;
+  double ensemble = std::nan("");
+  double size_scale = 1.0;
 
   double model(size_t i = 0) const { return i < n_models ? models[i] : std::nan(""); }
+  // The probability to trade on: the ensemble's when configured, else slot 0's.
+  double probability() const { return has_ensemble ? ensemble : model(0); }
   double feature(size_t i) const { return features != nullptr && i < n_features ? features[i] : std::nan(""); }
 };
 

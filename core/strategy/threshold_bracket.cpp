@@ -24,7 +24,7 @@ bool ThresholdBracket::any_working(const Execution& ex) const {
 }
 
 void ThresholdBracket::on_decision(DecisionContext& ctx) {
-  const double p = ctx.model(0);
+  const double p = ctx.probability();  // the ensemble's when configured, else slot 0's
   const double thr = cfg_.long_threshold;
   int8_t target = 0;
   if (std::isfinite(p)) target = p >= thr ? 1 : (p <= 1.0 - thr ? -1 : 0);

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot4.errors import ConfigError
@@ -59,7 +59,8 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", model: str | Path | None = None,
+def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "",
+                 model: str | Path | Sequence[str | Path] | None = None,
                  train_config: TrainConfig | None = None, feature_config: FeatureConfig | None = None,
                  risk_config: Config | None = None, train_fraction: float = TRAIN_FRACTION,
                  progress: bool = True, strategy: Any = None) -> PipelineResult:
@@ -68,7 +69,8 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
     data: the whole stream. Without `model`, the first `train_fraction` of events by receive time
     trains a model (`train_config`, `feature_config`: default_feature_config(data)), a purge gap
     at least one label horizon long follows, and the rest is traded from a snapshot of the book at
-    its first instant. With `model` (a model directory), the whole stream is traded.
+    its first instant. With `model` (a model directory), the whole stream is traded; a list of
+    model directories is several model slots (0, 1, ...), combined by risk_config's [ensemble].
     risk_config: the risk and strategy config (bot4.config.load_config), default the engine's.
     strategy: what trades (bot4.strategies.make's specs: a built-in name, "module:Class", a
     .py/.pyx file, a C++ plugin .so); default the config's [strategy] (threshold_bracket).
@@ -84,11 +86,14 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
     run_info: dict[str, Any] = {"source": label, "total_events": event_count(data), "out": str(final)}
     seconds: dict[str, float] = {}
     with staged_dir(final) as stage:
-        if model is not None:
-            model_dir = Path(model)
+        slots = _model_dirs(model)
+        if slots:
+            model_dir = slots[0]
             final_model = model_dir
             trade = data
             run_info.update(model=str(model_dir), trained=False)
+            if len(slots) > 1:
+                run_info["models"] = [str(d) for d in slots]
         else:
             from bot4.research.train import TrainConfig, train
 
@@ -124,45 +129,60 @@ def run_pipeline(data: MarketData, out_dir: str | Path, *, label: str = "", mode
             from bot4.strategies import config_for
 
             config = config_for(strategy, risk_config)
-        result = backtest.run(trade, str(model_dir), config=config, progress=progress, strategy=strategy)
+        given: Any = [str(d) for d in slots] if len(slots) > 1 else str(model_dir)
+        result = backtest.run(trade, given, config=config, progress=progress, strategy=strategy)
         seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
         records = _write_outputs(result, stage, final, sidecar, label, run_info, seconds, progress)
     return _pipeline_result(result, final, final_model, records, run_info, seconds)
 
 
+def _model_dirs(model: str | Path | Sequence[str | Path] | None) -> list[Path]:
+    """The model directories given (one, a list for several slots, or none)."""
+    if model is None:
+        return []
+    if isinstance(model, (str, Path)):
+        return [Path(model)]
+    return [Path(m) for m in model]
+
+
 def run_streamed(parts: Iterable[MarketData], out_dir: str | Path, *, label: str = "",
-                 model: str | Path | None = None, risk_config: Config | None = None, progress: bool = True,
+                 model: str | Path | Sequence[str | Path] | None = None, risk_config: Config | None = None, progress: bool = True,
                  strategy: Any = None) -> PipelineResult:
     """Backtest → report over a recording given as consecutive MarketData parts (bot4.sources.
     stream_parts): each part is pushed into the streamed engine (bot4.backtest.run_stream) and
     dropped, so the market data held at any time is one part (plus the venue's look-ahead),
-    whatever the recording's size. Nothing is trained: `model` is a model directory, or None for
-    a strategy that needs none. The run's records (decisions, orders, fills, equity) are kept for
+    whatever the recording's size. Nothing is trained: `model` is a model directory, a list of them
+    (model slots, see run_pipeline), or None for a strategy that needs none. The run's records (decisions, orders, fills, equity) are kept for
     the report and the Parquet files. The files are as run_pipeline's, in the new folder `out_dir`."""
     import bot4.backtest as backtest
     from bot4.outdir import staged_dir
 
     final = Path(out_dir)
+    slots = _model_dirs(model)
+    first = slots[0] if slots else None
     run_info: dict[str, Any] = {"source": label, "out": str(final), "streamed": True,
-                                "model": str(model) if model is not None else None, "trained": False}
+                                "model": str(first) if first is not None else None, "trained": False}
+    if len(slots) > 1:
+        run_info["models"] = [str(d) for d in slots]
     seconds: dict[str, float] = {}
     with staged_dir(final) as stage:
         sidecar = None
-        if model is not None and (Path(model) / "model.json").exists():
-            sidecar = json.loads((Path(model) / "model.json").read_text())
+        if first is not None and (first / "model.json").exists():
+            sidecar = json.loads((first / "model.json").read_text())
         config: Any = risk_config
         if strategy is not None:
             from bot4.strategies import config_for
 
             config = config_for(strategy, risk_config)
-        _say(progress, f"backtesting   part by part, model {model if model is not None else '(none)'}")
+        _say(progress, f"backtesting   part by part, model {', '.join(map(str, slots)) or '(none)'}")
         t = time.perf_counter()
-        result = backtest.run_stream(parts, model=str(model) if model is not None else None, config=config,
+        given: Any = [str(d) for d in slots] if len(slots) > 1 else (str(first) if first is not None else None)
+        result = backtest.run_stream(parts, model=given, config=config,
                                      progress=progress, strategy=strategy)
         seconds["backtest_wall"] = round(time.perf_counter() - t, 3)
         run_info["total_events"] = int(result.events)
         records = _write_outputs(result, stage, final, sidecar, label, run_info, seconds, progress)
-    return _pipeline_result(result, final, Path(model) if model is not None else None, records, run_info, seconds)
+    return _pipeline_result(result, final, first, records, run_info, seconds)
 
 
 def _write_outputs(result: BacktestResult, stage: Path, final: Path, sidecar: dict | None, label: str,

@@ -191,7 +191,11 @@ cdef extern from "bot4/strategy/strategy.hpp" namespace "bot4::strategy" nogil:
         RiskHeadroom headroom
         Execution* exec
         int8_t signal                # written by the strategy: +1 / -1 / 0, recorded
+        cbool has_ensemble           # an [ensemble] is configured (bot4 ensemble stage)
+        double ensemble              # its combined P(up) after the breaker (NaN without one)
+        double size_scale            # the breaker's size multiplier (1 without one)
         double model(size_t i)       # NaN when there is no model i
+        double probability()         # ensemble when configured, else model(0)
         double feature(size_t i)
 
     cdef cppclass FillInfo:

@@ -99,7 +99,11 @@ def test_backtest_shapes_and_json(backtest):
     for k in ("events", "decisions", "orders", "fills", "rejections", "pnl", "max_drawdown", "latency_ns", "seconds"):
         assert k in j
     assert j["decisions"] > 1000 and j["orders"] > 0 and j["fills"] > 0
-    for stage in ("features", "model", "strategy_risk", "orders", "sim", "tick_to_decision"):
+    from bot4 import _core
+    from bot4.backtest.engine import STAGES
+
+    assert STAGES == tuple(_core.engine.schema()["names"]["stages"])  # the core's stage list, in order
+    for stage in STAGES:
         assert res.latency_ns[stage].size == res.decisions.size
         assert set(j["latency_ns"][stage]) == {"p50", "p99", "p999"}
     assert np.isfinite(res.decisions["p"]).all()

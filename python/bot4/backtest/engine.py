@@ -11,7 +11,8 @@ import numpy as np
 from bot4 import _core
 
 #: Stages of the per-decision latency record (ns), in pipeline order.
-STAGES = ("features", "model", "strategy_risk", "orders", "sim", "tick_to_decision")
+STAGES = ("features", "model", "ensemble", "strategy_risk", "orders", "sim", "tick_to_decision")
+#: ("ensemble" is 0 ns at every decision without an [ensemble] section.)
 #: latency_ns also holds "timer": one value per timer firing (grid samples + window kernels, done
 #: before the next event arrives, as a live timer would), not one per decision.
 
@@ -23,7 +24,7 @@ ORDER_EVENT_KINDS = tuple(_NAMES["order_event_kinds"])
 ORDER_ROLES = tuple(_NAMES["order_roles"])
 DECISION_ACTIONS = tuple(_NAMES["decision_actions"])
 #: Engine config sections the core reads (strategy: {"name", fields}; features: a FeatureConfig).
-SECTIONS = ("engine", "sizing", "pre_trade", "kill_switch", "sim", "strategy", "features")
+SECTIONS = ("engine", "sizing", "pre_trade", "kill_switch", "sim", "ensemble", "strategy", "features")
 
 
 def default_config() -> dict:
@@ -31,7 +32,7 @@ def default_config() -> dict:
     `bot4 config schema`)."""
     schema = _core.engine.schema()
     out = {sec: {f["name"]: f["default"] for f in schema[sec]}
-           for sec in ("engine", "sizing", "pre_trade", "kill_switch", "sim")}
+           for sec in ("engine", "sizing", "pre_trade", "kill_switch", "sim", "ensemble")}
     out["strategy"] = {"name": "threshold_bracket",
                        **{f["name"]: f["default"] for f in schema["strategies"]["threshold_bracket"]["fields"]}}
     return out
@@ -112,6 +113,8 @@ def _merged(data):
 
 def _models_for(model, instruments) -> dict:
     """instrument id -> loaded model (or None): one model for all, or a dict by instrument id."""
+    if isinstance(model, (list, tuple)):
+        raise ValueError("a list of models is one model per slot: give it as model=[...] (slots 0, 1, ...)")
     if isinstance(model, dict):
         return {i: (_load_model(model[i]) if model.get(i) is not None else None) for i in instruments}
     loaded = _load_model(model) if model is not None else None
@@ -135,9 +138,20 @@ class _Prepared:
         if spec is not None and not strategies.is_builtin(spec) and strat_section:
             raise ValueError("[strategy] fields are for built-ins; configure a user strategy in its own code")
         ids = sorted(specs)
-        models = _models_for(model, ids)
-        shadows = [_models_for(s, ids) for s in (shadow if isinstance(shadow, (list, tuple)) else
-                                                 ([shadow] if shadow is not None else []))]
+        # model=[a, b, ...]: several slots (0, 1, ...), combined by the [ensemble] section; the
+        # slots after the first are placed like shadows (before any shadow given apart).
+        slots = list(model) if isinstance(model, (list, tuple)) else [model]
+        if not slots:
+            raise ValueError("model=[]: give at least one model (or None)")
+        if len(slots) > 1 and any(m is None for m in slots):
+            raise ValueError("model=[...]: every slot needs a model")
+        models = _models_for(slots[0], ids)
+        shadows = [_models_for(s, ids) for s in slots[1:]]
+        shadows += [_models_for(s, ids) for s in (shadow if isinstance(shadow, (list, tuple)) else
+                                                  ([shadow] if shadow is not None else []))]
+        ens = (cfg.get("ensemble") or {}).get("mode", "none")
+        if ens != "none" and not shadows:
+            raise ValueError(f"[ensemble] mode {ens!r} combines several models: give model=[dir, dir, ...]")
         if shadows and any(m is None for m in models.values()):
             raise ValueError("shadow models are scored beside a champion model: give model= too")
         trained = [getattr(m, "feature_config", None)
@@ -164,6 +178,7 @@ class _Prepared:
                                 "l3": i in l3_ids, "strategy": made, "sim": sim,
                                 "models": [getattr(x, "core", x) for x in slots]})
         self.n_shadows = len(shadows)
+        self.ensemble = ens != "none"
         self.cfg, self.instruments, self.ids, self.l3_ids = cfg, instruments, ids, l3_ids
         self.specs = {int(i): specs[i] for i in ids}
         self.strat_section, self.sim = strat_section, sim
@@ -198,7 +213,7 @@ class _Prepared:
             rejections=dict(out["rejections"]), pnl=pnl, max_drawdown=float(out["max_drawdown"]), seconds=seconds,
             tick_size=float(first.tick_size), lot_size=float(first.lot_size),
             order_rejections=dict(out["order_rejections"]), kill_reason=str(out["kill_reason"]), config=cfg,
-            instruments=per, scores=records.get("scores") if self.n_shadows else None)
+            instruments=per, scores=records.get("scores") if (self.n_shadows or self.ensemble) else None)
 
 
 def _l3_ids(data) -> set:
@@ -221,8 +236,12 @@ def run(data, model=None, config=None, progress: bool = True, *, strategy=None, 
     data: MarketData, a recording path, or a list of either (several instruments, e.g. BTCUSDT
     and ETHUSDT recorded together: one book, feature state, model slot, strategy and simulated
     venue per instrument, one ledger and kill switch across them). model: a model directory,
-    LoadedModel or _core.inference.Model for every instrument, a dict {instrument id: model}, or
-    None (strategies that need none). config: None, a dict of sections (see SECTIONS) or a
+    LoadedModel or _core.inference.Model for every instrument, a dict {instrument id: model},
+    None (strategies that need none), or a list of those: several model slots (0, 1, ...) that
+    the config's [ensemble] section combines into the probability the strategy trades on
+    (bot4.config.EnsembleConfig; modes, breaker and adaptive weights in
+    core/inference/ensemble.hpp; result.decisions["p"] is then the ensemble's and result.scores
+    holds every slot's output). config: None, a dict of sections (see SECTIONS) or a
     bot4.config.Config. strategy: a built-in name, "module:Class", a .py/.pyx path, a bot4.Strategy
     class (one instance per instrument) or instance (one instrument), or None (the config's
     [strategy] name, default threshold_bracket). shadow: a model (or a list of them, same forms as

@@ -5,6 +5,7 @@ from bot4.config.risk import (
     STRATEGIES,
     Config,
     EngineConfig,
+    EnsembleConfig,
     KillSwitchConfig,
     PreTradeConfig,
     RiskConfig,
@@ -16,5 +17,5 @@ from bot4.config.risk import (
     parse_strategy,
 )
 
-__all__ = ["STRATEGIES", "Config", "EngineConfig", "KillSwitchConfig", "PreTradeConfig", "RiskConfig",
+__all__ = ["STRATEGIES", "Config", "EngineConfig", "EnsembleConfig", "KillSwitchConfig", "PreTradeConfig", "RiskConfig",
            "SimConfig", "SizingConfig", "StrategyConfig", "build_risk", "load_config", "parse_strategy"]

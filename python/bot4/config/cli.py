@@ -20,7 +20,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         return 0
     print(f"config ok     {args.file}")
     sections = [("engine", summary["engine"])] + [("risk." + k, v) for k, v in summary["risk"].items()]
-    sections += [("sim", summary["sim"]), ("strategy", summary["strategy"])]
+    sections += [("sim", summary["sim"]), ("ensemble", summary["ensemble"]), ("strategy", summary["strategy"])]
     for section, fields in sections:
         print(f"[{section}]")
         for key, value in fields.items():
@@ -39,7 +39,7 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
 
     sch = schema()
     tables = {"engine": sch["engine"], "risk.sizing": sch["sizing"], "risk.pre_trade": sch["pre_trade"],
-              "risk.kill_switch": sch["kill_switch"], "sim": sch["sim"]}
+              "risk.kill_switch": sch["kill_switch"], "sim": sch["sim"], "ensemble": sch["ensemble"]}
     for name, spec in sch["strategies"].items():
         tables[f"strategy (name = \"{name}\")"] = spec["fields"]
     if args.json:
@@ -57,7 +57,7 @@ def add_config_command(sub) -> None:
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="parse and validate a config file; exit 2 on error")
     c.add_argument("file", metavar="FILE", help="TOML file ([engine], [risk.sizing], [risk.pre_trade], "
-                   "[risk.kill_switch], [sim], [strategy])")
+                   "[risk.kill_switch], [sim], [ensemble], [strategy])")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=_cmd_config_check)
     c = csub.add_parser("schema", help="every config field: type, default, bounds, unit, meaning")

@@ -13,6 +13,7 @@ File layout::
     [risk.pre_trade]     # pre-trade limits (integer ticks / lots / ns)
     [risk.kill_switch]   # kill-switch triggers
     [sim]                # venue simulator (latency, fees, queue model) for backtests
+    [ensemble]           # combination of several model slots (mode, weights, breaker; none by default)
     [strategy]           # name = "<built-in>" (default threshold_bracket) + that strategy's fields
 """
 
@@ -46,6 +47,9 @@ def schema() -> dict:
 
 def _field_type(f: dict) -> Any:
     meta: dict[str, Any] = {"description": f"{f['doc']}" + (f" [{f['unit']}]" if f["unit"] else "")}
+    if f["type"] == "float_list":  # a list of floats, each within the field's bounds
+        element = _field_type(dict(f, type="float", doc="", unit=""))
+        return Annotated[list[element], msgspec.Meta(**meta)]  # type: ignore[valid-type]
     if f["type"] in ("float", "int"):
         for bound, strict, plain, key in ((f["min"], f["min_exclusive"], "ge", "gt"),
                                           (f["max"], f["max_exclusive"], "le", "lt")):
@@ -60,8 +64,14 @@ def _field_type(f: dict) -> Any:
     return Annotated[_TYPES[f["type"]], msgspec.Meta(**meta)]
 
 
+def _default(f: dict) -> Any:
+    # a list default is a factory (a Struct's mutable default may not be shared)
+    d = f["default"]
+    return msgspec.field(default_factory=lambda: list(d)) if isinstance(d, list) else d
+
+
 def _make_struct(name: str, fields: list[dict], doc: str) -> type[msgspec.Struct]:
-    cls = msgspec.defstruct(name, [(f["name"], _field_type(f), f["default"]) for f in fields],
+    cls = msgspec.defstruct(name, [(f["name"], _field_type(f), _default(f)) for f in fields],
                             module=__name__, **_STRUCT)
     cls.__doc__ = doc + "\n\nFields (unit): " + "; ".join(
         f"{f['name']} ({f['unit'] or '-'}): {f['doc']}" for f in fields)
@@ -78,6 +88,10 @@ PreTradeConfig = _make_struct("PreTradeConfig", _SCHEMA["pre_trade"],
 KillSwitchConfig = _make_struct("KillSwitchConfig", _SCHEMA["kill_switch"],
                                 "Trips -> cancel all, then reduce-only closes until flat.")
 SimConfig = _make_struct("SimConfig", _SCHEMA["sim"], "Venue simulator of backtests.")
+EnsembleConfig = _make_struct("EnsembleConfig", _SCHEMA["ensemble"],
+                              "Combination of each instrument's model slots into the probability its strategy "
+                              "trades on, with a disagreement breaker (modes and definitions: "
+                              "core/inference/ensemble.hpp; mode none: slot 0 alone).")
 #: Built-in strategy name -> its config Struct (fields from the core's declaration).
 STRATEGIES: dict[str, type[msgspec.Struct]] = {
     name: _make_struct("".join(p.title() for p in name.split("_")) + "Config", spec["fields"], spec["doc"])
@@ -100,6 +114,7 @@ class _Sections(msgspec.Struct, **_STRUCT):
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)  # type: ignore[valid-type]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)  # type: ignore[valid-type]
+    ensemble: EnsembleConfig = msgspec.field(default_factory=EnsembleConfig)  # type: ignore[valid-type]
 
 
 def parse_strategy(table: dict | None) -> tuple[str, msgspec.Struct]:
@@ -122,12 +137,13 @@ def parse_strategy(table: dict | None) -> tuple[str, msgspec.Struct]:
 class Config:
     """A whole config file: engine, risk, sim and strategy sections (frozen)."""
 
-    __slots__ = ("engine", "risk", "sim", "strategy_name", "strategy")
+    __slots__ = ("engine", "risk", "sim", "ensemble", "strategy_name", "strategy")
     # Section Structs are made at import time from the core's schema, so their fields are not
     # known statically: Any keeps `config.engine.equity` checkable by callers without casts.
     engine: Any
     risk: RiskConfig
     sim: Any
+    ensemble: Any
     strategy_name: str
     strategy: Any
 
@@ -137,6 +153,7 @@ class Config:
         object.__setattr__(self, "engine", sections.engine)
         object.__setattr__(self, "risk", sections.risk)
         object.__setattr__(self, "sim", sections.sim)
+        object.__setattr__(self, "ensemble", sections.ensemble)
         object.__setattr__(self, "strategy_name", strategy_name)
         object.__setattr__(self, "strategy", strategy if strategy is not None else STRATEGIES[strategy_name]())
 
@@ -155,6 +172,7 @@ class Config:
             sections = msgspec.convert(doc, _Sections)
         except msgspec.ValidationError as exc:
             raise ValueError(str(exc)) from exc
+        check_ensemble(sections.ensemble)
         name, strat = parse_strategy(strategy)
         return cls(sections, name, strat)
 
@@ -171,18 +189,29 @@ class Config:
 
     def to_core_dict(self) -> dict:
         """Engine config sections for bot4._core (engine, sizing, pre_trade, kill_switch, sim,
-        strategy: {name, fields})."""
+        ensemble, strategy: {name, fields})."""
         out = {k: msgspec.structs.asdict(getattr(self.risk, k)) for k in ("sizing", "pre_trade", "kill_switch")}
         out["engine"] = msgspec.structs.asdict(self.engine)
         out["sim"] = msgspec.structs.asdict(self.sim)
+        out["ensemble"] = msgspec.structs.asdict(self.ensemble)
         out["strategy"] = {"name": self.strategy_name, **msgspec.structs.asdict(self.strategy)}
         return out
 
     def summary(self) -> dict:
         """Every section as plain JSON-able values (what `bot4 config check --json` prints)."""
         return {"engine": msgspec.to_builtins(self.engine), "risk": msgspec.to_builtins(self.risk),
-                "sim": msgspec.to_builtins(self.sim),
+                "sim": msgspec.to_builtins(self.sim), "ensemble": msgspec.to_builtins(self.ensemble),
                 "strategy": {"name": self.strategy_name, **msgspec.to_builtins(self.strategy)}}
+
+
+def check_ensemble(ensemble: Any) -> None:
+    """The [ensemble] checks that do not depend on the slot count (mode and loss names, threshold
+    and cadence order, finite weights), made by the core (ValueError naming the field); the
+    per-slot checks (weight / coefficient counts, fallback slot) come when the engine gets its
+    models."""
+    from bot4 import _core
+
+    _core.engine.check_ensemble(msgspec.structs.asdict(ensemble))  # ConfigError (a ValueError)
 
 
 def load_config(path: str | Path) -> Config:

@@ -128,17 +128,33 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     risk = _risk_config(args.risk_config)
     features = feature_config(args.feature_config)
     tconf = train_config(args) if args.model is None else None
-    _check_model(args.model)
+    for m in args.model or []:
+        _check_model(m)
+    _check_ensemble(args.model, risk)
     _check_strategy(args.strategy, risk)
     if getattr(args, "stream", False):
         return _backtest_streamed(args, root, risk)
     stream = stream_from_args(args)
     run_dir = new_run_dir(root, args.command)
-    out = run_pipeline(stream.data, run_dir, label=stream.label, model=args.model, train_config=tconf,
+    out = run_pipeline(stream.data, run_dir, label=stream.label, model=_model_arg(args.model), train_config=tconf,
                        feature_config=features, risk_config=risk, progress=not args.quiet,
                        strategy=args.strategy)
     _emit(out, stream.label, args.json)
     return 0
+
+
+def _model_arg(models: list[str] | None) -> str | list[str] | None:
+    """--model given once: that folder; several times: the list (model slots 0, 1, ...)."""
+    if not models:
+        return None
+    return models[0] if len(models) == 1 else list(models)
+
+
+def _check_ensemble(models: list[str] | None, risk) -> None:
+    mode = risk.ensemble.mode if risk is not None else "none"
+    if mode != "none" and len(models or []) < 2:
+        raise InputError("model", f"the config's [ensemble] mode {mode!r} combines several models",
+                         fix="pass --model DIR once per model slot (slot 0 first)")
 
 
 def _backtest_streamed(args: argparse.Namespace, root: Path, risk) -> int:
@@ -158,7 +174,7 @@ def _backtest_streamed(args: argparse.Namespace, root: Path, risk) -> int:
                          fix="pass --model DIR (from `bot4 train`) or a --strategy that needs no model "
                              "(e.g. top_of_book)")
     stream = stream_parts(args.data, args.venue, seed=args.seed, n_events=args.events, progress=not args.quiet)
-    out = run_streamed(stream.parts, new_run_dir(root, args.command), label=stream.label, model=args.model,
+    out = run_streamed(stream.parts, new_run_dir(root, args.command), label=stream.label, model=_model_arg(args.model),
                        risk_config=risk, progress=not args.quiet, strategy=args.strategy)
     _emit(out, stream.label, args.json)
     return 0
@@ -182,9 +198,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_common(p: argparse.ArgumentParser) -> None:
     from bot4.cli import Renamed
 
-    p.add_argument("--model", metavar="DIR", help="model directory (model.onnx + model.json); default: "
-                   f"train on the first {TRAIN_FRACTION * 100:.0f}%% of events by time, leave a purge gap, "
-                   "trade the rest")
+    p.add_argument("--model", metavar="DIR", action="append",
+                   help="model directory (model.onnx + model.json); repeat it for several model slots (0, 1, ...) "
+                        "that the --risk-config's [ensemble] section combines; default: "
+                        f"train on the first {TRAIN_FRACTION * 100:.0f}%% of events by time, leave a purge gap, "
+                        "trade the rest")
     p.add_argument("--risk-config", metavar="FILE",
                    help="risk and strategy config (TOML; check it with `bot4 config check FILE`)")
     p.add_argument("--strategy", metavar="SPEC",
