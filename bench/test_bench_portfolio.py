@@ -13,7 +13,14 @@ quadratic growth (measured 2.6x for 4x the instruments on a quiet machine, up to
 cores busy: the per-instrument CVaR and blend are linear, sizing.plan_orders checks every limit of
 every group per candidate trade); a cubic slip would break it. Measured (quiet 2-core machine):
 4 instruments p50 1.29 ms, p99 2.26 ms, p99.9 2.47 ms; 16 instruments p50 3.41 ms, p99 6.42 ms,
-p99.9 6.73 ms (about half of it the Cornish-Fisher CVaR through scipy.stats)."""
+p99.9 6.73 ms (about half of it the Cornish-Fisher CVaR through scipy.stats).
+
+test_core_step_latency: the same step in the core (bot4._core.portfolio.PortfolioStep,
+Coordinator(step="core")) beside the Python reference (step="python") on the same market, same
+run: per decision the core's own clock around the step (decision -> target lots, inside C++), the
+PortfolioStep.step call from Python (numpy in, the result out), and the Python reference's
+plan() (Coordinator.step_ns: decision -> targets). Gate: the Python step's p50 over the core
+call's p50 >= CORE_GATE for 4 and for 16 instruments."""
 
 from __future__ import annotations
 
@@ -29,9 +36,10 @@ from portfolio.fake_context import FakeContext
 STEPS = 400
 ROWS = 600
 RATIO_GATE = 16.0    # p50(16) / p50(4): 4x the instruments; quadratic would be 16 (measured 2.6-8)
+CORE_GATE = 10.0     # p50(python step) / p50(core step call), same run
 
 
-def _coordinator(n: int, seed: int = 0):
+def _coordinator(n: int, seed: int = 0, step: str = "python"):
     from bot4.portfolio.agents import AgentOutput
     from bot4.portfolio.job import Coordinator, PortfolioConfig, Signals, lanes_for
     from bot4.portfolio.meta import MetaWeighter
@@ -51,7 +59,7 @@ def _coordinator(n: int, seed: int = 0):
     sig = Signals(SimpleNamespace(timestamps=ts, instruments=inst), [], outs, meta, (0, 0, 0), {})
     specs = {i: SimpleNamespace(symbol=f"X{i}USDT", venue="binance-usdm", lot_size="0.001", tick_size="0.01",
                                 inverse=False) for i in range(1, n + 1)}
-    cfg = PortfolioConfig(top_k=max(2, n // 4), corr_window=120, epsilon=0.05)
+    cfg = PortfolioConfig(top_k=max(2, n // 4), corr_window=120, epsilon=0.05, step=step)
     bars = np.exp(np.cumsum(rng.normal(0, 1e-3, (ROWS, n)), axis=0)) * 100
     c = Coordinator(lanes_for(specs, cfg), cfg, sig, bars, np.arange(1, ROWS + 1, dtype=np.int64) * 10**9, 0)
     c.mid[:] = bars[0]
@@ -91,3 +99,40 @@ def test_portfolio_step_latency(manifest):
     ratio = float(np.percentile(_step_latency(16)[0], 50) / np.percentile(_step_latency(4)[0], 50))
     manifest.add_target("p50_16_over_4_instruments", ratio, RATIO_GATE, "lower")
     assert ratio <= RATIO_GATE, f"the step's p50 grew {ratio:.1f}x from 4 to 16 instruments"
+
+
+def _core_vs_python(n: int) -> dict[str, np.ndarray]:
+    """Per decision: the core's clock, the PortfolioStep.step call, the Python reference's step."""
+    core, py = _coordinator(n, step="core"), _coordinator(n, step="python")
+    rng = np.random.default_rng(n)
+    inner, call, ref = [], [], []
+    for s in range(150, 150 + STEPS):
+        pos = rng.integers(-50, 50, n)
+        ts = s * 10**9
+        for c in (core, py):
+            c.pos[:] = pos
+        t0 = time.perf_counter_ns()
+        r = core.core.step(ts, core.pos, core.mid, core.pnl, core.peak)
+        call.append(time.perf_counter_ns() - t0)
+        inner.append(r.step_ns)
+        py.plan(ts)
+        np.testing.assert_array_equal(r.target, py.target)    # the same decision, or the timing means nothing
+    ref = py.step_ns
+    assert len(ref) == STEPS
+    return {"core": np.array(inner, np.int64), "core_call": np.array(call, np.int64),
+            "python": np.array(ref, np.int64)}
+
+
+def test_core_step_latency(manifest):
+    _core_vs_python(4)                     # warm-up
+    for n in (4, 16):
+        lat = _core_vs_python(n)
+        for k, v in lat.items():
+            manifest.add_latency(f"portfolio_step.{k}.{n}_instruments_4_agents", v)
+        p50 = {k: float(np.percentile(v, 50)) for k, v in lat.items()}
+        ratio = p50["python"] / p50["core_call"]
+        print(f"\n{n} instruments x 4 agents (us): " + "; ".join(
+            f"{k} p50 {np.percentile(v, 50) / 1e3:.1f} p99 {np.percentile(v, 99) / 1e3:.1f} "
+            f"p99.9 {np.percentile(v, 99.9) / 1e3:.1f}" for k, v in lat.items()) + f"; python / core call {ratio:.0f}x")
+        manifest.add_target(f"python_over_core_p50.{n}_instruments", ratio, CORE_GATE, "higher")
+        assert ratio >= CORE_GATE, f"{n} instruments: the core step is only {ratio:.1f}x faster than Python at p50"

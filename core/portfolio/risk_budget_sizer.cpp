@@ -173,10 +173,11 @@ void RiskBudgetSizer::plan_orders(const std::vector<double>& t, const std::vecto
   std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
     return std::tie(a.reduces, a.neg_abs, a.i) < std::tie(b.reduces, b.neg_abs, b.i);
   });
+  Violations before{};
+  if (!cands.empty()) before = violations(pos.data(), st, l);  // recomputed only when pos changes
   for (const auto& c : cands) {
     trial_ = pos;
     trial_[c.i] = c.val;
-    const Violations before = violations(pos.data(), st, l);
     const Violations after = violations(trial_.data(), st, l);
     int worse = -1;
     for (size_t k = 0; k < kLimits; ++k)
@@ -189,6 +190,7 @@ void RiskBudgetSizer::plan_orders(const std::vector<double>& t, const std::vecto
       continue;
     }
     pos.swap(trial_);
+    before = after;
     orders[c.i] = delta[c.i] * rules_[c.i].lot_step;
   }
 }

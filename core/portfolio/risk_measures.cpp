@@ -1,6 +1,7 @@
 #include "portfolio/risk_measures.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cmath>
 #include <string>
 
@@ -28,13 +29,16 @@ double historical_cvar(const double* r, size_t n, size_t stride, double level, s
     if (!std::isfinite(v)) throw StepInputError("returns", "NaN or infinite return in the CVaR window");
     losses[i] = -v;
   }
-  std::sort(losses.begin(), losses.end());
   const size_t k = static_cast<size_t>(std::max(1.0, std::ceil(level * static_cast<double>(n) - kCeilSlack)));
+  // VaR = the k-th smallest loss; only the losses above it need their (ascending) order, which
+  // numpy's sum over the sorted tail sees: select, then sort the tail alone
+  std::nth_element(losses.begin(), losses.begin() + static_cast<std::ptrdiff_t>(k - 1), losses.end());
   const double var = losses[k - 1];
-  // excess over VaR of the losses above it (ascending, contiguous from the first one above)
-  const size_t first = static_cast<size_t>(std::upper_bound(losses.begin(), losses.end(), var) - losses.begin());
-  const size_t m = n - first;
-  const double* lp = losses.data() + first;
+  auto tail_end = std::partition(losses.begin() + static_cast<std::ptrdiff_t>(k), losses.end(),
+                                 [var](double v) { return v > var; });
+  std::sort(losses.begin() + static_cast<std::ptrdiff_t>(k), tail_end);
+  const size_t m = static_cast<size_t>(tail_end - (losses.begin() + static_cast<std::ptrdiff_t>(k)));
+  const double* lp = losses.data() + k;
   const double excess = pairwise_sum_fn([lp, var](size_t i) { return lp[i] - var; }, 0, m);
   return var + excess / ((1.0 - level) * static_cast<double>(n));
 }
