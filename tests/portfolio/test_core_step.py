@@ -343,3 +343,26 @@ def test_a_p_outside_0_1_is_no_view_and_counted_on_both_paths():
         assert c.not_probability == 2
         assert all(r.lane == 2 for r in c.open_rounds)
     np.testing.assert_array_equal(pair[0].target, pair[1].target)
+
+
+@pytest.mark.realdata
+def test_cli_json_is_the_same_with_either_step(tmp_path, capsys):
+    """`bot4 portfolio backtest --json` (core step, the default) prints the figures that
+    `--step python` prints, on the four recorded instruments."""
+    import json
+
+    from bot4.cli import main
+
+    files = [str(require_recording(data_path("binance_hftbacktest", f))) for f in LINEAR]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("horizon = 10\ncalibration_fraction = 0.15\ncorr_window = 60\npenalty = 10.0\n"
+                   "run_alternative = false\n")
+    out = {}
+    for step in ("core", "python"):
+        argv = ["portfolio", "backtest", "--data", *files, "--config", str(cfg), "--out", str(tmp_path / step),
+                "--json", "-q", "--step", step]
+        assert main(argv) == 0
+        out[step] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["core"]["steps"] > 100
+    assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
+    _same_json(out["core"], out["python"])
