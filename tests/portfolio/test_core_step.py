@@ -366,3 +366,31 @@ def test_cli_json_is_the_same_with_either_step(tmp_path, capsys):
     assert out["core"]["steps"] > 100
     assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
     _same_json(out["core"], out["python"])
+
+
+def test_agent_outputs_per_decision_and_bars_pushed_live_give_the_loaded_steps_result():
+    """step_agents (this decision's agents' outputs passed in) equals step (rows loaded once), and
+    bars pushed one at a time as they end equal bars loaded at once."""
+    from bot4.portfolio.meta import agent_matrix
+
+    (_, loaded), bars = _pair(4, 8)
+    live = Coordinator(loaded.lanes, loaded.cfg, loaded.signals, bars[:1], np.array([10**9]), 0)
+    x_all, _ = agent_matrix(loaded.signals.outputs)
+    regime_all = np.asarray(loaded.signals.outputs[0].regime, np.int64)
+    pushed = 1
+    rng = np.random.default_rng(2)
+    for s in range(30, 290, 3):
+        while pushed < s:                                 # bars ending at or before the decision
+            live.core.push_bar((pushed + 1) * 10**9, bars[pushed])
+            pushed += 1
+        pos, mid, pnl = rng.integers(-100, 100, 4), bars[s] * 1.001, rng.normal(0, 10, 4)
+        a = loaded.core.step(s * 10**9, pos, mid, pnl, 10_000.0)
+        ta, unit_a, chosen_a = a.target, a.unit, a.chosen
+        rows = np.array([r[np.searchsorted(t, s * 10**9, side="right") - 1] for t, r in loaded.latest])
+        b = live.core.step_agents(s * 10**9, x_all[rows], regime_all[rows], np.ones(4, np.uint8), pos, mid, pnl,
+                                  10_000.0)
+        np.testing.assert_array_equal(ta, b.target)
+        np.testing.assert_array_equal(unit_a, b.unit)
+        assert chosen_a == b.chosen
+    with pytest.raises(InputError, match="increasing"):
+        live.core.push_bar(10**9, bars[0])
