@@ -119,6 +119,7 @@ def samples() -> dict[str, c.Message]:
         c.Pause(ts=TS, instrument=None, trace=TRACE),
         c.Resume(ts=TS, instrument=1, trace=TRACE),
         c.SwapModel(ts=TS, path="models/v2", sha256="ab" * 32, trace=TRACE),
+        c.RefreshWeights(ts=TS, trace=TRACE),
         c.SetParameter(ts=TS, key="strategy.long_threshold", value=0.61, trace=TRACE),
         c.ConfigUpdate(ts=TS, risk=RiskConfig(), trace=TRACE),
         c.Status(ts=TS, trace=TRACE),

@@ -439,3 +439,20 @@ def test_resume_flatten_one_and_an_unknown_instrument_refused(two):
     assert eng.result.counters["commands"] == 3 and eng.result.kill_reason == "none"
     by = _orders_by_instrument(out)
     assert len(by[1]) > 50  # resumed: instrument 1 trades after the pause
+
+
+def test_refresh_weights_recomputes_the_adaptive_ensemble_at_once(data):
+    frames, end = _frames(data)
+    at = len(frames) // 2
+    cfg = {**NO_TRIPS, "ensemble": {"mode": "adaptive", "horizon_ns": 200_000_000}}
+    eng = EngineService(data.specs, l3=list(data.specs), model=MODEL_DIR, shadow=[MODEL_DIR], config=cfg)
+    out: list[tuple[bytes, bytes]] = []
+    eng.run_frames([*frames[:at], _cmd(c.RefreshWeights(trace=5, ts=1)), *frames[at:], end],
+                   lambda t, f: out.append((t, bytes(f))))
+    (reply,) = _replies(out)
+    assert (reply.trace, reply.command, reply.ok, reply.data) == (5, "refresh_weights", True, {"refreshed": 1})
+    assert eng.result.counters["ensemble_flag_refreshes"] == 1
+    # without an ensemble the command is answered and changes nothing
+    eng, _, out = _run(data, [_cmd(c.RefreshWeights(trace=6, ts=1)), *frames, end])
+    (reply,) = _replies(out)
+    assert reply.ok and reply.data == {"refreshed": 0} and eng.result.counters["ensemble_flag_refreshes"] == 0

@@ -210,3 +210,12 @@ def test_instrument_commands_are_built_from_the_command_line():
         cmd = build_command(parser.parse_args(["ctl", action, "--instrument", "2"]))
         assert isinstance(cmd, tp) and cmd.instrument == 2
         assert build_command(parser.parse_args(["ctl", action])).instrument is None
+
+
+def test_refresh_weights_is_built_from_the_command_line():
+    from bot4 import contracts as c
+    from bot4.cli import build_parser
+    from bot4.services.ctl_cli import build_command
+
+    cmd = build_command(build_parser().parse_args(["ctl", "refresh-weights"]))
+    assert isinstance(cmd, c.RefreshWeights) and cmd.trace > 0

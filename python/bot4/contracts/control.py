@@ -58,6 +58,14 @@ class SwapModel(Message, frozen=True, kw_only=True, tag="swap_model"):
     sha256: Sha256Hex
 
 
+class RefreshWeights(Message, frozen=True, kw_only=True, tag="refresh_weights"):
+    """Recompute every instrument's adaptive ensemble weights now, from the losses so far
+    (core/inference/ensemble.hpp; Engine::refresh_ensemble_weights). The reply's data holds the
+    number of instruments refreshed (0 without an adaptive [ensemble])."""
+
+    ts: TsNs
+
+
 class SetParameter(Message, frozen=True, kw_only=True, tag="set"):
     """Set one config field by its dotted TOML path (e.g. "strategy.long_threshold",
     "risk.pre_trade.max_position"); the receiver validates it against the config schema."""
@@ -80,7 +88,7 @@ class Status(Message, frozen=True, kw_only=True, tag="status"):
     ts: TsNs
 
 
-Command = Kill | Flatten | Pause | Resume | SwapModel | SetParameter | ConfigUpdate | Status
+Command = Kill | Flatten | Pause | Resume | SwapModel | RefreshWeights | SetParameter | ConfigUpdate | Status
 
 
 class CommandReply(Message, frozen=True, kw_only=True, tag="reply"):

@@ -48,6 +48,8 @@ def build_command(args: argparse.Namespace) -> Any:
         return c.Pause(**base, instrument=args.instrument)
     if action == "resume":
         return c.Resume(**base, instrument=args.instrument)
+    if action == "refresh-weights":
+        return c.RefreshWeights(**base)
     if action == "set":
         return c.SetParameter(**base, key=args.key, value=parse_value(args.value))
     if action == "swap-model":
@@ -192,6 +194,8 @@ def add_ctl_command(sub) -> None:
            acts.add_parser("resume", parents=[common], help="undo pause")]
     for q in one:
         q.add_argument("--instrument", type=int, metavar="ID", help="act on this instrument only (its id)")
+    acts.add_parser("refresh-weights", parents=[common],
+                    help="recompute the adaptive ensemble weights now (the [ensemble] mode adaptive)")
     s = acts.add_parser("set", parents=[common], help="change one parameter live, e.g. risk.pre_trade.max_position_lots 5")
     s.add_argument("key", help="dotted TOML path: engine.F, risk.sizing.F, risk.pre_trade.F, risk.kill_switch.F, "
                                "strategy.F")

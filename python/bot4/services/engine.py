@@ -320,13 +320,14 @@ class EngineService:
         """The commands received since the last piece, in order, each answered on CONTROL_REPLIES
         (same trace id). Kill, Flatten, Pause and Resume act on every instrument, or on the one
         they name (Kill then halts it; an instrument this engine does not trade is refused);
+        RefreshWeights recomputes the adaptive ensemble weights at once (data: instruments refreshed);
         Status reports each instrument's paused/halted state; SetParameter, ConfigUpdate and SwapModel are
         validated and applied by bot4.services.live, or refused with the reason and nothing
         changed (a refused swap leaves the old model trading)."""
         while self._commands:
             cmd = self._commands.pop(0)
             tag = type(cmd).__struct_config__.tag
-            error, data = "", {}
+            error, data = "", dict[str, Any]()
             one = getattr(cmd, "instrument", None)
             if one is not None and int(one) not in self.specs and self.shard:
                 self.counters["other_shard_commands"] += 1  # another engine's: it answers
@@ -341,6 +342,8 @@ class EngineService:
                 engine.pause(True, one)
             elif isinstance(cmd, c.Resume):
                 engine.pause(False, one)
+            elif isinstance(cmd, c.RefreshWeights):
+                data = {"refreshed": int(engine.refresh_ensemble_weights())}
             elif isinstance(cmd, c.Status):
                 data = {"paused": bool(engine.paused), "buffered": int(engine.buffered),
                         **{k: v for k, v in self.counters.items()},
