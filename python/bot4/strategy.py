@@ -4,7 +4,9 @@ The core calls `on_decision` at every decision point of the strategy's instrumen
 taken for the call; nothing else in the loop is Python) with a read-only
 `bot4._core.engine.DecisionContext`: time (`ts`, ns), `instrument`, the touch (`bid`, `ask`,
 `bid_qty`, `ask_qty` in ticks and lots, `two_sided`, `mid`), the feature row (`features`, names in
-`bot4.features.names()`; `feature(i)`), each loaded model's output (`p` = slot 0, `models`), the
+`bot4.features.names()`; `feature(i)`), each loaded model's output (`models`; `p` = the probability
+to trade on: slot 0's, or the ensemble's when the config has an [ensemble] section, which also sets
+`has_ensemble`, `ensemble` and the breaker's `size_scale`, applied to entry sizes by the router), the
 position (`position` lots, `average_entry` ticks, `realised`, `unrealised`, `fees`, `equity` in
 quote units), `flattening`, risk `headroom` and the open orders (`open_orders()`, `order(id)`, `group(id)`).
 
