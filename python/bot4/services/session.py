@@ -315,6 +315,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
     observer: ConflatingPublisher | None = None
     guard: Any = None
     observed: dict[str, int] = {}
+    exits: dict[str, Any] = {}
     security: dict[str, int] = {}
     scored: list[Any] | None = [] if shadow is not None else None
     perf_collector = None
@@ -416,6 +417,7 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                     p.terminate()
             for p in procs:
                 p.join(timeout_s)
+            exits = {p.name: p.exitcode for p in procs if p.exitcode not in (None, 0)}
             while not q.empty():
                 name, value = q.get(timeout=5)
                 results[name] = value
@@ -459,7 +461,8 @@ def run_paper(data: Any = None, *, speed: Speed = "max", config: Any = None, mod
                     raise RuntimeError(f"paper session: the {name} process failed: {err!r}") from err
                 raise err
         if collected is None:
-            raise RuntimeError("paper session: a service stopped before the end of stream")
+            why = ", ".join(f"{k} exited {v}" for k, v in exits.items())
+            raise RuntimeError(f"paper session: a service stopped before the end of stream{f' ({why})' if why else ''}")
     finally:
         if observer is not None:
             observed = observer.close()
