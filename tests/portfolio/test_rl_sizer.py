@@ -93,6 +93,24 @@ def test_every_executed_action_of_any_policy_is_within_every_hard_limit(case):
     assert res.counters["rejected_nan_multiplier"] == int(bad.sum())
 
 
+def test_policy_probabilities_do_not_depend_on_the_batch():
+    """CI's falsifying example (theta 3.87e302 on a feature of -464285, at the edge of overflow):
+    replay, which scores one row at a time, counted a NaN the batched probs did not show; a BLAS
+    matmul may sum in an order of its own per batch shape. Each row gives the same bits alone or
+    batched."""
+    rng = np.random.default_rng(0)
+    theta = np.full((len(rl.MULTIPLIERS), 3), 3.8719604e302)
+    x = np.array([[-464285.0, 0.0], [0.0, 0.0]])
+    for th in (theta, rng.normal(size=(len(rl.MULTIPLIERS), 3)) * 1e3):
+        pol = rl.SoftmaxPolicy(th, np.zeros(2), np.ones(2))
+        batch = pol.probs(x)
+        alone = np.vstack([pol.probs(row) for row in x])
+        np.testing.assert_array_equal(batch, alone)
+    many = rng.normal(size=(257, 2)) * 1e2
+    pol = rl.SoftmaxPolicy(rng.normal(size=(len(rl.MULTIPLIERS), 3)), np.zeros(2), np.ones(2))
+    np.testing.assert_array_equal(pol.probs(many), np.vstack([pol.probs(r) for r in many]))
+
+
 def test_a_policy_with_non_finite_parameters_is_rejected_and_counted_not_traded():
     d = _synthetic(200)
     bad = rl.SoftmaxPolicy(np.full((5, d.features.shape[1] + 1), np.nan), np.zeros(d.features.shape[1]),

@@ -286,7 +286,11 @@ class SoftmaxPolicy:
     def probs(self, features) -> np.ndarray:
         """n x K action probabilities (rows of NaN where the features or theta are not finite)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            s = self.design(features) @ np.asarray(self.theta).T
+            # Each logit summed in one fixed order whatever the batch: a BLAS matmul sums in an order
+            # of its own per batch shape, and at the edge of overflow one row came out finite in a
+            # batch and NaN alone (replay scores one row at a time).
+            design = self.design(features)
+            s = (design[:, None, :] * np.asarray(self.theta, np.float64)[None, :, :]).sum(axis=2)
             s = s - s.max(axis=1, keepdims=True)
             e = np.exp(s)
             return e / e.sum(axis=1, keepdims=True)
