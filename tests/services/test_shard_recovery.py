@@ -90,7 +90,7 @@ def _same(a: list, b: list, tp: type) -> None:
 
 def _kill_plans() -> list:
     rng = random.Random(20261204)
-    plans = [{rng.randrange(2): rng.uniform(0.1, 0.9)} for _ in range(3)]
+    plans = [{rng.randrange(2): rng.uniform(0.1, 0.9)} for _ in range(2)]  # each case is a whole sharded session (CI time)
     plans.append({0: rng.uniform(0.2, 0.8), 1: rng.uniform(0.2, 0.8)})  # both shards, each once
     return plans
 
