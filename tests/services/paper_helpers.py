@@ -37,3 +37,13 @@ def assert_same_as_backtest(paper, whole) -> None:
     assert paper.decisions == whole.decisions.size
     assert paper.pnl == whole.pnl and math.isfinite(paper.pnl)
     assert np.isfinite(whole.fills["fee"]).all()
+
+
+def journal_size(d) -> int:
+    """Bytes a journal directory holds (its lock file aside; 0 before it exists)."""
+    from pathlib import Path
+
+    try:
+        return sum(f.stat().st_size for f in Path(d).iterdir() if f.suffix != ".lock")
+    except FileNotFoundError:
+        return 0

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from paper_helpers import CONFIG, MODEL_DIR, assert_same_as_backtest
+from paper_helpers import CONFIG, MODEL_DIR, assert_same_as_backtest, journal_size
 
 from bot4.backtest import run
 from bot4.services.session import run_paper
@@ -33,14 +33,7 @@ def journal_bytes(tmp_path_factory):
     """How much a whole session journals (the kill points are fractions of it)."""
     d = tmp_path_factory.mktemp("full") / "journal"
     run_paper(None, journal=d, **KW)
-    return _size(d)
-
-
-def _size(d: Path) -> int:
-    try:
-        return sum(f.stat().st_size for f in d.iterdir() if f.suffix != ".lock")
-    except FileNotFoundError:
-        return 0
+    return journal_size(d)
 
 
 class _Killer:
@@ -56,10 +49,10 @@ class _Killer:
 
     def _watch(self, pid: int, at: int) -> None:
         while not self._stop.is_set():
-            if _size(self.journal) >= at:
+            if journal_size(self.journal) >= at:
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    self.killed.append(_size(self.journal))
+                    self.killed.append(journal_size(self.journal))
                 except ProcessLookupError:
                     pass
                 return

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from paper_helpers import message_fields
+from paper_helpers import journal_size, message_fields
 
 from bot4 import contracts as c
 from bot4.data.market_data import merge
@@ -41,14 +41,7 @@ def _kw(both):
 def uninterrupted(both, tmp_path_factory):
     j = tmp_path_factory.mktemp("whole") / "journal"
     paper = run_paper(journal=j, **_kw(both))
-    return paper, [_size(j / f"shard-{k}") for k in range(len(SHARDS))]
-
-
-def _size(d: Path) -> int:
-    try:
-        return sum(f.stat().st_size for f in d.iterdir() if f.suffix != ".lock")
-    except FileNotFoundError:
-        return 0
+    return paper, [journal_size(j / f"shard-{k}") for k in range(len(SHARDS))]
 
 
 class _ShardKiller:
@@ -67,10 +60,10 @@ class _ShardKiller:
     def _watch(self, k: int, pid: int) -> None:
         d = self.journal / f"shard-{k}"
         while not self._stop.is_set():
-            if _size(d) >= self.at[k]:
+            if journal_size(d) >= self.at[k]:
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    self.killed[k] = _size(d)
+                    self.killed[k] = journal_size(d)
                 except ProcessLookupError:
                     pass
                 return
