@@ -2,7 +2,8 @@
 // signal agents evaluated on feature rows (core/portfolio/signal_agent).
 // Glue only: numpy arrays in and out, StepInputError -> bot4.errors.InputError(param, problem).
 // bot4.portfolio.core_step builds the step from a PortfolioConfig, Lanes and a fitted MetaWeighter;
-// bot4.portfolio.agents.core_agent builds a SignalAgent from a fitted agent.
+// bot4.portfolio.agents.core_agent builds a SignalAgent from a fitted agent; a PluginAgent is a C++
+// user agent from a shared library (core/portfolio/agent_plugin.hpp, bot4.portfolio.user_agents.CppAgent).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "portfolio/agent_plugin.hpp"
 #include "portfolio/numeric.hpp"
 #include "portfolio/portfolio_step.hpp"
 #include "portfolio/signal_agent.hpp"
@@ -425,6 +427,27 @@ void bind_portfolio(py::module_& m) {
           "matrix"_a, "model_output"_a = py::none(),
           "Every row of a feature matrix (a loop over evaluate) -> dict of mu, sigma, quantiles (rows x 3), "
           "confidence, regime.");
+
+  py::class_<PluginAgent>(m, "PluginAgent",
+                          "A C++ user agent loaded from a plugin library (BOT4_AGENT_PLUGIN), bound to the rows' "
+                          "feature names; its outputs are checked.")
+      .def(py::init<const std::string&, const std::string&, const std::vector<std::string>&>(), "path"_a,
+           "params_json"_a, "feature_names"_a)
+      .def_property_readonly("row_width", &PluginAgent::row_width, "Feature columns per row.")
+      .def(
+          "evaluate", [](const PluginAgent& a, const F64& row) { return view_tuple(a.evaluate(vec(row, a.row_width(), "row"))); },
+          "row"_a, "One feature row -> (mu, sigma, q10, q50, q90, confidence, regime).")
+      .def(
+          "evaluate_rows",
+          [](const PluginAgent& a, const F64& matrix) {
+            if (matrix.ndim() != 2 || static_cast<size_t>(matrix.shape(1)) != a.row_width())
+              throw StepInputError("matrix", "must be rows x " + std::to_string(a.row_width()) + " feature columns");
+            std::vector<AgentView> out(static_cast<size_t>(matrix.shape(0)));
+            a.evaluate_rows(matrix.data(), out.size(), out.data());
+            return views_dict(out);
+          },
+          "matrix"_a, "Every row of a feature matrix -> dict of mu, sigma, quantiles, confidence, regime.");
+  m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
 }
 
 }  // namespace bot4::ext

@@ -165,3 +165,285 @@ def test_bad_parameters_and_rows_are_refused(sim_features, fitted):
     own = Momentum(20, max_rows=2000).fit(sim_features, np.arange(2000))
     with pytest.raises(InputError, match="no core twin"):
         ag.predict_core(own, sim_features)
+
+
+# -- the job: core agents by default, the Python reference selectable, user agents beside them ---
+
+JOB = dict(epsilon=0.3, seed=3, horizon=10, corr_window=40, grid_s=1.0, checks_per_step=4, top_k=2)
+
+
+@pytest.fixture(scope="module")
+def market():
+    from bot4.data.market_data import merge
+    from bot4.sim import generate
+
+    return merge([generate(seed=1, n_events=40_000).as_instrument(1, "AAAUSDT"),
+                  generate(seed=2, n_events=40_000).as_instrument(2, "BBBUSDT")])
+
+
+def _same_json(a, b, path=""):
+    import math
+
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if path == "" and k in ("seconds", "step_latency_ns"):
+                continue
+            _same_json(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_json(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+def test_job_results_are_the_same_with_core_and_python_agents(market):
+    import msgspec
+
+    from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
+
+    cfg = PortfolioConfig(**JOB)
+    assert cfg.agent_eval == "core"
+    core = portfolio_backtest(market, cfg)
+    py = portfolio_backtest(market, msgspec.structs.replace(cfg, agent_eval="python"))
+    for a, b in zip(core.signals.outputs, py.signals.outputs):
+        _assert_same(a, b)
+    a, b = core.as_json(), py.as_json()
+    assert a["steps"] > 100 and sum(i["fills"] for i in a["instruments"]) > 0
+    _same_json(a, b)
+
+
+def _contrarian(row, names):
+    """A user rule: fade the micro-price offset (bp-scaled), a fixed 5 bp uncertainty."""
+    off = row[names.index("microprice_offset")]
+    if not np.isfinite(off):
+        return (np.nan, np.nan, np.nan, np.nan, np.nan, 0.0, -1)
+    mu = -0.5 * off
+    return (mu, 5.0, mu - 6.4, mu, mu + 6.4, min(1.0, abs(mu) / 10.0), 0)
+
+
+def test_a_python_user_agent_is_fitted_and_blended_beside_the_built_ins(market):
+    from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
+    from bot4.portfolio.user_agents import RowAgent, UserAgent
+
+    fits = []
+    user = RowAgent("contrarian", _contrarian, horizon=10, fit_fn=lambda fs, rows: fits.append(len(rows)) or 1)
+    assert isinstance(user, UserAgent)
+    r = portfolio_backtest(market, PortfolioConfig(run_alternative=False, **JOB), user_agents=[user])
+    names = [o.agent for o in r.signals.outputs]
+    assert names == ["direction", "microprice_ofi", "vol_breakout", "mean_reversion", "contrarian"]
+    assert fits == [r.signals.rows["agents"]]             # fitted once, on the agents' training rows
+    out = r.signals.outputs[-1]
+    off = r.signals.features.matrix[:, list(r.signals.features.names).index("microprice_offset")]
+    ok = np.isfinite(off)
+    np.testing.assert_array_equal(out.mu[ok], -0.5 * off[ok])
+    assert np.isnan(out.mu[~ok]).all() and (out.confidence[~ok] == 0).all()
+    # the meta-weighter blends 5 agents: 3 inputs each, in the core step as well
+    assert r.main.coordinator.core is not None and r.signals.meta.models[None].coef.shape[1] == 15
+    assert r.as_json()["steps"] > 100
+
+
+def test_bad_user_agents_and_outputs_are_refused(sim_features):
+    from bot4.portfolio.job import PortfolioConfig, evaluate_agents, fit_signals
+    from bot4.portfolio.user_agents import RowAgent, check_user_agent, checked_output
+
+    fs = sim_features
+    with pytest.raises(InputError, match="lacks fit, predict"):
+        check_user_agent(type("Half", (), {"name": "half", "horizon": 3})())
+    with pytest.raises(InputError, match="already used"):
+        fit_signals(fs, PortfolioConfig(horizon=10), [RowAgent("direction", _contrarian)])
+    with pytest.raises(InputError, match="horizon"):
+        RowAgent("x", _contrarian, horizon=0)
+    with pytest.raises(InputError, match="row 0"):
+        RowAgent("short", lambda row, names: (1.0, 2.0)).predict(fs)
+    good = RowAgent("contrarian", _contrarian)
+    out = good.predict(fs)
+    assert checked_output(good, out, fs) is out
+
+    def broken(**change):
+        import dataclasses
+
+        return checked_output(good, dataclasses.replace(out, **change), fs)
+
+    with pytest.raises(InputError, match="NaN in the same rows"):
+        broken(sigma=np.where(np.arange(out.mu.size) == 3, np.nan, out.sigma))
+    with pytest.raises(InputError, match="sigma must be >= 0"):
+        broken(sigma=-out.sigma)
+    with pytest.raises(InputError, match="confidence"):
+        broken(confidence=out.confidence + 2.0)
+    with pytest.raises(InputError, match="one value per row"):
+        broken(mu=out.mu[:-1])
+    with pytest.raises(InputError, match="ascending"):
+        broken(quantiles=out.quantiles[:, ::-1])
+    with pytest.raises(InputError, match="not infinite"):
+        broken(mu=np.where(np.isfinite(out.mu), np.inf, np.nan))
+    with pytest.raises(InputError, match="must return an AgentOutput"):
+        checked_output(good, {"mu": out.mu}, fs)
+    with pytest.raises(InputError, match="agent_eval"):
+        evaluate_agents([good], fs, "gpu")
+
+
+LINEAR = ["usdm/btcusdt_20240808.gz", "usdm/ethusdt_20240808.gz", "spot/btcusdt_20240808.gz",
+          "spot/btcusdt_20240809.gz", "spot/ethusdt_20240808.gz", "spot/ethusdt_20240809.gz"]
+
+
+@pytest.mark.realdata
+def test_cli_json_is_the_same_with_core_or_python_agents_on_recorded_instruments(tmp_path, capsys):
+    """`bot4 portfolio backtest --json` with the core agents (the default) prints the figures that
+    `--agent-eval python` prints, on Binance USD-M and spot BTC/ETH recorded together."""
+    import json
+
+    from bot4.cli import main
+    from recordings import data_path, require_recording
+
+    files = [str(require_recording(data_path("binance_hftbacktest", f))) for f in LINEAR]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("horizon = 10\ncalibration_fraction = 0.15\ncorr_window = 60\npenalty = 10.0\n"
+                   "run_alternative = false\n")
+    out = {}
+    for how in ("core", "python"):
+        argv = ["portfolio", "backtest", "--data", *files, "--config", str(cfg), "--out", str(tmp_path / how),
+                "--json", "-q", "--agent-eval", how]
+        assert main(argv) == 0
+        out[how] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["core"]["steps"] > 100 and all(v == 0 for v in out["core"]["limit_breaches"].values())
+    assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
+    _same_json(out["core"], out["python"])
+
+
+# -- a C++ user agent from a plugin library --------------------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _include_dir():
+    """The core's headers: the source tree's, else the installed SDK's."""
+    inc = ROOT / "core"
+    if not (inc / "portfolio" / "agent_plugin.hpp").is_file():
+        from bot4 import sdk
+
+        inc = __import__("pathlib").Path(sdk.get_include()) / "bot4"
+    return inc
+
+
+@pytest.fixture(scope="module")
+def contrarian_plugin(tmp_path_factory):
+    """examples/cpp_agent built as a plugin module against the core's headers (the source tree's,
+    else the installed SDK's)."""
+    import shutil
+    import subprocess
+
+    cxx = shutil.which("c++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler on PATH")
+    out = tmp_path_factory.mktemp("agent") / "libcontrarian_agent.so"
+    r = subprocess.run([cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-fvisibility=hidden", f"-I{_include_dir()}",
+                        str(ROOT / "examples" / "cpp_agent" / "contrarian_agent.cpp"), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+FAULTY = r"""
+#include <limits>
+#include "portfolio/agent_plugin.hpp"
+// Returns the view its "fault" parameter names, to check the core refuses each.
+class Faulty : public bot4::portfolio::UserSignalAgent {
+ public:
+  explicit Faulty(const bot4::strategy::PluginParams& p) : fault_(p.integer("fault", 0)) {}
+  void bind(const std::vector<std::string>&) override {}
+  bot4::portfolio::AgentView evaluate(const double*, size_t) const override {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    switch (fault_) {
+      case 1: return {1.0, -2.0, {0.0, 1.0, 2.0}, 0.5, 0};     // negative sigma
+      case 2: return {1.0, nan, {0.0, 1.0, 2.0}, 0.5, 0};      // only sigma NaN
+      case 3: return {1.0, 2.0, {0.0, 1.0, 2.0}, 1.5, 0};      // confidence > 1
+      case 4: return {1.0, 2.0, {2.0, 1.0, 0.0}, 0.5, 0};      // quantiles descending
+      case 5: return {1.0, 2.0, {0.0, 1.0, 2.0}, 0.5, -2};     // regime < -1
+      default: return {1.0, 2.0, {0.0, 1.0, 2.0}, 0.5, 0};
+    }
+  }
+ private:
+  int64_t fault_;
+};
+BOT4_AGENT_PLUGIN(Faulty)
+"""
+
+
+@pytest.fixture(scope="module")
+def faulty_plugin(contrarian_plugin):
+    import shutil
+    import subprocess
+
+    src = contrarian_plugin.parent / "faulty.cpp"
+    src.write_text(FAULTY)
+    out = contrarian_plugin.parent / "libfaulty.so"
+    r = subprocess.run([shutil.which("c++") or "g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-fvisibility=hidden",
+                        f"-I{_include_dir()}", str(src), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_the_core_refuses_invalid_views_from_a_cpp_agent(faulty_plugin, sim_features):
+    from bot4._core.portfolio import PluginAgent
+
+    names = list(sim_features.names)
+    row = np.zeros(len(names))
+    assert PluginAgent(str(faulty_plugin), "{}", names).evaluate(row) == (1.0, 2.0, 0.0, 1.0, 2.0, 0.5, 0)
+    for fault, what in ((1, "negative sigma"), (2, "NaN together"), (3, "confidence outside"),
+                        (4, "ascending"), (5, "regime below -1")):
+        with pytest.raises(InputError, match=what):
+            PluginAgent(str(faulty_plugin), f'{{"fault": {fault}}}', names).evaluate(row)
+
+
+def _contrarian_ref(row, names):
+    """examples/cpp_agent's rule in Python (sigma 5, quantiles mu -+ 1.28 sigma)."""
+    off = row[names.index("microprice_offset")]
+    if not np.isfinite(off):
+        return (np.nan, np.nan, np.nan, np.nan, np.nan, 0.0, -1)
+    mu = -0.5 * off
+    return (mu, 5.0, mu - 6.4, mu, mu + 6.4, min(1.0, abs(mu) / 10.0), 0)
+
+
+def test_a_cpp_user_agent_equals_its_python_twin_and_runs_in_the_job(contrarian_plugin, sim_features, market):
+    import dataclasses
+
+    from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
+    from bot4.portfolio.user_agents import CppAgent, RowAgent, UserAgent
+
+    fs = sim_features
+    cpp = CppAgent("contrarian", contrarian_plugin, {"scale": 0.5, "sigma": 5.0})
+    assert isinstance(cpp, UserAgent)
+    a = cpp.fit(fs, np.arange(10)).predict(fs)
+    b = RowAgent("contrarian", _contrarian_ref).predict(fs)
+    assert (~a.valid).any() and a.valid.any()
+    for name in ("mu", "sigma", "quantiles", "confidence", "regime"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    r = portfolio_backtest(market, PortfolioConfig(run_alternative=False, **JOB), user_agents=[cpp])
+    assert [o.agent for o in r.signals.outputs][-1] == "contrarian"
+    assert r.signals.meta.models[None].coef.shape[1] == 15 and r.as_json()["steps"] > 100
+    assert dataclasses.is_dataclass(r.signals.outputs[-1])
+
+
+def test_bad_cpp_user_agents_are_refused(contrarian_plugin, sim_features, tmp_path):
+    from bot4._core.portfolio import PluginAgent
+    from bot4.portfolio.user_agents import CppAgent
+
+    names = list(sim_features.names)
+    with pytest.raises(InputError, match="not a file"):
+        CppAgent("x", tmp_path / "missing.so")
+    with pytest.raises(InputError, match="unknown parameter"):
+        CppAgent("x", contrarian_plugin, {"scael": 0.5}).predict(sim_features)
+    with pytest.raises(InputError, match="sigma must be > 0"):
+        CppAgent("x", contrarian_plugin, {"sigma": -1.0}).predict(sim_features)
+    with pytest.raises(InputError, match="no column 'nope'"):
+        CppAgent("x", contrarian_plugin, {"column": "nope"}).predict(sim_features)
+    not_plugin = tmp_path / "lib.so"
+    not_plugin.write_bytes(b"not an ELF file")
+    with pytest.raises(InputError, match="cannot load agent plugin"):
+        PluginAgent(str(not_plugin), "{}", names)
+    with pytest.raises(InputError, match="row"):
+        PluginAgent(str(contrarian_plugin), "{}", names).evaluate(np.zeros(3))

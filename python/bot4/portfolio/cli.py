@@ -41,6 +41,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         import msgspec
 
         config = msgspec.structs.replace(config, step=args.step)
+    if getattr(args, "agent_eval", None) is not None:
+        import msgspec
+
+        config = msgspec.structs.replace(config, agent_eval=args.agent_eval)
     for p in args.data:     # one by one: several venues side by side are one portfolio
         check_sources([p])
     if args.out is not None:
@@ -96,6 +100,8 @@ def add_portfolio_command(sub: argparse._SubParsersAction) -> None:
                    "RL sizer on the first rl_train_fraction of the trading steps and compares it with the fixed one")
     b.add_argument("--step", choices=("core", "python"), help="override the config's portfolio step: 'core' (C++, "
                    "the default) or 'python' (the reference implementation)")
+    b.add_argument("--agent-eval", choices=("core", "python"), help="override the config's agent evaluation: 'core' "
+                   "(the fitted agents evaluated by the C++ SignalAgent, the default) or 'python' (their predict)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_backtest)
