@@ -447,3 +447,115 @@ def test_bad_cpp_user_agents_are_refused(contrarian_plugin, sim_features, tmp_pa
         PluginAgent(str(not_plugin), "{}", names)
     with pytest.raises(InputError, match="row"):
         PluginAgent(str(contrarian_plugin), "{}", names).evaluate(np.zeros(3))
+
+
+# -- user agents named as strategies are: module:Class, .py, .pyx, C++ plugin --------------------
+
+class Fading:
+    """A user agent class (module:Class): the contrarian rule through RowAgent."""
+
+    def __init__(self, scale: float = 0.5):
+        from bot4.portfolio.user_agents import RowAgent
+
+        self._row = RowAgent("fading", lambda row, names: _scaled(row, names, scale))
+        self.name, self.horizon, self.model_version = "fading", 1, f"scale={scale}"
+
+    def fit(self, features, rows):
+        return self
+
+    def predict(self, features):
+        return self._row.predict(features)
+
+
+def _scaled(row, names, scale):
+    v = _contrarian_ref(row, names)
+    return v if not np.isfinite(v[0]) else tuple(x * scale / 0.5 if i < 5 and i != 1 else x
+                                                    for i, x in enumerate(v))
+
+
+AGENT_PY = '''
+import numpy as np
+from bot4.portfolio.agents import AgentOutput
+
+
+class FileAgent:
+    name, horizon, model_version = "file_agent", 1, "v1"
+
+    def fit(self, features, rows):
+        return self
+
+    def predict(self, features):
+        n = len(features.timestamps)
+        mu = np.full(n, 1.0)
+        return AgentOutput("file_agent", "v1", 1, np.asarray(features.timestamps, np.int64),
+                           np.asarray(features.instruments), mu, np.full(n, 2.0),
+                           np.column_stack([mu - 2, mu, mu + 2]), np.full(n, 0.3), np.zeros(n, np.int64))
+'''
+
+
+def test_make_agent_from_specs(sim_features, contrarian_plugin, tmp_path):
+    from bot4.portfolio.user_agents import CppAgent, make_agent
+
+    fs = sim_features
+    a = make_agent("portfolio.test_signal_agent:Fading", {"scale": 0.5})
+    assert a.name == "fading" and a.model_version == "scale=0.5"
+    np.testing.assert_array_equal(a.predict(fs).mu, make_agent(Fading()).predict(fs).mu)
+    f = tmp_path / "my_agent.py"
+    f.write_text(AGENT_PY)
+    b = make_agent(str(f))
+    assert b.name == "file_agent" and (b.predict(fs).mu == 1.0).all()
+    c = make_agent(str(contrarian_plugin), {"scale": 0.5})
+    assert isinstance(c, CppAgent) and c.name == "contrarian_agent"
+    assert make_agent(str(contrarian_plugin), name="fade").name == "fade"
+    with pytest.raises(InputError, match="unknown agent"):
+        make_agent("fading")
+    with pytest.raises(InputError, match="does not exist"):
+        make_agent(str(tmp_path / "none.py"))
+    with pytest.raises(InputError, match="no attribute|No module"):
+        make_agent("portfolio.test_signal_agent:Nope")
+    two = tmp_path / "two.py"
+    two.write_text(AGENT_PY + "\n\nclass Other(FileAgent):\n    pass\n")
+    with pytest.raises(InputError, match="expected one agent class"):
+        make_agent(str(two))
+    with pytest.raises(InputError, match="parameters given for an agent instance"):
+        make_agent(Fading(), {"scale": 1.0})
+
+
+def test_a_cython_user_agent(sim_features, tmp_path):
+    """A .pyx agent built with bot4.cython_build (the engine's Cython strategies' build)."""
+    pytest.importorskip("Cython")
+    from bot4.portfolio.user_agents import make_agent
+
+    f = tmp_path / "cy_agent.pyx"
+    f.write_text(AGENT_PY.replace("FileAgent", "CyAgent").replace('"file_agent"', '"cy_agent"'))
+    a = make_agent(str(f))
+    assert a.name == "cy_agent" and (a.predict(sim_features).mu == 1.0).all()
+
+
+@pytest.mark.realdata
+def test_cli_refuses_a_bad_agent_before_reading_data(tmp_path, capsys):
+    from bot4.cli import main
+    from recordings import data_path, require_recording
+
+    files = [str(require_recording(data_path("binance_hftbacktest", f))) for f in LINEAR[:2]]
+    rc = main(["portfolio", "backtest", "--data", *files, "--out", str(tmp_path / "o"), "-q", "--agent", "nope"])
+    assert rc != 0 and "unknown agent 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_cli_runs_a_cpp_user_agent_beside_the_built_ins(tmp_path, capsys, contrarian_plugin):
+    import json
+
+    from bot4.cli import main
+    from recordings import data_path, require_recording
+
+    files = [str(require_recording(data_path("binance_hftbacktest", f))) for f in LINEAR]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("horizon = 10\ncalibration_fraction = 0.15\ncorr_window = 60\nrun_alternative = false\n")
+    argv = ["portfolio", "backtest", "--data", *files, "--config", str(cfg), "--out", str(tmp_path / "o"), "--json",
+            "-q", "--agent", str(contrarian_plugin)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [a["agent"] for a in out["agents"]] == ["direction", "microprice_ofi", "vol_breakout", "mean_reversion",
+                                                   "contrarian_agent"]
+    assert out["steps"] > 100 and all(v == 0 for v in out["limit_breaches"].values())

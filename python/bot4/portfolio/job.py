@@ -1012,6 +1012,8 @@ class PortfolioResult:
             "kill_reason": str(self.main.result.kill_reason),
             "split_ns": list(self.signals.split_ns),
             "training_rows": self.signals.rows,
+            "agents": [{"agent": o.agent, "model_version": o.model_version, "horizon": int(o.horizon)}
+                       for o in self.signals.outputs],
             "seconds": self.seconds,
         })
 

@@ -21,6 +21,10 @@ agent; nothing else is assumed about the agent.
 exported with BOT4_AGENT_PLUGIN, built as the engine's strategy plugins are, e.g.
 examples/cpp_agent), loaded from its shared library and evaluated row by row in the core.
 
+`make_agent(spec)` names a user agent as bot4.strategies names a strategy: "module:Class", a .py
+file or a Cython .pyx file (built with bot4.cython_build) holding one agent class, or a C++ plugin
+library (.so), as `bot4 portfolio backtest --agent SPEC` takes it.
+
 `RowAgent` turns a function of one feature row into such an agent: `fn(row, names)` returns
 (mu, sigma, q10, q50, q90, confidence, regime), the tuple bot4._core.portfolio.SignalAgent.evaluate
 returns for the built-in agents, so a rule written row by row reads its inputs as the core's
@@ -198,4 +202,69 @@ class CppAgent:
                            quantiles=out["quantiles"], confidence=out["confidence"], regime=out["regime"])
 
 
-__all__ = ["CppAgent", "RowAgent", "UserAgent", "check_user_agent", "checked_output"]
+def _is_agent_class(c, module_name: str | None = None) -> bool:
+    import inspect
+
+    return inspect.isclass(c) and callable(getattr(c, "fit", None)) and callable(getattr(c, "predict", None)) \
+        and (module_name is None or c.__module__ == module_name)
+
+
+def _one_class(module, where: str, module_name: str | None = None):
+    classes = [c for c in vars(module).values() if _is_agent_class(c, module_name)]
+    if len(classes) != 1:
+        raise InputError("agent", f"{where}: expected one agent class (with fit and predict), found {len(classes)}")
+    return classes[0]
+
+
+def make_agent(spec, params: dict | None = None, name: str | None = None):
+    """A checked user agent from `spec`: an agent object, an agent class (made with `params` as
+    keyword arguments), "module:Class", a .py or .pyx file with one agent class, or a C++ plugin
+    library (.so / .dylib; `params` go to its constructor, `name` defaults to the file's stem)."""
+    import importlib
+    import importlib.util
+    import inspect
+    from pathlib import Path
+
+    from bot4.strategies import PLUGIN_SUFFIXES
+
+    params = dict(params or {})
+    obj = spec
+    if isinstance(spec, (str, Path)):
+        text = str(spec)
+        path = Path(text)
+        if ":" not in text and text.endswith(PLUGIN_SUFFIXES):
+            return CppAgent(name or path.stem.removeprefix("lib"), path.resolve(), params)
+        if ":" not in text and text.endswith((".py", ".pyx")):
+            if not path.is_file():
+                raise InputError("agent", f"agent file {text!r} does not exist")
+            if text.endswith(".pyx"):
+                from bot4.cython_build import build_module
+
+                obj = _one_class(build_module(path), text)
+            else:
+                module_name = f"_bot4_user_agent_{path.stem}"
+                mspec = importlib.util.spec_from_file_location(module_name, path)
+                if mspec is None or mspec.loader is None:
+                    raise InputError("agent", f"agent file {text!r} cannot be imported as a Python module")
+                module = importlib.util.module_from_spec(mspec)
+                mspec.loader.exec_module(module)
+                obj = _one_class(module, text, module_name)
+        elif ":" in text:
+            module_name, _, attr = text.partition(":")
+            try:
+                obj = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise InputError("agent", f"agent {text!r}: {exc}") from None
+        else:
+            raise InputError("agent", f"unknown agent {text!r}: module:Class, a .py/.pyx file or a C++ plugin (.so)")
+    if inspect.isclass(obj):
+        obj = obj(**params)
+    elif params:
+        raise InputError("agent", "agent parameters given for an agent instance")
+    if name is not None:
+        obj.name = name
+    check_user_agent(obj)
+    return obj
+
+
+__all__ = ["CppAgent", "RowAgent", "make_agent", "UserAgent", "check_user_agent", "checked_output"]
