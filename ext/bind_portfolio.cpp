@@ -328,6 +328,27 @@ void bind_portfolio(py::module_& m) {
           "ts"_a, "x"_a, "regime"_a, "have"_a, "pos"_a, "mid"_a, "pnl"_a, "peak"_a,
           py::return_value_policy::reference_internal,
           "The step at ts from this decision's agents' outputs per lane (lanes x 3 agents).")
+      .def("set_agents", &PortfolioStep::set_agents, "agents"_a,
+           "Load the fitted SignalAgents step_features evaluates, in the meta-weighter's input order.")
+      .def(
+          "step_features",
+          [](PortfolioStep& s, int64_t ts, const F64& rows, const F64& model_output, const U8& have, const I64& pos,
+             const F64& mid, const F64& pnl, double peak) -> const StepResult& {
+            const size_t n = s.n();
+            if (rows.ndim() != 2 || static_cast<size_t>(rows.shape(0)) != n ||
+                static_cast<size_t>(rows.shape(1)) != s.row_width())
+              throw StepInputError("rows", "must be lanes x " + std::to_string(s.row_width()) + " feature columns");
+            if (model_output.ndim() != 2 || static_cast<size_t>(model_output.shape(0)) != n ||
+                static_cast<size_t>(model_output.shape(1)) != s.agents())
+              throw StepInputError("model_output", "must be lanes x agents (NaN where an agent reads none)");
+            if (have.ndim() != 1 || static_cast<size_t>(have.shape(0)) != n)
+              throw StepInputError("have", "needs one flag per lane");
+            return s.step_features(ts, rows.data(), model_output.data(), have.data(),
+                                   lane_state(s, pos, mid, pnl, peak));
+          },
+          "ts"_a, "rows"_a, "model_output"_a, "have"_a, "pos"_a, "mid"_a, "pnl"_a, "peak"_a,
+          py::return_value_policy::reference_internal,
+          "The step at ts from each lane's latest feature row: the loaded agents evaluated on it in the core.")
       .def(
           "step_views",
           [](PortfolioStep& s, int64_t ts, const F64& mu, const F64& sigma, const F64& p, const I64& pos,

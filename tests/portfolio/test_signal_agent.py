@@ -559,3 +559,51 @@ def test_cli_runs_a_cpp_user_agent_beside_the_built_ins(tmp_path, capsys, contra
     assert [a["agent"] for a in out["agents"]] == ["direction", "microprice_ofi", "vol_breakout", "mean_reversion",
                                                    "contrarian_agent"]
     assert out["steps"] > 100 and all(v == 0 for v in out["limit_breaches"].values())
+
+
+# -- the portfolio step evaluating the agents per decision in the core ----------------------------
+
+def test_the_core_step_runs_the_agents_on_each_decisions_feature_rows(market):
+    """step_features (each lane's latest feature row; the agents evaluated inside the step) takes
+    the decisions step_agents takes from the agents' outputs computed beforehand, bit for bit."""
+    from bot4.portfolio.core_step import build_core_step
+    from bot4.portfolio.job import PortfolioConfig, grid_bars, portfolio_backtest
+    from bot4.portfolio.meta import agent_matrix
+
+    cfg = PortfolioConfig(run_alternative=False, **JOB)
+    r = portfolio_backtest(market, cfg)
+    sig, coord = r.signals, r.main.coordinator
+    fs = sig.features
+    ends, bars = grid_bars(fs, r.lanes, cfg.grid_ns)
+    by_outputs = build_core_step(r.lanes, cfg, sig, bars, ends, coord.latest, np.random.default_rng(7))
+    by_rows = build_core_step(r.lanes, cfg, sig, bars, ends, coord.latest, np.random.default_rng(7))
+    by_rows.set_agents([ag.core_agent(a, fs.names) for a in sig.agents])
+    x_all, _ = agent_matrix(sig.outputs)
+    reg_all = np.asarray(sig.outputs[0].regime, np.int64)
+    matrix = np.ascontiguousarray(fs.matrix, np.float64)
+    mo_all = np.column_stack([np.full(matrix.shape[0], np.nan) if (m := a.model_output(fs)) is None else m
+                              for a in sig.agents])
+    n = r.lanes.n
+    steps = traded = 0
+    for ts in range(sig.split_ns[2], int(fs.timestamps.max()), cfg.grid_ns):
+        idx = np.full(n, -1)
+        for k, (rts, rows) in enumerate(coord.latest):
+            j = int(np.searchsorted(rts, ts, side="right")) - 1
+            if j >= 0 and ts - rts[j] <= 2 * cfg.grid_ns:
+                idx[k] = rows[j]
+        have = (idx >= 0).astype(np.uint8)
+        safe = np.maximum(idx, 0)
+        state = (np.zeros(n, np.int64), bars[min(np.searchsorted(ends, ts), len(ends) - 1)], np.zeros(n), cfg.equity)
+        a = by_outputs.step_agents(ts, np.ascontiguousarray(x_all[safe]), reg_all[safe], have, *state)
+        a_out = (a.target.copy(), a.mu.copy(), a.sigma.copy(), a.p.copy(), tuple(a.chosen))
+        b = by_rows.step_features(ts, np.ascontiguousarray(matrix[safe]), np.ascontiguousarray(mo_all[safe]), have,
+                                  *state)
+        for u, v in zip(a_out, (b.target, b.mu, b.sigma, b.p, tuple(b.chosen))):
+            np.testing.assert_array_equal(u, v)
+        steps += bool(have.any())
+        traded += bool((a_out[0] != 0).any())
+    assert steps > 100 and traded > 10      # decisions with views and non-zero targets, not an idle book
+    with pytest.raises(InputError, match="blends 4 agents"):
+        by_rows.set_agents([ag.core_agent(a, fs.names) for a in sig.agents[:3]])
+    with pytest.raises(InputError, match="feature columns"):
+        by_rows.step_features(0, np.zeros((n, 3)), np.zeros((n, 4)), np.ones(n, np.uint8), *state)
