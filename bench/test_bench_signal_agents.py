@@ -12,8 +12,17 @@ Timed per decision row, as the per-event path pays it:
   all_python     the four through `predict` (the classifier inside the direction agent's)
 and over the whole feature matrix (ns per row): SignalAgent.evaluate_rows against `predict`.
 Gate: p50(rules_python) / p50(rules_core) >= RULES_GATE in the same run (both sides are checked
-to give the same outputs first, or the timing means nothing). Figures ->
-build/perf/signal_agents.json."""
+to give the same outputs first, or the timing means nothing).
+
+Per decision of the core portfolio step (4 and 16 instruments, 4 agents each; the synthetic market
+of bench/test_bench_portfolio): step_features (each lane's feature row -> the four fitted agents in
+the core -> blend -> selection and sizing) beside step (the same step reading agents' outputs
+loaded beforehand, a second PortfolioStep in the same state). The two blend different inputs (the
+real agents' views on simulator rows against the synthetic outputs), so selection and sizing do
+different work: the difference bounds the agents' share, it is not it. Gate: p50 ratio <=
+STEP_GATE. Measured (2-core machine, load ~2.5): rule agents per row 12.4 us core vs 495 us
+predict (40x); per decision 4 instruments p50 41 us (table 32 us), 16 instruments p50 226 us (table
+200 us). Figures -> build/perf/signal_agents.json."""
 
 from __future__ import annotations
 
@@ -116,3 +125,48 @@ def test_matrix_agent_evaluation_core_vs_python(fitted, manifest):
         manifest.add_throughput(f"matrix.{a.name}.python_rows_per_s", n, best_py, "rows/s")
         print(f"\n{a.name}: {n} rows, core {best_core / n * 1e9:.0f} ns/row, "
               f"python predict {best_py / n * 1e9:.0f} ns/row" + (" (core: classifier P(up) given)" if c.needs_model_output else ""))
+
+
+STEP_GATE = 3.0      # p50(step_features) / p50(step from loaded outputs), same run: the agents' share
+
+
+def _decision_latency(n: int, fitted) -> dict[str, np.ndarray]:
+    """Per decision of an n-lane core step (bench/test_bench_portfolio's market, 4 agents):
+    step_features (each lane's feature row -> the 4 fitted agents in the core -> blend -> sizing)
+    beside step (the same step from the agents' outputs loaded beforehand); core clock and the
+    call from Python."""
+    from test_bench_portfolio import _coordinator
+
+    fs, agents, cores = fitted
+    c = _coordinator(n, step="core")
+    step, table = c.core, _coordinator(n, step="core").core     # two steps: the same state at every decision
+    step.set_agents(cores)
+    x = np.ascontiguousarray(fs.matrix, np.float64)
+    mo = np.column_stack([np.full(x.shape[0], np.nan) if (m := a.model_output(fs)) is None else m for a in agents])
+    rng = np.random.default_rng(n)
+    have = np.ones(n, np.uint8)
+    out: dict[str, list[int]] = {"features_core": [], "features_call": [], "table_core": []}
+    for s in range(150, 150 + 400):
+        rows = rng.integers(0, x.shape[0], n)
+        pos = rng.integers(-50, 50, n)
+        rx, rmo = np.ascontiguousarray(x[rows]), np.ascontiguousarray(mo[rows])
+        t0 = time.perf_counter_ns()
+        r = step.step_features(s * 10**9, rx, rmo, have, pos, c.mid, c.pnl, c.peak)
+        out["features_call"].append(time.perf_counter_ns() - t0)
+        out["features_core"].append(r.step_ns)
+        out["table_core"].append(table.step(s * 10**9, pos, c.mid, c.pnl, c.peak).step_ns)
+    return {k: np.array(v, np.int64) for k, v in out.items()}
+
+
+def test_decision_latency_with_the_agents_in_the_core_step(fitted, manifest):
+    _decision_latency(4, fitted)             # warm-up
+    for n in (4, 16):
+        lat = _decision_latency(n, fitted)
+        for k, v in lat.items():
+            manifest.add_latency(f"decision.{k}.{n}_instruments_4_agents", v)
+        ratio = float(np.percentile(lat["features_core"], 50) / np.percentile(lat["table_core"], 50))
+        manifest.add_target(f"features_over_table_p50.{n}_instruments", ratio, STEP_GATE, "lower")
+        print(f"\n{n} instruments x 4 agents (us): " + "; ".join(
+            f"{k} p50 {np.percentile(v, 50) / 1e3:.1f} p99 {np.percentile(v, 99) / 1e3:.1f} "
+            f"p99.9 {np.percentile(v, 99.9) / 1e3:.1f}" for k, v in lat.items()) + f"; features / table {ratio:.2f}x")
+        assert ratio <= STEP_GATE, f"{n} instruments: evaluating the agents made the step {ratio:.1f}x slower"
