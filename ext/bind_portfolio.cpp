@@ -1,15 +1,22 @@
-// bot4._core.portfolio: the per-decision portfolio step (core/portfolio/portfolio_step).
+// bot4._core.portfolio: the per-decision portfolio step (core/portfolio/portfolio_step) and the
+// signal agents evaluated on feature rows (core/portfolio/signal_agent).
 // Glue only: numpy arrays in and out, StepInputError -> bot4.errors.InputError(param, problem).
-// bot4.portfolio.core_step builds it from a PortfolioConfig, Lanes and a fitted MetaWeighter.
+// bot4.portfolio.core_step builds the step from a PortfolioConfig, Lanes and a fitted MetaWeighter;
+// bot4.portfolio.agents.core_agent builds a SignalAgent from a fitted agent; a PluginAgent is a C++
+// user agent from a shared library (core/portfolio/agent_plugin.hpp, bot4.portfolio.user_agents.CppAgent).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "portfolio/agent_plugin.hpp"
 #include "portfolio/numeric.hpp"
 #include "portfolio/portfolio_step.hpp"
+#include "portfolio/signal_agent.hpp"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -90,6 +97,36 @@ py::dict counters_dict(const OrderCounters& c) {
 py::dict violations_dict(const Violations& v) {
   py::dict d;
   for (size_t k = 0; k < kLimits; ++k) d[kLimitNames[k]] = v[k];
+  return d;
+}
+
+py::tuple view_tuple(const AgentView& v) {
+  return py::make_tuple(v.mu, v.sigma, v.q[0], v.q[1], v.q[2], v.confidence, v.regime);
+}
+
+py::dict views_dict(const std::vector<AgentView>& out) {
+  const auto n = static_cast<py::ssize_t>(out.size());
+  py::array_t<double> mu(n), sigma(n), conf(n), q({n, static_cast<py::ssize_t>(SignalAgent::kTaus)});
+  py::array_t<int64_t> reg(n);
+  auto m = mu.mutable_unchecked<1>();
+  auto s = sigma.mutable_unchecked<1>();
+  auto c = conf.mutable_unchecked<1>();
+  auto qq = q.mutable_unchecked<2>();
+  auto r = reg.mutable_unchecked<1>();
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const auto& v = out[static_cast<size_t>(i)];
+    m(i) = v.mu;
+    s(i) = v.sigma;
+    c(i) = v.confidence;
+    r(i) = v.regime;
+    for (py::ssize_t t = 0; t < static_cast<py::ssize_t>(SignalAgent::kTaus); ++t) qq(i, t) = v.q[static_cast<size_t>(t)];
+  }
+  py::dict d;
+  d["mu"] = mu;
+  d["sigma"] = sigma;
+  d["quantiles"] = q;
+  d["confidence"] = conf;
+  d["regime"] = reg;
   return d;
 }
 
@@ -291,6 +328,27 @@ void bind_portfolio(py::module_& m) {
           "ts"_a, "x"_a, "regime"_a, "have"_a, "pos"_a, "mid"_a, "pnl"_a, "peak"_a,
           py::return_value_policy::reference_internal,
           "The step at ts from this decision's agents' outputs per lane (lanes x 3 agents).")
+      .def("set_agents", &PortfolioStep::set_agents, "agents"_a,
+           "Load the fitted SignalAgents step_features evaluates, in the meta-weighter's input order.")
+      .def(
+          "step_features",
+          [](PortfolioStep& s, int64_t ts, const F64& rows, const F64& model_output, const U8& have, const I64& pos,
+             const F64& mid, const F64& pnl, double peak) -> const StepResult& {
+            const size_t n = s.n();
+            if (rows.ndim() != 2 || static_cast<size_t>(rows.shape(0)) != n ||
+                static_cast<size_t>(rows.shape(1)) != s.row_width())
+              throw StepInputError("rows", "must be lanes x " + std::to_string(s.row_width()) + " feature columns");
+            if (model_output.ndim() != 2 || static_cast<size_t>(model_output.shape(0)) != n ||
+                static_cast<size_t>(model_output.shape(1)) != s.agents())
+              throw StepInputError("model_output", "must be lanes x agents (NaN where an agent reads none)");
+            if (have.ndim() != 1 || static_cast<size_t>(have.shape(0)) != n)
+              throw StepInputError("have", "needs one flag per lane");
+            return s.step_features(ts, rows.data(), model_output.data(), have.data(),
+                                   lane_state(s, pos, mid, pnl, peak));
+          },
+          "ts"_a, "rows"_a, "model_output"_a, "have"_a, "pos"_a, "mid"_a, "pnl"_a, "peak"_a,
+          py::return_value_policy::reference_internal,
+          "The step at ts from each lane's latest feature row: the loaded agents evaluated on it in the core.")
       .def(
           "step_views",
           [](PortfolioStep& s, int64_t ts, const F64& mu, const F64& sigma, const F64& p, const I64& pos,
@@ -326,6 +384,91 @@ void bind_portfolio(py::module_& m) {
       .def_property_readonly(
           "rng_state", [](PortfolioStep& s) { return py::make_tuple(to_py(s.rng().state()), to_py(s.rng().inc())); },
           "(state, inc) of the PCG64 stream the action draws take.");
+
+  py::class_<SignalAgent>(m, "SignalAgent",
+                          "A fitted signal agent evaluated on feature rows in the core (built by "
+                          "bot4.portfolio.agents.core_agent from a fitted agent).")
+      .def(py::init([](const std::string& kind, const std::string& name, const std::string& model_version,
+                       int64_t horizon, std::vector<std::string> columns, std::vector<bool> neutral,
+                       std::string vol_column, double band, std::vector<double> taus, const F64& coef,
+                       const F64& intercept, double normal_10_90, std::vector<double> regime_edges,
+                       std::vector<double> iso_x, std::vector<double> iso_y, std::vector<double> abs_return,
+                       const std::vector<std::string>& feature_names) {
+             AgentSpec a;
+             a.kind = kind;
+             a.name = name;
+             a.model_version = model_version;
+             a.horizon = horizon;
+             a.columns = std::move(columns);
+             a.neutral = std::move(neutral);
+             a.vol_column = std::move(vol_column);
+             a.band = band;
+             a.taus = std::move(taus);
+             a.quantiles.coef.assign(coef.data(), coef.data() + coef.size());
+             a.quantiles.intercept.assign(intercept.data(), intercept.data() + intercept.size());
+             a.normal_10_90 = normal_10_90;
+             a.regime_edges = std::move(regime_edges);
+             a.iso_x = std::move(iso_x);
+             a.iso_y = std::move(iso_y);
+             a.abs_return = std::move(abs_return);
+             return new SignalAgent(std::move(a), feature_names);
+           }),
+           py::kw_only(), "kind"_a, "name"_a, "model_version"_a, "horizon"_a, "columns"_a, "neutral"_a,
+           "vol_column"_a, "band"_a, "taus"_a, "coef"_a, "intercept"_a, "normal_10_90"_a, "regime_edges"_a,
+           "iso_x"_a, "iso_y"_a, "abs_return"_a, "feature_names"_a)
+      .def_property_readonly("kind", [](const SignalAgent& a) { return a.spec().kind; }, "The agent's kind.")
+      .def_property_readonly("name", [](const SignalAgent& a) { return a.spec().name; }, "Agent id.")
+      .def_property_readonly("model_version", [](const SignalAgent& a) { return a.spec().model_version; },
+                             "Hash of the fitted parameters.")
+      .def_property_readonly("horizon", [](const SignalAgent& a) { return a.spec().horizon; },
+                             "Horizon, feature rows of the row's instrument.")
+      .def_property_readonly("row_width", &SignalAgent::row_width, "Feature columns per row.")
+      .def_property_readonly("needs_model_output", &SignalAgent::needs_model_output,
+                             "Whether rows need the model's raw P(up) beside the features (direction).")
+      .def(
+          "evaluate",
+          [](const SignalAgent& a, const F64& row, double model_output) {
+            return view_tuple(a.evaluate(vec(row, a.row_width(), "row"), model_output));
+          },
+          "row"_a, "model_output"_a = std::numeric_limits<double>::quiet_NaN(),
+          "One feature row -> (mu, sigma, q10, q50, q90, confidence, regime).")
+      .def(
+          "evaluate_rows",
+          [](const SignalAgent& a, const F64& matrix, std::optional<F64> model_output) {
+            if (matrix.ndim() != 2 || static_cast<size_t>(matrix.shape(1)) != a.row_width())
+              throw StepInputError("matrix", "must be rows x " + std::to_string(a.row_width()) +
+                                                 " feature columns, got " + std::to_string(matrix.ndim()) + "-D with " +
+                                                 std::to_string(matrix.ndim() == 2 ? matrix.shape(1) : 0) + " columns");
+            const size_t rows = static_cast<size_t>(matrix.shape(0));
+            const double* mo = model_output ? vec(*model_output, rows, "model_output") : nullptr;
+            std::vector<AgentView> out(rows);
+            a.evaluate_rows(matrix.data(), rows, mo, out.data());
+            return views_dict(out);
+          },
+          "matrix"_a, "model_output"_a = py::none(),
+          "Every row of a feature matrix (a loop over evaluate) -> dict of mu, sigma, quantiles (rows x 3), "
+          "confidence, regime.");
+
+  py::class_<PluginAgent>(m, "PluginAgent",
+                          "A C++ user agent loaded from a plugin library (BOT4_AGENT_PLUGIN), bound to the rows' "
+                          "feature names; its outputs are checked.")
+      .def(py::init<const std::string&, const std::string&, const std::vector<std::string>&>(), "path"_a,
+           "params_json"_a, "feature_names"_a)
+      .def_property_readonly("row_width", &PluginAgent::row_width, "Feature columns per row.")
+      .def(
+          "evaluate", [](const PluginAgent& a, const F64& row) { return view_tuple(a.evaluate(vec(row, a.row_width(), "row"))); },
+          "row"_a, "One feature row -> (mu, sigma, q10, q50, q90, confidence, regime).")
+      .def(
+          "evaluate_rows",
+          [](const PluginAgent& a, const F64& matrix) {
+            if (matrix.ndim() != 2 || static_cast<size_t>(matrix.shape(1)) != a.row_width())
+              throw StepInputError("matrix", "must be rows x " + std::to_string(a.row_width()) + " feature columns");
+            std::vector<AgentView> out(static_cast<size_t>(matrix.shape(0)));
+            a.evaluate_rows(matrix.data(), out.size(), out.data());
+            return views_dict(out);
+          },
+          "matrix"_a, "Every row of a feature matrix -> dict of mu, sigma, quantiles, confidence, regime.");
+  m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
 }
 
 }  // namespace bot4::ext

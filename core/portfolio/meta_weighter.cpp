@@ -29,12 +29,7 @@ MetaWeighter::MetaWeighter(MetaParams params) : params_(std::move(params)) {
   bool have_pooled = false;
   for (size_t m = 0; m < p.models.size(); ++m) {
     const auto& mod = p.models[m];
-    if (mod.coef.size() != p.taus.size() * p.inputs || mod.intercept.size() != p.taus.size())
-      throw StepInputError("meta", "a quantile model's coefficients do not match taus x inputs");
-    for (double v : mod.coef)
-      if (!std::isfinite(v)) throw StepInputError("meta", "non-finite quantile coefficient");
-    for (double v : mod.intercept)
-      if (!std::isfinite(v)) throw StepInputError("meta", "non-finite quantile intercept");
+    check_linear_quantiles(mod, p.taus.size(), p.inputs, "meta");
     if (mod.regime < 0) {
       have_pooled = true;
       pooled_ = m;
@@ -65,14 +60,7 @@ BlendedView MetaWeighter::blend(const double* x, int64_t regime, double* q) cons
     for (size_t t = 0; t < nt; ++t) q[t] = nan;
     return {nan, nan, nan, nan};
   }
-  const auto& m = model_for(regime);
-  for (size_t t = 0; t < nt; ++t) {
-    double acc = 0.0;
-    const double* w = m.coef.data() + t * p;
-    for (size_t j = 0; j < p; ++j) acc += x[j] * w[j];
-    q[t] = acc + m.intercept[t];
-  }
-  std::sort(q, q + nt);
+  evaluate_sorted_quantiles(model_for(regime), x, p, nt, q);
   BlendedView v;
   v.mu = q[i50_];
   v.sigma = (q[i75_] - q[i25_]) / params_.normal_iqr;

@@ -10,13 +10,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace bot4::portfolio {
+#include "portfolio/linear_quantiles.hpp"
 
-struct LinearQuantileModel {
-  int64_t regime = -1;          // -1: the pooled model
-  std::vector<double> coef;     // taus x p, row-major
-  std::vector<double> intercept;  // taus
-};
+namespace bot4::portfolio {
 
 struct MetaParams {
   std::vector<double> taus;     // ascending; contains 0.25, 0.5 and 0.75

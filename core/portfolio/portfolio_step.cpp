@@ -178,6 +178,46 @@ const StepResult& PortfolioStep::step_agents(int64_t ts, const double* x, const 
                                              const LaneState& s) {
   const auto t0 = std::chrono::steady_clock::now();
   check_state(s);
+  blend_agents(x, regime, have);
+  return run(ts, s, t0);
+}
+
+void PortfolioStep::set_agents(std::vector<SignalAgent> agents) {
+  if (3 * agents.size() != meta_.inputs())
+    throw StepInputError("agents", "the meta-weighter blends " + std::to_string(meta_.inputs() / 3) + " agents, got " +
+                                       std::to_string(agents.size()));
+  for (const auto& a : agents)
+    if (a.row_width() != agents[0].row_width())
+      throw StepInputError("agents", "every agent must read rows of the same feature columns");
+  agents_ = std::move(agents);
+}
+
+const StepResult& PortfolioStep::step_features(int64_t ts, const double* rows, const double* model_output,
+                                               const uint8_t* have, const LaneState& s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (agents_.empty()) throw StepInputError("agents", "no agents loaded: call set_agents first");
+  check_state(s);
+  const size_t n = lanes_.size(), na = agents_.size(), w = row_width();
+  agent_x_.resize(n * 3 * na);
+  agent_regime_.assign(n, -1);
+  for (size_t k = 0; k < n; ++k) {
+    if (!have[k]) continue;
+    for (size_t a = 0; a < na; ++a) {
+      const AgentView v = agents_[a].evaluate(rows + k * w, model_output[k * na + a]);
+      double* x = agent_x_.data() + k * 3 * na + 3 * a;
+      // bot4.portfolio.meta.agent_matrix: confidence NaN where the agent has no view
+      const bool view = std::isfinite(v.mu) && std::isfinite(v.sigma);
+      x[0] = v.mu;
+      x[1] = v.sigma;
+      x[2] = view ? v.confidence : kNaN;
+      if (a == 0) agent_regime_[k] = v.regime;
+    }
+  }
+  blend_agents(agent_x_.data(), agent_regime_.data(), have);
+  return run(ts, s, t0);
+}
+
+void PortfolioStep::blend_agents(const double* x, const int64_t* regime, const uint8_t* have) {
   const size_t n = lanes_.size(), p = meta_.inputs();
   r_.mu.resize(n);
   r_.sigma.resize(n);
@@ -201,7 +241,6 @@ const StepResult& PortfolioStep::step_agents(int64_t ts, const double* x, const 
     r_.sigma[k] = v.sigma;
     r_.p[k] = v.p;
   }
-  return run(ts, s, t0);
 }
 
 const StepResult& PortfolioStep::step_views(int64_t ts, const double* mu, const double* sigma, const double* p,

@@ -28,6 +28,7 @@
 #include "portfolio/meta_weighter.hpp"
 #include "portfolio/risk_budget_sizer.hpp"
 #include "portfolio/risk_measures.hpp"
+#include "portfolio/signal_agent.hpp"
 
 namespace bot4::portfolio {
 
@@ -145,6 +146,17 @@ class PortfolioStep {
   // with have[k] = false has no row).
   const StepResult& step_agents(int64_t ts, const double* x, const int64_t* regime, const uint8_t* have,
                                 const LaneState& s);
+  // The fitted agents evaluated per decision (step_features), in the meta-weighter's input order;
+  // 3 x agents must be its inputs, and every agent must read rows of the same width.
+  void set_agents(std::vector<SignalAgent> agents);
+  // Full step from each lane's latest feature row (n x row width; have[k] = false: no row): the
+  // agents run on it in the core (SignalAgent::evaluate; model_output: n x agents, the classifier
+  // P(up) where an agent reads one, NaN elsewhere), their (mu, sigma, confidence) are blended in
+  // the regime of the first agent's row, as step_agents does from outputs computed beforehand.
+  const StepResult& step_features(int64_t ts, const double* rows, const double* model_output, const uint8_t* have,
+                                  const LaneState& s);
+  size_t agents() const { return agents_.size(); }
+  size_t row_width() const { return agents_.empty() ? 0 : agents_[0].row_width(); }
   // Full step from blended views per lane (NaN: no view).
   const StepResult& step_views(int64_t ts, const double* mu, const double* sigma, const double* p,
                                const LaneState& s);
@@ -158,6 +170,7 @@ class PortfolioStep {
 
  private:
   void check_state(const LaneState& s) const;
+  void blend_agents(const double* x, const int64_t* regime, const uint8_t* have);
   void blend_table(int64_t ts);
   void advance_window(int64_t ts);
   const StepResult& run(int64_t ts, const LaneState& s, std::chrono::steady_clock::time_point t0);
@@ -179,6 +192,9 @@ class PortfolioStep {
   StepResult r_;
   std::vector<double> q_, scratch_, scratch2_, corr_, cand_scores_, tmp_, px_, qty_, orders_, pos_after_;
   std::vector<int64_t> pos_copy_;
+  std::vector<SignalAgent> agents_;
+  std::vector<double> agent_x_;
+  std::vector<int64_t> agent_regime_;
   std::vector<double> mid_copy_;
   std::chrono::steady_clock::time_point t0_;
 };

@@ -29,6 +29,13 @@ Stated mappings (METHODS.md §14):
 
 `cross_fit` gives out-of-fold outputs over purged folds, the inputs a meta-weighter
 (bot4.portfolio.meta) is fitted on.
+
+In the core: fitting stays here; `core_agent` exports a fitted built-in agent's parameters once to
+bot4._core.portfolio.SignalAgent (core/portfolio/signal_agent.hpp), which evaluates one feature
+row at a time (the per-event path) or a matrix as a loop over that path, and `predict_core` is
+`predict` through it (the same AgentOutput; `predict` stays the reference). The direction agent's
+classifier stays in its framework: its raw P(up) per row (`model_output`) is passed in beside the
+features and the core applies the isotonic map and the rest of the mapping.
 """
 
 from __future__ import annotations
@@ -271,6 +278,33 @@ class QuantileAgent:
         if self.regime is None:
             raise InputError("agent", f"agent '{self.name}' is not fitted: call fit(features, rows) first")
 
+    def core_spec(self) -> dict[str, Any]:
+        """The fitted parameters as bot4._core.portfolio.SignalAgent takes them (without the rows'
+        feature names); InputError for an agent the core has no twin of (a subclass with its own
+        inputs: evaluate it with `predict`)."""
+        self._check_fitted()
+        assert self.regime is not None
+        if not has_core_twin(self):
+            raise InputError("agent", f"{type(self).__name__} has no core twin (the core evaluates "
+                             f"{', '.join(k.__name__ for k in _CORE_KINDS)}): use predict",
+                             suggest={"agent_eval": "python"})
+        cols = list(self._core_columns())
+        return {"kind": self.name, "name": self.name, "model_version": self.model_version,
+                "horizon": self.horizon, "columns": cols, "neutral": [c in self.neutral_if_undefined for c in cols],
+                "vol_column": VOL, "band": float(getattr(self, "band", 0.0)), "taus": [float(t) for t in self.quantiles.taus],
+                "coef": np.ascontiguousarray(self.quantiles.coef, np.float64),
+                "intercept": np.ascontiguousarray(self.quantiles.intercept, np.float64),
+                "normal_10_90": NORMAL_10_90, "regime_edges": [float(e) for e in self.regime.edges],
+                "iso_x": [], "iso_y": [], "abs_return": []}
+
+    def _core_columns(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "columns", ()))
+
+    def model_output(self, features) -> np.ndarray | None:
+        """What the core reads beside the feature rows (None: nothing; the direction agent: its
+        classifier's raw P(up) per row)."""
+        return None
+
     def predict(self, features, regime=None) -> AgentOutput:
         """The agent's output on every row (`regime`: an int array to use instead of VolRegime)."""
         self._check_fitted()
@@ -325,6 +359,7 @@ class VolBreakoutAgent(_BandAgent):
 
     name = "vol_breakout"
     neutral_if_undefined = ("bollinger_z", "ema_cross_5_20")
+    columns = ("bollinger_z", "ema_cross_5_20", VOL)   # what inputs reads, in order
 
     def inputs(self, features) -> np.ndarray:
         """(rows, p) regressors of each row, from that row's features only (class docstring)."""
@@ -339,6 +374,7 @@ class MeanReversionAgent(_BandAgent):
 
     name = "mean_reversion"
     neutral_if_undefined = ("bollinger_z", "vwap_deviation")
+    columns = ("bollinger_z", "vwap_deviation", "rsi", VOL)   # what inputs reads, in order
 
     def inputs(self, features) -> np.ndarray:
         """(rows, p) regressors of each row, from that row's features only (class docstring)."""
@@ -378,13 +414,29 @@ class DirectionAgent(QuantileAgent):
     def _x(self, features) -> np.ndarray:
         return np.asarray(features.matrix[:, self.columns], dtype=np.float32)
 
-    def probability(self, features) -> np.ndarray:
-        """Calibrated P(r_h > 0 | r_h != 0) of every row."""
+    def model_output(self, features) -> np.ndarray:
+        """The classifier's raw (uncalibrated) P(r_h > 0 | r_h != 0) of every row."""
         from bot4.research import zoo
 
         self._check_fitted()
+        return zoo.proba(self.model, self._x(features))
+
+    def probability(self, features) -> np.ndarray:
+        """Calibrated P(r_h > 0 | r_h != 0) of every row."""
+        self._check_fitted()
         assert self.calibrator is not None
-        return np.clip(self.calibrator.apply(zoo.proba(self.model, self._x(features))), 0.0, 1.0)
+        return np.clip(self.calibrator.apply(self.model_output(features)), 0.0, 1.0)
+
+    def _core_columns(self) -> tuple[str, ...]:
+        return (VOL,)
+
+    def core_spec(self) -> dict[str, Any]:
+        """QuantileAgent.core_spec plus the isotonic table and E|r_h| per regime."""
+        spec = super().core_spec()
+        assert self.calibrator is not None
+        spec.update(iso_x=[float(v) for v in self.calibrator.x], iso_y=[float(v) for v in self.calibrator.y],
+                    abs_return=[float(v) for v in self.abs_return])
+        return spec
 
     def inputs(self, features) -> np.ndarray:
         """(rows, p) regressors of each row, from that row's features only (class docstring)."""
@@ -439,6 +491,34 @@ class DirectionAgent(QuantileAgent):
         mu = np.where(np.isfinite(q[:, 1]), (2.0 * p - 1.0) * m, np.nan)
         sigma = (q[:, 2] - q[:, 0]) / NORMAL_10_90
         return self._output(features, mu, sigma, q, _confidence(np.where(np.isfinite(mu), p, np.nan)), regime)
+
+
+_CORE_KINDS = (MicropriceOFIAgent, VolBreakoutAgent, MeanReversionAgent, DirectionAgent)
+
+
+def has_core_twin(agent) -> bool:
+    """Whether the core evaluates `agent` (a built-in agent class, not a subclass of one)."""
+    return type(agent) in _CORE_KINDS
+
+
+def core_agent(agent: QuantileAgent, feature_names):
+    """A bot4._core.portfolio.SignalAgent evaluating the fitted built-in `agent` on rows whose
+    columns are `feature_names` (InputError: not fitted, no core twin, bad parameters, a missing
+    column)."""
+    from bot4._core.portfolio import SignalAgent
+
+    return SignalAgent(**agent.core_spec(), feature_names=[str(n) for n in feature_names])
+
+
+def predict_core(agent: QuantileAgent, features, core=None) -> AgentOutput:
+    """`agent.predict(features)` evaluated in the core (`core`: a SignalAgent already built by
+    core_agent for these rows' columns)."""
+    core = core_agent(agent, features.names) if core is None else core
+    out = core.evaluate_rows(np.ascontiguousarray(features.matrix, dtype=np.float64), agent.model_output(features))
+    return AgentOutput(agent=core.name, model_version=core.model_version, horizon=int(core.horizon),
+                       timestamps=np.asarray(features.timestamps, dtype=np.int64),
+                       instruments=np.asarray(features.instruments), mu=out["mu"], sigma=out["sigma"],
+                       quantiles=out["quantiles"], confidence=out["confidence"], regime=out["regime"])
 
 
 def cross_fit(make_agent, features, folds) -> AgentOutput:

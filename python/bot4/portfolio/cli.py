@@ -41,8 +41,15 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         import msgspec
 
         config = msgspec.structs.replace(config, step=args.step)
+    if getattr(args, "agent_eval", None) is not None:
+        import msgspec
+
+        config = msgspec.structs.replace(config, agent_eval=args.agent_eval)
     for p in args.data:     # one by one: several venues side by side are one portfolio
         check_sources([p])
+    from bot4.portfolio.user_agents import make_agent
+
+    user_agents = [make_agent(spec) for spec in (getattr(args, "agent", None) or [])]   # loaded before the data
     if args.out is not None:
         out = check_new_dir(args.out, "out_dir")
     else:
@@ -50,7 +57,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"portfolio: {len(args.data)} recording(s), grid {config.grid_s} s ...", file=sys.stderr, flush=True)
     data = load_recordings(args.data)
-    result = portfolio_backtest(data, config)
+    result = portfolio_backtest(data, config, user_agents)
     with staged_dir(out) as tmp:
         write_report(result, tmp)
     j = result.as_json()
@@ -96,6 +103,11 @@ def add_portfolio_command(sub: argparse._SubParsersAction) -> None:
                    "RL sizer on the first rl_train_fraction of the trading steps and compares it with the fixed one")
     b.add_argument("--step", choices=("core", "python"), help="override the config's portfolio step: 'core' (C++, "
                    "the default) or 'python' (the reference implementation)")
+    b.add_argument("--agent-eval", choices=("core", "python"), help="override the config's agent evaluation: 'core' "
+                   "(the fitted agents evaluated by the C++ SignalAgent, the default) or 'python' (their predict)")
+    b.add_argument("--agent", action="append", metavar="SPEC", help="a user signal agent blended beside the "
+                   "built-in four (repeatable): module:Class, a .py/.pyx file with one agent class, or a C++ agent "
+                   "plugin .so (bot4.portfolio.user_agents)")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=_cmd_backtest)

@@ -122,6 +122,7 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     ope_memory: int = 1                 # grid steps a lane's action keeps affecting its rewards (OPE weights)
     sizer: Literal["fixed", "rl"] = "fixed"   # "rl": the constrained RL sizer scales the sizes after rl_train_fraction
     step: Literal["core", "python"] = "core"  # the portfolio step: in the core (C++), or the Python reference
+    agent_eval: Literal["core", "python"] = "core"  # the built-in agents' outputs: core SignalAgent, or predict
     rl_train_fraction: float = 0.5      # of the trading steps: logged with exploration, then the RL sizer trains
     rl_epsilon: float = 0.3             # exploration of the logged multiplier around 1 (sizer = "rl")
     rl: RLSizerConfig = msgspec.field(default_factory=RLSizerConfig)   # [rl] in TOML
@@ -200,9 +201,32 @@ class Signals:
         return np.flatnonzero(np.asarray(self.features.instruments) == instrument)
 
 
-def fit_signals(features, config: PortfolioConfig) -> Signals:
-    """Fit the agents, the meta-weighter and its calibration on the training slices (module text)."""
+def evaluate_agents(agents: list, features, how: str = "core") -> list:
+    """Every agent's AgentOutput on every feature row: built-in agents in the core (SignalAgent,
+    how="core") or by their Python `predict` (how="python", the reference); any other agent (a
+    user agent, bot4.portfolio.user_agents) through its own `predict`, checked."""
+    from bot4.portfolio.agents import QuantileAgent, has_core_twin, predict_core
+    from bot4.portfolio.user_agents import checked_output
+
+    if how not in ("core", "python"):
+        raise InputError("agent_eval", f"must be 'core' or 'python', got {how!r}")
+    out = []
+    for a in agents:
+        if how == "core" and isinstance(a, QuantileAgent) and has_core_twin(a):
+            out.append(predict_core(a, features))
+        elif isinstance(a, QuantileAgent):
+            out.append(a.predict(features))
+        else:
+            out.append(checked_output(a, a.predict(features), features))
+    return out
+
+
+def fit_signals(features, config: PortfolioConfig, user_agents=()) -> Signals:
+    """Fit the agents (the built-in four, then `user_agents`: objects of the
+    bot4.portfolio.user_agents.UserAgent protocol), the meta-weighter and its calibration on the
+    training slices (module text)."""
     from bot4.portfolio.agents import default_agents, forward_returns, label_end_times
+    from bot4.portfolio.user_agents import check_user_agent
     from bot4.portfolio.meta import MetaWeighter
 
     ts = np.asarray(features.timestamps, dtype=np.int64)
@@ -223,12 +247,16 @@ def fit_signals(features, config: PortfolioConfig) -> Signals:
         if rows.size < 100:
             raise InputError("data", f"only {rows.size} labelled rows in the {name} slice",
                              "use a longer recording, a smaller grid_s or horizon, or larger fractions")
-    agents = default_agents(config.horizon)
+    agents: list = default_agents(config.horizon)
     for a in agents:
         if hasattr(a, "quantiles"):
             a.quantiles.max_rows = config.max_train_rows
         a.fit(features, rows_a)
-    outputs = [a.predict(features) for a in agents]
+    for u in user_agents:
+        check_user_agent(u, [a.name for a in agents])
+        u.fit(features, rows_a)
+        agents.append(u)
+    outputs = evaluate_agents(agents, features, config.agent_eval)
     meta = MetaWeighter(backend=config.meta_backend, max_rows=config.max_train_rows,
                         min_regime_rows=max(500, rows_m.size // 10))
     meta.fit(outputs, r, rows_m).calibrate(outputs, r, rows_c)
@@ -984,6 +1012,8 @@ class PortfolioResult:
             "kill_reason": str(self.main.result.kill_reason),
             "split_ns": list(self.signals.split_ns),
             "training_rows": self.signals.rows,
+            "agents": [{"agent": o.agent, "model_version": o.model_version, "horizon": int(o.horizon)}
+                       for o in self.signals.outputs],
             "seconds": self.seconds,
         })
 
@@ -1164,8 +1194,9 @@ def evaluate_alternative(rounds: list[Round], config: PortfolioConfig, seed: int
         return {}     # e.g. SNIPS undefined: the logs never took the alternative action
 
 
-def portfolio_backtest(data, config: PortfolioConfig | None = None) -> PortfolioResult:
-    """Run the portfolio job on `data` (MarketData, a recording path or a list of them; module text)."""
+def portfolio_backtest(data, config: PortfolioConfig | None = None, user_agents=()) -> PortfolioResult:
+    """Run the portfolio job on `data` (MarketData, a recording path or a list of them; module text);
+    `user_agents` (bot4.portfolio.user_agents.UserAgent) are fitted and blended beside the built-in four."""
     from bot4.backtest.engine import _merged
     from bot4.features import compute, trading_config
 
@@ -1185,7 +1216,7 @@ def portfolio_backtest(data, config: PortfolioConfig | None = None) -> Portfolio
     grid_feats = feats if on_grid.all() else FeatureSet(
         timestamps=ts[on_grid], matrix=feats.matrix[on_grid], names=list(feats.names), valid=feats.valid[on_grid],
         instruments=np.asarray(feats.instruments)[on_grid], counters=feats.counters)
-    signals = fit_signals(grid_feats, config)
+    signals = fit_signals(grid_feats, config, user_agents)
     bar_ends, bars = grid_bars(grid_feats, lanes, config.grid_ns)
     trade_start = signals.split_ns[2]
     n_steps = max(1, (int(ts.max()) - trade_start) // config.grid_ns + 1)
@@ -1205,6 +1236,6 @@ def portfolio_backtest(data, config: PortfolioConfig | None = None) -> Portfolio
 
 
 __all__ = ["BUFFERED", "SIZER_FEATURES", "Coordinator", "Lanes", "PortfolioConfig", "PortfolioResult", "Round",
-           "RunOutcome", "Signals", "SizerDecision", "StepLog", "evaluate_alternative", "fit_signals", "grid_bars",
+           "RunOutcome", "Signals", "SizerDecision", "StepLog", "evaluate_agents", "evaluate_alternative", "fit_signals", "grid_bars",
            "held_out_metrics", "lane_class", "lanes_for", "load_recordings", "portfolio_backtest", "run_lanes",
            "total_drawdown"]
