@@ -18,8 +18,8 @@ from bot4.backtest import run
 from bot4.services.session import run_paper
 from bot4.sim import generate
 
-SEED, EVENTS = 7, 30_000
-KW = dict(seed=SEED, n_events=EVENTS, part_events=9_000, model=MODEL_DIR, config=CONFIG, processes=True,
+SEED, EVENTS = 7, 10_000  # the pinned model has placed all 156 requests by then (as at 30,000)
+KW = dict(seed=SEED, n_events=EVENTS, part_events=4_000, model=MODEL_DIR, config=CONFIG, processes=True,
           venue_service=True, control=None)
 
 
@@ -62,8 +62,8 @@ class _Killer:
         self._stop.set()
 
 
-@pytest.mark.parametrize("fractions", [[0.15], [0.4], [0.65], [0.9], [0.3, 0.7]],
-                         ids=["15%", "40%", "65%", "90%", "twice-30%-70%"])
+# Early, late, and twice in one session (each case is a whole multi-process session: CI time).
+@pytest.mark.parametrize("fractions", [[0.15], [0.85], [0.3, 0.7]], ids=["15%", "85%", "twice-30%-70%"])
 def test_kill_9_of_the_engine_loses_and_duplicates_nothing(whole, journal_bytes, tmp_path, fractions):
     jdir = tmp_path / "journal"
     killer = _Killer(jdir, [int(f * journal_bytes) for f in fractions])
