@@ -1,13 +1,21 @@
 #include "sim/sim_venue.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace bot4::sim {
 
 void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   // The venue has seen everything up to the exchange time of our local `now` (the end of a run:
-  // everything).
-  sim_.advance_feed(now == INT64_MAX ? INT64_MAX : sim_.exchange_time(now));
+  // everything). An idle venue has nothing to answer: its replay waits (see sim_venue.hpp).
+  const int64_t t = now == INT64_MAX ? INT64_MAX : sim_.exchange_time(now);
+  if (sim_.idle()) {
+    deferred_ = std::max(deferred_, t);
+    out.clear();
+    return;
+  }
+  catch_up();
+  sim_.advance_feed(t);
   sim_.poll(now, out);
 }
 
@@ -18,6 +26,7 @@ bool SimVenue::exchange(InstrumentId instrument, const execution::VenueRequestRe
   // An offset of INT64_MAX (nothing seen yet) changes nothing.
   for (size_t i = 0; i < n; ++i) {
     sim_.observe(0, requests[i].clock_offset);
+    catch_up();
     sim_.send(execution::from_record(requests[i]), requests[i].sent_local);
   }
   sim_.observe(0, clock_offset);

@@ -2,6 +2,16 @@
 // The venue simulator behind the engine's venue interface, in feed mode: it reads the recording
 // itself in exchange-time order, ahead of the strategy (see VenueSimulator::attach_feed), and
 // learns the local/exchange clock offset only from the events the engine has received.
+//
+// While the simulator is idle (no request in flight, no order working, no response unanswered),
+// a poll cannot return anything and replaying the feed cannot create anything to return: such a
+// poll only records how far the venue has to have replayed (the exchange time of its `now`), and
+// the replay is done in one run when it matters: before the next request is sent, before more of
+// a streamed feed is appended, before the simulator is read, and at the first poll that is not
+// idle. The replay of an idle venue does not depend on where it is cut (every step between orders
+// is the quiet path of VenueSimulator::advance_feed, with nothing due), so this changes nothing
+// the simulator does or counts; it saves a call per market event into the feed loop.
+#include <cstdint>
 #include <vector>
 
 #include "execution/venue.hpp"
@@ -20,9 +30,13 @@ class SimVenue final : public execution::Venue {
   // The recording streamed in pieces (see VenueSimulator::append_feed).
   void append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
                    const TradeEvent* trades, size_t n_trades) {
+    catch_up();
     sim_.append_feed(book, n_book, orders, n_orders, trades, n_trades);
   }
-  void send(const execution::VenueRequest& request, int64_t sent_local) override { sim_.send(request, sent_local); }
+  void send(const execution::VenueRequest& request, int64_t sent_local) override {
+    catch_up();
+    sim_.send(request, sent_local);
+  }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
   void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
   // Serves an engine in another process (execution::RemoteVenue): takes its requests, each at the
@@ -30,10 +44,22 @@ class SimVenue final : public execution::Venue {
   // the venue is still live (see VenueSimulator::idle).
   bool exchange(InstrumentId instrument, const execution::VenueRequestRecord* requests, size_t n, int64_t clock_offset,
                 int64_t now, std::vector<execution::VenueResponseRecord>& out);
-  const VenueSimulator& simulator() const { return sim_; }
+  // The simulator, its replay caught up with every poll so far.
+  const VenueSimulator& simulator() {
+    catch_up();
+    return sim_;
+  }
 
  private:
+  // The replay every poll so far asked for (see the top of this file).
+  void catch_up() {
+    if (deferred_ == INT64_MIN) return;
+    sim_.advance_feed(deferred_);
+    deferred_ = INT64_MIN;
+  }
+
   VenueSimulator sim_;
+  int64_t deferred_ = INT64_MIN;  // exchange time the venue has yet to replay to (INT64_MIN: none)
   std::vector<execution::VenueResponse> polled_;
 };
 

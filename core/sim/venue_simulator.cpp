@@ -411,28 +411,18 @@ void VenueSimulator::append_feed(const BookEvent* book, size_t n_book, const Ord
 void VenueSimulator::advance_feed(int64_t t) {
   advanced_to_ = std::max(advanced_to_, t);
   int64_t key;
-  // Nothing working and no request due by t: no event of this call can fill, trigger or activate
-  // anything (requests are queued only by send(), never during a replay), so an L2 venue only
-  // keeps its book and overlay up to date, exactly as on_book / on_trade would, without their
-  // per-event checks (the common case of a backtest between orders).
-  const bool quiet = mode_ == SimMode::L2 && feed_attached_ && orders_.empty() && !stops_due_ &&
-                     (requests_.empty() || requests_.front().arrival > t);
-  if (quiet) {
-    for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
-      if (kind == StreamMerge::kBook) {
-        if (const BookEvent* ahead = feed_.book_ahead(kPrefetchAhead)) book_.prefetch(*ahead);
-        replay_book(feed_.pop_book(key));
-      } else if (kind == StreamMerge::kTrades) {
-        const TradeEvent& ev = feed_.pop_trade(key);
-        if (ev.qty > 0) consume_print(ev);
-      } else {
-        on_order(feed_.pop_order(key));
-      }
-    }
-    activate(t);
-    return;
-  }
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
+    // Nothing working and no request due by t: no event up to t can fill, trigger or activate
+    // anything (requests are queued only by send(), never during a replay), so an L2 venue only
+    // keeps its book and overlay up to date, exactly as on_book / on_trade would, without their
+    // per-event checks (the common case of a backtest between orders). Checked again after every
+    // event of the full path: the first book event resolves an Auto venue to L2.
+    const bool quiet = mode_ == SimMode::L2 && feed_attached_ && orders_.empty() && !stops_due_ &&
+                       (requests_.empty() || requests_.front().arrival > t);
+    if (quiet) {
+      replay_quiet(t);
+      break;
+    }
     if (kind == StreamMerge::kBook) {
       if (!tracker_)
         if (const BookEvent* ahead = feed_.book_ahead(kPrefetchAhead)) book_.prefetch(*ahead);
@@ -441,6 +431,21 @@ void VenueSimulator::advance_feed(int64_t t) {
     else on_trade(feed_.pop_trade(key));
   }
   activate(t);
+}
+
+void VenueSimulator::replay_quiet(int64_t t) {
+  int64_t key;
+  for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
+    if (kind == StreamMerge::kBook) {
+      if (const BookEvent* ahead = feed_.book_ahead(kPrefetchAhead)) book_.prefetch(*ahead);
+      replay_book(feed_.pop_book(key));
+    } else if (kind == StreamMerge::kTrades) {
+      const TradeEvent& ev = feed_.pop_trade(key);
+      if (ev.qty > 0) consume_print(ev);
+    } else {
+      on_order(feed_.pop_order(key));
+    }
+  }
 }
 
 void VenueSimulator::consume_print(const TradeEvent& ev) {

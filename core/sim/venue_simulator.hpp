@@ -192,9 +192,11 @@ class VenueSimulator {
   void fill_crossed(int64_t venue_ts);  // resting limits the book moved through fill as maker
   // An L2 book event into the book and the consumed overlay; returns whether the book rejected it.
   bool replay_book(const BookEvent& ev);
+  // advance_feed's quiet path: every feed event up to t, nothing working (see advance_feed).
+  void replay_quiet(int64_t t);
   const book::L2Book& view() const { return book(); }
   // Book events ahead of the one replayed whose levels are prefetched (a cache hint only).
-  static constexpr size_t kPrefetchAhead = 8;
+  static constexpr size_t kPrefetchAhead = 32;
 
   SimConfig cfg_;
   QueueModel queue_;
