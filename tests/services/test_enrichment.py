@@ -365,7 +365,7 @@ def test_backtest_decisions_never_wait_for_a_hung_source(ctx):
 
 
 def test_streamed_run_reads_the_cache_while_the_source_takes_seconds(ctx):
-    latency = 3.0
+    latency = 6.0  # (the run takes ~0.5 s alone, 1.5 s on a loaded 2-core machine)
     spec = default_params().instrument
 
     def parts():
@@ -389,11 +389,11 @@ def test_streamed_run_reads_the_cache_while_the_source_takes_seconds(ctx):
         during = svc.counters()
         src.close()
     subscriber.close()
-    # The refresh asked for at the first decision was still in flight when the run ended, and the
-    # whole run took a fraction of one answer's latency: no decision waited for it.
-    assert during["requested"] == 2 and during["answered"] == 1 and during["in_flight"] == 1
+    # The refresh asked for at the first decision was still in flight when the run ended (had any
+    # decision waited for it, it would have been answered): no decision waited. Not a timing
+    # assertion; elapsed only says by how much.
+    assert during["requested"] == 2 and during["answered"] == 1 and during["in_flight"] == 1, (during, elapsed)
     assert during["coalesced"] == base.decisions.size - 1
-    assert elapsed < latency / 2, elapsed
     assert strat.hits == base.decisions.size and strat.misses == 0 and strat.values == {warm}
     _same_outputs(res, base)
     sub.close(0)
