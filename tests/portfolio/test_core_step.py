@@ -6,7 +6,6 @@ limits hold on the core path whatever the views (hypothesis), and bad inputs rai
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import msgspec
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot4.errors import InputError
+from portfolio.same_json import same_json
 from bot4.portfolio.agents import AgentOutput
 from bot4.portfolio.job import Coordinator, PortfolioConfig, Signals, lanes_for, portfolio_backtest
 from bot4.portfolio.meta import MetaWeighter
@@ -271,26 +271,6 @@ def test_lightgbm_meta_weighter_has_no_core_twin():
 
 # -- the job's outputs -----------------------------------------------------------------------------
 
-SKIP = ("seconds", "step_latency_ns")
-
-
-def _same_json(a, b, path=""):
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if path == "" and k in SKIP:
-                continue
-            _same_json(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same_json(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
-
-
 def test_job_json_is_the_same_with_the_core_step():
     from bot4.data.market_data import merge
     from bot4.sim import generate
@@ -303,7 +283,7 @@ def test_job_json_is_the_same_with_the_core_step():
     assert core.main.coordinator.core is not None and py.main.coordinator.core is None
     a, b = core.as_json(), py.as_json()
     assert a["steps"] > 100
-    _same_json(a, b)
+    same_json(a, b)
 
 
 LINEAR = ["usdm/btcusdt_20240808.gz", "usdm/ethusdt_20240808.gz", "spot/btcusdt_20240808.gz",
@@ -324,7 +304,7 @@ def test_job_json_is_the_same_with_the_core_step_on_four_recorded_instruments():
     assert a["steps"] > 100 and all(v == 0 for v in a["limit_breaches"].values())
     print(f"\nprojections {a['projections']}, skipped {a['skipped']}, steps {a['steps']}; step latency "
           f"core {a['step_latency_ns']}, python {b['step_latency_ns']}")
-    _same_json(a, b)
+    same_json(a, b)
 
 
 def test_a_p_outside_0_1_is_no_view_and_counted_on_both_paths():
@@ -365,7 +345,7 @@ def test_cli_json_is_the_same_with_either_step(tmp_path, capsys):
         out[step] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["core"]["steps"] > 100
     assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
-    _same_json(out["core"], out["python"])
+    same_json(out["core"], out["python"])
 
 
 def test_agent_outputs_per_decision_and_bars_pushed_live_give_the_loaded_steps_result():

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot4.errors import InputError
+from portfolio.same_json import same_json
 from bot4.features import FeatureSet, compute, trading_config
 from bot4.portfolio import agents as ag
 
@@ -181,25 +182,6 @@ def market():
                   generate(seed=2, n_events=40_000).as_instrument(2, "BBBUSDT")])
 
 
-def _same_json(a, b, path=""):
-    import math
-
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            if path == "" and k in ("seconds", "step_latency_ns"):
-                continue
-            _same_json(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _same_json(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
-
-
 def test_job_results_are_the_same_with_core_and_python_agents(market):
     import msgspec
 
@@ -213,7 +195,7 @@ def test_job_results_are_the_same_with_core_and_python_agents(market):
         _assert_same(a, b)
     a, b = core.as_json(), py.as_json()
     assert a["steps"] > 100 and sum(i["fills"] for i in a["instruments"]) > 0
-    _same_json(a, b)
+    same_json(a, b)
 
 
 def _contrarian(row, names):
@@ -311,7 +293,7 @@ def test_cli_json_is_the_same_with_core_or_python_agents_on_recorded_instruments
         out[how] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["core"]["steps"] > 100 and all(v == 0 for v in out["core"]["limit_breaches"].values())
     assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
-    _same_json(out["core"], out["python"])
+    same_json(out["core"], out["python"])
 
 
 # -- a C++ user agent from a plugin library --------------------------------------------------------
