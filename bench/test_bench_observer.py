@@ -38,7 +38,7 @@ from bot4.backtest import run
 from bot4.services.session import run_paper
 from bot4.sim import generate
 
-SEED, EVENTS, ROUNDS = 7, 60_000, 3
+SEED, EVENTS, ROUNDS = 7, 20_000, 5
 STALL_GATE = 1.5
 PERF = Path(__file__).resolve().parents[1] / "build" / "perf"
 
@@ -71,7 +71,7 @@ def _session(mode: str, folder: Path):
                                               stop=stop.is_set))
         reader.start()
     t0 = time.perf_counter()
-    out = run_paper(None, seed=SEED, n_events=EVENTS, part_events=20_000, model=MODEL_DIR, config=CONFIG,
+    out = run_paper(None, seed=SEED, n_events=EVENTS, part_events=10_000, model=MODEL_DIR, config=CONFIG,
                     observe=endpoint, observers=1 if sub is not None else 0)
     dt = time.perf_counter() - t0
     if reader is not None:
