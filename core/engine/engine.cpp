@@ -381,6 +381,10 @@ bool Engine::add_instrument(const InstrumentSpec& spec, strategy::Strategy* stra
     error = "instrument " + std::to_string(spec.id) + ": tick_size and lot_size must be > 0";
     return false;
   }
+  if (!(spec.contract_size > 0.0) || !std::isfinite(spec.contract_size)) {
+    error = "instrument " + std::to_string(spec.id) + ": contract_size must be a finite number > 0";
+    return false;
+  }
   if (spec.inverse && !execution::inverse_notional_ticks(spec.contract_size, spec.tick_size)) {
     error = "instrument " + std::to_string(spec.id) +
             ": an inverse instrument needs a finite contract_size > 0 that is a whole number of ticks";

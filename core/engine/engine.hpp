@@ -50,8 +50,9 @@ struct InstrumentSpec {
   double lot_size = 1.0;
   bool l3 = false;  // book from L3 order events
   // Inverse (coin-margined): a contract is worth contract_size quote units (face value) and
-  // settles in the base coin; P&L, fees and notionals follow (portfolio/ledger.hpp). Linear
-  // instruments do not read contract_size.
+  // settles in the base coin; P&L, fees and notionals follow (portfolio/ledger.hpp). Linear: the
+  // multiplier, quote units per price unit per quantity unit (CME ES: 50 USD per index point per
+  // contract; 1 for crypto quoted in the base asset), applied to P&L, fees and sizing.
   bool inverse = false;
   double contract_size = 1.0;
 };

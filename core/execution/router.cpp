@@ -298,8 +298,9 @@ int64_t Router::size_order(const strategy::OrderSpec& o, int64_t price) {
   in.crisis_regime = in_.crisis;
   if (in.crisis_regime) ++out_->counters.crisis_entries;
   const risk::SizeResult sr = sizer_->size(in);
-  // Quote units per lot_size (inverse: the face value, whatever the price).
-  const double price_q = setup_.inverse ? setup_.contract_size : static_cast<double>(price) * setup_.tick_size;
+  // Quote units per lot_size (inverse: the face value, whatever the price; linear: price x multiplier).
+  const double price_q = setup_.inverse ? setup_.contract_size
+                                        : static_cast<double>(price) * setup_.tick_size * setup_.contract_size;
   // The ensemble breaker's size scale (1 without an ensemble) on the risk units, before rounding to lots.
   const double units = o.reduce_only || !(in_.size_scale < 1.0) ? std::abs(sr.size) : std::abs(sr.size) * in_.size_scale;
   int64_t qty = sr.status == risk::SizeStatus::Ok ? risk::to_lots(units, in_.equity, price_q, setup_.lot_size) : 0;

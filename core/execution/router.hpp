@@ -46,7 +46,7 @@ struct RouterSetup {
   double tick_size = 1.0;
   double lot_size = 1.0;
   bool inverse = false;        // coin-margined: a lot's notional is lot_size x contract_size quote units
-  double contract_size = 1.0;  // inverse: quote units per contract
+  double contract_size = 1.0;  // inverse: quote units per contract; linear: the multiplier
   orders::OrderManagerConfig orders;
   risk::PreTradeConfig pre_trade;
 };

@@ -1,7 +1,8 @@
 #pragma once
 // Portfolio ledger: positions, average entry, realised and unrealised P&L and fees per instrument
 // and in total. Positions and cost basis are exact integers (ticks x lots, 128-bit); quote-unit
-// figures are derived with the instrument's tick and lot sizes. Average-cost accounting: a fill
+// figures are derived with the instrument's tick and lot sizes and, for a linear contract with a
+// multiplier (CME ES: 50 USD per index point), its contract_size. Average-cost accounting: a fill
 // that reduces the position realises (fill price - average entry) x closed lots; one that flips
 // it opens the remainder at the fill price.
 //
@@ -25,7 +26,7 @@ struct InstrumentBook {
   double tick_size = 1.0;
   double lot_size = 1.0;
   bool inverse = false;
-  double contract_size = 1.0;  // inverse: quote units per contract (face value)
+  double contract_size = 1.0;  // inverse: quote units per contract (face value); linear: the multiplier
   int64_t position = 0;    // lots, signed
   __int128 cost = 0;       // linear: signed cost basis of the open position, ticks x lots
   __int128 realised = 0;   // linear: ticks x lots
@@ -36,7 +37,8 @@ struct InstrumentBook {
   int64_t conv = 0;        // inverse: price coin amounts are converted at, ticks (last mid, else first fill)
   uint64_t fills = 0;
 
-  double quote(__int128 v) const { return static_cast<double>(v) * tick_size * lot_size; }
+  // Linear: ticks x lots -> quote units, the contract multiplier included.
+  double quote(__int128 v) const { return static_cast<double>(v) * tick_size * lot_size * contract_size; }
   // Base coin per (lot / price tick) of an inverse instrument.
   double coin_factor() const { return lot_size * contract_size / tick_size; }
   // Coin amount in quote units at `px` ticks (the conversion price when px is 0).

@@ -9,7 +9,8 @@ double FeeModel::fee(int64_t price_ticks, int64_t qty_lots, bool maker, double t
                         (static_cast<double>(price_ticks) * tick_size);
     return coin * (maker ? cfg_.maker_bps : cfg_.taker_bps) * 1e-4;
   }
-  const double notional = static_cast<double>(price_ticks) * tick_size * static_cast<double>(qty_lots) * lot_size;
+  const double notional =
+      static_cast<double>(price_ticks) * tick_size * static_cast<double>(qty_lots) * lot_size * contract_size;
   return notional * (maker ? cfg_.maker_bps : cfg_.taker_bps) * 1e-4;
 }
 

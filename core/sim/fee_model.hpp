@@ -13,7 +13,8 @@ struct FeeConfig {
 class FeeModel {
  public:
   explicit FeeModel(const FeeConfig& cfg = {}) : cfg_(cfg) {}
-  // Fee for a fill of qty lots at price ticks, in quote units; for an inverse (coin-margined)
+  // Fee for a fill of qty lots at price ticks, in quote units (bps of price tick_size qty lot_size
+  // contract_size, contract_size being a linear contract's multiplier); for an inverse (coin-margined)
   // instrument of contract_size quote units per contract, in the base coin: bps of
   // qty lot_size contract_size / price.
   double fee(int64_t price_ticks, int64_t qty_lots, bool maker, double tick_size, double lot_size,

@@ -85,7 +85,7 @@ struct SimConfig {
   double tick_size = 1.0;
   double lot_size = 1.0;
   bool inverse = false;        // coin-margined: fees in the base coin (FeeModel::fee)
-  double contract_size = 1.0;  // inverse: quote units per contract
+  double contract_size = 1.0;  // inverse: quote units per contract; linear: the multiplier
   SimMode mode = SimMode::Auto;  // L2 / L3 venue; Auto: the first stream seen (on_book / on_order)
   book::L3BookConfig l3;         // the L3 book kept in L3 mode
 };

@@ -5,7 +5,8 @@ so its probability swings between ~0 and ~1 as the real mid crosses that level: 
 and exits happen on cue. Checked: exits on a flip flatten the position (cancel everything, wait for
 the venue, reduce-only close) and never leave it reversed; the kill switch's latency trigger
 (order round trip) stops new entries and flattens; an L3 (MBO) recording runs through the engine
-with the venue in L3 mode.
+with the venue in L3 mode; a linear contract's multiplier (ES: 50 USD per index point) reaches its
+P&L and fees.
 """
 from __future__ import annotations
 
@@ -148,3 +149,67 @@ def test_l3_recording_runs_with_an_l3_venue():
     # the last equity record holds every fill received by then (later ones arrive after it)
     k = int(np.searchsorted(res.fills["ts"], res.equity["ts"][-1], side="right"))
     assert (int(pos[k - 1]) if k else 0) == int(res.equity["position"][-1])
+
+
+def _realised_ticks_lots(fills) -> int:
+    """Average-cost realised P&L of the fills in ticks x lots (Python integers; the closed part's
+    cost truncates toward zero as the core's 128-bit arithmetic does)."""
+    pos = cost = realised = 0
+    for f in fills:
+        q = int(f["qty"]) if f["side"] == 0 else -int(f["qty"])
+        px = int(f["price"])
+        if pos == 0 or (pos > 0) == (q > 0):
+            cost, pos = cost + px * q, pos + q
+            continue
+        closing = min(abs(q), abs(pos))
+        num = cost * closing
+        closed = abs(num) // abs(pos) * (1 if num >= 0 else -1)
+        d = 1 if pos > 0 else -1
+        realised += px * closing * d - closed
+        cost, pos = cost - closed, pos + q
+        if pos == 0:
+            cost = 0
+        elif (pos > 0) != (d > 0):
+            cost = px * pos
+    return realised
+
+
+def test_linear_multiplier_reaches_pnl_and_fees():
+    """ESH4 is 50 USD per index point per contract: with fixed one-lot orders the same fills are worth
+    50 times what they are worth with the multiplier taken away (contract_size "1"), realised P&L and
+    fees alike, and the realised figure is the fills' own average-cost P&L x tick x lot x 50."""
+    import msgspec
+
+    from bot4.backtest import run
+    from bot4.data import load
+    from bot4.data.market_data import MarketData
+
+    d = load(ESH4)
+    (iid, spec), = d.specs.items()
+    assert spec.contract_size == "50" and not spec.inverse
+    model = _mid_model(d)
+    # a drawdown stop in units of equity would see 50x the loss: off, so both runs trade alike
+    cfg = {"strategy": {"long_threshold": 0.6, "fixed_qty_lots": 1, "stop_ticks": 8, "target_ticks": 8,
+                        "order_ttl_ns": 30_000_000_000},
+           "kill_switch": {"max_drawdown": 1.0}}
+    es = run(d, model, cfg, progress=False)
+    one = MarketData(specs={iid: msgspec.structs.replace(spec, contract_size="1")}, book=d.book, orders=d.orders,
+                     trades=d.trades, venue=d.venue)
+    unit = run(one, model, cfg, progress=False)
+    assert es.fills.size > 4 and es.kill_reason == "none" and unit.kill_reason == "none"
+    same = ("ts", "price", "qty", "side")
+    assert all(np.array_equal(es.fills[k], unit.fills[k]) for k in same)
+    tick, lot = float(spec.tick_size), float(spec.lot_size)
+    realised = _realised_ticks_lots(es.fills[es.fills["accepted"] == 1])
+    assert realised != 0
+    (inst,) = es.instruments
+    assert inst["realised"] == pytest.approx(realised * tick * lot * 50.0, rel=1e-12)
+    assert es.instruments[0]["realised"] == pytest.approx(50.0 * unit.instruments[0]["realised"], rel=1e-12)
+    # fees: bps of price x qty x 50 (the simulator's default 2 bps maker, 5 bps taker)
+    from bot4.backtest.engine import default_config
+
+    sim = default_config()["sim"]
+    bps = np.where(es.fills["maker"] == 1, sim["maker_bps"], sim["taker_bps"])
+    notional = es.fills["price"] * tick * es.fills["qty"] * lot * 50.0
+    assert es.fills["fee"] == pytest.approx(notional * bps * 1e-4, rel=1e-12)
+    assert es.fills["fee"] == pytest.approx(50.0 * unit.fills["fee"], rel=1e-12)

@@ -228,6 +228,11 @@ def test_inverse_lanes_count_face_value_notional():
     bad[201] = SimpleNamespace(**{**vars(specs[201]), "contract_size": "10"})
     with pytest.raises(InputError, match="contract_size"):
         lanes_for(bad, PortfolioConfig(preset="500eur"))
+    # a linear contract with a multiplier (CME ES, 50 USD per point) is refused, not sized as 1
+    es = {7: SimpleNamespace(symbol="ESH4", venue="glbx", lot_size="1", tick_size="0.25", inverse=False,
+                             contract_size="50")}
+    with pytest.raises(InputError, match="multiplier"):
+        lanes_for(es, PortfolioConfig())
 
 
 # -- property: feasible targets whatever the signals ----------------------------------------------

@@ -99,6 +99,9 @@ def test_trade_pnls_and_bars_by_hand():
     np.testing.assert_allclose(bar_pnls(eq, 0, 80, 20), [2.0, 2.0, -4.0, 0.0])
     fills = np.array([(100, 2), (110, 2)], dtype=FILL)
     assert turnover(fills, capital=1000.0, tick_size=0.5, lot_size=0.1) == pytest.approx((10 + 11) / 1000)
+    # a linear contract's multiplier scales the notional; an inverse contract's is qty x face value
+    assert turnover(fills, 1000.0, 0.5, 0.1, contract_size=50.0) == pytest.approx(50 * (10 + 11) / 1000)
+    assert turnover(fills, 1000.0, 0.5, 1.0, contract_size=100.0, inverse=True) == pytest.approx(4 * 100 / 1000)
     m = trading_metrics(eq, fills, 1000.0, 0, 80, 20, 0.5, 0.1)
     assert m["trades"] == 2 and m["hit_rate"] == 0.5 and m["pnl"] == 0.0 and m["fees"] == 3.0
     assert m["sharpe_per_trade"] == pytest.approx(sharpe([4.0, -4.0]))

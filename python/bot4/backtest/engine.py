@@ -169,12 +169,11 @@ class _Prepared:
             made = strategies.make(spec, strat_section if (spec is None or strategies.is_builtin(spec)) else None)
             m = models[i]
             slots = [m, *(sh[i] for sh in shadows)] if m is not None else []
-            # inverse (coin-margined) contracts: the core's ledger, sizing, checks and fees use the
-            # face value; linear instruments do not read contract_size
+            # contract_size: an inverse (coin-margined) contract's face value, a linear contract's
+            # multiplier (CME ES: 50); the core's ledger, sizing and fees use it either way
             inverse = bool(getattr(s, "inverse", False))
             instruments.append({"id": int(i), "tick_size": float(s.tick_size), "lot_size": float(s.lot_size),
-                                "inverse": inverse,
-                                "contract_size": float(getattr(s, "contract_size", 1) if inverse else 1.0),
+                                "inverse": inverse, "contract_size": float(getattr(s, "contract_size", 1)),
                                 "l3": i in l3_ids, "strategy": made, "sim": sim,
                                 "models": [getattr(x, "core", x) for x in slots]})
         self.n_shadows = len(shadows)

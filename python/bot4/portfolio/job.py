@@ -325,6 +325,11 @@ def lanes_for(specs: dict, config: PortfolioConfig) -> Lanes:
         inverse = bool(getattr(s, "inverse", False))
         face = float(getattr(s, "contract_size", 1)) if inverse else 1.0
         key = f"{s.symbol}@{s.venue}"
+        if not inverse and float(getattr(s, "contract_size", 1)) != 1.0:
+            # the lanes' notionals, the sizer and the cost model take a linear lane's quantity in
+            # the base asset; a multiplier (CME ES: 50) is not carried through them yet
+            raise InputError("data", f"{key}: a linear contract with a multiplier (contract_size "
+                             f"{s.contract_size}) is not supported by the portfolio job")
         lot = float(s.lot_size)
         base = "".join(ch for ch in str(s.symbol).upper().split("USD")[0]) or str(s.symbol)
         r = preset.get(key)

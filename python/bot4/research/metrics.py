@@ -112,17 +112,22 @@ def bar_pnls(equity, start_ns: int, end_ns: int, bar_ns: int) -> np.ndarray:
     return np.diff(level)
 
 
-def turnover(fills, capital: float, tick_size: float = 1.0, lot_size: float = 1.0) -> float:
-    """Traded notional (sum of |price * qty| over fills, quote units) divided by capital."""
+def turnover(fills, capital: float, tick_size: float = 1.0, lot_size: float = 1.0, contract_size: float = 1.0,
+             inverse: bool = False) -> float:
+    """Traded notional over fills, quote units, divided by capital: |price * qty * contract_size| for
+    a linear instrument (contract_size its multiplier, 1 for crypto quoted in the base asset),
+    |qty * contract_size| for an inverse one (contract_size its face value)."""
     f = np.asarray(fills)
     if f.size == 0:
         return 0.0
-    notional = np.abs(f["price"].astype(np.float64) * tick_size * f["qty"].astype(np.float64) * lot_size)
+    qty = f["qty"].astype(np.float64) * lot_size * contract_size
+    notional = np.abs(qty if inverse else f["price"].astype(np.float64) * tick_size * qty)
     return float(notional.sum() / capital)
 
 
 def trading_metrics(equity, fills, capital: float, start_ns: int, end_ns: int, bar_ns: int,
-                    tick_size: float = 1.0, lot_size: float = 1.0) -> dict:
+                    tick_size: float = 1.0, lot_size: float = 1.0, contract_size: float = 1.0,
+                    inverse: bool = False) -> dict:
     """After-fee results of one backtest on [start_ns, end_ns): P&L, trades, hit rate, Sharpe per
     trade, Sharpe per bar of bar_ns, turnover (notional / capital) and fees."""
     pnls = trade_pnls(equity)
@@ -134,7 +139,7 @@ def trading_metrics(equity, fills, capital: float, start_ns: int, end_ns: int, b
             "hit_rate": float(np.mean(pnls > 0)) if pnls.size else None,
             "sharpe_per_trade": _none(sharpe(pnls)), "sharpe_per_bar": _none(sharpe(bars)),
             "bar_ns": int(bar_ns), "bars": int(bars.size),
-            "turnover": turnover(fills, capital, tick_size, lot_size)}
+            "turnover": turnover(fills, capital, tick_size, lot_size, contract_size, inverse)}
 
 
 def _none(x: float):

@@ -197,8 +197,10 @@ def trade_span(data, model_dir, start_ns: int, end_ns: int, threshold: float, co
     cfg["strategy"] = dict(cfg.get("strategy", {}), long_threshold=float(threshold))
     res = backtest.run(window, str(model_dir), config=cfg, progress=False)
     capital = float(cfg["strategy"].get("equity", 100_000.0))
+    inst = res.instruments[0] if res.instruments else {}
     m = M.trading_metrics(res.equity, res.fills, capital, start_ns, end_ns, config.bar_ns,
-                          res.tick_size, res.lot_size)
+                          res.tick_size, res.lot_size, float(inst.get("contract_size", 1.0)),
+                          bool(inst.get("inverse", False)))
     m["orders"] = int(res.n_orders)
     bars = M.bar_pnls(res.equity, start_ns, end_ns, config.bar_ns) / capital
     return m, bars, M.trade_pnls(res.equity)

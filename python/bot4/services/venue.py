@@ -165,7 +165,7 @@ def _venue_of(sim: Any, spec: Any) -> Any:
     its fees in coin on its face value)."""
     inverse = bool(getattr(spec, "inverse", False))
     return _core.engine.SimVenue(sim, float(spec.tick_size), float(spec.lot_size), inverse=inverse,
-                                 contract_size=float(getattr(spec, "contract_size", 1)) if inverse else 1.0)
+                                 contract_size=float(getattr(spec, "contract_size", 1)))
 
 
 def run_venue(ctx: zmq.Context, md_endpoint: str, endpoint: str, service: VenueService, *, engines: int = 1,
