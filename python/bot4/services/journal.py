@@ -117,6 +117,7 @@ class FsyncPolicy(msgspec.Struct, frozen=True):
 
 
 def segment_path(directory: Path, index: int) -> Path:
+    """The file of segment `index` in `directory` (zero-padded, so names sort in segment order)."""
     return directory / f"{index:08d}{SUFFIX}"
 
 
@@ -201,6 +202,9 @@ class JournalReader:
             yield rec.payload
 
     def entries(self) -> Iterator[Record]:
+        """Every record in segment order with its segment index and offset. A damaged tail of the
+        last segment (torn write, bad checksum) ends the read there, counted in `counters` and
+        described by `damage`; damage in any earlier segment raises JournalCorruptError."""
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.damage = None
         segments = list_segments(self.directory)
@@ -311,6 +315,8 @@ class JournalWriter:
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
+        """Sync (unless the policy is "never"), close the open segment and release the writer's
+        lock; a second call does nothing."""
         if self._fd < 0:
             return
         try:
