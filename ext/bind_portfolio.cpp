@@ -469,6 +469,8 @@ void bind_portfolio(py::module_& m) {
           },
           "matrix"_a, "Every row of a feature matrix -> dict of mu, sigma, quantiles, confidence, regime.");
   m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
+  m.attr("MIN_CONVICTION") = kMinConviction;
+  m.attr("MIN_RELATIVE_SIGMA") = kMinRelativeSigma;
 }
 
 }  // namespace bot4::ext

@@ -307,7 +307,7 @@ const StepResult& PortfolioStep::run(int64_t ts, const LaneState& s, std::chrono
       view = false;
     }
     view = view && std::fabs(mu) >= edge;
-    view = view && (p - 0.5) * sign(mu) > 0;
+    view = view && (p - 0.5) * sign(mu) > kMinConviction && sg > kMinRelativeSigma * std::fabs(mu);
     view = view && (lanes_[k].rules.allow_short || mu > 0);
     double score = view ? std::fabs(mu) / sg : 0.0;
     if (view && !std::isfinite(r_.unit[k])) {

@@ -53,6 +53,16 @@ class Pcg64 {
   unsigned __int128 state_ = 0, inc_ = 1;
 };
 
+// A lane has a view only when its calibrated P(up) leans toward mu's sign by more than this. An
+// isotonic map has plateaus at exactly 0.5; mu and sigma agree with the Python reference only to a
+// few ulps (their dot products sum in another order), so without a margin p = 0.5 exactly on one
+// side and 0.5 - 4e-15 on the other decide differently. No conviction that small is a view.
+inline constexpr double kMinConviction = 1e-9;
+// Likewise a sigma below this fraction of |mu| is the rounding residue of quantiles that coincide
+// (crossing quantile models sorted into one value), not a measured uncertainty: it would score
+// |mu| / sigma ~ 1e14, and the ulps in which the two implementations differ are all of it.
+inline constexpr double kMinRelativeSigma = 1e-9;
+
 struct StepConfig {
   double equity = 10'000.0;       // starting equity, account currency
   double fx = 1.0;                // account currency per quote unit

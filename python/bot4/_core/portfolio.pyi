@@ -123,3 +123,5 @@ class PluginAgent:
     def evaluate_rows(self, matrix: ArrayLike) -> dict[str, np.ndarray]: ...
 
 AGENT_PLUGIN_ABI: int
+MIN_CONVICTION: float
+MIN_RELATIVE_SIGMA: float

@@ -78,6 +78,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
+from bot4._core.portfolio import MIN_CONVICTION, MIN_RELATIVE_SIGMA
 from bot4.errors import InputError
 from bot4.portfolio.rl_sizer import RLSizerConfig
 from bot4.portfolio.sizing import (LIMIT_NAMES, OrderRules, PortfolioState, SizingLimits, plan_orders,
@@ -614,7 +615,8 @@ class Coordinator:
             self.not_probability += int(not_prob.sum())
             view &= ~not_prob
             view &= np.abs(mu) >= max(cfg.min_edge_bp, 1e-12)
-            view &= (p - 0.5) * np.sign(mu) > 0
+            # the core's margins (portfolio_step.hpp): a lean toward mu's sign, a sigma above rounding residue
+            view &= ((p - 0.5) * np.sign(mu) > MIN_CONVICTION) & (sigma > MIN_RELATIVE_SIGMA * np.abs(mu))
             view &= self.lanes.allow_short | (mu > 0)      # a short view on a long-only lane is no candidate
             score = np.where(view, np.abs(mu) / np.where(view, sigma, 1.0), 0.0)
         no_risk = view & ~np.isfinite(unit)
