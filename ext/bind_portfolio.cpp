@@ -393,7 +393,9 @@ void bind_portfolio(py::module_& m) {
                        std::string vol_column, double band, std::vector<double> taus, const F64& coef,
                        const F64& intercept, double normal_10_90, std::vector<double> regime_edges,
                        std::vector<double> iso_x, std::vector<double> iso_y, std::vector<double> abs_return,
-                       const std::vector<std::string>& feature_names) {
+                       const std::vector<std::string>& feature_names, std::vector<std::string> model_columns,
+                       std::vector<double> model_median, std::vector<double> model_mean,
+                       std::vector<double> model_scale, std::vector<double> model_coef, double model_intercept) {
              AgentSpec a;
              a.kind = kind;
              a.name = name;
@@ -411,11 +413,20 @@ void bind_portfolio(py::module_& m) {
              a.iso_x = std::move(iso_x);
              a.iso_y = std::move(iso_y);
              a.abs_return = std::move(abs_return);
+             a.model_columns = std::move(model_columns);
+             a.model_median = std::move(model_median);
+             a.model_mean = std::move(model_mean);
+             a.model_scale = std::move(model_scale);
+             a.model_coef = std::move(model_coef);
+             a.model_intercept = model_intercept;
              return new SignalAgent(std::move(a), feature_names);
            }),
            py::kw_only(), "kind"_a, "name"_a, "model_version"_a, "horizon"_a, "columns"_a, "neutral"_a,
            "vol_column"_a, "band"_a, "taus"_a, "coef"_a, "intercept"_a, "normal_10_90"_a, "regime_edges"_a,
-           "iso_x"_a, "iso_y"_a, "abs_return"_a, "feature_names"_a)
+           "iso_x"_a, "iso_y"_a, "abs_return"_a, "feature_names"_a,
+           "model_columns"_a = std::vector<std::string>{}, "model_median"_a = std::vector<double>{},
+           "model_mean"_a = std::vector<double>{}, "model_scale"_a = std::vector<double>{},
+           "model_coef"_a = std::vector<double>{}, "model_intercept"_a = 0.0)
       .def_property_readonly("kind", [](const SignalAgent& a) { return a.spec().kind; }, "The agent's kind.")
       .def_property_readonly("name", [](const SignalAgent& a) { return a.spec().name; }, "Agent id.")
       .def_property_readonly("model_version", [](const SignalAgent& a) { return a.spec().model_version; },
@@ -424,7 +435,17 @@ void bind_portfolio(py::module_& m) {
                              "Horizon, feature rows of the row's instrument.")
       .def_property_readonly("row_width", &SignalAgent::row_width, "Feature columns per row.")
       .def_property_readonly("needs_model_output", &SignalAgent::needs_model_output,
-                             "Whether rows need the model's raw P(up) beside the features (direction).")
+                             "Whether rows need the model's raw P(up) beside the features (direction whose "
+                             "classifier is not a logistic one evaluated here).")
+      .def_property_readonly("has_classifier", &SignalAgent::has_classifier,
+                             "Whether the direction agent's logistic classifier runs in the core.")
+      .def(
+          "classifier_p",
+          [](const SignalAgent& a, const F64& row) {
+            if (!a.has_classifier()) throw StepInputError("model_columns", "this agent has no classifier in the core");
+            return a.classifier_p(vec(row, a.row_width(), "row"));
+          },
+          "row"_a, "The logistic classifier's raw P(up) of one feature row.")
       .def(
           "evaluate",
           [](const SignalAgent& a, const F64& row, double model_output) {
