@@ -100,6 +100,29 @@ py::dict violations_dict(const Violations& v) {
   return d;
 }
 
+py::tuple limit_names(const std::vector<int>& ids) {
+  py::list out;
+  for (int b : ids) out.append(kLimitNames[b]);
+  return py::tuple(out);
+}
+
+py::dict safety_dict(const SafetyCounters& c) {
+  py::dict d;
+  for (size_t k = 0; k < kSafetyCounters; ++k) d[kSafetyCounterNames[k]] = c[k];
+  return d;
+}
+
+py::dict safe_dict(const SafeAction& a, const SafetyCounters& c) {
+  py::dict d;
+  d["multiplier"] = a.multiplier;
+  d["proposal"] = arr(a.proposal);
+  d["action"] = arr(a.action);
+  d["binding"] = limit_names(a.binding);
+  d["breached"] = limit_names(a.breached);
+  d["counters"] = safety_dict(c);
+  return d;
+}
+
 py::tuple view_tuple(const AgentView& v) {
   return py::make_tuple(v.mu, v.sigma, v.q[0], v.q[1], v.q[2], v.confidence, v.regime);
 }
@@ -199,7 +222,15 @@ void bind_portfolio(py::module_& m) {
           },
           "Portfolio CVaR scenarios (window x sqrt(horizon)) or None.")
       .def_property_readonly("step_ns", [](const StepResult& r) { return r.step_ns; },
-                             "Wall time of the step inside the core, ns.");
+                             "Wall time of the step inside the core, ns.")
+      .def_property_readonly(
+          "safe",
+          [](const StepResult& r) -> py::object {
+            if (!r.has_safe) return py::none();
+            return safe_dict(r.safe, r.safety);
+          },
+          "finish_safe's safety layer at this step (multiplier, proposal, action, binding, breached, counters) "
+          "or None.");
 
   py::class_<PortfolioStep>(m, "PortfolioStep",
                             "The per-decision portfolio step in the core (see bot4.portfolio.core_step).")
@@ -374,6 +405,10 @@ void bind_portfolio(py::module_& m) {
           },
           "projected"_a, "binding"_a, py::return_value_policy::reference_internal,
           "Complete a step proposed with project = False from an outside projection.")
+      .def("finish_safe", &PortfolioStep::finish_safe, "multiplier"_a, "max_multiplier"_a,
+           py::return_value_policy::reference_internal,
+           "Complete a step proposed with project = False through the RL sizer's safety layer in the core "
+           "(base = want / equity; result.safe).")
       .def(
           "violations",
           [](PortfolioStep& s, const F64& exposure, bool full) {
@@ -490,6 +525,44 @@ void bind_portfolio(py::module_& m) {
           },
           "matrix"_a, "Every row of a feature matrix -> dict of mu, sigma, quantiles, confidence, regime.");
   m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
+  m.def(
+      "safe_exposure",
+      [](double multiplier, const F64& base, double equity, double peak_equity, const F64& positions,
+         const I64& groups, std::optional<std::vector<bool>> allow_short, std::optional<F64> scenarios,
+         const std::vector<double>& limits, double max_multiplier) {
+        const size_t n = static_cast<size_t>(positions.size());
+        if (positions.ndim() != 1) throw StepInputError("positions", "must be 1-D");
+        std::vector<LaneRules> rules(n);
+        const int64_t* g = ivec(groups, n, "groups");
+        if (allow_short && allow_short->size() != n) throw StepInputError("allow_short", "one flag per instrument");
+        for (size_t k = 0; k < n; ++k) {
+          rules[k].group = static_cast<int>(g[k]);
+          rules[k].allow_short = allow_short ? (*allow_short)[k] : true;
+        }
+        RiskBudgetSizer sizer;
+        sizer.configure(std::move(rules));
+        SizingState st;
+        st.equity = equity;
+        st.peak_equity = peak_equity;
+        st.positions = positions.data();
+        st.n = n;
+        if (scenarios) {
+          if (scenarios->ndim() != 2 || static_cast<size_t>(scenarios->shape(1)) != n)
+            throw StepInputError("scenarios", "must be T x " + std::to_string(n));
+          st.scenarios = scenarios->data();
+          st.scenario_rows = static_cast<size_t>(scenarios->shape(0));
+        }
+        if (!(max_multiplier >= 0 && std::isfinite(max_multiplier)))
+          throw StepInputError("max_multiplier", "must be finite and >= 0");
+        SafeAction out;
+        SafetyCounters c{};
+        sizer.safe_exposure(multiplier, vec(base, n, "base"), st, limits_from(limits), max_multiplier, out, c);
+        return safe_dict(out, c);
+      },
+      "multiplier"_a, "base"_a, "equity"_a, "peak_equity"_a, "positions"_a, "groups"_a, "allow_short"_a,
+      "scenarios"_a, "limits"_a, "max_multiplier"_a,
+      "The RL sizer's safety layer in the core (bot4.portfolio.rl_sizer.safe_exposure's twin): a dict of "
+      "multiplier, proposal, action, binding, breached and counters.");
 }
 
 }  // namespace bot4::ext

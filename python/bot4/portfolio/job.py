@@ -56,7 +56,8 @@ sizing -> execution in the core engine, several instruments in one backtest.
    propensity); at the split the constrained RL sizer (rl_sizer.train: DR policy gradient,
    Lagrange multipliers, CVaR-aware reward) is trained on those decisions, and every later step
    takes the policy's multiplier. Every multiplier, explored or learned, reaches the book only
-   through rl_sizer.safe_exposure (sanitised, then the same projection as the fixed sizer) and the
+   through the safety layer (sanitised, then the same projection as the fixed sizer; in the core
+   step PortfolioStep.finish_safe, rl_sizer.safe_exposure in the Python one) and the
    same order planning and leg sequencing. A second run with the fixed sizer (same seed, so the
    same per-lane actions) is the comparison: P&L, drawdown, CVaR_95 of the per-step P&L, limit
    breaches and projections over the held-out steps (after the split) of both runs.
@@ -625,9 +626,13 @@ class Coordinator:
         positions = r.positions
         if self.rl_mode:
             st = PortfolioState(r.equity, r.peak, positions, self.lanes.groups, self.lanes.allow_short, scen)
-            mult, proj = self._rl_size(ts, r.want, st, score, p, chosen, r.window, scen)
-            binding = tuple(proj.binding)
-            r = core.finish(proj.action, list(binding))
+            # the safety layer in the core (RiskBudgetSizer::safe_exposure, rl_sizer.safe_exposure's twin)
+            raw = self._rl_multiplier(ts, r.want, st, score, p, chosen, r.window, scen)
+            r = core.finish_safe(_as_float(raw), float(self.multipliers[-1]))
+            safe = r.safe
+            for key, v in safe["counters"].items():
+                self.rl_counters[key] += v
+            mult, binding = float(safe["multiplier"]), tuple(safe["binding"])
         else:
             mult, binding = 1.0, r.binding
         if binding:
@@ -771,10 +776,20 @@ class Coordinator:
 
     def _rl_size(self, ts: int, want: np.ndarray, st: PortfolioState, score, p, chosen: list[int], w: np.ndarray,
                  scen: np.ndarray | None):
-        """(multiplier, projection) of the step: explored and logged before the split, the learned
-        policy's after it; always through rl_sizer.safe_exposure."""
-        from bot4.portfolio.ope import epsilon_greedy
+        """(multiplier, projection) of the step (the Python step): _rl_multiplier through
+        rl_sizer.safe_exposure."""
         from bot4.portfolio.rl_sizer import safe_exposure
+
+        mult = self._rl_multiplier(ts, want, st, score, p, chosen, w, scen)
+        base = want / st.equity if st.equity > 0 else np.zeros_like(want)
+        sa = safe_exposure(mult, base, st, self.buffered, self.rl_counters, max_multiplier=float(self.multipliers[-1]))
+        return sa.multiplier, sa.projection
+
+    def _rl_multiplier(self, ts: int, want: np.ndarray, st: PortfolioState, score, p, chosen: list[int],
+                       w: np.ndarray, scen: np.ndarray | None):
+        """The policy's multiplier of the step, as emitted (the safety layer sanitises it):
+        explored and logged before the split, the learned policy's after it."""
+        from bot4.portfolio.ope import epsilon_greedy
 
         m = np.asarray(self.multipliers)
         eq = st.equity
@@ -793,9 +808,8 @@ class Coordinator:
                 self.rl_counters["steps_without_policy"] += 1
                 mult = 1.0
             else:
-                mult = self.rl_policy.multiplier(x)     # NaN is sanitised (and counted) by safe_exposure
-        sa = safe_exposure(mult, base, st, self.buffered, self.rl_counters, max_multiplier=float(m[-1]))
-        return sa.multiplier, sa.projection
+                mult = self.rl_policy.multiplier(x)     # NaN is sanitised (and counted) by the safety layer
+        return mult
 
     def _rl_close(self) -> None:
         d = self.rl_open
@@ -1200,6 +1214,14 @@ def grid_bars(features, lanes: Lanes, grid_ns: int) -> tuple[np.ndarray, np.ndar
         cols.append(mid_bars(ts[m], mid[m], grid_ns, start, end))
     ends = np.arange(start + grid_ns, end + 1, grid_ns, dtype=np.int64)
     return ends, np.column_stack(cols)
+
+
+def _as_float(v) -> float:
+    """A policy's output as a float (NaN when it is none: the safety layer rejects and counts it)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _engine_config(config: PortfolioConfig, fc) -> dict:
