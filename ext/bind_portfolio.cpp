@@ -123,6 +123,35 @@ py::dict safe_dict(const SafeAction& a, const SafetyCounters& c) {
   return d;
 }
 
+// A sizer configured for lanes of `groups` (and allow_short flags) and the state the limits depend
+// on (the arrays must outlive the state).
+SizingState standalone_state(RiskBudgetSizer& sizer, double equity, double peak_equity, const F64& positions,
+                             const I64& groups, const std::optional<std::vector<bool>>& allow_short,
+                             const std::optional<F64>& scenarios) {
+  if (positions.ndim() != 1) throw StepInputError("positions", "must be 1-D");
+  const size_t n = static_cast<size_t>(positions.size());
+  std::vector<LaneRules> rules(n);
+  const int64_t* g = ivec(groups, n, "groups");
+  if (allow_short && allow_short->size() != n) throw StepInputError("allow_short", "one flag per instrument");
+  for (size_t k = 0; k < n; ++k) {
+    rules[k].group = static_cast<int>(g[k]);
+    rules[k].allow_short = allow_short ? (*allow_short)[k] : true;
+  }
+  sizer.configure(std::move(rules));
+  SizingState st;
+  st.equity = equity;
+  st.peak_equity = peak_equity;
+  st.positions = positions.data();
+  st.n = n;
+  if (scenarios) {
+    if (scenarios->ndim() != 2 || static_cast<size_t>(scenarios->shape(1)) != n)
+      throw StepInputError("scenarios", "must be T x " + std::to_string(n));
+    st.scenarios = scenarios->data();
+    st.scenario_rows = static_cast<size_t>(scenarios->shape(0));
+  }
+  return st;
+}
+
 py::tuple view_tuple(const AgentView& v) {
   return py::make_tuple(v.mu, v.sigma, v.q[0], v.q[1], v.q[2], v.confidence, v.regime);
 }
@@ -530,39 +559,31 @@ void bind_portfolio(py::module_& m) {
       [](double multiplier, const F64& base, double equity, double peak_equity, const F64& positions,
          const I64& groups, std::optional<std::vector<bool>> allow_short, std::optional<F64> scenarios,
          const std::vector<double>& limits, double max_multiplier) {
-        const size_t n = static_cast<size_t>(positions.size());
-        if (positions.ndim() != 1) throw StepInputError("positions", "must be 1-D");
-        std::vector<LaneRules> rules(n);
-        const int64_t* g = ivec(groups, n, "groups");
-        if (allow_short && allow_short->size() != n) throw StepInputError("allow_short", "one flag per instrument");
-        for (size_t k = 0; k < n; ++k) {
-          rules[k].group = static_cast<int>(g[k]);
-          rules[k].allow_short = allow_short ? (*allow_short)[k] : true;
-        }
         RiskBudgetSizer sizer;
-        sizer.configure(std::move(rules));
-        SizingState st;
-        st.equity = equity;
-        st.peak_equity = peak_equity;
-        st.positions = positions.data();
-        st.n = n;
-        if (scenarios) {
-          if (scenarios->ndim() != 2 || static_cast<size_t>(scenarios->shape(1)) != n)
-            throw StepInputError("scenarios", "must be T x " + std::to_string(n));
-          st.scenarios = scenarios->data();
-          st.scenario_rows = static_cast<size_t>(scenarios->shape(0));
-        }
+        const SizingState st = standalone_state(sizer, equity, peak_equity, positions, groups, allow_short, scenarios);
         if (!(max_multiplier >= 0 && std::isfinite(max_multiplier)))
           throw StepInputError("max_multiplier", "must be finite and >= 0");
         SafeAction out;
         SafetyCounters c{};
-        sizer.safe_exposure(multiplier, vec(base, n, "base"), st, limits_from(limits), max_multiplier, out, c);
+        sizer.safe_exposure(multiplier, vec(base, st.n, "base"), st, limits_from(limits), max_multiplier, out, c);
         return safe_dict(out, c);
       },
       "multiplier"_a, "base"_a, "equity"_a, "peak_equity"_a, "positions"_a, "groups"_a, "allow_short"_a,
       "scenarios"_a, "limits"_a, "max_multiplier"_a,
       "The RL sizer's safety layer in the core (bot4.portfolio.rl_sizer.safe_exposure's twin): a dict of "
       "multiplier, proposal, action, binding, breached and counters.");
+  m.def(
+      "violations",
+      [](const F64& exposure, double equity, double peak_equity, const F64& positions, const I64& groups,
+         std::optional<std::vector<bool>> allow_short, std::optional<F64> scenarios, const std::vector<double>& limits) {
+        RiskBudgetSizer sizer;
+        const SizingState st = standalone_state(sizer, equity, peak_equity, positions, groups, allow_short, scenarios);
+        return violations_dict(sizer.violations(vec(exposure, st.n, "exposure"), st, limits_from(limits)));
+      },
+      "exposure"_a, "equity"_a, "peak_equity"_a, "positions"_a, "groups"_a, "allow_short"_a, "scenarios"_a,
+      "limits"_a,
+      "By how much `exposure` exceeds each limit (0: within), in the core (bot4.portfolio.sizing.violations' "
+      "twin): limit name -> excess.");
 }
 
 }  // namespace bot4::ext

@@ -136,3 +136,6 @@ AGENT_PLUGIN_ABI: int
 def safe_exposure(multiplier: float, base: ArrayLike, equity: float, peak_equity: float, positions: ArrayLike,
                   groups: ArrayLike, allow_short: Sequence[bool] | None, scenarios: ArrayLike | None,
                   limits: Sequence[float], max_multiplier: float) -> dict[str, Any]: ...
+def violations(exposure: ArrayLike, equity: float, peak_equity: float, positions: ArrayLike, groups: ArrayLike,
+               allow_short: Sequence[bool] | None, scenarios: ArrayLike | None,
+               limits: Sequence[float]) -> dict[str, float]: ...

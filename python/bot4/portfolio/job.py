@@ -82,7 +82,8 @@ import numpy as np
 from bot4.errors import InputError
 from bot4.portfolio.rl_sizer import RLSizerConfig
 from bot4.portfolio.sizing import (LIMIT_NAMES, OrderRules, PortfolioState, SizingLimits, plan_orders,
-                                   preset_500_eur, project_report, risk_budget_notional, violations)
+                                   preset_500_eur, project_report, risk_budget_notional, violations,
+                                   violations_core)
 
 #: Exposure limits the buffer shrinks (the risk per trade and the drawdown stop are not exposures).
 BUFFERED = ("max_position", "max_group_gross", "max_gross", "max_net", "max_portfolio_cvar")
@@ -566,9 +567,11 @@ class Coordinator:
                               scenarios)
 
     def check(self) -> None:
-        """Count limit breaches of the positions held against the full limits."""
+        """Count limit breaches of the positions held against the full limits (in the core with the
+        core step: sizing.violations_core)."""
         st = self.state(self._scen)
-        v = violations(st.positions, st, self.full)
+        v = violations_core(st.positions, st, self.full) if self.core is not None else violations(st.positions, st,
+                                                                                                   self.full)
         self.checks += 1
         held_out = self.split_ns is not None and self.now >= self.split_ns
         for k, x in v.items():
