@@ -71,6 +71,7 @@ N r as for a linear one, so the same return-based risk sizing applies.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -457,6 +458,7 @@ class Coordinator:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.rets = np.diff(np.log(bars), axis=0) if len(bars) > 1 else np.zeros((0, n))
         self.latest = latest if latest is not None else self._latest_rows()
+        self._latest_lists: list | None = None
         self.rounds: list[Round] = []
         self.open_rounds: list[Round] = []
         self.pnl_at_step = np.zeros(n)
@@ -513,8 +515,9 @@ class Coordinator:
                 self._rows = np.ascontiguousarray(signals.features.matrix, np.float64)
                 na = len(signals.agents)
                 mo = signals.model_output
-                self._model_output = (np.full((self._rows.shape[0], na), np.nan) if mo is None
-                                      else np.ascontiguousarray(mo, np.float64))
+                # the classifier P(up) computed in Python (none: NaN for every lane and agent)
+                self._model_output = None if mo is None else np.ascontiguousarray(mo, np.float64)
+                self._mo_nan = np.full((n, na), np.nan)
 
     # -- signals --------------------------------------------------------------------------------
     def _latest_rows(self):
@@ -529,12 +532,19 @@ class Coordinator:
     def latest_index(self, ts: int) -> np.ndarray:
         """Per lane the index of its latest feature row at or before `ts` (-1: none within two grid
         steps)."""
-        idx = np.full(self.lanes.n, -1, np.int64)
-        for k, (rts, rows) in enumerate(self.latest):
-            j = int(np.searchsorted(rts, ts, side="right")) - 1
-            if j >= 0 and ts - rts[j] <= 2 * self.grid:
-                idx[k] = rows[j]
-        return idx
+        return np.array(self._latest_list(ts), np.int64)
+
+    def _latest_list(self, ts: int) -> list[int]:
+        # bisect on Python lists (made once): a tenth of np.searchsorted's per-call cost
+        if self._latest_lists is None:
+            self._latest_lists = [(np.asarray(t, np.int64).tolist(), np.asarray(r, np.int64).tolist())
+                                  for t, r in self.latest]
+        out = []
+        two = 2 * self.grid
+        for rts, rows in self._latest_lists:
+            j = bisect.bisect_right(rts, ts) - 1
+            out.append(rows[j] if j >= 0 and ts - rts[j] <= two else -1)
+        return out
 
     def blended(self, ts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mu, sigma, p) per lane from each lane's latest feature row at or before `ts` (NaN where
@@ -607,9 +617,10 @@ class Coordinator:
             mu_, sigma_, p_ = self.blended(ts)
             r = core.step_views(ts, mu_, sigma_, p_, self.pos, self.mid, self.pnl, self.peak)
         elif self.per_decision:
-            idx = self.latest_index(ts)
-            safe = np.maximum(idx, 0)
-            r = core.step_features(ts, self._rows[safe], self._model_output[safe], (idx >= 0).astype(np.uint8),
+            idx = self._latest_list(ts)
+            safe = [max(i, 0) for i in idx]
+            mo = self._mo_nan if self._model_output is None else self._model_output[safe]
+            r = core.step_features(ts, self._rows[safe], mo, np.array([i >= 0 for i in idx], np.uint8),
                                    self.pos, self.mid, self.pnl, self.peak)
         else:
             r = core.step(ts, self.pos, self.mid, self.pnl, self.peak)
