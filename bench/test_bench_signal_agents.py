@@ -7,9 +7,12 @@ Timed per decision row, as the per-event path pays it:
   rules_core     the three rule agents (micro-price/OFI, volatility breakout, mean reversion):
                  SignalAgent.evaluate(row) each, from Python
   rules_python   the same three through `predict` on a one-row FeatureSet
-  all_core       the four agents, the direction agent's classifier P(up) (zoo.proba, its own
-                 framework) computed for the row and passed in
+  all_core       the four agents, the direction agent's logistic classifier evaluated in the core
+                 too (SignalAgent.evaluate(row) each)
   all_python     the four through `predict` (the classifier inside the direction agent's)
+  direction_*    the direction agent alone: core (classifier in the core), framework (sklearn's
+                 predict_proba for the row, passed to a SignalAgent without the classifier: what
+                 the core did before it evaluated the classifier), python (`predict`)
 and over the whole feature matrix (ns per row): SignalAgent.evaluate_rows against `predict`.
 Gate: p50(rules_python) / p50(rules_core) >= RULES_GATE in the same run (both sides are checked
 to give the same outputs first, or the timing means nothing).
@@ -22,7 +25,13 @@ real agents' views on simulator rows against the synthetic outputs), so selectio
 different work: the difference bounds the agents' share, it is not it. Gate: p50 ratio <=
 STEP_GATE. Measured (2-core machine, load ~2.5): rule agents per row 12.4 us core vs 495 us
 predict (40x); per decision 4 instruments p50 41 us (table 32 us), 16 instruments p50 226 us (table
-200 us). Figures -> build/perf/signal_agents.json."""
+200 us). Figures -> build/perf/signal_agents.json.
+
+test_job_decision_latency_per_decision_vs_upfront: the portfolio job on a two-instrument simulator
+market with agent_eval "core" (the agents inside the core step at every decision, step_features)
+and "upfront" (every row evaluated before the run, the step reading the outputs): the job's own
+per-decision latency (Coordinator.step_ns, decision -> targets, the call from Python) and the
+job's wall time; the figures must be identical (checked). Gate: p50 ratio <= JOB_GATE."""
 
 from __future__ import annotations
 
@@ -107,6 +116,43 @@ def test_per_row_agent_evaluation_core_vs_python(fitted, manifest):
     assert ratio >= RULES_GATE, f"the core's per-row rule agents are only {ratio:.1f}x faster than predict"
 
 
+def test_direction_classifier_per_row_core_vs_framework(fitted, manifest):
+    """The direction agent per row: its logistic classifier in the core against sklearn's
+    predict_proba for the row passed to the core (the path before) and `predict`."""
+    from bot4._core.portfolio import SignalAgent
+    from bot4.research import zoo
+
+    fs, agents, cores = fitted
+    d, core = agents[0], cores[0]
+    assert core.has_classifier
+    spec = {k: v for k, v in d.core_spec().items() if not k.startswith("model_") or k == "model_version"}
+    framework = SignalAgent(**spec, feature_names=list(fs.names))
+    x = np.ascontiguousarray(fs.matrix, np.float64)
+    rows = np.linspace(x.shape[0] // 2, x.shape[0] - 1, ROWS).astype(np.int64)
+    lat: dict[str, list[int]] = {"core": [], "framework": [], "python": []}
+    for rep in range(2):                      # the first pass warms up
+        for i in rows:
+            one = _row(fs, int(i))
+            t0 = time.perf_counter_ns()
+            a = core.evaluate(x[i])
+            t1 = time.perf_counter_ns()
+            b = framework.evaluate(x[i], float(zoo.proba(d.model, d._x(one))[0]))
+            t2 = time.perf_counter_ns()
+            r = d.predict(one)
+            t3 = time.perf_counter_ns()
+            if rep:
+                for k, v in zip(lat, (t1 - t0, t2 - t1, t3 - t2)):
+                    lat[k].append(v)
+            np.testing.assert_allclose(a[0], r.mu[0], rtol=1e-12, atol=1e-12)
+            assert np.isnan(a[0]) == np.isnan(b[0])   # float32 vs double sums: p within 2e-6, not equal
+    p50 = {k: float(np.percentile(v, 50)) for k, v in lat.items()}
+    for k, v in lat.items():
+        manifest.add_latency(f"per_row.direction_{k}", np.array(v, np.int64))
+    manifest.add_target("direction_framework_over_core_p50", p50["framework"] / p50["core"], 1.0, "higher")
+    print("\ndirection agent per row (us): " + "; ".join(f"{k} p50 {v / 1e3:.1f}" for k, v in p50.items()))
+    assert p50["framework"] > p50["core"], "the classifier in the core is slower than sklearn's per row"
+
+
 def test_matrix_agent_evaluation_core_vs_python(fitted, manifest):
     fs, agents, cores = fitted
     x = np.ascontiguousarray(fs.matrix, np.float64)
@@ -170,3 +216,36 @@ def test_decision_latency_with_the_agents_in_the_core_step(fitted, manifest):
             f"{k} p50 {np.percentile(v, 50) / 1e3:.1f} p99 {np.percentile(v, 99) / 1e3:.1f} "
             f"p99.9 {np.percentile(v, 99.9) / 1e3:.1f}" for k, v in lat.items()) + f"; features / table {ratio:.2f}x")
         assert ratio <= STEP_GATE, f"{n} instruments: evaluating the agents made the step {ratio:.1f}x slower"
+
+
+JOB_GATE = 3.0       # p50(per-decision step) / p50(step from loaded outputs) in the job, same run
+
+
+def test_job_decision_latency_per_decision_vs_upfront(manifest):
+    import json
+
+    import msgspec
+
+    from bot4.data.market_data import merge
+    from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
+    from bot4.sim import generate
+
+    market = merge([generate(seed=1, n_events=40_000).as_instrument(1, "AAAUSDT"),
+                    generate(seed=2, n_events=40_000).as_instrument(2, "BBBUSDT")])
+    cfg = PortfolioConfig(epsilon=0.3, seed=3, horizon=10, corr_window=40, grid_s=1.0, checks_per_step=4, top_k=2,
+                          run_alternative=False)
+    runs = {how: portfolio_backtest(market, msgspec.structs.replace(cfg, agent_eval=how)) for how in ("core", "upfront")}
+    figures = {how: json.dumps({k: v for k, v in r.as_json().items() if k not in ("seconds", "step_latency_ns")},
+                               sort_keys=True) for how, r in runs.items()}
+    assert figures["core"] == figures["upfront"]
+    p50 = {}
+    for how, r in runs.items():
+        lat = np.array(r.main.coordinator.step_ns, np.int64)
+        manifest.add_latency(f"job.step_{how}", lat)
+        manifest.add_throughput(f"job.{how}_seconds", 1, r.seconds, "runs/s")
+        p50[how] = float(np.percentile(lat, 50))
+        print(f"\njob agent_eval={how}: {lat.size} decisions, p50 {p50[how] / 1e3:.1f} us, "
+              f"p99 {np.percentile(lat, 99) / 1e3:.1f} us; job {r.seconds:.1f} s")
+    ratio = p50["core"] / p50["upfront"]
+    manifest.add_target("job_per_decision_over_upfront_p50", ratio, JOB_GATE, "lower")
+    assert ratio <= JOB_GATE, f"the agents per decision made the job's step {ratio:.1f}x slower"

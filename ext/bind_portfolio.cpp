@@ -100,6 +100,58 @@ py::dict violations_dict(const Violations& v) {
   return d;
 }
 
+py::tuple limit_names(const std::vector<int>& ids) {
+  py::list out;
+  for (int b : ids) out.append(kLimitNames[b]);
+  return py::tuple(out);
+}
+
+py::dict safety_dict(const SafetyCounters& c) {
+  py::dict d;
+  for (size_t k = 0; k < kSafetyCounters; ++k) d[kSafetyCounterNames[k]] = c[k];
+  return d;
+}
+
+py::dict safe_dict(const SafeAction& a, const SafetyCounters& c) {
+  py::dict d;
+  d["multiplier"] = a.multiplier;
+  d["proposal"] = arr(a.proposal);
+  d["action"] = arr(a.action);
+  d["binding"] = limit_names(a.binding);
+  d["breached"] = limit_names(a.breached);
+  d["counters"] = safety_dict(c);
+  return d;
+}
+
+// A sizer configured for lanes of `groups` (and allow_short flags) and the state the limits depend
+// on (the arrays must outlive the state).
+SizingState standalone_state(RiskBudgetSizer& sizer, double equity, double peak_equity, const F64& positions,
+                             const I64& groups, const std::optional<std::vector<bool>>& allow_short,
+                             const std::optional<F64>& scenarios) {
+  if (positions.ndim() != 1) throw StepInputError("positions", "must be 1-D");
+  const size_t n = static_cast<size_t>(positions.size());
+  std::vector<LaneRules> rules(n);
+  const int64_t* g = ivec(groups, n, "groups");
+  if (allow_short && allow_short->size() != n) throw StepInputError("allow_short", "one flag per instrument");
+  for (size_t k = 0; k < n; ++k) {
+    rules[k].group = static_cast<int>(g[k]);
+    rules[k].allow_short = allow_short ? (*allow_short)[k] : true;
+  }
+  sizer.configure(std::move(rules));
+  SizingState st;
+  st.equity = equity;
+  st.peak_equity = peak_equity;
+  st.positions = positions.data();
+  st.n = n;
+  if (scenarios) {
+    if (scenarios->ndim() != 2 || static_cast<size_t>(scenarios->shape(1)) != n)
+      throw StepInputError("scenarios", "must be T x " + std::to_string(n));
+    st.scenarios = scenarios->data();
+    st.scenario_rows = static_cast<size_t>(scenarios->shape(0));
+  }
+  return st;
+}
+
 py::tuple view_tuple(const AgentView& v) {
   return py::make_tuple(v.mu, v.sigma, v.q[0], v.q[1], v.q[2], v.confidence, v.regime);
 }
@@ -199,7 +251,15 @@ void bind_portfolio(py::module_& m) {
           },
           "Portfolio CVaR scenarios (window x sqrt(horizon)) or None.")
       .def_property_readonly("step_ns", [](const StepResult& r) { return r.step_ns; },
-                             "Wall time of the step inside the core, ns.");
+                             "Wall time of the step inside the core, ns.")
+      .def_property_readonly(
+          "safe",
+          [](const StepResult& r) -> py::object {
+            if (!r.has_safe) return py::none();
+            return safe_dict(r.safe, r.safety);
+          },
+          "finish_safe's safety layer at this step (multiplier, proposal, action, binding, breached, counters) "
+          "or None.");
 
   py::class_<PortfolioStep>(m, "PortfolioStep",
                             "The per-decision portfolio step in the core (see bot4.portfolio.core_step).")
@@ -374,6 +434,10 @@ void bind_portfolio(py::module_& m) {
           },
           "projected"_a, "binding"_a, py::return_value_policy::reference_internal,
           "Complete a step proposed with project = False from an outside projection.")
+      .def("finish_safe", &PortfolioStep::finish_safe, "multiplier"_a, "max_multiplier"_a,
+           py::return_value_policy::reference_internal,
+           "Complete a step proposed with project = False through the RL sizer's safety layer in the core "
+           "(base = want / equity; result.safe).")
       .def(
           "violations",
           [](PortfolioStep& s, const F64& exposure, bool full) {
@@ -393,7 +457,9 @@ void bind_portfolio(py::module_& m) {
                        std::string vol_column, double band, std::vector<double> taus, const F64& coef,
                        const F64& intercept, double normal_10_90, std::vector<double> regime_edges,
                        std::vector<double> iso_x, std::vector<double> iso_y, std::vector<double> abs_return,
-                       const std::vector<std::string>& feature_names) {
+                       const std::vector<std::string>& feature_names, std::vector<std::string> model_columns,
+                       std::vector<double> model_median, std::vector<double> model_mean,
+                       std::vector<double> model_scale, std::vector<double> model_coef, double model_intercept) {
              AgentSpec a;
              a.kind = kind;
              a.name = name;
@@ -411,11 +477,20 @@ void bind_portfolio(py::module_& m) {
              a.iso_x = std::move(iso_x);
              a.iso_y = std::move(iso_y);
              a.abs_return = std::move(abs_return);
+             a.model_columns = std::move(model_columns);
+             a.model_median = std::move(model_median);
+             a.model_mean = std::move(model_mean);
+             a.model_scale = std::move(model_scale);
+             a.model_coef = std::move(model_coef);
+             a.model_intercept = model_intercept;
              return new SignalAgent(std::move(a), feature_names);
            }),
            py::kw_only(), "kind"_a, "name"_a, "model_version"_a, "horizon"_a, "columns"_a, "neutral"_a,
            "vol_column"_a, "band"_a, "taus"_a, "coef"_a, "intercept"_a, "normal_10_90"_a, "regime_edges"_a,
-           "iso_x"_a, "iso_y"_a, "abs_return"_a, "feature_names"_a)
+           "iso_x"_a, "iso_y"_a, "abs_return"_a, "feature_names"_a,
+           "model_columns"_a = std::vector<std::string>{}, "model_median"_a = std::vector<double>{},
+           "model_mean"_a = std::vector<double>{}, "model_scale"_a = std::vector<double>{},
+           "model_coef"_a = std::vector<double>{}, "model_intercept"_a = 0.0)
       .def_property_readonly("kind", [](const SignalAgent& a) { return a.spec().kind; }, "The agent's kind.")
       .def_property_readonly("name", [](const SignalAgent& a) { return a.spec().name; }, "Agent id.")
       .def_property_readonly("model_version", [](const SignalAgent& a) { return a.spec().model_version; },
@@ -424,7 +499,17 @@ void bind_portfolio(py::module_& m) {
                              "Horizon, feature rows of the row's instrument.")
       .def_property_readonly("row_width", &SignalAgent::row_width, "Feature columns per row.")
       .def_property_readonly("needs_model_output", &SignalAgent::needs_model_output,
-                             "Whether rows need the model's raw P(up) beside the features (direction).")
+                             "Whether rows need the model's raw P(up) beside the features (direction whose "
+                             "classifier is not a logistic one evaluated here).")
+      .def_property_readonly("has_classifier", &SignalAgent::has_classifier,
+                             "Whether the direction agent's logistic classifier runs in the core.")
+      .def(
+          "classifier_p",
+          [](const SignalAgent& a, const F64& row) {
+            if (!a.has_classifier()) throw StepInputError("model_columns", "this agent has no classifier in the core");
+            return a.classifier_p(vec(row, a.row_width(), "row"));
+          },
+          "row"_a, "The logistic classifier's raw P(up) of one feature row.")
       .def(
           "evaluate",
           [](const SignalAgent& a, const F64& row, double model_output) {
@@ -471,6 +556,36 @@ void bind_portfolio(py::module_& m) {
   m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
   m.attr("MIN_CONVICTION") = kMinConviction;
   m.attr("MIN_RELATIVE_SIGMA") = kMinRelativeSigma;
+  m.def(
+      "safe_exposure",
+      [](double multiplier, const F64& base, double equity, double peak_equity, const F64& positions,
+         const I64& groups, std::optional<std::vector<bool>> allow_short, std::optional<F64> scenarios,
+         const std::vector<double>& limits, double max_multiplier) {
+        RiskBudgetSizer sizer;
+        const SizingState st = standalone_state(sizer, equity, peak_equity, positions, groups, allow_short, scenarios);
+        if (!(max_multiplier >= 0 && std::isfinite(max_multiplier)))
+          throw StepInputError("max_multiplier", "must be finite and >= 0");
+        SafeAction out;
+        SafetyCounters c{};
+        sizer.safe_exposure(multiplier, vec(base, st.n, "base"), st, limits_from(limits), max_multiplier, out, c);
+        return safe_dict(out, c);
+      },
+      "multiplier"_a, "base"_a, "equity"_a, "peak_equity"_a, "positions"_a, "groups"_a, "allow_short"_a,
+      "scenarios"_a, "limits"_a, "max_multiplier"_a,
+      "The RL sizer's safety layer in the core (bot4.portfolio.rl_sizer.safe_exposure's twin): a dict of "
+      "multiplier, proposal, action, binding, breached and counters.");
+  m.def(
+      "violations",
+      [](const F64& exposure, double equity, double peak_equity, const F64& positions, const I64& groups,
+         std::optional<std::vector<bool>> allow_short, std::optional<F64> scenarios, const std::vector<double>& limits) {
+        RiskBudgetSizer sizer;
+        const SizingState st = standalone_state(sizer, equity, peak_equity, positions, groups, allow_short, scenarios);
+        return violations_dict(sizer.violations(vec(exposure, st.n, "exposure"), st, limits_from(limits)));
+      },
+      "exposure"_a, "equity"_a, "peak_equity"_a, "positions"_a, "groups"_a, "allow_short"_a, "scenarios"_a,
+      "limits"_a,
+      "By how much `exposure` exceeds each limit (0: within), in the core (bot4.portfolio.sizing.violations' "
+      "twin): limit name -> excess.");
 }
 
 }  // namespace bot4::ext

@@ -1,58 +1,10 @@
 #include "portfolio/agent_plugin.hpp"
 
-#include <dlfcn.h>
-
 #include <exception>
 
 #include "portfolio/numeric.hpp"
 
 namespace bot4::portfolio {
-
-void AgentLibrary::Deleter::operator()(UserSignalAgent* a) const {
-  if (a != nullptr && lib) lib->destroy_(a);  // freed by the library that allocated it
-}
-
-std::shared_ptr<AgentLibrary> AgentLibrary::open(const std::string& path, std::string& error) {
-  // RTLD_LOCAL as for strategy plugins: two plugins may define the same class names.
-  void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (h == nullptr) {
-    const char* e = ::dlerror();
-    error = "cannot load agent plugin " + path + ": " + (e ? e : "dlopen failed");
-    return nullptr;
-  }
-  std::shared_ptr<AgentLibrary> lib(new AgentLibrary());
-  lib->handle_ = h;
-  lib->path_ = path;
-  using AbiFn = uint64_t (*)();
-  auto* abi = reinterpret_cast<AbiFn>(::dlsym(h, "bot4_agent_plugin_abi"));
-  lib->make_ = reinterpret_cast<MakeFn>(::dlsym(h, "bot4_make_agent"));
-  lib->destroy_ = reinterpret_cast<DestroyFn>(::dlsym(h, "bot4_destroy_agent"));
-  lib->error_ = reinterpret_cast<ErrorFn>(::dlsym(h, "bot4_agent_plugin_error"));
-  if (abi == nullptr || lib->make_ == nullptr || lib->destroy_ == nullptr || lib->error_ == nullptr) {
-    error = path + " is not a bot4 agent plugin (no bot4_agent_plugin_abi / bot4_make_agent / bot4_destroy_agent / "
-                   "bot4_agent_plugin_error: use BOT4_AGENT_PLUGIN(Class))";
-    return nullptr;
-  }
-  if (abi() != agent_plugin_abi()) {
-    error = path + " was built against other bot4 headers (agent interface fingerprint " + std::to_string(abi()) +
-            ", this bot4 " + std::to_string(agent_plugin_abi()) + "): rebuild it against this installation";
-    return nullptr;
-  }
-  return lib;
-}
-
-AgentLibrary::Ptr AgentLibrary::make(const std::string& params_json, std::string& error) {
-  UserSignalAgent* a = make_(params_json.c_str());
-  if (a == nullptr) {
-    error = path_ + ": " + error_();
-    return Ptr(nullptr, Deleter{nullptr});
-  }
-  return Ptr(a, Deleter{shared_from_this()});
-}
-
-AgentLibrary::~AgentLibrary() {
-  if (handle_ != nullptr) ::dlclose(handle_);
-}
 
 PluginAgent::PluginAgent(const std::string& path, const std::string& params_json,
                          const std::vector<std::string>& feature_names)

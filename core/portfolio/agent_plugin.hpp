@@ -53,35 +53,16 @@ constexpr uint64_t agent_plugin_abi() noexcept {
   return h;
 }
 
-// A loaded agent plugin library; agents made from it keep it loaded.
-class AgentLibrary : public std::enable_shared_from_this<AgentLibrary> {
- public:
-  struct Deleter {
-    std::shared_ptr<AgentLibrary> lib;
-    void operator()(UserSignalAgent* a) const;
-  };
-  using Ptr = std::unique_ptr<UserSignalAgent, Deleter>;
-
-  // nullptr and `error` set when `path` cannot be used (not loadable, not an agent plugin, built
-  // against other headers).
-  static std::shared_ptr<AgentLibrary> open(const std::string& path, std::string& error);
-  Ptr make(const std::string& params_json, std::string& error);
-  const std::string& path() const { return path_; }
-  ~AgentLibrary();
-  AgentLibrary(const AgentLibrary&) = delete;
-  AgentLibrary& operator=(const AgentLibrary&) = delete;
-
- private:
-  AgentLibrary() = default;
-  using MakeFn = UserSignalAgent* (*)(const char*);
-  using DestroyFn = void (*)(UserSignalAgent*);
-  using ErrorFn = const char* (*)();
-  void* handle_ = nullptr;
-  MakeFn make_ = nullptr;
-  DestroyFn destroy_ = nullptr;
-  ErrorFn error_ = nullptr;
-  std::string path_;
+// A loaded agent plugin library (the loader shared with strategy plugins,
+// common/plugin_library.hpp); agents made from it keep it loaded.
+struct AgentPluginTraits {
+  using Interface = UserSignalAgent;
+  static constexpr PluginKind kind{"agent",          "bot4_agent_plugin_abi",   "bot4_make_agent",
+                                   "bot4_destroy_agent", "bot4_agent_plugin_error", "BOT4_AGENT_PLUGIN(Class)",
+                                   "agent interface fingerprint"};
+  static constexpr uint64_t abi() noexcept { return agent_plugin_abi(); }
 };
+using AgentLibrary = PluginLibrary<AgentPluginTraits>;
 
 // A plugin agent bound to the rows it reads, evaluated as SignalAgent is: one row at a time, a
 // matrix as a loop over that path. Outputs are checked (StepInputError naming the plugin): mu and

@@ -319,6 +319,7 @@ const StepResult& PortfolioStep::run(int64_t ts, const LaneState& s, std::chrono
   }
   // selection
   r_.chosen.clear();
+  r_.has_safe = false;
   r_.plain.clear();
   r_.has_corr = false;
   r_.corr_topk = r_.corr_div = kNaN;
@@ -393,6 +394,21 @@ const StepResult& PortfolioStep::run(int64_t ts, const LaneState& s, std::chrono
   const SizingState st = sizing_state();
   sizer_.project(r_.projected, st, L, r_.binding);
   return finish(nullptr, r_.binding);
+}
+
+const StepResult& PortfolioStep::finish_safe(double multiplier, double max_multiplier) {
+  const size_t n = lanes_.size();
+  if (r_.want.size() != n) throw StepInputError("finish_safe", "no step proposed (call a step with project = false)");
+  if (!(max_multiplier >= 0 && std::isfinite(max_multiplier)))
+    throw StepInputError("max_multiplier", "must be finite and >= 0");
+  scratch_.resize(n);
+  const double eq = r_.equity;
+  for (size_t k = 0; k < n; ++k) scratch_[k] = eq > 0 ? r_.want[k] / eq : 0.0;
+  r_.safety = {};
+  sizer_.safe_exposure(multiplier, scratch_.data(), sizing_state(), cfg_.buffered, max_multiplier, r_.safe, r_.safety);
+  r_.has_safe = true;
+  r_.binding = r_.safe.binding;
+  return finish(r_.safe.action.data(), r_.binding);
 }
 
 const StepResult& PortfolioStep::finish(const double* projected, const std::vector<int>& binding) {

@@ -123,6 +123,11 @@ struct StepResult {
   bool has_scenarios = false;               // scenarios = window x sqrt(horizon)
   std::vector<double> scenarios;
   int64_t step_ns = 0;                      // wall time of the step in the core
+  // finish_safe: the RL sizer's safety layer at this step (multiplier used, proposal, projected
+  // action, binding and breached limits) and its counters of this call
+  bool has_safe = false;
+  SafeAction safe;
+  SafetyCounters safety{};
 };
 
 class PortfolioStep {
@@ -173,6 +178,10 @@ class PortfolioStep {
   // Steps 1-5 and the proposal only (`project` = false): an outside sizer (the RL sizer) then
   // projects `want` and calls finish with its projection.
   const StepResult& finish(const double* projected, const std::vector<int>& binding);
+  // Completes a step proposed with project = false through the RL sizer's safety layer in the
+  // core: base = want / equity (0 where equity <= 0), RiskBudgetSizer::safe_exposure against the
+  // buffered limits, then finish with its projection (result: safe, safety).
+  const StepResult& finish_safe(double multiplier, double max_multiplier);
   bool project = true;
 
   // The core sizer (for checks: violations of a notional vector at the last step's state).

@@ -97,6 +97,42 @@ void RiskBudgetSizer::project(std::vector<double>& a, const SizingState& st, con
   if (st.scenarios != nullptr && shrink(a, kRisk, 0, l.max_portfolio_cvar * eq, st, l)) binding.push_back(kRisk);
 }
 
+void RiskBudgetSizer::safe_exposure(double multiplier, const double* base, const SizingState& st, const SizingLimits& l,
+                                    double max_multiplier, SafeAction& out, SafetyCounters& counters) {
+  const size_t n = rules_.size();
+  double m = multiplier;
+  if (std::isnan(m)) {
+    ++counters[0];
+    m = 0.0;
+  } else if (!(m >= 0.0 && m <= max_multiplier)) {
+    ++counters[1];
+    m = std::min(std::max(m, 0.0), max_multiplier);
+  }
+  out.multiplier = m;
+  const double eq = std::max(0.0, st.equity);
+  const double cap = kMaxProposal * eq;
+  out.proposal.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    double b = base[i];
+    if (!std::isfinite(b)) {
+      ++counters[2];
+      b = 0.0;
+    }
+    double p = m * b * eq;  // (m x b) x eq, numpy's order
+    if (!(std::fabs(p) <= cap)) {
+      ++counters[3];
+      p = std::isnan(p) ? p : std::min(std::max(p, -cap), cap);
+    }
+    out.proposal[i] = p;
+  }
+  const Violations v = violations(out.proposal.data(), st, l);
+  out.breached.clear();
+  for (size_t k = 0; k < kLimits; ++k)
+    if (v[k] > 0) out.breached.push_back(static_cast<int>(k));
+  out.action = out.proposal;
+  project(out.action, st, l, out.binding);
+}
+
 Violations RiskBudgetSizer::violations(const double* a, const SizingState& st, const SizingLimits& l) {
   Violations out{};
   box_bounds(st, l, lo_, hi_);

@@ -10,6 +10,12 @@
 //                 checked with the exact comparison the caller uses (factor nudged down until it
 //                 holds), so a projected action meets every limit without tolerance and a
 //                 feasible one comes back bit-identical.
+//   safe_exposure the RL sizer's safety layer (bot4.portfolio.rl_sizer.safe_exposure is the
+//                 reference): the policy's multiplier sanitised (NaN -> 0, counted; outside
+//                 [0, max_multiplier] clipped, counted), non-finite base sizes -> 0 (counted),
+//                 proposal = m x base x max(0, E) clipped to +-kMaxProposal x E (counted), the
+//                 limits it breaches, then `project`: whatever the policy emits, the action meets
+//                 every limit.
 //   plan_orders   targets rounded toward zero to the lot step, trades below the venue minimum
 //                 quantity or notional skipped (counted), then accepted (reductions first, larger
 //                 first) only while no limit is breached or worsened (vetoes counted by limit).
@@ -62,6 +68,23 @@ struct SizingState {
 };
 
 using Violations = std::array<double, kLimits>;
+
+// The safety layer's counters (rl_sizer.SAFETY_COUNTERS), in this order.
+constexpr size_t kSafetyCounters = 4;
+constexpr const char* kSafetyCounterNames[kSafetyCounters] = {"rejected_nan_multiplier", "clipped_multiplier",
+                                                              "rejected_base", "clipped_proposal"};
+using SafetyCounters = std::array<int64_t, kSafetyCounters>;
+// A proposal beyond this many times equity per instrument is clipped to it (rl_sizer.MAX_PROPOSAL).
+inline constexpr double kMaxProposal = 1e12;
+
+// What reached the market from a policy's multiplier (rl_sizer.SafeAction).
+struct SafeAction {
+  double multiplier = 0.0;        // the multiplier used (sanitised)
+  std::vector<double> proposal;   // m x base x equity, clipped
+  std::vector<double> action;     // projected: meets every limit
+  std::vector<int> binding;       // limits the projection changed it for (Limit ids, a name per group)
+  std::vector<int> breached;      // limits the proposal exceeded (Limit ids, each once, in Limit order)
+};
 using OrderCounters = std::array<int64_t, 2 + kLimits>;  // skipped_min_qty, skipped_min_notional, vetoed_<limit>
 
 class RiskBudgetSizer {
@@ -75,6 +98,10 @@ class RiskBudgetSizer {
   // `a` projected in place; `binding` receives the limits that changed it (a name per group).
   void project(std::vector<double>& a, const SizingState& st, const SizingLimits& l, std::vector<int>& binding);
   Violations violations(const double* a, const SizingState& st, const SizingLimits& l);
+  // The RL sizer's safety layer (header text); `base`: fractions of equity per lane; counters
+  // are incremented.
+  void safe_exposure(double multiplier, const double* base, const SizingState& st, const SizingLimits& l,
+                     double max_multiplier, SafeAction& out, SafetyCounters& counters);
   // orders (venue quantity per lane) and the counters; `positions_out` the notionals afterwards.
   void plan_orders(const std::vector<double>& targets, const std::vector<double>& positions_qty,
                    const std::vector<double>& prices, double fx, const SizingState& st, const SizingLimits& l,

@@ -104,7 +104,45 @@ SignalAgent::SignalAgent(AgentSpec spec, const std::vector<std::string>& feature
                                              std::to_string(s.regime_edges.size() + 2) + " values), got " +
                                              std::to_string(s.abs_return.size()));
     check_finite(s.abs_return, "abs_return", "E|r_h|");
+    const size_t m = s.model_columns.size();
+    auto as_float = [&](const std::vector<double>& v, const char* param, bool positive, size_t want) {
+      if (v.size() != want)
+        throw StepInputError(param, "needs one value per model column (" + std::to_string(want) + "), got " +
+                                        std::to_string(v.size()));
+      std::vector<float> out(want);
+      for (size_t j = 0; j < want; ++j) {
+        out[j] = static_cast<float>(v[j]);
+        if (!std::isfinite(v[j]) || static_cast<double>(out[j]) != v[j])
+          throw StepInputError(param, "value " + std::to_string(j) + " is not a finite float32 (" + std::to_string(v[j]) + ")");
+        if (positive && !(out[j] > 0)) throw StepInputError(param, "value " + std::to_string(j) + " must be > 0");
+      }
+      return out;
+    };
+    if (m > 0) {
+      for (const auto& c : s.model_columns) model_cols_.push_back(index(c));
+      model_median_ = as_float(s.model_median, "model_median", false, m);
+      model_mean_ = as_float(s.model_mean, "model_mean", false, m);
+      model_scale_ = as_float(s.model_scale, "model_scale", true, m);
+      model_coef_ = as_float(s.model_coef, "model_coef", false, m);
+      model_intercept_ = as_float({s.model_intercept}, "model_intercept", false, 1)[0];
+    } else if (!s.model_median.empty() || !s.model_mean.empty() || !s.model_scale.empty() || !s.model_coef.empty()) {
+      throw StepInputError("model_columns", "classifier parameters without the columns it reads");
+    }
+  } else if (!s.model_columns.empty()) {
+    throw StepInputError("model_columns", "only the direction agent has a classifier");
   }
+}
+
+double SignalAgent::classifier_p(const double* row) const {
+  double z = 0.0;
+  for (size_t j = 0; j < model_cols_.size(); ++j) {
+    float x = static_cast<float>(row[model_cols_[j]]);
+    if (std::isnan(x)) x = model_median_[j];
+    x = (x - model_mean_[j]) / model_scale_[j];  // float32, as sklearn's StandardScaler on float32 rows
+    z += static_cast<double>(x) * static_cast<double>(model_coef_[j]);
+  }
+  z += static_cast<double>(model_intercept_);
+  return 1.0 / (1.0 + std::exp(-z));
 }
 
 int64_t SignalAgent::regime(const double* row) const {
@@ -141,6 +179,7 @@ AgentView SignalAgent::evaluate(const double* row, double model_output) const {
     case AgentKind::Direction:
       // agents.py: inputs hold 2p - 1 and predict reads p back as (x + 1) / 2 (kept, so the
       // rounding is the reference's)
+      if (has_classifier()) model_output = classifier_p(row);
       x[0] = 2.0 * clip(interp(model_output, s.iso_x.data(), s.iso_y.data(), s.iso_x.size()), 0.0, 1.0) - 1.0;
       x[1] = c[0];
       p = (x[0] + 1.0) / 2.0;

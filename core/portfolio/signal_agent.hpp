@@ -10,6 +10,13 @@
 //               vol_breakout    (sign(z) max(|z| - band, 0), ema_cross_5_20, ewma_vol)   z = bollinger_z
 //               mean_reversion  (clip(z, -band, band), vwap_deviation, (rsi - 50) / 50, ewma_vol)
 //               direction       (2p - 1, ewma_vol), p = clip(isotonic(model's raw P(up)), 0, 1)
+//   raw P(up)   direction with a logistic classifier (model_columns given): evaluated here, as
+//               bot4.portfolio.agents.logistic_proba does (the reference): per model column
+//               x = float32(row value), NaN -> the imputer's median, x = (x - mean) / scale in
+//               float32 (sklearn's SimpleImputer + StandardScaler on float32 rows, bit for bit);
+//               z = sum_j double(x_j) * double(coef_j) left to right, + intercept, in double
+//               (each product is exact, so fused or not the sum is the same); P = 1 / (1 + exp(-z)).
+//               Any other classifier kind: model_columns empty, the caller passes its raw P(up).
 //   quantiles   q0.1 <= q0.5 <= q0.9 from the linear quantile model, sorted; NaN when an input is
 //               not finite (no view)
 //   mu, sigma   sigma = (q0.9 - q0.1) / normal_10_90; mu = q0.5 for the rule agents and
@@ -54,6 +61,11 @@ struct AgentSpec {
   std::vector<double> regime_edges;  // ascending
   std::vector<double> iso_x, iso_y;  // direction: the isotonic calibration of the raw P(up)
   std::vector<double> abs_return;    // direction: E|r_h| per regime, then the pooled one
+  // direction with a logistic classifier evaluated here (empty model_columns: P(up) is an input);
+  // values are float32 (sklearn's fitted float32 parameters), stored as double and checked.
+  std::vector<std::string> model_columns;  // the feature columns the classifier reads, in order
+  std::vector<double> model_median, model_mean, model_scale, model_coef;  // one per model column
+  double model_intercept = 0.0;
 };
 
 struct AgentView {
@@ -74,8 +86,13 @@ class SignalAgent {
   const AgentSpec& spec() const { return spec_; }
   size_t inputs() const { return inputs_; }
   size_t row_width() const { return width_; }
-  // Whether the agent reads a model output beside the features (direction: the raw P(up)).
-  bool needs_model_output() const { return kind_ == AgentKind::Direction; }
+  // Whether the agent reads a model output beside the features (direction whose classifier is
+  // not evaluated here: the raw P(up)).
+  bool needs_model_output() const { return kind_ == AgentKind::Direction && !has_classifier(); }
+  // Whether the direction agent's logistic classifier runs here (model_columns given).
+  bool has_classifier() const { return !model_cols_.empty(); }
+  // The logistic classifier's raw P(up) of one row (has_classifier()).
+  double classifier_p(const double* row) const;
 
   // One feature row (row_width() values) and, for direction, the model's raw P(up) of that row.
   AgentView evaluate(const double* row, double model_output) const;
@@ -88,6 +105,9 @@ class SignalAgent {
   AgentKind kind_;
   size_t inputs_ = 0, width_ = 0, vol_col_ = 0;
   std::vector<size_t> cols_;
+  std::vector<size_t> model_cols_;
+  std::vector<float> model_median_, model_mean_, model_scale_, model_coef_;
+  float model_intercept_ = 0.0f;
 };
 
 }  // namespace bot4::portfolio

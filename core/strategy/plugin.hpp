@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/plugin_library.hpp"
 #include "strategy/strategy.hpp"
 
 namespace bot4::strategy {
@@ -214,36 +215,16 @@ inline std::string& plugin_error() {
 }
 }  // namespace detail
 
-// A loaded plugin library. Strategies made from it keep it loaded (their deleter holds it).
-class StrategyLibrary : public std::enable_shared_from_this<StrategyLibrary> {
- public:
-  struct Deleter {
-    std::shared_ptr<StrategyLibrary> lib;
-    void operator()(Strategy* s) const;
-  };
-  using Ptr = std::unique_ptr<Strategy, Deleter>;
-
-  // Opens `path` and checks its entry points and ABI fingerprint; nullptr and `error` set when
-  // it cannot be used.
-  static std::shared_ptr<StrategyLibrary> open(const std::string& path, std::string& error);
-  // A strategy from the plugin's factory; empty and `error` set when the factory refuses.
-  Ptr make(const std::string& params_json, std::string& error);
-  const std::string& path() const { return path_; }
-  ~StrategyLibrary();
-  StrategyLibrary(const StrategyLibrary&) = delete;
-  StrategyLibrary& operator=(const StrategyLibrary&) = delete;
-
- private:
-  StrategyLibrary() = default;
-  using MakeFn = Strategy* (*)(const char*);
-  using DestroyFn = void (*)(Strategy*);
-  using ErrorFn = const char* (*)();
-  void* handle_ = nullptr;
-  MakeFn make_ = nullptr;
-  DestroyFn destroy_ = nullptr;
-  ErrorFn error_ = nullptr;
-  std::string path_;
+// A loaded strategy plugin library (the loader shared with agent plugins, common/plugin_library.hpp).
+// Strategies made from it keep it loaded (their deleter holds it).
+struct StrategyPluginTraits {
+  using Interface = Strategy;
+  static constexpr PluginKind kind{"strategy",          "bot4_plugin_abi",   "bot4_make_strategy",
+                                   "bot4_destroy_strategy", "bot4_plugin_error", "BOT4_STRATEGY_PLUGIN(Class)",
+                                   "interface fingerprint"};
+  static constexpr uint64_t abi() noexcept { return plugin_abi(); }
 };
+using StrategyLibrary = PluginLibrary<StrategyPluginTraits>;
 
 }  // namespace bot4::strategy
 

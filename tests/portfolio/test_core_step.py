@@ -152,7 +152,9 @@ def test_core_step_equals_the_python_step_with_inverse_and_spot_lanes():
 
 
 def test_core_step_with_the_rl_sizer_projection_from_python():
-    """sizer="rl": the core proposes, the Python RL sizer projects, the core finishes (finish())."""
+    """sizer="rl": the core proposes, the RL sizer's policy (Python) emits a multiplier, the core's
+    safety layer projects it and the core finishes (finish_safe) - as the Python step does with
+    rl_sizer.safe_exposure."""
     # every step before the split explores a multiplier (rl_rng) and sizes through safe_exposure
     pair, bars = _pair(4, 3, cfg_kw=dict(sizer="rl"), split_step=10**6)
     _drive(pair, range(5, 300, 4), np.random.default_rng(9), bars)

@@ -25,14 +25,17 @@ from .test_sizing import _assert_within, problems
 any_float = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([np.nan, np.inf, -np.inf, -1.0, 0.0]))
 
 
+@pytest.mark.parametrize("safe_exposure", [rl.safe_exposure, rl.safe_exposure_core], ids=["python", "core"])
 @settings(max_examples=400, deadline=None)
 @given(problems(), any_float, st.data())
-def test_no_projected_action_breaches_a_hard_limit_whatever_the_policy_emits(problem, multiplier, data):
+def test_no_projected_action_breaches_a_hard_limit_whatever_the_policy_emits(safe_exposure, problem, multiplier,
+                                                                              data):
+    """The safety layer, Python reference and the core's (what the core portfolio step runs)."""
     _, state, limits = problem
     n = len(state.positions)
     base = data.draw(arrays(np.float64, n, elements=any_float))
     counters: dict[str, int] = {}
-    sa = rl.safe_exposure(multiplier, base, state, limits, counters)
+    sa = safe_exposure(multiplier, base, state, limits, counters)
     a = sa.projection.action
     assert np.all(np.isfinite(a))
     _assert_within(a, state, limits)
@@ -53,6 +56,40 @@ def test_no_projected_action_breaches_a_hard_limit_whatever_the_policy_emits(pro
     assert bool(sa.breached) == (not sz.is_feasible(sa.proposal, state, limits))
     if sa.breached:
         assert sa.projection.changed
+
+
+@settings(max_examples=400, deadline=None)
+@given(problems(), any_float, st.data())
+def test_the_cores_safety_layer_is_the_python_one(problem, multiplier, data):
+    """Counters, multiplier, proposal, breached and binding limits exactly; the projected action
+    bit for bit unless the portfolio CVaR limit bit (then to 1e-12 relative)."""
+    _, state, limits = problem
+    base = data.draw(arrays(np.float64, len(state.positions), elements=any_float))
+    c_py: dict[str, int] = {}
+    c_core: dict[str, int] = {}
+    a = rl.safe_exposure(multiplier, base, state, limits, c_py)
+    b = rl.safe_exposure_core(multiplier, base, state, limits, c_core)
+    assert c_py == c_core
+    assert (a.multiplier, a.breached, a.projection.binding) == (b.multiplier, b.breached, b.projection.binding)
+    np.testing.assert_array_equal(a.proposal, b.proposal)
+    # the portfolio CVaR's scale factor comes from sums in another order: a few ulps (both feasible)
+    np.testing.assert_allclose(b.projection.action, a.projection.action, rtol=1e-12, atol=0)
+    if "risk" not in a.projection.binding:
+        np.testing.assert_array_equal(a.projection.action, b.projection.action)
+
+
+def test_the_cores_safety_layer_refuses_bad_arguments():
+    from bot4._core.portfolio import safe_exposure
+
+    lim = [0.01, 0.5, 1.0, 2.0, 1.0, 0.1, 0.95, 0.02, 0.0005]
+    ok = dict(multiplier=1.0, base=np.zeros(2), equity=1.0, peak_equity=1.0, positions=np.zeros(2),
+              groups=np.zeros(2, np.int64), allow_short=None, scenarios=None, limits=lim, max_multiplier=1.5)
+    assert safe_exposure(**ok)["binding"] == ()
+    for change, match in (({"base": np.zeros(3)}, "base"), ({"groups": np.zeros(1, np.int64)}, "groups"),
+                          ({"allow_short": [True]}, "allow_short"), ({"scenarios": np.zeros((5, 3))}, "scenarios"),
+                          ({"limits": lim[:8]}, "limits"), ({"max_multiplier": np.nan}, "max_multiplier")):
+        with pytest.raises(InputError, match=match):
+            safe_exposure(**{**ok, **change})
 
 
 @st.composite

@@ -6,7 +6,9 @@ undefined inputs, and refused parameters.
 Tolerance of the parity: the quantiles are x . w + b; numpy evaluates `X @ W.T` with BLAS (its
 own summation order and fused multiply-adds), the core sums left to right, so the two agree to a
 few ulps, not bit for bit; the normal CDF of the confidence (std::erf against scipy's cephes erf)
-likewise. Everything else (the NaN pattern, the regimes, the mapping order) is exact."""
+likewise. Everything else (the NaN pattern, the regimes, the mapping order) is exact. The direction
+agent's logistic classifier runs in the core too: its raw P(up) equals agents.logistic_proba bit
+for bit, and sklearn's float32 predict_proba to float32 precision (2e-6 here)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot4.errors import InputError
-from portfolio.same_json import same_json
+from portfolio.same_json import TIMING_KEYS, same_json
 from bot4.features import FeatureSet, compute, trading_config
 from bot4.portfolio import agents as ag
 
@@ -62,13 +64,14 @@ def test_core_equals_the_python_reference_on_simulator_features(sim_features, fi
 
 def test_nan_and_neutral_inputs_match_the_reference(sim_features, fitted):
     """Undefined inputs planted in the rows: neutral columns count as 0, the others end the view
-    (NaN only for the direction agent: its classifier refuses infinite features, in both paths)."""
+    (the direction agent's classifier imputes a NaN feature with its median; an infinite one
+    saturates P(up) at 0 or 1, in both paths)."""
     fs = sim_features
     names = list(fs.names)
     for a in fitted:
         m = np.array(fs.matrix, dtype=np.float64, copy=True)
         rng = np.random.default_rng(5)
-        bad = [np.nan] if isinstance(a, ag.DirectionAgent) else [np.nan, np.inf, -np.inf]
+        bad = [np.nan, np.inf, -np.inf]
         for col in ("bollinger_z", "ofi_l1_norm", "trade_imbalance", "vwap_deviation", "rsi", "ewma_vol",
                     "microprice_offset", "ema_cross_5_20", "queue_imbalance_l1"):
             rows = rng.choice(m.shape[0], 200, replace=False)
@@ -93,6 +96,64 @@ def test_one_row_path_is_the_matrix_loop_bit_for_bit(sim_features, fitted):
             want = np.array([rows["mu"][i], rows["sigma"][i], *rows["quantiles"][i], rows["confidence"][i]])
             np.testing.assert_array_equal(got, want)
             assert one[6] == rows["regime"][i]
+
+
+def test_the_logistic_classifier_runs_in_the_core_bit_for_bit(sim_features, fitted):
+    """The direction agent's logistic classifier in the core (SignalAgent.classifier_p) is
+    agents.logistic_proba bit for bit; that is sklearn's float32 predict_proba to float32
+    precision; the core then takes no model output for the agent."""
+    from bot4.research import zoo
+
+    fs = sim_features
+    d = fitted[0]
+    assert d.kind == "logistic"
+    core = ag.core_agent(d, fs.names)
+    assert core.has_classifier and not core.needs_model_output and d.model_output(fs) is None
+    x = np.ascontiguousarray(fs.matrix, np.float64)
+    ref = d.raw_probability(fs)
+    got = np.array([core.classifier_p(x[i]) for i in range(x.shape[0])])
+    np.testing.assert_array_equal(got, ref)
+    sk = zoo.proba(d.model, d._x(fs))
+    assert np.unique(sk).size > 1000 and float(np.max(np.abs(ref - sk))) < 2e-6
+    with pytest.raises(InputError, match="no classifier"):
+        ag.core_agent(fitted[1], fs.names).classifier_p(x[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hypothesis_classifier_rows_match_the_reference_bit_for_bit(sim_features, fitted, data):
+    """Any values (undefined, infinite, huge: beyond float32 they round to infinity in both paths)
+    in any of the classifier's columns."""
+    fs = sim_features
+    d = fitted[0]
+    core = ag.core_agent(d, fs.names)
+    row = np.array(fs.matrix[data.draw(st.integers(0, len(fs.timestamps) - 1))], dtype=np.float64)
+    cols = data.draw(st.lists(st.sampled_from(d.column_names), min_size=1, max_size=6))
+    for c in cols:
+        row[list(fs.names).index(c)] = data.draw(st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e39])))
+    want = d.raw_probability(FeatureSet(timestamps=fs.timestamps[:1], matrix=row[None, :], names=fs.names,
+                                        valid=fs.valid[:1], instruments=fs.instruments[:1]))[0]
+    got = core.classifier_p(row)
+    assert (np.isnan(got) and np.isnan(want)) or got == want
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_another_classifier_kind_gives_its_p_up_from_python(sim_features):
+    """A non-logistic direction classifier (here an MLP) stays in its framework: the spec has no
+    classifier, the core needs the P(up) per row (model_output) and still equals predict."""
+    fs = sim_features
+    train = np.arange(len(fs.timestamps) // 2 - 20)
+    d = ag.DirectionAgent(20, kind="mlp", params={"hidden_layer_sizes": (4,), "max_iter": 300, "random_state": 0},
+                          max_rows=2000).fit(fs, train)
+    assert "model_columns" not in d.core_spec()
+    core = ag.core_agent(d, fs.names)
+    assert core.needs_model_output and not core.has_classifier
+    mo = d.model_output(fs)
+    assert mo is not None and mo.shape == (len(fs.timestamps),)
+    _assert_same(ag.predict_core(d, fs), d.predict(fs))
+    with pytest.raises(InputError, match="model's output"):
+        core.evaluate_rows(np.ascontiguousarray(fs.matrix[:2], np.float64))
 
 
 _value = st.one_of(st.floats(-5.0, 5.0), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 50.0, 2.0, -2.0]))
@@ -155,8 +216,19 @@ def test_bad_parameters_and_rows_are_refused(sim_features, fitted):
         SignalAgent(**{**direction, "iso_x": [0.2, 0.1], "iso_y": [0.3, 0.4]}, feature_names=names)
     with pytest.raises(InputError, match="abs_return"):
         SignalAgent(**{**direction, "abs_return": [1.0]}, feature_names=names)
-    with pytest.raises(InputError, match="model's output"):
-        SignalAgent(**direction, feature_names=names).evaluate_rows(np.zeros((2, len(names))))
+    with pytest.raises(InputError, match="model's output"):    # without its classifier: P(up) is an input
+        SignalAgent(**{k: v for k, v in direction.items() if not k.startswith("model_") or k == "model_version"},
+                    feature_names=names).evaluate_rows(np.zeros((2, len(names))))
+    m = len(direction["model_columns"])
+    for change, match in (({"model_scale": [0.0] * m}, "model_scale"), ({"model_coef": [0.1] * m}, "float32"),
+                          ({"model_mean": [np.inf] * m}, "finite"), ({"model_median": [0.0]}, "one value per"),
+                          ({"model_columns": ["nope"] * m}, "no column 'nope'")):
+        with pytest.raises(InputError, match=match):
+            SignalAgent(**{**direction, **change}, feature_names=names)
+    with pytest.raises(InputError, match="without the columns"):
+        SignalAgent(**{**direction, "model_columns": []}, feature_names=names)
+    with pytest.raises(InputError, match="only the direction agent"):
+        build(model_columns=["rsi"])
     with pytest.raises(InputError, match="not fitted"):
         ag.core_agent(ag.VolBreakoutAgent(), names)
 
@@ -182,7 +254,19 @@ def market():
                   generate(seed=2, n_events=40_000).as_instrument(2, "BBBUSDT")])
 
 
+def _results(r) -> str:
+    """A job's --json figures (the wall-clock ones aside) as canonical text, for exact equality."""
+    import json
+
+    from portfolio.same_json import TIMING_KEYS
+
+    return json.dumps({k: v for k, v in r.as_json().items() if k not in TIMING_KEYS}, sort_keys=True)
+
+
 def test_job_results_are_the_same_with_core_and_python_agents(market):
+    """agent_eval "core" (the default: the agents run inside the core step on each decision's
+    feature rows) gives exactly the figures of "upfront" (the core's agents on every row before the
+    run, the step reading those outputs) and, to 1e-9, those of "python" (predict, the reference)."""
     import msgspec
 
     from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
@@ -190,12 +274,45 @@ def test_job_results_are_the_same_with_core_and_python_agents(market):
     cfg = PortfolioConfig(**JOB)
     assert cfg.agent_eval == "core"
     core = portfolio_backtest(market, cfg)
+    upfront = portfolio_backtest(market, msgspec.structs.replace(cfg, agent_eval="upfront"))
     py = portfolio_backtest(market, msgspec.structs.replace(cfg, agent_eval="python"))
-    for a, b in zip(core.signals.outputs, py.signals.outputs):
+    assert core.main.coordinator.per_decision and not upfront.main.coordinator.per_decision
+    rows = len(core.signals.features.timestamps)
+    evaluated = core.signals.outputs[0].mu.size    # the rows before the trading slice only
+    assert 0 < evaluated < rows and upfront.signals.outputs[0].mu.size == rows
+    for a, b in zip(upfront.signals.outputs, py.signals.outputs):
         _assert_same(a, b)
-    a, b = core.as_json(), py.as_json()
+    a = core.as_json()
     assert a["steps"] > 100 and sum(i["fills"] for i in a["instruments"]) > 0
-    same_json(a, b)
+    assert _results(core) == _results(upfront)
+    same_json(a, py.as_json())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_non_logistic_direction_classifier_in_the_per_decision_job(market, monkeypatch):
+    """The documented fallback: a direction agent whose classifier the core does not evaluate (an
+    MLP) has its P(up) computed in Python on every row before the run and read per decision; the
+    figures equal the up-front path's exactly."""
+    import msgspec
+
+    from bot4.portfolio.job import PortfolioConfig, portfolio_backtest
+
+    real = ag.default_agents
+
+    def agents(horizon):
+        out = real(horizon)
+        out[0] = ag.DirectionAgent(horizon, kind="mlp", params={"hidden_layer_sizes": (4,), "max_iter": 300,
+                                                                 "random_state": 0})
+        return out
+
+    monkeypatch.setattr(ag, "default_agents", agents)
+    cfg = PortfolioConfig(run_alternative=False, **JOB)
+    core = portfolio_backtest(market, cfg)
+    upfront = portfolio_backtest(market, msgspec.structs.replace(cfg, agent_eval="upfront"))
+    mo = core.signals.model_output
+    assert core.main.coordinator.per_decision and mo is not None
+    assert np.isfinite(mo[:, 0]).mean() > 0.9 and np.isnan(mo[:, 1:]).all()
+    assert _results(core) == _results(upfront)
 
 
 def _contrarian(row, names):
@@ -286,13 +403,18 @@ def test_cli_json_is_the_same_with_core_or_python_agents_on_recorded_instruments
     cfg.write_text("horizon = 10\ncalibration_fraction = 0.15\ncorr_window = 60\npenalty = 10.0\n"
                    "run_alternative = false\n")
     out = {}
-    for how in ("core", "python"):
+    for how in ("core", "upfront", "python"):
         argv = ["portfolio", "backtest", "--data", *files, "--config", str(cfg), "--out", str(tmp_path / how),
                 "--json", "-q", "--agent-eval", how]
         assert main(argv) == 0
         out[how] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["core"]["steps"] > 100 and all(v == 0 for v in out["core"]["limit_breaches"].values())
-    assert [out[s].pop("out") for s in ("core", "python")] == [str(tmp_path / "core"), str(tmp_path / "python")]
+    assert [out[s].pop("out") for s in out] == [str(tmp_path / s) for s in out]
+    for s in out:
+        for k in TIMING_KEYS:
+            out[s].pop(k)
+    # per decision in the core step = evaluated up front, exactly
+    assert json.dumps(out["core"], sort_keys=True) == json.dumps(out["upfront"], sort_keys=True)
     same_json(out["core"], out["python"])
 
 
@@ -552,7 +674,7 @@ def test_the_core_step_runs_the_agents_on_each_decisions_feature_rows(market):
     from bot4.portfolio.job import PortfolioConfig, grid_bars, portfolio_backtest
     from bot4.portfolio.meta import agent_matrix
 
-    cfg = PortfolioConfig(run_alternative=False, **JOB)
+    cfg = PortfolioConfig(run_alternative=False, agent_eval="upfront", **JOB)
     r = portfolio_backtest(market, cfg)
     sig, coord = r.signals, r.main.coordinator
     fs = sig.features

@@ -68,6 +68,40 @@ def test_projection_never_breaches_a_hard_limit(problem):
     assert np.all(np.abs(a) <= np.abs(action))
 
 
+@settings(max_examples=400, deadline=None)
+@given(problems())
+def test_the_cores_breach_check_is_the_python_one(problem):
+    """sizing.violations_core (the job's breach check with the core step) against violations, on
+    arbitrary finite exposures, the positions held and projected actions: which limits are exceeded
+    exactly, by how much exactly except the portfolio CVaR's: numpy's scenarios @ exposure sums in
+    BLAS's order with fused multiply-adds, the core left to right, so the CVaR excess agrees to
+    1e-12 of the scenario P&L's scale (and a zero excess may be a rounding residue on one side)."""
+    action, state, limits = problem
+    action = np.clip(np.nan_to_num(action), -1e9 * state.equity, 1e9 * state.equity)
+    for exposure in (action, state.positions, sz.project(action, state, limits)):
+        a, b = sz.violations(exposure, state, limits), sz.violations_core(exposure, state, limits)
+        assert list(a) == list(b) == list(sz.LIMIT_NAMES)
+        for k in a:
+            if k == "risk":
+                scale = 1.0 if state.scenarios is None else float(np.abs(state.scenarios).max() * np.abs(exposure).sum())
+                assert abs(a[k] - b[k]) <= 1e-12 * max(scale, abs(a[k]), abs(b[k]))
+            else:
+                assert a[k] == b[k], k
+
+
+def test_the_cores_breach_check_refuses_bad_arguments():
+    from bot4._core.portfolio import violations
+
+    lim = [0.01, 0.5, 1.0, 2.0, 1.0, 0.1, 0.95, 0.02, 0.0005]
+    ok = dict(exposure=np.zeros(2), equity=1.0, peak_equity=1.0, positions=np.zeros(2), groups=np.zeros(2, np.int64),
+              allow_short=None, scenarios=None, limits=lim)
+    assert violations(**ok) == dict.fromkeys(sz.LIMIT_NAMES, 0.0)
+    for change, match in (({"exposure": np.zeros(3)}, "exposure"), ({"positions": np.zeros((2, 2))}, "positions"),
+                          ({"scenarios": np.zeros((5, 3))}, "scenarios"), ({"limits": lim[:8]}, "limits")):
+        with pytest.raises(InputError, match=match):
+            violations(**{**ok, **change})
+
+
 @settings(max_examples=300, deadline=None)
 @given(problems())
 def test_projection_is_idempotent(problem):

@@ -35,7 +35,12 @@ bot4._core.portfolio.SignalAgent (core/portfolio/signal_agent.hpp), which evalua
 row at a time (the per-event path) or a matrix as a loop over that path, and `predict_core` is
 `predict` through it (the same AgentOutput; `predict` stays the reference). The direction agent's
 classifier stays in its framework: its raw P(up) per row (`model_output`) is passed in beside the
-features and the core applies the isotonic map and the rest of the mapping.
+features and the core applies the isotonic map and the rest of the mapping, except for the
+logistic classifier (the default kind): its parameters (the imputer's medians, the scaler's means
+and scales, the coefficients and intercept) are exported too and the core evaluates it on the row
+(`logistic_proba` is that arithmetic here, the reference; it equals sklearn's float32
+`predict_proba` to float32 precision and the core bit for bit). Any other classifier kind
+(xgboost, lightgbm, mlp) still runs in its framework and its P(up) is passed in (`model_output`).
 """
 
 from __future__ import annotations
@@ -387,6 +392,56 @@ class MeanReversionAgent(_BandAgent):
 LEVEL_COLUMNS = ("mid_ticks", "mid_price")
 
 
+def logistic_parts(model) -> dict[str, Any]:
+    """The fitted bot4.research.zoo logistic pipeline (median imputer, standard scaler, binary
+    LogisticRegression) as float32 parameter vectors: median, mean, scale, coef and intercept
+    (InputError for another pipeline)."""
+    steps = list(getattr(model, "steps", None) or [])
+    names = [n for n, _ in steps]
+    if names != ["impute", "scale", "model"]:
+        raise InputError("model", f"not a bot4 logistic pipeline (steps {names})")
+    imp, sc, lr = (s for _, s in steps)
+    coef = np.asarray(lr.coef_)
+    if coef.shape[0] != 1 or list(lr.classes_) != [0, 1]:
+        raise InputError("model", "the logistic classifier must be binary with classes [0, 1]")
+    f32 = np.float32
+    mean = np.zeros(coef.shape[1], f32) if sc.mean_ is None else np.asarray(sc.mean_).astype(f32)
+    scale = np.ones(coef.shape[1], f32) if sc.scale_ is None else np.asarray(sc.scale_).astype(f32)
+    return {"median": np.asarray(imp.statistics_).astype(f32), "mean": mean, "scale": scale,
+            "coef": coef[0].astype(f32), "intercept": f32(np.asarray(lr.intercept_)[0])}
+
+
+def logistic_proba(parts: dict[str, Any], X) -> np.ndarray:
+    """P(class 1) of the logistic pipeline `parts` (logistic_parts) on rows X, the arithmetic the
+    core's direction agent runs (core/portfolio/signal_agent.hpp): in float32 as sklearn does, NaN ->
+    the column's median, (x - mean) / scale; then z = sum_j x_j coef_j left to right plus the
+    intercept in double and 1 / (1 + exp(-z)) with the C library's exp (math.exp), so the two agree
+    bit for bit. sklearn's own predict_proba sums and takes the sigmoid in float32 (BLAS order):
+    the two agree to float32 precision."""
+    with np.errstate(over="ignore", invalid="ignore"):   # beyond float32: inf, as the core's cast
+        x = np.array(X, dtype=np.float32, copy=True)
+        if x.ndim != 2 or x.shape[1] != parts["coef"].size:
+            raise InputError("X", f"must be rows x {parts['coef'].size} columns, got shape {x.shape}")
+        x = np.where(np.isnan(x), parts["median"], x)
+        x = (x - parts["mean"]) / parts["scale"]              # float32 throughout
+        z = np.zeros(x.shape[0])
+        for j, c in enumerate(parts["coef"].astype(np.float64)):
+            z += x[:, j].astype(np.float64) * c               # each product exact in double
+        z += float(parts["intercept"])
+        e = np.fromiter(map(_exp, (-z).tolist()), np.float64, count=z.size)
+        return 1.0 / (1.0 + e)
+
+
+def _exp(v: float) -> float:
+    """The C library's exp (math.exp, which raises where exp overflows: inf, as std::exp)."""
+    import math
+
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
+
+
 class DirectionAgent(QuantileAgent):
     """The calibrated direction model as (mu, sigma). A bot4.research.zoo classifier (default
     logistic) on the feature rows learns P(r_h > 0 | r_h != 0) on the first `fit_fraction` of the
@@ -407,25 +462,40 @@ class DirectionAgent(QuantileAgent):
         self.params = dict(params or ({"max_iter": 500} if kind == "logistic" else {}))
         self.fit_fraction = float(fit_fraction)
         self.columns: list[int] = []
+        self.column_names: list[str] = []   # the classifier's feature columns, by name
         self.model: Any = None
+        self._logistic: dict[str, Any] | None = None   # logistic_parts of a logistic model
         self.calibrator: Any = None  # bot4.research.calibration.IsotonicTable once fitted
         self.abs_return = np.zeros(0)      # E|r_h| per regime (bp); last entry: all training rows
 
     def _x(self, features) -> np.ndarray:
-        return np.asarray(features.matrix[:, self.columns], dtype=np.float32)
+        with np.errstate(over="ignore"):     # beyond float32: inf (what the classifier then reads)
+            return np.asarray(features.matrix[:, self.columns], dtype=np.float32)
 
-    def model_output(self, features) -> np.ndarray:
-        """The classifier's raw (uncalibrated) P(r_h > 0 | r_h != 0) of every row."""
+    def _proba(self, X) -> np.ndarray:
         from bot4.research import zoo
 
+        if self._logistic is not None:
+            return logistic_proba(self._logistic, X)
+        return zoo.proba(self.model, X)
+
+    def raw_probability(self, features) -> np.ndarray:
+        """The classifier's raw (uncalibrated) P(r_h > 0 | r_h != 0) of every row (logistic:
+        logistic_proba; any other kind: its framework's predict_proba)."""
         self._check_fitted()
-        return zoo.proba(self.model, self._x(features))
+        return self._proba(self._x(features))
+
+    def model_output(self, features) -> np.ndarray | None:
+        """What the core reads beside the rows: None for the logistic kind (the core evaluates the
+        classifier itself), else the classifier's raw P(up) of every row (raw_probability)."""
+        self._check_fitted()
+        return None if self._logistic is not None else self.raw_probability(features)
 
     def probability(self, features) -> np.ndarray:
         """Calibrated P(r_h > 0 | r_h != 0) of every row."""
         self._check_fitted()
         assert self.calibrator is not None
-        return np.clip(self.calibrator.apply(self.model_output(features)), 0.0, 1.0)
+        return np.clip(self.calibrator.apply(self.raw_probability(features)), 0.0, 1.0)
 
     def _core_columns(self) -> tuple[str, ...]:
         return (VOL,)
@@ -436,6 +506,11 @@ class DirectionAgent(QuantileAgent):
         assert self.calibrator is not None
         spec.update(iso_x=[float(v) for v in self.calibrator.x], iso_y=[float(v) for v in self.calibrator.y],
                     abs_return=[float(v) for v in self.abs_return])
+        if self._logistic is not None:   # the core evaluates the classifier (module text)
+            lg = self._logistic
+            spec.update(model_columns=list(self.column_names),
+                        **{f"model_{k}": [float(v) for v in lg[k]] for k in ("median", "mean", "scale", "coef")},
+                        model_intercept=float(lg["intercept"]))
         return spec
 
     def inputs(self, features) -> np.ndarray:
@@ -455,6 +530,7 @@ class DirectionAgent(QuantileAgent):
         if idx.size < 50:
             raise InputError("rows", f"too few training rows with a defined {self.horizon}-row return: {idx.size}")
         self.columns = [i for i, c in enumerate(features.names) if c not in LEVEL_COLUMNS]
+        self.column_names = [str(features.names[i]) for i in self.columns]
         cut = int(idx.size * self.fit_fraction)
         first_cal = idx[cut]
         fit_rows = idx[:cut][end[idx[:cut]] < first_cal]      # purge: labels reaching the calibration slice
@@ -467,7 +543,8 @@ class DirectionAgent(QuantileAgent):
                 raise InputError("rows", f"the {what} rows need both up and down moves (got {ups} up of {rr.size})")
         self.model = zoo.fit(self.kind, self._x(features)[moved_fit], (r[moved_fit] > 0).astype(np.int8),
                              self.params)
-        raw = zoo.proba(self.model, self._x(features)[moved_cal])
+        self._logistic = logistic_parts(self.model) if self.kind == "logistic" else None
+        raw = self._proba(self._x(features)[moved_cal])
         self.calibrator = fit_isotonic(raw, (r[moved_cal] > 0).astype(np.int8))
         self.regime = VolRegime.fit(features, idx)
         reg = self.regime.labels(features)[idx]

@@ -103,8 +103,10 @@ def add_portfolio_command(sub: argparse._SubParsersAction) -> None:
                    "RL sizer on the first rl_train_fraction of the trading steps and compares it with the fixed one")
     b.add_argument("--step", choices=("core", "python"), help="override the config's portfolio step: 'core' (C++, "
                    "the default) or 'python' (the reference implementation)")
-    b.add_argument("--agent-eval", choices=("core", "python"), help="override the config's agent evaluation: 'core' "
-                   "(the fitted agents evaluated by the C++ SignalAgent, the default) or 'python' (their predict)")
+    b.add_argument("--agent-eval", choices=("core", "upfront", "python"), help="override the config's agent "
+                   "evaluation: 'core' (the fitted agents evaluated in C++, inside the portfolio step on each "
+                   "decision's feature rows; the default), 'upfront' (in C++ on every row before the run, the step "
+                   "reading those outputs) or 'python' (their predict)")
     b.add_argument("--agent", action="append", metavar="SPEC", help="a user signal agent blended beside the "
                    "built-in four (repeatable): module:Class, a .py/.pyx file with one agent class, or a C++ agent "
                    "plugin .so (bot4.portfolio.user_agents)")

@@ -3,8 +3,10 @@
 `build_core_step` loads, once, what the Python step (bot4.portfolio.job.Coordinator.plan with
 step="python", the reference) reads at every decision: the config and the buffered and full
 limits, the lanes' lot sizes and venue rules, the fitted meta-weighter's linear quantile models and
-isotonic table (fitted in Python as before), every agent's outputs on every signal row, the grid
-bars (the core keeps the trailing returns in a ring as bars end) and the action stream's PCG64
+isotonic table (fitted in Python as before), the fitted agents (Signals.per_decision: the step
+evaluates them on each decision's feature rows, step_features) or else every agent's outputs on
+every signal row, the grid bars (the core keeps the trailing returns in a ring as bars end) and
+the action stream's PCG64
 state (so the core's epsilon-greedy draws are numpy's). Each decision then is one call with the
 lanes' positions, mids, P&L and peak equity.
 
@@ -86,6 +88,13 @@ def build_core_step(lanes, config, signals, bars, bar_ends, latest, rng: np.rand
         rule_inverse=[bool(r.inverse) for r in rules], rule_contract_size=[float(r.contract_size) for r in rules],
         rng_state=int(state["state"]["state"]), rng_inc=int(state["state"]["inc"]),
         **meta_params(signals.meta))
+    if getattr(signals, "per_decision", False):
+        # the agents run inside the step on each decision's feature rows (step_features)
+        from bot4.portfolio.agents import core_agent
+
+        step.set_agents([core_agent(a, signals.features.names) for a in signals.agents])
+        step.set_bars(np.asarray(bar_ends, np.int64), np.ascontiguousarray(bars, np.float64))
+        return step
     x, _ = agent_matrix(signals.outputs)
     regime = np.asarray(signals.outputs[0].regime, np.int64)
     step.set_signals(np.ascontiguousarray(x, np.float64), regime, [np.asarray(t, np.int64) for t, _ in latest],

@@ -56,7 +56,8 @@ sizing -> execution in the core engine, several instruments in one backtest.
    propensity); at the split the constrained RL sizer (rl_sizer.train: DR policy gradient,
    Lagrange multipliers, CVaR-aware reward) is trained on those decisions, and every later step
    takes the policy's multiplier. Every multiplier, explored or learned, reaches the book only
-   through rl_sizer.safe_exposure (sanitised, then the same projection as the fixed sizer) and the
+   through the safety layer (sanitised, then the same projection as the fixed sizer; in the core
+   step PortfolioStep.finish_safe, rl_sizer.safe_exposure in the Python one) and the
    same order planning and leg sequencing. A second run with the fixed sizer (same seed, so the
    same per-lane actions) is the comparison: P&L, drawdown, CVaR_95 of the per-step P&L, limit
    breaches and projections over the held-out steps (after the split) of both runs.
@@ -70,6 +71,7 @@ N r as for a linear one, so the same return-based risk sizing applies.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -82,7 +84,8 @@ from bot4._core.portfolio import MIN_CONVICTION, MIN_RELATIVE_SIGMA
 from bot4.errors import InputError
 from bot4.portfolio.rl_sizer import RLSizerConfig
 from bot4.portfolio.sizing import (LIMIT_NAMES, OrderRules, PortfolioState, SizingLimits, plan_orders,
-                                   preset_500_eur, project_report, risk_budget_notional, violations)
+                                   preset_500_eur, project_report, risk_budget_notional, violations,
+                                   violations_core)
 
 #: Exposure limits the buffer shrinks (the risk per trade and the drawdown stop are not exposures).
 BUFFERED = ("max_position", "max_group_gross", "max_gross", "max_net", "max_portfolio_cvar")
@@ -123,7 +126,10 @@ class PortfolioConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     ope_memory: int = 1                 # grid steps a lane's action keeps affecting its rewards (OPE weights)
     sizer: Literal["fixed", "rl"] = "fixed"   # "rl": the constrained RL sizer scales the sizes after rl_train_fraction
     step: Literal["core", "python"] = "core"  # the portfolio step: in the core (C++), or the Python reference
-    agent_eval: Literal["core", "python"] = "core"  # the built-in agents' outputs: core SignalAgent, or predict
+    # the built-in agents' outputs: "core" (C++ SignalAgent; in the trading part inside the core step
+    # on each decision's feature rows), "upfront" (C++ SignalAgent on every row before the run, the
+    # step reading those outputs) or "python" (their predict, the reference)
+    agent_eval: Literal["core", "upfront", "python"] = "core"
     rl_train_fraction: float = 0.5      # of the trading steps: logged with exploration, then the RL sizer trains
     rl_epsilon: float = 0.3             # exploration of the logged multiplier around 1 (sizer = "rl")
     rl: RLSizerConfig = msgspec.field(default_factory=RLSizerConfig)   # [rl] in TOML
@@ -192,10 +198,16 @@ class Signals:
 
     features: Any
     agents: list
-    outputs: list                  # AgentOutput per agent, every row
+    outputs: list                  # AgentOutput per agent, every row (per_decision: the rows before the trading slice)
     meta: Any                      # MetaWeighter (fitted and calibrated)
     split_ns: tuple[int, int, int]  # starts of the meta, calibration and trading slices
     rows: dict[str, int]           # training rows per slice
+    # the core step evaluates the agents on each decision's feature rows (agent_eval "core", step
+    # "core", every agent a built-in): outputs stop at the trading slice
+    per_decision: bool = False
+    # per_decision: rows x agents, the classifier P(up) of a direction agent whose classifier the
+    # core does not evaluate (not logistic: computed here on every row), NaN elsewhere
+    model_output: Any = None
 
     def rows_of(self, instrument: int) -> np.ndarray:
         """Indices of the instrument's feature rows (time order)."""
@@ -204,16 +216,16 @@ class Signals:
 
 def evaluate_agents(agents: list, features, how: str = "core") -> list:
     """Every agent's AgentOutput on every feature row: built-in agents in the core (SignalAgent,
-    how="core") or by their Python `predict` (how="python", the reference); any other agent (a
-    user agent, bot4.portfolio.user_agents) through its own `predict`, checked."""
+    how="core" or "upfront") or by their Python `predict` (how="python", the reference); any other
+    agent (a user agent, bot4.portfolio.user_agents) through its own `predict`, checked."""
     from bot4.portfolio.agents import QuantileAgent, has_core_twin, predict_core
     from bot4.portfolio.user_agents import checked_output
 
-    if how not in ("core", "python"):
-        raise InputError("agent_eval", f"must be 'core' or 'python', got {how!r}")
+    if how not in ("core", "upfront", "python"):
+        raise InputError("agent_eval", f"must be 'core', 'upfront' or 'python', got {how!r}")
     out = []
     for a in agents:
-        if how == "core" and isinstance(a, QuantileAgent) and has_core_twin(a):
+        if how != "python" and isinstance(a, QuantileAgent) and has_core_twin(a):
             out.append(predict_core(a, features))
         elif isinstance(a, QuantileAgent):
             out.append(a.predict(features))
@@ -226,7 +238,7 @@ def fit_signals(features, config: PortfolioConfig, user_agents=()) -> Signals:
     """Fit the agents (the built-in four, then `user_agents`: objects of the
     bot4.portfolio.user_agents.UserAgent protocol), the meta-weighter and its calibration on the
     training slices (module text)."""
-    from bot4.portfolio.agents import default_agents, forward_returns, label_end_times
+    from bot4.portfolio.agents import default_agents, forward_returns, has_core_twin, label_end_times
     from bot4.portfolio.user_agents import check_user_agent
     from bot4.portfolio.meta import MetaWeighter
 
@@ -257,12 +269,37 @@ def fit_signals(features, config: PortfolioConfig, user_agents=()) -> Signals:
         check_user_agent(u, [a.name for a in agents])
         u.fit(features, rows_a)
         agents.append(u)
-    outputs = evaluate_agents(agents, features, config.agent_eval)
+    per_decision = config.agent_eval == "core" and config.step == "core" and all(map(has_core_twin, agents))
+    model_output = None
+    if per_decision:
+        # the trading rows are evaluated by the core step at each decision; here only the rows
+        # the meta-weighter is fitted and calibrated on (all before the trading slice)
+        m = int(np.searchsorted(ts, tc, side="left")) if np.all(ts[1:] >= ts[:-1]) else ts.size
+        evaluated = _rows_prefix(features, m)
+        mo = [a.model_output(features) for a in agents]
+        if any(v is not None for v in mo):
+            model_output = np.column_stack([np.full(ts.size, np.nan) if v is None else v for v in mo])
+    else:
+        evaluated = features
+    outputs = evaluate_agents(agents, evaluated, config.agent_eval)
     meta = MetaWeighter(backend=config.meta_backend, max_rows=config.max_train_rows,
                         min_regime_rows=max(500, rows_m.size // 10))
-    meta.fit(outputs, r, rows_m).calibrate(outputs, r, rows_c)
+    n_eval = len(evaluated.timestamps)
+    meta.fit(outputs, r[:n_eval], rows_m).calibrate(outputs, r[:n_eval], rows_c)
     return Signals(features, agents, outputs, meta, (ta, tm, tc),
-                   {"agents": int(rows_a.size), "meta": int(rows_m.size), "calibration": int(rows_c.size)})
+                   {"agents": int(rows_a.size), "meta": int(rows_m.size), "calibration": int(rows_c.size)},
+                   per_decision, model_output)
+
+
+def _rows_prefix(features, m: int):
+    """The FeatureSet of the first `m` rows of `features`."""
+    from bot4.features.engine import FeatureSet
+
+    if m == len(features.timestamps):
+        return features
+    return FeatureSet(timestamps=np.asarray(features.timestamps)[:m], matrix=features.matrix[:m],
+                      names=list(features.names), valid=features.valid[:m],
+                      instruments=np.asarray(features.instruments)[:m], counters=features.counters)
 
 
 def _rows_subset(outputs: list, idx: np.ndarray) -> list:
@@ -427,6 +464,7 @@ class Coordinator:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.rets = np.diff(np.log(bars), axis=0) if len(bars) > 1 else np.zeros((0, n))
         self.latest = latest if latest is not None else self._latest_rows()
+        self._latest_lists: list | None = None
         self.rounds: list[Round] = []
         self.open_rounds: list[Round] = []
         self.pnl_at_step = np.zeros(n)
@@ -468,11 +506,24 @@ class Coordinator:
         self.breaches_held_out = dict.fromkeys(LIMIT_NAMES, 0)
         # the step in the core (config.step == "core"): loaded once, one call per decision
         self.core: Any = None
+        self.per_decision = False
+        if signals is not None and signals.per_decision and config.step != "core":
+            raise InputError("step", "these signals were fitted for the core step (agent_eval 'core': the trading "
+                             "rows are evaluated per decision in the core)", suggest={"agent_eval": "upfront"})
         if config.step == "core" and signals is not None:
             from bot4.portfolio.core_step import build_core_step
 
             self.core = build_core_step(lanes, config, signals, bars, bar_ends, self.latest, self.rng,
                                         fixed_action=fixed_action)
+            # the agents run inside the core step on each decision's latest feature rows
+            self.per_decision = bool(signals.per_decision)
+            if self.per_decision:
+                self._rows = np.ascontiguousarray(signals.features.matrix, np.float64)
+                na = len(signals.agents)
+                mo = signals.model_output
+                # the classifier P(up) computed in Python (none: NaN for every lane and agent)
+                self._model_output = None if mo is None else np.ascontiguousarray(mo, np.float64)
+                self._mo_nan = np.full((n, na), np.nan)
 
     # -- signals --------------------------------------------------------------------------------
     def _latest_rows(self):
@@ -484,15 +535,28 @@ class Coordinator:
             out.append((ts, rows))
         return out
 
+    def latest_index(self, ts: int) -> np.ndarray:
+        """Per lane the index of its latest feature row at or before `ts` (-1: none within two grid
+        steps)."""
+        return np.array(self._latest_list(ts), np.int64)
+
+    def _latest_list(self, ts: int) -> list[int]:
+        # bisect on Python lists (made once): a tenth of np.searchsorted's per-call cost
+        if self._latest_lists is None:
+            self._latest_lists = [(np.asarray(t, np.int64).tolist(), np.asarray(r, np.int64).tolist())
+                                  for t, r in self.latest]
+        out = []
+        two = 2 * self.grid
+        for rts, rows in self._latest_lists:
+            j = bisect.bisect_right(rts, ts) - 1
+            out.append(rows[j] if j >= 0 and ts - rts[j] <= two else -1)
+        return out
+
     def blended(self, ts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mu, sigma, p) per lane from each lane's latest feature row at or before `ts` (NaN where
         the lane has none within two grid steps)."""
         n = self.lanes.n
-        idx = np.full(n, -1, np.int64)
-        for k, (rts, rows) in enumerate(self.latest):
-            j = int(np.searchsorted(rts, ts, side="right")) - 1
-            if j >= 0 and ts - rts[j] <= 2 * self.grid:
-                idx[k] = rows[j]
+        idx = self.latest_index(ts)
         mu, sigma, p = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         have = idx >= 0
         if have.any() and self.signals is not None:
@@ -519,9 +583,11 @@ class Coordinator:
                               scenarios)
 
     def check(self) -> None:
-        """Count limit breaches of the positions held against the full limits."""
+        """Count limit breaches of the positions held against the full limits (in the core with the
+        core step: sizing.violations_core)."""
         st = self.state(self._scen)
-        v = violations(st.positions, st, self.full)
+        v = violations_core(st.positions, st, self.full) if self.core is not None else violations(st.positions, st,
+                                                                                                   self.full)
         self.checks += 1
         held_out = self.split_ns is not None and self.now >= self.split_ns
         for k, x in v.items():
@@ -546,14 +612,22 @@ class Coordinator:
 
     def _plan_core(self, ts: int) -> np.ndarray:
         """plan() through bot4._core.portfolio.PortfolioStep (same targets, rounds, counters and
-        logs as _plan_python). An instance-level `blended` (a test's or a study's views) is fed to
-        the core's step_views instead of the loaded signal rows."""
+        logs as _plan_python). With per_decision the core step evaluates the agents on each lane's
+        latest feature row (step_features); otherwise it reads the outputs loaded before the run. An
+        instance-level `blended` (a test's or a study's views) is fed to the core's step_views
+        instead."""
         t_start = time.perf_counter_ns()
         core = self.core
         core.project = not self.rl_mode
         if "blended" in self.__dict__:
             mu_, sigma_, p_ = self.blended(ts)
             r = core.step_views(ts, mu_, sigma_, p_, self.pos, self.mid, self.pnl, self.peak)
+        elif self.per_decision:
+            idx = self._latest_list(ts)
+            safe = [max(i, 0) for i in idx]
+            mo = self._mo_nan if self._model_output is None else self._model_output[safe]
+            r = core.step_features(ts, self._rows[safe], mo, np.array([i >= 0 for i in idx], np.uint8),
+                                   self.pos, self.mid, self.pnl, self.peak)
         else:
             r = core.step(ts, self.pos, self.mid, self.pnl, self.peak)
         mu, sigma, p, score, unit = r.mu, r.sigma, r.p, r.score, r.unit
@@ -572,9 +646,13 @@ class Coordinator:
         positions = r.positions
         if self.rl_mode:
             st = PortfolioState(r.equity, r.peak, positions, self.lanes.groups, self.lanes.allow_short, scen)
-            mult, proj = self._rl_size(ts, r.want, st, score, p, chosen, r.window, scen)
-            binding = tuple(proj.binding)
-            r = core.finish(proj.action, list(binding))
+            # the safety layer in the core (RiskBudgetSizer::safe_exposure, rl_sizer.safe_exposure's twin)
+            raw = self._rl_multiplier(ts, r.want, st, score, p, chosen, r.window, scen)
+            r = core.finish_safe(_as_float(raw), float(self.multipliers[-1]))
+            safe = r.safe
+            for key, v in safe["counters"].items():
+                self.rl_counters[key] += v
+            mult, binding = float(safe["multiplier"]), tuple(safe["binding"])
         else:
             mult, binding = 1.0, r.binding
         if binding:
@@ -719,10 +797,20 @@ class Coordinator:
 
     def _rl_size(self, ts: int, want: np.ndarray, st: PortfolioState, score, p, chosen: list[int], w: np.ndarray,
                  scen: np.ndarray | None):
-        """(multiplier, projection) of the step: explored and logged before the split, the learned
-        policy's after it; always through rl_sizer.safe_exposure."""
-        from bot4.portfolio.ope import epsilon_greedy
+        """(multiplier, projection) of the step (the Python step): _rl_multiplier through
+        rl_sizer.safe_exposure."""
         from bot4.portfolio.rl_sizer import safe_exposure
+
+        mult = self._rl_multiplier(ts, want, st, score, p, chosen, w, scen)
+        base = want / st.equity if st.equity > 0 else np.zeros_like(want)
+        sa = safe_exposure(mult, base, st, self.buffered, self.rl_counters, max_multiplier=float(self.multipliers[-1]))
+        return sa.multiplier, sa.projection
+
+    def _rl_multiplier(self, ts: int, want: np.ndarray, st: PortfolioState, score, p, chosen: list[int],
+                       w: np.ndarray, scen: np.ndarray | None):
+        """The policy's multiplier of the step, as emitted (the safety layer sanitises it):
+        explored and logged before the split, the learned policy's after it."""
+        from bot4.portfolio.ope import epsilon_greedy
 
         m = np.asarray(self.multipliers)
         eq = st.equity
@@ -741,9 +829,8 @@ class Coordinator:
                 self.rl_counters["steps_without_policy"] += 1
                 mult = 1.0
             else:
-                mult = self.rl_policy.multiplier(x)     # NaN is sanitised (and counted) by safe_exposure
-        sa = safe_exposure(mult, base, st, self.buffered, self.rl_counters, max_multiplier=float(m[-1]))
-        return sa.multiplier, sa.projection
+                mult = self.rl_policy.multiplier(x)     # NaN is sanitised (and counted) by the safety layer
+        return mult
 
     def _rl_close(self) -> None:
         d = self.rl_open
@@ -1148,6 +1235,14 @@ def grid_bars(features, lanes: Lanes, grid_ns: int) -> tuple[np.ndarray, np.ndar
         cols.append(mid_bars(ts[m], mid[m], grid_ns, start, end))
     ends = np.arange(start + grid_ns, end + 1, grid_ns, dtype=np.int64)
     return ends, np.column_stack(cols)
+
+
+def _as_float(v) -> float:
+    """A policy's output as a float (NaN when it is none: the safety layer rejects and counts it)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _engine_config(config: PortfolioConfig, fc) -> dict:

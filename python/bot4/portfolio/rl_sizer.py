@@ -262,6 +262,31 @@ def safe_exposure(multiplier, base, state: PortfolioState, limits: SizingLimits,
     return SafeAction(project_report(proposal, state, limits), proposal, m, breached)
 
 
+def safe_exposure_core(multiplier, base, state: PortfolioState, limits: SizingLimits, counters: dict[str, int], *,
+                       max_multiplier: float = MULTIPLIERS[-1]) -> SafeAction:
+    """`safe_exposure` run by the core (bot4._core.portfolio.safe_exposure,
+    RiskBudgetSizer::safe_exposure, what the core portfolio step's finish_safe calls): the same
+    sanitising, counters, proposal, breached limits and projection."""
+    from bot4._core.portfolio import safe_exposure as core_safe
+    from bot4.portfolio.core_step import LIMIT_FIELDS
+
+    try:
+        m = float(multiplier)
+    except (TypeError, ValueError):
+        m = math.nan
+    pos = np.ascontiguousarray(state.positions, np.float64)
+    r = core_safe(m, np.ascontiguousarray(np.asarray(base, np.float64).reshape(-1)), float(state.equity),
+                  float(state.peak_equity), pos, np.asarray(state.groups, np.int64),
+                  None if state.allow_short is None else [bool(v) for v in state.allow_short],
+                  None if state.scenarios is None else np.ascontiguousarray(state.scenarios, np.float64),
+                  [float(getattr(limits, f)) for f in LIMIT_FIELDS], float(max_multiplier))
+    for k, v in r["counters"].items():
+        if v:
+            counters[k] = counters.get(k, 0) + int(v)
+    return SafeAction(Projection(r["action"], tuple(r["binding"])), r["proposal"], float(r["multiplier"]),
+                      tuple(r["breached"]))
+
+
 # ----------------------------------------------------------------------------------------------
 # the policy
 
@@ -727,5 +752,6 @@ def compare(d: LoggedDecisions, limits: SizingLimits, config: RLSizerConfig | No
 __all__ = [
     "CONSTRAINTS", "MULTIPLIERS", "SAFETY_COUNTERS", "LoggedDecisions", "RLSizerConfig", "ReplayResult", "SafeAction",
     "SoftmaxPolicy", "TrainResult", "chronological_split", "compare", "constraint_costs", "counterfactual_rewards",
-    "log_decisions", "policy_probs", "replay", "reward_of", "safe_exposure", "sanitize_multiplier", "select_l2", "train",
+    "log_decisions", "policy_probs", "replay", "reward_of", "safe_exposure", "safe_exposure_core", "sanitize_multiplier",
+    "select_l2", "train",
 ]

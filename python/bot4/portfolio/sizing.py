@@ -235,6 +235,19 @@ def violations(exposure, state: PortfolioState, limits: SizingLimits) -> dict[st
     return out
 
 
+def violations_core(exposure, state: PortfolioState, limits: SizingLimits) -> dict[str, float]:
+    """`violations` computed by the core (bot4._core.portfolio.violations, RiskBudgetSizer's): the
+    same exact comparisons; the portfolio CVaR excess sums in its own order (a few ulps)."""
+    from bot4._core.portfolio import violations as core_violations
+    from bot4.portfolio.core_step import LIMIT_FIELDS
+
+    return core_violations(np.ascontiguousarray(exposure, np.float64), float(state.equity), float(state.peak_equity),
+                           np.ascontiguousarray(state.positions, np.float64), np.asarray(state.groups, np.int64),
+                           None if state.allow_short is None else [bool(v) for v in state.allow_short],
+                           None if state.scenarios is None else np.ascontiguousarray(state.scenarios, np.float64),
+                           [float(getattr(limits, f)) for f in LIMIT_FIELDS])
+
+
 def is_feasible(exposure, state: PortfolioState, limits: SizingLimits) -> bool:
     """True when no hard limit is exceeded."""
     return not any(v > 0 for v in violations(exposure, state, limits).values())
@@ -382,5 +395,5 @@ def preset_500_eur() -> tuple[SizingLimits, dict[str, OrderRules]]:
 __all__ = [
     "LIMIT_NAMES", "OrderRules", "PortfolioState", "Projection", "SizingDecision", "SizingLimits", "box_bounds",
     "is_feasible", "plan_orders", "preset_500_eur", "project", "project_report", "risk_budget_notional", "size",
-    "violations",
+    "violations", "violations_core",
 ]
