@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "config_dict.hpp"
 #include "portfolio/agent_plugin.hpp"
 #include "portfolio/numeric.hpp"
 #include "portfolio/portfolio_step.hpp"
@@ -44,17 +45,14 @@ const int64_t* ivec(const I64& a, size_t n, const char* name) {
 }
 
 SizingLimits limits_from(const std::vector<double>& v) {
-  if (v.size() != 9) throw StepInputError("limits", "need 9 values (SizingLimits fields in order)");
   SizingLimits l;
-  l.risk_per_trade = v[0];
-  l.max_position = v[1];
-  l.max_group_gross = v[2];
-  l.max_gross = v[3];
-  l.max_net = v[4];
-  l.max_drawdown = v[5];
-  l.cvar_level = v[6];
-  l.max_portfolio_cvar = v[7];
-  l.min_unit_risk = v[8];
+  size_t n = 0;
+  SizingLimits::visit_fields(l, [&](const FieldInfo&, const double&) { ++n; });
+  if (v.size() != n)
+    throw StepInputError("limits", "need " + std::to_string(n) + " values (limits_schema() fields in order)");
+  size_t i = 0;
+  // the values' bounds are checked by bot4.portfolio.sizing.SizingLimits (tested against limits_schema())
+  SizingLimits::visit_fields(l, [&](const FieldInfo&, double& member) { member = v[i++]; });
   return l;
 }
 
@@ -555,6 +553,9 @@ void bind_portfolio(py::module_& m) {
           "matrix"_a, "Every row of a feature matrix -> dict of mu, sigma, quantiles, confidence, regime.");
   m.attr("AGENT_PLUGIN_ABI") = agent_plugin_abi();
   m.attr("MIN_CONVICTION") = kMinConviction;
+  m.def("limits_schema", &bot4::ext::config_schema<SizingLimits>,
+        "The portfolio's hard limits and risk budget as declared in the core (risk_budget_sizer.hpp), in the "
+        "order every limits vector takes: [{name, type, default, min, min_exclusive, max, max_exclusive, unit, doc}]");
   m.attr("MIN_RELATIVE_SIGMA") = kMinRelativeSigma;
   m.def(
       "safe_exposure",

@@ -24,23 +24,29 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/config_fields.hpp"
+
 namespace bot4::portfolio {
 
 enum Limit : int { kBox = 0, kGroup = 1, kGross = 2, kNet = 3, kRisk = 4 };
 constexpr size_t kLimits = 5;
 constexpr const char* kLimitNames[kLimits] = {"box", "group", "gross", "net", "risk"};
 
-struct SizingLimits {
-  double risk_per_trade = 0.01;
-  double max_position = 0.5;
-  double max_group_gross = 1.0;
-  double max_gross = 2.0;
-  double max_net = 1.0;
-  double max_drawdown = 0.10;
-  double cvar_level = 0.95;
-  double max_portfolio_cvar = 0.02;
-  double min_unit_risk = 0.0005;
-};
+// Hard limits and the risk budget, every fraction of current equity: the one declaration. The
+// binding's limits_schema() and the order of the limits vectors come from it; the Python
+// bot4.portfolio.sizing.SizingLimits is checked against it (tests/portfolio/test_sizing.py).
+#define BOT4_PORTFOLIO_LIMIT_FIELDS(X)                                                                              \
+  X(double, risk_per_trade, 0.01, ge(0), any, "fraction of equity", "loss at the CVaR level allowed per trade")    \
+  X(double, max_position, 0.5, ge(0), any, "fraction of equity", "|exposure| per instrument")                     \
+  X(double, max_group_gross, 1.0, ge(0), any, "fraction of equity", "sum |exposure| within a group (one underlying)") \
+  X(double, max_gross, 2.0, ge(0), any, "fraction of equity", "sum |exposure|")                                    \
+  X(double, max_net, 1.0, ge(0), any, "fraction of equity", "|sum exposure|")                                      \
+  X(double, max_drawdown, 0.10, gt(0), lt(1), "fraction of peak equity", "at or beyond it the book is reduce-only") \
+  X(double, cvar_level, 0.95, gt(0), lt(1), "probability", "confidence of the CVaR used in sizing and the risk limit") \
+  X(double, max_portfolio_cvar, 0.02, ge(0), any, "fraction of equity", "portfolio CVaR over the scenarios")        \
+  X(double, min_unit_risk, 0.0005, gt(0), any, "loss fraction", "floor of the per-unit risk (a quiet tail cannot size to infinity)")
+
+BOT4_CONFIG_STRUCT(SizingLimits, BOT4_PORTFOLIO_LIMIT_FIELDS)
 
 // One lane's venue rules (quantities in venue units, notional in quote).
 struct LaneRules {

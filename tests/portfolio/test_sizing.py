@@ -320,3 +320,28 @@ def test_shrinking_ends_even_where_scaling_by_ulps_changes_nothing():
     a = np.array([8.266545662882853e-300, -3e-300])
     tiny = sz._shrink(a, lambda b: float(np.abs(b).sum()), 4.588857e-322)
     assert float(np.abs(tiny).sum()) <= 4.588857e-322 and np.all(np.sign(tiny) * np.sign(a) >= 0)
+
+
+def test_sizing_limits_follow_the_core_declaration():
+    """SizingLimits is the core's BOT4_PORTFOLIO_LIMIT_FIELDS: the same fields in the same order (the
+    order every limits vector crosses the binding in), the same defaults, and each declared bound
+    refused just past it and accepted at it (or just inside an exclusive one)."""
+    from bot4 import _core
+    from bot4.portfolio.core_step import LIMIT_FIELDS
+
+    SizingLimits = sz.SizingLimits
+    schema = _core.portfolio.limits_schema()
+    assert tuple(f["name"] for f in schema) == tuple(SizingLimits.__struct_fields__) == LIMIT_FIELDS
+    defaults = SizingLimits()
+    for f in schema:
+        name = f["name"]
+        assert f["type"] == "float" and getattr(defaults, name) == f["default"], name
+        for side, sign in (("min", -1.0), ("max", 1.0)):
+            bound = f[side]
+            if bound is None:
+                continue
+            eps = sign * 1e-9
+            with pytest.raises(InputError):
+                SizingLimits(**{name: bound + (0.0 if f[f"{side}_exclusive"] else eps)})
+            inside = bound - eps if f[f"{side}_exclusive"] else bound
+            assert getattr(SizingLimits(**{name: inside}), name) == inside

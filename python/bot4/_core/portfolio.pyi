@@ -135,6 +135,8 @@ AGENT_PLUGIN_ABI: int
 MIN_CONVICTION: float
 MIN_RELATIVE_SIGMA: float
 
+def limits_schema() -> list[dict[str, Any]]: ...
+
 def safe_exposure(multiplier: float, base: ArrayLike, equity: float, peak_equity: float, positions: ArrayLike,
                   groups: ArrayLike, allow_short: Sequence[bool] | None, scenarios: ArrayLike | None,
                   limits: Sequence[float], max_multiplier: float) -> dict[str, Any]: ...

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from bot4 import _core
 from bot4.errors import InputError
 
-#: SizingLimits fields in the order PortfolioStep takes them.
-LIMIT_FIELDS = ("risk_per_trade", "max_position", "max_group_gross", "max_gross", "max_net", "max_drawdown",
-                "cvar_level", "max_portfolio_cvar", "min_unit_risk")
+#: SizingLimits fields in the order PortfolioStep takes them: the core's declaration
+#: (risk_budget_sizer.hpp, BOT4_PORTFOLIO_LIMIT_FIELDS).
+LIMIT_FIELDS: tuple[str, ...] = tuple(str(f["name"]) for f in _core.portfolio.limits_schema())
 
 
 def _limits(lim) -> list[float]:

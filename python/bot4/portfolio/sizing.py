@@ -51,7 +51,9 @@ LIMIT_NAMES = ("box", "group", "gross", "net", "risk")
 
 
 class SizingLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Hard limits and the risk budget; every fraction is of current equity."""
+    """Hard limits and the risk budget; every fraction is of current equity. The core declares
+    them (risk_budget_sizer.hpp; `bot4._core.portfolio.limits_schema()`): these fields, their order,
+    defaults and bounds are tested against that declaration."""
 
     risk_per_trade: float = 0.01       # loss at the CVaR level allowed per trade (fraction of equity)
     max_position: float = 0.5          # |exposure| per instrument
