@@ -44,6 +44,16 @@ class SimVenue final : public execution::Venue {
   // the venue is still live (see VenueSimulator::idle).
   bool exchange(InstrumentId instrument, const execution::VenueRequestRecord* requests, size_t n, int64_t clock_offset,
                 int64_t now, std::vector<execution::VenueResponseRecord>& out);
+  // The simulator's counters as of every poll so far. The replay an idle venue deferred is not
+  // done for them when it could only count book rejections and ignored events
+  // (VenueSimulator::counters_after): a venue never sent a request never builds its book.
+  SimCounters counters() const {
+    SimCounters c;
+    if (deferred_ == INT64_MIN) return sim_.counters();
+    if (sim_.counters_after(deferred_, c)) return c;
+    const_cast<SimVenue*>(this)->catch_up();
+    return sim_.counters();
+  }
   // The simulator, its replay caught up with every poll so far.
   const VenueSimulator& simulator() {
     catch_up();

@@ -433,6 +433,29 @@ void VenueSimulator::advance_feed(int64_t t) {
   activate(t);
 }
 
+bool VenueSimulator::counters_after(int64_t t, SimCounters& out) const {
+  if (!feed_attached_ || !idle() || stops_due_ || mode_ == SimMode::L3) return false;
+  out = counters_;
+  StreamMerge feed = feed_;  // a copy: positions only, the records are not ours
+  SimMode mode = mode_;
+  int64_t last_seq = book_.last_seq();
+  const bool nonpositive = book_.config().allow_nonpositive_prices;
+  int64_t key;
+  for (StreamMerge::Kind kind; (kind = feed.peek(key)) != StreamMerge::kDone && key <= t;) {
+    if (kind == StreamMerge::kBook) {
+      mode = SimMode::L2;  // on_book resolves an Auto venue (an L3 one returned above)
+      if (book::is_rejection(book::L2Book::check(feed.pop_book(key), last_seq, nonpositive))) ++out.book_rejected;
+    } else if (kind == StreamMerge::kOrders) {
+      if (mode != SimMode::L2) return false;  // would resolve the venue to L3: its book's checks need its orders
+      feed.pop_order(key);
+      ++out.ignored_events;
+    } else {
+      feed.pop_trade(key);  // a print into the overlay only
+    }
+  }
+  return true;
+}
+
 void VenueSimulator::replay_quiet(int64_t t) {
   int64_t key;
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {

@@ -126,6 +126,13 @@ class VenueSimulator {
                    const TradeEvent* trades, size_t n_trades);
   // Processes every feed event with exchange time <= t, then the requests due by t.
   void advance_feed(int64_t t);
+  // The counters as advance_feed(t) would leave them, without replaying: possible (returns true)
+  // when nothing is in flight, working or unanswered and the venue is L2 or not yet resolved with
+  // no L3 event ahead of its first book event. Such a replay (advance_feed's quiet path) changes
+  // only the book, the consumed overlay and two counters: book_rejected (an event the book's
+  // checks reject, which do not depend on the levels: L2Book::check) and ignored_events (order
+  // events at an L2 venue). Nothing is changed; false: replay to know.
+  bool counters_after(int64_t t, SimCounters& out) const;
   // The strategy received a market event (learns the local - exchange clock offset).
   void observe(int64_t ts_exchange, int64_t ts_local) { latency_.observe(ts_exchange, ts_local); }
   // Exchange time of local time `local` by the learned offset.
