@@ -39,6 +39,10 @@ class SimVenue final : public execution::Venue {
   }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
   void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
+  // An idle simulator's poll only defers its replay (see the top of this file): max(deferred,
+  // exchange_time(now)), where the learned offset only falls once set, so the last poll covers
+  // the earlier ones.
+  bool idle() const override { return sim_.idle(); }
   // Serves an engine in another process (execution::RemoteVenue): takes its requests, each at the
   // clock offset the engine had when it sent it, then answers its poll at `now`. Returns whether
   // the venue is still live (see VenueSimulator::idle).

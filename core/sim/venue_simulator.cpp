@@ -436,10 +436,24 @@ void VenueSimulator::advance_feed(int64_t t) {
 bool VenueSimulator::counters_after(int64_t t, SimCounters& out) const {
   if (!feed_attached_ || !idle() || stops_due_ || mode_ == SimMode::L3) return false;
   out = counters_;
-  StreamMerge feed = feed_;  // a copy: positions only, the records are not ours
-  SimMode mode = mode_;
   int64_t last_seq = book_.last_seq();
   const bool nonpositive = book_.config().allow_nonpositive_prices;
+  // The merged replay takes from each stream the records whose running exchange-time key is <= t
+  // (a stream's key never falls), so the streams are counted apart, unless an order event might
+  // precede the first book event of a venue still Auto (it would resolve it to L3): then merged.
+  size_t nb = 0, no = 0;
+  const BookEvent* b = feed_.book_rest(nb);
+  const OrderEvent* o = feed_.orders_rest(no);
+  size_t orders = 0;
+  for (int64_t k = feed_.key_orders(); orders < no && (k = std::max(k, o[orders].ts_exchange)) <= t;) ++orders;
+  if (orders == 0 || mode_ == SimMode::L2) {
+    for (int64_t k = feed_.key_book(); nb > 0 && (k = std::max(k, b->ts_exchange)) <= t; ++b, --nb)
+      if (book::is_rejection(book::L2Book::check(*b, last_seq, nonpositive))) ++out.book_rejected;
+    out.ignored_events += orders;
+    return true;
+  }
+  StreamMerge feed = feed_;  // a copy: positions only, the records are not ours
+  SimMode mode = mode_;
   int64_t key;
   for (StreamMerge::Kind kind; (kind = feed.peek(key)) != StreamMerge::kDone && key <= t;) {
     if (kind == StreamMerge::kBook) {
