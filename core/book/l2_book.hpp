@@ -40,19 +40,27 @@ class L2Book {
   void apply_batch(const BookEvent* events, size_t n, const int64_t* record_at = nullptr,
                    size_t n_record = 0, TopOfBook* tops = nullptr);
 
-  // The integrity checks of apply() alone: the status an event gets before it touches a level
-  // (Ok or a rejection), with `last_seq` moved as apply() moves the book's (reset by kClear, set by
-  // an event that passes). apply() rejects exactly the events this rejects, whatever the levels, so
-  // a caller that only needs the rejections of a stream can count them without keeping a book.
+  // The integrity checks of apply() alone: whether an event passes them before it touches a level,
+  // with `last_seq` moved as apply() moves the book's (reset by kClear, set by an event that
+  // passes). apply() rejects exactly the events this rejects, whatever the levels, so a caller that
+  // only needs the rejections of a stream can count them without keeping a book. Branch-free: the
+  // rare rejection is resolved into its reason by check().
+  static bool passes(const BookEvent& ev, int64_t& last_seq, bool allow_nonpositive_prices) {
+    const int64_t since = (ev.flags & event_flag::kClear) ? INT64_MIN : last_seq;
+    const bool ok = (ev.seq >= since) & (ev.qty >= 0) & ((ev.price > 0) | allow_nonpositive_prices) &
+                    (ev.price != kNoBidPrice) & (ev.price != kNoAskPrice) &
+                    (ev.side <= static_cast<uint8_t>(Side::Ask));
+    last_seq = ok ? ev.seq : since;
+    return ok;
+  }
+  // passes() with the reason of a rejection (Ok when it passes), first failing check first.
   static BookStatus check(const BookEvent& ev, int64_t& last_seq, bool allow_nonpositive_prices) {
-    if (ev.flags & event_flag::kClear) [[unlikely]] last_seq = INT64_MIN;
-    if (ev.seq < last_seq) [[unlikely]] return BookStatus::SeqRegression;
-    if (ev.qty < 0) [[unlikely]] return BookStatus::NegativeQty;
-    if (ev.price <= 0 && !allow_nonpositive_prices) [[unlikely]] return BookStatus::BadPrice;
-    if (ev.price == kNoBidPrice || ev.price == kNoAskPrice) [[unlikely]] return BookStatus::BadPrice;
-    if (ev.side > static_cast<uint8_t>(Side::Ask)) [[unlikely]] return BookStatus::BadSide;
-    last_seq = ev.seq;
-    return BookStatus::Ok;
+    if (passes(ev, last_seq, allow_nonpositive_prices)) [[likely]] return BookStatus::Ok;
+    if (ev.seq < last_seq) return BookStatus::SeqRegression;  // last_seq: as passes() left it (cleared)
+    if (ev.qty < 0) return BookStatus::NegativeQty;
+    if (ev.price <= 0 && !allow_nonpositive_prices) return BookStatus::BadPrice;
+    if (ev.price == kNoBidPrice || ev.price == kNoAskPrice) return BookStatus::BadPrice;
+    return BookStatus::BadSide;
   }
 
   // Direct level write used by the L3 book and the market generator: no checks, no counters.

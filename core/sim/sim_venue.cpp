@@ -11,6 +11,7 @@ void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   const int64_t t = now == INT64_MAX ? INT64_MAX : sim_.exchange_time(now);
   if (sim_.idle()) {
     deferred_ = std::max(deferred_, t);
+    sim_.tally(deferred_);  // counts the records the engine has just read, while they are in cache
     out.clear();
     return;
   }

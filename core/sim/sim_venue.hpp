@@ -51,11 +51,11 @@ class SimVenue final : public execution::Venue {
   // The simulator's counters as of every poll so far. The replay an idle venue deferred is not
   // done for them when it could only count book rejections and ignored events
   // (VenueSimulator::counters_after): a venue never sent a request never builds its book.
-  SimCounters counters() const {
+  SimCounters counters() {
     SimCounters c;
     if (deferred_ == INT64_MIN) return sim_.counters();
     if (sim_.counters_after(deferred_, c)) return c;
-    const_cast<SimVenue*>(this)->catch_up();
+    catch_up();
     return sim_.counters();
   }
   // The simulator, its replay caught up with every poll so far.
