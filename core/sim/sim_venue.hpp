@@ -74,6 +74,8 @@ class SimVenue final : public execution::Venue {
 
   VenueSimulator sim_;
   int64_t deferred_ = INT64_MIN;  // exchange time the venue has yet to replay to (INT64_MIN: none)
+  static constexpr uint64_t kTallyPolls = 16;
+  uint64_t idle_polls_ = 0;
   std::vector<execution::VenueResponse> polled_;
 };
 
