@@ -585,7 +585,7 @@ class SimVenueHandle {
       std::memcpy(responses.mutable_data(), out_.data(), out_.size() * sizeof(execution::VenueResponseRecord));
     return py::make_tuple(responses, live);
   }
-  py::dict counters() { return sim_counters(venue_.simulator().counters()); }
+  py::dict counters() { return sim_counters(venue_.counters()); }
 
  private:
   static sim::SimConfig config(const py::object& sim, double tick_size, double lot_size, bool inverse,

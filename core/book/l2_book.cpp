@@ -9,69 +9,18 @@ namespace bot4::book {
 L2Book::L2Book(L2BookConfig config)
     : config_(config), bids_(config.window_ticks), asks_(config.window_ticks) {}
 
-BookStatus L2Book::apply(const BookEvent& ev) {
-  ++counters_.events;
-  BookStatus status = apply_checked(ev);
-  counters_.count(status);
-  if (ev.flags & event_flag::kLast) {
-    ++counters_.messages;
-    if (!is_rejection(status) && crossed()) {
-      end_of_message(static_cast<Side>(ev.side));
-      status = BookStatus::Crossed;
-    }
-  }
-  return status;
+void L2Book::clear_for_event() {
+  bids_.clear();
+  asks_.clear();
+  best_bid_ = kNoBidPrice;
+  best_ask_ = kNoAskPrice;
 }
 
-inline BookStatus L2Book::apply_checked(const BookEvent& ev) {
-  if (ev.flags & event_flag::kClear) [[unlikely]] {
-    bids_.clear();
-    asks_.clear();
-    best_bid_ = kNoBidPrice;
-    best_ask_ = kNoAskPrice;
-    last_seq_ = INT64_MIN;
+void L2Book::on_message_end(Side last_side, BookStatus& status) {
+  if (crossed()) {
+    end_of_message(last_side);
+    status = BookStatus::Crossed;
   }
-  if (ev.seq < last_seq_) [[unlikely]] return BookStatus::SeqRegression;
-  if (ev.qty < 0) [[unlikely]] return BookStatus::NegativeQty;
-  if (ev.price <= 0 && !config_.allow_nonpositive_prices) [[unlikely]] return BookStatus::BadPrice;
-  if (ev.price == kNoBidPrice || ev.price == kNoAskPrice) [[unlikely]] return BookStatus::BadPrice;
-  if (ev.side > static_cast<uint8_t>(Side::Ask)) [[unlikely]] return BookStatus::BadSide;
-  last_seq_ = ev.seq;
-  // Common case first: a level changes without moving the touch. The rare cases (new best,
-  // best removed, delete of an absent level) are tested together so that the usual event takes
-  // one predictable branch.
-  if (ev.side == static_cast<uint8_t>(Side::Bid)) {
-    const int64_t old = bids_.set(ev.price, ev.qty);
-    last_prev_qty_ = old;
-    const bool improves = (ev.qty != 0) & (ev.price > best_bid_);
-    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_bid_));
-    if (improves | special) [[unlikely]] {
-      if (improves) {
-        best_bid_ = ev.price;
-        maybe_recenter();
-      } else if (old == 0) {
-        return BookStatus::DeleteAbsent;
-      } else {
-        on_bid_removed(ev.price);
-      }
-    }
-  } else {
-    const int64_t old = asks_.set(ev.price, ev.qty);
-    last_prev_qty_ = old;
-    const bool improves = (ev.qty != 0) & (ev.price < best_ask_);
-    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_ask_));
-    if (improves | special) [[unlikely]] {
-      if (improves) {
-        best_ask_ = ev.price;
-        maybe_recenter();
-      } else if (old == 0) {
-        return BookStatus::DeleteAbsent;
-      } else {
-        on_ask_removed(ev.price);
-      }
-    }
-  }
-  return BookStatus::Ok;
 }
 
 void L2Book::on_bid_removed(int64_t price) {

@@ -31,14 +31,37 @@ class L2Book {
  public:
   explicit L2Book(L2BookConfig config = {});
 
-  // Applies one event. The inline fast path handles the common case; everything else goes
-  // through the out-of-line slow path.
-  BookStatus apply(const BookEvent& ev);
+  // Applies one event. Inline (the body of every replay loop): the common case, a level that
+  // changes without moving the touch, takes no call; everything else goes out of line.
+  inline BookStatus apply(const BookEvent& ev);
 
   // Applies a batch. When `record_at` is given (sorted, ascending event indices), the top of
   // book after each of those events is written to `tops` (one entry per index).
   void apply_batch(const BookEvent* events, size_t n, const int64_t* record_at = nullptr,
                    size_t n_record = 0, TopOfBook* tops = nullptr);
+
+  // The integrity checks of apply() alone: whether an event passes them before it touches a level,
+  // with `last_seq` moved as apply() moves the book's (reset by kClear, set by an event that
+  // passes). apply() rejects exactly the events this rejects, whatever the levels, so a caller that
+  // only needs the rejections of a stream can count them without keeping a book. Branch-free: the
+  // rare rejection is resolved into its reason by check().
+  static bool passes(const BookEvent& ev, int64_t& last_seq, bool allow_nonpositive_prices) {
+    const int64_t since = (ev.flags & event_flag::kClear) ? INT64_MIN : last_seq;
+    const bool ok = (ev.seq >= since) & (ev.qty >= 0) & ((ev.price > 0) | allow_nonpositive_prices) &
+                    (ev.price != kNoBidPrice) & (ev.price != kNoAskPrice) &
+                    (ev.side <= static_cast<uint8_t>(Side::Ask));
+    last_seq = ok ? ev.seq : since;
+    return ok;
+  }
+  // passes() with the reason of a rejection (Ok when it passes), first failing check first.
+  static BookStatus check(const BookEvent& ev, int64_t& last_seq, bool allow_nonpositive_prices) {
+    if (passes(ev, last_seq, allow_nonpositive_prices)) [[likely]] return BookStatus::Ok;
+    if (ev.seq < last_seq) return BookStatus::SeqRegression;  // last_seq: as passes() left it (cleared)
+    if (ev.qty < 0) return BookStatus::NegativeQty;
+    if (ev.price <= 0 && !allow_nonpositive_prices) return BookStatus::BadPrice;
+    if (ev.price == kNoBidPrice || ev.price == kNoAskPrice) return BookStatus::BadPrice;
+    return BookStatus::BadSide;
+  }
 
   // Direct level write used by the L3 book and the market generator: no checks, no counters.
   void set_level(Side side, int64_t price, int64_t qty);
@@ -76,7 +99,9 @@ class L2Book {
   int64_t last_seq() const { return last_seq_; }
 
  private:
-  BookStatus apply_checked(const BookEvent& ev);
+  inline BookStatus apply_checked(const BookEvent& ev);
+  void clear_for_event();                                  // kClear: both sides emptied
+  void on_message_end(Side last_side, BookStatus& status);  // crossing check (see the top)
   void on_bid_removed(int64_t price);
   void on_ask_removed(int64_t price);
   void end_of_message(Side last_side);
@@ -92,5 +117,57 @@ class L2Book {
   BookCounters counters_;
   std::vector<int64_t> depth_buffer_[2];
 };
+
+inline BookStatus L2Book::apply(const BookEvent& ev) {
+  ++counters_.events;
+  BookStatus status = apply_checked(ev);
+  counters_.count(status);
+  if (ev.flags & event_flag::kLast) {
+    ++counters_.messages;
+    if (!is_rejection(status)) on_message_end(static_cast<Side>(ev.side), status);
+  }
+  return status;
+}
+
+inline BookStatus L2Book::apply_checked(const BookEvent& ev) {
+  if (ev.flags & event_flag::kClear) [[unlikely]] clear_for_event();
+  if (const BookStatus s = check(ev, last_seq_, config_.allow_nonpositive_prices); s != BookStatus::Ok) [[unlikely]]
+    return s;
+  // Common case first: a level changes without moving the touch. The rare cases (new best,
+  // best removed, delete of an absent level) are tested together so that the usual event takes
+  // one predictable branch.
+  if (ev.side == static_cast<uint8_t>(Side::Bid)) {
+    const int64_t old = bids_.set(ev.price, ev.qty);
+    last_prev_qty_ = old;
+    const bool improves = (ev.qty != 0) & (ev.price > best_bid_);
+    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_bid_));
+    if (improves | special) [[unlikely]] {
+      if (improves) {
+        best_bid_ = ev.price;
+        maybe_recenter();
+      } else if (old == 0) {
+        return BookStatus::DeleteAbsent;
+      } else {
+        on_bid_removed(ev.price);
+      }
+    }
+  } else {
+    const int64_t old = asks_.set(ev.price, ev.qty);
+    last_prev_qty_ = old;
+    const bool improves = (ev.qty != 0) & (ev.price < best_ask_);
+    const bool special = (ev.qty == 0) & ((old == 0) | (ev.price == best_ask_));
+    if (improves | special) [[unlikely]] {
+      if (improves) {
+        best_ask_ = ev.price;
+        maybe_recenter();
+      } else if (old == 0) {
+        return BookStatus::DeleteAbsent;
+      } else {
+        on_ask_removed(ev.price);
+      }
+    }
+  }
+  return BookStatus::Ok;
+}
 
 }  // namespace bot4::book

@@ -2,10 +2,48 @@
 
 #include <algorithm>
 #include <iterator>
+#include <mutex>
+#include <new>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 namespace bot4::book {
+
+namespace {
+// Blocks given back zeroed, by size; at most kKept (a few books' windows), the rest freed.
+constexpr size_t kKept = 8;
+std::mutex pool_mutex;
+std::vector<std::pair<void*, size_t>> pool;
+}  // namespace
+
+void* take_zeroed(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    for (size_t i = pool.size(); i-- > 0;)
+      if (pool[i].second == bytes) {
+        void* p = pool[i].first;
+        pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
+        return p;
+      }
+  }
+  void* p = std::calloc(bytes, 1);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void give_zeroed(void* p, size_t bytes) noexcept {
+  if (p == nullptr) return;
+  try {
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    if (pool.size() < kKept) {
+      pool.emplace_back(p, bytes);
+      return;
+    }
+  } catch (...) {  // no room to keep it: freed below
+  }
+  std::free(p);
+}
 
 namespace {
 // Checked before any member allocates: 2**31 ticks would be a 16 GiB ladder.
@@ -26,6 +64,12 @@ PriceLadder::PriceLadder(uint32_t window_ticks)
   if (window_ticks < 64 || !std::has_single_bit(window_ticks)) {
     throw std::invalid_argument("window_ticks must be a power of two >= 64");
   }
+}
+
+PriceLadder::~PriceLadder() {
+  for (size_t w = 0; w < occupied_.size(); ++w)
+    for (uint64_t bits = occupied_[w]; bits != 0; bits &= bits - 1)
+      qty_[(w << 6) + static_cast<unsigned>(std::countr_zero(bits))] = 0;
 }
 
 int64_t PriceLadder::set_far(int64_t price, int64_t qty) {

@@ -15,23 +15,26 @@
 
 namespace bot4::book {
 
+// Zeroed blocks for ladder windows: fresh zero pages from the OS (calloc, faulted in only where a
+// level is written), or a block a ladder gave back zeroed (its pages already in memory: a book built
+// after another one, e.g. the next backtest of a sweep, does not fault its window in again). A few
+// blocks are kept, process-wide; give only memory that is all zero.
+void* take_zeroed(size_t bytes);
+void give_zeroed(void* p, size_t bytes) noexcept;
+
 // Allocator of zeroed memory whose value-initialisation is a no-op: a ladder's megabyte window
-// comes from calloc (fresh zero pages from the OS, faulted in only where a level is written)
-// instead of being memset at construction.
+// comes from take_zeroed instead of being memset at construction. Its blocks must be all zero when
+// deallocated (PriceLadder's destructor zeroes its levels).
 template <typename T>
 struct ZeroedAllocator {
   using value_type = T;
   ZeroedAllocator() = default;
   template <typename U>
   ZeroedAllocator(const ZeroedAllocator<U>&) noexcept {}
-  T* allocate(size_t n) {
-    void* p = std::calloc(n, sizeof(T));
-    if (p == nullptr) throw std::bad_alloc();
-    return static_cast<T*>(p);
-  }
-  void deallocate(T* p, size_t) noexcept { std::free(p); }
+  T* allocate(size_t n) { return static_cast<T*>(take_zeroed(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) noexcept { give_zeroed(p, n * sizeof(T)); }
   template <typename U>
-  void construct(U*) noexcept {}  // value-init: calloc's zero already
+  void construct(U*) noexcept {}  // value-init: zero already
   template <typename U, typename... Args>
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
@@ -44,6 +47,11 @@ class PriceLadder {
  public:
   static constexpr uint32_t kMaxWindowTicks = 1u << 24;  // 128 MiB of level sizes
   explicit PriceLadder(uint32_t window_ticks);
+  ~PriceLadder();  // zeroes its levels: the window goes back zeroed (give_zeroed)
+  PriceLadder(const PriceLadder&) = default;
+  PriceLadder(PriceLadder&&) noexcept = default;
+  PriceLadder& operator=(const PriceLadder&) = delete;
+  PriceLadder& operator=(PriceLadder&&) = delete;
 
   bool anchored() const { return anchored_; }
   int64_t base() const { return base_; }

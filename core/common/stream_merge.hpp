@@ -67,6 +67,15 @@ class StreamMerge {
   const TradeEvent& trade() const { return trades_[it_]; }
   // The book event k places after the next one of its stream (nullptr past the end): lets a
   // consumer prefetch the book levels it will write.
+  // The records of each stream not yet popped (n set to their count).
+  const BookEvent* book_rest(size_t& n) const {
+    n = nb_ - ib_;
+    return book_ + ib_;
+  }
+  const OrderEvent* orders_rest(size_t& n) const {
+    n = no_ - io_;
+    return orders_ + io_;
+  }
   const BookEvent* book_ahead(size_t k) const { return ib_ + k < nb_ ? book_ + ib_ + k : nullptr; }
   // Consumes the event peek() named, with the key it returned.
   const BookEvent& pop_book(int64_t key) {

@@ -78,7 +78,7 @@ bool run_backtest(const EngineConfig& cfg, const std::vector<BacktestInstrument>
   out = std::move(engine.result());
   out.sim = {};
   for (size_t i = 0; i < venues.size(); ++i) {
-    const auto& c = venues[i]->simulator().counters();
+    const sim::SimCounters c = venues[i]->counters();
     add_sim_counters(out.sim, c);
     if (i < out.instruments.size()) out.instruments[i].sim = c;
   }

@@ -347,6 +347,39 @@ struct Engine::Impl {
     }
   }
 
+  // Book events of book-only L2 lanes up to (not including) a message end, while no feature
+  // engine runs and every venue is idle: on_book's path without its per-event venue poll, which
+  // for an idle venue only records how far it has to replay (Venue::idle); the one poll after the
+  // run stands for them. Nothing can make a venue busy meanwhile (requests are sent only at
+  // decisions, and these lanes decide at message ends). Returns whether it popped any event.
+  bool book_run(StreamMerge& merge) {
+    if (features_used) return false;
+    for (const auto& l : lanes)
+      if (!l.venue->idle()) return false;
+    int64_t key;
+    size_t n = 0;
+    while (merge.peek(key) == StreamMerge::kBook) {
+      const BookEvent& ev = merge.book();
+      if (ev.flags & event_flag::kLast) break;
+      Lane* l = lane_of(ev.instrument);
+      if (l == nullptr || !l->book_only || l->spec.l3) break;
+      if (const BookEvent* ahead = merge.book_ahead(8))
+        if (const Lane* la = lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      merge.pop_book(key);
+      key_book = std::max(key_book, ev.ts_local);
+      if (first_ts == INT64_MIN) first_ts = key_book;
+      now = key_book;
+      l->venue->observe(ev.ts_exchange, ev.ts_local);
+      l->l2->apply(ev);
+      ++l->events;
+      ++out.counters.book_events;
+      ++n;
+    }
+    if (n == 0) return false;
+    poll_all(now);
+    return true;
+  }
+
   void queue_decision(Lane& l) {
     if (!l.pending) {
       l.pending = true;
@@ -787,6 +820,7 @@ bool Engine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders,
   int64_t key;
   for (StreamMerge::Kind kind; (kind = merge.peek(key)) != StreamMerge::kDone;) {
     if (kind == StreamMerge::kBook) {
+      if (m.book_run(merge)) continue;
       // Cache hint: the book levels a few events ahead (the lane's book writes scattered levels).
       if (const BookEvent* ahead = merge.book_ahead(8))
         if (const Lane* la = m.lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);

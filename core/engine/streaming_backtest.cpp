@@ -175,7 +175,7 @@ EngineResult& StreamingBacktest::finish() {
   m.engine.finish();
   out.sim = {};
   for (size_t i = 0; i < m.venues.size(); ++i) {
-    const auto& c = m.venues[i]->simulator().counters();
+    const sim::SimCounters c = m.venues[i]->counters();
     add_sim_counters(out.sim, c);
     if (i < out.instruments.size()) out.instruments[i].sim = c;
   }

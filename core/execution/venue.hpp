@@ -118,6 +118,11 @@ class Venue {
   // The engine received a market event stamped (ts_exchange, ts_local): a simulated venue learns
   // the clock offset from it; a real one ignores it.
   virtual void observe(int64_t /*ts_exchange*/, int64_t /*ts_local*/) {}
+  // True while a poll can answer nothing and change nothing but how far the venue has yet to
+  // replay (nothing in flight, working or unanswered, until the next send). Polls at t1 <= t2 <= ...
+  // with observe()s between them then leave the venue as the last one alone does, so the engine
+  // may make only that one (Engine::run does, within a book message). False: poll at every event.
+  virtual bool idle() const { return false; }
 };
 
 }  // namespace bot4::execution

@@ -11,6 +11,9 @@ void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   const int64_t t = now == INT64_MAX ? INT64_MAX : sim_.exchange_time(now);
   if (sim_.idle()) {
     deferred_ = std::max(deferred_, t);
+    // Counts the records the engine has just read while they are in cache, every kTallyPolls polls
+    // (a call per event would cost more than the count when a busy spell soon discards it).
+    if (++idle_polls_ % kTallyPolls == 0) sim_.tally(deferred_);
     out.clear();
     return;
   }

@@ -39,11 +39,25 @@ class SimVenue final : public execution::Venue {
   }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
   void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
+  // An idle simulator's poll only defers its replay (see the top of this file): max(deferred,
+  // exchange_time(now)), where the learned offset only falls once set, so the last poll covers
+  // the earlier ones.
+  bool idle() const override { return sim_.idle(); }
   // Serves an engine in another process (execution::RemoteVenue): takes its requests, each at the
   // clock offset the engine had when it sent it, then answers its poll at `now`. Returns whether
   // the venue is still live (see VenueSimulator::idle).
   bool exchange(InstrumentId instrument, const execution::VenueRequestRecord* requests, size_t n, int64_t clock_offset,
                 int64_t now, std::vector<execution::VenueResponseRecord>& out);
+  // The simulator's counters as of every poll so far. The replay an idle venue deferred is not
+  // done for them when it could only count book rejections and ignored events
+  // (VenueSimulator::counters_after): a venue never sent a request never builds its book.
+  SimCounters counters() {
+    SimCounters c;
+    if (deferred_ == INT64_MIN) return sim_.counters();
+    if (sim_.counters_after(deferred_, c)) return c;
+    catch_up();
+    return sim_.counters();
+  }
   // The simulator, its replay caught up with every poll so far.
   const VenueSimulator& simulator() {
     catch_up();
@@ -60,6 +74,8 @@ class SimVenue final : public execution::Venue {
 
   VenueSimulator sim_;
   int64_t deferred_ = INT64_MIN;  // exchange time the venue has yet to replay to (INT64_MIN: none)
+  static constexpr uint64_t kTallyPolls = 16;
+  uint64_t idle_polls_ = 0;
   std::vector<execution::VenueResponse> polled_;
 };
 

@@ -397,6 +397,7 @@ uint64_t append_stream(std::vector<Event>& buf, size_t consumed, const Event* ev
 
 void VenueSimulator::append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
                                  const TradeEvent* trades, size_t n_trades) {
+  tally_ = Tally{};  // its positions were into the buffers rebuilt here (the caller replayed first)
   const int64_t kb = feed_.key_book(), ko = feed_.key_orders(), kt = feed_.key_trades();
   counters_.late_feed_events +=
       append_stream(own_book_, feed_.consumed_book(), book, n_book, append_key_[0], advanced_to_) +
@@ -409,6 +410,7 @@ void VenueSimulator::append_feed(const BookEvent* book, size_t n_book, const Ord
 }
 
 void VenueSimulator::advance_feed(int64_t t) {
+  tally_ = Tally{};  // the replay counts from here
   advanced_to_ = std::max(advanced_to_, t);
   int64_t key;
   for (StreamMerge::Kind kind; (kind = feed_.peek(key)) != StreamMerge::kDone && key <= t;) {
@@ -431,6 +433,55 @@ void VenueSimulator::advance_feed(int64_t t) {
     else on_trade(feed_.pop_trade(key));
   }
   activate(t);
+}
+
+bool VenueSimulator::tally(int64_t t) {
+  if (!feed_attached_ || !idle() || stops_due_ || mode_ == SimMode::L3 || tally_.failed) return false;
+  if (!tally_.valid) {
+    tally_ = Tally{};
+    tally_.valid = true;
+    tally_.key_book = feed_.key_book();
+    tally_.key_orders = feed_.key_orders();
+    tally_.last_seq = book_.last_seq();
+    tally_.mode = mode_;
+  }
+  // The replay takes from each stream the records whose running exchange-time key is <= t (a
+  // stream's key never falls), so the streams are counted apart; order events at a venue still
+  // Auto could come before its first book event and resolve it to L3 (then the replay counts).
+  size_t nb = 0, no = 0;
+  const BookEvent* b = feed_.book_rest(nb);
+  const OrderEvent* o = feed_.orders_rest(no);
+  size_t j = tally_.orders;
+  for (int64_t k; j < no && (k = std::max(tally_.key_orders, o[j].ts_exchange)) <= t; ++j) tally_.key_orders = k;
+  if (j > tally_.orders && tally_.mode != SimMode::L2) {
+    tally_.valid = false;
+    tally_.failed = true;
+    return false;
+  }
+  tally_.ignored += j - tally_.orders;
+  tally_.orders = j;
+  const bool nonpositive = book_.config().allow_nonpositive_prices;
+  size_t i = tally_.book;
+  int64_t key = tally_.key_book, last_seq = tally_.last_seq;  // locals: kept in registers
+  uint64_t rejected = 0;
+  for (int64_t k; i < nb && (k = std::max(key, b[i].ts_exchange)) <= t; ++i) {
+    key = k;
+    rejected += !book::L2Book::passes(b[i], last_seq, nonpositive);
+  }
+  if (i > tally_.book) tally_.mode = SimMode::L2;  // on_book resolves an Auto venue
+  tally_.book = i;
+  tally_.key_book = key;
+  tally_.last_seq = last_seq;
+  tally_.book_rejected += rejected;
+  return true;
+}
+
+bool VenueSimulator::counters_after(int64_t t, SimCounters& out) {
+  if (!tally(t)) return false;
+  out = counters_;
+  out.book_rejected += tally_.book_rejected;
+  out.ignored_events += tally_.ignored;
+  return true;
 }
 
 void VenueSimulator::replay_quiet(int64_t t) {

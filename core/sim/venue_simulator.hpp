@@ -126,6 +126,16 @@ class VenueSimulator {
                    const TradeEvent* trades, size_t n_trades);
   // Processes every feed event with exchange time <= t, then the requests due by t.
   void advance_feed(int64_t t);
+  // The counters as advance_feed(t) would leave them, without replaying: possible (returns true)
+  // when nothing is in flight, working or unanswered and the venue is L2 or not yet resolved with
+  // no L3 event ahead of its first book event. Such a replay (advance_feed's quiet path) changes
+  // only the book, the consumed overlay and two counters: book_rejected (an event the book's
+  // checks reject, which do not depend on the levels: L2Book::check) and ignored_events (order
+  // events at an L2 venue). false: replay to know. The feed is counted once: tally(t) counts it up
+  // to t apart from the replay (an idle venue's poll calls it while the records are still in
+  // cache), and the next replay drops that count and counts for itself.
+  bool counters_after(int64_t t, SimCounters& out);
+  bool tally(int64_t t);
   // The strategy received a market event (learns the local - exchange clock offset).
   void observe(int64_t ts_exchange, int64_t ts_local) { latency_.observe(ts_exchange, ts_local); }
   // Exchange time of local time `local` by the learned offset.
@@ -214,6 +224,18 @@ class VenueSimulator {
   std::vector<TradeEvent> own_trades_;
   int64_t append_key_[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
   int64_t advanced_to_ = INT64_MIN;
+  // The feed counted ahead of the replay (tally): records past the replay's position in each
+  // stream, their running keys, the book's sequence number and the venue's mode after them.
+  struct Tally {
+    bool valid = false;
+    bool failed = false;  // an order event would resolve the venue: only the replay can count on
+    size_t book = 0, orders = 0;
+    int64_t key_book = INT64_MIN, key_orders = INT64_MIN;
+    int64_t last_seq = INT64_MIN;
+    SimMode mode = SimMode::Auto;
+    uint64_t book_rejected = 0, ignored = 0;
+  };
+  Tally tally_;
   ConsumedLiquidity consumed_;
   uint64_t priority_ = 0;
   std::deque<SimRequest> requests_;

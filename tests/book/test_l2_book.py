@@ -171,3 +171,26 @@ def test_apply_timed_returns_one_latency_per_message():
     latency = books.apply_timed(arr)
     assert latency.shape == (2,) and (latency >= 0).all()
     assert books.book(0).top() == (100, 5, 101, 5)
+
+
+def test_a_book_built_after_another_starts_empty():
+    # A ladder's window goes back to a pool zeroed when its book is destroyed and the next book of
+    # that window size takes it (price_ladder.hpp): nothing of the previous book may show.
+    import gc
+
+    w, p = 4096, 100_000
+    rng = np.random.default_rng(3)
+    for round_ in range(3):
+        book = _core.book.L2Book(window_ticks=w)
+        book.apply(events([(BID, p, 1, 0, 0)]))               # anchors the window at p - w/2
+        held = {int(q) for q in range(p - w // 2, p + w // 2) if book.qty_at("bid", q) or book.qty_at("ask", q)}
+        assert held == {p}, (round_, sorted(held)[:10])
+        assert book.level_count("bid") == 1 and book.level_count("ask") == 0
+        # levels over the window (and a recentre: the touch moves far), then the book is dropped
+        prices = rng.integers(p - w // 2, p + w // 2, 500)
+        rows = [(BID, int(q), 3, 1, 0) for q in prices if q < p] + [(ASK, int(q), 2, 1, 0) for q in prices if q > p]
+        rows += [(BID, p + 3 * w // 8, 1, 2, FLAG_LAST)]
+        book.apply(events(rows))
+        assert book.counters()["recenters"] >= 1
+        del book
+        gc.collect()
