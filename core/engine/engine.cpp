@@ -283,6 +283,8 @@ struct Engine::Impl {
     lat[kOrders].push_back(static_cast<int64_t>(t5 - t4));
     lat[kTickToDecision].push_back(static_cast<int64_t>(t5 - t1));
     record(l, t, p, ctx.signal, static_cast<int8_t>(action), raw_mid(b));
+    // The requests have left: the venues do their part (a flatten can reach every lane's).
+    for (auto& other : lanes) other.venue->flush();
   }
 
   void record(Lane& l, int64_t t, double p, int8_t signal, int8_t action, int64_t mid) {

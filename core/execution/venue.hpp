@@ -123,6 +123,10 @@ class Venue {
   // with observe()s between them then leave the venue as the last one alone does, so the engine
   // may make only that one (Engine::run does, within a book message). False: poll at every event.
   virtual bool idle() const { return false; }
+  // The engine's decision is over and has been timed: a venue that holds the requests it was sent
+  // during the decision hands them on now (the simulator does, see sim/sim_venue.hpp). Every other
+  // call into a venue must behave as if flush() had been called just before it.
+  virtual void flush() {}
 };
 
 }  // namespace bot4::execution

@@ -8,6 +8,7 @@ namespace bot4::sim {
 void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   // The venue has seen everything up to the exchange time of our local `now` (the end of a run:
   // everything). An idle venue has nothing to answer: its replay waits (see sim_venue.hpp).
+  flush();
   const int64_t t = now == INT64_MAX ? INT64_MAX : sim_.exchange_time(now);
   if (sim_.idle()) {
     deferred_ = std::max(deferred_, t);
@@ -27,6 +28,7 @@ bool SimVenue::exchange(InstrumentId instrument, const execution::VenueRequestRe
   // The learned offset is a running minimum, so observing each request's offset before it is
   // sent, in order, leaves the simulator exactly where the engine's own observations would have.
   // An offset of INT64_MAX (nothing seen yet) changes nothing.
+  flush();
   for (size_t i = 0; i < n; ++i) {
     sim_.observe(0, requests[i].clock_offset);
     catch_up();

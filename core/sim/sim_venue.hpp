@@ -11,7 +11,15 @@
 // idle. The replay of an idle venue does not depend on where it is cut (every step between orders
 // is the quiet path of VenueSimulator::advance_feed, with nothing due), so this changes nothing
 // the simulator does or counts; it saves a call per market event into the feed loop.
+//
+// A request is handed to the simulator when the engine's decision is over (flush(), which the
+// engine calls after it has timed the decision), or before any other call into the venue,
+// whichever comes first. The simulator so sees the same calls in the same order, while its work
+// for the request (the replay an idle venue deferred, which after a quiet spell is the whole spell,
+// and the request's own matching) is the venue's time, not the engine's tick-to-decision: a
+// venue outside the process does that work after the request has left.
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "execution/venue.hpp"
@@ -30,19 +38,30 @@ class SimVenue final : public execution::Venue {
   // The recording streamed in pieces (see VenueSimulator::append_feed).
   void append_feed(const BookEvent* book, size_t n_book, const OrderEvent* orders, size_t n_orders,
                    const TradeEvent* trades, size_t n_trades) {
+    flush();
     catch_up();
     sim_.append_feed(book, n_book, orders, n_orders, trades, n_trades);
   }
   void send(const execution::VenueRequest& request, int64_t sent_local) override {
-    catch_up();
-    sim_.send(request, sent_local);
+    sent_.emplace_back(request, sent_local);
+  }
+  void flush() override {
+    if (sent_.empty()) return;
+    for (const auto& [request, sent_local] : sent_) {
+      catch_up();
+      sim_.send(request, sent_local);
+    }
+    sent_.clear();
   }
   void poll(int64_t now, std::vector<execution::VenueResponse>& out) override;
-  void observe(int64_t ts_exchange, int64_t ts_local) override { sim_.observe(ts_exchange, ts_local); }
+  void observe(int64_t ts_exchange, int64_t ts_local) override {
+    flush();
+    sim_.observe(ts_exchange, ts_local);
+  }
   // An idle simulator's poll only defers its replay (see the top of this file): max(deferred,
   // exchange_time(now)), where the learned offset only falls once set, so the last poll covers
-  // the earlier ones.
-  bool idle() const override { return sim_.idle(); }
+  // the earlier ones. A request not yet handed over makes it busy.
+  bool idle() const override { return sent_.empty() && sim_.idle(); }
   // Serves an engine in another process (execution::RemoteVenue): takes its requests, each at the
   // clock offset the engine had when it sent it, then answers its poll at `now`. Returns whether
   // the venue is still live (see VenueSimulator::idle).
@@ -52,6 +71,7 @@ class SimVenue final : public execution::Venue {
   // done for them when it could only count book rejections and ignored events
   // (VenueSimulator::counters_after): a venue never sent a request never builds its book.
   SimCounters counters() {
+    flush();
     SimCounters c;
     if (deferred_ == INT64_MIN) return sim_.counters();
     if (sim_.counters_after(deferred_, c)) return c;
@@ -60,6 +80,7 @@ class SimVenue final : public execution::Venue {
   }
   // The simulator, its replay caught up with every poll so far.
   const VenueSimulator& simulator() {
+    flush();
     catch_up();
     return sim_;
   }
@@ -77,6 +98,7 @@ class SimVenue final : public execution::Venue {
   static constexpr uint64_t kTallyPolls = 16;
   uint64_t idle_polls_ = 0;
   std::vector<execution::VenueResponse> polled_;
+  std::vector<std::pair<execution::VenueRequest, int64_t>> sent_;  // requests not yet handed over, in order
 };
 
 }  // namespace bot4::sim
