@@ -382,6 +382,52 @@ struct Engine::Impl {
     return true;
   }
 
+  // Book events up to (not including) a message end, while a feature engine runs and every venue
+  // is idle: market_event's path without its per-event venue poll, as book_run does for book-only
+  // lanes (Venue::idle: the one poll after the run stands for them). An event that can write a
+  // row, or one with timer work due before it (a time-grid row can decide), ends the run and takes
+  // the full path. Returns whether it popped any event.
+  bool feature_run(StreamMerge& merge) {
+    if (!features_used) return false;
+    for (const auto& l : lanes)
+      if (!l.venue->idle()) return false;
+    int64_t key;
+    size_t n = 0;
+    while (merge.peek(key) == StreamMerge::kBook) {
+      const BookEvent& ev = merge.book();
+      if (fe.may_write_row(ev.flags)) break;
+      Lane* l = lane_of(ev.instrument);
+      if (l != nullptr && l->book_only) break;
+      const int64_t t = std::max(key_book, ev.ts_local);
+      if (fe.timer_due(t)) break;
+      if (const BookEvent* ahead = merge.book_ahead(8))
+        if (const Lane* la = lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      merge.pop_book(key);
+      key_book = t;
+      if (first_ts == INT64_MIN) first_ts = t;
+      now = t;
+      if (l != nullptr) l->venue->observe(ev.ts_exchange, ev.ts_local);
+      fe.process(ev);
+      ++out.counters.book_events;
+      ++n;
+      if (l == nullptr) continue;
+      ++l->events;
+      if (!pending.empty()) {  // not expected before a message end; decided as market_event would
+        poll_all(t);
+        const uint64_t t2 = cycle_now();
+        for (size_t i : pending) {
+          lanes[i].pending = false;
+          decide(lanes[i], t, t2, t2, t2);
+        }
+        pending.clear();
+        return true;
+      }
+    }
+    if (n == 0) return false;
+    poll_all(now);
+    return true;
+  }
+
   void queue_decision(Lane& l) {
     if (!l.pending) {
       l.pending = true;
@@ -822,7 +868,7 @@ bool Engine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders,
   int64_t key;
   for (StreamMerge::Kind kind; (kind = merge.peek(key)) != StreamMerge::kDone;) {
     if (kind == StreamMerge::kBook) {
-      if (m.book_run(merge)) continue;
+      if (m.book_run(merge) || m.feature_run(merge)) continue;
       // Cache hint: the book levels a few events ahead (the lane's book writes scattered levels).
       if (const BookEvent* ahead = merge.book_ahead(8))
         if (const Lane* la = m.lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
