@@ -49,7 +49,7 @@ const std::vector<int64_t>* ints_attr(const OnnxNode& n, const char* name) {
 
 TreeEnsemble::View TreeEnsemble::view() const {
   const size_t internal = (size_t{1} << depth_) - 1;
-  return View{nodes_.data(), leaves_.data(), padded_trees_, internal,
+  return View{nodes_.data(), leaves_.data(), classes_.data(), classes_.size(), padded_trees_, internal,
               size_t{1} << depth_, depth_, n_features_, base_, scale_};
 }
 
@@ -254,6 +254,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
 
   // Roots, depth, and structural checks (children exist; depth bound also stops cycles).
   std::vector<size_t> roots;
+  std::vector<int> tree_depths;
   roots.reserve(trees.size());
   int depth = 0;
   for (auto& [tid, t] : trees) {
@@ -315,6 +316,7 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     }
     depth = std::max(depth, d);
     roots.push_back(root);
+    tree_depths.push_back(d);
   }
 
   const size_t n_trees = trees.size();
@@ -384,7 +386,53 @@ std::unique_ptr<TreeEnsemble> TreeEnsemble::from_node(const OnnxNode& node, size
     }
     ++ti;
   }
+  model->build_depth_classes(tree_depths);
   return model;
+}
+
+void TreeEnsemble::build_depth_classes(const std::vector<int>& tree_depths) {
+  // Tree depths in original order; the padding trees (all-zero leaves) are depth 0.
+  std::vector<int> depth_of(padded_trees_, 0);
+  for (size_t t = 0; t < tree_depths.size(); ++t) depth_of[t] = tree_depths[t];
+  const size_t internal = (size_t{1} << depth_) - 1;
+  const size_t leaf_count = size_t{1} << depth_;
+  struct Span {
+    int depth;
+    size_t count, node0, leaf0, slot0;
+  };
+  std::vector<Span> spans;
+  size_t nodes = 0, leaves = 0, slots = 0;
+  for (int d = 0; d <= depth_; ++d) {
+    const size_t n = static_cast<size_t>(std::count(depth_of.begin(), depth_of.end(), d));
+    if (n == 0) continue;
+    const size_t count = (n + kInterleave - 1) / kInterleave * kInterleave;
+    spans.push_back(Span{d, count, nodes, leaves, slots});
+    nodes += count * ((size_t{1} << d) - 1);
+    leaves += count * (size_t{1} << d);
+    slots += count;
+  }
+  class_nodes_.assign(nodes, Node{0.0f, 0});
+  class_leaves_.assign(leaves, 0.0f);
+  class_slots_.assign(slots, static_cast<uint32_t>(padded_trees_));  // class padding: the scratch slot
+  classes_.clear();
+  for (const Span& sp : spans) {
+    const int d = sp.depth;
+    const size_t ci = (size_t{1} << d) - 1, cl = size_t{1} << d;
+    size_t i = 0;
+    for (size_t t = 0; t < padded_trees_; ++t) {
+      if (depth_of[t] != d) continue;
+      // The top d levels of the padded heap are the tree; position q on level d is the first of
+      // its 2^(depth_ - d) replicated padded leaves.
+      const Node* heap = nodes_.data() + t * internal;
+      std::copy(heap, heap + ci, class_nodes_.begin() + static_cast<std::ptrdiff_t>(sp.node0 + i * ci));
+      for (size_t q = 0; q < cl; ++q)
+        class_leaves_[sp.leaf0 + i * cl + q] = leaves_[t * leaf_count + (q << (depth_ - d))];
+      class_slots_[sp.slot0 + i] = static_cast<uint32_t>(t);
+      ++i;
+    }
+    classes_.push_back(DepthClass{d, sp.count, class_nodes_.data() + sp.node0, class_leaves_.data() + sp.leaf0,
+                                  class_slots_.data() + sp.slot0});
+  }
 }
 
 double TreeEnsemble::finish(double sum) const {

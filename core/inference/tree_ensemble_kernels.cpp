@@ -10,7 +10,8 @@ double sum_one(const TreeEnsemble::View& v, const float* row) {
   detail::ExpandBuffer buf;
   float* x = buf.get(2 * v.n_features);
   detail::expand_row(row, v.n_features, x);
-  return detail::sum_expanded(v, x);
+  detail::ExpandBuffer leaves;
+  return detail::sum_by_depth(v, x, leaves.get(v.padded_trees + 1));
 }
 
 void sum_rows_scalar(const TreeEnsemble::View& v, const float* rows, size_t n, double* sums) {

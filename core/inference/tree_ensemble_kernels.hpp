@@ -65,6 +65,46 @@ inline decltype(auto) with_depth(int depth, F&& f) {
 // batch-1 result is bit-identical to the same row's batch result at the scalar level.
 constexpr size_t kTreeBlock = 4 * TreeEnsemble::kInterleave;
 
+// One depth class (tree_ensemble.hpp): each tree walked through its own D levels, K interleaved,
+// its leaf written to its original slot.
+template <int D, int K = TreeEnsemble::kInterleave>
+inline void leaves_of_class(const TreeEnsemble::DepthClass& c, const float* x, float* leaf) {
+  constexpr size_t I = (size_t{1} << D) - 1;
+  constexpr size_t L = size_t{1} << D;
+  for (size_t t0 = 0; t0 < c.count; t0 += K) {
+    const TreeEnsemble::Node* nb = c.nodes + t0 * I;
+    uint32_t idx[K];
+    for (int k = 0; k < K; ++k) idx[k] = 0;
+    for (int d = 0; d < D; ++d) {
+      for (int k = 0; k < K; ++k) {
+        const TreeEnsemble::Node n = nb[k * I + idx[k]];
+        idx[k] = 2 * idx[k] + 1 + static_cast<uint32_t>(x[n.feature] >= n.threshold);
+      }
+    }
+    const float* lb = c.leaves + t0 * L;
+    for (int k = 0; k < K; ++k) leaf[c.slot[t0 + k]] = lb[k * L + (idx[k] - I)];
+  }
+}
+
+// The sum sum_expanded computes, from the depth classes: every tree's leaf into `leaf`
+// (padded_trees + 1 floats; the last takes the classes' padding trees), then added in blocks of
+// kTreeBlock into acc[j & 3] exactly as sum_trees adds them.
+inline double sum_by_depth(const TreeEnsemble::View& v, const float* x, float* leaf) {
+  for (size_t c = 0; c < v.n_classes; ++c)
+    with_depth(v.classes[c].depth, [&](auto dc) {
+      leaves_of_class<decltype(dc)::value>(v.classes[c], x, leaf);
+      return 0;
+    });
+  double sum = 0.0;
+  for (size_t t0 = 0; t0 < v.padded_trees; t0 += kTreeBlock) {
+    const size_t n = t0 + kTreeBlock < v.padded_trees ? kTreeBlock : v.padded_trees - t0;
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    for (size_t j = 0; j < n; ++j) acc[j & 3] += static_cast<double>(leaf[t0 + j]);
+    sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  }
+  return sum;
+}
+
 inline double sum_expanded(const TreeEnsemble::View& v, const float* x) {
   return with_depth(v.depth, [&](auto dc) {
     constexpr int D = decltype(dc)::value;

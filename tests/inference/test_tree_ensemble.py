@@ -210,3 +210,70 @@ def test_ort_fallback_for_a_tree_the_tree_path_refuses():
     assert model.kind == "onnxruntime" and "BRANCH_EQ" in model.fallback_reason
     X = np.array([[0.5, 0.0], [0.25, 0.0], [np.nan, 0.0]], dtype=np.float32)
     np.testing.assert_allclose(model.predict_proba(X), ort_proba(data, X), rtol=0, atol=1e-7)
+
+
+def _mixed_depth_regressor(depths, n_features, seed):
+    """A TreeEnsembleRegressor whose tree i has exactly depth depths[i] (one path reaches it, the
+    other branches stop at random levels), random features, thresholds, split modes and NaN sides."""
+    rng = np.random.default_rng(seed)
+    cols = {k: [] for k in ("treeids", "nodeids", "featureids", "values", "modes", "truenodeids", "falsenodeids",
+                            "missing_value_tracks_true")}
+    targets = {"treeids": [], "nodeids": [], "weights": []}
+
+    def add(tree, depth, deep):
+        nid = len([t for t in cols["treeids"] if t == tree])
+        cols["treeids"].append(tree)
+        cols["nodeids"].append(nid)
+        slot = len(cols["treeids"]) - 1
+        if depth == 0:
+            for k, v in (("featureids", 0), ("values", 0.0), ("modes", "LEAF"), ("truenodeids", 0),
+                         ("falsenodeids", 0), ("missing_value_tracks_true", 0)):
+                cols[k].append(v)
+            targets["treeids"].append(tree)
+            targets["nodeids"].append(nid)
+            targets["weights"].append(float(rng.normal(scale=0.1)))
+            return nid
+        for k, v in (("featureids", int(rng.integers(n_features))), ("values", float(rng.normal())),
+                     ("modes", str(rng.choice(["BRANCH_LT", "BRANCH_LEQ", "BRANCH_GT", "BRANCH_GTE"]))),
+                     ("truenodeids", 0), ("falsenodeids", 0), ("missing_value_tracks_true", int(rng.integers(2)))):
+            cols[k].append(v)
+        left_deep = bool(rng.integers(2))
+        stop = lambda is_deep: depth - 1 if (deep and is_deep) else int(rng.integers(0, depth))  # noqa: E731
+        cols["truenodeids"][slot] = add(tree, stop(left_deep), deep and left_deep)
+        cols["falsenodeids"][slot] = add(tree, stop(not left_deep), deep and not left_deep)
+        return nid
+
+    for tree, depth in enumerate(depths):
+        add(tree, depth, True)
+    node = helper.make_node(
+        "TreeEnsembleRegressor", ["input"], ["variable"], domain="ai.onnx.ml",
+        **{f"nodes_{k}": v for k, v in cols.items()}, target_treeids=targets["treeids"],
+        target_nodeids=targets["nodeids"], target_ids=[0] * len(targets["weights"]),
+        target_weights=targets["weights"], base_values=[0.25], n_targets=1, post_transform="NONE")
+    graph = helper.make_graph([node], "mixed", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_features])],
+                              [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("ai.onnx.ml", 3)]).SerializeToString()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_row_by_tree_depth_equals_the_padded_walk(seed):
+    """predict_one walks each tree only through its own levels (TreeEnsemble::DepthClass); the
+    batch kernel walks every tree through the deepest one's. Trees of depths 0..8 in shuffled
+    order, a count that is not a multiple of the interleave, rows with NaN and +-inf: the two
+    agree bit for bit, and with onnxruntime."""
+    rng = np.random.default_rng(seed)
+    depths = rng.permutation(np.concatenate([np.arange(9), rng.integers(0, 9, size=28)]))
+    F = 7
+    data = _mixed_depth_regressor(list(depths), F, seed)
+    model = Model.from_bytes(data, F)
+    assert model.n_trees == len(depths) == 37 and model.max_depth == 8
+    X = rng.normal(size=(400, F)).astype(np.float32)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    X[rng.random(X.shape) < 0.03] = np.inf
+    X[rng.random(X.shape) < 0.03] = -np.inf
+    batch = model.predict_proba(X)
+    one = np.array([model.predict_one(row) for row in X])
+    np.testing.assert_array_equal(one.view(np.int64), batch.view(np.int64))
+    ort = ort_proba(data, X)
+    assert np.abs(one - ort).max() <= PARITY
+    assert len(np.unique(np.round(one, 9))) > 50, "the rows should reach many different leaves"
