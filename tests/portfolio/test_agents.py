@@ -4,6 +4,8 @@ truncated after any cut leaves every earlier output unchanged), bus signals and 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,3 +149,19 @@ def test_bad_input_is_refused(sim_features):
         ag.MicropriceOFIAgent().fit(fs, np.array([len(fs.timestamps) + 5]))
     with pytest.raises(InputError, match="too few"):
         ag.MicropriceOFIAgent(20).fit(fs, np.arange(5))
+
+
+def test_direction_version_knows_the_classifier(sim_features):
+    """model_version hashes the classifier too: the same fit gives the same version, a classifier
+    with other parameters or of another kind a different one."""
+    fs = sim_features
+    train = np.arange(len(fs.timestamps) // 2 - 20)
+    a = ag.DirectionAgent(20, max_rows=2000).fit(fs, train)
+    b = ag.DirectionAgent(20, max_rows=2000).fit(fs, train)
+    c = ag.DirectionAgent(20, params={"max_iter": 500, "C": 1e-4}, max_rows=2000).fit(fs, train)
+    d = ag.DirectionAgent(20, kind="mlp", max_rows=2000).fit(fs, train)
+    assert a.model_version == b.model_version == a._version()
+    assert len({a.model_version, c.model_version, d.model_version}) == 3
+    swapped = copy.deepcopy(a)                       # everything else equal, another classifier
+    swapped.model, swapped._logistic = c.model, c._logistic
+    assert swapped._version() != a.model_version

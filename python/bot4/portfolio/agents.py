@@ -46,6 +46,7 @@ and scales, the coefficients and intercept) are exported too and the core evalua
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -552,9 +553,21 @@ class DirectionAgent(QuantileAgent):
         self.abs_return = np.array([absr[reg == k].mean() if np.any(reg == k) else absr.mean()
                                     for k in range(self.regime.n_regimes)] + [absr.mean()])
         self.quantiles.fit(self.inputs(features)[cal_rows], r[cal_rows])
-        self.model_version = _version(self.quantiles.coef, self.quantiles.intercept, self.regime.edges,
-                                      self.abs_return, self.calibrator.x, self.calibrator.y, [self.horizon])
+        self.model_version = self._version()
         return self
+
+    def _version(self) -> str:
+        """model_version: a hash of everything fitted, the classifier included (its kind, input
+        columns and parameters: the logistic parts the core evaluates, else the pickled model), so
+        two agents whose classifiers differ never share a version."""
+        assert self.regime is not None and self.calibrator is not None
+        parts = [np.frombuffer(self.kind.encode(), np.uint8), np.asarray(self.columns, np.float64)]
+        if self._logistic is not None:
+            parts += [np.asarray(self._logistic[k], np.float64).ravel() for k in sorted(self._logistic)]
+        else:
+            parts.append(np.frombuffer(pickle.dumps(self.model, protocol=5), np.uint8))
+        return _version(self.quantiles.coef, self.quantiles.intercept, self.regime.edges, self.abs_return,
+                        self.calibrator.x, self.calibrator.y, [self.horizon], *parts)
 
     def predict(self, features, regime=None) -> AgentOutput:
         """mu = (2p - 1) E|r_h| and sigma, quantiles, confidence |2p - 1| of every row."""
