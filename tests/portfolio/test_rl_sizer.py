@@ -381,3 +381,20 @@ def test_rl_sizer_on_four_recorded_binance_instruments(shared_data):
         assert m["decisions"] == out["test_rows"] and np.isfinite(m["mean_return"]) and 0 <= m["max_drawdown"] < 1
     # the 500 EUR preset's limits bite on the fixed sizer's proposals (per-instrument caps, net)
     assert out["fixed"]["projections"] > 0
+
+
+def test_cancelling_exposures_at_a_zero_cvar_limit_breach_alike():
+    """Found by the property above in CI: exposures that cancel to a few ulps of P&L against a
+    portfolio CVaR limit of 0. The Python reference summed each scenario's P&L with BLAS (its own
+    order) and saw a breach the core, summing in instrument order, did not; both now sum alike."""
+    n = 4
+    state = sz.PortfolioState(equity=1.0, peak_equity=1.0, positions=np.zeros(n), groups=np.zeros(n, dtype=np.int64),
+                               allow_short=np.zeros(n, dtype=bool), scenarios=np.full((20, n), 0.125))
+    limits = sz.SizingLimits(risk_per_trade=0.01, max_position=0.0, max_group_gross=0.0, max_gross=0.0, max_net=0.0,
+                              max_drawdown=0.5, cvar_level=0.95, max_portfolio_cvar=0.0, min_unit_risk=0.0005)
+    for base in ([1.000000675767442, -4294970199.399064, 2147485099.1995316, 2147485099.1995316],
+                 [-4294970132.866168, 1.000000660276545, 2147485065.9330835, 2147485065.9330835]):
+        a = rl.safe_exposure(1.0, np.array(base), state, limits, {})
+        b = rl.safe_exposure_core(1.0, np.array(base), state, limits, {})
+        assert (a.breached, a.projection.binding) == (b.breached, b.projection.binding)
+        assert "risk" not in a.breached

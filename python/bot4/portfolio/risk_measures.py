@@ -185,7 +185,13 @@ def portfolio_cvar(scenarios, weights, level: float = 0.95) -> float:
     w = np.asarray(weights, dtype=np.float64)
     if s.ndim != 2 or w.ndim != 1 or s.shape[1] != len(w):
         raise InputError("scenarios", f"shape {s.shape} does not match {len(w)} weights", "pass a T x n return matrix")
-    return historical(s @ w, level).cvar
+    # Each scenario's P&L summed over the instruments in index order, as the core sums it
+    # (core/portfolio/risk_measures.cpp): BLAS's product sums in an order of its own, and exposures
+    # that cancel then leave a few ulps of P&L either side of zero, which decides a zero CVaR limit.
+    pnl = np.zeros(s.shape[0])
+    for j in range(len(w)):
+        pnl += s[:, j] * w[j]
+    return historical(pnl, level).cvar
 
 
 __all__ = [
