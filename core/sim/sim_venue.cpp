@@ -5,6 +5,14 @@
 
 namespace bot4::sim {
 
+void SimVenue::hand_over() {
+  for (const auto& [request, sent_local] : sent_) {
+    catch_up();
+    sim_.send(request, sent_local);
+  }
+  sent_.clear();
+}
+
 void SimVenue::poll(int64_t now, std::vector<execution::VenueResponse>& out) {
   // The venue has seen everything up to the exchange time of our local `now` (the end of a run:
   // everything). An idle venue has nothing to answer: its replay waits (see sim_venue.hpp).
