@@ -349,6 +349,18 @@ struct Engine::Impl {
     }
   }
 
+  bool venues_idle() const {
+    for (const auto& l : lanes)
+      if (!l.venue->idle()) return false;
+    return true;
+  }
+
+  // Cache hint: the book level a few events ahead (a lane's book writes scattered levels).
+  void prefetch_ahead(const StreamMerge& merge) const {
+    if (const BookEvent* ahead = merge.book_ahead(8))
+      if (const Lane* la = lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+  }
+
   // Book events of book-only L2 lanes up to (not including) a message end, while no feature
   // engine runs and every venue is idle: on_book's path without its per-event venue poll, which
   // for an idle venue only records how far it has to replay (Venue::idle); the one poll after the
@@ -356,8 +368,7 @@ struct Engine::Impl {
   // decisions, and these lanes decide at message ends). Returns whether it popped any event.
   bool book_run(StreamMerge& merge) {
     if (features_used) return false;
-    for (const auto& l : lanes)
-      if (!l.venue->idle()) return false;
+    if (!venues_idle()) return false;
     int64_t key;
     size_t n = 0;
     while (merge.peek(key) == StreamMerge::kBook) {
@@ -365,8 +376,7 @@ struct Engine::Impl {
       if (ev.flags & event_flag::kLast) break;
       Lane* l = lane_of(ev.instrument);
       if (l == nullptr || !l->book_only || l->spec.l3) break;
-      if (const BookEvent* ahead = merge.book_ahead(8))
-        if (const Lane* la = lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      prefetch_ahead(merge);
       merge.pop_book(key);
       key_book = std::max(key_book, ev.ts_local);
       if (first_ts == INT64_MIN) first_ts = key_book;
@@ -389,8 +399,7 @@ struct Engine::Impl {
   // the full path. Returns whether it popped any event.
   bool feature_run(StreamMerge& merge) {
     if (!features_used) return false;
-    for (const auto& l : lanes)
-      if (!l.venue->idle()) return false;
+    if (!venues_idle()) return false;
     int64_t key;
     size_t n = 0;
     while (merge.peek(key) == StreamMerge::kBook) {
@@ -400,8 +409,7 @@ struct Engine::Impl {
       if (l != nullptr && l->book_only) break;
       const int64_t t = std::max(key_book, ev.ts_local);
       if (fe.timer_due(t)) break;
-      if (const BookEvent* ahead = merge.book_ahead(8))
-        if (const Lane* la = lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      prefetch_ahead(merge);
       merge.pop_book(key);
       key_book = t;
       if (first_ts == INT64_MIN) first_ts = t;
@@ -869,9 +877,7 @@ bool Engine::run(const BookEvent* book, size_t n_book, const OrderEvent* orders,
   for (StreamMerge::Kind kind; (kind = merge.peek(key)) != StreamMerge::kDone;) {
     if (kind == StreamMerge::kBook) {
       if (m.book_run(merge) || m.feature_run(merge)) continue;
-      // Cache hint: the book levels a few events ahead (the lane's book writes scattered levels).
-      if (const BookEvent* ahead = merge.book_ahead(8))
-        if (const Lane* la = m.lane_of(ahead->instrument); la != nullptr && la->view != nullptr) la->view->prefetch(*ahead);
+      m.prefetch_ahead(merge);
       on_book(merge.pop_book(key));
     } else if (kind == StreamMerge::kOrders) on_order_event(merge.pop_order(key));
     else on_trade(merge.pop_trade(key));

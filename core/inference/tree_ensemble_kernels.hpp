@@ -25,8 +25,22 @@ inline void expand_row(const float* x, size_t f, float* out) {
   }
 }
 
-// Sum of leaves over trees [t_begin, t_end) (a multiple of K apart) for one expanded row. K trees
-// are walked level by level together so their independent load chains overlap in the pipeline.
+// K complete depth-D trees stored one after another from `nb`, walked level by level together
+// for one expanded row so their independent load chains overlap in the pipeline; idx[k] ends as
+// tree k's heap index on level D (its leaf is idx[k] - (2^D - 1)).
+template <int D, int K>
+inline void walk_group(const TreeEnsemble::Node* nb, const float* x, uint32_t (&idx)[K]) {
+  constexpr size_t I = (size_t{1} << D) - 1;
+  for (int k = 0; k < K; ++k) idx[k] = 0;
+  for (int d = 0; d < D; ++d) {
+    for (int k = 0; k < K; ++k) {
+      const TreeEnsemble::Node n = nb[k * I + idx[k]];
+      idx[k] = 2 * idx[k] + 1 + static_cast<uint32_t>(x[n.feature] >= n.threshold);
+    }
+  }
+}
+
+// Sum of leaves over trees [t_begin, t_end) (a multiple of K apart) for one expanded row.
 template <int D, int K = TreeEnsemble::kInterleave>
 inline double sum_trees(const TreeEnsemble::View& v, const float* x, size_t t_begin, size_t t_end) {
   constexpr size_t I = (size_t{1} << D) - 1;
@@ -35,13 +49,7 @@ inline double sum_trees(const TreeEnsemble::View& v, const float* x, size_t t_be
   for (size_t t0 = t_begin; t0 < t_end; t0 += K) {
     const TreeEnsemble::Node* nb = v.nodes + t0 * I;
     uint32_t idx[K];
-    for (int k = 0; k < K; ++k) idx[k] = 0;
-    for (int d = 0; d < D; ++d) {
-      for (int k = 0; k < K; ++k) {
-        const TreeEnsemble::Node n = nb[k * I + idx[k]];
-        idx[k] = 2 * idx[k] + 1 + static_cast<uint32_t>(x[n.feature] >= n.threshold);
-      }
-    }
+    walk_group<D, K>(nb, x, idx);
     const float* lb = v.leaves + t0 * L;
     for (int k = 0; k < K; ++k) acc[k & 3] += static_cast<double>(lb[k * L + (idx[k] - I)]);
   }
@@ -74,13 +82,7 @@ inline void leaves_of_class(const TreeEnsemble::DepthClass& c, const float* x, f
   for (size_t t0 = 0; t0 < c.count; t0 += K) {
     const TreeEnsemble::Node* nb = c.nodes + t0 * I;
     uint32_t idx[K];
-    for (int k = 0; k < K; ++k) idx[k] = 0;
-    for (int d = 0; d < D; ++d) {
-      for (int k = 0; k < K; ++k) {
-        const TreeEnsemble::Node n = nb[k * I + idx[k]];
-        idx[k] = 2 * idx[k] + 1 + static_cast<uint32_t>(x[n.feature] >= n.threshold);
-      }
-    }
+    walk_group<D, K>(nb, x, idx);
     const float* lb = c.leaves + t0 * L;
     for (int k = 0; k < K; ++k) leaf[c.slot[t0 + k]] = lb[k * L + (idx[k] - I)];
   }
